@@ -1,0 +1,1 @@
+//! oxcart_container
