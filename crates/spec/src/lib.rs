@@ -1,1 +1,85 @@
-//! oxcart_spec
+//! oxcart_spec — the OCI runtime-spec (v1.2/1.3) data types, hand-written.
+//!
+//! Why hand-written rather than `oci-spec`: see docs/architecture.md. In short, the
+//! runtime parses a config on every `create`, so we keep these types lean (no
+//! builder/regex machinery) and lenient exactly where runc is (unknown fields are
+//! ignored, as runtime-spec `config.md` requires: "Runtimes ... MUST NOT generate an
+//! error if they encounter an unknown property").
+//!
+//! Validation that needs more than types (id syntax, absolute paths, ociVersion range)
+//! lives in [`validate`], with errors naming the JSON path of the bad field.
+
+pub mod config;
+pub mod resources;
+pub mod seccomp;
+pub mod state;
+pub mod validate;
+
+pub use config::*;
+pub use resources::*;
+pub use seccomp::*;
+pub use state::*;
+
+use std::path::Path;
+
+/// The runtime-spec version this build implements (and reports).
+pub const OCI_VERSION: &str = "1.2.0";
+/// Oldest config `ociVersion` accepted (runc accepts any 1.x).
+pub const OCI_VERSION_MIN: &str = "1.0.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("open {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON error with the path of the field that failed (e.g. `process.user.uid`).
+    #[error("{file}: invalid field `{field}`: {msg}")]
+    Field {
+        file: String,
+        field: String,
+        msg: String,
+    },
+    #[error("{file}: {msg}")]
+    Invalid { file: String, msg: String },
+}
+
+/// Parse a config.json from bytes; `file` names it in errors.
+pub fn parse_config(bytes: &[u8], file: &str) -> Result<Spec, SpecError> {
+    parse_json(bytes, file)
+}
+
+/// Parse any spec JSON document, reporting the path of the failing field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    file: &str,
+) -> Result<T, SpecError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." || field.is_empty() {
+            SpecError::Invalid {
+                file: file.to_string(),
+                msg: inner.to_string(),
+            }
+        } else {
+            SpecError::Field {
+                file: file.to_string(),
+                field,
+                msg: inner.to_string(),
+            }
+        }
+    })
+}
+
+/// Read and parse `<bundle>/config.json`.
+pub fn load_config(path: &Path) -> Result<Spec, SpecError> {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_config(&bytes, &path.display().to_string())
+}
