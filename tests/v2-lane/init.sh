@@ -1,0 +1,89 @@
+#!/bin/busybox sh
+# /init of the cgroup-v2 test lane guest (see docs/v2-lane.md).
+#
+# PID 1 of a busybox initramfs built by tests/v2-lane/run.sh. It sets up a
+# minimal pure-cgroup-v2 userspace, runs every test listed under /lane/tests in
+# order and reports on the serial console with lines the host parses:
+#   @@LANE BOOTED kernel=<release> controllers=<list>
+#   @@LANE BEGIN <name>
+#   @@LANE RESULT <name> rc=<N> secs=<S>
+#   @@LANE DONE total=<N> failed=<M>
+#   @@LANE FATAL <reason>          (setup failed; no test ran)
+# then powers the VM off. If this script dies, the kernel panics (panic=-1 plus
+# qemu -no-reboot ends the VM) and the host reports the missing DONE line.
+
+/bin/busybox mkdir -p /usr/bin /usr/sbin /proc /sys /dev /run /tmp /root /var/tmp
+/bin/busybox --install -s
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# Markers start on a fresh line so output a test left without a trailing
+# newline cannot hide them from the host's line parser.
+marker() { printf '\n@@LANE %s\n' "$*"; }
+fatal() {
+	marker "FATAL $*"
+	poweroff -f
+	reboot -f
+	exit 1
+}
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+mount -t proc -o nosuid,nodev,noexec proc /proc || fatal "mount /proc"
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys || fatal "mount /sys"
+mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev || fatal "mount /dev"
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o nosuid,noexec,newinstance,gid=5,mode=620,ptmxmode=0666 devpts /dev/pts || fatal "mount /dev/pts"
+# With newinstance, /dev/ptmx must point into this devpts instance.
+rm -f /dev/ptmx && ln -s pts/ptmx /dev/ptmx
+mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm || fatal "mount /dev/shm"
+mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue || fatal "mount /dev/mqueue"
+mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run || fatal "mount /run"
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp || fatal "mount /tmp"
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
+[ -e /dev/stderr ] || ln -s /proc/self/fd/2 /dev/stderr
+
+# Pure cgroup v2, mounted the way systemd does on a unified host
+# (cgroup_no_v1=all on the kernel command line keeps every v1 hierarchy away).
+mount -t cgroup2 -o nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup ||
+	fatal "mount cgroup2 at /sys/fs/cgroup"
+mount -t bpf -o nosuid,nodev,noexec bpf /sys/fs/bpf 2>/dev/null
+# Delegate every available controller to children of the root, as systemd does.
+for c in cpuset cpu io memory pids hugetlb rdma misc; do
+	if grep -qw "$c" /sys/fs/cgroup/cgroup.controllers; then
+		echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || fatal "enable controller $c in the root cgroup"
+	fi
+done
+
+# Kernel modules, in dependency order (computed by the host from modules.dep).
+if [ -f /lane/modules ]; then
+	while read -r ko; do
+		[ -n "$ko" ] || continue
+		insmod "$ko" || fatal "insmod $ko"
+	done </lane/modules
+fi
+
+hostname oxcart-v2-lane
+ip link set lo up || fatal "bring up loopback"
+
+marker "BOOTED kernel=$(uname -r) uptime=$(uptime_s) controllers=$(tr ' ' ',' </sys/fs/cgroup/cgroup.subtree_control)"
+
+total=0
+failed=0
+for t in /lane/tests/*; do
+	[ -f "$t/run" ] || continue
+	name=$(cat "$t/name")
+	total=$((total + 1))
+	marker "BEGIN $name"
+	start=$(uptime_s)
+	# Tests get a fresh stdin (/dev/null) so nothing waits on the console.
+	sh "$t/run" </dev/null
+	rc=$?
+	end=$(uptime_s)
+	[ "$rc" -eq 0 ] || failed=$((failed + 1))
+	marker "RESULT $name rc=$rc secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
+done
+marker "DONE total=$total failed=$failed uptime=$(uptime_s)"
+sync
+poweroff -f
+reboot -f
