@@ -36,8 +36,19 @@ mount -t devpts -o nosuid,noexec,newinstance,gid=5,mode=620,ptmxmode=0666 devpts
 rm -f /dev/ptmx && ln -s pts/ptmx /dev/ptmx
 mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm || fatal "mount /dev/shm"
 mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue || fatal "mount /dev/mqueue"
-mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run || fatal "mount /run"
-mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp || fatal "mount /tmp"
+# tmpfs on /run and /tmp, carrying over what the host staged there (test
+# executables built under a /tmp target dir must stay reachable).
+mount_tmpfs() { # DIR MODE
+	if [ -n "$(ls -A "$1")" ]; then
+		mkdir -p /lane/staged && mv "$1" "/lane/staged$1" && mkdir "$1" || fatal "move staged $1 aside"
+	fi
+	mount -t tmpfs -o "nosuid,nodev,mode=$2" tmpfs "$1" || fatal "mount $1"
+	if [ -d "/lane/staged$1" ]; then
+		cp -a "/lane/staged$1/." "$1/" && rm -rf "/lane/staged$1" || fatal "copy staged files into $1"
+	fi
+}
+mount_tmpfs /run 0755
+mount_tmpfs /tmp 1777
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 [ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
 [ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout

@@ -51,6 +51,7 @@ Other options:
   --memory MB         guest memory (default 2048)
   --smp N             guest CPUs (default 2)
   --append ARGS       extra kernel command line
+  --accel ACCEL       qemu accelerator (default tcg: KVM fails on our machines)
   --keep              keep the temp dir (initramfs, console log) and print its path
   -h, --help          this text
 
@@ -83,6 +84,7 @@ test_timeout_s=600
 mem=2048
 smp=2
 append=
+accel=${OXCART_V2_LANE_ACCEL:-tcg}
 keep=0
 selected=0
 
@@ -103,6 +105,7 @@ while [[ $# -gt 0 ]]; do
 	--memory) need_arg "$@"; mem=$2; shift 2 ;;
 	--smp) need_arg "$@"; smp=$2; shift 2 ;;
 	--append) need_arg "$@"; append=$2; shift 2 ;;
+	--accel) need_arg "$@"; accel=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; [[ $# -gt 0 ]] || die "'--' must be followed by a command"; raw_cmd=("$@"); selected=1; break ;;
@@ -393,15 +396,18 @@ t_built=$(now)
 
 for t in "${tests[@]}"; do
 	[[ -f $t && -x $t ]] || die "--test $t: not an executable file"
-	t=$(realpath -e "$t")
+	[[ $t == /* ]] || t=$(pwd -P)/$t
 	stage_exe "$t"
 	add_test "${t##*/}" / -- "$t" --test-threads=1 "${test_args[@]}"
 done
 if [[ ${#raw_cmd[@]} -gt 0 ]]; then
 	c=${raw_cmd[0]}
-	if [[ $c == */* ]]; then
+	# A busybox applet path (/bin/sh, /bin/true, ...) is the guest's busybox;
+	# any other path with a slash is copied from the host; a bare name is
+	# looked up in the guest's PATH.
+	if [[ $c == */* ]] && ! "$busybox" --list-full | grep -qxF "${c#/}"; then
 		[[ -e $c ]] || die "command $c does not exist"
-		c=$(realpath -e "$c")
+		[[ $c == /* ]] || c=$(pwd -P)/$c
 		stage_exe "$c"
 		raw_cmd[0]=$c
 	fi
@@ -426,8 +432,8 @@ cmdline="console=ttyS0 quiet panic=-1 systemd.unified_cgroup_hierarchy=1 cgroup_
 [[ -z $append ]] || cmdline+=" $append"
 log=$tmp/console.log
 : >"$log"
-note "booting $kernel (tcg, ${mem} MiB, $smp cpus, timeout ${timeout_s}s)"
-timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$smp" \
+note "booting $kernel ($accel, ${mem} MiB, $smp cpus, timeout ${timeout_s}s)"
+timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel "$accel" -cpu max -m "$mem" -smp "$smp" \
 	-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" </dev/null >"$log" 2>&1 &
 qpid=$!
@@ -456,6 +462,9 @@ for name in "${expected_names[@]}"; do
 		status=1
 	elif [[ $r == rc=0 ]]; then
 		printf 'ok       %s\n' "$name"
+	elif [[ $r == rc=137 ]]; then
+		printf 'FAILED   %s (%s: SIGKILL, from the %ss --test-timeout or the OOM killer)\n' "$name" "$r" "$test_timeout_s"
+		status=1
 	else
 		printf 'FAILED   %s (%s)\n' "$name" "$r"
 		status=1
@@ -473,7 +482,7 @@ elif [[ $qrc -ne 0 ]]; then
 	status=1
 fi
 if ! grep -q '^@@LANE DONE ' "$log.txt"; then
-	[[ -n $booted ]] || echo "the guest never reached /init (no @@LANE BOOTED line)"
+	[[ -n $booted ]] || grep -q "^@@LANE FATAL " "$log.txt" || echo "the guest never got through /init's setup (no @@LANE BOOTED line)"
 	echo "the guest never reported completion (no @@LANE DONE line)"
 	status=1
 fi
