@@ -419,6 +419,18 @@ if [[ $test_count -eq 0 ]]; then
 	exit 0
 fi
 
+# Busybox applets, except where a program of that name was staged from the
+# host: a copied /usr/bin/ip (iproute2) must not lose to busybox's /sbin/ip,
+# which comes first in PATH.
+applet_dirs=(usr/local/sbin usr/local/bin usr/sbin usr/bin sbin bin)
+while read -r app; do
+	name=${app##*/}
+	for d in "${applet_dirs[@]}"; do
+		[[ ! -L $root/$d/$name && ! -e $root/$d/$name ]] || continue 2
+	done
+	ln -s /bin/busybox "$root/$app"
+done < <("$busybox" --list-full)
+
 # ---------------------------------------------------------------- initramfs
 # Uncompressed cpio: under TCG the guest decompresses several times slower than
 # the host, and qemu loads the file straight into guest memory.

@@ -39,8 +39,24 @@ struct TestCgroup {
     name: String,
 }
 
+/// Refuses to go on outside the lane guest: these tests write to
+/// /sys/fs/cgroup, which on a host belongs to the host.
+fn assert_in_lane() {
+    assert_eq!(
+        std::env::var("OXCART_V2_LANE").as_deref(),
+        Ok("1"),
+        "not inside the v2 lane (OXCART_V2_LANE unset): refusing to touch {ROOT}"
+    );
+    assert_eq!(
+        read("/proc/self/cgroup"),
+        "0::/\n",
+        "not a v2-only kernel: refusing to touch {ROOT}"
+    );
+}
+
 impl TestCgroup {
     fn new(tag: &str) -> Self {
+        assert_in_lane();
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "oxcart-lane-selftest-rs-{}-{tag}-{}",
@@ -104,6 +120,25 @@ fn runs_inside_the_lane() {
 }
 
 #[test]
+fn overlay_veth_bridge_are_loaded() {
+    // run.sh insmods them from the kernel's modules (lifecycle and network
+    // tests need overlayfs, veth pairs and bridges).
+    let filesystems = read("/proc/filesystems");
+    assert!(
+        filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay")),
+        "{filesystems}"
+    );
+    for m in ["veth", "bridge"] {
+        assert!(
+            Path::new("/sys/module").join(m).exists(),
+            "module {m} not loaded"
+        );
+    }
+}
+
+#[test]
 fn cgroup2_is_the_only_hierarchy() {
     let mountinfo = read("/proc/self/mountinfo");
     let mut cgroup2_at_root = false;
@@ -127,8 +162,14 @@ fn root_delegates_memory_pids_cpu() {
     let available = read(format!("{ROOT}/cgroup.controllers"));
     let delegated = read(format!("{ROOT}/cgroup.subtree_control"));
     for c in ["memory", "pids", "cpu"] {
-        assert!(available.split_whitespace().any(|w| w == c), "{c} not in {available:?}");
-        assert!(delegated.split_whitespace().any(|w| w == c), "{c} not in {delegated:?}");
+        assert!(
+            available.split_whitespace().any(|w| w == c),
+            "{c} not in {available:?}"
+        );
+        assert!(
+            delegated.split_whitespace().any(|w| w == c),
+            "{c} not in {delegated:?}"
+        );
     }
 }
 
@@ -137,7 +178,10 @@ fn child_cgroup_takes_limits_and_members() {
     let cg = TestCgroup::new("limits");
     let controllers = read(cg.file("cgroup.controllers"));
     for c in ["memory", "pids", "cpu"] {
-        assert!(controllers.split_whitespace().any(|w| w == c), "{c} not in {controllers:?}");
+        assert!(
+            controllers.split_whitespace().any(|w| w == c),
+            "{c} not in {controllers:?}"
+        );
     }
     write(cg.file("memory.max"), "33554432");
     assert_eq!(read(cg.file("memory.max")), "33554432\n");
@@ -157,8 +201,14 @@ fn child_cgroup_takes_limits_and_members() {
     let pid = child.0.id();
     write(cg.file("cgroup.procs"), &pid.to_string());
     let procs = read(cg.file("cgroup.procs"));
-    assert!(procs.lines().any(|l| l == pid.to_string()), "{pid} not in {procs:?}");
-    assert_eq!(read(format!("/proc/{pid}/cgroup")), format!("0::/{}\n", cg.name));
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "{pid} not in {procs:?}"
+    );
+    assert_eq!(
+        read(format!("/proc/{pid}/cgroup")),
+        format!("0::/{}\n", cg.name)
+    );
     assert_eq!(read(cg.file("pids.current")), "1\n");
     drop(child);
 }
@@ -176,7 +226,11 @@ fn memory_max_is_enforced() {
         .stdout(Stdio::null())
         .status()
         .expect("spawn sh");
-    assert_eq!(status.signal(), Some(9), "dd was not OOM-killed: {status:?}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "dd was not OOM-killed: {status:?}"
+    );
     assert!(keyed(cg.file("memory.events"), "oom_kill") >= 1);
 }
 
@@ -189,7 +243,10 @@ fn pids_max_is_enforced() {
         .output()
         .expect("spawn sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "fork succeeded under pids.max=1: {stdout}");
+    assert!(
+        !out.status.success(),
+        "fork succeeded under pids.max=1: {stdout}"
+    );
     assert!(!stdout.contains("forked"));
     assert!(keyed(cg.file("pids.events"), "max") >= 1);
 }

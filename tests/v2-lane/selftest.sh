@@ -19,9 +19,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check "OXCART_V2_LANE=1 is set" [ "${OXCART_V2_LANE:-}" = 1 ]
+# It writes to /sys/fs/cgroup: refuse to go on anywhere but in the lane.
+if [ "${OXCART_V2_LANE:-}" != 1 ]; then
+	echo "FAIL not inside the v2 lane (OXCART_V2_LANE unset): refusing to touch $CG"
+	exit 1
+fi
 # CGROUP2_SUPER_MAGIC (linux/magic.h); busybox stat has no name for it.
-check "/sys/fs/cgroup is cgroup2" [ "$(stat -f -c %t $CG)" = 63677270 ]
+if [ "$(stat -f -c %t $CG)" != 63677270 ]; then
+	echo "FAIL $CG is not cgroup2: refusing to touch it"
+	exit 1
+fi
+echo "ok   OXCART_V2_LANE=1 is set"
+echo "ok   /sys/fs/cgroup is cgroup2"
 check "no cgroup v1 hierarchy is mounted" sh -c '! grep -q " cgroup " /proc/mounts'
 check "kernel booted with cgroup_no_v1=all" grep -qw cgroup_no_v1=all /proc/cmdline
 for c in memory pids cpu; do
