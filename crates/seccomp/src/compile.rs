@@ -1,0 +1,227 @@
+//! Profile → classic BPF, through libseccomp, plus runc's ENOSYS stub.
+
+use crate::bpf::{self, ArchMax, SockFilter};
+use crate::libseccomp::{self, ScmpArgCmp};
+use crate::profile::{self, Action, Arch, Profile, FIELD};
+use crate::SeccompError;
+
+/// The compiled program and what compiling learnt.
+pub(crate) struct Compiled {
+    pub program: Vec<SockFilter>,
+    /// Syscall names libseccomp does not know (skipped, as runc does).
+    pub skipped: Vec<String>,
+}
+
+fn lib_err(field: impl Into<String>, msg: String) -> SeccompError {
+    SeccompError::Compile {
+        field: field.into(),
+        msg,
+    }
+}
+
+/// The arches the filter covers: the profile's, plus the native one (seccomp_init
+/// always includes it).
+fn filter_arches(p: &Profile) -> Vec<Arch> {
+    let mut v = p.arches.clone();
+    if let Some(n) = profile::native_arch() {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    v
+}
+
+pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
+    if p.uses_notify {
+        // libseccomp refuses SCMP_ACT_NOTIFY below API level 5 (kernel without
+        // SECCOMP_RET_USER_NOTIF); say so plainly instead of an EINVAL per rule.
+        let level = libseccomp::api_level()?;
+        if level < 5 {
+            return Err(lib_err(
+                FIELD,
+                format!("SCMP_ACT_NOTIFY needs libseccomp API level 5 (kernel >= 5.0); this host has level {level}"),
+            ));
+        }
+    }
+
+    // The stub dispatches on the AUDIT_ARCH values of our arch table; make sure our
+    // idea of the native arch is libseccomp's.
+    let native = libseccomp::native_token()?;
+    if profile::native_arch().map(|a| a.token) != Some(native) {
+        return Err(lib_err(
+            FIELD,
+            format!("libseccomp's native arch {native:#x} is not this build's target arch"),
+        ));
+    }
+
+    let default = p.default_action.ret();
+    let mut f = libseccomp::Filter::new(default)?;
+    // We export the program and load it ourselves; libseccomp must not touch
+    // no_new_privs (the caller owns that decision, runtime-spec `noNewPrivileges`).
+    f.attr_set(libseccomp::ATTR_CTL_NNP, 0)
+        .map_err(|e| lib_err(FIELD, format!("seccomp_attr_set(CTL_NNP): {e}")))?;
+    for (i, a) in p.arches.iter().enumerate() {
+        f.arch_add(a.token).map_err(|e| {
+            lib_err(
+                format!("{FIELD}.architectures[{i}]"),
+                format!("libseccomp cannot add {}: {e}", a.name),
+            )
+        })?;
+    }
+    // runc: binary-tree dispatch for longer rulesets (libseccomp <= 2.5.4 misbehaves
+    // with the optimisation and zero rules, hence the threshold). Faster syscalls in
+    // the container for the same semantics; an old libseccomp without it is fine.
+    if p.rules.len() > 32 {
+        let _ = f.attr_set(libseccomp::ATTR_CTL_OPTIMIZE, 2);
+    }
+
+    let mut skipped = Vec::new();
+    for r in &p.rules {
+        let act = r.action.ret();
+        // libseccomp rejects a rule whose action equals the default; it would be a
+        // no-op anyway (runc skips it the same way).
+        if act == default {
+            continue;
+        }
+        let Some(nr) = libseccomp::resolve(&r.name)? else {
+            // runc: "unknown seccomp syscall %q ignored" (debug level): a profile may
+            // name syscalls newer than this build's tables (or of another arch). The
+            // default action applies to them; `Filter::skipped_syscalls` lists them.
+            skipped.push(r.name.clone());
+            continue;
+        };
+        let conds: Vec<ScmpArgCmp> = r
+            .args
+            .iter()
+            .map(|a| ScmpArgCmp {
+                arg: a.index,
+                op: a.op as u32,
+                datum_a: a.value,
+                datum_b: a.value_two,
+            })
+            .collect();
+        // runc: if two conditions test the same argument, libseccomp cannot AND them
+        // in one rule (it errors); runc then adds each condition as its own rule (OR).
+        let mut seen = [0u8; 6];
+        for c in &conds {
+            seen[c.arg as usize] += 1;
+        }
+        let add = |f: &mut libseccomp::Filter, c: &[ScmpArgCmp]| {
+            f.rule_add(act, nr, c).map_err(|e| {
+                lib_err(
+                    &r.field,
+                    format!("libseccomp cannot add a rule for {:?}: {e}", r.name),
+                )
+            })
+        };
+        if seen.iter().any(|&n| n > 1) {
+            for c in &conds {
+                add(&mut f, std::slice::from_ref(c))?;
+            }
+        } else {
+            add(&mut f, &conds)?;
+        }
+    }
+
+    let bytes = f
+        .export_bpf()
+        .map_err(|e| lib_err(FIELD, format!("seccomp_export_bpf: {e}")))?;
+    let sz = std::mem::size_of::<SockFilter>();
+    if bytes.is_empty() || bytes.len() % sz != 0 {
+        return Err(lib_err(
+            FIELD,
+            format!(
+                "seccomp_export_bpf produced {} bytes, not a whole program",
+                bytes.len()
+            ),
+        ));
+    }
+    let body: Vec<SockFilter> = bytes
+        .chunks_exact(sz)
+        .map(|c| SockFilter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    // The stub leaves the accumulator dirty; libseccomp's program begins by loading
+    // seccomp_data.arch. Refuse to patch anything else.
+    if body[0].code != bpf::LD_W_ABS {
+        return Err(lib_err(
+            FIELD,
+            "libseccomp's program does not start with a load; cannot prepend the ENOSYS stub"
+                .into(),
+        ));
+    }
+
+    let mut program = stub(p)?;
+    program.extend(body);
+    if program.len() > bpf::MAX_INSNS {
+        return Err(lib_err(
+            FIELD,
+            format!(
+                "the filter needs {} BPF instructions; the kernel allows {}",
+                program.len(),
+                bpf::MAX_INSNS
+            ),
+        ));
+    }
+    Ok(Compiled { program, skipped })
+}
+
+/// runc `patchbpf.generatePatch`: no stub behind a permissive default (ALLOW, LOG,
+/// TRACE) or when the default already returns ENOSYS.
+fn stub(p: &Profile) -> Result<Vec<SockFilter>, SeccompError> {
+    if p.default_action.is_permissive() || p.default_action == Action::Errno(libc::ENOSYS as u16) {
+        return Ok(Vec::new());
+    }
+    let mut per_audit: Vec<(u32, ArchMax)> = Vec::new();
+    for a in filter_arches(p) {
+        let mut max: Option<u32> = None;
+        for r in &p.rules {
+            if let Some(n) = libseccomp::resolve_arch(a.token, &r.name)? {
+                // Negative numbers are libseccomp pseudo-syscalls (not on this arch).
+                if n > 0 {
+                    max = Some(max.map_or(n as u32, |m| m.max(n as u32)));
+                }
+            }
+        }
+        // No syscall of the profile exists on this arch: runc leaves it to the filter.
+        let Some(max) = max else { continue };
+        let is_x86_64 = a.name == "SCMP_ARCH_X86_64";
+        let is_x32 = a.name == "SCMP_ARCH_X32";
+        if is_x86_64 || is_x32 {
+            let slot = match per_audit.iter_mut().find(|(au, _)| *au == a.audit) {
+                Some(s) => s,
+                None => {
+                    per_audit.push((
+                        a.audit,
+                        ArchMax::X86_64 {
+                            x86_64: None,
+                            x32: None,
+                        },
+                    ));
+                    let last = per_audit.len() - 1;
+                    &mut per_audit[last]
+                }
+            };
+            if let ArchMax::X86_64 { x86_64, x32 } = &mut slot.1 {
+                if is_x86_64 {
+                    *x86_64 = Some(max);
+                } else {
+                    // libseccomp's x32 numbers already carry __X32_SYSCALL_BIT; make
+                    // sure, since the stub compares the raw seccomp_data.nr.
+                    *x32 = Some(max | bpf::X32_SYSCALL_BIT);
+                }
+            }
+        } else {
+            let s390 = matches!(a.name, "SCMP_ARCH_S390" | "SCMP_ARCH_S390X");
+            per_audit.push((a.audit, ArchMax::Single { max, s390 }));
+        }
+    }
+    Ok(bpf::enosys_stub(
+        &per_audit,
+        Action::Errno(libc::ENOSYS as u16).ret(),
+    ))
+}
