@@ -19,6 +19,9 @@ DEFAULT_PACKAGES=(oxcart_cgroups oxcart-runtime)
 # Modules the lifecycle and network tests need. Loaded when the kernel has them
 # as modules; a note is printed when the kernel lacks one entirely.
 DEFAULT_MODULES=(overlay veth bridge)
+# Libraries our code dlopen()s, which ldd cannot see: oxcart_seccomp loads
+# libseccomp.so.2 at run time. Staged whenever the host has them.
+DEFAULT_DLOPEN_LIBS=(libseccomp.so.2)
 
 usage() {
 	cat <<EOF
@@ -44,6 +47,8 @@ Other options:
                       absolute path (repeatable); ELF files get their ldd libs
   --env NAME=VALUE    extra environment for every test (repeatable)
   --module NAME       extra kernel module to insmod (repeatable)
+  --lib SONAME        extra shared library a test dlopen()s, found with
+                      ldconfig -p (repeatable; ${DEFAULT_DLOPEN_LIBS[*]} always are)
   --no-self-test      in the default set, skip the self-test
   --kernel PATH       kernel image (default: newest /boot/vmlinuz-*-cloud-amd64)
   --timeout SECS      whole run, build excluded (default \$OXCART_V2_LANE_TIMEOUT or 900)
@@ -75,6 +80,7 @@ test_args=()
 copies=()
 extra_env=()
 extra_modules=()
+extra_libs=()
 raw_cmd=()
 self_test=
 no_self_test=0
@@ -99,6 +105,7 @@ while [[ $# -gt 0 ]]; do
 	--copy) need_arg "$@"; copies+=("$2"); shift 2 ;;
 	--env) need_arg "$@"; [[ $2 == [A-Za-z_]*=* ]] || die "--env wants NAME=VALUE, got '$2'"; extra_env+=("$2"); shift 2 ;;
 	--module) need_arg "$@"; extra_modules+=("$2"); shift 2 ;;
+	--lib) need_arg "$@"; extra_libs+=("$2"); shift 2 ;;
 	--kernel) need_arg "$@"; kernel=$2; shift 2 ;;
 	--timeout) need_arg "$@"; timeout_s=$2; shift 2 ;;
 	--test-timeout) need_arg "$@"; test_timeout_s=$2; shift 2 ;;
@@ -318,6 +325,20 @@ for m in "${DEFAULT_MODULES[@]}"; do stage_module "$m" 0; done
 for m in "${extra_modules[@]}"; do stage_module "$m" 1; done
 [[ ${#mod_list[@]} -eq 0 ]] || printf '%s\n' "${mod_list[@]}" >"$root/lane/modules"
 cp "$moddir"/modules.{dep,alias,builtin,order} "$root$moddir/" 2>/dev/null || true
+
+# dlopen()ed libraries: the host's loader cache says where each soname lives.
+stage_soname() { # SONAME REQUIRED
+	local path
+	path=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk -v so="$1" '$1 == so && /x86-64/ { print $NF; exit }')
+	if [[ -z $path ]]; then
+		[[ $2 -eq 0 ]] || die "--lib $1: not in the host's loader cache (ldconfig -p)"
+		note "host has no $1: tests that dlopen it will fail"
+		return 0
+	fi
+	stage_exe "$path"
+}
+for l in "${DEFAULT_DLOPEN_LIBS[@]}"; do stage_soname "$l" 0; done
+for l in "${extra_libs[@]}"; do stage_soname "$l" 1; done
 
 for c in "${copies[@]}"; do
 	if [[ -f $c ]]; then stage_exe "$c"; else stage_path "$c"; fi
