@@ -163,3 +163,102 @@ pub fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: callers pass fds they own.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// podman's default profile (containers-common `/usr/share/containers/seccomp.json`,
+/// docker's format) turned into the runtime-spec profile podman puts in config.json on
+/// this host: containers/common `seccomp.setupSeccomp` with podman's default
+/// capabilities and the amd64 arch map.
+pub const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
+
+pub const PODMAN_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+pub fn podman_profile() -> LinuxSeccomp {
+    let raw = std::fs::read(PODMAN_PROFILE).unwrap_or_else(|e| {
+        panic!("{PODMAN_PROFILE}: {e} (apt install golang-github-containers-common)")
+    });
+    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let (go_arch, scmp_arch) = ("amd64", "SCMP_ARCH_X86_64");
+    let strs = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut arches = Vec::new();
+    for m in v["archMap"].as_array().unwrap() {
+        if m["architecture"] == scmp_arch {
+            arches.push(scmp_arch.to_string());
+            arches.extend(strs(&m["subArchitectures"]));
+        }
+    }
+    let caps: Vec<String> = PODMAN_DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    let mut syscalls = Vec::new();
+    for c in v["syscalls"].as_array().unwrap() {
+        let inc = &c["includes"];
+        let exc = &c["excludes"];
+        if strs(&exc["arches"]).iter().any(|a| a == go_arch)
+            || strs(&exc["caps"]).iter().any(|c| caps.contains(c))
+            || (!strs(&inc["arches"]).is_empty()
+                && !strs(&inc["arches"]).iter().any(|a| a == go_arch))
+            || strs(&inc["caps"]).iter().any(|c| !caps.contains(c))
+        {
+            continue;
+        }
+        assert!(
+            inc.get("minKernel").is_none() && exc.get("minKernel").is_none(),
+            "minKernel is not handled by this test conversion"
+        );
+        let args = c["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| LinuxSeccompArg {
+                        index: x["index"].as_u64().unwrap() as u32,
+                        value: x["value"].as_u64().unwrap(),
+                        value_two: x["valueTwo"].as_u64().unwrap_or(0),
+                        op: x["op"].as_str().unwrap().into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        syscalls.push(LinuxSyscall {
+            names: strs(&c["names"]),
+            action: c["action"].as_str().unwrap().into(),
+            errno_ret: c["errnoRet"].as_u64().map(|e| e as u32),
+            args,
+        });
+    }
+    LinuxSeccomp {
+        default_action: v["defaultAction"].as_str().unwrap().into(),
+        default_errno_ret: v["defaultErrnoRet"].as_u64().map(|e| e as u32),
+        architectures: arches,
+        flags: vec![],
+        listener_path: None,
+        listener_metadata: None,
+        syscalls,
+    }
+}
+
+/// The (action, errnoRet) of every unconditional rule naming `name`.
+pub fn actions_for(p: &LinuxSeccomp, name: &str) -> Vec<(String, Option<u32>)> {
+    p.syscalls
+        .iter()
+        .filter(|s| s.args.is_empty() && s.names.iter().any(|n| n == name))
+        .map(|s| (s.action.clone(), s.errno_ret))
+        .collect()
+}
