@@ -1,5 +1,7 @@
 //! Each action, observed on a real kernel from the parent of a filtered child.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 use common::*;
 use oxcart_seccomp::compile;

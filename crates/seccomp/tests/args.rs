@@ -1,6 +1,8 @@
 //! Argument operators on a real kernel: getppid ignores its arguments, but seccomp
 //! sees the registers we pass, so `syscall(SYS_getppid, a0, a1, ...)` probes a filter.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 use common::*;
 use oxcart_seccomp::compile;

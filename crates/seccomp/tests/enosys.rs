@@ -1,6 +1,8 @@
 //! runc's ENOSYS stub on a real kernel: syscalls newer than the profile return ENOSYS
 //! (so glibc falls back), the others get the profile's action.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 use common::*;
 use oxcart_seccomp::compile;

@@ -2,6 +2,8 @@
 //! test agent (directly, and through send_listener_fd like runc), the agent receives the
 //! notification and answers.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 use common::*;
 use oxcart_seccomp::{compile, send_listener_fd, ContainerProcessState, Filter};

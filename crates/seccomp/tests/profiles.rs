@@ -1,5 +1,7 @@
 //! Whole profiles: podman's default, the cache, unknown names, malformed input.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 use common::*;
 use oxcart_seccomp::{compile, compile_cached, CacheStatus};
