@@ -1,0 +1,1 @@
+//! Archives: placeholder until save/load land.

@@ -1,0 +1,263 @@
+//! The image store: blobs + layers + metadata under one root, and the operations the
+//! CLI exposes (list, inspect, tag, remove, garbage collection).
+
+use crate::db::{Db, DbError, ImageRecord};
+use crate::digest::Digest;
+use crate::reference::{Reference, ReferenceError};
+use crate::store::{Store, StoreError, StoreLock};
+use std::path::Path;
+
+/// Any image-store error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Store I/O or verification.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Metadata.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Registry.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// Layer extraction.
+    #[error(transparent)]
+    Unpack(#[from] crate::unpack::UnpackError),
+    /// Reference syntax.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// Manifest content.
+    #[error("{what}: {source}")]
+    Manifest {
+        /// Which manifest.
+        what: String,
+        /// Cause.
+        source: crate::oci::ManifestError,
+    },
+    /// Credentials.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// No such image.
+    #[error("image not known: {0}")]
+    NotFound(String),
+    /// Anything else about an image's content, with the image named.
+    #[error("{image}: {reason}")]
+    Invalid {
+        /// The image.
+        image: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Removal refused.
+    #[error("{0}")]
+    Conflict(String),
+    /// Archive (save/load/import) errors.
+    #[error("{path}: {reason}")]
+    Archive {
+        /// The archive.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What `remove` did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Names removed.
+    pub untagged: Vec<String>,
+    /// Images deleted.
+    pub deleted: Vec<Digest>,
+}
+
+/// What garbage collection freed.
+#[derive(Debug, Default)]
+pub struct Freed {
+    /// Blobs deleted.
+    pub blobs: usize,
+    /// Layers deleted.
+    pub layers: usize,
+}
+
+/// An open image store. Holds the store lock (shared) while alive.
+pub struct ImageStore {
+    pub(crate) store: Store,
+    pub(crate) db: Db,
+    pub(crate) lock: StoreLock,
+}
+
+/// Candidate names for a user-given image string: as a normalised reference (with its
+/// tag, and digest), so `busybox` finds `docker.io/library/busybox:latest`.
+pub(crate) fn candidate_names(s: &str) -> Vec<String> {
+    let mut v = vec![s.to_string()];
+    if let Ok(r) = Reference::parse(s) {
+        if let Some(d) = &r.digest {
+            v.push(format!("{}@{}", r.name(), d));
+        }
+        if let Some(t) = r.tagged() {
+            v.push(t);
+        }
+    }
+    v
+}
+
+impl ImageStore {
+    /// Open the store at `root`, creating it if needed; cleans debris of dead commands.
+    pub fn open(root: &Path) -> Result<ImageStore, Error> {
+        let store = Store::open(root)?;
+        let lock = store.lock()?;
+        let db = Db::open(&root.join("images.db"))?;
+        Ok(ImageStore { store, db, lock })
+    }
+
+    /// The blob/layer store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// All images.
+    pub fn list(&self) -> Result<Vec<ImageRecord>, Error> {
+        Ok(self.db.list()?)
+    }
+
+    /// Find an image by name, digest name or ID prefix.
+    pub fn find(&self, name: &str) -> Result<ImageRecord, Error> {
+        self.db
+            .find(&candidate_names(name), name)?
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
+    /// The raw config JSON of an image.
+    pub fn config(&self, rec: &ImageRecord) -> Result<Vec<u8>, Error> {
+        Ok(self.store.read_blob(&rec.id)?)
+    }
+
+    /// The raw manifest JSON of an image.
+    pub fn manifest(&self, rec: &ImageRecord) -> Result<Vec<u8>, Error> {
+        Ok(self.store.read_blob(&rec.manifest_digest)?)
+    }
+
+    /// Directories of the image's layers, base first (overlayfs wants them top first).
+    pub fn layer_dirs(&self, rec: &ImageRecord) -> Vec<std::path::PathBuf> {
+        rec.layers
+            .iter()
+            .map(|l| self.store.layer_path(&l.chain_id))
+            .collect()
+    }
+
+    /// `tag SOURCE TARGET`.
+    pub fn tag(&mut self, source: &str, target: &str) -> Result<String, Error> {
+        let rec = self.find(source)?;
+        let r = Reference::parse(target)?;
+        let name = r.tagged().ok_or_else(|| Error::Invalid {
+            image: target.to_string(),
+            reason: "a tag name cannot be a digest".into(),
+        })?;
+        if r.digest.is_some() {
+            return Err(Error::Invalid {
+                image: target.to_string(),
+                reason: "a tag name cannot contain a digest".into(),
+            });
+        }
+        self.db.tag(&rec.id, &name)?;
+        Ok(name)
+    }
+
+    /// `rmi NAME`: untag; delete the image when no tag is left (or when named by ID).
+    /// Then free blobs and layers no image uses.
+    pub fn remove(&mut self, name: &str, force: bool) -> Result<(Removed, Freed), Error> {
+        let rec = self.find(name)?;
+        let mut out = Removed::default();
+        let by_name = candidate_names(name)
+            .into_iter()
+            .find(|n| rec.tags.contains(n) || rec.digests.contains(n));
+        let only_untag = by_name
+            .as_ref()
+            .is_some_and(|n| rec.tags.contains(n) && rec.tags.len() > 1);
+        if only_untag {
+            if let Some(n) = by_name {
+                self.db.untag(&n, &rec.id)?;
+                out.untagged.push(n);
+            }
+        } else {
+            if by_name.is_none() && rec.tags.len() > 1 && !force {
+                return Err(Error::Conflict(format!(
+                    "image {} is referenced by several tags ({}); remove them by name or use --force",
+                    rec.id.short(),
+                    rec.tags.join(", ")
+                )));
+            }
+            out.untagged.extend(rec.tags.iter().cloned());
+            out.untagged.extend(rec.digests.iter().cloned());
+            self.db.delete_image(&rec.id)?;
+            out.deleted.push(rec.id.clone());
+        }
+        let freed = if out.deleted.is_empty() {
+            Freed::default()
+        } else {
+            self.gc()?
+        };
+        Ok((out, freed))
+    }
+
+    /// Remove every image (then collect garbage). For tests and `rmi --all`.
+    pub fn rmi_all_for_test(&mut self) {
+        if let Ok(list) = self.list() {
+            for r in list {
+                let _ = self.db.delete_image(&r.id);
+            }
+        }
+        let _ = self.gc();
+    }
+
+    /// Delete every blob and layer no image references. Waits for other commands to
+    /// finish first (exclusive store lock), so nothing being pulled is collected.
+    pub fn gc(&mut self) -> Result<Freed, Error> {
+        let lockp = self.store.root().join("store.lock");
+        self.lock.upgrade().map_err(crate::store::io_err(&lockp))?;
+        let r = self.gc_locked();
+        self.lock
+            .downgrade()
+            .map_err(crate::store::io_err(&lockp))?;
+        r
+    }
+
+    fn gc_locked(&mut self) -> Result<Freed, Error> {
+        let (blobs, layers) = self.db.referenced()?;
+        let mut freed = Freed::default();
+        for chain in self.db.all_layers()? {
+            if !layers.contains(&chain) {
+                if let Ok(d) = Digest::parse(&chain) {
+                    let p = self.store.layer_path(&d);
+                    crate::unpack::remove_tree(&p).map_err(crate::store::io_err(&p))?;
+                }
+                self.db.forget_layer(&chain)?;
+                freed.layers += 1;
+            }
+        }
+        // Layer directories without a row: a crash between rename and record.
+        let ldir = self.store.root().join("layers");
+        for e in std::fs::read_dir(&ldir)
+            .map_err(crate::store::io_err(&ldir))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !layers.contains(&format!("sha256:{name}")) {
+                crate::unpack::remove_tree(&e.path()).map_err(crate::store::io_err(e.path()))?;
+            }
+        }
+        for alg in ["sha256", "sha512"] {
+            let dir = self.store.root().join("blobs").join(alg);
+            for e in std::fs::read_dir(&dir)
+                .map_err(crate::store::io_err(&dir))?
+                .flatten()
+            {
+                let d = format!("{alg}:{}", e.file_name().to_string_lossy());
+                if !blobs.contains(&d) {
+                    std::fs::remove_file(e.path()).map_err(crate::store::io_err(e.path()))?;
+                    freed.blobs += 1;
+                }
+            }
+        }
+        Ok(freed)
+    }
+}

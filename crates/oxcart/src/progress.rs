@@ -1,0 +1,134 @@
+//! Pull progress: one bar per layer on a terminal, plain lines otherwise, nothing with
+//! `--quiet`.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use oxcart_image::digest::Digest;
+use oxcart_image::oci::Descriptor;
+use oxcart_image::pull::{LayerState, Progress};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+/// How to show progress.
+pub enum Reporter {
+    /// Nothing.
+    Quiet,
+    /// `<layer>: <event>` lines on stdout.
+    Lines(Mutex<HashMap<Digest, &'static str>>),
+    /// indicatif bars.
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<Digest, ProgressBar>>,
+    },
+}
+
+impl Reporter {
+    /// Pick by `quiet` and whether stdout is a terminal.
+    pub fn new(quiet: bool) -> Reporter {
+        if quiet {
+            Reporter::Quiet
+        } else if std::io::stdout().is_terminal() {
+            Reporter::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+                bars: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Reporter::Lines(Mutex::new(HashMap::new()))
+        }
+    }
+
+    fn line(&self, s: String) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{s}");
+    }
+}
+
+fn style_bytes() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix}: {msg:<11} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+fn style_text() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+impl Progress for Reporter {
+    fn resolved(&self, reference: &str, manifest: &Digest, platform: &str) {
+        match self {
+            Reporter::Quiet => {}
+            Reporter::Lines(_) => self.line(format!(
+                "Pulling {reference} ({platform}) manifest {manifest}"
+            )),
+            Reporter::Bars { multi, .. } => {
+                let _ = multi.println(format!(
+                    "Pulling {reference} ({platform}) manifest {manifest}"
+                ));
+            }
+        }
+    }
+
+    fn layers(&self, layers: &[Descriptor]) {
+        if let Reporter::Bars { multi, bars } = self {
+            if let Ok(mut b) = bars.lock() {
+                for l in layers {
+                    let pb = multi.add(ProgressBar::new(l.size));
+                    pb.set_style(style_text());
+                    pb.set_prefix(l.digest.short().to_string());
+                    pb.set_message("Waiting");
+                    b.insert(l.digest.clone(), pb);
+                }
+            }
+        }
+    }
+
+    fn layer(&self, layer: &Digest, state: LayerState) {
+        match self {
+            Reporter::Quiet => {}
+            Reporter::Lines(seen) => {
+                let word = match state {
+                    LayerState::Waiting => "Waiting",
+                    LayerState::Exists => "Already exists",
+                    LayerState::Downloading { .. } => "Downloading and unpacking",
+                    LayerState::Verifying => "Verifying",
+                    LayerState::Done => "Pull complete",
+                };
+                // One line per phase change, not per chunk.
+                let changed = seen
+                    .lock()
+                    .map(|mut m| m.insert(layer.clone(), word) != Some(word))
+                    .unwrap_or(true);
+                if changed {
+                    self.line(format!("{}: {word}", layer.short()));
+                }
+            }
+            Reporter::Bars { bars, .. } => {
+                let Ok(b) = bars.lock() else { return };
+                let Some(pb) = b.get(layer) else { return };
+                match state {
+                    LayerState::Waiting => pb.set_message("Waiting"),
+                    LayerState::Exists => {
+                        pb.set_style(style_text());
+                        pb.finish_with_message("Already exists");
+                    }
+                    LayerState::Downloading { done, total } => {
+                        if pb.message() != "Downloading" {
+                            pb.set_style(style_bytes());
+                            pb.set_length(total);
+                            pb.reset_elapsed();
+                            pb.set_message("Downloading");
+                        }
+                        pb.set_position(done);
+                    }
+                    LayerState::Verifying => pb.set_message("Verifying"),
+                    LayerState::Done => {
+                        pb.set_style(style_text());
+                        pb.finish_with_message("Pull complete");
+                    }
+                }
+            }
+        }
+    }
+}
