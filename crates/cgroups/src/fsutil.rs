@@ -1,0 +1,102 @@
+//! Small, strict helpers for cgroup control files.
+//!
+//! Every value goes to the kernel in ONE write(2): cgroupfs parses each write
+//! as a whole (a short write would be a different value), so a partial write
+//! is an error rather than something to retry.
+
+use crate::error::{CgroupError, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+fn write_raw(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)?;
+    let n = f.write(value.as_bytes())?;
+    if n != value.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write: {n} of {} bytes", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Write `value` to `dir/file`; the error names the path and value.
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    write_raw(&path, value).map_err(|source| CgroupError::Write {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Write `value` to `dir/file` on behalf of the resource field `field`.
+pub(crate) fn write_field(field: &str, dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    write_raw(&path, value).map_err(|source| CgroupError::FieldWrite {
+        field: field.to_string(),
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+pub(crate) fn read_string_at(path: &Path) -> Result<String> {
+    let mut s = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(s)
+}
+
+pub(crate) fn read_string(dir: &Path, file: &str) -> Result<String> {
+    read_string_at(&dir.join(file))
+}
+
+/// Read a file holding a single unsigned integer (or `max`, returned as u64::MAX).
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Result<u64> {
+    let path = dir.join(file);
+    let s = read_string_at(&path)?;
+    parse_u64(s.trim()).ok_or_else(|| CgroupError::Parse {
+        path,
+        msg: format!("expected an unsigned integer, found {:?}", s.trim()),
+    })
+}
+
+pub(crate) fn parse_u64(s: &str) -> Option<u64> {
+    if s == "max" {
+        return Some(u64::MAX);
+    }
+    s.parse().ok()
+}
+
+/// `key value` lines (memory.stat, cpu.stat, memory.events...).
+pub(crate) fn read_flat_keyed(dir: &Path, file: &str) -> Result<Vec<(String, u64)>> {
+    let path = dir.join(file);
+    let s = read_string_at(&path)?;
+    let mut out = Vec::new();
+    for line in s.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(k), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let v = parse_u64(v).ok_or_else(|| CgroupError::Parse {
+            path: path.clone(),
+            msg: format!("bad value in line {line:?}"),
+        })?;
+        out.push((k.to_string(), v));
+    }
+    Ok(out)
+}
+
+pub(crate) fn exists(dir: &Path, file: &str) -> bool {
+    dir.join(file).exists()
+}

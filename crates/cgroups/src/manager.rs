@@ -1,0 +1,725 @@
+//! The manager: one interface over v1, v2 and hybrid hosts.
+
+use crate::error::{CgroupError, Result};
+use crate::fsutil;
+use crate::layout::{HostMode, Layout};
+use crate::path::{self, CgroupPath, SystemdPath};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The cgroup of one container in one v1 hierarchy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct V1Dir {
+    /// Controllers of the hierarchy (`["cpu"]`, `["cpu","cpuacct"]`, `["name=systemd"]`).
+    pub controllers: Vec<String>,
+    pub mountpoint: PathBuf,
+    /// The container's cgroup directory in this hierarchy.
+    pub path: PathBuf,
+}
+
+/// The cgroup of one container in the cgroup2 hierarchy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct V2Dir {
+    pub mountpoint: PathBuf,
+    pub path: PathBuf,
+}
+
+/// Everything a later process needs to rebuild a [`Manager`]: the resolved
+/// directories, not the cgroupsPath, so a changed host layout or a changed
+/// `/proc/self/cgroup` of the later process cannot redirect it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagerState {
+    pub mode: HostMode,
+    #[serde(default)]
+    pub v1: Vec<V1Dir>,
+    #[serde(default)]
+    pub unified: Option<V2Dir>,
+    #[serde(default = "default_true")]
+    pub delegate_controllers: bool,
+    /// Directories `create` made (leaves and the ancestors it had to make),
+    /// so `destroy` can remove the ancestors too when they are empty.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Freezer state of a cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FreezerState {
+    Thawed,
+    /// Freezing was requested and the kernel has not finished yet.
+    Freezing,
+    Frozen,
+}
+
+/// A container's cgroups in every hierarchy of the host.
+#[derive(Debug)]
+pub struct Manager {
+    pub(crate) mode: HostMode,
+    pub(crate) v1: Vec<V1Dir>,
+    pub(crate) unified: Option<V2Dir>,
+    pub(crate) delegate: bool,
+    pub(crate) created: Mutex<Vec<PathBuf>>,
+}
+
+const RMDIR_RETRIES: u32 = 8;
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Manager {
+    /// Resolve the container's cgroup in every hierarchy of this host; no
+    /// filesystem changes. `cgroups_path` is `linux.cgroupsPath`; `id` the
+    /// container id (the default relative path); `systemd` is runc's
+    /// `--systemd-cgroup`.
+    pub fn new(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Manager> {
+        if systemd {
+            return Self::new_systemd(cgroups_path, id);
+        }
+        let layout = Layout::detect()?;
+        Self::with_layout(&layout, cgroups_path, id)
+    }
+
+    /// Like [`Manager::new`] over an explicit layout (a test pointing the
+    /// v2 code path at `/sys/fs/cgroup/unified`, or a caller that detected
+    /// the layout once).
+    pub fn with_layout(layout: &Layout, cgroups_path: Option<&str>, id: &str) -> Result<Manager> {
+        let p = path::parse_fs_path(cgroups_path, id)?;
+        Self::resolve(layout, &p)
+    }
+
+    fn resolve(layout: &Layout, p: &CgroupPath) -> Result<Manager> {
+        let mode = layout.mode()?;
+        let own = |key: &str| layout.own.get(key).map(String::as_str).unwrap_or("/");
+        if matches!(p, CgroupPath::Relative(_)) {
+            for m in &layout.v1 {
+                if !layout.own.contains_key(&m.controllers.join(",")) {
+                    return Err(CgroupError::Detect(format!(
+                        "hierarchy {} at {} is not listed in /proc/self/cgroup",
+                        m.controllers.join(","),
+                        m.mountpoint.display()
+                    )));
+                }
+            }
+        }
+        let v1 = layout
+            .v1
+            .iter()
+            .map(|m| V1Dir {
+                controllers: m.controllers.clone(),
+                mountpoint: m.mountpoint.clone(),
+                path: path::dir_in(&m.mountpoint, &m.root, own(&m.controllers.join(",")), p),
+            })
+            .collect();
+        let unified = layout.unified.as_ref().map(|m| V2Dir {
+            mountpoint: m.mountpoint.clone(),
+            path: path::dir_in(&m.mountpoint, &m.root, own(""), p),
+        });
+        Ok(Manager {
+            mode,
+            v1,
+            unified,
+            delegate: layout.delegate_controllers,
+            created: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn new_systemd(cgroups_path: Option<&str>, id: &str) -> Result<Manager> {
+        // Parse first so a malformed path is reported as such.
+        let sp = SystemdPath::parse(cgroups_path, id)?;
+        if !path::systemd_running() {
+            return Err(CgroupError::Systemd(format!(
+                "--systemd-cgroup was given (unit {}) but systemd is not running on this host \
+                 (/run/systemd/system does not exist); use the cgroupfs driver (omit --systemd-cgroup)",
+                sp.unit_name()
+            )));
+        }
+        // Registering a transient scope needs systemd's D-Bus API; writing
+        // the unit's cgroup behind systemd's back would let systemd prune or
+        // re-parent it later, a silently weaker container. Fail closed.
+        Err(CgroupError::Systemd(format!(
+            "unit {} ({}): the systemd D-Bus driver is not implemented in this build; \
+             use the cgroupfs driver (omit --systemd-cgroup)",
+            sp.unit_name(),
+            sp.cgroup_path()?
+        )))
+    }
+
+    /// Persistable state (store it in the container's state.json).
+    pub fn to_state(&self) -> ManagerState {
+        ManagerState {
+            mode: self.mode,
+            v1: self.v1.clone(),
+            unified: self.unified.clone(),
+            delegate_controllers: self.delegate,
+            created: self.created_list(),
+        }
+    }
+
+    /// Rebuild a manager from [`Manager::to_state`]. Every directory must lie
+    /// strictly below its hierarchy's mount point: a tampered state file
+    /// must not make `destroy` or `apply` touch a hierarchy root.
+    pub fn from_state(state: ManagerState) -> Result<Manager> {
+        let below = |dir: &Path, mp: &Path| -> Result<()> {
+            let rel = dir.strip_prefix(mp).map_err(|_| {
+                CgroupError::State(format!("{} is not below {}", dir.display(), mp.display()))
+            })?;
+            let ok = rel.components().count() > 0
+                && rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !ok {
+                return Err(CgroupError::State(format!(
+                    "{} is not a cgroup strictly below {}",
+                    dir.display(),
+                    mp.display()
+                )));
+            }
+            Ok(())
+        };
+        for d in &state.v1 {
+            below(&d.path, &d.mountpoint)?;
+        }
+        if let Some(u) = &state.unified {
+            below(&u.path, &u.mountpoint)?;
+        }
+        let mounts: Vec<&Path> = state
+            .v1
+            .iter()
+            .map(|d| d.mountpoint.as_path())
+            .chain(state.unified.iter().map(|u| u.mountpoint.as_path()))
+            .collect();
+        for c in &state.created {
+            if !mounts.iter().any(|mp| below(c, mp).is_ok()) {
+                return Err(CgroupError::State(format!(
+                    "created directory {} is not below any hierarchy",
+                    c.display()
+                )));
+            }
+        }
+        Ok(Manager {
+            mode: state.mode,
+            v1: state.v1,
+            unified: state.unified,
+            delegate: state.delegate_controllers,
+            created: Mutex::new(state.created),
+        })
+    }
+
+    pub fn mode(&self) -> HostMode {
+        self.mode
+    }
+
+    /// The container's directories in the v1 hierarchies.
+    pub fn v1_dirs(&self) -> &[V1Dir] {
+        &self.v1
+    }
+
+    /// The container's directory in the cgroup2 hierarchy, if the host has one.
+    pub fn unified_path(&self) -> Option<&Path> {
+        self.unified.as_ref().map(|u| u.path.as_path())
+    }
+
+    /// The directory of `controller` in its v1 hierarchy, if mounted.
+    pub fn v1_path(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller))
+            .map(|d| d.path.as_path())
+    }
+
+    fn created_list(&self) -> Vec<PathBuf> {
+        match self.created.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn all_dirs(&self) -> Vec<(&Path, &Path)> {
+        self.v1
+            .iter()
+            .map(|d| (d.mountpoint.as_path(), d.path.as_path()))
+            .chain(
+                self.unified
+                    .iter()
+                    .map(|u| (u.mountpoint.as_path(), u.path.as_path())),
+            )
+            .collect()
+    }
+
+    /// Make the cgroup in every v1 hierarchy and in the unified one. On
+    /// failure everything this call made is removed again.
+    pub fn create(&self) -> Result<()> {
+        let mut made = Vec::new();
+        match self.create_inner(&mut made) {
+            Ok(()) => {
+                match self.created.lock() {
+                    Ok(mut g) => g.extend(made),
+                    Err(p) => p.into_inner().extend(made),
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for d in made.iter().rev() {
+                    let _ = rmdir_retry(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn create_inner(&self, made: &mut Vec<PathBuf>) -> Result<()> {
+        for d in &self.v1 {
+            let cpuset = d.controllers.iter().any(|c| c == "cpuset");
+            mkdir_p(
+                &d.mountpoint,
+                &d.path,
+                made,
+                |_| Ok(()),
+                |dir| {
+                    if cpuset {
+                        cpuset_inherit(dir)
+                    } else {
+                        Ok(())
+                    }
+                },
+            )?;
+        }
+        if let Some(u) = &self.unified {
+            let enable = self.mode == HostMode::V2 && self.delegate;
+            mkdir_p(
+                &u.mountpoint,
+                &u.path,
+                made,
+                |parent| {
+                    if enable {
+                        enable_all_controllers(parent);
+                    }
+                    Ok(())
+                },
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Move process `pid` into the cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(CgroupError::invalid(
+                "pid",
+                format!("{pid} is not a process id"),
+            ));
+        }
+        let v = pid.to_string();
+        for (_, dir) in self.all_dirs() {
+            fsutil::write(dir, "cgroup.procs", &v)?;
+        }
+        Ok(())
+    }
+
+    /// An `O_PATH|O_DIRECTORY` fd of the cgroup2 directory, for clone3's
+    /// `CLONE_INTO_CGROUP` (clone(2)). `None` when the host has no cgroup2
+    /// hierarchy. Only a pure v2 host can rely on it alone: on a hybrid host
+    /// the child must still be added to the v1 hierarchies.
+    pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
+        match &self.unified {
+            Some(u) => open_path_dir(&u.path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Does the cgroup exist in any hierarchy?
+    pub fn exists(&self) -> bool {
+        self.all_dirs().iter().any(|(_, d)| d.is_dir())
+    }
+
+    /// The directory whose cgroup.procs lists the container's processes.
+    fn procs_dir(&self) -> Option<&Path> {
+        if self.mode == HostMode::V2 {
+            return self.unified_path();
+        }
+        self.v1_path("pids")
+            .or_else(|| self.v1_path("freezer"))
+            .or_else(|| {
+                self.v1
+                    .iter()
+                    .find(|d| d.controllers.iter().any(|c| !c.starts_with("name=")))
+                    .map(|d| d.path.as_path())
+            })
+            .or_else(|| self.unified_path())
+    }
+
+    /// Every process in the cgroup and its descendants, sorted.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.procs_dir() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        collect_pids(dir, &mut out)?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn freezer(&self) -> Result<Freezer<'_>> {
+        if let Some(p) = self.v1_path("freezer") {
+            return Ok(Freezer::V1(p));
+        }
+        if let Some(u) = self.unified_path() {
+            if fsutil::exists(u, "cgroup.freeze") || !u.exists() {
+                return Ok(Freezer::V2(u));
+            }
+        }
+        Err(CgroupError::invalid(
+            "freezer",
+            "this host has neither the v1 freezer controller nor cgroup v2 cgroup.freeze",
+        ))
+    }
+
+    /// Freeze every process of the cgroup and wait until the kernel reports
+    /// the cgroup frozen. On failure the cgroup is thawed again.
+    pub fn freeze(&self) -> Result<()> {
+        let r = match self.freezer()? {
+            Freezer::V1(p) => freeze_v1(p),
+            Freezer::V2(p) => set_v2_frozen(p, true),
+        };
+        if r.is_err() {
+            let _ = self.thaw();
+        }
+        r
+    }
+
+    /// Thaw the cgroup and wait until the kernel reports it thawed.
+    pub fn thaw(&self) -> Result<()> {
+        match self.freezer()? {
+            Freezer::V1(p) => {
+                let deadline = Instant::now() + FREEZE_TIMEOUT;
+                loop {
+                    fsutil::write(p, "freezer.state", "THAWED")?;
+                    if fsutil::read_string(p, "freezer.state")?.trim() == "THAWED" {
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        return Err(CgroupError::Timeout(format!(
+                            "{}: still not THAWED after {:?}",
+                            p.join("freezer.state").display(),
+                            FREEZE_TIMEOUT
+                        )));
+                    }
+                    sleep(Duration::from_millis(1));
+                }
+            }
+            Freezer::V2(p) => set_v2_frozen(p, false),
+        }
+    }
+
+    pub fn freezer_state(&self) -> Result<FreezerState> {
+        match self.freezer()? {
+            Freezer::V1(p) => {
+                let s = fsutil::read_string(p, "freezer.state")?;
+                match s.trim() {
+                    "THAWED" => Ok(FreezerState::Thawed),
+                    "FREEZING" => Ok(FreezerState::Freezing),
+                    "FROZEN" => Ok(FreezerState::Frozen),
+                    other => Err(CgroupError::Parse {
+                        path: p.join("freezer.state"),
+                        msg: format!("unknown state {other:?}"),
+                    }),
+                }
+            }
+            Freezer::V2(p) => {
+                let want = fsutil::read_string(p, "cgroup.freeze")?.trim() == "1";
+                let frozen = v2_events_frozen(p)?;
+                Ok(match (want, frozen) {
+                    (_, true) => FreezerState::Frozen,
+                    (true, false) => FreezerState::Freezing,
+                    (false, false) => FreezerState::Thawed,
+                })
+            }
+        }
+    }
+
+    /// Send `signal` to every process in the cgroup. With SIGKILL and a
+    /// kernel that has `cgroup.kill` (5.14+) that one write does it
+    /// atomically; otherwise the cgroup is frozen so nothing can fork away,
+    /// each pid is signalled, and the cgroup is thawed.
+    pub fn kill_all(&self, signal: i32) -> Result<()> {
+        if signal == libc::SIGKILL {
+            if let Some(u) = self.unified_path() {
+                // On a hybrid host every process added by add_pid is also in
+                // the unified cgroup, so cgroup.kill there reaches them all.
+                if fsutil::exists(u, "cgroup.kill") {
+                    return fsutil::write(u, "cgroup.kill", "1");
+                }
+            }
+        }
+        let frozen = match self.freezer() {
+            Ok(_) => {
+                self.freeze()?;
+                true
+            }
+            Err(_) => false,
+        };
+        let res = (|| {
+            for pid in self.pids()? {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                let r = unsafe { libc::kill(pid, signal) };
+                if r != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(CgroupError::sys(format!("kill({pid}, {signal})"), e));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let thawed = if frozen { self.thaw() } else { Ok(()) };
+        res.and(thawed)
+    }
+
+    /// Remove the cgroup from every hierarchy (child cgroups first),
+    /// retrying briefly while the kernel still reports it busy, then the
+    /// now-empty ancestors that `create` made. A cgroup already gone is fine.
+    pub fn destroy(&self) -> Result<()> {
+        let mut first_err = None;
+        for (_, dir) in self.all_dirs() {
+            if let Err(e) = remove_tree(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let mut created = self.created_list();
+        created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for d in created {
+            // Ancestors may be shared with other containers: ENOTEMPTY/EBUSY
+            // means someone else still uses it, which is not our error.
+            let _ = fs::remove_dir(&d);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+enum Freezer<'a> {
+    V1(&'a Path),
+    V2(&'a Path),
+}
+
+fn freeze_v1(p: &Path) -> Result<()> {
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    let mut i: u32 = 0;
+    loop {
+        // A task in vfork(2) or an uninterruptible sleep can keep the v1
+        // freezer in FREEZING; thawing and retrying every so often lets it
+        // make the progress it needs (runc does the same).
+        if i > 0 && i.is_multiple_of(50) {
+            fsutil::write(p, "freezer.state", "THAWED")?;
+        }
+        fsutil::write(p, "freezer.state", "FROZEN")?;
+        match fsutil::read_string(p, "freezer.state")?.trim() {
+            "FROZEN" => return Ok(()),
+            _ if Instant::now() > deadline => {
+                return Err(CgroupError::Timeout(format!(
+                    "{}: not FROZEN after {:?}",
+                    p.join("freezer.state").display(),
+                    FREEZE_TIMEOUT
+                )))
+            }
+            _ => {}
+        }
+        i += 1;
+        sleep(Duration::from_millis(1));
+    }
+}
+
+fn v2_events_frozen(p: &Path) -> Result<bool> {
+    let ev = fsutil::read_flat_keyed(p, "cgroup.events")?;
+    Ok(ev.iter().any(|(k, v)| k == "frozen" && *v == 1))
+}
+
+fn set_v2_frozen(p: &Path, frozen: bool) -> Result<()> {
+    fsutil::write(p, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    while v2_events_frozen(p)? != frozen {
+        if Instant::now() > deadline {
+            return Err(CgroupError::Timeout(format!(
+                "{}: \"frozen\" did not become {} within {:?}",
+                p.join("cgroup.events").display(),
+                u8::from(frozen),
+                FREEZE_TIMEOUT
+            )));
+        }
+        sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let text = match fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(t) => t,
+        // Removed while we walked: nothing left in it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            })
+        }
+    };
+    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    for sub in subdirs(dir)? {
+        collect_pids(&sub, out)?;
+    }
+    Ok(())
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push(ent.path());
+        }
+    }
+    Ok(out)
+}
+
+/// rmdir(2) a cgroup, retrying on EBUSY: the last task may still be
+/// exiting (its css is released asynchronously after exit).
+fn rmdir_retry(dir: &Path) -> Result<()> {
+    let mut delay = Duration::from_millis(10);
+    for attempt in 0..=RMDIR_RETRIES {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < RMDIR_RETRIES => {
+                sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Err(source) => {
+                return Err(CgroupError::Rmdir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_tree(dir: &Path) -> Result<()> {
+    for sub in subdirs(dir)? {
+        remove_tree(&sub)?;
+    }
+    rmdir_retry(dir)
+}
+
+/// mkdir every missing component of `dir` below `mountpoint`. `before(parent)`
+/// runs for every ancestor (existing or not) before its child is made;
+/// `after(new)` runs on each directory this call created.
+fn mkdir_p(
+    mountpoint: &Path,
+    dir: &Path,
+    made: &mut Vec<PathBuf>,
+    mut before: impl FnMut(&Path) -> Result<()>,
+    mut after: impl FnMut(&Path) -> Result<()>,
+) -> Result<()> {
+    let rel = dir
+        .strip_prefix(mountpoint)
+        .map_err(|_| CgroupError::Path {
+            path: dir.display().to_string(),
+            msg: format!("not below {}", mountpoint.display()),
+        })?;
+    let mut cur = mountpoint.to_path_buf();
+    for c in rel.components() {
+        before(&cur)?;
+        cur.push(c);
+        match fs::DirBuilder::new().mode(0o755).create(&cur) {
+            Ok(()) => {
+                made.push(cur.clone());
+                after(&cur)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(CgroupError::Mkdir { path: cur, source }),
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and cannot take
+/// tasks (ENOSPC) until they are set (Documentation/admin-guide/cgroup-v1/
+/// cpusets.rst); give it its parent's, as runc does. Only called on
+/// directories we just created.
+fn cpuset_inherit(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if fsutil::read_string(dir, f)?.trim().is_empty() {
+            let v = fsutil::read_string(parent, f)?;
+            fsutil::write(dir, f, v.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// Enable in `dir`'s subtree_control every controller it has that is not
+/// enabled yet (what runc does on v2). Each controller is written on its own
+/// and a refusal is not fatal here: a resource that then needs the missing
+/// controller fails in `apply` with an error naming it.
+fn enable_all_controllers(dir: &Path) {
+    let Ok(avail) = fsutil::read_string(dir, "cgroup.controllers") else {
+        return;
+    };
+    let enabled = fsutil::read_string(dir, "cgroup.subtree_control").unwrap_or_default();
+    for c in avail.split_whitespace() {
+        if !enabled.split_whitespace().any(|e| e == c) {
+            let _ = fsutil::write(dir, "cgroup.subtree_control", &format!("+{c}"));
+        }
+    }
+}
+
+pub(crate) fn open_path_dir(p: &Path) -> Result<OwnedFd> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| CgroupError::Path {
+        path: p.display().to_string(),
+        msg: "contains a NUL byte".into(),
+    })?;
+    // SAFETY: c is a valid NUL-terminated string; the returned fd is owned below.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(CgroupError::Read {
+            path: p.to_path_buf(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: fd is a freshly opened descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

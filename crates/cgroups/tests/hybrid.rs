@@ -1,0 +1,471 @@
+//! Integration tests on a hybrid host (v1 controllers + cgroup2 at
+//! /sys/fs/cgroup/unified): the layout of our own machines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use oxcart_cgroups::{FreezerState, Manager};
+use oxcart_spec::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn manager(tag: &str) -> Manager {
+    Manager::new(Some(&unique_path(tag)), "unused-id", false).unwrap()
+}
+
+#[test]
+fn create_add_pid_destroy() {
+    if !require_hybrid("create_add_pid_destroy") {
+        return;
+    }
+    let m = manager("basic");
+    assert!(!m.exists());
+    m.create().unwrap();
+    assert!(m.exists());
+    let dirs: Vec<_> = m
+        .v1_dirs()
+        .iter()
+        .map(|d| d.path.clone())
+        .chain(m.unified_path().map(Path::to_path_buf))
+        .collect();
+    assert!(dirs.len() >= 2);
+    for d in &dirs {
+        assert!(d.is_dir(), "{} missing", d.display());
+    }
+    let mut g = Guard::new(m);
+    let pid = g.spawn("sleep 1000");
+    for d in &dirs {
+        let procs = read(d, "cgroup.procs");
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "{pid} not in {}",
+            d.display()
+        );
+    }
+    assert_eq!(g.m.pids().unwrap(), vec![pid as i32]);
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    g.wait_empty();
+    g.m.destroy().unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    assert!(!g.m.exists());
+    // The unique top-level parent the manager made is gone too.
+    assert!(!Path::new("/sys/fs/cgroup/memory")
+        .join(dirs[0].file_name().unwrap())
+        .exists());
+}
+
+#[test]
+fn state_roundtrip() {
+    if !require_hybrid("state_roundtrip") {
+        return;
+    }
+    let p = unique_path("state");
+    let m = Manager::new(Some(&format!("{p}/child")), "x", false).unwrap();
+    m.create().unwrap();
+    let json = serde_json::to_string(&m.to_state()).unwrap();
+    let m2 = Manager::from_state(serde_json::from_str(&json).unwrap()).unwrap();
+    assert_eq!(m.to_state(), m2.to_state());
+    assert!(m2
+        .to_state()
+        .created
+        .iter()
+        .any(|c| c.ends_with(p.trim_start_matches('/'))));
+    m2.destroy().unwrap();
+    assert!(!m.exists());
+    // The intermediate directory create() made is removed as well.
+    assert!(!Path::new("/sys/fs/cgroup/pids")
+        .join(p.trim_start_matches('/'))
+        .exists());
+
+    // A tampered state cannot point at a hierarchy root.
+    let mut bad = m.to_state();
+    bad.v1[0].path = bad.v1[0].mountpoint.clone();
+    assert!(Manager::from_state(bad).is_err());
+    let mut bad = m.to_state();
+    bad.v1[0].path = bad.v1[0].mountpoint.join("../../etc");
+    assert!(Manager::from_state(bad).is_err());
+}
+
+#[test]
+fn relative_path_is_under_own_cgroup() {
+    if !require_hybrid("relative_path_is_under_own_cgroup") {
+        return;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let id = unique_path("rel").trim_start_matches('/').to_string();
+    let m = Manager::new(None, &id, false).unwrap();
+    for d in m.v1_dirs() {
+        let key = d.controllers.join(",");
+        let line = own
+            .lines()
+            .find(|l| {
+                l.split(':').nth(1).map(|c| {
+                    let mut v: Vec<_> = c.split(',').collect();
+                    v.sort();
+                    v.join(",")
+                }) == Some(key.clone())
+            })
+            .unwrap();
+        let cg = line.splitn(3, ':').nth(2).unwrap();
+        let want = d.mountpoint.join(cg.trim_start_matches('/')).join(&id);
+        assert_eq!(d.path, want, "hierarchy {key}");
+    }
+    // Creating and removing our own child of the memory cgroup this
+    // machine runs in is allowed; nothing is written to the parent.
+    let g = Guard::new(m);
+    g.m.create().unwrap();
+    g.m.apply(&LinuxResources {
+        pids: Some(LinuxPids { limit: 7 }),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(read(g.m.v1_path("pids").unwrap(), "pids.max"), "7");
+    g.m.destroy().unwrap();
+    assert!(!g.m.exists());
+}
+
+#[test]
+fn systemd_is_a_clear_error() {
+    let e = Manager::new(Some("system.slice:oxcart:abc"), "abc", true).unwrap_err();
+    assert!(e.to_string().contains("systemd"), "{e}");
+    if !Path::new("/run/systemd/system").exists() {
+        assert!(e.to_string().contains("systemd is not running"), "{e}");
+    }
+    let e = Manager::new(Some("/not/systemd/form"), "abc", true).unwrap_err();
+    assert!(e.to_string().contains("slice:prefix:name"), "{e}");
+}
+
+#[test]
+fn apply_basic_and_read_back() {
+    if !require_hybrid("apply_basic_and_read_back") {
+        return;
+    }
+    let g = Guard::new(manager("apply"));
+    g.m.create().unwrap();
+    let r = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(64 << 20),
+            reservation: Some(32 << 20),
+            swap: Some(128 << 20),
+            swappiness: Some(10),
+            disable_oom_killer: Some(true),
+            ..Default::default()
+        }),
+        cpu: Some(LinuxCpu {
+            shares: Some(512),
+            quota: Some(50000),
+            period: Some(100000),
+            burst: Some(1000),
+            cpus: Some("0".into()),
+            mems: Some("0".into()),
+            idle: Some(0),
+            ..Default::default()
+        }),
+        pids: Some(LinuxPids { limit: 42 }),
+        block_io: Some(LinuxBlockIo {
+            throttle_read_bps_device: vec![LinuxThrottleDevice {
+                major: 254,
+                minor: 0,
+                rate: 1 << 20,
+            }],
+            throttle_write_iops_device: vec![LinuxThrottleDevice {
+                major: 254,
+                minor: 0,
+                rate: 300,
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    g.m.apply(&r).unwrap();
+    let mem = g.m.v1_path("memory").unwrap();
+    assert_eq!(
+        read(mem, "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(mem, "memory.soft_limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(mem, "memory.memsw.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read(mem, "memory.swappiness"), "10");
+    assert!(read(mem, "memory.oom_control").contains("oom_kill_disable 1"));
+    let cpu = g.m.v1_path("cpu").unwrap();
+    assert_eq!(read(cpu, "cpu.shares"), "512");
+    assert_eq!(read(cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(cpu, "cpu.cfs_burst_us"), "1000");
+    let cpuset = g.m.v1_path("cpuset").unwrap();
+    assert_eq!(read(cpuset, "cpuset.cpus"), "0");
+    assert_eq!(read(cpuset, "cpuset.mems"), "0");
+    assert_eq!(read(g.m.v1_path("pids").unwrap(), "pids.max"), "42");
+    let blk = g.m.v1_path("blkio").unwrap();
+    assert_eq!(read(blk, "blkio.throttle.read_bps_device"), "254:0 1048576");
+    assert_eq!(read(blk, "blkio.throttle.write_iops_device"), "254:0 300");
+}
+
+#[test]
+fn errors_name_the_field_and_leave_nothing() {
+    if !require_hybrid("errors_name_the_field_and_leave_nothing") {
+        return;
+    }
+    let g = Guard::new(manager("errs"));
+    g.m.create().unwrap();
+    let cases: Vec<(LinuxResources, &str)> = vec![
+        (
+            LinuxResources {
+                cpu: Some(LinuxCpu {
+                    cpus: Some("0-4095".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "linux.resources.cpu.cpus: \"0-4095\" is outside online CPUs",
+        ),
+        (
+            LinuxResources {
+                cpu: Some(LinuxCpu {
+                    mems: Some("7".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "linux.resources.cpu.mems",
+        ),
+        (
+            LinuxResources {
+                network: Some(LinuxNetwork {
+                    class_id: Some(7),
+                    priorities: vec![],
+                }),
+                ..Default::default()
+            },
+            "linux.resources.network.classID: the net_cls controller is not available",
+        ),
+        (
+            LinuxResources {
+                unified: Some([("memory.max".to_string(), "1".to_string())].into()),
+                ..Default::default()
+            },
+            "linux.resources.unified.memory.max: the memory controller is bound to cgroup v1",
+        ),
+        (
+            LinuxResources {
+                memory: Some(LinuxMemory {
+                    swappiness: Some(101),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "linux.resources.memory.swappiness",
+        ),
+        (
+            LinuxResources {
+                memory: Some(LinuxMemory {
+                    limit: Some(100 << 20),
+                    swap: Some(50 << 20),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "linux.resources.memory.swap",
+        ),
+        (
+            LinuxResources {
+                hugepage_limits: vec![LinuxHugepageLimit {
+                    page_size: "3MB".into(),
+                    limit: 0,
+                }],
+                ..Default::default()
+            },
+            "linux.resources.hugepageLimits",
+        ),
+        (
+            LinuxResources {
+                block_io: Some(LinuxBlockIo {
+                    leaf_weight: Some(100),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "linux.resources.blockIO.leafWeight",
+        ),
+        (
+            LinuxResources {
+                rdma: Some(
+                    [(
+                        "mlx5_0".to_string(),
+                        LinuxRdma {
+                            hca_handles: Some(1),
+                            hca_objects: None,
+                        },
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            "linux.resources.rdma: the rdma controller is not available",
+        ),
+    ];
+    let pids_before = read(g.m.v1_path("pids").unwrap(), "pids.max");
+    for (r, want) in cases {
+        let e = g.m.apply(&r).unwrap_err().to_string();
+        assert!(e.starts_with(want), "got {e:?}, want prefix {want:?}");
+    }
+    // Validation failed before any write.
+    assert_eq!(read(g.m.v1_path("pids").unwrap(), "pids.max"), pids_before);
+}
+
+#[test]
+fn memory_limit_below_usage_is_a_clear_error() {
+    if !require_hybrid("memory_limit_below_usage_is_a_clear_error") {
+        return;
+    }
+    let mut g = Guard::new(manager("usage"));
+    g.m.create().unwrap();
+    // Fill a tmpfs-backed file? No: keep 24 MiB in a shell variable.
+    g.spawn("x=$(head -c 25165824 /dev/zero | tr '\\0' a); echo ready; sleep 1000");
+    let mem = g.m.v1_path("memory").unwrap().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read(&mem, "memory.usage_in_bytes").parse::<u64>().unwrap() < 20 << 20 {
+        assert!(Instant::now() < deadline, "child never used memory");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(1 << 20),
+            check_before_update: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let e = g.m.apply(&r).unwrap_err().to_string();
+    assert!(
+        e.starts_with("linux.resources.memory.limit: 1048576 is below the current usage"),
+        "{e}"
+    );
+    // Without the check the kernel refuses it (it cannot reclaim anonymous
+    // memory without swap below usage) and we still name the field.
+    let r = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(1 << 20),
+            swap: Some(1 << 20),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = g.m.apply(&r) {
+        assert!(e.to_string().starts_with("linux.resources.memory."), "{e}");
+    }
+}
+
+#[test]
+fn freeze_and_thaw() {
+    if !require_hybrid("freeze_and_thaw") {
+        return;
+    }
+    let mut g = Guard::new(manager("freeze"));
+    g.m.create().unwrap();
+    let dir = tempdir("freeze");
+    let counter = dir.join("n");
+    g.spawn(&format!(
+        "i=0; while :; do i=$((i+1)); echo $i > {}; done",
+        counter.display()
+    ));
+    let read_n = || {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    wait_progress(&read_n);
+    assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
+    g.m.freeze().unwrap();
+    assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Frozen);
+    let a = read_n();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read_n(), a, "a frozen process made progress");
+    g.m.thaw().unwrap();
+    assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
+    wait_progress(&read_n);
+    drop(g);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(unique_path(tag).trim_start_matches('/'));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Wait (bounded, generous) until the counter changes.
+pub fn wait_progress(read_n: &dyn Fn() -> Option<u64>) {
+    let start = read_n();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = read_n();
+        if now.is_some() && now != start {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pids_limit_stops_fork_loop_and_kill_all() {
+    if !require_hybrid("pids_limit_stops_fork_loop_and_kill_all") {
+        return;
+    }
+    let mut g = Guard::new(manager("forks"));
+    g.m.create().unwrap();
+    g.m.apply(&LinuxResources {
+        pids: Some(LinuxPids { limit: 8 }),
+        ..Default::default()
+    })
+    .unwrap();
+    // Bounded: at most 40 background sleeps are attempted.
+    g.spawn("for i in $(seq 1 40); do sleep 1000 & done; sleep 1000");
+    let pids_dir = g.m.v1_path("pids").unwrap().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read(&pids_dir, "pids.events")
+        .trim_start_matches("max ")
+        .parse::<u64>()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the limit was never hit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = g.m.pids().unwrap().len();
+    assert!((2..=8).contains(&n), "{n} processes");
+    assert!(read(&pids_dir, "pids.current").parse::<u64>().unwrap() <= 8);
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    g.wait_empty();
+    assert!(g.m.pids().unwrap().is_empty());
+    g.m.destroy().unwrap();
+    assert!(!g.m.exists());
+}
+
+#[test]
+fn kill_all_with_other_signal_freezes_and_thaws() {
+    if !require_hybrid("kill_all_with_other_signal_freezes_and_thaws") {
+        return;
+    }
+    let mut g = Guard::new(manager("term"));
+    g.m.create().unwrap();
+    g.spawn("sleep 1000 & sleep 1000 & wait");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while g.m.pids().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    g.m.kill_all(libc::SIGTERM).unwrap();
+    g.wait_empty();
+    assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
+}
