@@ -71,26 +71,19 @@ pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
     // runc: binary-tree dispatch for longer rulesets (libseccomp <= 2.5.4 misbehaves
     // with the optimisation and zero rules, hence the threshold). Faster syscalls in
     // the container for the same semantics; an old libseccomp without it is fine.
-    if p.rules.len() > 32 {
+    if p.entries.iter().map(|e| e.names.len()).sum::<usize>() > 32 {
         let _ = f.attr_set(libseccomp::ATTR_CTL_OPTIMIZE, 2);
     }
 
     let mut skipped = Vec::new();
-    for r in &p.rules {
-        let act = r.action.ret();
+    for e in &p.entries {
+        let act = e.action.ret();
         // libseccomp rejects a rule whose action equals the default; it would be a
         // no-op anyway (runc skips it the same way).
         if act == default {
             continue;
         }
-        let Some(nr) = libseccomp::resolve(&r.name)? else {
-            // runc: "unknown seccomp syscall %q ignored" (debug level): a profile may
-            // name syscalls newer than this build's tables (or of another arch). The
-            // default action applies to them; `Filter::skipped_syscalls` lists them.
-            skipped.push(r.name.clone());
-            continue;
-        };
-        let conds: Vec<ScmpArgCmp> = r
+        let conds: Vec<ScmpArgCmp> = e
             .args
             .iter()
             .map(|a| ScmpArgCmp {
@@ -106,20 +99,31 @@ pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
         for c in &conds {
             seen[c.arg as usize] += 1;
         }
-        let add = |f: &mut libseccomp::Filter, c: &[ScmpArgCmp]| {
-            f.rule_add(act, nr, c).map_err(|e| {
-                lib_err(
-                    &r.field,
-                    format!("libseccomp cannot add a rule for {:?}: {e}", r.name),
-                )
-            })
-        };
-        if seen.iter().any(|&n| n > 1) {
-            for c in &conds {
-                add(&mut f, std::slice::from_ref(c))?;
+        let split = seen.iter().any(|&n| n > 1);
+        for (j, name) in e.names.iter().enumerate() {
+            let Some(nr) = libseccomp::resolve(name)? else {
+                // runc: "unknown seccomp syscall %q ignored" (debug level): a profile
+                // may name syscalls newer than this build's tables (or of another
+                // arch). The default action applies to them;
+                // `Filter::skipped_syscalls` lists them.
+                skipped.push(name.clone());
+                continue;
+            };
+            let add = |f: &mut libseccomp::Filter, c: &[ScmpArgCmp]| {
+                f.rule_add(act, nr, c).map_err(|err| {
+                    lib_err(
+                        e.field(j),
+                        format!("libseccomp cannot add a rule for {name:?}: {err}"),
+                    )
+                })
+            };
+            if split {
+                for c in &conds {
+                    add(&mut f, std::slice::from_ref(c))?;
+                }
+            } else {
+                add(&mut f, &conds)?;
             }
-        } else {
-            add(&mut f, &conds)?;
         }
     }
 
@@ -179,8 +183,8 @@ fn stub(p: &Profile) -> Result<Vec<SockFilter>, SeccompError> {
     let mut per_audit: Vec<(u32, ArchMax)> = Vec::new();
     for a in filter_arches(p) {
         let mut max: Option<u32> = None;
-        for r in &p.rules {
-            if let Some(n) = libseccomp::resolve_arch(a.token, &r.name)? {
+        for name in p.entries.iter().flat_map(|e| e.names) {
+            if let Some(n) = libseccomp::resolve_arch(a.token, name)? {
                 // Negative numbers are libseccomp pseudo-syscalls (not on this arch).
                 if n > 0 {
                     max = Some(max.map_or(n as u32, |m| m.max(n as u32)));

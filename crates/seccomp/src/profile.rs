@@ -95,15 +95,21 @@ pub struct Arg {
     pub value_two: u64,
 }
 
-/// One `(name, action, args)` rule: the profile's `syscalls[i]` expanded per name,
-/// as runc's specconv does.
+/// One `syscalls[index]` entry: its action and conditions apply to each of `names`
+/// (runc's specconv expands it per name the same way).
 #[derive(Debug, Clone)]
-pub struct Rule {
-    /// `linux.seccomp.syscalls[i].names[j]`, for error messages.
-    pub field: String,
-    pub name: String,
+pub struct Entry<'a> {
+    pub index: usize,
+    pub names: &'a [String],
     pub action: Action,
     pub args: Vec<Arg>,
+}
+
+impl Entry<'_> {
+    /// `linux.seccomp.syscalls[i].names[j]`, for error messages.
+    pub fn field(&self, name_index: usize) -> String {
+        format!("{FIELD}.syscalls[{}].names[{name_index}]", self.index)
+    }
 }
 
 /// A seccomp architecture this build knows: the runtime-spec name, libseccomp's
@@ -205,13 +211,13 @@ pub fn native_arch() -> Option<Arch> {
 
 /// A validated profile.
 #[derive(Debug, Clone)]
-pub struct Profile {
+pub struct Profile<'a> {
     pub default_action: Action,
     pub arches: Vec<Arch>,
     /// `SECCOMP_FILTER_FLAG_*` requested by `flags` (NEW_LISTENER added when NOTIFY is used).
     pub flags: u32,
     pub uses_notify: bool,
-    pub rules: Vec<Rule>,
+    pub entries: Vec<Entry<'a>>,
 }
 
 fn invalid(field: impl Into<String>, msg: impl Into<String>) -> SeccompError {
@@ -221,13 +227,20 @@ fn invalid(field: impl Into<String>, msg: impl Into<String>) -> SeccompError {
     }
 }
 
-fn parse_action(field: &str, name: &str, errno_ret: Option<u32>) -> Result<Action, SeccompError> {
-    let errno_field = || {
-        if field.ends_with("defaultAction") {
-            format!("{FIELD}.defaultErrnoRet")
-        } else {
-            format!("{}errnoRet", field.trim_end_matches("action"))
-        }
+/// `entry`: None for `defaultAction`/`defaultErrnoRet`, Some(i) for `syscalls[i]`.
+/// Field paths are only formatted on error: validation runs on every cache hit.
+fn parse_action(
+    entry: Option<usize>,
+    name: &str,
+    errno_ret: Option<u32>,
+) -> Result<Action, SeccompError> {
+    let field = || match entry {
+        None => format!("{FIELD}.defaultAction"),
+        Some(i) => format!("{FIELD}.syscalls[{i}].action"),
+    };
+    let errno_field = || match entry {
+        None => format!("{FIELD}.defaultErrnoRet"),
+        Some(i) => format!("{FIELD}.syscalls[{i}].errnoRet"),
     };
     let action = match name {
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
@@ -259,8 +272,8 @@ fn parse_action(field: &str, name: &str, errno_ret: Option<u32>) -> Result<Actio
             })?;
             Action::Trace(e)
         }
-        "" => return Err(invalid(field, "missing action")),
-        other => return Err(invalid(field, format!("unknown action {other:?}"))),
+        "" => return Err(invalid(field(), "missing action")),
+        other => return Err(invalid(field(), format!("unknown action {other:?}"))),
     };
     // runtime-spec: "When the action doesn't support an errno, the runtime MUST print
     // and error and fail."
@@ -273,7 +286,7 @@ fn parse_action(field: &str, name: &str, errno_ret: Option<u32>) -> Result<Actio
     Ok(action)
 }
 
-fn parse_op(field: &str, op: &str) -> Result<Op, SeccompError> {
+fn parse_op(field: impl FnOnce() -> String, op: &str) -> Result<Op, SeccompError> {
     Ok(match op {
         "SCMP_CMP_NE" => Op::Ne,
         "SCMP_CMP_LT" => Op::Lt,
@@ -282,18 +295,14 @@ fn parse_op(field: &str, op: &str) -> Result<Op, SeccompError> {
         "SCMP_CMP_GE" => Op::Ge,
         "SCMP_CMP_GT" => Op::Gt,
         "SCMP_CMP_MASKED_EQ" => Op::MaskedEq,
-        other => return Err(invalid(field, format!("unknown operator {other:?}"))),
+        other => return Err(invalid(field(), format!("unknown operator {other:?}"))),
     })
 }
 
 /// Validate every field of `p`. Does not resolve syscall names (that needs libseccomp's
 /// tables; unknown names are skipped at compile time, as runc does).
-pub fn validate(p: &LinuxSeccomp) -> Result<Profile, SeccompError> {
-    let default_action = parse_action(
-        &format!("{FIELD}.defaultAction"),
-        &p.default_action,
-        p.default_errno_ret,
-    )?;
+pub fn validate(p: &LinuxSeccomp) -> Result<Profile<'_>, SeccompError> {
+    let default_action = parse_action(None, &p.default_action, p.default_errno_ret)?;
     // runc: NOTIFY as the default would notify on the very syscalls the runtime
     // needs to hand the listener over; it refuses, and so do we.
     if default_action == Action::Notify {
@@ -337,55 +346,54 @@ pub fn validate(p: &LinuxSeccomp) -> Result<Profile, SeccompError> {
         };
     }
 
-    let mut rules = Vec::new();
+    let mut entries = Vec::with_capacity(p.syscalls.len());
     let mut uses_notify = false;
     for (i, sc) in p.syscalls.iter().enumerate() {
-        let entry = format!("{FIELD}.syscalls[{i}]");
-        let action = parse_action(&format!("{entry}.action"), &sc.action, sc.errno_ret)?;
+        let action = parse_action(Some(i), &sc.action, sc.errno_ret)?;
         // runtime-spec: "names ... MUST contain at least one entry".
         if sc.names.is_empty() {
-            return Err(invalid(format!("{entry}.names"), "must not be empty"));
+            return Err(invalid(
+                format!("{FIELD}.syscalls[{i}].names"),
+                "must not be empty",
+            ));
         }
         let mut args = Vec::with_capacity(sc.args.len());
         for (j, a) in sc.args.iter().enumerate() {
-            let af = format!("{entry}.args[{j}]");
             // A syscall has at most 6 arguments (seccomp_data.args[6]).
             if a.index >= 6 {
                 return Err(invalid(
-                    format!("{af}.index"),
+                    format!("{FIELD}.syscalls[{i}].args[{j}].index"),
                     format!("argument index {} is out of range (0..=5)", a.index),
                 ));
             }
             args.push(Arg {
                 index: a.index,
-                op: parse_op(&format!("{af}.op"), &a.op)?,
+                op: parse_op(|| format!("{FIELD}.syscalls[{i}].args[{j}].op"), &a.op)?,
                 value: a.value,
                 value_two: a.value_two,
             });
         }
+        let e = Entry {
+            index: i,
+            names: &sc.names,
+            action,
+            args,
+        };
         for (j, name) in sc.names.iter().enumerate() {
-            let field = format!("{entry}.names[{j}]");
             if name.is_empty() {
-                return Err(invalid(field, "empty syscall name"));
+                return Err(invalid(e.field(j), "empty syscall name"));
             }
-            if action == Action::Notify {
-                // runc: the runtime's init writes to hand over the listener; a
-                // notified `write` would deadlock before anyone listens.
-                if name == "write" {
-                    return Err(invalid(
-                        field,
-                        "SCMP_ACT_NOTIFY cannot be used for the write syscall",
-                    ));
-                }
-                uses_notify = true;
+            // runc: the runtime's init writes to hand over the listener; a notified
+            // `write` would deadlock before anyone listens.
+            if action == Action::Notify && name == "write" {
+                return Err(invalid(
+                    e.field(j),
+                    "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+                ));
             }
-            rules.push(Rule {
-                field,
-                name: name.clone(),
-                action,
-                args: args.clone(),
-            });
         }
+        uses_notify |= action == Action::Notify;
+        entries.push(e);
     }
 
     if uses_notify {
@@ -424,7 +432,7 @@ pub fn validate(p: &LinuxSeccomp) -> Result<Profile, SeccompError> {
         arches,
         flags,
         uses_notify,
-        rules,
+        entries,
     })
 }
 
@@ -451,7 +459,8 @@ mod tests {
 
     #[test]
     fn default_errno_is_eperm() {
-        let v = validate(&base()).unwrap();
+        let b = base();
+        let v = validate(&b).unwrap();
         assert_eq!(v.default_action, Action::Errno(libc::EPERM as u16));
         let mut p = base();
         p.default_errno_ret = Some(38);
@@ -520,7 +529,7 @@ mod tests {
         let mut p = base();
         p.syscalls[0].action = "SCMP_ACT_TRACE".into();
         p.syscalls[0].errno_ret = Some(7);
-        assert_eq!(validate(&p).unwrap().rules[0].action, Action::Trace(7));
+        assert_eq!(validate(&p).unwrap().entries[0].action, Action::Trace(7));
         let mut p = base();
         p.syscalls[0].action = "SCMP_ACT_ERRNO".into();
         p.syscalls[0].errno_ret = Some(5000);

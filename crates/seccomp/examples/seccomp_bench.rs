@@ -1,0 +1,108 @@
+//! Compile vs cached-load cost for podman's default profile (the DESIGN.md benchmark).
+//!
+//!     cargo run --release -p oxcart_seccomp --example seccomp_bench [iterations]
+//!
+//! Run as root (the cache dir is created under a temp dir).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use oxcart_seccomp::{compile, compile_cached, CacheStatus};
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bench(n: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let three = common::podman_profile();
+    let mut one = three.clone();
+    one.architectures = vec!["SCMP_ARCH_X86_64".into()];
+
+    // First compile in this process: includes dlopen("libseccomp.so.2").
+    let t = Instant::now();
+    let f = compile(&three).unwrap();
+    let first = t.elapsed();
+    println!(
+        "podman profile: {} rules, {} BPF instructions (3 arches)",
+        three.syscalls.iter().map(|s| s.names.len()).sum::<usize>(),
+        f.program().len()
+    );
+    println!("first compile (incl. dlopen libseccomp):  {first:>10.1?}");
+    println!(
+        "compile, 3 arches (x86_64, x86, x32):     {:>10.1?}",
+        bench(n, || {
+            compile(&three).unwrap();
+        })
+    );
+    println!(
+        "compile, x86_64 only:                     {:>10.1?}",
+        bench(n, || {
+            compile(&one).unwrap();
+        })
+    );
+
+    let dir = common::TempDir::new("bench");
+    let cache = dir.0.join("cache");
+    let (_, s) = compile_cached(&three, &cache).unwrap();
+    assert!(matches!(s, CacheStatus::Stored));
+    println!(
+        "cache hit (validate + key + read + verify): {:>8.1?}",
+        bench(n * 10, || {
+            let (_, s) = compile_cached(&three, &cache).unwrap();
+            assert!(matches!(s, CacheStatus::Hit));
+        })
+    );
+    println!(
+        "  of which cache_key (SHA-256 of profile):  {:>8.1?}",
+        bench(n * 10, || {
+            std::hint::black_box(oxcart_seccomp::cache_key(&three));
+        })
+    );
+    let spec_json = serde_json::to_vec(&three).unwrap();
+    println!(
+        "  (for scale: serde parse of the profile):  {:>8.1?}",
+        bench(n * 10, || {
+            let p: oxcart_spec::LinuxSeccomp = serde_json::from_slice(&spec_json).unwrap();
+            std::hint::black_box(p);
+        })
+    );
+    // install() in a forked child: the kernel's copy + verification of the program.
+    println!(
+        "install() in a fresh child (fork+install+exit+wait): {:>8.1?}",
+        bench(n, || {
+            let out = common::run_in_child(&f, |_| 0);
+            assert_eq!(out, common::Outcome::Exited(0));
+        })
+    );
+    println!(
+        "fork+exit+wait without install (baseline):           {:>8.1?}",
+        bench(n, || {
+            // SAFETY: fork; the child exits at once.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe { libc::_exit(0) }
+            }
+            common::wait(pid);
+        })
+    );
+}
