@@ -229,3 +229,130 @@ fn stub(p: &Profile) -> Result<Vec<SockFilter>, SeccompError> {
         Action::Errno(libc::ENOSYS as u16).ret(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::run;
+    use oxcart_spec::{LinuxSeccomp, LinuxSyscall};
+
+    const X86_64: u32 = 0xC000_003E;
+    const I386: u32 = 0x4000_0003;
+    const X32_BIT: u32 = bpf::X32_SYSCALL_BIT;
+
+    fn program(p: &LinuxSeccomp) -> Vec<SockFilter> {
+        compile(&profile::validate(p).unwrap()).unwrap().program
+    }
+
+    /// seccomp_data for (nr, arch) with zero args, as 16 u32 words.
+    fn data(nr: u32, arch: u32) -> [u32; 16] {
+        let mut d = [0u32; 16];
+        d[0] = nr;
+        d[1] = arch;
+        d
+    }
+
+    #[test]
+    fn x32_abi_through_the_whole_program() {
+        // The kernel here lacks CONFIG_X86_X32_ABI, so run the program in the
+        // interpreter: libseccomp's rules and the stub must agree on x32 numbering.
+        let mut p = LinuxSeccomp {
+            default_action: "SCMP_ACT_ERRNO".into(),
+            architectures: vec![
+                "SCMP_ARCH_X86_64".into(),
+                "SCMP_ARCH_X86".into(),
+                "SCMP_ARCH_X32".into(),
+            ],
+            syscalls: vec![
+                LinuxSyscall {
+                    names: vec!["read".into(), "getrandom".into()],
+                    action: "SCMP_ACT_ALLOW".into(),
+                    ..Default::default()
+                },
+                LinuxSyscall {
+                    names: vec!["kexec_load".into()],
+                    action: "SCMP_ACT_ERRNO".into(),
+                    errno_ret: Some(13),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let prog = program(&p);
+        let allow = ret_allow();
+        let eperm = 0x0005_0000 | libc::EPERM as u32;
+        let enosys = 0x0005_0000 | libc::ENOSYS as u32;
+        let eacces = 0x0005_0000 | 13;
+        let x32 = |name: &str| {
+            libseccomp::resolve_arch(0x4000_003E, name)
+                .unwrap()
+                .unwrap() as u32
+        };
+        assert_eq!(
+            x32("read") & X32_BIT,
+            X32_BIT,
+            "libseccomp numbers x32 with the x32 bit"
+        );
+        assert_eq!(run(&prog, &data(x32("read"), X86_64)), allow);
+        assert_eq!(run(&prog, &data(x32("getrandom"), X86_64)), allow);
+        assert_eq!(run(&prog, &data(x32("kexec_load"), X86_64)), eacces);
+        assert_eq!(run(&prog, &data(x32("getpid"), X86_64)), eperm);
+        // x32's largest listed number is kexec_load (an x32-specific entry, 528), so
+        // getrandom + 1 is below it (default action) and 529 is beyond (ENOSYS).
+        assert_eq!(run(&prog, &data(x32("getrandom") + 1, X86_64)), eperm);
+        assert_eq!(run(&prog, &data(x32("kexec_load") + 1, X86_64)), enosys);
+        // x86_64 and i386 alongside.
+        assert_eq!(run(&prog, &data(0, X86_64)), allow);
+        assert_eq!(run(&prog, &data(318 + 1, X86_64)), enosys);
+        assert_eq!(run(&prog, &data(39, X86_64)), eperm);
+        assert_eq!(run(&prog, &data(3, I386)), allow);
+        assert_eq!(run(&prog, &data(20, I386)), eperm);
+        assert_eq!(run(&prog, &data(1000, I386)), enosys);
+        // An arch outside the filter: libseccomp's bad-arch action (KILL).
+        assert_eq!(run(&prog, &data(0, 0xC000_00B7)), 0);
+
+        // Without x32 in the filter, x32 syscalls are a bad arch... for libseccomp's
+        // x86_64 filter they are simply not x86_64 syscalls: whatever libseccomp
+        // decides, the stub must not turn them into ENOSYS.
+        p.architectures.pop();
+        let prog = program(&p);
+        let r = run(&prog, &data(x32("kexec_load") + 1, X86_64));
+        assert_ne!(r, enosys);
+    }
+
+    #[test]
+    fn every_arch_name_is_a_libseccomp_arch() {
+        // libseccomp's arch tokens are the kernel's AUDIT_ARCH values (x32 aside), so
+        // seccomp_arch_add accepting our token checks our table. libseccomp refuses to
+        // mix endiannesses in one filter (the native arch is always in it): those
+        // must fail with an error naming the entry.
+        for a in profile::ARCHES {
+            let p = LinuxSeccomp {
+                default_action: "SCMP_ACT_ERRNO".into(),
+                architectures: vec![a.name.into()],
+                syscalls: vec![LinuxSyscall {
+                    names: vec!["read".into()],
+                    action: "SCMP_ACT_ALLOW".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let little = a.token & 0x4000_0000 != 0;
+            match compile(&profile::validate(&p).unwrap()) {
+                Ok(_) => assert!(little, "{}: big-endian arch accepted", a.name),
+                Err(e) => {
+                    assert!(!little, "{}: {e}", a.name);
+                    assert!(
+                        e.to_string()
+                            .starts_with("linux.seccomp.architectures[0]: "),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn ret_allow() -> u32 {
+        0x7fff_0000
+    }
+}
