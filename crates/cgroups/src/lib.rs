@@ -37,6 +37,8 @@
 //! // A later `oxcart-runtime pause/events/delete` process:
 //! let m = Manager::from_state(state)?;
 //! m.freeze()?; m.thaw()?;
+//! let _stats = m.stats()?;            // runc `events --stats` JSON shape
+//! let _oom = m.oom_watcher()?;        // wait/poll for OOM kills
 //! let _s = m.freezer_state()?;
 //! let _pids = m.pids()?;
 //! m.kill_all(libc::SIGKILL)?;
@@ -71,3 +73,8 @@ pub mod path;
 pub use error::{CgroupError, Result};
 pub use layout::{HostMode, Layout};
 pub use manager::{FreezerState, Manager, ManagerState, V1Dir, V2Dir};
+pub mod oom;
+pub mod stats;
+
+pub use oom::{OomEvent, OomWatcher};
+pub use stats::Stats;

@@ -469,3 +469,78 @@ fn kill_all_with_other_signal_freezes_and_thaws() {
     g.wait_empty();
     assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
 }
+
+#[test]
+fn oom_kill_is_reported() {
+    if !require_hybrid("oom_kill_is_reported") {
+        return;
+    }
+    let mut g = Guard::new(manager("oom"));
+    g.m.create().unwrap();
+    g.m.apply(&LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(16 << 20),
+            swap: Some(16 << 20),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut w = g.m.oom_watcher().unwrap();
+    assert_eq!(w.check().unwrap(), oxcart_cgroups::OomEvent::Timeout);
+    // 64 MiB in a shell variable cannot fit in 16 MiB of memory+swap.
+    g.spawn("x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 1000");
+    match w.wait(Some(Duration::from_secs(60))).unwrap() {
+        oxcart_cgroups::OomEvent::Oom(n) => assert!(n >= 1),
+        other => panic!("expected an OOM event, got {other:?}"),
+    }
+    let stats = g.m.stats().unwrap();
+    assert_eq!(stats.memory.usage.max, 16 << 20, "{:?}", stats.memory);
+    let oc = read(g.m.v1_path("memory").unwrap(), "memory.oom_control");
+    assert!(!oc.contains("oom_kill 0"), "{oc}");
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    g.wait_empty();
+    g.m.destroy().unwrap();
+    assert_eq!(w.check().unwrap(), oxcart_cgroups::OomEvent::CgroupGone);
+}
+
+#[test]
+fn stats_report_usage() {
+    if !require_hybrid("stats_report_usage") {
+        return;
+    }
+    let mut g = Guard::new(manager("stats"));
+    g.m.create().unwrap();
+    g.m.apply(&LinuxResources {
+        pids: Some(LinuxPids { limit: 50 }),
+        memory: Some(LinuxMemory {
+            limit: Some(256 << 20),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    g.spawn("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 1000");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let s = loop {
+        let s = g.m.stats().unwrap();
+        if s.cpu.usage.total > 0 && s.memory.usage.usage > 0 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no usage reported: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(s.pids.limit, 50);
+    assert!(s.pids.current >= 1);
+    assert_eq!(s.memory.usage.limit, 256 << 20);
+    assert!(!s.memory.raw.is_empty());
+    assert_eq!(
+        s.cpu.usage.percpu.len(),
+        std::fs::read_to_string("/sys/devices/system/cpu/possible")
+            .map(|p| oxcart_cgroups::cpulist::parse(&p).unwrap().len())
+            .unwrap()
+    );
+    assert!(!s.cpuset.cpus.is_empty());
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["pids"]["limit"], 50);
+}
