@@ -20,6 +20,7 @@
 mod bpf;
 mod cache;
 mod compile;
+mod kernel;
 mod libseccomp;
 mod notify;
 mod profile;
@@ -160,6 +161,7 @@ pub fn is_noop(profile: &LinuxSeccomp) -> bool {
 /// first use). Runs in the runtime's parent, before clone.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let p = profile::validate(profile)?;
+    kernel::check(profile, &p)?;
     let c = compile::compile(&p)?;
     Ok(Filter {
         program: c.program,
@@ -171,14 +173,15 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 
 /// [`compile`], through an on-disk cache under `cache_dir` (e.g. [`DEFAULT_CACHE_DIR`]),
 /// keyed by a SHA-256 of the profile, this crate's version and the native arch. The
-/// profile is validated every time; a hit costs one file read and a checksum, no
-/// libseccomp. A miss compiles and stores atomically (temp file + rename); failing to
+/// profile is validated (and its actions and flags checked against the kernel) every
+/// time; a hit costs one file read and a checksum, no libseccomp. A miss compiles and stores atomically (temp file + rename); failing to
 /// store is not an error (the filter is returned, the reason in [`CacheStatus`]).
 pub fn compile_cached(
     profile: &LinuxSeccomp,
     cache_dir: &Path,
 ) -> Result<(Filter, CacheStatus), SeccompError> {
     let p = profile::validate(profile)?;
+    kernel::check(profile, &p)?;
     let key = cache::cache_key(profile);
     if let Some(f) = cache::load(cache_dir, &key) {
         return Ok((f, CacheStatus::Hit));
