@@ -402,8 +402,10 @@ impl<'a> Extractor<'a> {
         };
         let mut attrs = Attrs {
             mode: h.mode().map_err(|e| self.fail(&entry, "mode", e))?,
-            uid: h.uid().map_err(|e| self.fail(&entry, "uid", e))? as u32,
-            gid: h.gid().map_err(|e| self.fail(&entry, "gid", e))? as u32,
+            uid: blank_is_zero(h.uid(), &h.as_old().uid).map_err(|e| self.fail(&entry, "uid", e))?
+                as u32,
+            gid: blank_is_zero(h.gid(), &h.as_old().gid).map_err(|e| self.fail(&entry, "gid", e))?
+                as u32,
             mtime: h.mtime().map_err(|e| self.fail(&entry, "mtime", e))? as i64,
             xattrs: Vec::new(),
         };
@@ -571,7 +573,7 @@ impl<'a> Extractor<'a> {
                         openat2_beneath(
                             self.root.as_raw_fd(),
                             &tjoined,
-                            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                            libc::O_PATH | libc::O_DIRECTORY,
                         )
                         .map_err(|er| match er.raw_os_error() {
                             Some(libc::ENOENT) => {
@@ -630,18 +632,17 @@ impl<'a> Extractor<'a> {
         for (path, mtime) in dirs.iter().rev() {
             let entry = String::from_utf8_lossy(path).into_owned();
             let p: &[u8] = if path.is_empty() { b"." } else { path };
-            let fd = match openat2_beneath(
-                self.root.as_raw_fd(),
-                p,
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            ) {
-                Ok(fd) => fd,
-                // Replaced by a later entry of the same layer.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-                    continue
-                }
-                Err(e) => return Err(self.fail(&entry, "reopening directory", e)),
-            };
+            let fd =
+                match openat2_beneath(self.root.as_raw_fd(), p, libc::O_PATH | libc::O_DIRECTORY) {
+                    Ok(fd) => fd,
+                    // Replaced by a later entry of the same layer.
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(self.fail(&entry, "reopening directory", e)),
+                };
             let ts = libc::timespec {
                 tv_sec: *mtime as libc::time_t,
                 tv_nsec: 0,
@@ -654,6 +655,14 @@ impl<'a> Extractor<'a> {
                 .map_err(|e| self.fail(&entry, "setting directory mtime", e))?;
         }
         Ok(())
+    }
+}
+
+/// Some writers leave numeric fields empty (all NUL); GNU tar reads those as 0.
+fn blank_is_zero(v: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match v {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
     }
 }
 

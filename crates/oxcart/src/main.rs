@@ -41,6 +41,14 @@ enum ListFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum SaveFmt {
+    /// OCI layout plus docker's manifest.json (docker load and skopeo read it).
+    DockerArchive,
+    /// OCI image layout only.
+    OciArchive,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Pull an image from a registry.
@@ -104,6 +112,31 @@ enum Cmd {
         /// Read the password from stdin.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Write images to a tar archive (OCI layout; docker format adds manifest.json).
+    Save {
+        /// Output file ("-" or omitted: stdout, if it is not a terminal).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Archive format.
+        #[arg(long, value_enum, default_value = "docker-archive")]
+        format: SaveFmt,
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load images from an archive made by save, docker save, podman save or skopeo.
+    Load {
+        /// Input file (default: stdin).
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// Create an image from a rootfs tarball (plain, gzip or zstd; "-" for stdin).
+    Import {
+        /// Tarball path or "-".
+        file: PathBuf,
+        /// Name for the new image.
+        reference: Option<String>,
     },
     /// Remove stored registry credentials.
     Logout {
@@ -441,6 +474,92 @@ fn run(cli: &Cli) -> Result<()> {
             password,
             password_stdin,
         } => cmd_login(cli, registry, username, password, *password_stdin)?,
+        Cmd::Save {
+            output,
+            format,
+            images,
+        } => {
+            let st = open(cli)?;
+            let fmt = match format {
+                SaveFmt::DockerArchive => oxcart_image::archive::SaveFormat::Docker,
+                SaveFmt::OciArchive => oxcart_image::archive::SaveFormat::Oci,
+            };
+            match output
+                .as_deref()
+                .filter(|p| *p != std::path::Path::new("-"))
+            {
+                Some(path) => {
+                    // Write next to the target and rename: a failed save leaves no truncated archive.
+                    let tmp = path.with_extension(format!("oxcart-tmp-{}", std::process::id()));
+                    let r = (|| -> Result<()> {
+                        let f = std::fs::File::create(&tmp)
+                            .with_context(|| format!("creating {}", tmp.display()))?;
+                        let mut w = std::io::BufWriter::new(f);
+                        st.save(images, fmt, &mut w)?;
+                        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                        std::fs::rename(&tmp, path)
+                            .with_context(|| format!("renaming to {}", path.display()))?;
+                        Ok(())
+                    })();
+                    if r.is_err() {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    r?;
+                }
+                None => {
+                    use std::io::IsTerminal;
+                    if std::io::stdout().is_terminal() {
+                        bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
+                    }
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    st.save(images, fmt, &mut out)?;
+                    out.flush()?;
+                }
+            }
+        }
+        Cmd::Load { input } => {
+            let mut st = open(cli)?;
+            let (reader, name): (Box<dyn Read + Send>, PathBuf) =
+                match input.as_deref().filter(|p| *p != std::path::Path::new("-")) {
+                    Some(p) => (
+                        Box::new(
+                            std::fs::File::open(p)
+                                .with_context(|| format!("opening {}", p.display()))?,
+                        ),
+                        p.to_path_buf(),
+                    ),
+                    None => (Box::new(std::io::stdin()), PathBuf::from("<stdin>")),
+                };
+            let reporter = progress::Reporter::new(true);
+            let recs = st
+                .load(reader, &name, &reporter)
+                .with_context(|| format!("loading {}", name.display()))?;
+            for r in recs {
+                if r.tags.is_empty() {
+                    println!("Loaded image: {}", r.id);
+                }
+                for t in &r.tags {
+                    println!("Loaded image: {t}");
+                }
+            }
+        }
+        Cmd::Import { file, reference } => {
+            let mut st = open(cli)?;
+            let reference = reference.as_deref().map(Reference::parse).transpose()?;
+            let reader: Box<dyn Read + Send> = if file == std::path::Path::new("-") {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(file)
+                        .with_context(|| format!("opening {}", file.display()))?,
+                )
+            };
+            let reporter = progress::Reporter::new(true);
+            let rec = st
+                .import(reader, file, reference.as_ref(), &reporter)
+                .with_context(|| format!("importing {}", file.display()))?;
+            println!("{}", rec.id);
+        }
         Cmd::Logout { registry } => {
             let reg = registry_arg(registry);
             if credential_store(cli).remove(&reg)? {

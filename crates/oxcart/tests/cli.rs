@@ -1,0 +1,444 @@
+//! The `oxcart` image commands end to end, against a real docker-registry.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../image/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Ox {
+    root: tempfile::TempDir,
+}
+
+impl Ox {
+    fn new() -> Ox {
+        Ox {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_oxcart"));
+        c.arg("--root").arg(self.root.path().join("store"));
+        // Never read the invoking user's real credentials.
+        c.env("HOME", self.root.path());
+        c.env("OXCART_AUTH_FILE", self.root.path().join("auth.json"));
+        c.env_remove("DOCKER_CONFIG");
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "oxcart {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    fn fail(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "oxcart {args:?} should fail:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+    fn store(&self) -> std::path::PathBuf {
+        self.root.path().join("store")
+    }
+    fn count(&self, sub: &str) -> usize {
+        std::fs::read_dir(self.store().join(sub))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn two_images(reg: &Registry, repo: &str) -> (Layout, BuiltImage, BuiltImage) {
+    let mut layout = Layout::new();
+    let base = tar_of(&[
+        E::Dir("bin/", 0o755, 0, 0),
+        E::File("bin/busybox", busybox(), 0o755, 0, 0),
+        E::Symlink("bin/sh", "busybox"),
+    ]);
+    let a = layout.image(
+        &[
+            (base.clone(), Comp::Gzip),
+            (
+                tar_of(&[E::File("a.txt", b"A".to_vec(), 0o644, 0, 0)]),
+                Comp::Gzip,
+            ),
+        ],
+        "amd64",
+    );
+    let b = layout.image(
+        &[
+            (base, Comp::Gzip),
+            (
+                tar_of(&[E::File("b.txt", b"B".to_vec(), 0o644, 0, 0)]),
+                Comp::Zstd,
+            ),
+        ],
+        "amd64",
+    );
+    layout.tag_manifest(&a, "a");
+    layout.tag_manifest(&b, "b");
+    reg.push(layout.path(), "a", repo, false);
+    reg.push(layout.path(), "b", repo, false);
+    (layout, a, b)
+}
+
+#[test]
+fn pull_images_inspect_tag_rmi() {
+    let reg = Registry::start(Auth::None);
+    let (_l, a, b) = two_images(&reg, "cli/app");
+    let ox = Ox::new();
+    let ra = format!("{}/cli/app:a", reg.addr);
+    let rb = format!("{}/cli/app:b", reg.addr);
+    let out = ox.ok(&["pull", &ra]);
+    assert!(
+        out.contains("Pull complete") && out.contains(&format!("Image: {}", a.config_digest)),
+        "{out}"
+    );
+    let out = ox.ok(&["pull", &rb]);
+    assert!(
+        out.contains(&format!("{}: Already exists", a.layer_digests[0].short())),
+        "shared base layer reused:\n{out}"
+    );
+    assert_eq!(ox.ok(&["pull", "-q", &rb]).trim(), rb);
+    assert_eq!(ox.count("layers"), 3);
+
+    let json = ox.ok(&["images", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|r| r["Tag"] == "a"
+        && r["Repository"] == format!("{}/cli/app", reg.addr)
+        && r["ID"] == a.config_digest.to_string()));
+    let table = ox.ok(&["images"]);
+    assert!(
+        table.starts_with("REPOSITORY") && table.contains(a.config_digest.short()),
+        "{table}"
+    );
+
+    let insp: serde_json::Value = serde_json::from_str(&ox.ok(&["inspect", &ra])).unwrap();
+    assert_eq!(insp[0]["Id"], a.config_digest.to_string());
+    assert_eq!(insp[0]["RootFS"]["Layers"][1], a.diff_ids[1].to_string());
+    assert_eq!(insp[0]["Config"]["Cmd"][0], "/bin/sh");
+    assert_eq!(
+        insp[0]["RepoDigests"][0],
+        format!("{}/cli/app@{}", reg.addr, a.manifest_digest)
+    );
+    // By ID prefix, too.
+    let insp: serde_json::Value =
+        serde_json::from_str(&ox.ok(&["inspect", &b.config_digest.hex()[..10]])).unwrap();
+    assert_eq!(insp[0]["Id"], b.config_digest.to_string());
+    assert!(ox
+        .fail(&["inspect", "nosuch:image"])
+        .contains("image not known: nosuch:image"));
+
+    ox.ok(&["tag", &ra, "mine/app:v2"]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&ox.ok(&["inspect", "docker.io/mine/app:v2"])).unwrap();
+    assert_eq!(insp[0]["Id"], a.config_digest.to_string());
+    // Two tags: removing by ID needs --force; by name only untags.
+    assert!(ox
+        .fail(&["rmi", &a.config_digest.hex()[..12]])
+        .contains("--force"));
+    let out = ox.ok(&["rmi", "mine/app:v2"]);
+    assert!(
+        out.contains("Untagged: docker.io/mine/app:v2") && !out.contains("Deleted"),
+        "{out}"
+    );
+    let out = ox.ok(&["rmi", &ra]);
+    assert!(
+        out.contains(&format!("Deleted: {}", a.config_digest)),
+        "{out}"
+    );
+    assert_eq!(ox.count("layers"), 2, "the shared base stays for b");
+    ox.ok(&["rmi", &rb]);
+    assert_eq!(ox.count("layers"), 0);
+    assert_eq!(ox.count("blobs/sha256"), 0, "every blob freed");
+    assert_eq!(ox.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn save_load_roundtrip_and_interop_with_skopeo() {
+    let reg = Registry::start(Auth::None);
+    let (_l, a, _b) = two_images(&reg, "cli/save");
+    let ox = Ox::new();
+    let ra = format!("{}/cli/save:a", reg.addr);
+    ox.ok(&["pull", "-q", &ra]);
+    let dir = tempfile::tempdir().unwrap();
+    let docker_tar = dir.path().join("d.tar");
+    let oci_tar = dir.path().join("o.tar");
+    ox.ok(&["save", "-o", docker_tar.to_str().unwrap(), &ra]);
+    ox.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        oci_tar.to_str().unwrap(),
+        &ra,
+    ]);
+    // skopeo reads both.
+    let s = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", docker_tar.display())));
+    assert!(
+        s.contains(&a.layer_digests[0].to_string()) || s.contains(&a.diff_ids[0].to_string()),
+        "{s}"
+    );
+    run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}:a", oci_tar.display())));
+
+    ox.ok(&["rmi", &ra]);
+    for t in [&docker_tar, &oci_tar] {
+        let out = ox.ok(&["load", "-i", t.to_str().unwrap()]);
+        assert!(out.contains(&format!("Loaded image: {ra}")), "{out}");
+        let insp: serde_json::Value = serde_json::from_str(&ox.ok(&["inspect", &ra])).unwrap();
+        assert_eq!(insp[0]["Id"], a.config_digest.to_string());
+        ox.ok(&["rmi", &ra]);
+    }
+    // An archive written by skopeo (docker-archive with uncompressed layers).
+    let sk = dir.path().join("sk.tar");
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{ra}"))
+        .arg(format!(
+            "docker-archive:{}:example.com/from/skopeo:1",
+            sk.display()
+        )));
+    let out = ox.ok(&["load", "-i", sk.to_str().unwrap()]);
+    assert!(
+        out.contains("Loaded image: example.com/from/skopeo:1"),
+        "{out}"
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&ox.ok(&["inspect", "example.com/from/skopeo:1"])).unwrap();
+    assert_eq!(
+        insp[0]["Id"],
+        a.config_digest.to_string(),
+        "same config, same image ID"
+    );
+    let lower = insp[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = lower.split(':').next_back().unwrap();
+    assert!(Path::new(base).join("bin/busybox").exists());
+    // A truncated archive is refused and leaves nothing behind.
+    let data = std::fs::read(&docker_tar).unwrap();
+    let cut = dir.path().join("cut.tar");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    ox.ok(&["rmi", "example.com/from/skopeo:1"]);
+    assert!(!ox.fail(&["load", "-i", cut.to_str().unwrap()]).is_empty());
+    assert_eq!(ox.count("tmp"), 0);
+}
+
+#[test]
+fn import_rootfs_tarball() {
+    let ox = Ox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), b"imported\n").unwrap();
+    std::os::unix::fs::symlink("hostname", rootfs.join("etc/alias")).unwrap();
+    let tgz = dir.path().join("rootfs.tgz");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("."));
+    let id = ox.ok(&["import", tgz.to_str().unwrap(), "imported/rootfs:1"]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&ox.ok(&["inspect", "imported/rootfs:1"])).unwrap();
+    assert_eq!(insp[0]["Id"].as_str().unwrap(), id.trim());
+    assert_eq!(insp[0]["Os"], "linux");
+    assert_eq!(insp[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    let lower = insp[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read(Path::new(&lower).join("etc/hostname")).unwrap(),
+        b"imported\n"
+    );
+    assert_eq!(
+        std::fs::read_link(Path::new(&lower).join("etc/alias")).unwrap(),
+        Path::new("hostname")
+    );
+    // From stdin, uncompressed; and what import makes can be saved.
+    let tar = dir.path().join("rootfs.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    let mut c = ox.cmd();
+    c.args(["import", "-", "imported/stdin:1"])
+        .stdin(std::fs::File::open(&tar).unwrap());
+    assert!(c.output().unwrap().status.success());
+    ox.ok(&[
+        "save",
+        "-o",
+        dir.path().join("s.tar").to_str().unwrap(),
+        "imported/stdin:1",
+    ]);
+    assert!(ox
+        .fail(&["import", dir.path().join("missing.tar").to_str().unwrap()])
+        .contains("missing.tar"));
+}
+
+#[test]
+fn login_logout_with_basic_auth() {
+    let reg = Registry::start(Auth::Basic);
+    let mut layout = Layout::new();
+    let img = layout.image(
+        &[(
+            tar_of(&[E::File("x", b"x".to_vec(), 0o644, 0, 0)]),
+            Comp::Gzip,
+        )],
+        "amd64",
+    );
+    layout.tag_manifest(&img, "v1");
+    reg.push(layout.path(), "v1", "priv/x", false);
+    let ox = Ox::new();
+    let r = format!("{}/priv/x:v1", reg.addr);
+    let e = ox.fail(&["pull", &r]);
+    assert!(e.contains(&reg.addr) && e.contains("login"), "{e}");
+    let mut c = ox.cmd();
+    c.args(["login", "-u", USER, "--password-stdin", &reg.addr]);
+    let bad = pipe_stdin(c, b"wrong\n");
+    assert!(!bad.status.success(), "wrong password accepted");
+    assert!(
+        !ox.root.path().join("auth.json").exists(),
+        "nothing stored on failure"
+    );
+    let mut c = ox.cmd();
+    c.args(["login", "-u", USER, "--password-stdin", &reg.addr]);
+    let good = pipe_stdin(c, format!("{PASS}\n").as_bytes());
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("Login Succeeded"));
+    ox.ok(&["pull", "-q", &r]);
+    ox.ok(&["rmi", &r]);
+    ox.ok(&["logout", &reg.addr]);
+    ox.fail(&["pull", &r]);
+    assert!(ox.fail(&["logout", &reg.addr]).contains("not logged in"));
+}
+
+fn pipe_stdin(mut c: Command, data: &[u8]) -> Output {
+    use std::io::Write;
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Kill `oxcart pull` at many points; each time the store must hold only verified blobs
+/// and complete layers, the next command must clean up the debris, and a final pull
+/// must succeed.
+#[test]
+fn killed_pull_leaves_no_corrupt_state() {
+    let reg = Registry::start(Auth::None);
+    let mut layout = Layout::new();
+    // Incompressible content so the transfer takes a while.
+    let mut seed = 0x1234_5678_u64;
+    let noise: Vec<u8> = (0..24_000_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let layers: Vec<(Vec<u8>, Comp)> = (0..4)
+        .map(|i| {
+            (
+                tar_of(&[E::File(
+                    ["l0", "l1", "l2", "l3"][i],
+                    noise[i * 6_000_000..(i + 1) * 6_000_000].to_vec(),
+                    0o644,
+                    0,
+                    0,
+                )]),
+                if i % 2 == 0 { Comp::Gzip } else { Comp::Zstd },
+            )
+        })
+        .collect();
+    let img = layout.image(&layers, "amd64");
+    layout.tag_manifest(&img, "big");
+    reg.push(layout.path(), "big", "crash/big", false);
+    let ox = Ox::new();
+    let r = format!("{}/crash/big:big", reg.addr);
+    for delay_ms in [1u64, 5, 15, 30, 60, 100, 150, 250, 400] {
+        let mut child = ox
+            .cmd()
+            .args(["pull", "-q", &r])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        // Every visible blob verifies.
+        if let Ok(rd) = std::fs::read_dir(ox.store().join("blobs/sha256")) {
+            for e in rd {
+                let p = e.unwrap().path();
+                let data = std::fs::read(&p).unwrap();
+                assert_eq!(
+                    oxcart_image::Digest::sha256_of(&data).hex(),
+                    p.file_name().unwrap().to_str().unwrap(),
+                    "corrupt blob visible after kill at {delay_ms} ms"
+                );
+            }
+        }
+        // Every visible layer is complete: exactly the file its tar holds.
+        if let Ok(rd) = std::fs::read_dir(ox.store().join("layers")) {
+            for e in rd {
+                let p = e.unwrap().path();
+                let files: Vec<_> = std::fs::read_dir(&p)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                assert_eq!(files.len(), 1, "{p:?}");
+                assert_eq!(
+                    std::fs::metadata(&files[0]).unwrap().len(),
+                    6_000_000,
+                    "half-unpacked layer visible after kill at {delay_ms} ms"
+                );
+            }
+        }
+        // The next command cleans up what the killed one left.
+        ox.ok(&["images"]);
+        assert_eq!(ox.count("tmp"), 0, "tmp debris after kill at {delay_ms} ms");
+        assert_eq!(
+            ox.count("ingest"),
+            0,
+            "ingest debris after kill at {delay_ms} ms"
+        );
+    }
+    ox.ok(&["pull", "-q", &r]);
+    let insp: serde_json::Value = serde_json::from_str(&ox.ok(&["inspect", &r])).unwrap();
+    assert_eq!(insp[0]["Id"], img.config_digest.to_string());
+    assert_eq!(ox.count("layers"), 4);
+}
