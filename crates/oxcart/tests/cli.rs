@@ -351,11 +351,8 @@ fn pipe_stdin(mut c: Command, data: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Kill `oxcart pull` at many points; each time the store must hold only verified blobs
-/// and complete layers, the next command must clean up the debris, and a final pull
-/// must succeed.
-#[test]
-fn killed_pull_leaves_no_corrupt_state() {
+/// 4 layers of 6 MB incompressible data (gzip and zstd), pushed as crash/big:big.
+fn big_image() -> (Registry, Layout, BuiltImage) {
     let reg = Registry::start(Auth::None);
     let mut layout = Layout::new();
     // Incompressible content so the transfer takes a while.
@@ -385,6 +382,15 @@ fn killed_pull_leaves_no_corrupt_state() {
     let img = layout.image(&layers, "amd64");
     layout.tag_manifest(&img, "big");
     reg.push(layout.path(), "big", "crash/big", false);
+    (reg, layout, img)
+}
+
+/// Kill `oxcart pull` at many points; each time the store must hold only verified blobs
+/// and complete layers, the next command must clean up the debris, and a final pull
+/// must succeed.
+#[test]
+fn killed_pull_leaves_no_corrupt_state() {
+    let (reg, _layout, img) = big_image();
     let ox = Ox::new();
     let r = format!("{}/crash/big:big", reg.addr);
     for delay_ms in [1u64, 5, 15, 30, 60, 100, 150, 250, 400] {
@@ -441,4 +447,54 @@ fn killed_pull_leaves_no_corrupt_state() {
     let insp: serde_json::Value = serde_json::from_str(&ox.ok(&["inspect", &r])).unwrap();
     assert_eq!(insp[0]["Id"], img.config_digest.to_string());
     assert_eq!(ox.count("layers"), 4);
+}
+
+/// A pull that fills the disk fails with a clear error and leaves only verified blobs;
+/// the next command cleans up. The small filesystem is a tmpfs in a private mount
+/// namespace made by unshare(1), so the host's mount table is never touched.
+#[test]
+fn full_disk_leaves_no_corrupt_state() {
+    let (reg, _layout, _img) = big_image();
+    let ox = Ox::new();
+    let root = ox.root.path().join("small");
+    std::fs::create_dir(&root).unwrap();
+    let script = r#"
+set -u
+mount -t tmpfs -o size=10m oxcart-test "$ROOT" || exit 99
+if "$OX" --root "$ROOT" pull -q "$REF" >/dev/null 2>"$ROOT.err"; then echo UNEXPECTED-SUCCESS; exit 1; fi
+"$OX" --root "$ROOT" images >/dev/null || echo IMAGES-FAILED
+echo "tmp=$(ls -A "$ROOT/tmp" | wc -l) ingest=$(ls -A "$ROOT/ingest" | wc -l)"
+for f in "$ROOT"/blobs/sha256/*; do
+  [ -e "$f" ] || continue
+  [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$(basename "$f")" ] || echo "CORRUPT $f"
+done
+for d in "$ROOT"/layers/*; do
+  [ -e "$d" ] || continue
+  for f in "$d"/*; do [ "$(stat -c %s "$f")" = 6000000 ] || echo "PARTIAL $f"; done
+done
+"#;
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("ROOT", &root)
+        .env("OX", env!("CARGO_BIN_EXE_oxcart"))
+        .env("REF", format!("{}/crash/big:big", reg.addr))
+        .env("HOME", ox.root.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("tmp=0 ingest=0"), "{stdout}");
+    assert!(
+        !stdout.contains("CORRUPT") && !stdout.contains("PARTIAL") && !stdout.contains("FAILED"),
+        "{stdout}"
+    );
+    let err = std::fs::read_to_string(ox.root.path().join("small.err")).unwrap();
+    assert!(
+        err.contains("No space left on device") && err.contains("crash/big"),
+        "{err}"
+    );
 }
