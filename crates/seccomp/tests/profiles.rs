@@ -300,3 +300,29 @@ fn rules_equal_to_the_default_are_dropped() {
     });
     assert_eq!(out, Outcome::Exited(0));
 }
+
+#[test]
+fn concurrent_cache_writers_agree() {
+    let dir = TempDir::new("cache-race");
+    let cache = dir.0.join("c");
+    let p = podman_profile();
+    let fresh = compile(&p).unwrap();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (p, cache) = (p.clone(), cache.clone());
+            std::thread::spawn(move || compile_cached(&p, &cache).unwrap().0)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), fresh);
+    }
+    let names: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "one entry, no temp files: {names:?}");
+    assert!(matches!(
+        compile_cached(&p, &cache).unwrap().1,
+        CacheStatus::Hit
+    ));
+}
