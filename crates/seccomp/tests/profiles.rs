@@ -326,3 +326,54 @@ fn concurrent_cache_writers_agree() {
         CacheStatus::Hit
     ));
 }
+
+/// Install podman's filter, then execve busybox (static) as a container's init would;
+/// returns (outcome, stderr).
+fn exec_under_podman_filter(args: &[&str]) -> (Outcome, String) {
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let f = compile(&podman_profile()).unwrap();
+    let argv_c: Vec<CString> = std::iter::once("/bin/busybox")
+        .chain(args.iter().copied())
+        .map(|s| CString::new(s).unwrap())
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let mut fds = [0; 2];
+    // SAFETY: valid array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    let out = run_in_child_with(
+        &f,
+        |_| {
+            // SAFETY: closing our copy of the write end so EOF arrives.
+            unsafe { libc::close(w) };
+        },
+        |_| {
+            // SAFETY: raw syscalls in the child; argv/envp stay alive until execve.
+            unsafe {
+                libc::dup2(w, 2);
+                libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+            }
+            127
+        },
+    );
+    // SAFETY: we own r.
+    let mut rf = unsafe { std::fs::File::from_raw_fd(r) };
+    let mut err = String::new();
+    rf.read_to_string(&mut err).unwrap();
+    (out, err)
+}
+
+#[test]
+fn execve_after_install_runs_the_program_under_the_filter() {
+    // The filter is installed *before* dup2/execve here, as init does: both must pass.
+    let (out, err) = exec_under_podman_filter(&["true"]);
+    assert_eq!(out, Outcome::Exited(0), "{err}");
+    // swapoff is EPERM in podman's profile; without the filter root gets ENOENT.
+    let (out, err) = exec_under_podman_filter(&["swapoff", "/nonexistent-oxcart-swap"]);
+    assert_eq!(out, Outcome::Exited(1));
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
