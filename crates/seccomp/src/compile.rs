@@ -22,10 +22,10 @@ fn lib_err(field: impl Into<String>, msg: String) -> SeccompError {
 /// The arches the filter covers: the profile's, plus the native one (seccomp_init
 /// always includes it).
 fn filter_arches(p: &Profile) -> Vec<Arch> {
-    let mut v = p.arches.clone();
-    if let Some(n) = profile::native_arch() {
-        if !v.contains(&n) {
-            v.push(n);
+    let mut v: Vec<Arch> = Vec::with_capacity(p.arches.len() + 1);
+    for a in p.arches.iter().copied().chain(profile::native_arch()) {
+        if !v.contains(&a) {
+            v.push(a);
         }
     }
     v
@@ -350,6 +350,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn arch_errors_keep_the_profile_index_despite_repeats() {
+        let p = LinuxSeccomp {
+            default_action: "SCMP_ACT_ERRNO".into(),
+            architectures: vec![
+                "SCMP_ARCH_X86_64".into(),
+                "SCMP_ARCH_X86_64".into(),
+                "SCMP_ARCH_S390X".into(),
+            ],
+            ..Default::default()
+        };
+        let e = compile(&profile::validate(&p).unwrap()).err().unwrap();
+        assert!(
+            e.to_string().starts_with(
+                "linux.seccomp.architectures[2]: libseccomp cannot add SCMP_ARCH_S390X"
+            ),
+            "{e}"
+        );
     }
 
     fn ret_allow() -> u32 {

@@ -325,9 +325,9 @@ pub fn validate(p: &LinuxSeccomp) -> Result<Profile<'_>, SeccompError> {
                     format!("unknown or unsupported architecture {name:?}"),
                 )
             })?;
-        if !arches.contains(&a) {
-            arches.push(a);
-        }
+        // Kept in order, duplicates included, so `arches[i]` is `architectures[i]` in
+        // error messages (libseccomp's EEXIST on a repeat is ignored).
+        arches.push(a);
     }
 
     let mut flags = 0;
