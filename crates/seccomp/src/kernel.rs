@@ -13,7 +13,7 @@ const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, NULL): the kernel checks the flags before
 /// it copies the program, so EFAULT means "flags accepted", EINVAL "not supported"
 /// (the probe runc and libseccomp use). Installs nothing.
-fn flags_supported(flags: u32) -> bool {
+pub(crate) fn flags_supported(flags: u32) -> bool {
     // SAFETY: a NULL program pointer is never dereferenced; the call fails either way.
     let rc = unsafe {
         libc::syscall(

@@ -20,6 +20,7 @@
 mod bpf;
 mod cache;
 mod compile;
+mod features;
 mod kernel;
 mod libseccomp;
 mod notify;
@@ -27,6 +28,7 @@ mod profile;
 
 pub use bpf::SockFilter;
 pub use cache::{cache_key, CacheStatus, DEFAULT_CACHE_DIR};
+pub use features::{features, libseccomp_version, SeccompFeatures, ACTIONS, FLAGS, OPERATORS};
 pub use notify::{send_listener_fd, ContainerProcessState, ProcessStateInner, SECCOMP_FD_NAME};
 pub use profile::filter_flag;
 
