@@ -76,20 +76,95 @@ fn kill_process_kills_with_sigsys() {
     assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
 }
 
+/// In the (filtered) child: start a raw thread that calls getppid, wait for that
+/// thread to end, then return 0. Under KILL_THREAD only the thread dies and the
+/// process exits 0; under KILL_PROCESS the whole process dies of SIGSYS.
+fn thread_calls_getppid() -> i32 {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    #[repr(C, align(16))]
+    struct Stack([u8; 64 * 1024]);
+    static mut STACK: Stack = Stack([0; 64 * 1024]);
+    static TID: AtomicI32 = AtomicI32::new(0);
+    extern "C" fn thread(_: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: a raw syscall; this thread has no TLS of its own and touches none.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+        0
+    }
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID;
+    // SAFETY: the stack is a static only this (forked, single-threaded) child uses;
+    // the kernel clears TID and wakes the futex when the thread exits or is killed.
+    unsafe {
+        let top = std::ptr::addr_of_mut!(STACK).cast::<u8>().add(64 * 1024);
+        let tid = TID.as_ptr();
+        if libc::clone(
+            thread,
+            top.cast(),
+            flags,
+            std::ptr::null_mut(),
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            tid,
+        ) < 0
+        {
+            return 20;
+        }
+        loop {
+            let t = TID.load(Ordering::SeqCst);
+            if t == 0 {
+                break;
+            }
+            libc::syscall(
+                libc::SYS_futex,
+                tid,
+                libc::FUTEX_WAIT,
+                t,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+    0
+}
+
 #[test]
-fn kill_and_kill_thread_kill_the_single_thread() {
+fn kill_thread_kills_only_the_thread() {
     for act in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD"] {
         let f = compile(&profile(
             "SCMP_ACT_ALLOW",
             vec![rule(&["getppid"], act, None)],
         ))
         .unwrap();
+        assert_eq!(
+            run_in_child(&f, |_| thread_calls_getppid()),
+            Outcome::Exited(0),
+            "{act}"
+        );
+        // The single thread of a process: the process dies of SIGSYS.
         let out = run_in_child(&f, |_| {
             let _ = sys0(NR_GETPPID);
             3
         });
         assert_eq!(out, Outcome::Signaled(libc::SIGSYS), "{act}");
     }
+}
+
+#[test]
+fn kill_process_kills_every_thread() {
+    let f = compile(&profile(
+        "SCMP_ACT_ALLOW",
+        vec![rule(&["getppid"], "SCMP_ACT_KILL_PROCESS", None)],
+    ))
+    .unwrap();
+    assert_eq!(
+        run_in_child(&f, |_| thread_calls_getppid()),
+        Outcome::Signaled(libc::SIGSYS)
+    );
 }
 
 #[test]
