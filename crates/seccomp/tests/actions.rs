@@ -185,18 +185,92 @@ fn default_kill_process() {
     assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
 }
 
+/// SIGSYS handler state: (si_code, si_syscall, si_arch) of the last SIGSYS.
+static TRAPPED: [std::sync::atomic::AtomicU32; 3] = [
+    std::sync::atomic::AtomicU32::new(0),
+    std::sync::atomic::AtomicU32::new(0),
+    std::sync::atomic::AtomicU32::new(0),
+];
+
+extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the kernel passes a valid siginfo; for SIGSYS the union holds
+    // { void *call_addr; int syscall; unsigned arch; } right after the 16-byte header
+    // (include/uapi/asm-generic/siginfo.h, 64-bit layout).
+    unsafe {
+        let base = info.cast::<u8>();
+        TRAPPED[0].store((*info).si_code as u32, Ordering::SeqCst);
+        TRAPPED[1].store(
+            base.add(24).cast::<u32>().read_unaligned(),
+            Ordering::SeqCst,
+        );
+        TRAPPED[2].store(
+            base.add(28).cast::<u32>().read_unaligned(),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+/// Child body (after install; the filters here allow sigaction): install a SIGSYS
+/// handler, call getppid, report what the handler saw.
+fn getppid_with_sigsys_handler() -> i32 {
+    use std::sync::atomic::Ordering;
+    // SAFETY: sigaction with a valid handler; plain syscalls.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            on_sigsys;
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
+            return 30;
+        }
+    }
+    // seccomp(2): the trapped syscall is not executed; its return register holds an
+    // architecture-dependent value, so only the handler's view is checked.
+    let _ = sys0(NR_GETPPID);
+    // SYS_SECCOMP (si_code 1), the trapped syscall and arch.
+    if TRAPPED[0].load(Ordering::SeqCst) != 1 {
+        return 31;
+    }
+    if i64::from(TRAPPED[1].load(Ordering::SeqCst)) != NR_GETPPID {
+        return 32;
+    }
+    if TRAPPED[2].load(Ordering::SeqCst) != 0xC000_003E {
+        return 33;
+    }
+    0
+}
+
 #[test]
-fn trap_raises_sigsys() {
+fn trap_raises_a_catchable_sigsys() {
     let f = compile(&profile(
         "SCMP_ACT_ALLOW",
         vec![rule(&["getppid"], "SCMP_ACT_TRAP", None)],
     ))
     .unwrap();
+    // Uncaught: the default SIGSYS disposition terminates the process.
     let out = run_in_child(&f, |_| {
         let _ = sys0(NR_GETPPID);
         3
     });
     assert_eq!(out, Outcome::Signaled(libc::SIGSYS));
+    // Caught: unlike KILL, TRAP is a signal the process handles, with the syscall's
+    // number and arch in siginfo.
+    assert_eq!(
+        run_in_child(&f, |_| getppid_with_sigsys_handler()),
+        Outcome::Exited(0)
+    );
+    // KILL_PROCESS ignores the handler.
+    let f = compile(&profile(
+        "SCMP_ACT_ALLOW",
+        vec![rule(&["getppid"], "SCMP_ACT_KILL_PROCESS", None)],
+    ))
+    .unwrap();
+    assert_eq!(
+        run_in_child(&f, |_| getppid_with_sigsys_handler()),
+        Outcome::Signaled(libc::SIGSYS)
+    );
 }
 
 #[test]
