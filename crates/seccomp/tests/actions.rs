@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use oxcart_seccomp::compile;
+use std::os::fd::AsRawFd;
 
 const NR_GETPPID: i64 = libc::SYS_getppid;
 
@@ -309,6 +310,58 @@ fn trace_without_tracer_is_enosys() {
     .unwrap();
     let out = run_in_child(&f, |_| (sys0(NR_GETPPID) != Err(libc::ENOSYS)) as i32);
     assert_eq!(out, Outcome::Exited(0));
+}
+
+#[test]
+fn trace_hands_errno_ret_to_the_tracer() {
+    // With a tracer using PTRACE_O_TRACESECCOMP, SECCOMP_RET_TRACE stops the tracee
+    // with PTRACE_EVENT_SECCOMP and the 16 data bits (runc: errnoRet) as the event
+    // message; the syscall then runs unless the tracer skips it.
+    let f = compile(&profile(
+        "SCMP_ACT_ALLOW",
+        vec![rule(&["getppid"], "SCMP_ACT_TRACE", Some(4321))],
+    ))
+    .unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: valid array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = (owned(fds[0]), owned(fds[1]));
+    let (rfd, wfd) = (r.as_raw_fd(), w.as_raw_fd());
+    // SAFETY: no preconditions.
+    let me = unsafe { libc::getpid() } as i64;
+    let mut msg: libc::c_ulong = 0;
+    let out = run_in_child_with(
+        &f,
+        |pid| {
+            let guard = ChildGuard(pid);
+            // SAFETY: tracing our own child; plain syscalls.
+            unsafe {
+                assert_eq!(
+                    libc::ptrace(libc::PTRACE_SEIZE, pid, 0, libc::PTRACE_O_TRACESECCOMP),
+                    0
+                );
+                assert_eq!(libc::write(wfd, b"g".as_ptr().cast(), 1), 1);
+                let mut st = 0;
+                assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+                assert!(libc::WIFSTOPPED(st), "status {st:#x}");
+                assert_eq!(st >> 8, libc::SIGTRAP | (libc::PTRACE_EVENT_SECCOMP << 8));
+                assert_eq!(libc::ptrace(libc::PTRACE_GETEVENTMSG, pid, 0, &mut msg), 0);
+                assert_eq!(libc::ptrace(libc::PTRACE_CONT, pid, 0, 0), 0);
+            }
+            std::mem::forget(guard);
+        },
+        |_| {
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a live buffer.
+            if unsafe { libc::read(rfd, b.as_mut_ptr().cast(), 1) } != 1 {
+                return 1;
+            }
+            (sys0(NR_GETPPID) != Ok(me)) as i32 * 2
+        },
+    );
+    assert_eq!(out, Outcome::Exited(0));
+    assert_eq!(msg, 4321);
+    drop((r, w));
 }
 
 #[test]
