@@ -176,8 +176,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 /// [`compile`], through an on-disk cache under `cache_dir` (e.g. [`DEFAULT_CACHE_DIR`]),
 /// keyed by a SHA-256 of the profile, this crate's version and the native arch. The
 /// profile is validated (and its actions and flags checked against the kernel) every
-/// time; a hit costs one file read and a checksum, no libseccomp. A miss compiles and stores atomically (temp file + rename); failing to
-/// store is not an error (the filter is returned, the reason in [`CacheStatus`]).
+/// time; a hit costs one file read and a checksum, no libseccomp. A miss compiles and
+/// stores atomically (temp file + rename); failing to store is not an error (the
+/// filter is returned, the reason in [`CacheStatus`]).
 pub fn compile_cached(
     profile: &LinuxSeccomp,
     cache_dir: &Path,
@@ -186,7 +187,11 @@ pub fn compile_cached(
     kernel::check(profile, &p)?;
     let key = cache::cache_key(profile);
     if let Some(f) = cache::load(cache_dir, &key) {
-        return Ok((f, CacheStatus::Hit));
+        // Flags and NOTIFY follow from the profile just validated; an entry that
+        // disagrees is not ours to trust (it is recompiled and replaced).
+        if f.flags == p.flags && f.uses_notify == p.uses_notify {
+            return Ok((f, CacheStatus::Hit));
+        }
     }
     let c = compile::compile(&p)?;
     let f = Filter {
