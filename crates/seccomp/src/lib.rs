@@ -3,7 +3,7 @@
 //! container's init right before `execve`.
 //!
 //! ```text
-//! parent (before clone)                     init (after all setup, before execve)
+//! parent (before clone)                     init (after all setup, before exec.fifo)
 //! ---------------------                     -------------------------------------
 //! compile / compile_cached(profile)  ──►    filter.install()  → Option<listener fd>
 //!   validate (always, pure Rust)            (one raw seccomp(2); no allocation)
@@ -109,8 +109,9 @@ impl Filter {
 
     /// Load the filter into the calling thread (`seccomp(SECCOMP_SET_MODE_FILTER)`).
     ///
-    /// Meant for the container's init right before `execve`: it allocates nothing and
-    /// makes exactly one syscall, so it is safe after `clone`/`fork` in a process whose
+    /// Meant for the container's init at the end of its setup (runc: just before the
+    /// exec.fifo wait that precedes `execve`; see docs/seccomp.md): it allocates nothing
+    /// and makes exactly one syscall, so it is safe after `clone`/`fork` in a process whose
     /// other threads may hold locks. The caller must have set `no_new_privs` or hold
     /// `CAP_SYS_ADMIN` (seccomp(2) EACCES otherwise). Returns the notify listener fd
     /// when the filter uses `SCMP_ACT_NOTIFY` (`SECCOMP_FILTER_FLAG_NEW_LISTENER`).
