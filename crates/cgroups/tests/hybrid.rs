@@ -397,26 +397,6 @@ fn freeze_and_thaw() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-pub fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique_path(tag).trim_start_matches('/'));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Wait (bounded, generous) until the counter changes.
-pub fn wait_progress(read_n: &dyn Fn() -> Option<u64>) {
-    let start = read_n();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = read_n();
-        if now.is_some() && now != start {
-            return;
-        }
-        assert!(Instant::now() < deadline, "process made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn pids_limit_stops_fork_loop_and_kill_all() {
     if !require_hybrid("pids_limit_stops_fork_loop_and_kill_all") {
