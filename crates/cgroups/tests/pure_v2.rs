@@ -110,10 +110,10 @@ fn v2_pids_max() {
     assert_eq!(read(&d, "pids.max"), "6");
     g.spawn("for i in $(seq 1 30); do sleep 1000 & done; sleep 1000");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !read(&d, "pids.events")
+    while read(&d, "pids.events")
         .split_whitespace()
         .nth(1)
-        .is_some_and(|n| n != "0")
+        .is_none_or(|n| n == "0")
     {
         assert!(Instant::now() < deadline, "the pids limit was never hit");
         std::thread::sleep(Duration::from_millis(20));
