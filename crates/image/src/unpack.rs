@@ -170,6 +170,14 @@ impl<'a> Extractor<'a> {
     /// Split an entry name into clean components; refuse absolute names and `..`.
     fn components(&self, entry: &str, raw: &Path) -> Result<Vec<Vec<u8>>, UnpackError> {
         let mut out = Vec::new();
+        // umoci (and others) name the layer root "/"; that entry only carries the root's
+        // attributes and cannot leave the layer. Any other absolute name is refused.
+        if raw
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+        {
+            return Ok(out);
+        }
         for c in raw.components() {
             match c {
                 Component::Normal(n) => out.push(n.as_bytes().to_vec()),
@@ -331,6 +339,29 @@ impl<'a> Extractor<'a> {
             }
         }
         self.set_mtime(entry, parent, name, a.mtime)
+    }
+
+    /// Attributes through the open fd: no path lookups for the common case.
+    fn set_file_attrs(&self, entry: &str, f: &File, a: &Attrs) -> Result<(), UnpackError> {
+        let fd = f.as_raw_fd();
+        // chown before chmod: chown clears set-id bits (chown(2)).
+        // SAFETY (this block): plain syscalls on an fd we own, valid buffers.
+        cvt(unsafe { libc::fchown(fd, a.uid, a.gid) }).map_err(|e| self.fail(entry, "chown", e))?;
+        cvt(unsafe { libc::fchmod(fd, a.mode & 0o7777) })
+            .map_err(|e| self.fail(entry, "chmod", e))?;
+        for (k, v) in &a.xattrs {
+            let key = cstr(k.as_bytes()).map_err(|e| self.fail(entry, "xattr name", e))?;
+            cvt(unsafe { libc::fsetxattr(fd, key.as_ptr(), v.as_ptr().cast(), v.len(), 0) })
+                .map_err(|e| self.fail(entry, &format!("setting xattr {k}"), e))?;
+        }
+        let ts = libc::timespec {
+            tv_sec: a.mtime as libc::time_t,
+            tv_nsec: 0,
+        };
+        let times = [ts, ts];
+        cvt(unsafe { libc::futimens(fd, times.as_ptr()) })
+            .map_err(|e| self.fail(entry, "setting mtime", e))?;
+        Ok(())
     }
 
     fn set_mtime(
@@ -502,125 +533,148 @@ impl<'a> Extractor<'a> {
             return Ok(());
         }
 
-        let parent = self.parent(&entry, parent_comps, true)?;
         let cname = cstr(&name).map_err(|e| self.fail(&entry, "name", e))?;
-        if let Some(st) = Self::lstat(parent, &cname).map_err(|e| self.fail(&entry, "stat", e))? {
-            let existing_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            if !(existing_dir && matches!(kind, Kind::Dir)) {
-                self.remove_existing(parent, &cname, existing_dir)
-                    .map_err(|e| self.fail(&entry, "replacing existing path", e))?;
-            }
-        }
-        // remove_existing may have dropped the cache; reopen the parent if so.
-        let parent = self.parent(&entry, parent_comps, true)?;
         let mode = attrs.mode & 0o7777;
-        match kind {
-            Kind::Dir => {
-                // SAFETY: valid fd and C string.
-                let r = unsafe { libc::mkdirat(parent, cname.as_ptr(), 0o700) };
-                if r < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(self.fail(&entry, "mkdir", e));
-                    }
-                }
-                let mtime = attrs.mtime;
-                self.set_attrs(&entry, parent, &cname, &attrs, false)?;
-                self.dirs.push((comps.join(&b'/'), mtime));
-            }
-            Kind::File => {
-                // SAFETY: valid fd and C string; O_EXCL|O_NOFOLLOW: never write through
-                // anything that already exists.
-                let fd = cvt(unsafe {
-                    libc::openat(
-                        parent,
-                        cname.as_ptr(),
-                        libc::O_WRONLY
-                            | libc::O_CREAT
-                            | libc::O_EXCL
-                            | libc::O_NOFOLLOW
-                            | libc::O_CLOEXEC,
-                        0o600,
+        // A hardlink's target directory, held open by us: `parent()` reuses one cache slot.
+        let mut tlink: Option<(Option<OwnedFd>, CString)> = None;
+        if let Kind::Hardlink(target) = &kind {
+            let Some((tname, tparent)) = target.split_last() else {
+                return Err(self.refuse(&entry, "hardlink to the layer root"));
+            };
+            let tdir = if tparent.is_empty() {
+                None
+            } else {
+                Some(
+                    openat2_beneath(
+                        self.root.as_raw_fd(),
+                        &tparent.join(&b'/'),
+                        libc::O_PATH | libc::O_DIRECTORY,
                     )
-                })
-                .map_err(|er| self.fail(&entry, "create", er))?;
-                // SAFETY: fresh fd we own.
-                let mut f = unsafe { File::from_raw_fd(fd) };
-                let n = copy_with(e, &mut f, &mut self.buf)
-                    .map_err(|er| self.fail(&entry, "writing content", er))?;
-                self.size += n;
-                self.set_attrs(&entry, parent, &cname, &attrs, false)?;
-            }
-            Kind::Symlink(target) => {
-                let t = cstr(&target).map_err(|er| self.fail(&entry, "link target", er))?;
-                // A symlink's target may point anywhere: we never follow symlinks while
-                // extracting, and the runtime resolves them inside the container root.
-                // SAFETY: valid C strings and fd.
-                cvt(unsafe { libc::symlinkat(t.as_ptr(), parent, cname.as_ptr()) })
-                    .map_err(|er| self.fail(&entry, "symlink", er))?;
-                self.set_attrs(&entry, parent, &cname, &attrs, true)?;
-            }
-            Kind::Hardlink(target) => {
-                let Some((tname, tparent)) = target.split_last() else {
-                    return Err(self.refuse(&entry, "hardlink to the layer root"));
-                };
-                // Hold our own fd to the target's parent: `parent()` reuses one cache slot.
-                let tjoined = tparent.join(&b'/');
-                let tdir = if tparent.is_empty() {
-                    None
-                } else {
-                    Some(
-                        openat2_beneath(
-                            self.root.as_raw_fd(),
-                            &tjoined,
-                            libc::O_PATH | libc::O_DIRECTORY,
-                        )
-                        .map_err(|er| match er.raw_os_error() {
-                            Some(libc::ENOENT) => {
-                                self.refuse(&entry, "hardlink target does not exist in this layer")
-                            }
-                            _ => self.parent_err(&entry, er),
-                        })?,
-                    )
-                };
-                let tfd = tdir
-                    .as_ref()
-                    .map(|f| f.as_raw_fd())
-                    .unwrap_or(self.root.as_raw_fd());
-                let tn = cstr(tname).map_err(|er| self.fail(&entry, "link target", er))?;
-                // linkat without AT_SYMLINK_FOLLOW links a symlink itself, never its target.
-                // SAFETY: valid fds and C strings.
-                let r = unsafe { libc::linkat(tfd, tn.as_ptr(), parent, cname.as_ptr(), 0) };
-                if r < 0 {
-                    let er = io::Error::last_os_error();
-                    return Err(match er.raw_os_error() {
+                    .map_err(|er| match er.raw_os_error() {
                         Some(libc::ENOENT) => {
                             self.refuse(&entry, "hardlink target does not exist in this layer")
                         }
-                        Some(libc::EPERM) => self.refuse(&entry, "hardlink to a directory"),
-                        _ => self.fail(&entry, "link", er),
-                    });
+                        _ => self.parent_err(&entry, er),
+                    })?,
+                )
+            };
+            let tn = cstr(tname).map_err(|er| self.fail(&entry, "link target", er))?;
+            tlink = Some((tdir, tn));
+        }
+        let symlink_target = match &kind {
+            Kind::Symlink(t) => Some(cstr(t).map_err(|er| self.fail(&entry, "link target", er))?),
+            _ => None,
+        };
+        // Create the node. The layer directory starts empty, so the fast path is a plain
+        // create that never follows or reuses anything (O_EXCL, *at without FOLLOW);
+        // EEXIST means a duplicate entry of this layer, handled below.
+        let root_fd = self.root.as_raw_fd();
+        let make = |parent: RawFd| -> io::Result<Option<File>> {
+            // SAFETY (all arms): valid fds and C strings owned by this frame.
+            match &kind {
+                Kind::Dir => {
+                    cvt(unsafe { libc::mkdirat(parent, cname.as_ptr(), 0o700) }).map(|_| None)
+                }
+                Kind::File => {
+                    let fd = cvt(unsafe {
+                        libc::openat(
+                            parent,
+                            cname.as_ptr(),
+                            libc::O_WRONLY
+                                | libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_NOFOLLOW
+                                | libc::O_CLOEXEC,
+                            0o600,
+                        )
+                    })?;
+                    // SAFETY: fresh fd we own.
+                    Ok(Some(unsafe { File::from_raw_fd(fd) }))
+                }
+                Kind::Symlink(_) => {
+                    let t = symlink_target
+                        .as_ref()
+                        .map(|t| t.as_ptr())
+                        .unwrap_or(std::ptr::null());
+                    // A symlink's target may point anywhere: we never follow symlinks while
+                    // extracting, and the runtime resolves them inside the container root.
+                    cvt(unsafe { libc::symlinkat(t, parent, cname.as_ptr()) }).map(|_| None)
+                }
+                Kind::Hardlink(_) => {
+                    let (tdir, tn) = tlink
+                        .as_ref()
+                        .ok_or_else(|| io::Error::other("hardlink target"))?;
+                    let tfd = tdir.as_ref().map(|f| f.as_raw_fd()).unwrap_or(root_fd);
+                    // linkat without AT_SYMLINK_FOLLOW links a symlink itself, never its target.
+                    cvt(unsafe { libc::linkat(tfd, tn.as_ptr(), parent, cname.as_ptr(), 0) })
+                        .map(|_| None)
+                }
+                Kind::Char(maj, min) => cvt(unsafe {
+                    libc::mknodat(
+                        parent,
+                        cname.as_ptr(),
+                        libc::S_IFCHR | mode,
+                        libc::makedev(*maj, *min),
+                    )
+                })
+                .map(|_| None),
+                Kind::Block(maj, min) => cvt(unsafe {
+                    libc::mknodat(
+                        parent,
+                        cname.as_ptr(),
+                        libc::S_IFBLK | mode,
+                        libc::makedev(*maj, *min),
+                    )
+                })
+                .map(|_| None),
+                Kind::Fifo => {
+                    cvt(unsafe { libc::mknodat(parent, cname.as_ptr(), libc::S_IFIFO | mode, 0) })
+                        .map(|_| None)
                 }
             }
-            Kind::Char(maj, min) | Kind::Block(maj, min) => {
-                let t = if matches!(kind, Kind::Char(..)) {
-                    libc::S_IFCHR
+        };
+        let mut parent = self.parent(&entry, parent_comps, true)?;
+        let made = match make(parent) {
+            Err(er) if er.raw_os_error() == Some(libc::EEXIST) => {
+                let st = Self::lstat(parent, &cname).map_err(|e| self.fail(&entry, "stat", e))?;
+                let existing_dir = st.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                if existing_dir && matches!(kind, Kind::Dir) {
+                    // layer.md: dir over dir changes only the attributes.
+                    Ok(None)
                 } else {
-                    libc::S_IFBLK
-                };
-                // SAFETY: valid fd and C string.
-                cvt(unsafe {
-                    libc::mknodat(parent, cname.as_ptr(), t | mode, libc::makedev(maj, min))
-                })
-                .map_err(|er| self.fail(&entry, "mknod", er))?;
-                self.set_attrs(&entry, parent, &cname, &attrs, false)?;
+                    self.remove_existing(parent, &cname, existing_dir)
+                        .map_err(|e| self.fail(&entry, "replacing existing path", e))?;
+                    // remove_existing may have dropped the cached parent; reopen it.
+                    parent = self.parent(&entry, parent_comps, true)?;
+                    make(parent)
+                }
             }
-            Kind::Fifo => {
-                // SAFETY: valid fd and C string.
-                cvt(unsafe { libc::mknodat(parent, cname.as_ptr(), libc::S_IFIFO | mode, 0) })
-                    .map_err(|er| self.fail(&entry, "mkfifo", er))?;
-                self.set_attrs(&entry, parent, &cname, &attrs, false)?;
+            r => r,
+        };
+        let made = made.map_err(|er| match (&kind, er.raw_os_error()) {
+            (Kind::Hardlink(_), Some(libc::ENOENT)) => {
+                self.refuse(&entry, "hardlink target does not exist in this layer")
             }
+            (Kind::Hardlink(_), Some(libc::EPERM)) => {
+                self.refuse(&entry, "hardlink to a directory")
+            }
+            _ => self.fail(&entry, "create", er),
+        })?;
+        match (&kind, made) {
+            (Kind::File, Some(mut f)) => {
+                let n = copy_with(e, &mut f, &mut self.buf)
+                    .map_err(|er| self.fail(&entry, "writing content", er))?;
+                self.size += n;
+                self.set_file_attrs(&entry, &f, &attrs)?;
+            }
+            // Hardlinks share the target's inode and attributes.
+            (Kind::Hardlink(_), _) => {}
+            (Kind::Symlink(_), _) => self.set_attrs(&entry, parent, &cname, &attrs, true)?,
+            (Kind::Dir, _) => {
+                self.set_attrs(&entry, parent, &cname, &attrs, false)?;
+                self.dirs.push((comps.join(&b'/'), attrs.mtime));
+            }
+            _ => self.set_attrs(&entry, parent, &cname, &attrs, false)?,
         }
         Ok(())
     }

@@ -235,3 +235,20 @@ fn diff_id_and_attributes() {
     .unwrap_err();
     assert!(e.to_string().contains("sha256:corrupt"), "{e}");
 }
+
+#[test]
+fn a_root_entry_named_slash_sets_root_attributes() {
+    // umoci insert writes the layer root as "/".
+    let (_t, layer, _o) = sandbox();
+    let tar = tar_of(&[
+        raw("/", EntryType::Directory, "", b""),
+        E::File("f", b"x".to_vec(), 0o644, 0, 0),
+    ]);
+    unpack(&tar, &layer).unwrap();
+    assert_eq!(
+        std::fs::metadata(&layer).unwrap().mode() & 0o7777,
+        0o644,
+        "the raw() helper's mode applied to the root"
+    );
+    assert!(layer.join("f").exists());
+}
