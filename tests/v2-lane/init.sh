@@ -12,6 +12,23 @@
 # then powers the VM off. If this script dies, the kernel panics (panic=-1 plus
 # qemu -no-reboot ends the VM) and the host reports the missing DONE line.
 
+# The initramfs is the kernel's rootfs, the one mount with no parent, and
+# pivot_root(2) fails with EINVAL whenever the current root is such a mount
+# ("it is not possible to pivot_root the rootfs", see pivot_root(2) and
+# switch_root(8)). Runtimes pivot_root into every container, so move a bind
+# mount of / over / and chroot into it, as switch_root does, before anything
+# else is mounted: then / is an ordinary mount, as on a real host.
+if [ "${1:-}" != --stage2 ]; then
+	/bin/busybox mkdir -p /.lane-root &&
+		/bin/busybox mount --bind / /.lane-root &&
+		cd /.lane-root &&
+		/bin/busybox mount --move . / &&
+		exec /bin/busybox chroot . /init --stage2
+	echo "@@LANE FATAL could not make / an ordinary mount"
+	/bin/busybox poweroff -f
+fi
+/bin/busybox rmdir /.lane-root 2>/dev/null
+
 # Busybox's applet links were made by run.sh (see there for why not
 # `busybox --install`).
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /root /var/tmp

@@ -52,7 +52,7 @@ Other options:
   --no-self-test      in the default set, skip the self-test
   --kernel PATH       kernel image (default: newest /boot/vmlinuz-*-cloud-amd64)
   --timeout SECS      whole run, build excluded (default \$OXCART_V2_LANE_TIMEOUT or 900)
-  --test-timeout SECS per test executable, inside the guest (default 600)
+  --test-timeout SECS per test executable, inside the guest (default 300)
   --memory MB         guest memory (default 2048)
   --smp N             guest CPUs (default 2)
   --append ARGS       extra kernel command line
@@ -86,7 +86,7 @@ self_test=
 no_self_test=0
 kernel=
 timeout_s=${OXCART_V2_LANE_TIMEOUT:-900}
-test_timeout_s=600
+test_timeout_s=300
 mem=2048
 smp=2
 append=
@@ -329,7 +329,7 @@ cp "$moddir"/modules.{dep,alias,builtin,order} "$root$moddir/" 2>/dev/null || tr
 # dlopen()ed libraries: the host's loader cache says where each soname lives.
 stage_soname() { # SONAME REQUIRED
 	local path
-	path=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk -v so="$1" '$1 == so && /x86-64/ { print $NF; exit }')
+	path=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk -v so="$1" '$1 == so && /x86-64/ && !found { print $NF; found = 1 }')
 	if [[ -z $path ]]; then
 		[[ $2 -eq 0 ]] || die "--lib $1: not in the host's loader cache (ldconfig -p)"
 		note "host has no $1: tests that dlopen it will fail"
@@ -398,6 +398,9 @@ if [[ ${#packages[@]} -gt 0 ]]; then
 				-- "$exe" --test-threads=1 "${test_args[@]}"
 		done < <(jq -r 'select(.reason == "compiler-artifact" and .executable != null)
 			| [(.profile.test | tostring), .executable, .manifest_path, (.target.kind | join(",")), .target.name] | @tsv' "$tmp/cargo.json")
+		# Integration tests' scratch dir, env!("CARGO_TARGET_TMPDIR"):
+		# cargo creates it before running tests, so do the same.
+		mkdir -p "$root$target_dir/tmp"
 		if [[ $n_exe -eq 0 ]]; then
 			note "packages ${pkg_flags[*]} have no test executables yet: nothing of theirs to run"
 		else

@@ -58,6 +58,12 @@ out=$(sh -c "echo \$\$ >$child/cgroup.procs && /bin/true && echo forked" 2>&1)
 check "fork beyond pids.max fails" [ "${out#*forked}" = "$out" ]
 check "pids.events counts the refused fork" sh -c "[ \$(awk '/^max /{print \$2}' $child/pids.events) -ge 1 ]"
 
+# Runtimes pivot_root into each container: / must not be the initramfs rootfs,
+# where pivot_root(2) fails with EINVAL.
+check "pivot_root works in a new mount namespace" unshare -m sh -c '
+	mount --make-rprivate / && d=$(mktemp -d) && mount -t tmpfs lane-pivot "$d" &&
+	mkdir "$d/old" && cd "$d" && pivot_root . old && [ -d /old/proc ]'
+
 if [ "$fails" -ne 0 ]; then
 	echo "selftest.sh: $fails check(s) failed"
 	exit 1
