@@ -524,3 +524,41 @@ fn stats_report_usage() {
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["pids"]["limit"], 50);
 }
+
+#[test]
+fn failed_create_removes_what_it_made() {
+    if !require_hybrid("failed_create_removes_what_it_made") {
+        return;
+    }
+    let top = unique_path("failcreate");
+    let rel = top.trim_start_matches('/');
+    // Our own unified-hierarchy parent that refuses children
+    // (cgroup.max.depth 0): the v1 directories are made first, then the
+    // unified mkdir fails (EAGAIN) and everything must be undone.
+    let blocker = Path::new("/sys/fs/cgroup/unified").join(rel);
+    std::fs::create_dir(&blocker).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(blocker.clone());
+    std::fs::write(blocker.join("cgroup.max.depth"), "0").unwrap();
+    let g = Guard::new(Manager::new(Some(&format!("{top}/leaf")), "x", false).unwrap());
+    let e = g.m.create().unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("creating cgroup {}/leaf", blocker.display())),
+        "{e}"
+    );
+    assert!(g.m.to_state().created.is_empty());
+    assert!(!g.m.exists());
+    for d in g.m.v1_dirs() {
+        assert!(
+            !d.mountpoint.join(rel).exists(),
+            "{} left behind",
+            d.mountpoint.join(rel).display()
+        );
+    }
+}

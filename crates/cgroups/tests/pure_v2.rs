@@ -338,7 +338,9 @@ fn v2_ebpf_device_filter() {
     };
     let mut devs = vec![dev(false, "a", None, None, "rwm")];
     devs.extend(oxcart_cgroups::devices::default_device_rules());
-    devs.push(dev(false, "c", Some(1), Some(5), "rwm"));
+    // Take read/write of /dev/zero back (its mknod stays with "c *:* m";
+    // denying "m" too would punch a hole in that wildcard, an error).
+    devs.push(dev(false, "c", Some(1), Some(5), "rw"));
     g.m.apply(&LinuxResources {
         devices: devs,
         ..Default::default()
