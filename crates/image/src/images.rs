@@ -245,6 +245,17 @@ impl ImageStore {
                 crate::unpack::remove_tree(&e.path()).map_err(crate::store::io_err(e.path()))?;
             }
         }
+        // Per-layer lock files: safe to delete only now, with no other command running
+        // (unlinking a lock file someone waits on would split the lock in two).
+        let locks = self.store.root().join("locks");
+        for e in std::fs::read_dir(&locks)
+            .map_err(crate::store::io_err(&locks))?
+            .flatten()
+        {
+            if !layers.contains(&format!("sha256:{}", e.file_name().to_string_lossy())) {
+                std::fs::remove_file(e.path()).map_err(crate::store::io_err(e.path()))?;
+            }
+        }
         for alg in ["sha256", "sha512"] {
             let dir = self.store.root().join("blobs").join(alg);
             for e in std::fs::read_dir(&dir)

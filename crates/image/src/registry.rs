@@ -273,7 +273,30 @@ impl Client {
     }
 
     fn scope(&self) -> String {
-        format!("repository:{}:pull", self.repository)
+        // A login probe has no repository: docker asks for a token without scope then.
+        if self.repository.is_empty() {
+            String::new()
+        } else {
+            format!("repository:{}:pull", self.repository)
+        }
+    }
+
+    /// A client for checking credentials against `registry`'s `/v2/` (`oxcart login`).
+    pub fn for_login(
+        registry: &str,
+        insecure: &Insecure,
+        creds: Credentials,
+    ) -> Result<Client, RegistryError> {
+        let probe = Reference::parse(&format!("{registry}/probe")).map_err(|e| {
+            RegistryError::Protocol {
+                registry: registry.to_string(),
+                what: "login".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut c = Self::with_credentials(&probe, insecure, Some(creds));
+        c.repository = String::new();
+        Ok(c)
     }
 
     fn authorization(&self) -> Option<String> {
@@ -374,7 +397,10 @@ impl Client {
                 "token realm {realm} is plain HTTP while the registry uses HTTPS"
             )));
         }
-        let mut req = self.agent.get(realm).query("scope", scope);
+        let mut req = self.agent.get(realm);
+        if !scope.is_empty() {
+            req = req.query("scope", scope);
+        }
         if let Some(s) = service {
             req = req.query("service", s);
         }

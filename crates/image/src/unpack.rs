@@ -738,6 +738,38 @@ fn copy_with(r: &mut dyn Read, f: &mut File, buf: &mut Vec<u8>) -> io::Result<u6
     }
 }
 
+/// Supplies a missing tar trailer. umoci 0.4.7's `insert` (Debian 12) writes layers
+/// that stop right after the last file's data, without the padding to 512 bytes and the
+/// two zero blocks that end an archive; podman and umoci itself accept them. When the
+/// real stream ends early we serve zeros up to the next block boundary plus the
+/// end-of-archive blocks, and remember where the real bytes ended: if any entry's data
+/// reaches past that point, the layer is truncated and refused. The synthetic zeros sit
+/// outside the DiffID hash.
+struct Unterminated<R> {
+    inner: R,
+    pos: u64,
+    real_end: Option<u64>,
+    synthetic: u64,
+}
+
+impl<R: Read> Read for Unterminated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.real_end.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.real_end = Some(self.pos);
+            self.synthetic = (512 - self.pos % 512) % 512 + 1024;
+        }
+        let n = (self.synthetic.min(buf.len() as u64)) as usize;
+        buf[..n].fill(0);
+        self.synthetic -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Wrap `reader` in the decompressor for `compression`.
 pub fn decompressor<'r>(
     reader: Box<dyn Read + 'r>,
@@ -787,7 +819,7 @@ pub fn unpack_layer(
     })
     .map_err(|e| fail(format!("opening {}: {e}", dest.display())))?;
     let dec = decompressor(reader, compression).map_err(|e| fail(format!("decompressor: {e}")))?;
-    let mut hr = HashingReader::new(dec, Algorithm::Sha256);
+    let hr = HashingReader::new(dec, Algorithm::Sha256);
     let mut ex = Extractor {
         layer,
         root,
@@ -796,16 +828,42 @@ pub fn unpack_layer(
         size: 0,
         buf: Vec::new(),
     };
+    let mut lenient = Unterminated {
+        inner: hr,
+        pos: 0,
+        real_end: None,
+        synthetic: 0,
+    };
+    // Where the data of the last regular file ends, to tell a missing trailer (accepted)
+    // from a truncated file (refused).
+    let mut data_end = 0u64;
+    let mut last_file = String::new();
     {
-        let mut ar = tar::Archive::new(&mut hr);
+        let mut ar = tar::Archive::new(&mut lenient);
         let entries = ar
             .entries()
             .map_err(|e| fail(format!("reading tar: {e}")))?;
         for e in entries {
             let mut e = e.map_err(|e| fail(format!("reading tar: {e}")))?;
+            let end = e.raw_file_position() + e.size();
+            if end > data_end {
+                data_end = end;
+                last_file = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            }
             ex.entry(&mut e)?;
         }
     }
+    if let Some(real_end) = lenient.real_end {
+        if data_end > real_end {
+            return Err(UnpackError {
+                layer: layer.to_string(),
+                entry: Some(last_file),
+                reason: format!("the tar stream ends at byte {real_end}, inside this entry's data"),
+                refused: false,
+            });
+        }
+    }
+    let mut hr = lenient.inner;
     ex.finish_dirs()?;
     // The DiffID covers the whole uncompressed stream, including the end-of-archive
     // blocks and any padding after them.

@@ -252,3 +252,33 @@ fn a_root_entry_named_slash_sets_root_attributes() {
     );
     assert!(layer.join("f").exists());
 }
+
+#[test]
+fn a_missing_tar_trailer_is_accepted_but_truncated_data_is_not() {
+    let full = tar_of(&[
+        E::Dir("bin/", 0o755, 0, 0),
+        E::File("bin/tool", vec![9u8; 1000], 0o755, 0, 0),
+    ]);
+    // umoci insert's output: the last file's data, then nothing (no padding, no zero blocks).
+    let unterminated = &full[..512 + 512 + 1000];
+    let (_t, layer, _o) = sandbox();
+    let u = unpack(unterminated, &layer).unwrap();
+    assert_eq!(
+        u.diff_id,
+        oxcart_image::Digest::sha256_of(unterminated),
+        "DiffID over the real bytes only"
+    );
+    assert_eq!(
+        std::fs::read(layer.join("bin/tool")).unwrap(),
+        vec![9u8; 1000]
+    );
+    // Cut inside the file's data: refused, naming the entry.
+    let (_t2, layer2, _o2) = sandbox();
+    let e = unpack(&full[..512 + 512 + 600], &layer2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bin/tool") && e.contains("inside this entry's data"),
+        "{e}"
+    );
+}

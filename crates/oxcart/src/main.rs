@@ -386,9 +386,7 @@ fn cmd_login(
     }
     let creds = Credentials { username, password };
     // Check the credentials against the registry's /v2/ before storing them, as docker does.
-    let probe = Reference::parse(&format!("{reg}/library/oxcart-login-probe"))
-        .with_context(|| format!("registry {reg:?}"))?;
-    let client = Client::with_credentials(&probe, &insecure(cli), Some(creds.clone()));
+    let client = Client::for_login(&reg, &insecure(cli), creds.clone())?;
     client
         .ping()
         .with_context(|| format!("logging in to {reg}"))?;

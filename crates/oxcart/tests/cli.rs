@@ -302,7 +302,16 @@ fn import_rootfs_tarball() {
 
 #[test]
 fn login_logout_with_basic_auth() {
-    let reg = Registry::start(Auth::Basic);
+    login_logout(Auth::Basic);
+}
+
+#[test]
+fn login_logout_with_bearer_tokens() {
+    login_logout(Auth::Token);
+}
+
+fn login_logout(auth: Auth) {
+    let reg = Registry::start(auth);
     let mut layout = Layout::new();
     let img = layout.image(
         &[(
@@ -316,7 +325,10 @@ fn login_logout_with_basic_auth() {
     let ox = Ox::new();
     let r = format!("{}/priv/x:v1", reg.addr);
     let e = ox.fail(&["pull", &r]);
-    assert!(e.contains(&reg.addr) && e.contains("login"), "{e}");
+    assert!(
+        e.contains(&reg.addr) && (e.contains("login") || e.contains("authentication")),
+        "{e}"
+    );
     let mut c = ox.cmd();
     c.args(["login", "-u", USER, "--password-stdin", &reg.addr]);
     let bad = pipe_stdin(c, b"wrong\n");

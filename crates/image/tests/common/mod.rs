@@ -248,6 +248,7 @@ impl TokenServer {
         r.read_line(&mut line)?;
         let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut authorized = false;
+        let mut bad_credentials = false;
         loop {
             let mut h = String::new();
             r.read_line(&mut h)?;
@@ -263,8 +264,16 @@ impl TokenServer {
                         .decode(b.trim())
                         .unwrap_or_default();
                     authorized = dec == format!("{USER}:{PASS}").as_bytes();
+                    bad_credentials = !authorized;
                 }
             }
+        }
+        if bad_credentials {
+            // Like real token servers: wrong credentials are an error, not anonymous access.
+            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
+            let mut w = stream;
+            write!(w, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+            return Ok(());
         }
         let query = target.split_once('?').map(|x| x.1).unwrap_or("");
         let mut service = String::new();
