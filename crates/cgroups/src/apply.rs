@@ -121,6 +121,12 @@ impl Manager {
         self.write_resources(r)
     }
 
+    /// `update`: the same as [`Manager::apply`] on an existing cgroup; only
+    /// the fields present in `r` change (memory swap -1 = unlimited).
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        self.apply(r)
+    }
+
     fn describe_host(&self) -> String {
         match self.mode {
             HostMode::V1 => "cgroup v1 host".into(),

@@ -562,3 +562,43 @@ fn failed_create_removes_what_it_made() {
         );
     }
 }
+
+#[test]
+fn unified_only_controller_is_driven_through_v2_files() {
+    if !require_hybrid("unified_only_controller_is_driven_through_v2_files") {
+        return;
+    }
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let in_unified = read(unified, "cgroup.controllers")
+        .split_whitespace()
+        .any(|c| c == "hugetlb");
+    let m0 = manager("routing");
+    if !in_unified || m0.v1_path("hugetlb").is_some() {
+        note("unified_only_controller_is_driven_through_v2_files: skipped: hugetlb is not a unified-only controller here");
+        return;
+    }
+    // Delegation off: the manager may not enable hugetlb in the host's
+    // unified root, so it must say where the v2 controller is missing.
+    let mut layout = oxcart_cgroups::Layout::detect().unwrap();
+    layout.delegate_controllers = false;
+    let g = Guard::new(Manager::with_layout(&layout, Some(&unique_path("routing")), "x").unwrap());
+    g.m.create().unwrap();
+    let r = LinuxResources {
+        hugepage_limits: vec![LinuxHugepageLimit {
+            page_size: "2MB".into(),
+            limit: 2 << 20,
+        }],
+        ..Default::default()
+    };
+    let e = g.m.apply(&r).unwrap_err().to_string();
+    if read(unified, "cgroup.subtree_control")
+        .split_whitespace()
+        .any(|c| c == "hugetlb")
+    {
+        panic!("hugetlb already delegated on this host; expected success, got {e}");
+    }
+    assert_eq!(
+        e,
+        "linux.resources.hugepageLimits: the hugetlb controller is not available on this hybrid host (not enabled in /sys/fs/cgroup/unified/cgroup.subtree_control)"
+    );
+}
