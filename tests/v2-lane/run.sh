@@ -10,6 +10,9 @@
 # and exits non-zero if any test failed, the guest never reported, or the run
 # timed out. Full documentation: docs/v2-lane.md.
 set -euo pipefail
+# The whole script is one brace group, parsed before any of it runs, so that
+# editing this file while a lane is running cannot derail that run.
+{
 
 LANE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$LANE_DIR/../.." && pwd -P)
@@ -473,11 +476,15 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel "$accel" -cpu max -m "$mem"
 	-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" </dev/null >"$log" 2>&1 &
 qpid=$!
-# Stream the console (minus the serial line's CRs) while the guest runs.
-tail -n +1 -f --pid="$qpid" "$log" | tr -d '\r'
+# Stream the console (minus the serial line's CRs) while the guest runs. In
+# the background, so that `wait` (unlike a foreground pipeline) lets the
+# INT/TERM traps run at once.
+tail -n +1 -f --pid="$qpid" "$log" | tr -d '\r' &
+tailpid=$!
 qrc=0
 wait "$qpid" || qrc=$?
 qpid=
+wait "$tailpid" || true
 t_end=$(now)
 
 # -------------------------------------------------------------------- verdict
@@ -527,3 +534,4 @@ printf 'time: %ss total (cargo build %ss, initramfs %ss, qemu boot+tests %ss)\n'
 	"$(elapsed "$t_built" "$t_staged")" "$(elapsed "$t_staged" "$t_end")"
 if [[ $status -eq 0 ]]; then echo "v2-lane: PASSED"; else echo "v2-lane: FAILED"; fi
 exit "$status"
+}
