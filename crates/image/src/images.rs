@@ -199,14 +199,14 @@ impl ImageStore {
         Ok((out, freed))
     }
 
-    /// Remove every image (then collect garbage). For tests and `rmi --all`.
-    pub fn rmi_all_for_test(&mut self) {
-        if let Ok(list) = self.list() {
-            for r in list {
-                let _ = self.db.delete_image(&r.id);
-            }
+    /// Remove every image, then collect garbage (`rmi --all`). Returns how many images
+    /// were removed.
+    pub fn remove_all(&mut self) -> Result<(usize, Freed), Error> {
+        let list = self.list()?;
+        for r in &list {
+            self.db.delete_image(&r.id)?;
         }
-        let _ = self.gc();
+        Ok((list.len(), self.gc()?))
     }
 
     /// Delete every blob and layer no image references. Waits for other commands to

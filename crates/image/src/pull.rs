@@ -376,7 +376,9 @@ impl ImageStore {
         let mut digest = top.clone();
         let mut index_digest = None;
         // Nested indexes are allowed (image-index.md); bound the depth against loops.
-        for depth in 0.. {
+        let mut depth = 0;
+        loop {
+            depth += 1;
             self.store.put_bytes(&digest, &bytes)?;
             let (kind, mt) =
                 oci::parse_manifest(&bytes, ct.as_deref()).map_err(|source| Error::Manifest {
@@ -407,7 +409,7 @@ impl ImageStore {
                     return self.install(img, &src, progress, opts.jobs);
                 }
                 ManifestKind::Index(idx) => {
-                    if depth >= 4 {
+                    if depth > 4 {
                         return Err(Error::Invalid {
                             image,
                             reason: "index nesting deeper than 4".into(),
@@ -450,7 +452,6 @@ impl ImageStore {
                 }
             }
         }
-        unreachable!("the loop returns or errors")
     }
 
     fn fetch_config(&self, client: &Client, m: &Manifest, image: &str) -> Result<Vec<u8>, Error> {

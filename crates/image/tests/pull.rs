@@ -282,7 +282,7 @@ fn auth_roundtrip(auth: Auth) {
         password: "wrong".into(),
     };
     o2.credentials.store(&reg.addr, &bad).unwrap();
-    st.rmi_all_for_test();
+    st.remove_all().unwrap();
     let e = st.pull(&r, &o2, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("auth"), "{e}");
 }
@@ -360,7 +360,7 @@ fn concurrent_pulls_share_layers_and_store_each_once() {
         let mut st = ImageStore::open(root.path()).unwrap();
         assert_eq!(st.list().unwrap().len(), 2);
         if round < 2 {
-            st.rmi_all_for_test();
+            st.remove_all().unwrap();
             assert_eq!(
                 std::fs::read_dir(root.path().join("layers"))
                     .unwrap()

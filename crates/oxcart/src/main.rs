@@ -88,8 +88,11 @@ enum Cmd {
         /// Remove an image by ID even if several tags reference it.
         #[arg(short, long)]
         force: bool,
+        /// Remove all images.
+        #[arg(short, long, conflicts_with = "images")]
+        all: bool,
         /// Images (name, digest or ID prefix).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
         images: Vec<String>,
     },
     /// Give an image another name.
@@ -436,8 +439,16 @@ fn run(cli: &Cli) -> Result<()> {
             no_trunc,
         } => cmd_images(cli, *format, *quiet, *no_trunc)?,
         Cmd::Inspect { images } => cmd_inspect(cli, images)?,
-        Cmd::Rmi { force, images } => {
+        Cmd::Rmi { force, all, images } => {
             let mut st = open(cli)?;
+            if *all {
+                let (n, freed) = st.remove_all()?;
+                println!(
+                    "Deleted {n} images; freed {} layers, {} blobs",
+                    freed.layers, freed.blobs
+                );
+                return Ok(());
+            }
             let mut failed = 0;
             for i in images {
                 match st.remove(i, *force) {

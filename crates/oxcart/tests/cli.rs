@@ -167,6 +167,15 @@ fn pull_images_inspect_tag_rmi() {
     assert_eq!(ox.count("layers"), 0);
     assert_eq!(ox.count("blobs/sha256"), 0, "every blob freed");
     assert_eq!(ox.ok(&["images", "-q"]), "");
+    ox.ok(&["pull", "-q", &ra]);
+    ox.ok(&["pull", "-q", &rb]);
+    assert!(ox
+        .ok(&["rmi", "--all"])
+        .contains("Deleted 2 images; freed 3 layers"));
+    assert_eq!(
+        ox.count("layers") + ox.count("blobs/sha256") + ox.count("locks"),
+        0
+    );
 }
 
 #[test]
