@@ -324,12 +324,11 @@ pub fn state_from_spec(devs: &[LinuxDeviceCgroup]) -> Result<DeviceState> {
     DeviceState::from_rules(&rules)
 }
 
-/// runc's `AllowedDevices` (libcontainer/specconv): the rules runc appends
-/// after the spec's own so that a container always has the default devices
-/// of config-linux.md "Default Devices" plus /dev/pts and /dev/ptmx. The
-/// runtime appends these (and one rule per `linux.devices` entry) to
-/// `linux.resources.devices` before calling `apply`, as runc does.
-pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+/// runc's `AllowedDevices` (libcontainer/specconv, runc 1.1): mknod of
+/// anything, the default devices of config-linux.md "Default Devices",
+/// /dev/pts/*, /dev/ptmx and /dev/net/tun. Each with the device path it
+/// belongs to, if any.
+fn allowed_devices() -> Vec<(Option<&'static str>, LinuxDeviceCgroup)> {
     let r = |typ: &str, major: Option<i64>, minor: Option<i64>, access: &str| LinuxDeviceCgroup {
         allow: true,
         typ: Some(typ.into()),
@@ -339,18 +338,43 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
     };
     vec![
         // mknod of any device is allowed; open is still checked.
-        r("c", None, None, "m"),
-        r("b", None, None, "m"),
-        r("c", Some(1), Some(3), "rwm"),    // /dev/null
-        r("c", Some(1), Some(8), "rwm"),    // /dev/random
-        r("c", Some(1), Some(7), "rwm"),    // /dev/full
-        r("c", Some(5), Some(0), "rwm"),    // /dev/tty
-        r("c", Some(1), Some(5), "rwm"),    // /dev/zero
-        r("c", Some(1), Some(9), "rwm"),    // /dev/urandom
-        r("c", Some(136), None, "rwm"),     // /dev/pts/*
-        r("c", Some(5), Some(2), "rwm"),    // /dev/ptmx
-        r("c", Some(10), Some(200), "rwm"), // /dev/net/tun
+        (None, r("c", None, None, "m")),
+        (None, r("b", None, None, "m")),
+        (Some("/dev/null"), r("c", Some(1), Some(3), "rwm")),
+        (Some("/dev/random"), r("c", Some(1), Some(8), "rwm")),
+        (Some("/dev/full"), r("c", Some(1), Some(7), "rwm")),
+        (Some("/dev/tty"), r("c", Some(5), Some(0), "rwm")),
+        (Some("/dev/zero"), r("c", Some(1), Some(5), "rwm")),
+        (Some("/dev/urandom"), r("c", Some(1), Some(9), "rwm")),
+        (None, r("c", Some(136), None, "rwm")),  // /dev/pts/*
+        (None, r("c", Some(5), Some(2), "rwm")), // /dev/ptmx
+        (None, r("c", Some(10), Some(200), "rwm")), // /dev/net/tun
     ]
+}
+
+/// runc's default allowed device rules (see [`container_device_rules`]).
+pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    allowed_devices().into_iter().map(|(_, r)| r).collect()
+}
+
+/// The device rules to pass to [`crate::Manager::apply`] when creating a
+/// container, exactly as runc 1.1's specconv builds them: the spec's
+/// `linux.resources.devices`, then runc's default allowed devices, minus
+/// any default whose path also appears in `linux.devices` (the spec's
+/// device takes priority). Without the defaults, the usual first spec rule
+/// `{"allow": false, "access": "rwm"}` would deny even /dev/null.
+pub fn container_device_rules(
+    spec_rules: &[LinuxDeviceCgroup],
+    linux_devices: &[oxcart_spec::LinuxDevice],
+) -> Vec<LinuxDeviceCgroup> {
+    let mut out = spec_rules.to_vec();
+    for (path, rule) in allowed_devices() {
+        if path.is_some_and(|p| linux_devices.iter().any(|d| d.path == p)) {
+            continue;
+        }
+        out.push(rule);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -428,6 +452,39 @@ mod tests {
         );
         let e = state_from_spec(&[rule(true, "c", None, None, "rq")]).unwrap_err();
         assert!(e.to_string().contains("devices[0].access"), "{e}");
+    }
+
+    #[test]
+    fn container_rules_follow_runc() {
+        let spec = [rule(false, "a", None, None, "rwm")];
+        let all = container_device_rules(&spec, &[]);
+        assert_eq!(all.len(), 12);
+        assert_eq!(all[0], spec[0]);
+        let s = DeviceState::from_rules(
+            &all.iter()
+                .enumerate()
+                .map(|(i, d)| DeviceRule::from_spec(i, d).unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(!s.default_allow);
+        let null = DevMatch {
+            major: Some(1),
+            minor: Some(3),
+            typ: DevType::Char,
+        };
+        assert_eq!(s.exceptions[&null], Access::ALL);
+        // A linux.devices entry at a default path replaces that default.
+        let dev = oxcart_spec::LinuxDevice {
+            path: "/dev/null".into(),
+            typ: "c".into(),
+            major: 1,
+            minor: 3,
+            ..Default::default()
+        };
+        let all = container_device_rules(&spec, &[dev]);
+        assert_eq!(all.len(), 11);
+        assert!(!all.iter().any(|r| r.major == Some(1) && r.minor == Some(3)));
     }
 
     #[test]

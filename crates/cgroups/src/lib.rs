@@ -48,9 +48,9 @@
 //!
 //! `apply` is also `update`: only the fields present are written, with
 //! runc's v1 ordering rules (memory vs memsw, cfs period vs quota).
-//! Device rules: the caller passes the full list (spec rules, then
-//! [`devices::default_device_rules`] and one rule per `linux.devices` entry,
-//! as runc's specconv does); v1 gets the minimal `devices.allow/deny`
+//! Device rules: at create the caller passes the full list built by
+//! [`devices::container_device_rules`] (spec rules, then runc's default
+//! allowed devices, as runc's specconv does); v1 gets the minimal `devices.allow/deny`
 //! transition, v2 an eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program
 //! ([`bpf`]) that replaces the previous one.
 //!

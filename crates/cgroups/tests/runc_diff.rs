@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use oxcart_cgroups::{devices::default_device_rules, Manager};
+use oxcart_cgroups::Manager;
 use oxcart_spec::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -95,14 +95,6 @@ fn v1_dir(controller: &str, path: &str) -> PathBuf {
     // Resolve the mountpoint of the hierarchy through a throwaway manager.
     let m = Manager::new(Some(path), "x", false).unwrap();
     m.v1_path(controller).unwrap().to_path_buf()
-}
-
-/// The device rules runc's specconv ends up with for a spec whose own
-/// rules are `spec_rules`: those, then its AllowedDevices.
-fn with_runc_defaults(spec_rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
-    let mut v = spec_rules.to_vec();
-    v.extend(default_device_rules());
-    v
 }
 
 fn compare(files: &[(&str, &str)], runc_path: &str, ours: &Manager) -> Vec<String> {
@@ -200,7 +192,7 @@ fn same_files_as_runc() {
     let g = Guard::new(Manager::new(Some(&ours_path), "x", false).unwrap());
     g.m.create().unwrap();
     let mut mine = resources.clone();
-    mine.devices = with_runc_defaults(&spec_devices);
+    mine.devices = oxcart_cgroups::devices::container_device_rules(&spec_devices, &[]);
     g.m.apply(&mine).unwrap();
 
     let mut files = vec![
