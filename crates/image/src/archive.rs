@@ -47,6 +47,18 @@ impl Drop for TmpDir {
     }
 }
 
+/// Open `rel` inside an extracted archive without following any symlink: the archive
+/// is untrusted, and a planted `blobs -> /etc` must not make us read host files.
+fn open_in(dir: &Path, rel: &Path) -> io::Result<std::fs::File> {
+    crate::unpack::open_beneath(dir, rel)
+}
+
+fn read_in(dir: &Path, rel: &Path) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    open_in(dir, rel)?.read_to_end(&mut v)?;
+    Ok(v)
+}
+
 /// Sniff gzip/zstd magic numbers.
 fn sniff(r: &mut io::BufReader<Box<dyn Read + Send>>) -> io::Result<Compression> {
     let b = r.fill_buf()?;
@@ -205,8 +217,9 @@ impl ImageStore {
         }
     }
 
-    fn blob_file(dir: &Path, d: &Digest) -> PathBuf {
-        dir.join("blobs").join(d.algorithm().name()).join(d.hex())
+    /// A blob's path inside an extracted layout (relative: open it with `open_in`).
+    fn blob_file(_dir: &Path, d: &Digest) -> PathBuf {
+        Path::new("blobs").join(d.algorithm().name()).join(d.hex())
     }
 
     fn load_oci(
@@ -215,7 +228,7 @@ impl ImageStore {
         source: &Path,
         progress: &dyn Progress,
     ) -> Result<Vec<ImageRecord>, Error> {
-        let ib = std::fs::read(dir.join("index.json"))
+        let ib = read_in(dir, Path::new("index.json"))
             .map_err(|e| arch_err(source, format!("index.json: {e}")))?;
         let idx: oci::Index = serde_json::from_slice(&ib)
             .map_err(|e| arch_err(source, format!("index.json: {e}")))?;
@@ -241,7 +254,7 @@ impl ImageStore {
             let mut depth = 0;
             let manifest = loop {
                 let p = Self::blob_file(dir, &desc.digest);
-                let bytes = std::fs::read(&p)
+                let bytes = read_in(dir, &p)
                     .map_err(|e| arch_err(source, format!("{}: {e}", desc.digest)))?;
                 let mut h = crate::digest::Hasher::new(desc.digest.algorithm());
                 h.update(&bytes);
@@ -274,7 +287,7 @@ impl ImageStore {
                 }
             };
             let cp = Self::blob_file(dir, &manifest.config.digest);
-            let config = std::fs::read(&cp)
+            let config = read_in(dir, &cp)
                 .map_err(|e| arch_err(source, format!("config {}: {e}", manifest.config.digest)))?;
             self.store
                 .put_bytes_sized(&manifest.config.digest, manifest.config.size, &config)?;
@@ -287,7 +300,7 @@ impl ImageStore {
             }
             let src = |d: &Descriptor| -> Result<Box<dyn Read + Send>, Error> {
                 let p = Self::blob_file(dir, &d.digest);
-                Ok(Box::new(std::fs::File::open(&p).map_err(|e| {
+                Ok(Box::new(open_in(dir, &p).map_err(|e| {
                     arch_err(source, format!("layer {}: {e}", d.digest))
                 })?))
             };
@@ -319,7 +332,7 @@ impl ImageStore {
             repo_tags: Option<Vec<String>>,
             layers: Vec<String>,
         }
-        let mb = std::fs::read(dir.join("manifest.json"))
+        let mb = read_in(dir, Path::new("manifest.json"))
             .map_err(|e| arch_err(source, format!("manifest.json: {e}")))?;
         let entries: Vec<Entry> = serde_json::from_slice(&mb)
             .map_err(|e| arch_err(source, format!("manifest.json: {e}")))?;
@@ -332,17 +345,16 @@ impl ImageStore {
                     format!("manifest.json path {rel:?} leaves the archive"),
                 ));
             }
-            Ok(dir.join(rel))
+            Ok(PathBuf::from(rel))
         };
         for e in entries {
-            let config = std::fs::read(inside(&e.config)?)
+            let config = read_in(dir, &inside(&e.config)?)
                 .map_err(|er| arch_err(source, format!("{}: {er}", e.config)))?;
             let config_digest = Digest::sha256_of(&config);
             let mut layers = Vec::new();
             for l in &e.layers {
                 let p = inside(l)?;
-                let f =
-                    std::fs::File::open(&p).map_err(|er| arch_err(source, format!("{l}: {er}")))?;
+                let f = open_in(dir, &p).map_err(|er| arch_err(source, format!("{l}: {er}")))?;
                 let mut br = io::BufReader::new(Box::new(f) as Box<dyn Read + Send>);
                 let comp = sniff(&mut br).map_err(|er| arch_err(source, format!("{l}: {er}")))?;
                 let mut hr = HashingReader::new(br, Algorithm::Sha256);
@@ -391,9 +403,7 @@ impl ImageStore {
                 let p = files
                     .get(&d.digest)
                     .ok_or_else(|| arch_err(source, format!("no file for layer {}", d.digest)))?;
-                Ok(Box::new(
-                    std::fs::File::open(p).map_err(|er| arch_err(p, er))?,
-                ))
+                Ok(Box::new(open_in(dir, p).map_err(|er| arch_err(p, er))?))
             };
             let img = NewImage {
                 image: format!("{} in {}", config_digest.short(), source.display()),

@@ -114,6 +114,23 @@ fn openat2_beneath(dirfd: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<
     }
 }
 
+/// Open the regular file `rel` for reading, beneath `dir`, refusing `..` escapes and
+/// every symlink on the way (openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).
+pub fn open_beneath(dir: &Path, rel: &Path) -> io::Result<File> {
+    let d = cstr(dir.as_os_str().as_bytes())?;
+    // SAFETY: valid C string.
+    let dfd = cvt(unsafe {
+        libc::open(
+            d.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: fresh fd we own.
+    let dfd = unsafe { OwnedFd::from_raw_fd(dfd) };
+    let fd = openat2_beneath(dfd.as_raw_fd(), rel.as_os_str().as_bytes(), libc::O_RDONLY)?;
+    Ok(File::from(fd))
+}
+
 fn proc_path(fd: RawFd, name: &[u8]) -> io::Result<CString> {
     let mut v = format!("/proc/self/fd/{fd}/").into_bytes();
     v.extend_from_slice(name);
