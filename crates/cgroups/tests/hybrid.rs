@@ -610,3 +610,97 @@ fn unified_only_controller_is_driven_through_v2_files() {
         "linux.resources.hugepageLimits: the hugetlb controller is not available on this hybrid host (not enabled in /sys/fs/cgroup/unified/cgroup.subtree_control)"
     );
 }
+
+#[test]
+fn pure_v1_code_path() {
+    if !require_hybrid("pure_v1_code_path") {
+        return;
+    }
+    // The host's v1 hierarchies without the unified one: a pure v1 host.
+    let mut layout = oxcart_cgroups::Layout::detect().unwrap();
+    layout.unified = None;
+    let mut g =
+        Guard::new(Manager::with_layout(&layout, Some(&unique_path("v1only")), "x").unwrap());
+    assert_eq!(g.m.mode(), oxcart_cgroups::HostMode::V1);
+    assert!(g.m.unified_path().is_none());
+    assert!(g.m.v2_dir_fd().unwrap().is_none());
+    g.m.create().unwrap();
+    let e =
+        g.m.apply(&LinuxResources {
+            unified: Some([("pids.max".to_string(), "5".to_string())].into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("linux.resources.unified: this host has no cgroup v2 hierarchy"),
+        "{e}"
+    );
+    g.m.apply(&LinuxResources {
+        devices: oxcart_cgroups::devices::container_device_rules(
+            &[LinuxDeviceCgroup {
+                allow: false,
+                access: Some("rwm".into()),
+                ..Default::default()
+            }],
+            &[],
+        ),
+        pids: Some(LinuxPids { limit: 10 }),
+        ..Default::default()
+    })
+    .unwrap();
+    let tmp = tempdir("v1only");
+    let out = tmp.join("probe");
+    g.spawn(&device_probe_script(&out));
+    g.wait_children();
+    g.children.clear();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "/dev/null ok\n/dev/zero ok\n/dev/full ok\n"
+    );
+    // Take /dev/zero away (update: minimal transition, no reset).
+    let mut rules = oxcart_cgroups::devices::container_device_rules(
+        &[LinuxDeviceCgroup {
+            allow: false,
+            access: Some("rwm".into()),
+            ..Default::default()
+        }],
+        &[],
+    );
+    rules.push(LinuxDeviceCgroup {
+        allow: false,
+        typ: Some("c".into()),
+        major: Some(1),
+        minor: Some(5),
+        access: Some("rw".into()),
+    });
+    g.m.apply(&LinuxResources {
+        devices: rules,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(read(g.m.v1_path("devices").unwrap(), "devices.list")
+        .lines()
+        .any(|l| l == "c 1:5 m"));
+    std::fs::remove_file(&out).unwrap();
+    g.spawn(&device_probe_script(&out));
+    g.wait_children();
+    g.children.clear();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "/dev/null ok\n/dev/zero denied\n/dev/full ok\n"
+    );
+    // kill_all without cgroup.kill: freeze, kill each, thaw.
+    g.spawn("sleep 1000 & sleep 1000 & wait");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while g.m.pids().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    g.wait_empty();
+    assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
+    g.m.destroy().unwrap();
+    assert!(!g.m.exists());
+    let _ = std::fs::remove_dir_all(tmp);
+}

@@ -392,3 +392,31 @@ fn v2_oom_and_stats() {
     g.m.destroy().unwrap();
     assert_eq!(w.check().unwrap(), OomEvent::CgroupGone);
 }
+
+#[test]
+fn v2_check_before_update() {
+    let Some(mut g) = manager("v2_check_before_update") else {
+        return;
+    };
+    g.spawn("x=$(head -c 25165824 /dev/zero | tr '\\0' a); sleep 1000");
+    let d = g.m.unified_path().unwrap().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read(&d, "memory.current").parse::<u64>().unwrap() < 20 << 20 {
+        assert!(Instant::now() < deadline, "child never used memory");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(1 << 20),
+            check_before_update: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let e = g.m.apply(&r).unwrap_err().to_string();
+    assert!(
+        e.starts_with("linux.resources.memory.limit: 1048576 is below the current usage"),
+        "{e}"
+    );
+    assert_eq!(read(&d, "memory.max"), "max", "nothing was written");
+}
