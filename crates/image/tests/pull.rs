@@ -420,3 +420,52 @@ fn malicious_layer_is_refused_naming_layer_and_entry() {
         "no half-unpacked layer left"
     );
 }
+
+#[test]
+fn docker_media_types_manifest_list_and_schema2() {
+    let reg = Registry::start(Auth::None);
+    let mut layout = Layout::new();
+    let amd = layout.image(
+        &[(
+            tar_of(&[E::File("arch", b"amd64".to_vec(), 0o644, 0, 0)]),
+            Comp::Gzip,
+        )],
+        "amd64",
+    );
+    let arm = layout.image(
+        &[(
+            tar_of(&[E::File("arch", b"arm64".to_vec(), 0o644, 0, 0)]),
+            Comp::Gzip,
+        )],
+        "arm64",
+    );
+    layout.tag_index(
+        &[(&arm, "arm64", Some("v8")), (&amd, "amd64", None)],
+        "list",
+    );
+    reg.push_as(layout.path(), "list", "test/docker", true, Some("v2s2"));
+    let root = tempfile::tempdir().unwrap();
+    let mut st = ImageStore::open(root.path()).unwrap();
+    let r = Reference::parse(&format!("{}/test/docker:list", reg.addr)).unwrap();
+    let rec = st.pull(&r, &opts(root.path()), &NoProgress).unwrap();
+    assert_eq!(
+        rec.manifest_media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        rec.layers[0].media_type,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let idx = st
+        .store()
+        .read_blob(rec.index_digest.as_ref().unwrap())
+        .unwrap();
+    assert!(String::from_utf8_lossy(&idx)
+        .contains("application/vnd.docker.distribution.manifest.list.v2+json"));
+    assert_eq!(
+        std::fs::read(st.layer_dirs(&rec)[0].join("arch")).unwrap(),
+        b"amd64"
+    );
+    // Docker's config media type, same image ID as the OCI original (same config bytes).
+    assert_eq!(rec.id, amd.config_digest);
+}

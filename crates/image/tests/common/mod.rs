@@ -66,8 +66,6 @@ impl Drop for Registry {
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let mut auth_cfg = String::new();
         let mut token_stop = None;
         match auth {
@@ -89,42 +87,66 @@ impl Registry {
                 );
             }
         }
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
-            dir.path().join("data").display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry (apt install docker-registry)");
-        let reg = Registry {
-            addr: addr.clone(),
-            child,
-            _dir: dir,
-            token_stop,
-            auth,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "registry did not start on {addr}"
+        // The free port may be taken again before the registry binds it (tests run in
+        // parallel): if the registry exits, try another port.
+        for _attempt in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let cfg = format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
+                dir.path().join("data").display()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            let cfg_path = dir.path().join("config.yml");
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg_path)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (apt install docker-registry)");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    eprintln!(
+                        "docker-registry on {addr} exited ({status}), retrying: {}",
+                        std::fs::read_to_string(dir.path().join("registry.log"))
+                            .unwrap_or_default()
+                    );
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return Registry {
+                        addr,
+                        child,
+                        _dir: dir,
+                        token_stop,
+                        auth,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("registry did not start on {addr}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        reg
+        panic!("docker-registry failed to start 5 times");
     }
 
     /// Push an OCI layout `dir:tag` to `<addr>/<repo>:<tag>` with skopeo.
     pub fn push(&self, layout: &Path, tag: &str, repo: &str, all: bool) {
+        self.push_as(layout, tag, repo, all, None)
+    }
+
+    /// Push, optionally converting to a manifest format (`v2s2` = Docker media types).
+    pub fn push_as(&self, layout: &Path, tag: &str, repo: &str, all: bool, format: Option<&str>) {
         let mut c = Command::new("skopeo");
         c.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(f) = format {
+            c.arg(format!("--format={f}"));
+        }
         if all {
             c.arg("--all");
         }
@@ -132,7 +154,9 @@ impl Registry {
             c.arg(format!("--dest-creds={USER}:{PASS}"));
         }
         // Keep our compression exactly as built (zstd stays zstd).
-        c.arg("--preserve-digests");
+        if format.is_none() {
+            c.arg("--preserve-digests");
+        }
         c.arg(format!("oci:{}:{tag}", layout.display()));
         c.arg(format!("docker://{}/{repo}:{tag}", self.addr));
         run(&mut c);
