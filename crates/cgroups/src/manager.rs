@@ -77,6 +77,32 @@ pub struct Manager {
 }
 
 const RMDIR_RETRIES: u32 = 8;
+// include/uapi/linux/magic.h
+const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+const CGROUP2_SUPER_MAGIC: i64 = 0x63677270;
+
+/// Is `mp` a mounted filesystem of the given type? A state file naming some
+/// other directory as a "hierarchy" must not make destroy rmdir it.
+fn fs_is(mp: &Path, magic: i64, what: &str) -> Result<()> {
+    let c = CString::new(mp.as_os_str().as_bytes())
+        .map_err(|_| CgroupError::State(format!("{} contains a NUL byte", mp.display())))?;
+    // SAFETY: statfs fills the zeroed struct; c is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(CgroupError::Read {
+            path: mp.to_path_buf(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    if st.f_type as i64 != magic {
+        return Err(CgroupError::State(format!(
+            "{} is not a {what} filesystem",
+            mp.display()
+        )));
+    }
+    Ok(())
+}
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Manager {
@@ -191,9 +217,11 @@ impl Manager {
         };
         for d in &state.v1 {
             below(&d.path, &d.mountpoint)?;
+            fs_is(&d.mountpoint, CGROUP_SUPER_MAGIC, "cgroup")?;
         }
         if let Some(u) = &state.unified {
             below(&u.path, &u.mountpoint)?;
+            fs_is(&u.mountpoint, CGROUP2_SUPER_MAGIC, "cgroup2")?;
         }
         let mounts: Vec<&Path> = state
             .v1

@@ -204,6 +204,16 @@ fn apply_basic_and_read_back() {
     let cpuset = g.m.v1_path("cpuset").unwrap();
     assert_eq!(read(cpuset, "cpuset.cpus"), "0");
     assert_eq!(read(cpuset, "cpuset.mems"), "0");
+    // An empty list is "not set": it must not empty the cpuset.
+    g.m.apply(&LinuxResources {
+        cpu: Some(LinuxCpu {
+            cpus: Some(String::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(read(cpuset, "cpuset.cpus"), "0");
     assert_eq!(read(g.m.v1_path("pids").unwrap(), "pids.max"), "42");
     let blk = g.m.v1_path("blkio").unwrap();
     assert_eq!(read(blk, "blkio.throttle.read_bps_device"), "254:0 1048576");
@@ -702,5 +712,29 @@ fn pure_v1_code_path() {
     assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
     g.m.destroy().unwrap();
     assert!(!g.m.exists());
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn state_must_name_real_cgroup_mounts() {
+    if !require_hybrid("state_must_name_real_cgroup_mounts") {
+        return;
+    }
+    let m = manager("badstate");
+    let mut st = m.to_state();
+    let tmp = tempdir("badstate");
+    std::fs::create_dir(tmp.join("victim")).unwrap();
+    st.v1[0].mountpoint = tmp.clone();
+    st.v1[0].path = tmp.join("victim");
+    let e = Manager::from_state(st).unwrap_err().to_string();
+    assert!(e.contains("is not a cgroup filesystem"), "{e}");
+    assert!(tmp.join("victim").is_dir());
+    let mut st = m.to_state();
+    let v1_mp = st.v1[0].mountpoint.clone();
+    let u = st.unified.as_mut().unwrap();
+    u.mountpoint = v1_mp.clone();
+    u.path = v1_mp.join("x");
+    let e = Manager::from_state(st).unwrap_err().to_string();
+    assert!(e.contains("is not a cgroup2 filesystem"), "{e}");
     let _ = std::fs::remove_dir_all(tmp);
 }

@@ -321,7 +321,11 @@ impl Manager {
     }
 
     fn write_cpuset(&self, c: &LinuxCpu) -> Result<()> {
-        if c.cpus.is_none() && c.mems.is_none() {
+        // An empty list means "not set" (runc skips it too); writing it would
+        // leave a v1 cpuset that cannot take tasks.
+        let cpus = c.cpus.as_deref().filter(|s| !s.trim().is_empty());
+        let mems = c.mems.as_deref().filter(|s| !s.trim().is_empty());
+        if cpus.is_none() && mems.is_none() {
             return Ok(());
         }
         let t = self.target("cpuset", "cpuset", &f("cpu"))?;
@@ -332,10 +336,10 @@ impl Manager {
                 d
             }
         };
-        if let Some(cpus) = &c.cpus {
+        if let Some(cpus) = cpus {
             write_field(&f("cpu.cpus"), d, "cpuset.cpus", cpus)?;
         }
-        if let Some(mems) = &c.mems {
+        if let Some(mems) = mems {
             write_field(&f("cpu.mems"), d, "cpuset.mems", mems)?;
         }
         Ok(())

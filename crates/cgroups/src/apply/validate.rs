@@ -313,10 +313,12 @@ impl Manager {
                 }
             }
         }
-        if c.cpus.is_some() || c.mems.is_some() {
+        let cpus = c.cpus.as_deref().filter(|s| !s.trim().is_empty());
+        let mems = c.mems.as_deref().filter(|s| !s.trim().is_empty());
+        if cpus.is_some() || mems.is_some() {
             self.target("cpuset", "cpuset", &f("cpu"))?;
         }
-        if let Some(cpus) = &c.cpus {
+        if let Some(cpus) = cpus {
             check_list(
                 &f("cpu.cpus"),
                 cpus,
@@ -324,7 +326,7 @@ impl Manager {
                 "online CPUs",
             )?;
         }
-        if let Some(mems) = &c.mems {
+        if let Some(mems) = mems {
             check_list(
                 &f("cpu.mems"),
                 mems,
