@@ -171,6 +171,13 @@ fn install_layer(
     }
     let tmp_path = store.tmp_path("layer");
     std::fs::create_dir(&tmp_path).map_err(crate::store::io_err(&tmp_path))?;
+    // The layer root becomes the container's `/` unless the tar says otherwise: 0755
+    // regardless of our umask.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o755))
+            .map_err(crate::store::io_err(&tmp_path))?;
+    }
     let mut tmp = TmpDir(Some(tmp_path.clone()));
     let have_blob = store.has_blob(d);
     let (src, sink): (Box<dyn Read + Send>, Option<Ingest>) = if have_blob {
@@ -389,6 +396,27 @@ impl ImageStore {
                 ManifestKind::Manifest(m) => {
                     progress.resolved(&image, &digest, &want.to_string());
                     let config = self.fetch_config(&client, &m, &image)?;
+                    if let Some(want) = &opts.platform {
+                        // A single-platform image must still be what was asked for
+                        // (docker: "does not match the specified platform").
+                        if let Ok(c) = serde_json::from_slice::<ImageConfig>(&config) {
+                            let have = Platform {
+                                architecture: c.architecture,
+                                os: c.os,
+                                variant: c.variant,
+                                os_version: None,
+                                os_features: Vec::new(),
+                            };
+                            if !want.matches(&have) {
+                                return Err(Error::Invalid {
+                                    image,
+                                    reason: format!(
+                                        "image is for {have}, not the requested platform {want}"
+                                    ),
+                                });
+                            }
+                        }
+                    }
                     let mut names = Vec::new();
                     if let Some(t) = reference.tagged() {
                         names.push((t, "tag"));

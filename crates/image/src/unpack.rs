@@ -247,11 +247,21 @@ impl<'a> Extractor<'a> {
                     let name = cstr(c).map_err(|e| self.fail(entry, "name", e))?;
                     // SAFETY: valid fd and C string.
                     let r = unsafe { libc::mkdirat(dirfd, name.as_ptr(), 0o755) };
-                    if r < 0 {
+                    let created = if r < 0 {
                         let e = io::Error::last_os_error();
                         if e.raw_os_error() != Some(libc::EEXIST) {
                             return Err(self.fail(entry, "creating parent directory", e));
                         }
+                        false
+                    } else {
+                        true
+                    };
+                    if created {
+                        // mkdir(2) applies the umask; implicit parents must be 0755 whatever
+                        // the caller's umask is (docker creates them 0755 root:root).
+                        // SAFETY: valid fd and C string; we just created this directory.
+                        cvt(unsafe { libc::fchmodat(dirfd, name.as_ptr(), 0o755, 0) })
+                            .map_err(|e| self.fail(entry, "chmod parent directory", e))?;
                     }
                     let next =
                         openat2_beneath(dirfd, c, flags).map_err(|e| self.parent_err(entry, e))?;

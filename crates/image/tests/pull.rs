@@ -227,6 +227,15 @@ fn multi_arch_index_resolves_host_or_requested_platform() {
         e.contains("no manifest for platform linux/s390x") && e.contains("linux/amd64"),
         "{e}"
     );
+    // A single-platform image must match an explicit --platform.
+    let single =
+        Reference::parse(&format!("{}/test/multi@{}", reg.addr, amd.manifest_digest)).unwrap();
+    o.platform = Some(oxcart_image::oci::Platform::parse("linux/arm64").unwrap());
+    let e = st.pull(&single, &o, &NoProgress).unwrap_err().to_string();
+    assert!(
+        e.contains("image is for linux/amd64, not the requested platform linux/arm64/v8"),
+        "{e}"
+    );
     // By digest, too (the index digest).
     let rd = Reference::parse(&format!("{}/test/multi@{idx}", reg.addr)).unwrap();
     let rec = st.pull(&rd, &opts(root.path()), &NoProgress).unwrap();

@@ -519,3 +519,46 @@ done
         "{err}"
     );
 }
+
+/// Modes of the layer root and of parents the tar does not list do not depend on the
+/// caller's umask.
+#[test]
+fn strict_umask_does_not_leak_into_layers() {
+    let ox = Ox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("t.tar");
+    std::fs::write(
+        &tar,
+        tar_of(&[E::File("a/b/file", b"x".to_vec(), 0o644, 0, 0)]),
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 077; exec "$OX" --root "$ROOT" import "$TAR" umask/test:1"#)
+        .env("OX", env!("CARGO_BIN_EXE_oxcart"))
+        .env("ROOT", ox.store())
+        .env("TAR", &tar)
+        .env("HOME", ox.root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&ox.ok(&["inspect", "umask/test:1"])).unwrap();
+    let lower = insp[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use std::os::unix::fs::PermissionsExt;
+    for p in ["", "a", "a/b"] {
+        let m = std::fs::metadata(Path::new(&lower).join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(m, 0o755, "{p:?}");
+    }
+}
