@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod auth;
+mod confine;
 pub mod db;
 pub mod digest;
 pub mod images;
