@@ -145,6 +145,7 @@ fn apply_basic_and_read_back() {
     }
     let g = Guard::new(manager("apply"));
     g.m.create().unwrap();
+    let bd = block_device();
     let r = LinuxResources {
         memory: Some(LinuxMemory {
             limit: Some(64 << 20),
@@ -167,13 +168,13 @@ fn apply_basic_and_read_back() {
         pids: Some(LinuxPids { limit: 42 }),
         block_io: Some(LinuxBlockIo {
             throttle_read_bps_device: vec![LinuxThrottleDevice {
-                major: 254,
-                minor: 0,
+                major: bd.0,
+                minor: bd.1,
                 rate: 1 << 20,
             }],
             throttle_write_iops_device: vec![LinuxThrottleDevice {
-                major: 254,
-                minor: 0,
+                major: bd.0,
+                minor: bd.1,
                 rate: 300,
             }],
             ..Default::default()
@@ -216,8 +217,14 @@ fn apply_basic_and_read_back() {
     assert_eq!(read(cpuset, "cpuset.cpus"), "0");
     assert_eq!(read(g.m.v1_path("pids").unwrap(), "pids.max"), "42");
     let blk = g.m.v1_path("blkio").unwrap();
-    assert_eq!(read(blk, "blkio.throttle.read_bps_device"), "254:0 1048576");
-    assert_eq!(read(blk, "blkio.throttle.write_iops_device"), "254:0 300");
+    assert_eq!(
+        read(blk, "blkio.throttle.read_bps_device"),
+        format!("{}:{} 1048576", bd.0, bd.1)
+    );
+    assert_eq!(
+        read(blk, "blkio.throttle.write_iops_device"),
+        format!("{}:{} 300", bd.0, bd.1)
+    );
 }
 
 #[test]

@@ -167,3 +167,46 @@ pub fn wait_progress(read_n: &dyn Fn() -> Option<u64>) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A whole-disk block device of this machine (throttle rules are refused
+/// for partitions and for devices that do not exist): the disk under `/`
+/// if it has one, else the first disk with a driver, else any disk.
+pub fn block_device() -> (i64, i64) {
+    let parse = |s: &str| -> Option<(i64, i64)> {
+        let (a, b) = s.trim().split_once(':')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let root_dev = std::fs::metadata("/").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        let d = m.dev();
+        (libc::major(d) as i64, libc::minor(d) as i64)
+    });
+    if let Ok((ma, mi)) = root_dev {
+        let sys = std::path::PathBuf::from(format!("/sys/dev/block/{ma}:{mi}"));
+        if sys.exists() {
+            let disk = if sys.join("partition").exists() {
+                sys.join("..")
+            } else {
+                sys
+            };
+            if let Some(d) = std::fs::read_to_string(disk.join("dev"))
+                .ok()
+                .and_then(|s| parse(&s))
+            {
+                return d;
+            }
+        }
+    }
+    let mut disks: Vec<_> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    disks.sort();
+    let pick = disks
+        .iter()
+        .find(|d| d.join("device").exists())
+        .or(disks.first())
+        .expect("no block device");
+    parse(&std::fs::read_to_string(pick.join("dev")).unwrap()).unwrap()
+}
