@@ -25,12 +25,14 @@ pub enum LayerState {
     Waiting,
     /// Already in the layer store; nothing to do.
     Exists,
-    /// Bytes flowing: fetched (and unpacked as they arrive) so far, of total.
+    /// Bytes flowing: read (and unpacked as they arrive) so far, of total.
     Downloading {
         /// Compressed bytes read so far.
         done: u64,
         /// Compressed size.
         total: u64,
+        /// From the registry (false: the blob was already stored, only unpacking).
+        remote: bool,
     },
     /// Checking size, digest and DiffID, then moving into place.
     Verifying,
@@ -111,6 +113,7 @@ impl Read for Tee<'_> {
                 LayerState::Downloading {
                     done: self.done,
                     total: self.total,
+                    remote: self.sink.is_some(),
                 },
             );
         }

@@ -253,6 +253,9 @@ impl Client {
             .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(120)))
+            // ureq has no idle timeout: bound a whole body read so a stalled registry
+            // cannot hang a pull forever (an hour covers ~1 GB at 300 kB/s).
+            .timeout_recv_body(Some(Duration::from_secs(3600)))
             .user_agent("oxcart/0.1")
             .max_idle_connections_per_host(8)
             .build();

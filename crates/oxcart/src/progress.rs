@@ -45,7 +45,7 @@ impl Reporter {
 
 fn style_bytes() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix}: {msg:<11} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        "{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ")
@@ -91,7 +91,8 @@ impl Progress for Reporter {
                 let word = match state {
                     LayerState::Waiting => "Waiting",
                     LayerState::Exists => "Already exists",
-                    LayerState::Downloading { .. } => "Downloading and unpacking",
+                    LayerState::Downloading { remote: true, .. } => "Downloading and unpacking",
+                    LayerState::Downloading { remote: false, .. } => "Unpacking",
                     LayerState::Verifying => "Verifying",
                     LayerState::Done => "Pull complete",
                 };
@@ -113,12 +114,18 @@ impl Progress for Reporter {
                         pb.set_style(style_text());
                         pb.finish_with_message("Already exists");
                     }
-                    LayerState::Downloading { done, total } => {
-                        if pb.message() != "Downloading" {
+                    LayerState::Downloading {
+                        done,
+                        total,
+                        remote,
+                    } => {
+                        // Bytes are unpacked as they arrive: one bar covers both.
+                        let word = if remote { "Fetch+unpack" } else { "Unpacking" };
+                        if pb.message() != word {
                             pb.set_style(style_bytes());
                             pb.set_length(total);
                             pb.reset_elapsed();
-                            pb.set_message("Downloading");
+                            pb.set_message(word);
                         }
                         pb.set_position(done);
                     }
