@@ -449,3 +449,137 @@ fn stats_json_has_runc_shape() {
     );
     assert_eq!(theirs["cpuset"], ours["cpuset"]);
 }
+
+/// Where runc is, if anywhere (the v2 lane only has it with --copy).
+fn runc_or_note(test: &str) -> bool {
+    if runc_available() {
+        return true;
+    }
+    note(&format!(
+        "{test}: skipped: runc is not installed here (in the v2 lane: tests/v2-lane/run.sh --package oxcart_cgroups --copy /usr/sbin/runc)"
+    ));
+    false
+}
+
+#[test]
+fn same_v2_files_as_runc() {
+    if !require_pure_v2("same_v2_files_as_runc") || !runc_or_note("same_v2_files_as_runc") {
+        return;
+    }
+    let resources = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(96 << 20),
+            reservation: Some(48 << 20),
+            swap: Some(192 << 20),
+            ..Default::default()
+        }),
+        cpu: Some(LinuxCpu {
+            shares: Some(700),
+            quota: Some(30000),
+            period: Some(60000),
+            cpus: Some("0".into()),
+            mems: Some("0".into()),
+            ..Default::default()
+        }),
+        pids: Some(LinuxPids { limit: 33 }),
+        block_io: Some(LinuxBlockIo {
+            weight: Some(300),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let runc_path = unique_path("runc-v2");
+    let _runc = runc_run("runc-v2-bundle", &runc_path, &resources);
+    let g = Guard::new(Manager::new(Some(&unique_path("ours-v2")), "x", false).unwrap());
+    g.m.create().unwrap();
+    g.m.apply(&resources).unwrap();
+    let theirs = Path::new("/sys/fs/cgroup").join(runc_path.trim_start_matches('/'));
+    let ours = g.m.unified_path().unwrap();
+    let mut files = vec![
+        "memory.max",
+        "memory.low",
+        "cpu.weight",
+        "cpu.max",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.bfq.weight",
+    ];
+    if ours.join("memory.swap.max").exists() {
+        files.push("memory.swap.max");
+    }
+    let mut diffs = Vec::new();
+    let mut compared = 0;
+    for f in files {
+        if !ours.join(f).exists() && !theirs.join(f).exists() {
+            continue;
+        }
+        compared += 1;
+        let (a, b) = (read(&theirs, f), read(ours, f));
+        if a != b {
+            diffs.push(format!("{f}: runc {a:?} vs ours {b:?}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "differences from runc:\n{}",
+        diffs.join("\n")
+    );
+    assert!(compared >= 7, "only {compared} files compared");
+}
+
+#[test]
+fn v2_device_filter_behaves_like_runcs() {
+    if !require_pure_v2("v2_device_filter_behaves_like_runcs")
+        || !runc_or_note("v2_device_filter_behaves_like_runcs")
+    {
+        return;
+    }
+    let spec_devices = vec![
+        LinuxDeviceCgroup {
+            allow: false,
+            access: Some("rwm".into()),
+            ..Default::default()
+        },
+        LinuxDeviceCgroup {
+            allow: false,
+            typ: Some("c".into()),
+            major: Some(1),
+            minor: Some(5),
+            access: Some("rw".into()),
+        },
+        LinuxDeviceCgroup {
+            allow: true,
+            typ: Some("c".into()),
+            major: Some(1),
+            minor: Some(1),
+            access: Some("r".into()),
+        },
+    ];
+    let resources = LinuxResources {
+        devices: spec_devices.clone(),
+        ..Default::default()
+    };
+    let c = runc_run("runc-v2-dev", &unique_path("runc-v2-dev"), &resources);
+    // runc appends its defaults after the spec's rules (so /dev/zero is
+    // allowed again there); the same list must give the same answers.
+    let script = "for d in /dev/null /dev/zero /dev/full /dev/random /dev/tty; do \
+        if head -c 1 $d >/dev/null 2>&1; then echo \"$d ok\"; else echo \"$d denied\"; fi; done";
+    let theirs = runc(&c, &["exec", &c.id, "sh", "-c", script]);
+    let mut g = Guard::new(Manager::new(Some(&unique_path("ours-v2-dev")), "x", false).unwrap());
+    g.m.create().unwrap();
+    g.m.apply(&LinuxResources {
+        devices: oxcart_cgroups::devices::container_device_rules(&spec_devices, &[]),
+        ..Default::default()
+    })
+    .unwrap();
+    let tmp = tempdir("ours-v2-dev");
+    let out = tmp.join("probe");
+    g.spawn(&format!("( {script} ) > {}", out.display()));
+    g.wait_children();
+    let ours = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_dir_all(tmp);
+    assert_eq!(ours, theirs);
+    assert!(theirs.contains("/dev/null ok"), "{theirs}");
+}
