@@ -40,6 +40,15 @@ fn runc_available() -> bool {
 
 /// A busybox bundle whose process sleeps, run detached by runc.
 fn runc_run(tag: &str, cgroups_path: &str, resources: &LinuxResources) -> RuncContainer {
+    runc_run_with_devices(tag, cgroups_path, resources, &[])
+}
+
+fn runc_run_with_devices(
+    tag: &str,
+    cgroups_path: &str,
+    resources: &LinuxResources,
+    devices: &[LinuxDevice],
+) -> RuncContainer {
     let uniq = unique_path(tag).trim_start_matches('/').to_string();
     let base = std::env::temp_dir().join(&uniq);
     let bundle = base.join("bundle");
@@ -63,6 +72,9 @@ fn runc_run(tag: &str, cgroups_path: &str, resources: &LinuxResources) -> RuncCo
     cfg["process"]["terminal"] = serde_json::json!(false);
     cfg["linux"]["cgroupsPath"] = serde_json::json!(cgroups_path);
     cfg["linux"]["resources"] = serde_json::to_value(resources).unwrap();
+    if !devices.is_empty() {
+        cfg["linux"]["devices"] = serde_json::to_value(devices).unwrap();
+    }
     std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let c = RuncContainer {
         root,
@@ -561,16 +573,31 @@ fn v2_device_filter_behaves_like_runcs() {
         devices: spec_devices.clone(),
         ..Default::default()
     };
-    let c = runc_run("runc-v2-dev", &unique_path("runc-v2-dev"), &resources);
-    // runc appends its defaults after the spec's rules (so /dev/zero is
-    // allowed again there); the same list must give the same answers.
+    // runc appends its defaults after the spec's rules, except a default
+    // whose path linux.devices redefines: /dev/zero here, so the spec's
+    // deny decides for it while /dev/full keeps its default allow.
+    let zero = LinuxDevice {
+        path: "/dev/zero".into(),
+        typ: "c".into(),
+        major: 1,
+        minor: 5,
+        file_mode: Some(0o666),
+        uid: Some(0),
+        gid: Some(0),
+    };
+    let c = runc_run_with_devices(
+        "runc-v2-dev",
+        &unique_path("runc-v2-dev"),
+        &resources,
+        std::slice::from_ref(&zero),
+    );
     let script = "for d in /dev/null /dev/zero /dev/full /dev/random /dev/tty; do \
         if head -c 1 $d >/dev/null 2>&1; then echo \"$d ok\"; else echo \"$d denied\"; fi; done";
     let theirs = runc(&c, &["exec", &c.id, "sh", "-c", script]);
     let mut g = Guard::new(Manager::new(Some(&unique_path("ours-v2-dev")), "x", false).unwrap());
     g.m.create().unwrap();
     g.m.apply(&LinuxResources {
-        devices: oxcart_cgroups::devices::container_device_rules(&spec_devices, &[]),
+        devices: oxcart_cgroups::devices::container_device_rules(&spec_devices, &[zero]),
         ..Default::default()
     })
     .unwrap();
@@ -581,5 +608,8 @@ fn v2_device_filter_behaves_like_runcs() {
     let ours = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_dir_all(tmp);
     assert_eq!(ours, theirs);
-    assert!(theirs.contains("/dev/null ok"), "{theirs}");
+    assert!(
+        theirs.contains("/dev/null ok") && theirs.contains("/dev/zero denied"),
+        "{theirs}"
+    );
 }
