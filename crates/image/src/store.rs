@@ -124,8 +124,22 @@ impl Store {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        // The root holds every image's files; only root should traverse it (like
-        // /var/lib/docker, 0711 would leak nothing but we do not need even that).
+        // Unpacked layers hold setuid binaries and device nodes with the image's owners:
+        // other users must not reach them (docker keeps /var/lib/docker/overlay2 0710).
+        // Only our own subdirectories are tightened; the root may be a directory the
+        // user chose.
+        use std::os::unix::fs::PermissionsExt;
+        for d in ["blobs", "layers", "ingest", "tmp"] {
+            let p = root.join(d);
+            let mode = std::fs::metadata(&p)
+                .map_err(io_err(&p))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err(&p))?;
+            }
+        }
         Ok(Store {
             root: root.to_path_buf(),
         })

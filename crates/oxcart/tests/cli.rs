@@ -562,3 +562,41 @@ fn strict_umask_does_not_leak_into_layers() {
         assert_eq!(m, 0o755, "{p:?}");
     }
 }
+
+/// Two `oxcart pull` processes at once, images sharing their base layer: both succeed
+/// and the shared layer is stored once.
+#[test]
+fn concurrent_pull_processes() {
+    let reg = Registry::start(Auth::None);
+    let (_l, _a, _b) = two_images(&reg, "cli/conc");
+    let ox = Ox::new();
+    for round in 0..3 {
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|t| {
+                ox.cmd()
+                    .args(["pull", "-q", &format!("{}/cli/conc:{t}", reg.addr)])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert_eq!(ox.count("layers"), 3, "round {round}");
+        ox.ok(&["rmi", "--all"]);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(ox.store().join("layers"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(m & 0o777, 0o700, "layers are private to root");
+}
