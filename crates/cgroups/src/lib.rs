@@ -65,16 +65,17 @@ pub mod bpf;
 pub mod cpulist;
 pub mod devices;
 pub mod error;
+pub mod freezer;
 mod fsutil;
 pub mod layout;
 pub mod manager;
-pub mod path;
-
-pub use error::{CgroupError, Result};
-pub use layout::{HostMode, Layout};
-pub use manager::{FreezerState, Manager, ManagerState, V1Dir, V2Dir};
 pub mod oom;
+pub mod path;
 pub mod stats;
 
+pub use error::{CgroupError, Result};
+pub use freezer::FreezerState;
+pub use layout::{HostMode, Layout};
+pub use manager::{Manager, ManagerState, V1Dir, V2Dir};
 pub use oom::{OomEvent, OomWatcher};
 pub use stats::Stats;
