@@ -405,22 +405,31 @@ impl Manager {
                 }
             }
         }
-        let frozen = match self.freezer() {
-            Ok(_) => {
-                self.freeze()?;
-                true
-            }
-            Err(_) => false,
-        };
+        // Freezing stops the processes from forking new ones between our
+        // reading cgroup.procs and signalling. If the cgroup cannot be
+        // frozen (no freezer, or a task stuck in FREEZING), signal anyway,
+        // a few passes, so a SIGKILL for `delete --force` is never skipped.
+        let frozen = self.freezer().is_ok() && self.freeze().is_ok();
+        let passes = if frozen { 1 } else { 5 };
         let res = (|| {
-            for pid in self.pids()? {
-                // SAFETY: kill(2) has no memory-safety preconditions.
-                let r = unsafe { libc::kill(pid, signal) };
-                if r != 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        return Err(CgroupError::sys(format!("kill({pid}, {signal})"), e));
+            for _ in 0..passes {
+                let pids = self.pids()?;
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    // SAFETY: kill(2) has no memory-safety preconditions.
+                    let r = unsafe { libc::kill(pid, signal) };
+                    if r != 0 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::ESRCH) {
+                            return Err(CgroupError::sys(format!("kill({pid}, {signal})"), e));
+                        }
                     }
+                }
+                if signal != libc::SIGKILL {
+                    // Other signals may be handled and survived: one pass.
+                    break;
                 }
             }
             Ok(())
