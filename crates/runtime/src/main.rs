@@ -1,1 +1,273 @@
-fn main() {}
+//! `oxcart-runtime`: an OCI runtime with runc's command line (compat.md §6).
+
+mod cli;
+mod log;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cli::{flag, opt, Def};
+use oxcart_container::{self as core, CreateOpts, Global};
+use std::io::Write;
+use std::path::PathBuf;
+
+const GLOBAL: &[Def] = &[
+    flag(&["debug"]),
+    opt(&["log"]),
+    opt(&["log-format"]),
+    opt(&["root"]),
+    opt(&["criu"]),
+    flag(&["systemd-cgroup"]),
+    opt(&["rootless"]),
+    flag(&["help", "h"]),
+    flag(&["version", "v"]),
+];
+
+const CREATE: &[Def] = &[
+    opt(&["bundle", "b"]),
+    opt(&["console-socket"]),
+    opt(&["pidfd-socket"]),
+    opt(&["pid-file"]),
+    flag(&["no-pivot"]),
+    flag(&["no-new-keyring"]),
+    opt(&["preserve-fds"]),
+];
+
+const RUN_EXTRA: &[Def] = &[
+    flag(&["detach", "d"]),
+    flag(&["keep"]),
+    flag(&["no-subreaper"]),
+];
+
+fn version_text() -> String {
+    // go-runc's parseVersion needs the first line to start with "runc version "
+    // (compat.md §6.4); the oxcart version follows on its own line.
+    format!(
+        "runc version 1.1.5-compatible\noxcart-runtime version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        oxcart_spec::OCI_VERSION
+    )
+}
+
+const USAGE: &str = "oxcart-runtime: an OCI container runtime with runc's command line
+
+USAGE: oxcart-runtime [global options] command [command options] [arguments...]
+
+COMMANDS:
+  create   create a container          start    start a created container
+  run      create and start            state    output the state of a container
+  kill     send a signal to init       delete   delete a container
+  list     list containers             spec     write a new config.json
+
+GLOBAL OPTIONS:
+  --debug  --log FILE  --log-format text|json  --root DIR (default /run/oxcart)
+  --systemd-cgroup  --rootless auto|true|false  --version
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let g = match cli::parse(&args, GLOBAL, Some(1)) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let mut logger = match log::Logger::new(
+        g.get("log"),
+        g.get("log-format").unwrap_or("text"),
+        g.bool("debug"),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    match real_main(&g) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            logger.log("error", &msg);
+            // runc's fatal(): the error goes to the log, and also to stderr when the
+            // log is a file, because conmon reads the runtime's stderr (compat.md §6.5).
+            if !logger.to_stderr() {
+                let _ = writeln!(std::io::stderr(), "{msg}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("/run/oxcart")
+}
+
+fn one_id(p: &cli::Parsed, cmd: &str) -> Result<String> {
+    match p.args.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => bail!("{cmd}: container id cannot be empty"),
+        _ => bail!(
+            "{cmd}: expected exactly one container id, got {}",
+            p.args.len()
+        ),
+    }
+}
+
+fn create_opts(p: &cli::Parsed, id: String) -> Result<CreateOpts> {
+    if p.get("pidfd-socket").is_some() {
+        bail!("--pidfd-socket is not supported by this build yet");
+    }
+    Ok(CreateOpts {
+        id,
+        bundle: PathBuf::from(p.get("bundle").unwrap_or(".")),
+        pid_file: p.get("pid-file").map(PathBuf::from),
+        console_socket: p.get("console-socket").map(PathBuf::from),
+        no_pivot: p.bool("no-pivot"),
+        no_new_keyring: p.bool("no-new-keyring"),
+        preserve_fds: match p.get("preserve-fds") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow!("--preserve-fds: invalid number {v:?}"))?,
+            None => 0,
+        },
+    })
+}
+
+fn real_main(g: &cli::Parsed) -> Result<i32> {
+    if g.bool("version") {
+        print!("{}", version_text());
+        return Ok(0);
+    }
+    let Some(cmd) = g.args.first() else {
+        print!("{USAGE}");
+        return Ok(if g.bool("help") { 0 } else { 1 });
+    };
+    if let Some(r) = g.get("rootless") {
+        if !matches!(r, "auto" | "true" | "false") {
+            bail!("--rootless: invalid value {r:?} (auto, true or false)");
+        }
+    }
+    let rest = &g.args[1..];
+    let global = Global {
+        root: g
+            .get("root")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_root),
+        systemd_cgroup: g.bool("systemd-cgroup"),
+    };
+    match cmd.as_str() {
+        "create" => {
+            let p = cli::parse(rest, CREATE, None)?;
+            let id = one_id(&p, "create")?;
+            core::create(&global, &create_opts(&p, id)?)?;
+            Ok(0)
+        }
+        "run" => {
+            let defs: Vec<Def> = CREATE.iter().chain(RUN_EXTRA).copied().collect();
+            let p = cli::parse(rest, &defs, None)?;
+            let id = one_id(&p, "run")?;
+            let o = create_opts(&p, id)?;
+            Ok(core::run(&global, &o, p.bool("detach"), p.bool("keep"))?)
+        }
+        "start" => {
+            let p = cli::parse(rest, &[], None)?;
+            core::start(&global, &one_id(&p, "start")?)?;
+            Ok(0)
+        }
+        "state" => {
+            let p = cli::parse(rest, &[], None)?;
+            let s = core::state(&global, &one_id(&p, "state")?)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(0)
+        }
+        "kill" => {
+            let p = cli::parse(rest, &[flag(&["all", "a"])], Some(1))?;
+            let (id, sig) = match p.args.as_slice() {
+                [id] => (id.clone(), "SIGTERM".to_string()),
+                [id, sig] => (id.clone(), sig.clone()),
+                [] => bail!("kill: container id cannot be empty"),
+                _ => bail!("kill: too many arguments"),
+            };
+            let n =
+                core::sys::signal_number(&sig).ok_or_else(|| anyhow!("unknown signal {sig:?}"))?;
+            core::kill(&global, &id, n, p.bool("all"))?;
+            Ok(0)
+        }
+        "delete" => {
+            let p = cli::parse(rest, &[flag(&["force", "f"])], None)?;
+            core::delete(&global, &one_id(&p, "delete")?, p.bool("force"))?;
+            Ok(0)
+        }
+        "list" => {
+            let p = cli::parse(rest, &[opt(&["format", "f"]), flag(&["quiet", "q"])], None)?;
+            let states = core::list(&global)?;
+            let mut out = std::io::stdout().lock();
+            if p.bool("quiet") {
+                for s in &states {
+                    writeln!(out, "{}", s.id)?;
+                }
+                return Ok(0);
+            }
+            match p.get("format").unwrap_or("table") {
+                "json" => writeln!(out, "{}", serde_json::to_string(&states)?)?,
+                "table" => {
+                    let rows: Vec<[String; 6]> = states
+                        .iter()
+                        .map(|s| {
+                            [
+                                s.id.clone(),
+                                s.pid.to_string(),
+                                s.status.to_string(),
+                                s.bundle.clone(),
+                                s.created.clone(),
+                                s.owner.clone(),
+                            ]
+                        })
+                        .collect();
+                    let head =
+                        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+                    let mut w = [0usize; 6];
+                    for r in std::iter::once(&head).chain(rows.iter()) {
+                        for (i, c) in r.iter().enumerate() {
+                            w[i] = w[i].max(c.len());
+                        }
+                    }
+                    for r in std::iter::once(&head).chain(rows.iter()) {
+                        let line: Vec<String> = r
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+                            .collect();
+                        writeln!(out, "{}", line.join("   ").trim_end())?;
+                    }
+                }
+                f => bail!("invalid format option {f:?}: use table or json"),
+            }
+            Ok(0)
+        }
+        "spec" => {
+            let p = cli::parse(rest, &[opt(&["bundle", "b"]), flag(&["rootless"])], None)?;
+            let bundle = PathBuf::from(p.get("bundle").unwrap_or("."));
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            // SAFETY: getuid/getgid cannot fail.
+            let ids = p
+                .bool("rootless")
+                .then(|| unsafe { (libc::geteuid(), libc::getegid()) });
+            let spec = oxcart_spec::defaults::example(ids);
+            let data = serde_json::to_vec_pretty(&spec)?;
+            std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
+            Ok(0)
+        }
+        "help" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        "pause" | "resume" | "update" | "events" | "ps" | "exec" | "features" | "checkpoint"
+        | "restore" => {
+            bail!("{cmd}: not supported by this build yet")
+        }
+        other => bail!("No help topic for '{other}'"),
+    }
+}

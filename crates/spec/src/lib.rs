@@ -10,6 +10,7 @@
 //! lives in [`validate`], with errors naming the JSON path of the bad field.
 
 pub mod config;
+pub mod defaults;
 pub mod resources;
 pub mod seccomp;
 pub mod state;

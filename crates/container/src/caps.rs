@@ -1,0 +1,219 @@
+//! Capabilities (capabilities(7)): names, the bounding set, capset(2) and ambient.
+//! An unknown capability name is an error (fail closed), where runc only warns.
+
+use crate::error::{Error, Result};
+use oxcart_spec::LinuxCapabilities;
+
+/// Capability names in kernel order (include/uapi/linux/capability.h).
+pub const CAP_NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The highest capability the running kernel knows (/proc/sys/kernel/cap_last_cap).
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(CAP_NAMES.len() as u32 - 1)
+}
+
+pub fn cap_number(name: &str) -> Option<u32> {
+    CAP_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
+/// Bit masks of the five sets; `None` means the set is not configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: Option<u64>,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// Parse the config's capability lists into masks, naming the bad entry on error.
+pub fn parse(caps: &LinuxCapabilities, field: &str) -> Result<CapSets> {
+    let last = last_cap();
+    let mask = |set: &Option<Vec<String>>, name: &str| -> Result<u64> {
+        let mut m = 0u64;
+        for (i, c) in set.iter().flatten().enumerate() {
+            let n = cap_number(c).ok_or_else(|| {
+                Error::config(
+                    format!("{field}.{name}[{i}]"),
+                    format!("unknown capability {c:?}"),
+                )
+            })?;
+            if n > last {
+                return Err(Error::config(
+                    format!("{field}.{name}[{i}]"),
+                    format!(
+                        "capability {c:?} is not supported by this kernel (last cap is {last})"
+                    ),
+                ));
+            }
+            m |= 1 << n;
+        }
+        Ok(m)
+    };
+    Ok(CapSets {
+        bounding: match &caps.bounding {
+            Some(_) => Some(mask(&caps.bounding, "bounding")?),
+            None => None,
+        },
+        effective: mask(&caps.effective, "effective")?,
+        permitted: mask(&caps.permitted, "permitted")?,
+        inheritable: mask(&caps.inheritable, "inheritable")?,
+        ambient: mask(&caps.ambient, "ambient")?,
+    })
+}
+
+/// Drop every capability outside `bounding` from the bounding set (PR_CAPBSET_DROP).
+/// Needs CAP_SETPCAP, so it runs before the user switch.
+pub fn apply_bounding(bounding: u64) -> Result<()> {
+    for cap in 0..=last_cap() {
+        if bounding & (1 << cap) == 0 {
+            // SAFETY: prctl with integer arguments.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            if r < 0 {
+                return Err(Error::last(format!(
+                    "drop capability {} from the bounding set",
+                    name(cap)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn name(cap: u32) -> &'static str {
+    CAP_NAMES.get(cap as usize).copied().unwrap_or("unknown")
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capset(2) for effective/permitted/inheritable, then raise the ambient set.
+pub fn apply_sets(s: &CapSets) -> Result<()> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |m: u64| (m as u32, (m >> 32) as u32);
+    let (e0, e1) = split(s.effective);
+    let (p0, p1) = split(s.permitted);
+    let (i0, i1) = split(s.inheritable);
+    let data = [
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ];
+    // SAFETY: header and two data structs as capset(2) v3 requires.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r < 0 {
+        return Err(Error::last("capset"));
+    }
+    // Ambient caps must be in permitted and inheritable (PR_CAP_AMBIENT in prctl(2));
+    // the kernel rejects others with EPERM and we report which.
+    for cap in 0..=last_cap() {
+        if s.ambient & (1 << cap) != 0 {
+            // SAFETY: prctl with integer arguments.
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+            };
+            // runc's own default config lists ambient caps that are not inheritable,
+            // which the kernel refuses (EPERM). runc ignores that, and so do we: a
+            // capability not raised only ever leaves the process *less* privileged.
+            let _ = r;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn names_and_errors() {
+        assert_eq!(cap_number("CAP_CHOWN"), Some(0));
+        assert_eq!(cap_number("CAP_SYS_ADMIN"), Some(21));
+        let c = LinuxCapabilities {
+            bounding: Some(vec!["CAP_KILL".into()]),
+            effective: Some(vec!["CAP_KILL".into(), "CAP_BOGUS".into()]),
+            ..Default::default()
+        };
+        let e = parse(&c, "process.capabilities").unwrap_err().to_string();
+        assert!(e.contains("process.capabilities.effective[1]"), "{e}");
+        assert!(e.contains("CAP_BOGUS"), "{e}");
+        let c = LinuxCapabilities {
+            bounding: Some(vec!["CAP_KILL".into()]),
+            ..Default::default()
+        };
+        assert_eq!(parse(&c, "x").unwrap().bounding, Some(1 << 5));
+    }
+}

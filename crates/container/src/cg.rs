@@ -1,0 +1,114 @@
+//! The one place the core talks to oxcart_cgroups: keeps the lifecycle code
+//! independent of that crate's exact API and error type.
+
+use crate::error::{Error, Result};
+use oxcart_cgroups::{HostMode, Manager, ManagerState};
+use oxcart_spec::LinuxResources;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn e(err: oxcart_cgroups::CgroupError) -> Error {
+    Error::Cgroup(err.to_string())
+}
+
+/// A hierarchy as the container should see it under /sys/fs/cgroup.
+#[derive(Debug, Clone)]
+pub struct MountDir {
+    /// Directory name under the cgroup mount (`cpu`, `systemd`, `unified`).
+    pub name: String,
+    /// Mount data for a fresh mount in a cgroup namespace (`cpu`, `none,name=systemd`).
+    pub data: String,
+    pub v2: bool,
+    /// The container's own cgroup directory on the host.
+    pub host: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct Cg(Arc<Manager>);
+
+impl Cg {
+    pub fn new(path: Option<&str>, id: &str, systemd: bool) -> Result<Cg> {
+        Manager::new(path, id, systemd)
+            .map(|m| Cg(Arc::new(m)))
+            .map_err(e)
+    }
+    pub fn from_state(v: &serde_json::Value) -> Result<Cg> {
+        let st: ManagerState = serde_json::from_value(v.clone())
+            .map_err(|err| Error::Other(format!("corrupt cgroup state: {err}")))?;
+        Manager::from_state(st).map(|m| Cg(Arc::new(m))).map_err(e)
+    }
+    pub fn to_state(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.0.to_state())
+            .map_err(|err| Error::Other(format!("serialize cgroup state: {err}")))
+    }
+    pub fn create(&self) -> Result<()> {
+        self.0.create().map_err(e)
+    }
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        self.0.apply(r).map_err(e)
+    }
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        self.0.add_pid(pid).map_err(e)
+    }
+    pub fn frozen(&self) -> bool {
+        matches!(
+            self.0.freezer_state(),
+            Ok(oxcart_cgroups::FreezerState::Frozen) | Ok(oxcart_cgroups::FreezerState::Freezing)
+        )
+    }
+    pub fn kill_all(&self, sig: i32) -> Result<()> {
+        self.0.kill_all(sig).map_err(e)
+    }
+    pub fn destroy(&self) -> Result<()> {
+        self.0.destroy().map_err(e)
+    }
+    pub fn pure_v2(&self) -> bool {
+        self.0.mode() == HostMode::V2
+    }
+    pub fn manager(&self) -> &Manager {
+        &self.0
+    }
+
+    /// The hierarchies as they should appear inside the container.
+    pub fn mount_dirs(&self) -> Vec<MountDir> {
+        let mut out = Vec::new();
+        for d in self.0.v1_dirs() {
+            let name = d
+                .mountpoint
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| d.controllers.join(","));
+            let data = d
+                .controllers
+                .iter()
+                .map(|c| {
+                    if c.starts_with("name=") {
+                        format!("none,{c}")
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push(MountDir {
+                name,
+                data,
+                v2: false,
+                host: d.path.clone(),
+            });
+        }
+        if let Some(u) = self.0.unified_path() {
+            out.push(MountDir {
+                name: if self.pure_v2() {
+                    String::new()
+                } else {
+                    "unified".into()
+                },
+                data: String::new(),
+                v2: true,
+                host: u.to_path_buf(),
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,729 @@
+//! The container lifecycle: create, start, run, state, kill, delete, list
+//! (runtime-spec `runtime.md` "Operations", with runc's behaviour where the spec is
+//! silent).
+
+use crate::cg::Cg;
+use crate::error::{Ctx, Error, Result};
+use crate::namespaces::{self, Plan};
+use crate::process::{self, Prepared};
+use crate::rootfs::{self, RootfsCtx};
+use crate::state::{self, Saved, StateDir};
+use crate::sync::{self, Channel, Msg};
+use crate::sys::{self, cstring};
+use oxcart_spec::{Spec, State, Status};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Global options (runc's global flags that reach the core).
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container init we just created (and are the parent of).
+pub struct Created {
+    pub pid: libc::pid_t,
+}
+
+/// Everything init needs, computed in the parent before clone.
+struct InitArgs<'a> {
+    id: &'a str,
+    spec: &'a Spec,
+    plan: &'a Plan,
+    prepared: &'a Prepared,
+    rootfs: PathBuf,
+    bundle: PathBuf,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    /// fds 3.. that pass into the container: LISTEN_FDS + --preserve-fds.
+    pass_fds: u32,
+    listen_fds: u32,
+    fifo: OwnedFd,
+    proc_fd: OwnedFd,
+    cgroup_dirs: Vec<crate::cg::MountDir>,
+}
+
+fn abs(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir().ctx(|| "getcwd".into())?.join(p))
+    }
+}
+
+/// LISTEN_FDS passed to us by socket activation (sd_listen_fds(3)): honoured only if
+/// LISTEN_PID names this process, as systemd's own library does.
+fn listen_fds() -> u32 {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(|p| p == sys::getpid());
+    if !pid_ok {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Load and check a bundle's config.
+pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
+    let bundle = abs(bundle)?;
+    if !bundle.is_dir() {
+        return Err(Error::Other(format!(
+            "bundle {}: no such file or directory",
+            bundle.display()
+        )));
+    }
+    let spec = oxcart_spec::load_config(&bundle.join("config.json"))?;
+    oxcart_spec::validate::validate_spec(&spec)?;
+    Ok((bundle, spec))
+}
+
+/// `create`: set up the container and leave init waiting on exec.fifo.
+pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
+    let (bundle, spec) = load_bundle(&o.bundle)?;
+    let proc_cfg = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing: create needs a process to start"))?;
+    if proc_cfg.terminal {
+        // Terminals with --console-socket are the exec/terminal issue's work.
+        return Err(Error::config(
+            "process.terminal",
+            if o.console_socket.is_none() {
+                "cannot allocate tty if runc will detach without setting console socket"
+            } else {
+                "terminal containers (--console-socket) are not supported by this build yet"
+            },
+        ));
+    }
+    let root_cfg = spec
+        .root
+        .as_ref()
+        .ok_or_else(|| Error::config("root", "missing"))?;
+    let rootfs = if root_cfg.path.starts_with('/') {
+        PathBuf::from(&root_cfg.path)
+    } else {
+        bundle.join(&root_cfg.path)
+    };
+    if !rootfs.is_dir() {
+        return Err(Error::config(
+            "root.path",
+            format!("{}: no such file or directory", rootfs.display()),
+        ));
+    }
+    let plan = Plan::from_config(spec.linux.as_ref())?;
+    if !plan.has(libc::CLONE_NEWNS) {
+        return Err(Error::config(
+            "linux.namespaces",
+            "a mount namespace is required to set up the rootfs",
+        ));
+    }
+    let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
+    let prepared = process::prepare(&spec, &has)?;
+    if spec.hooks.as_ref().is_some_and(|h| {
+        !(h.prestart.is_empty()
+            && h.create_runtime.is_empty()
+            && h.create_container.is_empty()
+            && h.start_container.is_empty()
+            && h.poststart.is_empty()
+            && h.poststop.is_empty())
+    }) {
+        return Err(Error::config(
+            "hooks",
+            "hooks are not supported by this build yet",
+        ));
+    }
+    if spec.linux.as_ref().is_some_and(|l| l.seccomp.is_some()) {
+        return Err(Error::config(
+            "linux.seccomp",
+            "seccomp is not supported by this build yet",
+        ));
+    }
+
+    let sd = StateDir::create(&g.root, &o.id)?;
+    let mut guard = CreateGuard {
+        sd: Some(&sd),
+        cg: None,
+        pid: 0,
+    };
+
+    let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
+    let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
+    cg.create()?;
+    guard.cg = Some(cg.clone());
+    if let Some(linux) = spec.linux.as_ref() {
+        // runc always adds its default allowed devices (and one rule per
+        // linux.devices entry) after the config's rules, so `{"allow":false}` first
+        // still leaves /dev/null usable (libcontainer/specconv AllowedDevices).
+        let mut r = linux.resources.clone().unwrap_or_default();
+        r.devices = oxcart_cgroups::devices::container_device_rules(&r.devices, &linux.devices);
+        cg.apply(&r)?;
+    }
+
+    // exec.fifo: mode 0622 so a non-root container user can open it for writing.
+    let fifo_path = sd.fifo_path();
+    let cfifo = sys::cpath(&fifo_path)?;
+    // SAFETY: valid path string.
+    if unsafe { libc::mkfifo(cfifo.as_ptr(), 0o622) } != 0 {
+        return Err(Error::last(format!("mkfifo {}", fifo_path.display())));
+    }
+    // SAFETY: valid path string.
+    unsafe { libc::chmod(cfifo.as_ptr(), 0o622) };
+    let fifo =
+        sys::open(&cfifo, libc::O_PATH, 0).ctx(|| format!("open {}", fifo_path.display()))?;
+    let proc_fd = sys::open(&cstring("/proc")?, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .ctx(|| "open /proc".into())?;
+
+    let lfds = listen_fds();
+    let args = InitArgs {
+        id: &o.id,
+        spec: &spec,
+        plan: &plan,
+        prepared: &prepared,
+        rootfs: rootfs.clone(),
+        bundle: bundle.clone(),
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        pass_fds: lfds + o.preserve_fds,
+        listen_fds: lfds,
+        fifo,
+        proc_fd,
+        cgroup_dirs: cg.mount_dirs(),
+    };
+
+    let (parent_ch, child_ch) = sync::pair()?;
+    plan.parent_prepare(spec.linux.as_ref())?;
+    // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
+    let pid = unsafe { sys::clone3(plan.clone_flags as u64, None) }.ctx(|| "clone3".into())?;
+    if pid == 0 {
+        // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
+        unsafe { libc::close(sd.lock_fd()) };
+        drop(parent_ch);
+        let code = match init(&args, &child_ch) {
+            Ok(never) => match never {},
+            Err(e) => {
+                let _ = child_ch.send(&Msg::Error(e.to_string()));
+                1
+            }
+        };
+        sys::exit_now(code);
+    }
+    drop(child_ch);
+    guard.pid = pid;
+
+    if plan.new_userns() {
+        if let Some(l) = spec.linux.as_ref() {
+            namespaces::write_id_maps(pid, l)?;
+        }
+    }
+    cg.add_pid(pid)?;
+    parent_ch.send(&Msg::Go)?;
+    wait_ready(&parent_ch, pid)?;
+
+    let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
+    let uid = std::fs::metadata(&sd.dir).map(|m| m.uid()).unwrap_or(0);
+    let saved = Saved {
+        id: o.id.clone(),
+        pid,
+        start_time,
+        bundle: bundle.display().to_string(),
+        rootfs: rootfs.display().to_string(),
+        created: crate::time::now_rfc3339(true),
+        owner: state::owner_name(uid),
+        annotations: spec.annotations.clone(),
+        config: spec.clone(),
+        cgroup: cg.to_state()?,
+        systemd_cgroup: g.systemd_cgroup,
+        rootless: false,
+    };
+    sd.save(&saved)?;
+    if let Some(pf) = &o.pid_file {
+        // Written atomically, and only now that init is ready: conmon and the
+        // containerd shim read it as soon as we exit (compat.md §6.6 item 9).
+        let pf = abs(pf)?;
+        sys::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
+            .ctx(|| format!("write pid file {}", pf.display()))?;
+    }
+    guard.disarm();
+    Ok(Created { pid })
+}
+
+/// Undo a half-made container when create fails: nothing may be left behind.
+struct CreateGuard<'a> {
+    sd: Option<&'a StateDir>,
+    cg: Option<Cg>,
+    pid: libc::pid_t,
+}
+
+impl CreateGuard<'_> {
+    fn disarm(&mut self) {
+        self.sd = None;
+        self.cg = None;
+        self.pid = 0;
+    }
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // SAFETY: signalling and reaping our own child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = sys::waitpid(self.pid, 0);
+        }
+        if let Some(cg) = self.cg.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(sd) = self.sd.take() {
+            let _ = sd.remove();
+        }
+    }
+}
+
+fn wait_ready(ch: &Channel, pid: libc::pid_t) -> Result<()> {
+    loop {
+        match ch.recv()? {
+            Some((Msg::Ready, _)) => return Ok(()),
+            Some((Msg::Error(m), _)) => {
+                let _ = sys::waitpid(pid, 0);
+                return Err(Error::Init(format!(
+                    "unable to start container process: {m}"
+                )));
+            }
+            Some((m, _)) => {
+                return Err(Error::Other(format!("unexpected message from init: {m:?}")))
+            }
+            None => {
+                let (_, st) = sys::waitpid(pid, 0).unwrap_or((0, 0));
+                return Err(Error::Init(format!(
+                    "container init exited unexpectedly during setup (status {})",
+                    sys::exit_code(st)
+                )));
+            }
+        }
+    }
+}
+
+/// The container's init, between clone and execve. Returns only on error.
+fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
+    let spec = a.spec;
+    let process = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    // Wait until the parent has written our id maps and put us in our cgroups.
+    match ch.recv()? {
+        Some((Msg::Go, _)) => {}
+        other => return Err(Error::Other(format!("init: expected go, got {other:?}"))),
+    }
+    if a.plan.new_userns() {
+        // Become the namespace's root now that a mapping exists (user_namespaces(7)).
+        // SAFETY: plain syscalls.
+        unsafe {
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                return Err(Error::last("become root in the user namespace"));
+            }
+        }
+    }
+    a.plan.child_join()?;
+    if a.plan.new_cgroupns {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
+    }
+    // SAFETY: plain syscall; a new session detaches us from the caller's terminal.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(Error::last("setsid"));
+    }
+
+    let rctx = RootfsCtx {
+        spec,
+        rootfs: a.rootfs.clone(),
+        bundle: a.bundle.clone(),
+        userns: a.plan.userns,
+        new_cgroupns: a.plan.new_cgroupns,
+        cgroup_dirs: a.cgroup_dirs.clone(),
+    };
+    rootfs::prepare_root(&rctx)?;
+    rootfs::mount_all(&rctx)?;
+    rootfs::setup_dev(&rctx)?;
+    if a.no_pivot {
+        rootfs::move_root(&a.rootfs)?;
+    } else {
+        rootfs::pivot(&a.rootfs)?;
+    }
+    let linux = spec.linux.as_ref();
+    rootfs::set_root_propagation(linux.and_then(|l| l.rootfs_propagation.as_deref()))?;
+    process::apply_sysctl(&a.prepared.sysctl)?;
+    if let Some(l) = linux {
+        for p in &l.masked_paths {
+            rootfs::mask_path(p)?;
+        }
+        for p in &l.readonly_paths {
+            rootfs::readonly_path(p)?;
+        }
+    }
+    if spec.root.as_ref().is_some_and(|r| r.readonly) {
+        rootfs::readonly_root()?;
+    }
+    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: pointer/len of a live string.
+        if unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) } != 0 {
+            return Err(Error::last(format!("hostname: sethostname({h:?})")));
+        }
+    }
+    if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer/len of a live string.
+        if unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) } != 0 {
+            return Err(Error::last(format!("domainname: setdomainname({d:?})")));
+        }
+    }
+    if a.plan.clone_flags & libc::CLONE_NEWNET != 0 {
+        namespaces::loopback_up()?;
+    }
+    if let Some(adj) = process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
+    }
+    process::apply_rlimits(&a.prepared.rlimits)?;
+    if !a.no_new_keyring {
+        process::join_session_keyring(a.id)?;
+    }
+    if process.no_new_privileges {
+        process::set_no_new_privs()?;
+    }
+    // No host fd may reach the container (CVE-2024-21626): everything above the
+    // passed-through ones is close-on-exec.
+    sys::cloexec_from(3 + a.pass_fds).ctx(|| "mark fds close-on-exec".into())?;
+    for fd in 3..3 + a.pass_fds {
+        let _ = sys::set_cloexec(fd as i32, false);
+    }
+    if let Some(c) = &a.prepared.caps {
+        if let Some(b) = c.bounding {
+            crate::caps::apply_bounding(b)?;
+        }
+        process::set_keepcaps(true)?;
+    }
+    process::set_user(process, true)?;
+    if let Some(c) = &a.prepared.caps {
+        process::set_keepcaps(false)?;
+        crate::caps::apply_sets(c)?;
+    }
+    if let Some(m) = process.user.umask {
+        // SAFETY: plain syscall.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    process::enter_cwd(&process.cwd)?;
+    let mut env = process.env.clone();
+    if a.listen_fds > 0 {
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={}", a.listen_fds));
+        env.push(format!("LISTEN_PID={}", sys::getpid()));
+    }
+    let path = process::look_path(&process.args[0], &env)?;
+    ch.send(&Msg::Ready)?;
+    process::wait_fifo(a.proc_fd.as_fd(), &a.fifo)?;
+    Err(process::exec(&path, &process.args, &env))
+}
+
+/// `start`: release a created container's init.
+pub fn start(g: &Global, id: &str) -> Result<()> {
+    let sd = StateDir::open(&g.root, id, true)?;
+    let saved = sd
+        .load()?
+        .ok_or_else(|| Error::State(format!("container {id:?} is still being created")))?;
+    let cg = Cg::from_state(&saved.cgroup)?;
+    match state::derive_status(&sd, &saved, cg.frozen()) {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(Error::State(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::State(
+                "cannot start an already running container".into(),
+            ))
+        }
+    }
+    release_fifo(&sd, saved.pid)
+}
+
+fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
+    let fifo = sd.fifo_path();
+    let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+    let r = sys::open(&sys::cpath(&fifo)?, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        .ctx(|| format!("open {}", fifo.display()))?;
+    // Wait for init's byte, or for init to die — whichever comes first — so a dead
+    // init never leaves `start` blocked (runc awaitFifoOpen does the same).
+    let mut fds = [
+        libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: valid pollfd array.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::sys("poll exec fifo", e));
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a 1-byte buffer.
+            let n = unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) };
+            if n == 1 {
+                break;
+            }
+        }
+        if fds[1].revents != 0 {
+            return Err(Error::State(
+                "cannot start a container that has stopped".into(),
+            ));
+        }
+        if fds[0].revents & libc::POLLHUP != 0 {
+            // Writer went away without a byte: init died between open and write.
+            return Err(Error::State("container init exited before start".into()));
+        }
+    }
+    std::fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
+    Ok(())
+}
+
+/// `run`: create + start, then (unless detached) wait for the container's process,
+/// forward signals to it, delete it (unless `keep`) and return its exit status.
+pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
+    let created = create(g, o)?;
+    {
+        let sd = StateDir::open(&g.root, &o.id, true)?;
+        if let Err(e) = release_fifo(&sd, created.pid) {
+            drop(sd);
+            let _ = delete(g, &o.id, true);
+            return Err(e);
+        }
+    }
+    if detach {
+        return Ok(0);
+    }
+    let code = wait_forwarding(created.pid)?;
+    if !keep {
+        delete(g, &o.id, true)?;
+    }
+    Ok(code)
+}
+
+/// Wait for our child, forwarding the usual terminal/job-control signals to it.
+fn wait_forwarding(pid: libc::pid_t) -> Result<i32> {
+    // SAFETY: sigset manipulation on a local set; signalfd on it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let sfd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if sfd < 0 {
+            return Err(Error::last("signalfd"));
+        }
+        let sfd = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd);
+        loop {
+            if let Ok((p, st)) = sys::waitpid(pid, libc::WNOHANG) {
+                if p == pid {
+                    return Ok(sys::exit_code(st));
+                }
+            } else {
+                return Err(Error::last("waitpid"));
+            }
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let n = libc::read(
+                sfd.as_raw_fd(),
+                &mut info as *mut _ as *mut libc::c_void,
+                std::mem::size_of::<libc::signalfd_siginfo>(),
+            );
+            if n <= 0 {
+                continue;
+            }
+            let sig = info.ssi_signo as libc::c_int;
+            if sig != libc::SIGCHLD {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+}
+
+/// `state`: the runtime-spec state of a container (pid 0 once stopped).
+pub fn state(g: &Global, id: &str) -> Result<State> {
+    let sd = StateDir::open(&g.root, id, false)?;
+    state_of(&sd)
+}
+
+fn state_of(sd: &StateDir) -> Result<State> {
+    let Some(saved) = sd.load()? else {
+        return Ok(State {
+            oci_version: oxcart_spec::OCI_VERSION.into(),
+            id: sd.id.clone(),
+            pid: 0,
+            status: Status::Creating,
+            bundle: String::new(),
+            rootfs: String::new(),
+            created: String::new(),
+            annotations: Default::default(),
+            owner: String::new(),
+        });
+    };
+    let frozen = Cg::from_state(&saved.cgroup)
+        .map(|c| c.frozen())
+        .unwrap_or(false);
+    let status = state::derive_status(sd, &saved, frozen);
+    Ok(State {
+        oci_version: saved.config.oci_version.clone(),
+        id: saved.id.clone(),
+        pid: if status == Status::Stopped {
+            0
+        } else {
+            saved.pid
+        },
+        status,
+        bundle: saved.bundle.clone(),
+        rootfs: saved.rootfs.clone(),
+        created: saved.created.clone(),
+        annotations: saved.annotations.clone(),
+        owner: saved.owner.clone(),
+    })
+}
+
+/// `list`: every container under the root.
+pub fn list(g: &Global) -> Result<Vec<State>> {
+    let mut out = Vec::new();
+    for id in state::list_ids(&g.root)? {
+        if let Ok(sd) = StateDir::open(&g.root, &id, false) {
+            if let Ok(s) = state_of(&sd) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Open a pidfd for init only if the pid still names our process.
+fn init_pidfd(saved: &Saved) -> Option<OwnedFd> {
+    let fd = sys::pidfd_open(saved.pid).ok()?;
+    // Checked *after* opening: the pidfd pins the process, so if the start time
+    // matches now, the fd refers to our init and not to a recycled pid.
+    state::init_alive(saved.pid, saved.start_time).then_some(fd)
+}
+
+/// `kill`: send a signal to init, or with `all` to every process in the container.
+pub fn kill(g: &Global, id: &str, sig: libc::c_int, all: bool) -> Result<()> {
+    let sd = StateDir::open(&g.root, id, false)?;
+    let saved = sd
+        .load()?
+        .ok_or_else(|| Error::State("container not running".into()))?;
+    let cg = Cg::from_state(&saved.cgroup)?;
+    let status = state::derive_status(&sd, &saved, cg.frozen());
+    if status == Status::Stopped {
+        return Err(Error::State("container not running".into()));
+    }
+    if all {
+        return cg.kill_all(sig);
+    }
+    let fd = init_pidfd(&saved).ok_or_else(|| Error::State("container not running".into()))?;
+    sys::pidfd_send_signal(fd.as_fd(), sig).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            Error::State("container not running".into())
+        } else {
+            Error::sys(format!("send signal {sig} to init"), e)
+        }
+    })
+}
+
+/// Wait (bounded) for a process to exit, using its pidfd.
+fn wait_exit(fd: &OwnedFd, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) > 0 }
+}
+
+/// `delete`: remove a stopped (or, with `force`, any) container and its cgroups.
+pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
+    let sd = match StateDir::open(&g.root, id, true) {
+        Ok(sd) => sd,
+        // runc: delete --force of a container that does not exist succeeds.
+        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let Some(saved) = sd.load()? else {
+        // A create that died before writing state.json: nothing else to clean.
+        return sd.remove();
+    };
+    let cg = Cg::from_state(&saved.cgroup)?;
+    let status = state::derive_status(&sd, &saved, cg.frozen());
+    match status {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&saved, &cg)?,
+        s if force => {
+            let _ = s;
+            kill_and_wait(&saved, &cg)?
+        }
+        s => {
+            return Err(Error::State(format!(
+                "cannot delete container {id} that is not stopped: {s}"
+            )))
+        }
+    }
+    cg.destroy()?;
+    sd.remove()
+}
+
+fn kill_and_wait(saved: &Saved, cg: &Cg) -> Result<()> {
+    let fd = init_pidfd(saved);
+    cg.kill_all(libc::SIGKILL)?;
+    if let Some(fd) = &fd {
+        let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        // SIGKILL cannot be ignored; 10 s covers a loaded machine (D state).
+        if !wait_exit(fd, 10_000) {
+            return Err(Error::State(format!(
+                "init {} did not exit after SIGKILL",
+                saved.pid
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Namespaces (namespaces(7), runtime-spec `config-linux.md` "Namespaces").
+
+use crate::error::{Ctx, Error, Result};
+use crate::sys;
+use oxcart_spec::{IdMapping, Linux};
+use std::os::fd::{AsFd, OwnedFd};
+
+pub fn clone_flag(typ: &str) -> Option<libc::c_int> {
+    Some(match typ {
+        "pid" => libc::CLONE_NEWPID,
+        "network" => libc::CLONE_NEWNET,
+        "mount" => libc::CLONE_NEWNS,
+        "ipc" => libc::CLONE_NEWIPC,
+        "uts" => libc::CLONE_NEWUTS,
+        "user" => libc::CLONE_NEWUSER,
+        "cgroup" => libc::CLONE_NEWCGROUP,
+        "time" => libc::CLONE_NEWTIME,
+        _ => return None,
+    })
+}
+
+/// The /proc/<pid>/ns/ file name of a namespace type.
+pub fn proc_name(typ: &str) -> &str {
+    match typ {
+        "network" => "net",
+        "mount" => "mnt",
+        other => other,
+    }
+}
+
+/// How the config asks for namespaces, split by who acts on them.
+#[derive(Default)]
+pub struct Plan {
+    /// New namespaces made by the clone itself.
+    pub clone_flags: libc::c_int,
+    /// New cgroup namespace: unshared by init *after* it is in its cgroups, so the
+    /// namespace root is the container's cgroup (cgroup_namespaces(7)).
+    pub new_cgroupns: bool,
+    /// New time namespace: unshared by the parent (for its children), offsets
+    /// written, then the clone enters it (time_namespaces(7): offsets can only be
+    /// set before any process is in the namespace).
+    pub new_timens: bool,
+    /// Namespaces to join: (type, CLONE_NEW* flag, fd). pid and time are joined
+    /// by the parent (they apply to children only); the rest by init.
+    pub join: Vec<(String, libc::c_int, OwnedFd)>,
+    pub userns: bool,
+}
+
+impl Plan {
+    pub fn from_config(linux: Option<&Linux>) -> Result<Plan> {
+        let mut p = Plan::default();
+        let Some(linux) = linux else { return Ok(p) };
+        for (i, ns) in linux.namespaces.iter().enumerate() {
+            let flag = clone_flag(&ns.typ).ok_or_else(|| {
+                Error::config(
+                    format!("linux.namespaces[{i}].type"),
+                    format!("unknown namespace {:?}", ns.typ),
+                )
+            })?;
+            match ns.path.as_deref() {
+                Some(path) if !path.is_empty() => {
+                    let fd = sys::open(&sys::cstring(path)?, libc::O_RDONLY, 0)
+                        .ctx(|| format!("linux.namespaces[{i}].path: open {path}"))?;
+                    if flag == libc::CLONE_NEWUSER {
+                        p.userns = true;
+                    }
+                    p.join.push((ns.typ.clone(), flag, fd));
+                }
+                _ => match flag {
+                    libc::CLONE_NEWCGROUP => p.new_cgroupns = true,
+                    libc::CLONE_NEWTIME => p.new_timens = true,
+                    f => {
+                        if f == libc::CLONE_NEWUSER {
+                            p.userns = true;
+                        }
+                        p.clone_flags |= f
+                    }
+                },
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn has(&self, flag: libc::c_int) -> bool {
+        self.clone_flags & flag != 0 || self.join.iter().any(|(_, f, _)| *f == flag)
+    }
+
+    pub fn new_userns(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWUSER != 0
+    }
+
+    /// Parent side, before clone: join pid/time namespaces for the children and make
+    /// a new time namespace with its offsets.
+    pub fn parent_prepare(&self, linux: Option<&Linux>) -> Result<()> {
+        for (typ, flag, fd) in &self.join {
+            if *flag == libc::CLONE_NEWPID || *flag == libc::CLONE_NEWTIME {
+                sys::setns(fd.as_fd(), *flag).ctx(|| format!("join {typ} namespace"))?;
+            }
+        }
+        if self.new_timens {
+            sys::unshare(libc::CLONE_NEWTIME).ctx(|| "create time namespace".into())?;
+            if let Some(offs) = linux.and_then(|l| l.time_offsets.as_ref()) {
+                let mut s = String::new();
+                for (clock, off) in offs {
+                    let name = match clock.as_str() {
+                        "monotonic" | "boottime" => clock.as_str(),
+                        other => {
+                            return Err(Error::config(
+                                format!("linux.timeOffsets.{other}"),
+                                "only monotonic and boottime clocks can be offset",
+                            ))
+                        }
+                    };
+                    s.push_str(&format!("{name} {} {}\n", off.secs, off.nanosecs));
+                }
+                std::fs::write("/proc/self/timens_offsets", s)
+                    .ctx(|| "write /proc/self/timens_offsets".into())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Init side, first thing: join the namespaces given by path (user first, so the
+    /// others are joined with the capabilities it grants — setns(2)).
+    pub fn child_join(&self) -> Result<()> {
+        let mut order: Vec<&(String, libc::c_int, OwnedFd)> = self
+            .join
+            .iter()
+            .filter(|(_, f, _)| *f != libc::CLONE_NEWPID && *f != libc::CLONE_NEWTIME)
+            .collect();
+        order.sort_by_key(|(_, f, _)| if *f == libc::CLONE_NEWUSER { 0 } else { 1 });
+        for (typ, flag, fd) in order {
+            sys::setns(fd.as_fd(), *flag).ctx(|| format!("join {typ} namespace"))?;
+        }
+        Ok(())
+    }
+}
+
+fn map_text(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+/// Parent side: write the child's uid/gid maps (user_namespaces(7)).
+pub fn write_id_maps(pid: libc::pid_t, linux: &Linux) -> Result<()> {
+    if linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty() {
+        return Err(Error::config(
+            "linux.uidMappings",
+            "a new user namespace needs both uidMappings and gidMappings",
+        ));
+    }
+    std::fs::write(
+        format!("/proc/{pid}/uid_map"),
+        map_text(&linux.uid_mappings),
+    )
+    .ctx(|| "linux.uidMappings: write uid_map".into())?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        map_text(&linux.gid_mappings),
+    )
+    .ctx(|| "linux.gidMappings: write gid_map".into())?;
+    Ok(())
+}
+
+/// Bring up `lo` in a new network namespace, as runc's "loopback" strategy does.
+pub fn loopback_up() -> Result<()> {
+    // SAFETY: plain socket call.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(Error::last("socket for loopback"));
+    }
+    // SAFETY: s is a fresh fd we own.
+    let s = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
+    // SAFETY: zeroed ifreq is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *c as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: ioctl with a valid ifreq.
+    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } < 0 {
+        return Err(Error::last("get lo flags"));
+    }
+    // SAFETY: union field access on a struct the kernel filled in.
+    unsafe { ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } < 0 {
+        return Err(Error::last("bring lo up"));
+    }
+    Ok(())
+}

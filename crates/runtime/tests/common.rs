@@ -1,0 +1,231 @@
+//! Shared fixtures for the runtime's integration tests: a busybox rootfs, bundles,
+//! and runners for oxcart-runtime and runc. Needs root and Debian's busybox-static.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+pub const OXCART: &str = env!("CARGO_BIN_EXE_oxcart-runtime");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A busybox rootfs shared by all tests of this process (read-only use only).
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        // Built once per process under cargo's per-target test scratch dir, so a
+        // failed run leaves nothing in /tmp.
+        let dir = tmp().join(format!("rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
+            .expect("busybox-static is needed: apt-get install busybox-static");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                // Relative links: the rootfs is used at another path inside the container.
+                std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+            }
+        }
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\ntty:x:5:\nnobody:x:65534:\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            dir.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        dir
+    })
+}
+
+/// Scratch space for tests (cargo's CARGO_TARGET_TMPDIR, inside target/).
+pub fn tmp() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A bundle directory with a config.json (runc's default, made non-interactive) and
+/// a bind of the shared rootfs.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> Bundle {
+        let dir = tmp().join(unique("bundle"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(OXCART)
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = Value::Bool(false);
+        config["process"]["args"] = args.iter().map(|a| Value::String(a.to_string())).collect();
+        config["root"]["path"] = Value::String(rootfs().display().to_string());
+        let b = Bundle { dir, config };
+        b.write();
+        b
+    }
+    pub fn write(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run a command with stdout to /dev/null and stderr captured through a file, so a
+/// container that (wrongly) survives cannot hold a pipe open and hang the test.
+pub fn status_err(mut c: Command) -> (bool, String) {
+    let errf = tmp().join(unique("stderr"));
+    let f = std::fs::File::create(&errf).unwrap();
+    let st = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(f)
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(&errf).unwrap_or_default();
+    let _ = std::fs::remove_file(&errf);
+    (st.success(), err)
+}
+
+/// One runtime under test, with a private --root so parallel tests never collide.
+pub struct Runtime {
+    pub bin: String,
+    pub root: PathBuf,
+}
+
+impl Runtime {
+    pub fn oxcart() -> Runtime {
+        Runtime {
+            bin: OXCART.to_string(),
+            root: PathBuf::from(format!("/run/oxcart-test/{}", unique("root"))),
+        }
+    }
+    pub fn runc() -> Runtime {
+        Runtime {
+            bin: "runc".to_string(),
+            root: PathBuf::from(format!("/run/oxcart-test/{}", unique("runc-root"))),
+        }
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).stdin(Stdio::null()).output().unwrap();
+        out
+    }
+    /// `run` a bundle in the foreground and return (exit code, stdout, stderr).
+    pub fn run_bundle(&self, b: &Bundle) -> (i32, String, String) {
+        let id = unique("c");
+        let out = self
+            .cmd()
+            .args(["run", "--bundle"])
+            .arg(&b.dir)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    /// Run a command whose container outlives it (`create`, `run -d`): the
+    /// container inherits stdio, so pipes would never reach EOF. stdout goes to
+    /// /dev/null and stderr to a file. Returns (success, stderr).
+    pub fn detached(&self, args: &[&str], bundle: &Bundle, id: &str) -> (bool, String) {
+        let errf = tmp().join(unique("stderr"));
+        let f = std::fs::File::create(&errf).unwrap();
+        let st = self
+            .cmd()
+            .args(args)
+            .arg("--bundle")
+            .arg(&bundle.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f)
+            .status()
+            .unwrap();
+        let err = std::fs::read_to_string(&errf).unwrap_or_default();
+        let _ = std::fs::remove_file(&errf);
+        (st.success(), err)
+    }
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.run(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Force-delete whatever a failed test left, then the root itself.
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.cmd().args(["delete", "-f", &id]).output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+pub fn runc_available() -> bool {
+    Command::new("runc")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

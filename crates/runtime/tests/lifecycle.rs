@@ -1,0 +1,536 @@
+//! Lifecycle and isolation tests on real containers, compared with runc where it
+//! makes sense. Run as root.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+#[test]
+fn run_exit_codes() {
+    let rt = Runtime::oxcart();
+    for (args, code) in [
+        (vec!["true"], 0),
+        (vec!["false"], 1),
+        (vec!["sh", "-c", "exit 7"], 7),
+    ] {
+        let b = Bundle::new(&args);
+        let (c, _, err) = rt.run_bundle(&b);
+        assert_eq!(c, code, "{args:?}: {err}");
+    }
+    // Nothing is left behind by foreground runs.
+    assert!(std::fs::read_dir(&rt.root).map(|d| d.count()).unwrap_or(0) == 0);
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique("life");
+    let pidfile = b.dir.join("init.pid");
+    let (ok, err) = rt.detached(
+        &["create", "--pid-file", pidfile.to_str().unwrap()],
+        &b,
+        &id,
+    );
+    assert!(ok, "create: {err}");
+    let st = rt.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], Value::String(id.clone()));
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    for key in ["ociVersion", "bundle", "rootfs", "created", "owner"] {
+        assert!(st.get(key).is_some(), "state lacks {key}: {st}");
+    }
+    assert_eq!(st["owner"], "root");
+
+    // start twice: the second is refused in runc's words.
+    let o = rt.run(&["start", &id]);
+    assert!(o.status.success(), "start: {}", stderr(&o));
+    assert_eq!(rt.state(&id)["status"], "running");
+    let o = rt.run(&["start", &id]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot start an already running container"),
+        "{}",
+        stderr(&o)
+    );
+
+    // delete of a running container needs --force.
+    let o = rt.run(&["delete", &id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not stopped"), "{}", stderr(&o));
+
+    let o = rt.run(&["kill", &id, "KILL"]);
+    assert!(o.status.success(), "kill: {}", stderr(&o));
+    // The kill is asynchronous: wait for the status to settle.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let s = rt.state(&id);
+        status = s["status"].clone();
+        if status == "stopped" {
+            assert_eq!(s["pid"], 0, "pid must be 0 once stopped");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, "stopped");
+    let o = rt.run(&["kill", &id, "TERM"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("container not running"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = rt.run(&["delete", &id]);
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    assert!(!rt.root.join(&id).exists());
+    let o = rt.run(&["state", &id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    // delete -f of a missing container succeeds, as in runc.
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
+#[test]
+fn delete_force_and_created_kill() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    // A created container can be deleted without --force (runc kills it).
+    let id = unique("cr");
+    assert!(rt.detached(&["create"], &b, &id).0);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let o = rt.run(&["delete", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    );
+    // A running one goes with -f.
+    let id = unique("run");
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    assert_eq!(rt.state(&id)["status"], "running");
+    let o = rt.run(&["delete", "-f", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!rt.root.join(&id).exists());
+}
+
+#[test]
+fn list_formats() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique("ls");
+    assert!(rt.detached(&["create"], &b, &id).0);
+    let o = rt.run(&["list", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["id"], Value::String(id.clone()));
+    assert_eq!(v[0]["status"], "created");
+    let o = rt.run(&["list"]);
+    let t = stdout(&o);
+    assert!(t.starts_with("ID"), "{t}");
+    assert!(t.contains(&id) && t.contains("created"), "{t}");
+    let o = rt.run(&["list", "-q"]);
+    assert_eq!(stdout(&o).trim(), id);
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
+/// What a process sees inside the container, as one comparable text.
+const PROBE: &str = r#"
+echo "id: $(id)"
+echo "hostname: $(hostname)"
+echo "nofile: $(ulimit -n)"
+grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status
+echo "pid: $$"
+echo "mounts:"
+awk '{print $5, $9, $6}' /proc/self/mountinfo | sed -E 's/,?(relatime|seclabel)//g' | sort
+echo "cwd: $(pwd)"
+ls -l /dev | awk '{print $1, $NF}' | sort
+"#;
+
+#[test]
+fn differential_against_runc() {
+    if !runc_available() {
+        panic!("runc is needed for the differential tests (apt-get install runc)");
+    }
+    let b = Bundle::new(&["sh", "-c", PROBE]);
+    let (c1, o1, e1) = Runtime::oxcart().run_bundle(&b);
+    let (c2, o2, e2) = Runtime::runc().run_bundle(&b);
+    assert_eq!(c1, 0, "oxcart: {e1}");
+    assert_eq!(c2, 0, "runc: {e2}");
+    // The hostname is the config's for both.
+    let norm = |s: &str| s.to_string();
+    assert_eq!(
+        norm(&o1),
+        norm(&o2),
+        "oxcart and runc containers differ:\n--- oxcart\n{o1}\n--- runc\n{o2}"
+    );
+}
+
+#[test]
+fn namespaces_differ_from_host() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in ipc mnt net pid uts; do readlink /proc/self/ns/$n; done",
+    ]);
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let host: Vec<String> = ["ipc", "mnt", "net", "pid", "uts"]
+        .iter()
+        .map(|n| {
+            std::fs::read_link(format!("/proc/self/ns/{n}"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    let inside: Vec<&str> = out.lines().collect();
+    assert_eq!(inside.len(), 5, "{out}");
+    for (h, i) in host.iter().zip(inside) {
+        assert_ne!(h, i, "namespace shared with host: {i}");
+    }
+}
+
+#[test]
+fn process_settings() {
+    let mut b = Bundle::new(&["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; pwd; echo $FOO"]);
+    b.config["process"]["user"] =
+        json!({"uid": 65534, "gid": 65534, "additionalGids": [5, 65534], "umask": 18});
+    b.config["process"]["cwd"] = json!("/tmp");
+    b.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]);
+    b.config["process"]["oomScoreAdj"] = json!(123);
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec!["65534", "65534", "65534 5", "0022", "321", "654", "123", "/tmp", "bar baz"],
+        "{out}"
+    );
+}
+
+#[test]
+fn hostname_domainname_sysctl_masked_readonly() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/kernel/shmmni; cat /proc/kcore | wc -c; echo x > /proc/sys/kernel/shmmax 2>/dev/null && echo writable || echo readonly",
+    ]);
+    b.config["hostname"] = json!("box1");
+    b.config["domainname"] = json!("example.org");
+    b.config["linux"]["sysctl"] = json!({"kernel.shmmni": "1234"});
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec!["box1", "example.org", "1234", "0", "readonly"],
+        "{out}"
+    );
+}
+
+#[test]
+fn mount_destination_symlink_stays_in_rootfs() {
+    // The image plants /evil -> a host directory; a tmpfs mounted at /evil must land
+    // inside the rootfs, never on the host path (CVE-2021-30465 class).
+    let host_dir = tmp().join(unique("oxcart-host-target"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("canary"), "host").unwrap();
+    let rootfs = tmp().join(unique("oxcart-evil-rootfs"));
+    copy_rootfs(rootfs_src(), &rootfs);
+    std::os::unix::fs::symlink(&host_dir, rootfs.join("evil")).unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "ls /evil; echo inside > /evil/new"]);
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.config["root"]["readonly"] = json!(false);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}));
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    assert!(!out.contains("canary"), "the host dir was visible: {out}");
+    assert!(
+        !host_dir.join("new").exists(),
+        "container wrote into the host directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("canary")).unwrap(),
+        "host"
+    );
+    let _ = std::fs::remove_dir_all(&host_dir);
+    let _ = std::fs::remove_dir_all(&rootfs);
+}
+
+fn rootfs_src() -> &'static Path {
+    rootfs()
+}
+
+fn copy_rootfs(src: &Path, dst: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn bind_mounts_with_options() {
+    let host_dir = tmp().join(unique("oxcart-bind"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "data").unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "cat /data/f; echo y > /data/g 2>/dev/null && echo rw || echo ro; grep ' /data ' /proc/self/mountinfo | awk '{print $6}'"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": host_dir.display().to_string(),
+        "options": ["rbind", "ro", "nosuid", "nodev"]
+    }));
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "data");
+    assert_eq!(lines[1], "ro");
+    assert!(
+        lines[2].contains("ro") && lines[2].contains("nosuid") && lines[2].contains("nodev"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&host_dir);
+}
+
+#[test]
+fn cgroups_created_and_removed() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    let cg = format!("/{}", unique("oxcart-test-cg"));
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    b.write();
+    let id = unique("cg");
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(ok, "{err}");
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let mut dirs = Vec::new();
+    for ent in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = ent.path();
+        if p.join("cgroup.procs").exists() {
+            dirs.push(p.join(cg.trim_start_matches('/')));
+        }
+    }
+    assert!(dirs.len() >= 2);
+    for d in &dirs {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "{} lacks init {pid}",
+            d.display()
+        );
+    }
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
+fn bad_input_is_reported_and_leaves_nothing() {
+    let rt = Runtime::oxcart();
+    let check = |args: &[&str], bundle: Option<&Path>, want: &str| {
+        let mut c = rt.cmd();
+        c.args(args);
+        if let Some(b) = bundle {
+            c.arg("--bundle").arg(b);
+        }
+        let id = unique("bad");
+        c.arg(&id);
+        let (ok, err) = status_err(c);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err:?}");
+        assert!(
+            !rt.root.join(&id).exists(),
+            "state dir left behind for {args:?}"
+        );
+    };
+    check(
+        &["create"],
+        Some(Path::new("/nonexistent-bundle")),
+        "no such file or directory",
+    );
+    let mut b = Bundle::new(&["true"]);
+    std::fs::write(
+        b.dir.join("config.json"),
+        r#"{"ociVersion":"1.0.0","process":{"user":{"uid":"zero"}}}"#,
+    )
+    .unwrap();
+    check(&["create"], Some(&b.dir), "process.user.uid");
+    b.config["ociVersion"] = json!("2.0.0");
+    b.write();
+    check(&["create"], Some(&b.dir), "ociVersion");
+    b.config["ociVersion"] = json!("1.0.2");
+    b.config["process"]["capabilities"]["bounding"] = json!(["CAP_NOPE"]);
+    b.write();
+    check(&["create"], Some(&b.dir), "CAP_NOPE");
+    b.config["process"]["capabilities"]["bounding"] = json!([]);
+    b.config["process"]["args"] = json!(["/no/such/binary"]);
+    b.write();
+    check(&["create"], Some(&b.dir), "no such file or directory");
+    b.config["process"]["args"] = json!(["nosuchcmd"]);
+    b.write();
+    check(
+        &["create"],
+        Some(&b.dir),
+        "executable file not found in $PATH",
+    );
+
+    for id in ["", "a/b", "..", "x y"] {
+        let mut c = rt.cmd();
+        c.args(["create", "--bundle"]).arg(&b.dir).arg(id);
+        assert!(!status_err(c).0, "id {id:?} accepted");
+    }
+    // An id in use.
+    b.config["process"]["args"] = json!(["sleep", "100"]);
+    b.write();
+    let id = unique("dup");
+    assert!(rt.detached(&["create"], &b, &id).0);
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    // Errors in JSON log format.
+    let log = b.dir.join("log.json");
+    let o = rt
+        .cmd()
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "start", "no-such-container"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let line = std::fs::read_to_string(&log).unwrap();
+    let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn go_style_flags_and_version() {
+    let o = std::process::Command::new(OXCART)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(stdout(&o).starts_with("runc version "));
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["true"]);
+    let id = unique("go");
+    let o = rt
+        .cmd()
+        .args([
+            "--rootless=false",
+            "--systemd-cgroup=false",
+            "run",
+            "-bundle",
+        ])
+        .arg(&b.dir)
+        .args(["-no-subreaper", "--keep=false", &id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn preserve_fds_pass_through() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3",
+    ]);
+    let f = tmp().join(unique("fd3"));
+    std::fs::write(&f, "through-fd-3").unwrap();
+    let file = std::fs::File::open(&f).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut c = rt.cmd();
+    c.args(["run", "--preserve-fds", "1", "-b"])
+        .arg(&b.dir)
+        .arg(unique("pf"));
+    // SAFETY: dup2 in the child before exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.starts_with("0 1 2 3 "), "only 0-3 expected: {s}");
+    assert!(s.ends_with("through-fd-3"), "{s}");
+    let _ = std::fs::remove_file(&f);
+}
+
+#[test]
+fn user_namespace_mappings() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+    ]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        vec!["0", "100000", "65536", "0", "100000", "65536", "0"],
+        "{out}"
+    );
+}
+
+#[test]
+fn join_namespace_by_path_and_time_offsets() {
+    // Keep a container running, then run a second one that joins its uts and net
+    // namespaces by path.
+    let rt = Runtime::oxcart();
+    let mut b1 = Bundle::new(&["sleep", "1000"]);
+    b1.config["hostname"] = json!("shared-uts");
+    b1.write();
+    let id = unique("host");
+    let (ok, err) = rt.detached(&["run", "-d"], &b1, &id);
+    assert!(ok, "{err}");
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let mut b2 = Bundle::new(&["sh", "-c", "hostname; cat /proc/uptime | cut -d. -f1"]);
+    b2.config["hostname"] = Value::Null;
+    let ns = b2.config["linux"]["namespaces"].as_array_mut().unwrap();
+    for n in ns.iter_mut() {
+        if n["type"] == "uts" {
+            n["path"] = json!(format!("/proc/{pid}/ns/uts"));
+        }
+    }
+    ns.push(json!({"type": "time"}));
+    b2.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
+    b2.write();
+    let (c, out, err) = rt.run_bundle(&b2);
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "shared-uts");
+    let up: u64 = lines[1].parse().unwrap();
+    assert!(up >= 86_400_000, "boottime offset not applied: {up}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
