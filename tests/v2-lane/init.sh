@@ -84,6 +84,21 @@ for c in cpuset cpu io memory pids hugetlb rdma misc; do
 	fi
 done
 
+# --test-cgroup: the tests' own cgroup, every controller delegated down to it,
+# the way systemd runs a service in a leaf below the root.
+if [ -f /lane/test-cgroup ]; then
+	cg=/sys/fs/cgroup
+	for part in $(tr '/' ' ' </lane/test-cgroup); do
+		cg=$cg/$part
+		mkdir -p "$cg" || fatal "mkdir $cg"
+		if [ "$cg" != "/sys/fs/cgroup$(cat /lane/test-cgroup)" ]; then
+			for c in $(cat "$cg/cgroup.controllers"); do
+				echo "+$c" >"$cg/cgroup.subtree_control" || fatal "enable $c in $cg"
+			done
+		fi
+	done
+fi
+
 # Kernel modules, in dependency order (computed by the host from modules.dep).
 if [ -f /lane/modules ]; then
 	while read -r ko; do

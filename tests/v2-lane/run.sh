@@ -49,6 +49,8 @@ Other options:
   --copy PATH         file or directory to put in the guest at the same
                       absolute path (repeatable); ELF files get their ldd libs
   --env NAME=VALUE    extra environment for every test (repeatable)
+  --test-cgroup PATH  run each test in this cgroup (e.g. /lane.slice/tests.scope,
+                      as a systemd service would be) instead of the root cgroup
   --module NAME       extra kernel module to insmod (repeatable)
   --lib SONAME        extra shared library a test dlopen()s, found with
                       ldconfig -p (repeatable; ${DEFAULT_DLOPEN_LIBS[*]} always are)
@@ -84,6 +86,7 @@ copies=()
 extra_env=()
 extra_modules=()
 extra_libs=()
+test_cgroup=
 raw_cmd=()
 self_test=
 no_self_test=0
@@ -109,6 +112,7 @@ while [[ $# -gt 0 ]]; do
 	--env) need_arg "$@"; [[ $2 == [A-Za-z_]*=* ]] || die "--env wants NAME=VALUE, got '$2'"; extra_env+=("$2"); shift 2 ;;
 	--module) need_arg "$@"; extra_modules+=("$2"); shift 2 ;;
 	--lib) need_arg "$@"; extra_libs+=("$2"); shift 2 ;;
+	--test-cgroup) need_arg "$@"; test_cgroup=$2; shift 2 ;;
 	--kernel) need_arg "$@"; kernel=$2; shift 2 ;;
 	--timeout) need_arg "$@"; timeout_s=$2; shift 2 ;;
 	--test-timeout) need_arg "$@"; test_timeout_s=$2; shift 2 ;;
@@ -125,6 +129,10 @@ done
 for n in "$timeout_s" "$test_timeout_s" "$mem" "$smp"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "expected a positive integer, got '$n'"
 done
+if [[ -n $test_cgroup ]]; then
+	[[ $test_cgroup =~ ^(/[A-Za-z0-9_.@:-]+)+$ && ! $test_cgroup =~ /\.\.?(/|$) ]] ||
+		die "--test-cgroup wants an absolute cgroup path like /lane.slice/tests.scope, got '$test_cgroup'"
+fi
 if [[ $selected -eq 0 ]]; then
 	packages=("${DEFAULT_PACKAGES[@]}")
 	[[ $no_self_test -eq 1 ]] || self_test=1
@@ -254,6 +262,7 @@ add_test() {
 		[[ $n != "$name" ]] || name=$name#$((test_count + 1))
 	done
 	local -a env=()
+	[[ -z $test_cgroup ]] || env+=("OXCART_V2_LANE_TEST_CGROUP=$test_cgroup")
 	while [[ $1 != -- ]]; do env+=("$1"); shift; done
 	shift
 	test_count=$((test_count + 1))
@@ -263,6 +272,7 @@ add_test() {
 	printf '%s\n' "$name" >"$dir/name"
 	{
 		echo "cd $(shq "$cwd") || exit 125"
+		[[ -z $test_cgroup ]] || echo "echo \$\$ >/sys/fs/cgroup$test_cgroup/cgroup.procs || exit 125"
 		echo "exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root USER=root LOGNAME=root \\"
 		echo "  TMPDIR=/tmp TERM=dumb RUST_BACKTRACE=1 OXCART_V2_LANE=1 $(shq "${env[@]}" "${extra_env[@]}")\\"
 		echo "  timeout -s KILL $test_timeout_s $(shq "$@")"
@@ -327,6 +337,7 @@ mirror_links "$moddir"
 for m in "${DEFAULT_MODULES[@]}"; do stage_module "$m" 0; done
 for m in "${extra_modules[@]}"; do stage_module "$m" 1; done
 [[ ${#mod_list[@]} -eq 0 ]] || printf '%s\n' "${mod_list[@]}" >"$root/lane/modules"
+[[ -z $test_cgroup ]] || printf '%s\n' "$test_cgroup" >"$root/lane/test-cgroup"
 cp "$moddir"/modules.{dep,alias,builtin,order} "$root$moddir/" 2>/dev/null || true
 
 # dlopen()ed libraries: the host's loader cache says where each soname lives.
