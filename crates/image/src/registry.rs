@@ -12,9 +12,11 @@ use crate::reference::Reference;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use ureq::http::Response;
+use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::Body;
 
 /// Largest manifest we accept (containerd uses 4 MiB too).
@@ -79,23 +81,55 @@ pub enum RegistryError {
     },
 }
 
-/// Which hosts may be spoken to over plain HTTP.
-#[derive(Debug, Clone, Default)]
+/// TLS policy: which registries are "insecure" (HTTPS without verification, falling
+/// back to plain HTTP, as docker treats them), and where per-registry CA certificates
+/// live (`<dir>/<host[:port]>/*.crt`, the docker/podman `certs.d` convention).
+#[derive(Debug, Clone)]
 pub struct Insecure {
     hosts: Vec<String>,
+    certs_dirs: Vec<PathBuf>,
+    tls_verify: Option<bool>,
+}
+
+impl Default for Insecure {
+    fn default() -> Self {
+        Insecure::new(Vec::new())
+    }
 }
 
 impl Insecure {
-    /// Registries given by the user (host or host:port), plus docker's defaults.
+    /// Registries given by the user (host or host:port), plus docker's defaults, with
+    /// the default certificate directories.
     pub fn new(hosts: impl IntoIterator<Item = String>) -> Insecure {
         Insecure {
             hosts: hosts.into_iter().collect(),
+            certs_dirs: vec![
+                "/etc/containers/certs.d".into(),
+                "/etc/docker/certs.d".into(),
+            ],
+            tls_verify: None,
         }
     }
 
-    /// Whether `registry` (host[:port]) is allowed plain HTTP. Like docker, loopback
-    /// registries (`localhost`, `127.0.0.0/8`, `::1`) are always insecure-allowed.
+    /// Look for registry CA certificates in these directories instead.
+    pub fn with_certs_dirs(mut self, dirs: Vec<PathBuf>) -> Insecure {
+        self.certs_dirs = dirs;
+        self
+    }
+
+    /// podman's `--tls-verify`: `Some(true)` verifies every registry over HTTPS (loopback
+    /// included), `Some(false)` treats every registry as insecure, `None` uses the rules.
+    pub fn with_tls_verify(mut self, v: Option<bool>) -> Insecure {
+        self.tls_verify = v;
+        self
+    }
+
+    /// Whether `registry` (host[:port]) is insecure. Like docker, loopback registries
+    /// (`localhost`, `127.0.0.0/8`, `::1`) are, unless TLS verification is forced.
     pub fn allows(&self, registry: &str) -> bool {
+        if let Some(v) = self.tls_verify {
+            return !v;
+        }
         let host = match registry.rsplit_once(':') {
             Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
             _ => registry,
@@ -108,6 +142,41 @@ impl Insecure {
                 .is_ok_and(|ip| ip.is_loopback())
             || self.hosts.iter().any(|h| h == registry || h == host)
     }
+
+    /// CA certificates configured for `registry`, if any.
+    pub fn ca_certs(&self, registry: &str) -> Result<Vec<Certificate<'static>>, RegistryError> {
+        let mut certs = Vec::new();
+        for dir in &self.certs_dirs {
+            let d = dir.join(registry);
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            files.sort();
+            for f in files {
+                let bad = |reason: String| RegistryError::Protocol {
+                    registry: registry.to_string(),
+                    what: format!("CA certificate {}", f.display()),
+                    reason,
+                };
+                let pem = std::fs::read(&f).map_err(|e| bad(e.to_string()))?;
+                let before = certs.len();
+                for item in parse_pem(&pem) {
+                    if let PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+                        certs.push(c);
+                    }
+                }
+                if certs.len() == before {
+                    return Err(bad("no PEM certificate in it".into()));
+                }
+            }
+        }
+        Ok(certs)
+    }
 }
 
 #[derive(Clone)]
@@ -119,20 +188,21 @@ enum AuthState {
 
 /// A client bound to one repository on one registry.
 pub struct Client {
+    /// For the registry's own host (its CA certificates; no verification if insecure).
     agent: ureq::Agent,
+    /// For any other host (token realms, blob storage redirects): verified HTTPS.
+    other: ureq::Agent,
+    insecure: bool,
     registry: String,
-    base: String,
+    /// `scheme://host`; an insecure registry starts at https and may fall back to http.
+    base: Mutex<String>,
+    /// Whether any request reached the registry (no scheme fallback after that).
+    connected: std::sync::atomic::AtomicBool,
     repository: String,
     creds: Option<Credentials>,
     auth: Mutex<AuthState>,
     /// Bearer tokens by scope (token.md: cache per registry and scope).
     tokens: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-/// A successful response whose body is still to be read.
-pub struct Fetched {
-    /// The response.
-    pub response: Response<Body>,
 }
 
 fn header(resp: &Response<Body>, name: &str) -> Option<String> {
@@ -217,6 +287,27 @@ fn host_of(url: &str) -> &str {
     rest.split(['/', '?']).next().unwrap_or(rest)
 }
 
+/// Network failures worth retrying. TLS failures (ureq reports rustls errors as
+/// `InvalidData` I/O errors) and name-resolution failures will not fix themselves.
+fn transient(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionReset
+                | K::ConnectionAborted
+                | K::ConnectionRefused
+                | K::BrokenPipe
+                | K::TimedOut
+                | K::UnexpectedEof
+                | K::Interrupted
+                | K::WouldBlock
+        ),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
+        _ => false,
+    }
+}
+
 fn retry_delay(attempt: u32, retry_after: Option<&str>) -> Duration {
     if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
         // Honour the server, but do not hang a CLI for minutes on one request.
@@ -233,7 +324,7 @@ impl Client {
         store: &CredentialStore,
     ) -> Result<Client, RegistryError> {
         let creds = store.get(&reference.registry)?;
-        Ok(Self::with_credentials(reference, insecure, creds))
+        Self::with_credentials(reference, insecure, creds)
     }
 
     /// A client with explicit credentials (used by `login` to check them).
@@ -241,32 +332,58 @@ impl Client {
         reference: &Reference,
         insecure: &Insecure,
         creds: Option<Credentials>,
-    ) -> Client {
-        let scheme = if insecure.allows(&reference.registry) {
-            "http"
-        } else {
-            "https"
+    ) -> Result<Client, RegistryError> {
+        let is_insecure = insecure.allows(&reference.registry);
+        let cas = insecure.ca_certs(&reference.registry)?;
+        let mut tls = TlsConfig::builder();
+        if !cas.is_empty() {
+            tls = tls.root_certs(RootCerts::new_with_certs(&cas));
+        }
+        if is_insecure {
+            // docker's "insecure registry": HTTPS without certificate verification,
+            // else plain HTTP. Only for this registry's own host (see `other`).
+            tls = tls.disable_verification(true);
+        }
+        let agent = |tls: TlsConfig| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                // Redirects are followed by hand so Authorization never crosses hosts.
+                .max_redirects(0)
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_response(Some(Duration::from_secs(120)))
+                // ureq has no idle timeout: bound a whole body read so a stalled registry
+                // cannot hang a pull forever (an hour covers ~1 GB at 300 kB/s).
+                .timeout_recv_body(Some(Duration::from_secs(3600)))
+                .user_agent("oxcart/0.1")
+                .max_idle_connections_per_host(8)
+                .tls_config(tls)
+                .build()
+                .into()
         };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Redirects are followed by hand so Authorization never crosses hosts.
-            .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            // ureq has no idle timeout: bound a whole body read so a stalled registry
-            // cannot hang a pull forever (an hour covers ~1 GB at 300 kB/s).
-            .timeout_recv_body(Some(Duration::from_secs(3600)))
-            .user_agent("oxcart/0.1")
-            .max_idle_connections_per_host(8)
-            .build();
-        Client {
-            agent: config.into(),
+        Ok(Client {
+            agent: agent(tls.build()),
+            other: agent(TlsConfig::default()),
+            insecure: is_insecure,
             registry: reference.registry.clone(),
-            base: format!("{scheme}://{}", reference.api_host()),
+            base: Mutex::new(format!("https://{}", reference.api_host())),
+            connected: std::sync::atomic::AtomicBool::new(false),
             repository: reference.repository.clone(),
             creds,
             auth: Mutex::new(AuthState::None),
             tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn base(&self) -> String {
+        self.base.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// The agent for `url`: the registry's own for its host, a verifying one otherwise.
+    fn agent_for(&self, url: &str) -> &ureq::Agent {
+        if host_of(url) == host_of(&self.base()) {
+            &self.agent
+        } else {
+            &self.other
         }
     }
 
@@ -297,7 +414,7 @@ impl Client {
                 reason: e.to_string(),
             }
         })?;
-        let mut c = Self::with_credentials(&probe, insecure, Some(creds));
+        let mut c = Self::with_credentials(&probe, insecure, Some(creds))?;
         c.repository = String::new();
         Ok(c)
     }
@@ -393,14 +510,14 @@ impl Client {
                 "token realm {realm:?} is not an http(s) URL"
             )));
         }
-        // Sending a password over plain HTTP is only acceptable to a host the user has
-        // allowed HTTP for anyway (the registry itself is plain HTTP, i.e. insecure).
-        if realm.starts_with("http://") && self.base.starts_with("https://") {
+        // Sending a password over plain HTTP is only acceptable for a registry the user
+        // has allowed HTTP for anyway (an insecure one).
+        if realm.starts_with("http://") && !self.insecure {
             return Err(auth_err(format!(
                 "token realm {realm} is plain HTTP while the registry uses HTTPS"
             )));
         }
-        let mut req = self.agent.get(realm);
+        let mut req = self.agent_for(realm).get(realm);
         if !scope.is_empty() {
             req = req.query("scope", scope);
         }
@@ -464,12 +581,13 @@ impl Client {
             let mut url = if path.starts_with("http") {
                 path.to_string()
             } else {
-                format!("{}{}", self.base, path)
+                format!("{}{}", self.base(), path)
             };
-            let origin = host_of(&self.base).to_string();
+            let base = self.base();
+            let origin = host_of(&base).to_string();
             let mut redirects = 0;
             let resp = loop {
-                let mut req = self.agent.get(&url);
+                let mut req = self.agent_for(&url).get(&url);
                 if let Some(a) = accept {
                     req = req.header("Accept", a);
                 }
@@ -486,15 +604,22 @@ impl Client {
                 let resp = match r {
                     Ok(r) => r,
                     Err(e) => {
-                        if attempt < MAX_ATTEMPTS
-                            && matches!(
-                                e,
-                                ureq::Error::Io(_)
-                                    | ureq::Error::Timeout(_)
-                                    | ureq::Error::ConnectionFailed
-                                    | ureq::Error::HostNotFound
-                            )
+                        // An insecure registry that does not speak TLS: plain HTTP, as
+                        // docker falls back (only before anything has worked over HTTPS).
+                        if self.insecure
+                            && url.starts_with("https://")
+                            && host_of(&url) == origin
+                            && !self.connected.load(std::sync::atomic::Ordering::SeqCst)
                         {
+                            if let Ok(mut b) = self.base.lock() {
+                                *b = format!("http://{origin}");
+                            }
+                            self.connected
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                            attempt -= 1;
+                            break None;
+                        }
+                        if attempt < MAX_ATTEMPTS && transient(&e) {
                             std::thread::sleep(retry_delay(attempt, None));
                             break None;
                         }
@@ -505,6 +630,10 @@ impl Client {
                         });
                     }
                 };
+                if host_of(&url) == origin {
+                    self.connected
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let st = resp.status().as_u16();
                 if matches!(st, 301 | 302 | 303 | 307 | 308) {
                     redirects += 1;

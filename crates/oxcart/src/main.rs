@@ -28,6 +28,14 @@ struct Cli {
     /// Registry (host[:port]) that may be used over plain HTTP; loopback always may.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure: Vec<String>,
+    /// Verify TLS for every registry (true) or treat all as insecure (false); default:
+    /// verify, except for --insecure-registry hosts and loopback.
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// Directory of per-registry CA certificates (`DIR/host[:port]/*.crt`); default
+    /// /etc/containers/certs.d and /etc/docker/certs.d.
+    #[arg(long, global = true, env = "OXCART_CERTS_DIR", value_name = "DIR")]
+    certs_dir: Option<PathBuf>,
     /// Credentials file written by `login` (docker's config.json format).
     #[arg(long, global = true, env = "OXCART_AUTH_FILE")]
     authfile: Option<PathBuf>,
@@ -166,7 +174,11 @@ fn insecure(cli: &Cli) -> Insecure {
                 .map(String::from),
         );
     }
-    Insecure::new(v)
+    let mut i = Insecure::new(v).with_tls_verify(cli.tls_verify);
+    if let Some(d) = &cli.certs_dir {
+        i = i.with_certs_dirs(vec![d.clone()]);
+    }
+    i
 }
 
 fn open(cli: &Cli) -> Result<ImageStore> {

@@ -51,6 +51,8 @@ pub struct Registry {
     _dir: tempfile::TempDir,
     token_stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub auth: Auth,
+    /// CA certificate (PEM) of a TLS registry.
+    pub ca: Option<PathBuf>,
 }
 
 impl Drop for Registry {
@@ -65,7 +67,77 @@ impl Drop for Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        Self::start_with(auth, false)
+    }
+
+    /// A registry serving HTTPS with a certificate for 127.0.0.1 from a fresh test CA.
+    pub fn start_tls(auth: Auth) -> Registry {
+        Self::start_with(auth, true)
+    }
+
+    fn start_with(auth: Auth, tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
+        let mut tls_cfg = String::new();
+        let mut ca = None;
+        if tls {
+            let d = dir.path();
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=oxcart-test-ca",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ])
+                .arg("-keyout")
+                .arg(d.join("ca.key"))
+                .arg("-out")
+                .arg(d.join("ca.pem")));
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(d.join("srv.key"))
+                .arg("-out")
+                .arg(d.join("srv.csr")));
+            std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(d.join("srv.csr"))
+                .arg("-CA")
+                .arg(d.join("ca.pem"))
+                .arg("-CAkey")
+                .arg(d.join("ca.key"))
+                .arg("-extfile")
+                .arg(d.join("ext.cnf"))
+                .arg("-out")
+                .arg(d.join("srv.pem")));
+            tls_cfg = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                d.join("srv.pem").display(),
+                d.join("srv.key").display()
+            );
+            ca = Some(d.join("ca.pem"));
+        }
         let mut auth_cfg = String::new();
         let mut token_stop = None;
         match auth {
@@ -92,7 +164,7 @@ impl Registry {
         for _attempt in 0..5 {
             let addr = format!("127.0.0.1:{}", free_port());
             let cfg = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_cfg}{auth_cfg}",
                 dir.path().join("data").display()
             );
             let cfg_path = dir.path().join("config.yml");
@@ -122,6 +194,7 @@ impl Registry {
                         _dir: dir,
                         token_stop,
                         auth,
+                        ca,
                     };
                 }
                 if Instant::now() > deadline {
