@@ -53,7 +53,7 @@ Other options:
                       as a systemd service would be) instead of the root cgroup
   --module NAME       extra kernel module to insmod (repeatable)
   --lib SONAME        extra shared library a test dlopen()s, found with
-                      ldconfig -p (repeatable; ${DEFAULT_DLOPEN_LIBS[*]} always are)
+                      ldconfig -p (repeatable; always staged: ${DEFAULT_DLOPEN_LIBS[*]})
   --no-self-test      in the default set, skip the self-test
   --kernel PATH       kernel image (default: newest /boot/vmlinuz-*-cloud-amd64)
   --timeout SECS      whole run, build excluded (default \$OXCART_V2_LANE_TIMEOUT or 900)
@@ -359,8 +359,17 @@ for c in "${copies[@]}"; do
 done
 
 # ---------------------------------------------------------------- test sets
-target_dir=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
-[[ $target_dir == /* ]] || target_dir=$REPO_ROOT/$target_dir
+# Cargo's own answer covers CARGO_TARGET_DIR and build.target-dir alike.
+meta=
+if [[ ${#packages[@]} -gt 0 ]]; then
+	command -v cargo >/dev/null || die "cargo not found"
+	command -v jq >/dev/null || die "jq not found (apt-get install jq)"
+	meta=$(cd "$REPO_ROOT" && cargo metadata --no-deps --format-version 1) || die "cargo metadata failed in $REPO_ROOT"
+	target_dir=$(jq -r .target_directory <<<"$meta")
+else
+	target_dir=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
+	[[ $target_dir == /* ]] || target_dir=$REPO_ROOT/$target_dir
+fi
 
 if [[ -n $self_test ]]; then
 	command -v rustc >/dev/null || die "rustc not found (needed for the lane self-test)"
@@ -378,9 +387,6 @@ fi
 
 t_build=$(now)
 if [[ ${#packages[@]} -gt 0 ]]; then
-	command -v cargo >/dev/null || die "cargo not found"
-	command -v jq >/dev/null || die "jq not found (apt-get install jq)"
-	meta=$(cd "$REPO_ROOT" && cargo metadata --no-deps --format-version 1) || die "cargo metadata failed in $REPO_ROOT"
 	pkg_flags=()
 	declare -A pkg_of_manifest=()
 	for p in "${packages[@]}"; do
