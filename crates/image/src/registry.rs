@@ -308,8 +308,48 @@ fn transient(e: &ureq::Error) -> bool {
     }
 }
 
+/// `Retry-After` as delay-seconds or an IMF-fixdate (RFC 9110 §10.2.3), e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn parse_retry_after(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs);
+    }
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: i64 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<i64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let at = (era * 146097 + doe - 719468) * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Some((at - now).max(0) as u64)
+}
+
 fn retry_delay(attempt: u32, retry_after: Option<&str>) -> Duration {
-    if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
+    if let Some(secs) = retry_after.and_then(parse_retry_after) {
         // Honour the server, but do not hang a CLI for minutes on one request.
         return Duration::from_secs(secs.min(60));
     }
@@ -854,6 +894,30 @@ mod tests {
         let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
         assert_eq!(s, "basic");
         assert_eq!(p["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after(" 7 "), Some(7));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(0),
+            "past dates mean now"
+        );
+        let in_2100 = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT").unwrap();
+        let expected = 4102444800u64.saturating_sub(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        );
+        assert!(in_2100.abs_diff(expected) <= 2, "{in_2100} vs {expected}");
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            retry_delay(1, Some("3600")),
+            Duration::from_secs(60),
+            "capped"
+        );
     }
 
     #[test]

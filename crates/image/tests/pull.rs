@@ -478,3 +478,50 @@ fn docker_media_types_manifest_list_and_schema2() {
     // Docker's config media type, same image ID as the OCI original (same config bytes).
     assert_eq!(rec.id, amd.config_digest);
 }
+
+#[test]
+fn empty_and_repeated_layers() {
+    // Old docker builds emit empty layers (a tar of just the end blocks) for ENV and
+    // friends; the same blob can appear several times in one manifest.
+    let reg = Registry::start(Auth::None);
+    let mut layout = Layout::new();
+    let empty = tar_of(&[]);
+    let img = layout.image(
+        &[
+            (
+                tar_of(&[E::File("a", b"a".to_vec(), 0o644, 0, 0)]),
+                Comp::Gzip,
+            ),
+            (empty.clone(), Comp::Gzip),
+            (empty.clone(), Comp::Gzip),
+            (
+                tar_of(&[E::File("a", b"a".to_vec(), 0o644, 0, 0)]),
+                Comp::Gzip,
+            ),
+        ],
+        "amd64",
+    );
+    assert_eq!(img.layer_digests[1], img.layer_digests[2]);
+    layout.tag_manifest(&img, "e");
+    reg.push(layout.path(), "e", "test/empty", false);
+    let root = tempfile::tempdir().unwrap();
+    let mut st = ImageStore::open(root.path()).unwrap();
+    let r = Reference::parse(&format!("{}/test/empty:e", reg.addr)).unwrap();
+    let rec = st.pull(&r, &opts(root.path()), &NoProgress).unwrap();
+    assert_eq!(rec.layers.len(), 4);
+    let chains: std::collections::HashSet<_> =
+        rec.layers.iter().map(|l| l.chain_id.clone()).collect();
+    assert_eq!(
+        chains.len(),
+        4,
+        "same DiffID at different depths: different ChainIDs"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path().join("layers"))
+            .unwrap()
+            .count(),
+        4
+    );
+    let ours = overlay_dump(&st.layer_dirs(&rec));
+    assert_eq!(ours.keys().collect::<Vec<_>>(), vec!["a"]);
+}

@@ -1,7 +1,9 @@
 //! Pull progress: one bar per layer on a terminal, plain lines otherwise, nothing with
 //! `--quiet`.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 use oxcart_image::digest::Digest;
 use oxcart_image::oci::Descriptor;
 use oxcart_image::pull::{LayerState, Progress};
@@ -44,11 +46,17 @@ impl Reporter {
 }
 
 fn style_bytes() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
+    ProgressStyle::with_template("{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes} {rate}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+        // indicatif's own rate estimate starts from a single instant sample and shows
+        // absurd GiB/s on the first tick; average over the bar's life instead.
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let secs = s.elapsed().as_secs_f64();
+            if secs >= 0.2 {
+                let _ = write!(w, "{}/s", HumanBytes((s.pos() as f64 / secs) as u64));
+            }
+        })
 }
 
 fn style_text() -> ProgressStyle {
