@@ -35,14 +35,8 @@ impl Parsed {
             .and_then(|v| v.last())
             .map(|s| s.as_str())
     }
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.values.get(name).cloned().unwrap_or_default()
-    }
     pub fn bool(&self, name: &str) -> bool {
         self.get(name) == Some("true")
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.values.contains_key(name)
     }
 }
 

@@ -10,11 +10,10 @@ use std::os::unix::fs::OpenOptionsExt;
 pub struct Logger {
     file: Option<File>,
     json: bool,
-    pub debug: bool,
 }
 
 impl Logger {
-    pub fn new(path: Option<&str>, format: &str, debug: bool) -> anyhow::Result<Logger> {
+    pub fn new(path: Option<&str>, format: &str) -> anyhow::Result<Logger> {
         let json = match format {
             "json" => true,
             "text" | "" => false,
@@ -32,7 +31,7 @@ impl Logger {
             ),
             _ => None,
         };
-        Ok(Logger { file, json, debug })
+        Ok(Logger { file, json })
     }
 
     pub fn to_stderr(&self) -> bool {

@@ -71,11 +71,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut logger = match log::Logger::new(
-        g.get("log"),
-        g.get("log-format").unwrap_or("text"),
-        g.bool("debug"),
-    ) {
+    let mut logger = match log::Logger::new(g.get("log"), g.get("log-format").unwrap_or("text")) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

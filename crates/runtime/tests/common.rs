@@ -1,6 +1,6 @@
 //! Shared fixtures for the runtime's integration tests: a busybox rootfs, bundles,
 //! and runners for oxcart-runtime and runc. Needs root and Debian's busybox-static.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -19,11 +19,19 @@ pub struct Spec {
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<Mount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux: Option<Linux>,
@@ -45,11 +53,23 @@ pub struct Mount {
     pub typ: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub uid_mappings: Vec<IdMapping>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub gid_mappings: Vec<IdMapping>,
 }
 
@@ -62,18 +82,30 @@ pub struct Process {
     pub console_size: Option<ConsoleSize>,
     #[serde(default)]
     pub user: User,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<String>,
     /// Windows only in the spec; accepted and rejected by validation on Linux.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_line: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     #[serde(default)]
     pub cwd: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<LinuxCapabilities>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub rlimits: Vec<PosixRlimit>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_new_privileges: bool,
@@ -106,7 +138,11 @@ pub struct User {
     pub gid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub umask: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub additional_gids: Vec<u32>,
     /// Windows only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,7 +190,11 @@ pub struct Scheduler {
     pub nice: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<u64>,
@@ -177,17 +217,41 @@ pub struct ExecCpuAffinity {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Hooks {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub prestart: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub create_runtime: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub create_container: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub start_container: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub poststart: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub poststop: Vec<Hook>,
 }
 
@@ -195,9 +259,17 @@ pub struct Hooks {
 #[serde(rename_all = "camelCase")]
 pub struct Hook {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<i64>,
@@ -207,15 +279,31 @@ pub struct Hook {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Linux {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub namespaces: Vec<LinuxNamespace>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub uid_mappings: Vec<IdMapping>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub gid_mappings: Vec<IdMapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_offsets: Option<BTreeMap<String, TimeOffset>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub devices: Vec<LinuxDevice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
@@ -225,11 +313,23 @@ pub struct Linux {
     pub rootfs_propagation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<LinuxSeccomp>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub sysctl: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub masked_paths: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub readonly_paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_label: Option<String>,
@@ -292,7 +392,11 @@ pub struct LinuxDevice {
 #[serde(rename_all = "camelCase")]
 pub struct Personality {
     pub domain: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<String>,
 }
 

@@ -84,3 +84,15 @@ pub fn load_config(path: &Path) -> Result<Spec, SpecError> {
     })?;
     parse_config(&bytes, &path.display().to_string())
 }
+
+/// Go's encoding/json decodes `null` into an empty slice or map, and configs written
+/// by Go tools carry such nulls (podman's seccomp.json has `"args": null`); serde's
+/// `default` alone only covers a missing key.
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}

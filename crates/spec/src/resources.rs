@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LinuxResources {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub devices: Vec<LinuxDeviceCgroup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<LinuxMemory>,
@@ -16,7 +20,11 @@ pub struct LinuxResources {
     pub pids: Option<LinuxPids>,
     #[serde(default, rename = "blockIO", skip_serializing_if = "Option::is_none")]
     pub block_io: Option<LinuxBlockIo>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hugepage_limits: Vec<LinuxHugepageLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<LinuxNetwork>,
@@ -105,11 +113,23 @@ pub struct LinuxBlockIo {
     pub weight: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf_weight: Option<u16>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub weight_device: Vec<LinuxWeightDevice>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub throttle_read_bps_device: Vec<LinuxThrottleDevice>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub throttle_write_bps_device: Vec<LinuxThrottleDevice>,
     #[serde(
         default,
@@ -156,7 +176,11 @@ pub struct LinuxHugepageLimit {
 pub struct LinuxNetwork {
     #[serde(default, rename = "classID", skip_serializing_if = "Option::is_none")]
     pub class_id: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub priorities: Vec<LinuxInterfacePriority>,
 }
 

@@ -8,15 +8,27 @@ pub struct LinuxSeccomp {
     pub default_action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub architectures: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_metadata: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub syscalls: Vec<LinuxSyscall>,
 }
 
@@ -27,7 +39,11 @@ pub struct LinuxSyscall {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<LinuxSeccompArg>,
 }
 

@@ -286,3 +286,19 @@ mod tests {
         assert!(s.contains("process.user.uid"), "{s}");
     }
 }
+
+#[cfg(test)]
+mod null_tests {
+    #[test]
+    fn go_nulls_are_empty() {
+        let s = crate::parse_config(
+            br#"{"ociVersion":"1.0.0","mounts":null,"linux":{"namespaces":null,"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","args":null}]}}}"#,
+            "config.json",
+        )
+        .unwrap();
+        assert!(s.mounts.is_empty());
+        let l = s.linux.unwrap();
+        assert!(l.namespaces.is_empty());
+        assert!(l.seccomp.unwrap().syscalls[0].args.is_empty());
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install everything oxcart's build and tests need on a fresh Debian 12 machine (as root).
+# Idempotent: safe to run again.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (containers, cgroups and mounts need it)" >&2
+    exit 1
+fi
+
+PACKAGES=(
+    # build
+    build-essential pkg-config
+    # the runtime's tests: busybox rootfs, runc to compare against, tools the tests call
+    busybox-static runc crun strace time jq iproute2 uidmap
+    # seccomp: libseccomp2 is dlopen()ed to compile profiles; podman's default profile
+    libseccomp2 golang-github-containers-common
+    # image tests: a real registry, image tools, htpasswd, TLS certificates
+    docker-registry skopeo umoci apache2-utils openssl
+    # real clients of the runtime
+    podman containerd
+    # the cgroup-v2 lane: a pure-v2 kernel booted under qemu
+    qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
+    # benchmarks
+    hyperfine
+)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# docker-registry's Debian package starts a system service on :5000; the tests start their
+# own registries on free ports and need nothing else listening.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "setup.sh: no Rust toolchain found (cargo); install the stable toolchain with rustup" >&2
+        exit 1
+    fi
+fi
+echo "setup.sh: ready ($(cargo --version))"
