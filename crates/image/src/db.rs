@@ -13,8 +13,9 @@ pub enum DbError {
     /// SQLite failed.
     #[error("image database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored value does not parse (the database was edited by hand or is corrupt).
-    #[error("image database: corrupt value {0:?}")]
+    /// A stored value does not parse (the database was edited by hand or is corrupt),
+    /// or the schema is from a newer version.
+    #[error("image database: {0}")]
     Corrupt(String),
 }
 
@@ -61,13 +62,15 @@ pub struct ImageRecord {
 }
 
 fn dg(s: String) -> Result<Digest, DbError> {
-    Digest::parse(&s).map_err(|_| DbError::Corrupt(s))
+    Digest::parse(&s).map_err(|_| DbError::Corrupt(format!("corrupt digest {s:?}")))
 }
 
 /// An open metadata database.
 pub struct Db {
     conn: Connection,
 }
+
+const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
@@ -103,6 +106,11 @@ CREATE TABLE IF NOT EXISTS layers (
     parent TEXT,
     size INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_users (
+    image_id TEXT NOT NULL REFERENCES images(id),
+    user TEXT NOT NULL,
+    PRIMARY KEY (image_id, user)
+);
 "#;
 
 impl Db {
@@ -115,7 +123,18 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Schema version: refuse a database written by a newer oxcart rather than
+        // misread it; older ones are upgraded by the idempotent CREATEs above.
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(DbError::Corrupt(format!(
+                "schema version {v} is newer than this oxcart's {SCHEMA_VERSION}"
+            )));
+        }
         conn.execute_batch(SCHEMA)?;
+        if v < SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         Ok(Db { conn })
     }
 
@@ -368,7 +387,40 @@ impl Db {
         Ok(left == 0)
     }
 
-    /// Delete an image, its names and its layer list (not the layers: see [`Db::unused`]).
+    /// Record that `user` (e.g. a container) uses an image, so it cannot be removed.
+    pub fn add_user(&mut self, id: &Digest, user: &str) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO image_users (image_id, user) VALUES (?1, ?2)",
+            params![id.to_string(), user],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget a user of an image. Returns whether it was recorded.
+    pub fn remove_user(&mut self, id: &Digest, user: &str) -> Result<bool, DbError> {
+        let n = self.conn.execute(
+            "DELETE FROM image_users WHERE image_id = ?1 AND user = ?2",
+            params![id.to_string(), user],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Users of an image.
+    pub fn users(&self, id: &Digest) -> Result<Vec<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT user FROM image_users WHERE image_id = ?1 ORDER BY user")?;
+        let v = st
+            .query_map([id.to_string()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(v)
+    }
+
+    /// Delete an image, its names and its layer list (the layers go in GC).
     pub fn delete_image(&mut self, id: &Digest) -> Result<(), DbError> {
         let tx = self
             .conn

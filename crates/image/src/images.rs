@@ -179,6 +179,14 @@ impl ImageStore {
                 out.untagged.push(n);
             }
         } else {
+            let users = self.db.users(&rec.id)?;
+            if !users.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "image {} is in use by {}; remove those first",
+                    rec.id.short(),
+                    users.join(", ")
+                )));
+            }
             if by_name.is_none() && rec.tags.len() > 1 && !force {
                 return Err(Error::Conflict(format!(
                     "image {} is referenced by several tags ({}); remove them by name or use --force",
@@ -199,14 +207,32 @@ impl ImageStore {
         Ok((out, freed))
     }
 
-    /// Remove every image, then collect garbage (`rmi --all`). Returns how many images
-    /// were removed.
-    pub fn remove_all(&mut self) -> Result<(usize, Freed), Error> {
+    /// Remove every image no one uses, then collect garbage (`rmi --all`). Returns how
+    /// many images were removed and how many were kept because they are in use.
+    pub fn remove_all(&mut self) -> Result<(usize, usize, Freed), Error> {
         let list = self.list()?;
+        let mut removed = 0;
+        let mut kept = 0;
         for r in &list {
-            self.db.delete_image(&r.id)?;
+            if self.db.users(&r.id)?.is_empty() {
+                self.db.delete_image(&r.id)?;
+                removed += 1;
+            } else {
+                kept += 1;
+            }
         }
-        Ok((list.len(), self.gc()?))
+        Ok((removed, kept, self.gc()?))
+    }
+
+    /// Mark an image as used by `user` (a container ID, say): `rmi` refuses to remove it
+    /// and GC keeps its layers until [`ImageStore::release`].
+    pub fn retain(&mut self, image: &Digest, user: &str) -> Result<(), Error> {
+        Ok(self.db.add_user(image, user)?)
+    }
+
+    /// Drop a mark made by [`ImageStore::retain`]. Returns whether it existed.
+    pub fn release(&mut self, image: &Digest, user: &str) -> Result<bool, Error> {
+        Ok(self.db.remove_user(image, user)?)
     }
 
     /// Delete every blob and layer no image references. Waits for other commands to

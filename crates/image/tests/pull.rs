@@ -525,3 +525,49 @@ fn empty_and_repeated_layers() {
     let ours = overlay_dump(&st.layer_dirs(&rec));
     assert_eq!(ours.keys().collect::<Vec<_>>(), vec!["a"]);
 }
+
+#[test]
+fn images_in_use_are_not_removed() {
+    let reg = Registry::start(Auth::None);
+    let mut layout = Layout::new();
+    let img = layout.image(
+        &[(
+            tar_of(&[E::File("u", b"u".to_vec(), 0o644, 0, 0)]),
+            Comp::Gzip,
+        )],
+        "amd64",
+    );
+    layout.tag_manifest(&img, "u");
+    reg.push(layout.path(), "u", "test/used", false);
+    let root = tempfile::tempdir().unwrap();
+    let mut st = ImageStore::open(root.path()).unwrap();
+    let name = format!("{}/test/used:u", reg.addr);
+    let rec = st
+        .pull(
+            &Reference::parse(&name).unwrap(),
+            &opts(root.path()),
+            &NoProgress,
+        )
+        .unwrap();
+    st.retain(&rec.id, "container-1").unwrap();
+    let e = st.remove(&name, true).unwrap_err().to_string();
+    assert!(e.contains("in use by container-1"), "{e}");
+    let (removed, kept, _) = st.remove_all().unwrap();
+    assert_eq!((removed, kept), (0, 1));
+    assert_eq!(
+        std::fs::read_dir(root.path().join("layers"))
+            .unwrap()
+            .count(),
+        1,
+        "layers kept"
+    );
+    assert!(st.release(&rec.id, "container-1").unwrap());
+    assert!(!st.release(&rec.id, "container-1").unwrap());
+    st.remove(&name, false).unwrap();
+    assert_eq!(
+        std::fs::read_dir(root.path().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

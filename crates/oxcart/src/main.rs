@@ -454,11 +454,14 @@ fn run(cli: &Cli) -> Result<()> {
         Cmd::Rmi { force, all, images } => {
             let mut st = open(cli)?;
             if *all {
-                let (n, freed) = st.remove_all()?;
+                let (n, kept, freed) = st.remove_all()?;
                 println!(
                     "Deleted {n} images; freed {} layers, {} blobs",
                     freed.layers, freed.blobs
                 );
+                if kept > 0 {
+                    println!("Kept {kept} images in use");
+                }
                 return Ok(());
             }
             let mut failed = 0;
