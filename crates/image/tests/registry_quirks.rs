@@ -23,6 +23,8 @@ struct Log {
     /// Authorization headers seen by the redirect target ("storage").
     storage_auth: Vec<String>,
     storage_hits: usize,
+    /// Range requests seen by the storage host (resumed downloads).
+    ranges: usize,
     seen: HashMap<String, usize>,
 }
 
@@ -85,6 +87,9 @@ fn upstream(addr: &str, req: &Req, auth: Option<&str>) -> (u16, Vec<(String, Str
         if k == "accept" {
             rb = rb.header("Accept", v);
         }
+        if k == "range" {
+            rb = rb.header("Range", v);
+        }
     }
     if let Some(a) = auth {
         rb = rb.header("Authorization", a);
@@ -97,6 +102,7 @@ fn upstream(addr: &str, req: &Req, auth: Option<&str>) -> (u16, Vec<(String, Str
         "docker-content-digest",
         "www-authenticate",
         "location",
+        "content-range",
     ] {
         if let Some(v) = resp.headers().get(k) {
             hs.push((k.to_string(), v.to_str().unwrap().to_string()));
@@ -146,7 +152,17 @@ fn serve(
 /// A front for `reg`: the first request for each manifest gets 429 + Retry-After, the
 /// first for each blob 503; blobs are then redirected to a "storage" server on another
 /// loopback address, which records any Authorization header it receives.
-fn proxy(reg: &Registry, log: Arc<Mutex<Log>>, corrupt_blobs: bool) -> Proxy {
+#[derive(Clone, Copy, PartialEq)]
+enum Blobs {
+    /// Serve them as they are.
+    Intact,
+    /// Flip a bit in each.
+    Corrupt,
+    /// Send half of each (non-Range) blob response, then close the connection.
+    Cut,
+}
+
+fn proxy(reg: &Registry, log: Arc<Mutex<Log>>, blobs: Blobs) -> Proxy {
     let stop = Arc::new(AtomicBool::new(false));
     let storage = TcpListener::bind("127.0.0.2:0").unwrap();
     let storage_addr = storage.local_addr().unwrap().to_string();
@@ -168,9 +184,27 @@ fn proxy(reg: &Registry, log: Arc<Mutex<Log>>, corrupt_blobs: bool) -> Proxy {
             }
         }
         let (st, hs, mut body) = upstream(&u2, &req, Some(&b2));
-        if corrupt_blobs && !body.is_empty() {
+        let ranged = req.headers.iter().any(|(k, _)| k == "range");
+        if ranged {
+            l2.lock().unwrap().ranges += 1;
+        }
+        if blobs == Blobs::Corrupt && !body.is_empty() {
             let n = body.len() - 1;
             body[n] ^= 0x55;
+        }
+        if blobs == Blobs::Cut && !ranged && body.len() > 1000 {
+            // Promise the whole body, deliver half, hang up: a broken connection.
+            let mut out = format!(
+                "HTTP/1.1 {st} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(&body[..body.len() / 2]);
+            let mut w = s;
+            let _ = w.write_all(&out);
+            let _ = w.flush();
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            return;
         }
         respond(s, st, &hs, &body);
     });
@@ -223,17 +257,30 @@ fn proxy(reg: &Registry, log: Arc<Mutex<Log>>, corrupt_blobs: bool) -> Proxy {
     Proxy { addr, stop }
 }
 
+/// Incompressible bytes, so blobs are big enough to cut in half.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn setup() -> (Registry, BuiltImage, tempfile::TempDir) {
     let reg = Registry::start(Auth::Basic);
     let mut layout = Layout::new();
     let img = layout.image(
         &[
             (
-                tar_of(&[E::File("one", vec![1u8; 100_000], 0o644, 0, 0)]),
+                tar_of(&[E::File("one", noise(1, 100_000), 0o644, 0, 0)]),
                 Comp::Gzip,
             ),
             (
-                tar_of(&[E::File("two", vec![2u8; 100_000], 0o644, 0, 0)]),
+                tar_of(&[E::File("two", noise(2, 100_000), 0o644, 0, 0)]),
                 Comp::Zstd,
             ),
         ],
@@ -273,7 +320,7 @@ fn opts(dir: &std::path::Path, with_creds: bool) -> PullOptions {
 fn retries_on_429_and_503_and_never_sends_credentials_to_a_redirect_host() {
     let (reg, img, dir) = setup();
     let log = Arc::new(Mutex::new(Log::default()));
-    let px = proxy(&reg, log.clone(), false);
+    let px = proxy(&reg, log.clone(), Blobs::Intact);
     let o = opts(dir.path(), false);
     // Credentials are keyed by host:port of the proxy.
     o.credentials
@@ -314,7 +361,7 @@ fn retries_on_429_and_503_and_never_sends_credentials_to_a_redirect_host() {
 fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
     let (reg, img, dir) = setup();
     let log = Arc::new(Mutex::new(Log::default()));
-    let px = proxy(&reg, log, true);
+    let px = proxy(&reg, log, Blobs::Corrupt);
     let o = opts(dir.path(), false);
     o.credentials
         .store(
@@ -347,5 +394,34 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
     }
     for b in &img.layer_digests {
         assert!(!store.join("blobs/sha256").join(b.hex()).exists());
+    }
+}
+
+#[test]
+fn a_broken_blob_download_resumes_with_range() {
+    let (reg, img, dir) = setup();
+    let log = Arc::new(Mutex::new(Log::default()));
+    let px = proxy(&reg, log.clone(), Blobs::Cut);
+    let o = opts(dir.path(), false);
+    o.credentials
+        .store(
+            &px.addr,
+            &Credentials {
+                username: USER.into(),
+                password: PASS.into(),
+            },
+        )
+        .unwrap();
+    let mut st = ImageStore::open(&dir.path().join("store")).unwrap();
+    let r = Reference::parse(&format!("{}/quirks/app:v1", px.addr)).unwrap();
+    let rec = st.pull(&r, &o, &NoProgress).unwrap();
+    assert_eq!(rec.id, img.config_digest);
+    assert!(
+        log.lock().unwrap().ranges >= 2,
+        "both layers resumed with Range"
+    );
+    for d in &img.layer_digests {
+        let data = std::fs::read(dir.path().join("store/blobs/sha256").join(d.hex())).unwrap();
+        assert_eq!(&oxcart_image::Digest::sha256_of(&data), d);
     }
 }
