@@ -25,7 +25,8 @@ struct Cli {
         default_value = "/var/lib/oxcart"
     )]
     root: PathBuf,
-    /// Registry (host[:port]) that may be used over plain HTTP; loopback always may.
+    /// Registry (host[:port]) to use without TLS verification or over plain HTTP
+    /// (loopback registries always are).
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure: Vec<String>,
     /// Verify TLS for every registry (true) or treat all as insecure (false); default:
