@@ -29,7 +29,8 @@ WORK=$(mktemp -d /var/tmp/oxcart-bench.XXXXXX)
 REG_PID=
 
 cleanup() {
-    [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+    set +e # best effort: one failing step must not skip the rest
+    if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null; fi
     podman --root "$WORK/fs/podman" --runroot "$WORK/fs/podman-run" --storage-driver overlay rmi -af >/dev/null 2>&1 || true
     # podman's overlay driver may leave its own mount of the storage home; only ours.
     grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
