@@ -15,6 +15,7 @@ pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+mod transport;
 pub mod unpack;
 
 pub use digest::Digest;
