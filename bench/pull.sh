@@ -92,7 +92,11 @@ read -r MD MS < <(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.im
 printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' "$MD" "$MS" >"$L/index.json"
 
 # 3. A plain-HTTP docker-registry on a free loopback port, and the image pushed to it.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free port: nothing answers on it (random in the ephemeral-free range 20000-29999).
+while :; do
+    PORT=$((20000 + RANDOM % 10000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+done
 cat >"$WORK/registry.yml" <<YML
 version: 0.1
 log:
