@@ -21,5 +21,5 @@ if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
 else
     step "cgroup-v2 lane (qemu)"
-    tests/v2-lane/run.sh --copy /usr/sbin/runc
+    tests/v2-lane/run.sh --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json
 fi

@@ -617,3 +617,80 @@ fn bad_seccomp_profile_names_the_entry() {
     assert!(err.contains("linux.seccomp.syscalls[0].action"), "{err}");
     assert!(!rt.root.join(&id).exists());
 }
+
+#[test]
+fn failed_create_leaves_no_cgroup_or_process() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["/no/such/program"]);
+    let cg = format!("/{}", unique("oxcart-test-fail"));
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    b.write();
+    let id = unique("fail");
+    let mut c = rt.cmd();
+    c.args(["create", "--bundle"]).arg(&b.dir).arg(&id);
+    let (ok, err) = status_err(c);
+    assert!(!ok);
+    assert!(err.contains("no such file or directory"), "{err}");
+    assert!(!rt.root.join(&id).exists());
+    let leftovers: Vec<_> = walk_cgroup_roots()
+        .into_iter()
+        .map(|r| r.join(cg.trim_start_matches('/')))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(leftovers.is_empty(), "cgroups left behind: {leftovers:?}");
+}
+
+fn walk_cgroup_roots() -> Vec<std::path::PathBuf> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return vec!["/sys/fs/cgroup".into()];
+    }
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect()
+}
+
+#[test]
+fn state_json_shape_matches_runc() {
+    let b = Bundle::new(&["sleep", "1000"]);
+    let mut shapes = Vec::new();
+    for rt in [Runtime::oxcart(), Runtime::runc()] {
+        let id = unique("shape");
+        let (ok, err) = rt.detached(&["create"], &b, &id);
+        assert!(ok, "{}: {err}", rt.bin);
+        let created = rt.state(&id);
+        assert!(rt.run(&["start", &id]).status.success());
+        let running = rt.state(&id);
+        assert!(rt.run(&["kill", &id, "9"]).status.success());
+        let mut stopped = rt.state(&id);
+        for _ in 0..100 {
+            if stopped["status"] == "stopped" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            stopped = rt.state(&id);
+        }
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        shapes.push((
+            keys(&created),
+            [
+                created["status"].clone(),
+                running["status"].clone(),
+                stopped["status"].clone(),
+            ],
+            stopped["pid"].clone(),
+            // Exit codes of the error paths.
+            rt.run(&["kill", &id, "9"]).status.code(),
+            rt.run(&["start", &id]).status.code(),
+        ));
+        assert!(rt.run(&["delete", &id]).status.success());
+        assert_eq!(rt.run(&["state", &id]).status.code(), Some(1));
+    }
+    assert_eq!(shapes[0], shapes[1], "oxcart vs runc");
+}
