@@ -9,7 +9,9 @@
 
 pub mod caps;
 pub mod cg;
+pub mod console;
 pub mod error;
+pub mod exec;
 pub mod lifecycle;
 pub mod namespaces;
 pub mod process;
@@ -20,4 +22,5 @@ pub mod sys;
 pub mod time;
 
 pub use error::{Error, Result};
+pub use exec::{exec, ExecFlags, ExecOpts, ExecProcess};
 pub use lifecycle::*;

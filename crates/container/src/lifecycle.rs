@@ -301,24 +301,7 @@ fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Sp
         match ch.recv()? {
             Some((Msg::Ready, _)) => return Ok(()),
             Some((Msg::SeccompFd, Some(fd))) => {
-                // runtime-spec config-linux.md "Seccomp": hand the notify fd and the
-                // container's state to the agent listening on listenerPath.
-                let sc = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
-                let path = sc.and_then(|s| s.listener_path.as_deref()).ok_or_else(|| {
-                    Error::config(
-                        "linux.seccomp.listenerPath",
-                        "SCMP_ACT_NOTIFY needs a listenerPath",
-                    )
-                })?;
-                let st = oxcart_seccomp::ContainerProcessState::new(
-                    id,
-                    pid,
-                    &bundle.display().to_string(),
-                    spec.annotations.clone(),
-                    sc.and_then(|s| s.listener_metadata.as_deref()),
-                );
-                oxcart_seccomp::send_listener_fd(Path::new(path), fd.as_fd(), &st)
-                    .map_err(|e| Error::Seccomp(e.to_string()))?;
+                send_seccomp_listener(spec, id, pid, bundle, fd.as_fd())?;
                 ch.send(&Msg::Continue)?;
             }
             Some((Msg::Error(m), _)) => {
@@ -341,10 +324,40 @@ fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Sp
     }
 }
 
+/// runtime-spec config-linux.md "Seccomp": hand the notify fd and the container's
+/// state to the agent listening on listenerPath.
+pub(crate) fn send_seccomp_listener(
+    spec: &Spec,
+    id: &str,
+    pid: libc::pid_t,
+    bundle: &Path,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    let sc = spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    let path = sc.and_then(|s| s.listener_path.as_deref()).ok_or_else(|| {
+        Error::config(
+            "linux.seccomp.listenerPath",
+            "SCMP_ACT_NOTIFY needs a listenerPath",
+        )
+    })?;
+    let st = oxcart_seccomp::ContainerProcessState::new(
+        id,
+        pid,
+        &bundle.display().to_string(),
+        spec.annotations.clone(),
+        sc.and_then(|s| s.listener_metadata.as_deref()),
+    );
+    oxcart_seccomp::send_listener_fd(Path::new(path), fd, &st)
+        .map_err(|e| Error::Seccomp(e.to_string()))
+}
+
 /// Compile (or fetch from the cache under `--root`) the seccomp filter, in the
 /// parent: compiling must not happen in init, and a cache hit is ~1000x cheaper
 /// than libseccomp (docs/seccomp.md).
-fn compile_seccomp(p: &oxcart_spec::LinuxSeccomp, root: &Path) -> Result<oxcart_seccomp::Filter> {
+pub(crate) fn compile_seccomp(
+    p: &oxcart_spec::LinuxSeccomp,
+    root: &Path,
+) -> Result<oxcart_seccomp::Filter> {
     let notify_sendmsg = p.syscalls.iter().any(|s| {
         s.action == "SCMP_ACT_NOTIFY" && s.names.iter().any(|n| n == "sendmsg" || n == "write")
     });
@@ -497,7 +510,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     Err(process::exec(&path, &process.args, &env))
 }
 
-fn install_seccomp(f: &oxcart_seccomp::Filter, ch: &Channel) -> Result<()> {
+pub(crate) fn install_seccomp(f: &oxcart_seccomp::Filter, ch: &Channel) -> Result<()> {
     let listener = f.install().map_err(|e| Error::Seccomp(e.to_string()))?;
     if let Some(fd) = listener {
         ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_raw_fd()))?;
@@ -610,7 +623,7 @@ pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> 
 }
 
 /// Wait for our child, forwarding the usual terminal/job-control signals to it.
-fn wait_forwarding(pid: libc::pid_t) -> Result<i32> {
+pub(crate) fn wait_forwarding(pid: libc::pid_t) -> Result<i32> {
     // SAFETY: sigset manipulation on a local set; signalfd on it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -713,7 +726,7 @@ pub fn list(g: &Global) -> Result<Vec<State>> {
 }
 
 /// Open a pidfd for init only if the pid still names our process.
-fn init_pidfd(saved: &Saved) -> Option<OwnedFd> {
+pub(crate) fn init_pidfd(saved: &Saved) -> Option<OwnedFd> {
     let fd = sys::pidfd_open(saved.pid).ok()?;
     // Checked *after* opening: the pidfd pins the process, so if the start time
     // matches now, the fd refers to our init and not to a recycled pid.

@@ -260,10 +260,142 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
             print!("{USAGE}");
             Ok(0)
         }
-        "pause" | "resume" | "update" | "events" | "ps" | "exec" | "features" | "checkpoint"
-        | "restore" => {
+        "exec" => exec_cmd::run(&global, rest),
+        "pause" | "resume" | "update" | "events" | "ps" | "features" | "checkpoint" | "restore" => {
             bail!("{cmd}: not supported by this build yet")
         }
         other => bail!("No help topic for '{other}'"),
+    }
+}
+
+/// `exec` (runc's flags, compat.md §6.2): the command line to `ExecOpts`.
+mod exec_cmd {
+    use crate::cli::{self, flag, opt, Def};
+    use anyhow::{anyhow, bail, Result};
+    use oxcart_container::{self as core, ExecFlags, ExecOpts, ExecProcess, Global};
+    use std::path::PathBuf;
+
+    const EXEC: &[Def] = &[
+        opt(&["console-socket"]),
+        opt(&["pidfd-socket"]),
+        opt(&["cwd"]),
+        opt(&["env", "e"]),
+        flag(&["tty", "t"]),
+        opt(&["user", "u"]),
+        opt(&["additional-gids", "g"]),
+        opt(&["process", "p"]),
+        flag(&["detach", "d"]),
+        opt(&["pid-file"]),
+        opt(&["process-label"]),
+        opt(&["apparmor"]),
+        flag(&["no-new-privs"]),
+        opt(&["cap", "c"]),
+        opt(&["preserve-fds"]),
+        opt(&["cgroup"]),
+        flag(&["ignore-paused"]),
+    ];
+
+    /// Every value of a repeatable flag (`--env A --env B`), in order, from the
+    /// flags before the container id (StopOnNthArg 1: what follows is the command).
+    fn all(args: &[String], name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            i += 1;
+            if a == "--" || a.len() < 2 || !a.starts_with('-') {
+                break;
+            }
+            let body = a.strip_prefix("--").unwrap_or(&a[1..]);
+            let (n, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let Some(def) = EXEC.iter().find(|d| d.names.contains(&n)) else {
+                break;
+            };
+            if !def.value {
+                continue;
+            }
+            let v = match inline {
+                Some(v) => v,
+                None => {
+                    let Some(v) = args.get(i) else { break };
+                    i += 1;
+                    v.clone()
+                }
+            };
+            if def.names[0] == name {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// runc exits 255 with "exec failed: …" when exec itself fails (runc exec.go
+    /// `fatalWithCode`), so that callers can tell it from the process's own status.
+    pub fn run(global: &Global, rest: &[String]) -> Result<i32> {
+        match exec(global, rest) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                // Log as main() does, with runc's prefix and exit code.
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                let g = cli::parse(&args, crate::GLOBAL, Some(1))?;
+                let mut logger =
+                    crate::log::Logger::new(g.get("log"), g.get("log-format").unwrap_or("text"))?;
+                let msg = format!("exec failed: {e}");
+                logger.log("error", &msg);
+                if !logger.to_stderr() {
+                    eprintln!("{msg}");
+                }
+                std::process::exit(255);
+            }
+        }
+    }
+
+    fn exec(global: &Global, rest: &[String]) -> Result<i32> {
+        let p = cli::parse(rest, EXEC, Some(1))?;
+        let Some((id, cmd)) = p.args.split_first() else {
+            bail!("exec: container id cannot be empty");
+        };
+        if p.get("pidfd-socket").is_some() {
+            bail!("--pidfd-socket is not supported by this build yet");
+        }
+        let process = match p.get("process") {
+            Some(f) => ExecProcess::File(PathBuf::from(f)),
+            None => {
+                if cmd.is_empty() {
+                    bail!("exec: process args cannot be empty");
+                }
+                ExecProcess::Flags(ExecFlags {
+                    args: cmd.to_vec(),
+                    env: all(rest, "env"),
+                    cwd: p.get("cwd").map(String::from),
+                    user: p.get("user").map(String::from),
+                    additional_gids: all(rest, "additional-gids"),
+                    caps: all(rest, "cap"),
+                    tty: p.get("tty").map(|v| v == "true"),
+                    no_new_privs: p.get("no-new-privs").map(|v| v == "true"),
+                    apparmor: p.get("apparmor").map(String::from),
+                    process_label: p.get("process-label").map(String::from),
+                })
+            }
+        };
+        let o = ExecOpts {
+            id: id.clone(),
+            process,
+            console_socket: p.get("console-socket").map(PathBuf::from),
+            detach: p.bool("detach"),
+            pid_file: p.get("pid-file").map(PathBuf::from),
+            preserve_fds: match p.get("preserve-fds") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| anyhow!("--preserve-fds: invalid number {v:?}"))?,
+                None => 0,
+            },
+            cgroup: all(rest, "cgroup"),
+            ignore_paused: p.bool("ignore-paused"),
+        };
+        Ok(core::exec(global, &o)?)
     }
 }

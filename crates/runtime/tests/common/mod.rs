@@ -229,3 +229,52 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Run a command with stdout and stderr captured through files (never pipes, so a
+/// process that outlives the command cannot hang the test). Returns
+/// (exit code or -1, stdout, stderr).
+pub fn capture(mut c: Command) -> (i32, String, String) {
+    let outf = tmp().join(unique("stdout"));
+    let errf = tmp().join(unique("stderr"));
+    let st = c
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&outf).unwrap())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .status()
+        .unwrap();
+    let out = std::fs::read_to_string(&outf).unwrap_or_default();
+    let err = std::fs::read_to_string(&errf).unwrap_or_default();
+    let _ = std::fs::remove_file(&outf);
+    let _ = std::fs::remove_file(&errf);
+    (st.code().unwrap_or(-1), out, err)
+}
+
+impl Runtime {
+    /// `<runtime> exec <args…>`, output captured through files.
+    pub fn exec(&self, args: &[&str]) -> (i32, String, String) {
+        let mut c = self.cmd();
+        c.arg("exec").args(args);
+        capture(c)
+    }
+    /// `run -d` a bundle under a fresh id; panics on failure. Returns the id.
+    pub fn run_detached(&self, b: &Bundle, prefix: &str) -> String {
+        let id = unique(prefix);
+        let (ok, err) = self.detached(&["run", "-d"], b, &id);
+        assert!(ok, "{} run -d: {err}", self.bin);
+        id
+    }
+    pub fn init_pid(&self, id: &str) -> i64 {
+        self.state(id)["pid"].as_i64().unwrap()
+    }
+}
+
+/// Poll until `f` holds (bounded: ~10 s), for asynchronous outcomes.
+pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
