@@ -15,7 +15,13 @@ use std::path::Path;
 
 /// Connect to the console socket (runc: `net.Dial("unix", path)`).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let what = || format!("--console-socket {}: connect", path.display());
+    let what = || {
+        format!(
+            "--console-socket {}: dial unix {}: connect",
+            path.display(),
+            path.display()
+        )
+    };
     // SAFETY: plain socket call.
     let s = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if s < 0 {
@@ -50,8 +56,19 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
             return Ok(s);
         }
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::sys(what(), e));
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // runc's wording: "dial unix <path>: connect: no such file or directory".
+            Some(libc::ENOENT) => {
+                return Err(Error::Other(format!(
+                    "{}: no such file or directory",
+                    what()
+                )))
+            }
+            Some(libc::ECONNREFUSED) => {
+                return Err(Error::Other(format!("{}: connection refused", what())))
+            }
+            _ => return Err(Error::sys(what(), e)),
         }
     }
 }

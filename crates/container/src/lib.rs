@@ -12,6 +12,7 @@ pub mod cg;
 pub mod console;
 pub mod error;
 pub mod exec;
+pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;
 pub mod process;

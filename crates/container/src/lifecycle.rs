@@ -4,6 +4,7 @@
 
 use crate::cg::Cg;
 use crate::error::{Ctx, Error, Result};
+use crate::hooks;
 use crate::namespaces::{self, Plan};
 use crate::process::{self, Prepared};
 use crate::rootfs::{self, RootfsCtx};
@@ -55,6 +56,8 @@ struct InitArgs<'a> {
     proc_fd: OwnedFd,
     seccomp: Option<oxcart_seccomp::Filter>,
     cgroup_dirs: Vec<crate::cg::MountDir>,
+    /// Connected `--console-socket` for `process.terminal`.
+    console: Option<OwnedFd>,
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -97,22 +100,17 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
 
 /// `create`: set up the container and leave init waiting on exec.fifo.
 pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
+    create_inner(g, o, true)
+}
+
+/// `detach` is false only for a foreground `run` (runc's checkTerminal).
+fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<Created> {
     let (bundle, spec) = load_bundle(&o.bundle)?;
     let proc_cfg = spec
         .process
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing: create needs a process to start"))?;
-    if proc_cfg.terminal {
-        // Terminals with --console-socket are the exec/terminal issue's work.
-        return Err(Error::config(
-            "process.terminal",
-            if o.console_socket.is_none() {
-                "cannot allocate tty if runc will detach without setting console socket"
-            } else {
-                "terminal containers (--console-socket) are not supported by this build yet"
-            },
-        ));
-    }
+    crate::exec::check_terminal(proc_cfg.terminal, detach, o.console_socket.is_some())?;
     let root_cfg = spec
         .root
         .as_ref()
@@ -137,25 +135,19 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
     }
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
     let prepared = process::prepare(&spec, &has)?;
-    if spec.hooks.as_ref().is_some_and(|h| {
-        !(h.prestart.is_empty()
-            && h.create_runtime.is_empty()
-            && h.create_container.is_empty()
-            && h.start_container.is_empty()
-            && h.poststart.is_empty()
-            && h.poststop.is_empty())
-    }) {
-        return Err(Error::config(
-            "hooks",
-            "hooks are not supported by this build yet",
-        ));
-    }
+    hooks::validate(spec.hooks.as_ref())?;
     let seccomp = match spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
         // runc: a profile with no defaultAction and no syscalls means "no seccomp".
         Some(p) if !oxcart_seccomp::is_noop(p) => Some(compile_seccomp(p, &g.root)?),
         _ => None,
     };
 
+    // Connected before anything exists, so a bad path leaves nothing behind (runc
+    // dials the socket in the parent too).
+    let console = match (&o.console_socket, proc_cfg.terminal) {
+        (Some(p), true) => Some(crate::console::connect(p)?),
+        _ => None,
+    };
     let sd = StateDir::create(&g.root, &o.id)?;
     let mut guard = CreateGuard {
         sd: Some(&sd),
@@ -206,6 +198,7 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
         proc_fd,
         seccomp,
         cgroup_dirs: cg.mount_dirs(),
+        console,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -300,6 +293,14 @@ fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Sp
     loop {
         match ch.recv()? {
             Some((Msg::Ready, _)) => return Ok(()),
+            Some((Msg::Hooks, _)) => {
+                if let Some(h) = spec.hooks.as_ref() {
+                    let st = hook_state(spec, id, bundle, Status::Creating, pid);
+                    hooks::run("prestart", &h.prestart, &st)?;
+                    hooks::run("createRuntime", &h.create_runtime, &st)?;
+                }
+                ch.send(&Msg::Continue)?;
+            }
             Some((Msg::SeccompFd, Some(fd))) => {
                 send_seccomp_listener(spec, id, pid, bundle, fd.as_fd())?;
                 ch.send(&Msg::Continue)?;
@@ -415,6 +416,24 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     rootfs::prepare_root(&rctx)?;
     rootfs::mount_all(&rctx)?;
     rootfs::setup_dev(&rctx)?;
+    // runtime-spec config.md "POSIX-platform Hooks": prestart and createRuntime run
+    // in the runtime now that the namespaces exist, createContainer here in the
+    // container's namespaces; all before pivot_root (runc prepareRootfs).
+    if let Some(h) = spec.hooks.as_ref() {
+        if !(h.prestart.is_empty() && h.create_runtime.is_empty()) {
+            ch.send(&Msg::Hooks)?;
+            match ch.recv()? {
+                Some((Msg::Continue, _)) => {}
+                // The parent reports the hook's error; just stop.
+                _ => return Err(Error::Other("create hooks failed".into())),
+            }
+        }
+        hooks::run(
+            "createContainer",
+            &h.create_container,
+            &hook_state(spec, a.id, &a.bundle, Status::Creating, sys::getpid()),
+        )?;
+    }
     if a.no_pivot {
         rootfs::move_root(&a.rootfs)?;
     } else {
@@ -422,6 +441,11 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     let linux = spec.linux.as_ref();
     rootfs::set_root_propagation(linux.and_then(|l| l.rootfs_propagation.as_deref()))?;
+    if let Some(sock) = &a.console {
+        // After pivot_root, so the pty comes from the container's own devpts.
+        let sock = sock.try_clone().ctx(|| "duplicate console socket".into())?;
+        crate::console::setup(sock, process.console_size, true, process.user.uid)?;
+    }
     process::apply_sysctl(&a.prepared.sysctl)?;
     if let Some(l) = linux {
         for p in &l.masked_paths {
@@ -500,7 +524,18 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     let path = process::look_path(&process.args[0], &env)?;
     ch.send(&Msg::Ready)?;
-    process::wait_fifo(a.proc_fd.as_fd(), &a.fifo)?;
+    process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
+        // After start, before the user's program, in the container (runc runs them
+        // with the "created" state and init's own pid). A failure fails `start`.
+        match spec.hooks.as_ref() {
+            Some(h) => hooks::run(
+                "startContainer",
+                &h.start_container,
+                &hook_state(spec, a.id, &a.bundle, Status::Created, sys::getpid()),
+            ),
+            None => Ok(()),
+        }
+    })?;
     if early_seccomp.is_none() {
         if let Some(f) = &a.seccomp {
             // As late as possible, right before execve, so the filter can be strict.
@@ -546,7 +581,42 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
             ))
         }
     }
-    release_fifo(&sd, saved.pid)
+    release_fifo(&sd, saved.pid)?;
+    poststart(&saved);
+    Ok(())
+}
+
+/// The state hooks read on stdin (runtime.md "State").
+fn hook_state(
+    spec: &Spec,
+    id: &str,
+    bundle: &Path,
+    status: Status,
+    pid: libc::pid_t,
+) -> hooks::HookState {
+    hooks::HookState {
+        oci_version: spec.oci_version.clone(),
+        id: id.to_string(),
+        status,
+        pid,
+        bundle: bundle.display().to_string(),
+        annotations: spec.annotations.clone(),
+    }
+}
+
+/// poststart hooks: after the user's program runs, before start returns; a failure
+/// is only a warning (runtime-spec config.md "Poststart").
+fn poststart(saved: &Saved) {
+    if let Some(h) = saved.config.hooks.as_ref() {
+        let st = hook_state(
+            &saved.config,
+            &saved.id,
+            Path::new(&saved.bundle),
+            Status::Running,
+            saved.pid,
+        );
+        hooks::run_warn("poststart", &h.poststart, &st);
+    }
 }
 
 fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
@@ -603,13 +673,16 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
 /// `run`: create + start, then (unless detached) wait for the container's process,
 /// forward signals to it, delete it (unless `keep`) and return its exit status.
 pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
-    let created = create(g, o)?;
+    let created = create_inner(g, o, detach)?;
     {
         let sd = StateDir::open(&g.root, &o.id, true)?;
         if let Err(e) = release_fifo(&sd, created.pid) {
             drop(sd);
             let _ = delete(g, &o.id, true);
             return Err(e);
+        }
+        if let Some(saved) = sd.load()? {
+            poststart(&saved);
         }
     }
     if detach {
@@ -796,6 +869,18 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         }
     }
     cg.destroy()?;
+    if let Some(h) = saved.config.hooks.as_ref() {
+        // After the container is deleted, before delete returns; a failure is only
+        // a warning (runtime-spec config.md "Poststop").
+        let st = hook_state(
+            &saved.config,
+            &saved.id,
+            Path::new(&saved.bundle),
+            Status::Stopped,
+            saved.pid,
+        );
+        hooks::run_warn("poststop", &h.poststop, &st);
+    }
     sd.remove()
 }
 

@@ -293,9 +293,18 @@ pub fn look_path(arg0: &str, env: &[String]) -> Result<CString> {
 /// Block until `start` opens the read side of exec.fifo, then write one byte
 /// (runc's create→start barrier). `proc_fd` is a handle on a procfs opened before
 /// pivot_root, so this works even if the container mounts no /proc.
-pub fn wait_fifo(proc_fd: BorrowedFd<'_>, fifo: &OwnedFd) -> Result<()> {
+///
+/// `before_release` runs once `start` has opened the fifo and before the byte that
+/// lets `start` return: the startContainer hooks, so that they precede `start`'s
+/// poststart hooks (runtime-spec runtime.md "Lifecycle" steps 7–9).
+pub fn wait_fifo(
+    proc_fd: BorrowedFd<'_>,
+    fifo: &OwnedFd,
+    before_release: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let path = cstring(format!("self/fd/{}", fifo.as_raw_fd()))?;
     let w = sys::openat(proc_fd, &path, libc::O_WRONLY, 0).ctx(|| "open exec fifo".into())?;
+    before_release()?;
     // SAFETY: writing one byte from a static buffer.
     let r = unsafe { libc::write(w.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) };
     if r != 1 {
