@@ -15,9 +15,14 @@ use std::path::Path;
 
 /// Connect to the console socket (runc: `net.Dial("unix", path)`).
 pub fn connect(path: &Path) -> Result<OwnedFd> {
+    connect_socket(path, "--console-socket")
+}
+
+/// Connect to the AF_UNIX stream socket at `path`; `flag` names it in errors.
+pub fn connect_socket(path: &Path, flag: &str) -> Result<OwnedFd> {
     let what = || {
         format!(
-            "--console-socket {}: dial unix {}: connect",
+            "{flag} {}: dial unix {}: connect",
             path.display(),
             path.display()
         )
@@ -35,7 +40,7 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     let bytes = path.as_os_str().as_encoded_bytes();
     if bytes.len() >= addr.sun_path.len() {
         return Err(Error::Other(format!(
-            "--console-socket {}: path too long for a unix socket",
+            "{flag} {}: path too long for a unix socket",
             path.display()
         )));
     }
@@ -105,7 +110,7 @@ pub fn send_fd(sock: BorrowedFd<'_>, name: &str, fd: RawFd) -> Result<()> {
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::sys("send pty master to the console socket", e));
+            return Err(Error::sys(format!("send {name} fd over a unix socket"), e));
         }
     }
 }
@@ -225,4 +230,265 @@ fn mount_dev_console(slave: &str) -> Result<()> {
     }
     sys::mount(Some(&cstring(slave)?), &console, None, libc::MS_BIND, None)
         .ctx(|| format!("bind {slave} to /dev/console"))
+}
+
+/// A connected pair for a foreground terminal: the runtime keeps one end and hands
+/// the other to the container's process as its "console socket", then proxies the
+/// caller's stdio to the master it receives (runc's tty.go does the same).
+pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::last("socketpair for the terminal"));
+    }
+    // SAFETY: both fds are fresh and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Receive the pty master sent by [`setup`] (the message is already queued when the
+/// process reports it is ready).
+pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let mut name = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: name.as_mut_ptr() as *mut libc::c_void,
+        iov_len: name.len(),
+    };
+    // SAFETY: pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    // SAFETY: zeroed msghdr is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space;
+    loop {
+        // SAFETY: msg points at live buffers.
+        let r = unsafe {
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            )
+        };
+        if r >= 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::sys("receive the pty master", e));
+        }
+    }
+    // SAFETY: reading the control message the kernel filled in.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return Err(Error::Other(
+                "no pty master received from the container".into(),
+            ));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Restores the caller's terminal settings on drop.
+struct RawMode(Option<libc::termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        // SAFETY: isatty/tcgetattr on fd 0 with a zeroed termios.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return RawMode(None);
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawMode(None);
+            }
+            let mut raw = t;
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(0, libc::TCSANOW, &raw);
+            RawMode(Some(t))
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: restoring settings read from the same fd.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}
+
+/// Copy the caller's window size to the pty (at start and on SIGWINCH).
+fn copy_winsize(master: BorrowedFd<'_>) {
+    // SAFETY: ioctls with a valid winsize; failures (stdin not a tty) are ignored.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+fn write_all(fd: RawFd, mut b: &[u8]) -> bool {
+    while !b.is_empty() {
+        // SAFETY: writing from a live buffer.
+        let n = unsafe { libc::write(fd, b.as_ptr() as *const libc::c_void, b.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return false;
+        }
+        b = &b[n as usize..];
+    }
+    true
+}
+
+/// Foreground terminal: put the caller's terminal in raw mode, copy stdin to the
+/// pty master and the master to stdout, follow the window size, forward signals,
+/// and return the process's exit status once it is gone (runc `tty.go`/`signals.go`).
+pub fn proxy_and_wait(pid: libc::pid_t, master: OwnedFd) -> Result<i32> {
+    let _raw = RawMode::enter();
+    copy_winsize(master.as_fd());
+    // SAFETY: sigset manipulation on a local set; signalfd on it.
+    let sfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(Error::last("signalfd"));
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    let mut stdin_open = true;
+    let mut master_open = true;
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Ok((p, st)) = sys::waitpid(pid, libc::WNOHANG) {
+            if p == pid {
+                drain(master.as_fd(), &mut buf);
+                return Ok(sys::exit_code(st));
+            }
+        } else {
+            return Err(Error::last("waitpid"));
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if master_open {
+            fds.push(libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if stdin_open {
+            fds.push(libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: a valid pollfd array.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::last("poll terminal"));
+        }
+        for f in &fds[1..] {
+            if f.revents == 0 {
+                continue;
+            }
+            // SAFETY: reading into a live buffer.
+            let r = unsafe { libc::read(f.fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+            let interrupted =
+                r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+            if interrupted {
+                continue;
+            }
+            if f.fd == master.as_raw_fd() {
+                // 0/EIO once no process holds the slave any more.
+                if r <= 0 || !write_all(1, &buf[..r as usize]) {
+                    master_open = false;
+                }
+            } else if r <= 0 || !write_all(master.as_raw_fd(), &buf[..r as usize]) {
+                // The caller's stdin ended (or the pty is gone): stop reading it.
+                stdin_open = false;
+            }
+        }
+        if fds[0].revents != 0 {
+            loop {
+                // SAFETY: reading one siginfo from the non-blocking signalfd.
+                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                let r = unsafe {
+                    libc::read(
+                        sfd.as_raw_fd(),
+                        &mut info as *mut _ as *mut libc::c_void,
+                        std::mem::size_of::<libc::signalfd_siginfo>(),
+                    )
+                };
+                if r <= 0 {
+                    break;
+                }
+                match info.ssi_signo as libc::c_int {
+                    libc::SIGCHLD => {}
+                    libc::SIGWINCH => copy_winsize(master.as_fd()),
+                    // SAFETY: signalling our own child.
+                    sig => unsafe {
+                        libc::kill(pid, sig);
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Copy what is left in the master to stdout without blocking (a process left in
+/// the container may still hold the slave open).
+fn drain(master: BorrowedFd<'_>, buf: &mut [u8]) {
+    // SAFETY: fcntl and reads on a valid fd into a live buffer.
+    unsafe {
+        let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        loop {
+            let r = libc::read(
+                master.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            );
+            if r <= 0 || !write_all(1, &buf[..r as usize]) {
+                break;
+            }
+        }
+    }
 }

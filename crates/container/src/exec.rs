@@ -21,7 +21,7 @@ use crate::state::{self, StateDir};
 use crate::sync::{self, Channel, Msg};
 use crate::sys;
 use oxcart_spec::{LinuxCapabilities, Process, Status};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Where the exec's process comes from.
@@ -56,6 +56,9 @@ pub struct ExecOpts {
     pub id: String,
     pub process: ExecProcess,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the process (runc 1.2 `setupPidfd`:
+    /// one message, the name "setns" as data and the pidfd as SCM_RIGHTS).
+    pub pidfd_socket: Option<PathBuf>,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
@@ -166,8 +169,8 @@ pub fn build_process(config_process: Option<&Process>, p: &ExecProcess) -> Resul
 }
 
 /// runc's `checkTerminal` (utils_linux.go), with its wording; `detach` is true for
-/// `create`, `run -d` and `exec -d`. A foreground terminal would need the runtime to
-/// proxy the caller's terminal, which this build does not do: a clear error.
+/// `create`, `run -d` and `exec -d`. A foreground terminal without a socket is
+/// proxied to the caller's own stdio ([`crate::console::proxy_and_wait`]).
 pub fn check_terminal(terminal: bool, detach: bool, console_socket: bool) -> Result<()> {
     if detach && terminal && !console_socket {
         return Err(Error::config(
@@ -178,13 +181,6 @@ pub fn check_terminal(terminal: bool, detach: bool, console_socket: bool) -> Res
     if (!detach || !terminal) && console_socket {
         return Err(Error::Other(
             "cannot use console socket if runc will not detach or allocate tty".into(),
-        ));
-    }
-    if terminal && !detach {
-        return Err(Error::config(
-            "process.terminal",
-            "a terminal in the foreground (proxying the caller's terminal) is not \
-             supported by this build yet; detach and pass --console-socket",
         ));
     }
     Ok(())
@@ -300,8 +296,19 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
     });
 
     let targets = cgroup_targets(&cg, &o.cgroup)?;
-    let console = match &o.console_socket {
-        Some(p) => Some(crate::console::connect(p)?),
+    // Foreground terminal: our own socket pair stands in for --console-socket.
+    let mut proxy_end = None;
+    let console = match (&o.console_socket, process.terminal) {
+        (Some(p), _) => Some(crate::console::connect(p)?),
+        (None, true) => {
+            let (mine, theirs) = crate::console::pair()?;
+            proxy_end = Some(mine);
+            Some(theirs)
+        }
+        (None, false) => None,
+    };
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::console::connect_socket(p, "--pidfd-socket")?),
         None => None,
     };
     let child = Child {
@@ -367,6 +374,10 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
             }
         }
     }
+    if let Some(sock) = &pidfd_sock {
+        let fd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+        crate::console::send_fd(sock.as_fd(), "setns", fd.as_raw_fd())?;
+    }
     if let Some(pf) = &o.pid_file {
         // Atomically, once the process runs: conmon and the shim read it as soon as
         // we exit (compat.md §6.6 item 9).
@@ -384,7 +395,14 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    lifecycle::wait_forwarding(pid)
+    match proxy_end {
+        // The master was sent before the exec happened, so it is queued by now.
+        Some(sock) => {
+            let master = crate::console::recv_master(sock.as_fd())?;
+            crate::console::proxy_and_wait(pid, master)
+        }
+        None => lifecycle::wait_forwarding(pid),
+    }
 }
 
 /// Kills and reaps the exec child if the parent fails before it runs.

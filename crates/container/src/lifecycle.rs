@@ -100,11 +100,12 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
 
 /// `create`: set up the container and leave init waiting on exec.fifo.
 pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
-    create_inner(g, o, true)
+    create_inner(g, o, true).map(|(c, _)| c)
 }
 
-/// `detach` is false only for a foreground `run` (runc's checkTerminal).
-fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<Created> {
+/// `detach` is false only for a foreground `run` (runc's checkTerminal). With a
+/// foreground terminal, also returns the pty master to proxy.
+fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Option<OwnedFd>)> {
     let (bundle, spec) = load_bundle(&o.bundle)?;
     let proc_cfg = spec
         .process
@@ -144,8 +145,15 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<Created> {
 
     // Connected before anything exists, so a bad path leaves nothing behind (runc
     // dials the socket in the parent too).
+    let mut proxy_end = None;
     let console = match (&o.console_socket, proc_cfg.terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
+        (None, true) => {
+            // Foreground `run`: our own pair stands in for --console-socket.
+            let (mine, theirs) = crate::console::pair()?;
+            proxy_end = Some(mine);
+            Some(theirs)
+        }
         _ => None,
     };
     let sd = StateDir::create(&g.root, &o.id)?;
@@ -254,8 +262,13 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<Created> {
         sys::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
             .ctx(|| format!("write pid file {}", pf.display()))?;
     }
+    // init sent the master before "ready", so it is queued by now.
+    let master = match &proxy_end {
+        Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
+        None => None,
+    };
     guard.disarm();
-    Ok(Created { pid })
+    Ok((Created { pid }, master))
 }
 
 /// Undo a half-made container when create fails: nothing may be left behind.
@@ -673,7 +686,7 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
 /// `run`: create + start, then (unless detached) wait for the container's process,
 /// forward signals to it, delete it (unless `keep`) and return its exit status.
 pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
-    let created = create_inner(g, o, detach)?;
+    let (created, master) = create_inner(g, o, detach)?;
     {
         let sd = StateDir::open(&g.root, &o.id, true)?;
         if let Err(e) = release_fifo(&sd, created.pid) {
@@ -688,7 +701,10 @@ pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> 
     if detach {
         return Ok(0);
     }
-    let code = wait_forwarding(created.pid)?;
+    let code = match master {
+        Some(m) => crate::console::proxy_and_wait(created.pid, m)?,
+        None => wait_forwarding(created.pid)?,
+    };
     if !keep {
         delete(g, &o.id, true)?;
     }

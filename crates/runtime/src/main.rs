@@ -358,9 +358,6 @@ mod exec_cmd {
         let Some((id, cmd)) = p.args.split_first() else {
             bail!("exec: container id cannot be empty");
         };
-        if p.get("pidfd-socket").is_some() {
-            bail!("--pidfd-socket is not supported by this build yet");
-        }
         let process = match p.get("process") {
             Some(f) => ExecProcess::File(PathBuf::from(f)),
             None => {
@@ -385,6 +382,7 @@ mod exec_cmd {
             id: id.clone(),
             process,
             console_socket: p.get("console-socket").map(PathBuf::from),
+            pidfd_socket: p.get("pidfd-socket").map(PathBuf::from),
             detach: p.bool("detach"),
             pid_file: p.get("pid-file").map(PathBuf::from),
             preserve_fds: match p.get("preserve-fds") {

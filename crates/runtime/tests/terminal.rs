@@ -147,6 +147,95 @@ fn exec_with_console_socket() {
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
 
+/// `run` and `exec -t` in the foreground without a socket: the runtime proxies the
+/// pty to its own stdio (runc's behaviour) and returns the process's status.
+#[test]
+fn foreground_terminal_is_proxied() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "tty; stty size; test -t 1 && echo isatty; exit 4",
+    ]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 21, "width": 61});
+    b.write();
+    let (c, out, err) = rt.run_bundle(&b);
+    assert_eq!(c, 4, "{err}");
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(&lines[1..], ["21 61", "isatty"], "{out:?}");
+
+    // exec -t reading the caller's stdin through the pty.
+    b.config["process"]["terminal"] = json!(false);
+    b.config["process"]["args"] = json!(["sleep", "1000"]);
+    b.write();
+    let id = rt.run_detached(&b, "fgt");
+    let outf = tmp().join(unique("fgt-out"));
+    let mut child = rt
+        .cmd()
+        .args(["exec", "-t", &id, "sh"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&outf).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"test -t 0 && echo tty-stdin; exit 9\n")
+        .unwrap();
+    let st = child.wait().unwrap();
+    let out = std::fs::read_to_string(&outf).unwrap();
+    let _ = std::fs::remove_file(&outf);
+    assert_eq!(st.code(), Some(9), "{out}");
+    assert!(out.contains("tty-stdin"), "{out:?}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
+#[test]
+fn exec_pidfd_socket() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = rt.run_detached(&b, "pfd");
+    let path = tmp().join(unique("pidfd.sock"));
+    let l = UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        recv_fd(&s)
+    });
+    let pf = b.dir.join("exec.pid");
+    let (c, _, err) = rt.exec(&[
+        "-d",
+        "--pidfd-socket",
+        path.to_str().unwrap(),
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let (name, fd) = t.join().unwrap();
+    assert_eq!(name, "setns");
+    // The fd is a pidfd of the exec'd process (fdinfo names its pid).
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    let pid = std::fs::read_to_string(&pf).unwrap();
+    assert!(info.lines().any(|l| l == format!("Pid:\t{pid}")), "{info}");
+    let _ = std::fs::remove_file(&path);
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    // A missing socket fails before anything runs.
+    let id = rt.run_detached(&b, "pfd");
+    let (c, _, err) = rt.exec(&["-d", "--pidfd-socket", "/no/such.sock", &id, "true"]);
+    assert_eq!(c, 255);
+    assert!(err.contains("connect: no such file or directory"), "{err}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
 #[test]
 fn terminal_bad_input() {
     let rt = Runtime::oxcart();
