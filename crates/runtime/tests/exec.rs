@@ -382,3 +382,126 @@ fn exec_differential_against_runc() {
         outs[0][0]
     );
 }
+
+/// Removes test-made sub-cgroups (after killing `pid`), even when the test fails.
+struct SubCgroups {
+    dirs: Vec<PathBuf>,
+    pid: Option<i32>,
+}
+impl Drop for SubCgroups {
+    fn drop(&mut self) {
+        if let Some(p) = self.pid {
+            // SAFETY: killing the exec'd process this test started.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            wait_until(|| !Path::new(&format!("/proc/{p}")).exists());
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn exec_into_sub_cgroup_and_created_container() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    let cg = unique("oxcart-test-execcg");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{cg}"));
+    b.write();
+    // exec works in a created container too (init waits on exec.fifo, its namespaces
+    // exist), as in runc.
+    let id = unique("excg");
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(ok, "{err}");
+    assert_eq!(rt.exec(&[&id, "true"]).0, 0);
+    assert_eq!(rt.state(&id)["status"], "created");
+    assert!(rt.run(&["start", &id]).status.success());
+
+    // A sub-cgroup "sub" in every hierarchy (cpuset needs its cpus/mems filled in).
+    let roots: Vec<PathBuf> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        vec!["/sys/fs/cgroup".into()]
+    } else {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("cgroup.procs").exists() && !p.is_symlink())
+            .collect()
+    };
+    let mut guard = SubCgroups {
+        dirs: Vec::new(),
+        pid: None,
+    };
+    for r in &roots {
+        let d = r.join(&cg).join("sub");
+        std::fs::create_dir(&d).unwrap();
+        guard.dirs.push(d.clone());
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(r.join(&cg).join(f)) {
+                std::fs::write(d.join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let pf = b.dir.join("sub.pid");
+    let (c, _, err) = rt.exec(&[
+        "-d",
+        "--cgroup",
+        "sub",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().parse().unwrap();
+    guard.pid = Some(pid);
+    let lines = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in lines.lines().filter(|l| l.contains(&cg)) {
+        assert!(
+            l.ends_with(&format!("/{cg}/sub")),
+            "not in the sub-cgroup: {l}"
+        );
+    }
+    assert!(lines.contains(&cg), "{lines}");
+    // A sub-cgroup that does not exist is an error, and nothing runs.
+    let (c, _, err) = rt.exec(&["--cgroup", "nope", &id, "true"]);
+    assert_eq!(c, 255);
+    assert!(err.contains("does not exist"), "{err}");
+    let (c, _, err) = rt.exec(&["--cgroup", "../escape", &id, "true"]);
+    assert_eq!(c, 255);
+    assert!(err.contains("sub-cgroup"), "{err}");
+    drop(guard);
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
+#[test]
+fn exec_joins_cgroup_and_time_namespaces() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "cgroup"}));
+    ns.push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
+    b.write();
+    let id = rt.run_detached(&b, "excn");
+    let init = rt.init_pid(&id);
+    let (c, out, err) = rt.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/cgroup; readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime; \
+         cat /proc/self/cgroup | cut -d: -f3 | sort -u",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for (i, n) in ["cgroup", "time"].iter().enumerate() {
+        let want = std::fs::read_link(format!("/proc/{init}/ns/{n}")).unwrap();
+        assert_eq!(lines[i], want.display().to_string(), "{n}: {out}");
+    }
+    let up: u64 = lines[2].parse().unwrap();
+    assert!(up >= 86_400_000, "boottime offset not seen: {out}");
+    // Inside its cgroup namespace the exec'd process sits at the root.
+    assert_eq!(&lines[3..], ["/"], "{out}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
