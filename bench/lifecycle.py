@@ -25,21 +25,28 @@ def make_bundle(oxcart):
     cfg = json.load(open(os.path.join(d, "config.json")))
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = ["true"]
+    # The oldest 1.0.x version every runtime accepts (crun 1.8 refuses 1.2.0).
+    cfg["ociVersion"] = "1.0.2"
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     return d
 
-def lifecycle(binary, root, bundle, cid):
+def lifecycle(binary, root, bundle, cid, errf):
+    # The container inherits stdio: a pipe would keep subprocess.run waiting for EOF
+    # until the container exits, so stderr goes to a file.
     devnull = subprocess.DEVNULL
     t0 = time.perf_counter()
     for args in (["create", "--bundle", bundle, cid], ["start", cid], ["delete", "-f", cid]):
-        r = subprocess.run([binary, "--root", root] + args, stdin=devnull, stdout=devnull, stderr=subprocess.PIPE)
+        errf.seek(0)
+        errf.truncate()
+        r = subprocess.run([binary, "--root", root] + args, stdin=devnull, stdout=devnull, stderr=errf)
         if r.returncode != 0:
-            raise RuntimeError(f"{binary} {' '.join(args)}: {r.stderr.decode().strip()}")
+            errf.seek(0)
+            raise RuntimeError(f"{binary} {' '.join(args)}: {errf.read().decode().strip()}")
     return time.perf_counter() - t0
 
-def works(binary, root, bundle):
+def works(binary, root, bundle, errf):
     try:
-        lifecycle(binary, root, bundle, "probe-%d" % os.getpid())
+        lifecycle(binary, root, bundle, "probe-%d" % os.getpid(), errf)
         return None
     except Exception as e:  # report, don't hide (BENCHMARKING.md)
         return str(e)
@@ -54,6 +61,7 @@ def main():
     oxcart = os.path.abspath(a.oxcart)
     bundle = make_bundle(oxcart)
     roots = tempfile.mkdtemp(prefix="oxcart-bench-roots-", dir="/run")
+    errf = tempfile.TemporaryFile()
     try:
         cands = [("runc", shutil.which("runc"))]
         if a.calibrate:
@@ -66,7 +74,7 @@ def main():
         runtimes = []
         for name, binary in cands:
             root = os.path.join(roots, name.replace("(", "_").replace(")", ""))
-            err = works(binary, root, bundle)
+            err = works(binary, root, bundle, errf)
             if err:
                 print(f"{name}: cannot run here: {err}")
             else:
@@ -76,7 +84,7 @@ def main():
             order = runtimes if i % 2 == 0 else list(reversed(runtimes))
             for name, binary, root in order:
                 time.sleep(a.pause)
-                times[name].append(lifecycle(binary, root, bundle, f"b{i}"))
+                times[name].append(lifecycle(binary, root, bundle, f"b{i}", errf))
         base = times["runc"]
         print(f"create+start+delete -f of `true`, {a.rounds} rounds, pause {a.pause}s, medians:")
         for name, _, _ in runtimes:

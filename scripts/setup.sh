@@ -21,8 +21,8 @@ PACKAGES=(
     podman containerd
     # the cgroup-v2 lane: a pure-v2 kernel booted under qemu
     qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
-    # benchmarks
-    hyperfine
+    # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
+    hyperfine debootstrap
 )
 
 export DEBIAN_FRONTEND=noninteractive
