@@ -204,8 +204,9 @@ struct Child<'a> {
     join: Vec<(String, libc::c_int, OwnedFd)>,
     caps: Option<crate::caps::CapSets>,
     rlimits: Vec<(libc::c_int, u64, u64)>,
-    oom_score_adj: Option<i32>,
     seccomp: Option<oxcart_seccomp::Filter>,
+    /// Checked on the host before clone: inside, /sys may be absent or another one.
+    apparmor: bool,
     console: Option<OwnedFd>,
     preserve_fds: u32,
     userns: bool,
@@ -317,8 +318,8 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         join,
         caps,
         rlimits,
-        oom_score_adj: cproc.and_then(|p| p.oom_score_adj),
         seccomp,
+        apparmor: apparmor_enabled(),
         console,
         preserve_fds: o.preserve_fds,
         userns,
@@ -349,6 +350,12 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
 
     for t in &targets {
         std::fs::write(t, pid.to_string()).ctx(|| format!("write {}", t.display()))?;
+    }
+    if let Some(adj) = cproc.and_then(|p| p.oom_score_adj) {
+        // Written here: the child is not dumpable, so its /proc files belong to the
+        // host's root and a user-namespaced child could not write them itself.
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
     }
     parent_ch.send(&Msg::Go)?;
     loop {
@@ -491,6 +498,13 @@ fn cgroup_targets(cg: &Cg, specs: &[String]) -> Result<Vec<PathBuf>> {
 /// The exec'd process, between clone and execve. Returns only on error.
 fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     let p = c.process;
+    // Until execve, this process is a copy of the runtime inside the container:
+    // not dumpable, so container processes cannot open /proc/<pid>/exe (the host's
+    // runtime binary, CVE-2019-5736) or its fds. execve makes it dumpable again.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(Error::last("prctl(PR_SET_DUMPABLE)"));
+    }
     match ch.recv()? {
         Some((Msg::Go, _)) => {}
         other => return Err(Error::Other(format!("expected go, got {other:?}"))),
@@ -517,16 +531,12 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         let sock = sock.try_clone().ctx(|| "duplicate console socket".into())?;
         crate::console::setup(sock, p.console_size, false, p.user.uid)?;
     }
-    if let Some(adj) = c.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
-    }
     process::apply_rlimits(&c.rlimits)?;
     process::join_session_keyring(c.id)?;
     if let Some(prof) = p.apparmor_profile.as_deref().filter(|a| !a.is_empty()) {
         // Where the host has no AppArmor, runc skips the profile; where it has,
         // the profile applies from execve on (apparmor "exec" attribute).
-        if apparmor_enabled() {
+        if c.apparmor {
             let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
                 "/proc/self/attr/apparmor/exec"
             } else {

@@ -235,6 +235,13 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         }
     }
     cg.add_pid(pid)?;
+    if let Some(adj) = proc_cfg.oom_score_adj {
+        // From the parent, as runc does: once init has switched ids in a user
+        // namespace it is no longer dumpable, its /proc files belong to the host's
+        // root and it could not write this itself.
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
+    }
     parent_ch.send(&Msg::Go)?;
     wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
 
@@ -485,10 +492,6 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     if a.plan.clone_flags & libc::CLONE_NEWNET != 0 {
         namespaces::loopback_up()?;
-    }
-    if let Some(adj) = process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
     }
     process::apply_rlimits(&a.prepared.rlimits)?;
     if !a.no_new_keyring {

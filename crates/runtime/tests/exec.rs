@@ -294,17 +294,20 @@ fn exec_in_user_namespace_container() {
     ns.push(json!({"type": "user"}));
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The exec child is not dumpable until execve (CVE-2019-5736), so its /proc files
+    // are the host root's: oomScoreAdj must still reach it.
+    b.config["process"]["oomScoreAdj"] = json!(55);
     b.write();
     let id = rt.run_detached(&b, "exu");
     let (c, out, err) = rt.exec(&[
         &id,
         "sh",
         "-c",
-        "cat /proc/self/uid_map; id -u; touch /dev/shm/x && echo ok",
+        "cat /proc/self/uid_map; id -u; touch /dev/shm/x && echo ok; cat /proc/self/oom_score_adj",
     ]);
     assert_eq!(c, 0, "{err}");
     let w: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(w, vec!["0", "100000", "65536", "0", "ok"], "{out}");
+    assert_eq!(w, vec!["0", "100000", "65536", "0", "ok", "55"], "{out}");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
 
