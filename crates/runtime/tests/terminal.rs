@@ -54,12 +54,33 @@ fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (String, OwnedFd) {
     )
 }
 
+/// accept(), but give up after ~30 s so a runtime that never connects fails the
+/// test instead of hanging it; the stream gets a receive timeout for the same reason.
+fn accept_bounded(l: &UnixListener) -> std::os::unix::net::UnixStream {
+    l.set_nonblocking(true).unwrap();
+    for _ in 0..3000 {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                    .unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    panic!("nobody connected to the socket");
+}
+
 impl ConsoleSocket {
     fn new() -> ConsoleSocket {
         let path = tmp().join(unique("console.sock"));
         let l = UnixListener::bind(&path).unwrap();
         let thread = std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
+            let s = accept_bounded(&l);
             let (name, fd) = recv_fd(&s);
             let mut f = std::fs::File::from(fd);
             let mut out = Vec::new();
@@ -204,7 +225,7 @@ fn exec_pidfd_socket() {
     let path = tmp().join(unique("pidfd.sock"));
     let l = UnixListener::bind(&path).unwrap();
     let t = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
+        let s = accept_bounded(&l);
         recv_fd(&s)
     });
     let pf = b.dir.join("exec.pid");
