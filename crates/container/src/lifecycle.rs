@@ -598,6 +598,8 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
         }
     }
     release_fifo(&sd, saved.pid)?;
+    // Unlocked first: a hook that runs `state` must not wait for us.
+    drop(sd);
     poststart(&saved);
     Ok(())
 }
@@ -690,16 +692,18 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
 /// forward signals to it, delete it (unless `keep`) and return its exit status.
 pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     let (created, master) = create_inner(g, o, detach)?;
-    {
+    let saved = {
         let sd = StateDir::open(&g.root, &o.id, true)?;
         if let Err(e) = release_fifo(&sd, created.pid) {
             drop(sd);
             let _ = delete(g, &o.id, true);
             return Err(e);
         }
-        if let Some(saved) = sd.load()? {
-            poststart(&saved);
-        }
+        sd.load()?
+    };
+    // Unlocked first: a hook that runs `state` must not wait for us.
+    if let Some(saved) = &saved {
+        poststart(saved);
     }
     if detach {
         return Ok(0);
@@ -888,9 +892,13 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         }
     }
     cg.destroy()?;
+    sd.remove()?;
+    drop(sd);
     if let Some(h) = saved.config.hooks.as_ref() {
         // After the container is deleted, before delete returns; a failure is only
-        // a warning (runtime-spec config.md "Poststop").
+        // a warning (runtime-spec config.md "Poststop"). The state directory is gone
+        // and unlocked first, so a hook that asks for the state gets "does not
+        // exist" instead of waiting for our lock.
         let st = hook_state(
             &saved.config,
             &saved.id,
@@ -900,7 +908,7 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         );
         hooks::run_warn("poststop", &h.poststop, &st);
     }
-    sd.remove()
+    Ok(())
 }
 
 fn kill_and_wait(saved: &Saved, cg: &Cg) -> Result<()> {

@@ -269,3 +269,29 @@ fn failing_start_container_hook_fails_start() {
     assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
     assert!(rt.run(&["delete", &id]).status.success());
 }
+
+#[test]
+fn poststart_and_poststop_hooks_can_query_the_runtime() {
+    // Hooks that call back into the runtime must not wait for the lock of the
+    // command that runs them (the timeout turns a deadlock into a failure here).
+    let rt = Runtime::oxcart();
+    let out = Dir(tmp().join(unique("hooks-state")));
+    std::fs::create_dir_all(&out.0).unwrap();
+    let id = unique("hkq");
+    let query = |kind: &str| {
+        json!({"path": "/bin/sh", "timeout": 20, "args": ["sh", "-c", format!(
+            "{OXCART} --root {} state {id} > {}/{kind} 2>&1; true",
+            rt.root.display(), out.0.display())]})
+    };
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.config["hooks"] = json!({"poststart": [query("poststart")], "poststop": [query("poststop")]});
+    b.write();
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.0.join("poststart")).unwrap()).unwrap();
+    assert_eq!(st["status"], "running");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    let after = std::fs::read_to_string(out.0.join("poststop")).unwrap();
+    assert!(after.contains("does not exist"), "{after}");
+}
