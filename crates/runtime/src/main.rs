@@ -1,5 +1,6 @@
 //! `oxcart-runtime`: an OCI runtime with runc's command line (compat.md §6).
 
+mod cgroup_cmds;
 mod cli;
 mod log;
 
@@ -261,7 +262,12 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
             Ok(0)
         }
         "exec" => exec_cmd::run(&global, rest),
-        "pause" | "resume" | "update" | "events" | "ps" | "features" | "checkpoint" | "restore" => {
+        "pause" => cgroup_cmds::pause(&global, rest),
+        "resume" => cgroup_cmds::resume(&global, rest),
+        "update" => cgroup_cmds::update(&global, rest),
+        "events" => cgroup_cmds::events(&global, rest),
+        "ps" => cgroup_cmds::ps(&global, rest),
+        "features" | "checkpoint" | "restore" => {
             bail!("{cmd}: not supported by this build yet")
         }
         other => bail!("No help topic for '{other}'"),

@@ -1,0 +1,253 @@
+//! pause/resume, update, events, ps and resource limits on real containers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The container's directory for a controller (`memory`, `pids`…), from its
+/// absolute cgroupsPath.
+fn cg_dir(controller: &str, cg: &str) -> PathBuf {
+    let rel = cg.trim_start_matches('/');
+    if v2() {
+        Path::new("/sys/fs/cgroup").join(rel)
+    } else {
+        Path::new("/sys/fs/cgroup").join(controller).join(rel)
+    }
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+struct Running {
+    rt: Runtime,
+    id: String,
+    cg: String,
+    _b: Bundle,
+}
+
+fn start(args: &[&str], edit: impl FnOnce(&mut Value)) -> Running {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(args);
+    let cg = format!("/{}", unique("oxcart-test-ops"));
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    edit(&mut b.config);
+    b.write();
+    let id = unique("ops");
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    Running { rt, id, cg, _b: b }
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let out = tmp().join(unique("count"));
+    std::fs::create_dir_all(&out).unwrap();
+    let r = start(
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /out/t; mv /out/t /out/n; done",
+        ],
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/out", "type": "bind", "source": out.display().to_string(), "options": ["rbind"]
+        }));
+        },
+    );
+    // Written with rename, so a read never sees a half-written file; retry until the
+    // first one exists.
+    let count = || {
+        for _ in 0..100 {
+            let s = std::fs::read_to_string(out.join("n")).unwrap_or_default();
+            if let Ok(n) = s.trim().parse::<u64>() {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no count written");
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(r.rt.run(&["pause", &r.id]).status.success());
+    assert_eq!(r.rt.state(&r.id)["status"], "paused");
+    let a = count();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = count();
+    assert_eq!(a, b, "a paused container made progress");
+    let o = r.rt.run(&["pause", &r.id]);
+    assert!(!o.status.success());
+    assert!(r.rt.run(&["resume", &r.id]).status.success());
+    assert_eq!(r.rt.state(&r.id)["status"], "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(count() > b, "a resumed container made no progress");
+    let o = r.rt.run(&["resume", &r.id]);
+    assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
+    assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let r = start(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+        c["linux"]["resources"]["pids"] = json!({"limit": 50});
+    });
+    let (mem_file, pids_file) = if v2() {
+        ("memory.max", "pids.max")
+    } else {
+        ("memory.limit_in_bytes", "pids.max")
+    };
+    assert_eq!(
+        read(cg_dir("memory", &r.cg).join(mem_file)),
+        (64u64 << 20).to_string()
+    );
+    let o =
+        r.rt.run(&["update", "--memory", "128m", "--pids-limit", "20", &r.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read(cg_dir("memory", &r.cg).join(mem_file)),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read(cg_dir("pids", &r.cg).join(pids_file)), "20");
+    // --resources - : JSON on stdin, as containerd sends it.
+    let mut c = r.rt.cmd();
+    c.args(["update", "--resources", "-", &r.id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids":{"limit":7}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(cg_dir("pids", &r.cg).join(pids_file)), "7");
+    // The memory limit set before is kept (only given fields change).
+    assert_eq!(
+        read(cg_dir("memory", &r.cg).join(mem_file)),
+        (128u64 << 20).to_string()
+    );
+    // Bad values are refused, naming the flag.
+    let o = r.rt.run(&["update", "--memory", "lots", &r.id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
+    assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
+}
+
+#[test]
+fn ps_and_events_stats() {
+    let r = start(&["sleep", "1000"], |_| {});
+    let pid = r.rt.state(&r.id)["pid"].as_i64().unwrap();
+    let o = r.rt.run(&["ps", "--format", "json", &r.id]);
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+    let o = r.rt.run(&["ps", &r.id]);
+    let t = stdout(&o);
+    assert!(t.lines().next().unwrap().contains("PID"), "{t}");
+    assert!(t.lines().skip(1).any(|l| l.contains("sleep 1000")), "{t}");
+    assert_eq!(t.lines().count(), 2, "{t}");
+    let o = r.rt.run(&["events", "--stats", &r.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], Value::String(r.id.clone()));
+    assert_eq!(ev["data"]["pids"]["current"], 1);
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
+    assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
+    let o = r.rt.run(&["events", "--stats", &r.id]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let r = start(
+        &[
+            "sh",
+            "-c",
+            "(for i in $(seq 1 40); do sleep 30 & done) 2>/dev/null; sleep 1000",
+        ],
+        |c| {
+            c["linux"]["resources"]["pids"] = json!({"limit": 10});
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let o = r.rt.run(&["ps", "--format", "json", &r.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        pids.len() <= 10 && pids.len() >= 2,
+        "{} processes under pids.limit 10",
+        pids.len()
+    );
+    assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
+}
+
+#[test]
+fn oom_kill_is_reported_by_events() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "sleep 1; x=$(head -c 300000000 /dev/zero | tr '\\0' a); sleep 1000",
+    ]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    b.write();
+    let id = unique("oom");
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    let mut ev = rt
+        .cmd()
+        .args(["events", "--interval", "1s", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ev.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut saw_oom = false;
+    while Instant::now() < deadline {
+        let Some(Ok(l)) = lines.next() else { break };
+        let v: Value = serde_json::from_str(&l).unwrap();
+        if v["type"] == "oom" {
+            saw_oom = true;
+            break;
+        }
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    assert!(saw_oom, "no oom event within 30 s");
+}
+
+#[test]
+fn ops_on_missing_or_stopped_containers() {
+    let rt = Runtime::oxcart();
+    for cmd in ["pause", "resume", "ps", "update"] {
+        let o = rt.run(&[cmd, "nope"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("does not exist"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}
