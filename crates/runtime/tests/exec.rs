@@ -184,6 +184,22 @@ fn exec_process_file_and_bad_input() {
     let (c, _, err) = rt.exec(&[&id, "true"]);
     assert_eq!(c, 255);
     assert!(err.contains("does not exist"), "{err}");
+    // containerd's shim reads the error from the JSON log: one object, runc's keys.
+    let log = b.dir.join("exec-log.json");
+    let mut cmd = rt.cmd();
+    cmd.arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "exec", "--detach", &id, "true"]);
+    let (c, _, _) = capture(cmd);
+    assert_eq!(c, 255);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(
+        v["msg"].as_str().unwrap().starts_with("exec failed: "),
+        "{v}"
+    );
 }
 
 /// Pids in the container's cgroup (the pids controller's, or the v2 directory).
