@@ -456,7 +456,11 @@ fn exec_into_sub_cgroup_and_created_container() {
         std::fs::create_dir(&d).unwrap();
         guard.dirs.push(d.clone());
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = std::fs::read_to_string(r.join(&cg).join(f)) {
+            // v1 cpuset starts empty; on v2 the file exists only where enabled.
+            if let (Ok(v), true) = (
+                std::fs::read_to_string(r.join(&cg).join(f)),
+                d.join(f).exists(),
+            ) {
                 std::fs::write(d.join(f), v.trim()).unwrap();
             }
         }
