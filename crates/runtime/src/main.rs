@@ -2,6 +2,7 @@
 
 mod cgroup_cmds;
 mod cli;
+mod features;
 mod log;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -267,7 +268,12 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
         "update" => cgroup_cmds::update(&global, rest),
         "events" => cgroup_cmds::events(&global, rest),
         "ps" => cgroup_cmds::ps(&global, rest),
-        "features" | "checkpoint" | "restore" => {
+        "features" => {
+            cli::parse(rest, &[], None)?;
+            println!("{}", serde_json::to_string_pretty(&features::features())?);
+            Ok(0)
+        }
+        "checkpoint" | "restore" => {
             bail!("{cmd}: not supported by this build yet")
         }
         other => bail!("No help topic for '{other}'"),

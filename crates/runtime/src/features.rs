@@ -1,0 +1,52 @@
+//! `features` (runtime-spec features.md / features-linux.md): what this build on this
+//! host really supports. Nothing is claimed that is not implemented: systemd cgroups,
+//! idmapped mounts, Intel RDT and LSM labels at create are reported as unavailable.
+
+use oxcart_container::{caps, rootfs};
+use serde_json::{json, Value};
+
+pub fn features() -> Value {
+    let last = caps::last_cap() as usize;
+    let capabilities: Vec<&str> = caps::CAP_NAMES.iter().take(last + 1).copied().collect();
+    let mut mount_options: Vec<&str> = rootfs::KNOWN_OPTIONS.to_vec();
+    mount_options.sort_unstable();
+    // libseccomp is dlopen()ed to compile profiles: without it, seccomp cannot work.
+    let libseccomp = oxcart_seccomp::libseccomp_version().ok();
+    let seccomp = if libseccomp.is_some() {
+        serde_json::to_value(oxcart_seccomp::features()).unwrap_or(Value::Null)
+    } else {
+        json!({"enabled": false})
+    };
+    let mut annotations = serde_json::Map::new();
+    // features.md lets a runtime report the runc version it is most compatible with.
+    annotations.insert("org.opencontainers.runc.version".into(), json!("1.1.5"));
+    annotations.insert(
+        "org.opencontainers.runc.checkpoint.enabled".into(),
+        json!("false"),
+    );
+    annotations.insert(
+        "io.github.oxcart.version".into(),
+        json!(env!("CARGO_PKG_VERSION")),
+    );
+    if let Some(v) = libseccomp {
+        annotations.insert("io.github.seccomp.libseccomp.version".into(), json!(v));
+    }
+    json!({
+        "ociVersionMin": oxcart_spec::OCI_VERSION_MIN,
+        "ociVersionMax": oxcart_spec::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": capabilities,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "seccomp": seccomp,
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}},
+        },
+        "annotations": annotations,
+        "potentiallyUnsafeConfigAnnotations": ["bundle", "org.systemd.property.", "org.criu.config"],
+    })
+}
