@@ -694,3 +694,109 @@ fn state_json_shape_matches_runc() {
     }
     assert_eq!(shapes[0], shapes[1], "oxcart vs runc");
 }
+
+#[test]
+fn devices_recursive_ro_tmpcopyup_and_no_pivot() {
+    let host_dir = tmp().join(unique("rro"));
+    std::fs::create_dir_all(host_dir.join("sub")).unwrap();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "ls -ln /dev/mydev | awk '{print $1, $3, $4, $5, $6}'; \
+         touch /data/x 2>/dev/null && echo rw || echo ro; \
+         ls /etc-copy | sort | tr '\\n' ' '; echo; \
+         touch /etc-copy/new && echo tmpfs-rw",
+    ]);
+    b.config["linux"]["devices"] = json!([{
+        "path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 7, "gid": 8
+    }]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/data", "type": "bind", "source": host_dir.display().to_string(), "options": ["rbind", "rro"]}));
+    mounts.push(json!({"destination": "/etc-copy", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    b.write();
+    // tmpcopyup copies what the image had at the destination.
+    let rootfs = tmp().join(unique("tcu-rootfs"));
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(rootfs_src())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::create_dir_all(rootfs.join("etc-copy")).unwrap();
+    std::fs::write(rootfs.join("etc-copy/a"), "1").unwrap();
+    std::fs::write(rootfs.join("etc-copy/b"), "2").unwrap();
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.write();
+    for no_pivot in [false, true] {
+        let rt = Runtime::oxcart();
+        let id = unique("dev");
+        let mut c = rt.cmd();
+        c.arg("run");
+        if no_pivot {
+            c.arg("--no-pivot");
+        }
+        c.arg("--bundle")
+            .arg(&b.dir)
+            .arg(&id)
+            .stdin(std::process::Stdio::null());
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "no_pivot={no_pivot}: {}", stderr(&o));
+        let lines: Vec<String> = stdout(&o).lines().map(|l| l.trim().to_string()).collect();
+        assert_eq!(
+            lines,
+            vec!["crw-r----- 7 8 1, 3", "ro", "a b", "tmpfs-rw"],
+            "no_pivot={no_pivot}"
+        );
+    }
+    assert!(
+        !rootfs.join("etc-copy/new").exists(),
+        "tmpfs write reached the image"
+    );
+    let _ = std::fs::remove_dir_all(&rootfs);
+    let _ = std::fs::remove_dir_all(&host_dir);
+}
+
+#[test]
+fn listen_fds_are_passed_with_their_count() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo $LISTEN_FDS $LISTEN_PID; ls /proc/self/fd | sort -n | tr '\\n' ' '",
+    ]);
+    let f = std::fs::File::open("/dev/null").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // systemd sets LISTEN_PID to the pid it execs: let a shell do that, then exec us.
+    let mut c = std::process::Command::new("sh");
+    c.args([
+        "-c",
+        "LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"",
+        OXCART,
+        "--root",
+    ])
+    .arg(&rt.root)
+    .args(["run", "-b"])
+    .arg(&b.dir)
+    .arg(unique("lfd"))
+    .stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::fcntl(3, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let mut lines = s.lines();
+    let first: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(first[0], "1", "{s}");
+    assert!(first[1].parse::<u32>().is_ok(), "LISTEN_PID set: {s}");
+    assert!(lines.next().unwrap().starts_with("0 1 2 3 "), "{s}");
+}
