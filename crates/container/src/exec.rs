@@ -205,8 +205,9 @@ struct Child<'a> {
     caps: Option<crate::caps::CapSets>,
     rlimits: Vec<(libc::c_int, u64, u64)>,
     seccomp: Option<oxcart_seccomp::Filter>,
-    /// Checked on the host before clone: inside, /sys may be absent or another one.
-    apparmor: bool,
+    /// The AppArmor profile to apply, checked on the host before clone (inside, /sys
+    /// may be absent or another one).
+    apparmor: Option<String>,
     console: Option<OwnedFd>,
     preserve_fds: u32,
     userns: bool,
@@ -296,6 +297,22 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         _ => 1,
     });
 
+    let apparmor = process
+        .apparmor_profile
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(String::from);
+    if let Some(prof) = &apparmor {
+        // runc fails here too ("apparmor failed to apply profile: write
+        // /proc/self/attr/exec: invalid argument"): a profile asked for and not
+        // applied would be a weaker process than requested.
+        if !apparmor_enabled() {
+            return Err(Error::config(
+                "process.apparmorProfile",
+                format!("apparmor failed to apply profile {prof:?}: AppArmor is not enabled on this host"),
+            ));
+        }
+    }
     let targets = cgroup_targets(&cg, &o.cgroup)?;
     // Foreground terminal: our own socket pair stands in for --console-socket.
     let mut proxy_end = None;
@@ -319,7 +336,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         caps,
         rlimits,
         seccomp,
-        apparmor: apparmor_enabled(),
+        apparmor,
         console,
         preserve_fds: o.preserve_fds,
         userns,
@@ -533,18 +550,15 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     process::apply_rlimits(&c.rlimits)?;
     process::join_session_keyring(c.id)?;
-    if let Some(prof) = p.apparmor_profile.as_deref().filter(|a| !a.is_empty()) {
-        // Where the host has no AppArmor, runc skips the profile; where it has,
-        // the profile applies from execve on (apparmor "exec" attribute).
-        if c.apparmor {
-            let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-                "/proc/self/attr/apparmor/exec"
-            } else {
-                "/proc/self/attr/exec"
-            };
-            std::fs::write(attr, format!("exec {prof}"))
-                .ctx(|| format!("process.apparmorProfile: set {prof:?}"))?;
-        }
+    if let Some(prof) = &c.apparmor {
+        // The profile applies from execve on (the AppArmor "exec" attribute).
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {prof}"))
+            .ctx(|| format!("process.apparmorProfile: set {prof:?}"))?;
     }
     if p.no_new_privileges {
         process::set_no_new_privs()?;

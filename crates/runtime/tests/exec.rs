@@ -166,6 +166,18 @@ fn exec_process_file_and_bad_input() {
     let (c, _, err) = rt.exec(&[&id]);
     assert_ne!(c, 0);
     assert!(err.contains("args"), "{err}");
+    // Security labels the host cannot apply fail, as in runc (this test assumes a
+    // host without AppArmor/SELinux, like Debian's cloud images; skipped otherwise).
+    if !Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        let (c, _, err) = rt.exec(&["--apparmor", "some-profile", &id, "true"]);
+        assert_eq!(c, 255);
+        assert!(err.contains("apparmor failed to apply profile"), "{err}");
+    }
+    if !Path::new("/sys/fs/selinux/enforce").exists() {
+        let (c, _, err) = rt.exec(&["--process-label", "system_u:r:x", &id, "true"]);
+        assert_eq!(c, 255);
+        assert!(err.contains("SELinux is disabled"), "{err}");
+    }
     // A terminal without a console socket when detached: runc's error.
     let (c, _, err) = rt.exec(&["-t", "-d", &id, "true"]);
     assert_eq!(c, 255);
