@@ -168,15 +168,23 @@ fn differential_against_runc() {
     // the unified hierarchy at /sys/fs/cgroup/unified; we honour the cgroup mount's
     // "ro" on its v1 tmpfs too, where runc leaves that tmpfs writable; and on v2
     // without a cgroup namespace we bind the container's own cgroup where runc mounts
-    // the whole hierarchy, so the mount's source differs.
+    // the whole hierarchy, so the mount's source differs; a read-only root keeps the
+    // nosuid/nodev of the mount beneath it.
     let norm = |s: &str| {
         s.lines()
             .filter(|l| !l.starts_with("/sys/fs/cgroup/unified "))
             .map(|l| {
                 if l.starts_with("/sys/fs/cgroup ") {
-                    "/sys/fs/cgroup"
+                    "/sys/fs/cgroup".to_string()
+                } else if let Some(rest) = l.strip_prefix("/ ") {
+                    // root.readonly: we keep the nosuid/nodev of the mount under the
+                    // rootfs, runc 1.1 drops them when it can. Compare ro/rw only.
+                    let mut f = rest.split_whitespace();
+                    let fs = f.next().unwrap_or("");
+                    let opts = f.next().unwrap_or("").split(',').next().unwrap_or("");
+                    format!("/ {fs} {opts}")
                 } else {
-                    l
+                    l.to_string()
                 }
             })
             .collect::<Vec<_>>()
