@@ -540,3 +540,24 @@ fn exec_joins_cgroup_and_time_namespaces() {
     assert_eq!(&lines[3..], ["/"], "{out}");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
+
+#[test]
+fn exec_into_no_pivot_container_sees_its_rootfs() {
+    // With --no-pivot the rootfs is moved over the namespace's "/" and init chroots;
+    // setns(CLONE_NEWNS) must land on the moved rootfs, not the host's root below it.
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique("exnp");
+    let (ok, err) = rt.detached(&["run", "-d", "--no-pivot"], &b, &id);
+    assert!(ok, "{err}");
+    let marker = env!("CARGO_MANIFEST_DIR");
+    let (c, out, err) = rt.exec(&[
+        &id,
+        "sh",
+        "-c",
+        &format!("ls /; test -e {marker} && echo HOST"),
+    ]);
+    assert_eq!(c, 1, "{err}");
+    assert!(out.contains("bin") && !out.contains("HOST"), "{out}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
