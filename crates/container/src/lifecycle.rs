@@ -29,6 +29,8 @@ pub struct CreateOpts {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of init once it is ready (runc 1.2).
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -146,6 +148,11 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     // Connected before anything exists, so a bad path leaves nothing behind (runc
     // dials the socket in the parent too).
     let mut proxy_end = None;
+    // Connected before anything is created, so a bad path fails cleanly.
+    let pidfd_sock = match &o.pidfd_socket {
+        Some(p) => Some(crate::console::connect_socket(p, "--pidfd-socket")?),
+        None => None,
+    };
     let console = match (&o.console_socket, proc_cfg.terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
         (None, true) => {
@@ -262,6 +269,10 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         rootless: false,
     };
     sd.save(&saved)?;
+    if let Some(sock) = &pidfd_sock {
+        let fd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
+        crate::console::send_fd(sock.as_fd(), "standard", fd.as_raw_fd())?;
+    }
     if let Some(pf) = &o.pid_file {
         // Written atomically, and only now that init is ready: conmon and the
         // containerd shim read it as soon as we exit (compat.md §6.6 item 9).

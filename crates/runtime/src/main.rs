@@ -80,10 +80,16 @@ fn main() {
             std::process::exit(1);
         }
     };
-    match real_main(&g) {
+    let result = real_main(&g);
+    // Failed poststart/poststop hooks do not fail the operation; runtime-spec says
+    // the runtime logs a warning (config.md "Hooks").
+    for w in oxcart_container::hooks::take_warnings() {
+        logger.log("warning", &w);
+    }
+    match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = error_text(&e);
             logger.log("error", &msg);
             // runc's fatal(): the error goes to the log, and also to stderr when the
             // log is a file, because conmon reads the runtime's stderr (compat.md §6.5).
@@ -93,6 +99,23 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes, "outer: inner", skipping a cause whose text the outer
+/// message already ends with (our library errors include their source in Display).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if out.ends_with(&c) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&c);
+    }
+    out
 }
 
 fn default_root() -> PathBuf {
@@ -111,14 +134,12 @@ fn one_id(p: &cli::Parsed, cmd: &str) -> Result<String> {
 }
 
 fn create_opts(p: &cli::Parsed, id: String) -> Result<CreateOpts> {
-    if p.get("pidfd-socket").is_some() {
-        bail!("--pidfd-socket is not supported by this build yet");
-    }
     Ok(CreateOpts {
         id,
         bundle: PathBuf::from(p.get("bundle").unwrap_or(".")),
         pid_file: p.get("pid-file").map(PathBuf::from),
         console_socket: p.get("console-socket").map(PathBuf::from),
+        pidfd_socket: p.get("pidfd-socket").map(PathBuf::from),
         no_pivot: p.bool("no-pivot"),
         no_new_keyring: p.bool("no-new-keyring"),
         preserve_fds: match p.get("preserve-fds") {

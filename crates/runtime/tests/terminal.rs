@@ -300,3 +300,36 @@ fn terminal_bad_input() {
     assert!(!rt.root.join(&id).exists());
     let _ = std::fs::remove_file(&cs);
 }
+
+#[test]
+fn create_pidfd_socket() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let path = tmp().join(unique("cpidfd.sock"));
+    let l = UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        let s = accept_bounded(&l);
+        recv_fd(&s)
+    });
+    let id = unique("cpfd");
+    let (ok, err) = rt.detached(
+        &["create", "--pidfd-socket", path.to_str().unwrap()],
+        &b,
+        &id,
+    );
+    assert!(ok, "{err}");
+    let (name, fd) = t.join().unwrap();
+    assert_eq!(name, "standard");
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    assert!(info.lines().any(|l| l == format!("Pid:\t{pid}")), "{info}");
+    let _ = std::fs::remove_file(&path);
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    // A missing socket fails before anything is created.
+    let id = unique("cpfd");
+    let (ok, err) = rt.detached(&["create", "--pidfd-socket", "/no/such.sock"], &b, &id);
+    assert!(!ok);
+    assert!(err.contains("no such file or directory"), "{err}");
+    assert!(!rt.root.join(&id).exists());
+}

@@ -212,6 +212,10 @@ impl Drop for Runtime {
             }
         }
         let _ = std::fs::remove_dir_all(&self.root);
+        // The shared parent goes too once the last runtime of any test is done.
+        if let Some(parent) = self.root.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
