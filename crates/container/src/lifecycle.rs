@@ -408,6 +408,13 @@ pub(crate) fn compile_seccomp(
 
 /// The container's init, between clone and execve. Returns only on error.
 fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
+    // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
+    // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
+    // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(Error::last("prctl(PR_SET_DUMPABLE)"));
+    }
     let spec = a.spec;
     let process = spec
         .process

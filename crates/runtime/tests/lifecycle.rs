@@ -808,3 +808,23 @@ fn listen_fds_are_passed_with_their_count() {
     assert!(first[1].parse::<u32>().is_ok(), "LISTEN_PID set: {s}");
     assert!(lines.next().unwrap().starts_with("0 1 2 3 "), "{s}");
 }
+
+#[test]
+fn created_init_does_not_expose_the_runtime_binary() {
+    // CVE-2019-5736: before `start`, init is still a copy of oxcart-runtime. A process
+    // in the container must not be able to open /proc/1/exe (the host binary).
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique("cve");
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(ok, "{err}");
+    let (code, out, err) = rt.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/1/exe > /dev/null 2>&1 && echo readable || echo denied",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "denied");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
