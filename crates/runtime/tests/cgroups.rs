@@ -251,3 +251,23 @@ fn ops_on_missing_or_stopped_containers() {
         );
     }
 }
+
+#[test]
+fn unhonourable_resource_fails_create_naming_the_field() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["true"]);
+    let cg = format!("/{}", unique("oxcart-test-cpuset"));
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "0-4095"});
+    b.write();
+    let id = unique("bad-res");
+    let mut c = rt.cmd();
+    c.args(["create", "--bundle"]).arg(&b.dir).arg(&id);
+    let (ok, err) = status_err(c);
+    assert!(!ok);
+    assert!(err.contains("linux.resources.cpu.cpus"), "{err}");
+    assert!(!rt.root.join(&id).exists());
+    for ctrl in ["cpuset", "memory", "pids"] {
+        assert!(!cg_dir(ctrl, &cg).exists(), "{ctrl} cgroup left behind");
+    }
+}
