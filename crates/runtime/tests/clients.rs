@@ -1,0 +1,604 @@
+//! End-to-end tests: real clients (podman with conmon, containerd with its runc v2
+//! shim) drive oxcart-runtime in place of runc. How each client is configured, and
+//! why, is in docs/clients.md.
+//!
+//! Every client gets private roots in a fresh temp dir, so these tests run in
+//! parallel with each other and with the rest of the suite, and never touch the
+//! host's podman or containerd state. Every client command is bounded by a timeout
+//! (the client is killed by its own pid), and Drop guards remove containers,
+//! daemons, mounts and temp dirs even when an assertion fails.
+//!
+//! A missing client is a failure, not a skip: CI installs podman and containerd.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const OXCART: &str = env!("CARGO_BIN_EXE_oxcart-runtime");
+
+/// Generous: a debug runtime under a loaded CI machine running the whole suite.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Fail (never skip) when a client is not installed.
+fn require(bin: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(bin);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("`{bin}` is not installed: these end-to-end tests need it (apt-get install {package})");
+}
+
+/// A finished client command.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Out {
+    fn ok(self) -> Out {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{} failed\nstdout: {}\nstderr: {}",
+            self.what,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run a client command with a deadline. stdout/stderr go to files, not pipes: a
+/// daemonised child (conmon, a shim, a container) may inherit them and would keep a
+/// pipe open forever. On timeout the client is killed by its own pid and the test
+/// fails naming the command.
+fn bounded(mut cmd: Command, scratch: &Path, timeout: Duration) -> Out {
+    let what = format!("{cmd:?}");
+    let name = unique("out");
+    let (outp, errp) = (
+        scratch.join(format!("{name}.stdout")),
+        scratch.join(format!("{name}.stderr")),
+    );
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&outp).unwrap())
+        .stderr(fs::File::create(&errp).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = fs::read_to_string(&errp).unwrap_or_default();
+            panic!("{what} did not finish within {timeout:?}; killed it\nstderr: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Out {
+        code: status.code(),
+        stdout: fs::read_to_string(&outp).unwrap_or_default(),
+        stderr: fs::read_to_string(&errp).unwrap_or_default(),
+        what,
+    };
+    let _ = fs::remove_file(&outp);
+    let _ = fs::remove_file(&errp);
+    out
+}
+
+/// A private temp dir. Short and under /tmp because unix socket paths (containerd's
+/// gRPC address, conmon's attach socket) are limited to 108 bytes.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let p = PathBuf::from("/tmp").join(unique(prefix));
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        kill_processes_under(&self.0);
+        unmount_under(&self.0);
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Mount points below `dir`, deepest first (from /proc/self/mountinfo; octal escapes
+/// such as `\040` are decoded).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mount)
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    v
+}
+
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(n);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detach whatever the clients left mounted in our temp dir (podman's shm tmpfs,
+/// containerd's rootfs mounts). Only mounts below our own dir are touched.
+fn unmount_under(dir: &Path) {
+    for m in mounts_under(dir) {
+        let c = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; MNT_DETACH never blocks.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Processes whose command line names our temp dir were started by this test (the
+/// client daemons, conmon, shims, our runtime wrapper): kill them, never others.
+fn kill_processes_under(dir: &Path) {
+    let needle = dir.as_os_str().as_encoded_bytes().to_vec();
+    let me = std::process::id();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_slice())
+        {
+            // SAFETY: plain kill(2) of a pid we started (its argv names our dir).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A busybox rootfs tarball (like tests/common `rootfs()`), built without a registry.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is needed: apt-get install busybox-static");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let tar = dir.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the busybox rootfs failed");
+    fs::remove_dir_all(&root).unwrap();
+    tar
+}
+
+/// A wrapper in front of oxcart-runtime that records every argv (so tests can check
+/// what the client really passes) and gives the runtime a private --root (podman's
+/// cleanup process does not forward `--runtime-flag`, so a flag would not do).
+fn runtime_wrapper(dir: &Path, name: &str, root: Option<&Path>) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("runtime-argv.log");
+    let wrapper = bin.join(name);
+    let root_arg = match root {
+        Some(r) => format!("--root '{}' ", r.display()),
+        None => String::new(),
+    };
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' {root_arg}\"$@\"\n",
+            log.display(),
+            OXCART
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, log)
+}
+
+// ---------------------------------------------------------------------------
+// podman
+// ---------------------------------------------------------------------------
+
+/// An isolated podman: its own storage, run root, tmpdir, containers.conf and
+/// storage.conf, cgroupfs, file events, no network. Drop removes every container.
+struct Podman {
+    dir: TempDir,
+    podman: PathBuf,
+    wrapper: PathBuf,
+    argv_log: PathBuf,
+    image: String,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let podman = require("podman", "podman");
+        require("conmon", "conmon");
+        let dir = TempDir::new("oxp");
+        let d = dir.0.clone();
+        let (wrapper, argv_log) = runtime_wrapper(&d, "oxcart", Some(&d.join("runtime-root")));
+        for sub in ["storage", "runroot", "tmp", "networks"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        // runtime_supports_json: podman passes `--log-format=json --log <oci-log>`
+        // only to runtimes named there (default: crun, runc, kata, runsc, youki,
+        // krun, ocijail); without it our errors reach podman as text on stderr.
+        // default_ulimits: podman's defaults exceed this machine's hard limits.
+        fs::write(
+            d.join("containers.conf"),
+            format!(
+                r#"[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+netns = "none"
+
+[network]
+network_config_dir = "{d}/networks"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+runtime = "oxcart"
+runtime_supports_json = ["oxcart"]
+tmp_dir = "{d}/tmp"
+volume_path = "{d}/storage/volumes"
+
+[engine.runtimes]
+oxcart = ["{w}"]
+"#,
+                d = d.display(),
+                w = wrapper.display()
+            ),
+        )
+        .unwrap();
+        fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{d}/runroot\"\ngraphroot = \"{d}/storage\"\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let p = Podman {
+            dir,
+            podman,
+            wrapper,
+            argv_log,
+            image: format!("localhost/{}:latest", unique("oxbb")),
+        };
+        let tar = busybox_tar(&p.dir.0);
+        let mut c = p.cmd();
+        c.arg("import").arg(&tar).arg(&p.image);
+        p.run(c).ok();
+        fs::remove_file(&tar).unwrap();
+        p
+    }
+
+    fn cmd(&self) -> Command {
+        let d = &self.dir.0;
+        let mut c = Command::new(&self.podman);
+        c.env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .env_remove("CONTAINERS_REGISTRIES_CONF")
+            .arg("--root")
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .arg("--cgroup-manager")
+            .arg("cgroupfs")
+            .arg("--events-backend")
+            .arg("file")
+            // The runtime by path, as `podman --runtime /path/to/runtime` users do;
+            // podman names it after the file name ("oxcart"), which containers.conf
+            // lists in runtime_supports_json.
+            .arg("--runtime")
+            .arg(&self.wrapper);
+        c
+    }
+
+    fn run(&self, c: Command) -> Out {
+        bounded(c, &self.dir.0, CLIENT_TIMEOUT)
+    }
+
+    fn podman(&self, args: &[&str]) -> Out {
+        let mut c = self.cmd();
+        c.args(args);
+        self.run(c)
+    }
+
+    /// `podman run` with the flags every test container needs.
+    fn run_args<'a>(&'a self, extra: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["run", "--network", "none"];
+        v.extend_from_slice(extra);
+        v.push(&self.image);
+        v.extend_from_slice(cmd);
+        v
+    }
+
+    fn argv(&self) -> Vec<String> {
+        fs::read_to_string(&self.argv_log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.podman(&["inspect", "--format", format, name])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Containers first (conmon, the runtime's state, podman's shm mounts), then
+        // TempDir's Drop kills stragglers, detaches mounts and removes the tree.
+        let mut c = self.cmd();
+        c.args(["rm", "--all", "--force", "--time", "0"]);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bounded(c, &self.dir.0, CLIENT_TIMEOUT)
+        }));
+    }
+}
+
+#[test]
+fn podman_run_logs_and_errors() {
+    let p = Podman::new();
+
+    // run --rm: output and exit status of the container.
+    let out = p.podman(&p.run_args(
+        &["--rm"],
+        &["sh", "-c", "echo hello from $(hostname); exit 3"],
+    ));
+    assert_eq!(out.code, Some(3), "run --rm exit status: {out:?}");
+    assert!(
+        out.stdout.contains("hello from"),
+        "run --rm output: {out:?}"
+    );
+    let out = p.podman(&p.run_args(&["--rm"], &["echo", "ok"])).ok();
+    assert_eq!(out.stdout.trim(), "ok");
+
+    // podman really passed runc's JSON log flags to our runtime.
+    let argv = p.argv();
+    let create = argv
+        .iter()
+        .find(|l| l.contains(" create "))
+        .unwrap_or_else(|| panic!("no create in the runtime's argv log: {argv:?}"));
+    assert!(
+        create.contains("--log-format=json") && create.contains("--log "),
+        "podman did not pass --log-format=json: {create}"
+    );
+    for cmd in ["start ", "delete --force "] {
+        assert!(
+            argv.iter().any(|l| l.starts_with(cmd)),
+            "podman never ran `{cmd}…` through oxcart-runtime: {argv:?}"
+        );
+    }
+
+    // A missing executable: the runtime's error, in runc's words, reaches podman
+    // through the JSON oci-log, and podman maps it to 127.
+    let out = p.podman(&p.run_args(&["--rm"], &["/nonexistent"]));
+    assert_eq!(out.code, Some(127), "missing executable: {out:?}");
+    assert!(
+        out.stderr.contains("no such file or directory"),
+        "runtime error not in podman's message: {out:?}"
+    );
+    assert!(
+        !out.stderr.contains("level=error"),
+        "the error came as a text log line, not through the JSON oci-log: {out:?}"
+    );
+    let out = p.podman(&p.run_args(&["--rm"], &["nonexistent-program"]));
+    assert_eq!(out.code, Some(127), "executable not in $PATH: {out:?}");
+    assert!(
+        out.stderr.contains("executable file not found in $PATH"),
+        "runtime error not in podman's message: {out:?}"
+    );
+
+    // run -d + logs.
+    let name = unique("logs");
+    p.podman(&p.run_args(
+        &["-d", "--name", &name],
+        &[
+            "sh",
+            "-c",
+            "echo first line; echo second line >&2; sleep 1000",
+        ],
+    ))
+    .ok();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        let out = p.podman(&["logs", &name]).ok();
+        let all = format!("{}{}", out.stdout, out.stderr);
+        if all.contains("first line") && all.contains("second line") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "podman logs never showed output: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
+    p.podman(&["rm", "--force", "--time", "0", &name]).ok();
+}
+
+#[test]
+fn podman_exec_stop_kill_pause() {
+    let p = Podman::new();
+    let name = unique("life");
+    // Exits 7 on SIGTERM so `stop` is visible in the exit code.
+    p.podman(&p.run_args(
+        &["-d", "--name", &name],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    ))
+    .ok();
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
+
+    // exec: output and exit status, environment and working directory.
+    let out = p.podman(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "echo $GREETING from $(pwd); exit 5",
+    ]);
+    assert_eq!(out.code, Some(5), "exec exit status: {out:?}");
+    assert_eq!(out.stdout.trim(), "hi from /tmp");
+    // exec of a missing program: runc's words, podman's 127.
+    let out = p.podman(&["exec", &name, "/nonexistent"]);
+    assert_eq!(out.code, Some(127), "exec of a missing program: {out:?}");
+    assert!(
+        out.stderr.contains("no such file or directory"),
+        "runtime error not in podman's message: {out:?}"
+    );
+    assert!(
+        p.argv()
+            .iter()
+            .any(|l| l.contains(" exec ") && l.contains("--detach")),
+        "podman's exec did not reach oxcart-runtime: {:?}",
+        p.argv()
+    );
+
+    // pause/unpause.
+    p.podman(&["pause", &name]).ok();
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "paused");
+    let out = p.podman(&["exec", &name, "true"]);
+    assert_ne!(
+        out.code,
+        Some(0),
+        "exec into a paused container succeeded: {out:?}"
+    );
+    p.podman(&["unpause", &name]).ok();
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
+    p.podman(&["exec", &name, "true"]).ok();
+    let argv = p.argv();
+    for cmd in ["pause ", "resume "] {
+        assert!(
+            argv.iter().any(|l| l.starts_with(cmd)),
+            "no `{cmd}` in the runtime's argv: {argv:?}"
+        );
+    }
+
+    // stop: SIGTERM via `kill <id> 15`; the trap's exit code is recorded.
+    p.podman(&["stop", "--time", "30", &name]).ok();
+    assert_eq!(
+        p.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 7"
+    );
+    let logs = p.podman(&["logs", &name]).ok();
+    assert!(
+        logs.stdout.contains("ready") && logs.stdout.contains("got term"),
+        "{logs:?}"
+    );
+
+    // kill -s KILL: 128+9.
+    let k = unique("kill");
+    p.podman(&p.run_args(&["-d", "--name", &k], &["sleep", "1000"]))
+        .ok();
+    p.podman(&["kill", "--signal", "KILL", &k]).ok();
+    let out = p.podman(&["wait", &k]).ok();
+    assert_eq!(out.stdout.trim(), "137");
+    assert_eq!(
+        p.inspect(&k, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    assert!(
+        p.argv()
+            .iter()
+            .any(|l| l.starts_with("kill ") && l.ends_with(" 9")),
+        "podman's kill did not reach oxcart-runtime: {:?}",
+        p.argv()
+    );
+    // kill of an exited container is podman's error, not a hang.
+    let out = p.podman(&["kill", &k]);
+    assert_ne!(out.code, Some(0), "kill of an exited container: {out:?}");
+
+    p.podman(&["rm", &name, &k]).ok();
+    // Nothing left in the runtime's state.
+    let left = fs::read_dir(p.dir.0.join("runtime-root"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "seccomp-cache")
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "containers left in oxcart's state: {left:?}"
+    );
+}
