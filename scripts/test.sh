@@ -21,5 +21,8 @@ if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
 else
     step "cgroup-v2 lane (qemu)"
-    tests/v2-lane/run.sh --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json
+    # runc and podman's seccomp profile for the differential tests; the static
+    # sd_notify client the host run of the runtime tests built.
+    tests/v2-lane/run.sh --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json \
+        --copy "$PWD/target/tmp/sdnotify"
 fi

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;
+pub mod notify;
 pub mod ops;
 pub mod process;
 pub mod rootfs;

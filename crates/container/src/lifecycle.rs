@@ -108,7 +108,11 @@ pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
 /// `detach` is false only for a foreground `run` (runc's checkTerminal). With a
 /// foreground terminal, also returns the pty master to proxy.
 fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Option<OwnedFd>)> {
-    let (bundle, spec) = load_bundle(&o.bundle)?;
+    let (bundle, mut spec) = load_bundle(&o.bundle)?;
+    let notify = crate::notify::from_env()?.is_some();
+    if notify {
+        crate::notify::add_to_spec(&mut spec, &g.root.join(&o.id));
+    }
     let proc_cfg = spec
         .process
         .as_ref()
@@ -169,6 +173,9 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         cg: None,
         pid: 0,
     };
+    if notify {
+        crate::notify::make_dir(&sd.dir)?;
+    }
 
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
@@ -615,10 +622,14 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
             ))
         }
     }
+    let listener = crate::notify::Listener::bind(&sd.dir)?;
     release_fifo(&sd, saved.pid)?;
     // Unlocked first: a hook that runs `state` must not wait for us.
     drop(sd);
     poststart(&saved);
+    if let Some(l) = listener {
+        l.forward_ready(saved.pid)?;
+    }
     Ok(())
 }
 
@@ -710,18 +721,29 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
 /// forward signals to it, delete it (unless `keep`) and return its exit status.
 pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
     let (created, master) = create_inner(g, o, detach)?;
-    let saved = {
+    let (saved, listener) = {
         let sd = StateDir::open(&g.root, &o.id, true)?;
+        let listener = match crate::notify::Listener::bind(&sd.dir) {
+            Ok(l) => l,
+            Err(e) => {
+                drop(sd);
+                let _ = delete(g, &o.id, true);
+                return Err(e);
+            }
+        };
         if let Err(e) = release_fifo(&sd, created.pid) {
             drop(sd);
             let _ = delete(g, &o.id, true);
             return Err(e);
         }
-        sd.load()?
+        (sd.load()?, listener)
     };
     // Unlocked first: a hook that runs `state` must not wait for us.
     if let Some(saved) = &saved {
         poststart(saved);
+    }
+    if let Some(l) = listener {
+        l.forward_ready(created.pid)?;
     }
     if detach {
         return Ok(0);

@@ -828,3 +828,50 @@ fn created_init_does_not_expose_the_runtime_binary() {
     assert_eq!(out.trim(), "denied");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
+
+#[test]
+fn notify_socket_ready_is_forwarded_with_mainpid() {
+    // A static sd_notify client inside the container (busybox has none). Built once
+    // into target/tmp, where the v2 lane finds it too (scripts/test.sh copies it in).
+    let bin = tmp().join("sdnotify");
+    if !bin.exists() {
+        let part = tmp().join(unique("sdnotify.part"));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sdnotify.c");
+        let st = std::process::Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&part)
+            .arg(&src)
+            .status()
+            .expect("gcc is needed (build-essential)");
+        assert!(st.success());
+        std::fs::rename(&part, &bin).unwrap();
+    }
+    let rootfs = tmp().join(unique("notify-rootfs"));
+    copy_rootfs(rootfs_src(), &rootfs);
+    std::fs::copy(&bin, rootfs.join("sdnotify")).unwrap();
+    let mut b = Bundle::new(&["/sdnotify"]);
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.write();
+
+    let host = tmp().join(unique("notify.sock"));
+    let sock = std::os::unix::net::UnixDatagram::bind(&host).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let rt = Runtime::oxcart();
+    let id = unique("notify");
+    let mut c = rt.cmd();
+    c.env("NOTIFY_SOCKET", &host)
+        .args(["run", "-d", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id);
+    let (ok, err) = status_err(c);
+    assert!(ok, "{err}");
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("no READY forwarded within 30 s");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(msg, format!("READY=1\nMAINPID={pid}\n"));
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    let _ = std::fs::remove_file(&host);
+    let _ = std::fs::remove_dir_all(&rootfs);
+}
