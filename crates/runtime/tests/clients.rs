@@ -596,7 +596,398 @@ fn podman_exec_stop_kill_pause() {
                 .filter(|n| n != "seccomp-cache")
                 .collect::<Vec<_>>()
         })
-        .unwrap_or_default();
+        .expect("the runtime never used its private --root");
+    assert!(
+        left.is_empty(),
+        "containers left in oxcart's state: {left:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// containerd + containerd-shim-runc-v2 (driven with ctr)
+// ---------------------------------------------------------------------------
+
+/// A docker-archive (`docker save` layout: manifest.json, config, one layer tar) of
+/// the busybox rootfs, which `ctr image import` reads without any registry.
+fn busybox_docker_archive(dir: &Path, reference: &str) -> PathBuf {
+    let layer = busybox_tar(dir);
+    let sum = Command::new("sha256sum").arg(&layer).output().unwrap();
+    assert!(sum.status.success(), "sha256sum failed");
+    let diff_id = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let arch = dir.join("archive");
+    fs::create_dir_all(&arch).unwrap();
+    fs::rename(&layer, arch.join("layer.tar")).unwrap();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Cmd": ["sh"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
+    });
+    fs::write(arch.join("config.json"), config.to_string()).unwrap();
+    let manifest = serde_json::json!([{
+        "Config": "config.json",
+        "RepoTags": [reference],
+        "Layers": ["layer.tar"],
+    }]);
+    fs::write(arch.join("manifest.json"), manifest.to_string()).unwrap();
+    let tar = dir.join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&arch)
+        .arg("-cf")
+        .arg(&tar)
+        .args(["manifest.json", "config.json", "layer.tar"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of the docker archive failed");
+    fs::remove_dir_all(&arch).unwrap();
+    tar
+}
+
+/// A private containerd (own root, state, gRPC/ttrpc sockets; CRI and the other
+/// plugins we do not need disabled) with an image imported into namespace `test`.
+/// Drop kills and deletes every task and container, then stops the daemon by its pid.
+struct Containerd {
+    dir: TempDir,
+    ctr: PathBuf,
+    daemon: Option<std::process::Child>,
+    wrapper: PathBuf,
+    argv_log: PathBuf,
+    image: String,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Containerd {
+    fn new() -> Containerd {
+        let containerd = require("containerd", "containerd");
+        require("containerd-shim-runc-v2", "containerd");
+        let ctr = require("ctr", "containerd");
+        let dir = TempDir::new("oxc");
+        let d = dir.0.clone();
+        // No --root in the wrapper: the shim passes its own (`--runc-root`).
+        let (wrapper, argv_log) = runtime_wrapper(&d, "oxcart-runtime", None);
+        fs::write(
+            d.join("config.toml"),
+            format!(
+                r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(d.join("containerd.log")).unwrap();
+        let daemon = Command::new(containerd)
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut c = Containerd {
+            dir,
+            ctr,
+            daemon: Some(daemon),
+            wrapper,
+            argv_log,
+            image: format!("localhost/{}:latest", unique("oxbb")),
+            ids: Default::default(),
+        };
+        // Ready when the API answers.
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            if let Some(st) = c.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "containerd exited ({st}): {}",
+                    fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+                );
+            }
+            if d.join("c.sock").exists() && c.ctr(&["version"]).code == Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up: {}",
+                fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let tar = busybox_docker_archive(&d, &c.image);
+        let tar_s = tar.display().to_string();
+        c.ctr(&["image", "import", "--snapshotter", "native", &tar_s])
+            .ok();
+        fs::remove_file(&tar).unwrap();
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Out {
+        let mut c = Command::new(&self.ctr);
+        c.arg("--address")
+            .arg(self.dir.0.join("c.sock"))
+            .args(["--namespace", "test"])
+            .args(args);
+        bounded(c, &self.dir.0, CLIENT_TIMEOUT)
+    }
+
+    /// `ctr run` with the runc v2 shim pointed at oxcart-runtime (`--runc-binary`,
+    /// stored in the container's runtime options, so `task exec`/`kill`/`pause`
+    /// later use it too) and a private runtime root.
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> Out {
+        self.ids.borrow_mut().push(id.to_string());
+        let d = &self.dir.0;
+        let (bin, root, fifo) = (
+            self.wrapper.display().to_string(),
+            d.join("runc").display().to_string(),
+            d.join("fifo").display().to_string(),
+        );
+        let mut args = vec![
+            "run",
+            "--runtime",
+            "io.containerd.runc.v2",
+            "--runc-binary",
+            &bin,
+            "--runc-root",
+            &root,
+            "--fifo-dir",
+            &fifo,
+            "--snapshotter",
+            "native",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&self.image);
+        args.push(id);
+        args.extend_from_slice(cmd);
+        self.ctr(&args)
+    }
+
+    fn argv(&self) -> Vec<String> {
+        fs::read_to_string(&self.argv_log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn task_status(&self, id: &str) -> String {
+        let out = self.ctr(&["task", "ls"]).ok();
+        out.stdout
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&id)).then(|| f.get(2).unwrap_or(&"").to_string())
+            })
+            .unwrap_or_else(|| panic!("task {id} not in `ctr task ls`: {out:?}"))
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for id in self.ids.borrow().iter() {
+                self.ctr(&["task", "kill", "--signal", "SIGKILL", id]);
+                self.ctr(&["task", "delete", "--force", id]);
+                self.ctr(&["container", "delete", id]);
+            }
+        }));
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the containerd we spawned, by its pid.
+            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        // TempDir's Drop then kills any shim of ours (its argv names our socket),
+        // detaches rootfs mounts and removes the tree.
+    }
+}
+
+#[test]
+fn containerd_run_and_errors() {
+    let c = Containerd::new();
+
+    // ctr run --rm: output and exit status come back through the shim.
+    let out = c.run(
+        &["--rm"],
+        &unique("rm"),
+        &["sh", "-c", "echo hello from shim; exit 3"],
+    );
+    assert_eq!(out.code, Some(3), "ctr run exit status: {out:?}");
+    assert_eq!(out.stdout.trim(), "hello from shim");
+
+    // The shim drove our runtime with its JSON log and a private root.
+    let argv = c.argv();
+    let create = argv
+        .iter()
+        .find(|l| l.contains(" create "))
+        .unwrap_or_else(|| panic!("no create in the runtime's argv log: {argv:?}"));
+    assert!(
+        create.contains("--log-format json") && create.contains("log.json"),
+        "the shim did not pass --log-format json: {create}"
+    );
+    assert!(create.contains(&c.dir.0.join("runc").display().to_string()));
+    for cmd in ["start ", "delete "] {
+        assert!(
+            argv.iter().any(|l| l.contains(&format!(" json {cmd}"))),
+            "the shim never ran `{cmd}…` through oxcart-runtime: {argv:?}"
+        );
+    }
+
+    // Runtime errors reach ctr in runc's words: the shim finds them as the last
+    // `"level":"error"` object of log.json (getLastRuntimeError).
+    let out = c.run(&["--rm"], &unique("missing"), &["/nonexistent"]);
+    assert_ne!(out.code, Some(0), "missing executable: {out:?}");
+    assert!(
+        out.stderr.contains("OCI runtime create failed")
+            && out.stderr.contains("no such file or directory"),
+        "runtime error not in ctr's message: {out:?}"
+    );
+    let out = c.run(&["--rm"], &unique("notinpath"), &["nonexistent-program"]);
+    assert_ne!(out.code, Some(0), "executable not in $PATH: {out:?}");
+    assert!(
+        out.stderr.contains("executable file not found in $PATH"),
+        "runtime error not in ctr's message: {out:?}"
+    );
+    // A failed create leaves no task behind.
+    let ls = c.ctr(&["task", "ls", "--quiet"]).ok();
+    assert_eq!(ls.stdout.trim(), "", "tasks left after failed creates");
+}
+
+#[test]
+fn containerd_exec_pause_kill() {
+    let c = Containerd::new();
+    let id = unique("d");
+    // Exits 7 on SIGTERM so the kill is visible in the exit code.
+    c.run(
+        &["--detach"],
+        &id,
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    assert_eq!(c.task_status(&id), "RUNNING");
+
+    // task exec: output and exit status.
+    let fifo = c.dir.0.join("fifo").display().to_string();
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--fifo-dir",
+        &fifo,
+        "--exec-id",
+        "e1",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "echo exec in $(pwd); exit 4",
+    ]);
+    assert_eq!(out.code, Some(4), "task exec exit status: {out:?}");
+    assert_eq!(out.stdout.trim(), "exec in /tmp");
+    // exec of a missing program: runc's words through the shim.
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--fifo-dir",
+        &fifo,
+        "--exec-id",
+        "e2",
+        &id,
+        "/nonexistent",
+    ]);
+    assert_ne!(out.code, Some(0), "exec of a missing program: {out:?}");
+    assert!(
+        out.stderr.contains("OCI runtime exec failed")
+            && out.stderr.contains("no such file or directory"),
+        "runtime error not in ctr's message: {out:?}"
+    );
+
+    // task ps goes through `ps --format json`.
+    let ps = c.ctr(&["task", "ps", &id]).ok();
+    assert!(ps.stdout.lines().count() >= 2, "task ps: {ps:?}");
+
+    // pause/resume.
+    c.ctr(&["task", "pause", &id]).ok();
+    assert_eq!(c.task_status(&id), "PAUSED");
+    c.ctr(&["task", "resume", &id]).ok();
+    assert_eq!(c.task_status(&id), "RUNNING");
+
+    // kill (SIGTERM by default): the trap's exit status reaches containerd.
+    c.ctr(&["task", "kill", &id]).ok();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while c.task_status(&id) != "STOPPED" {
+        assert!(Instant::now() < deadline, "task never stopped after kill");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = c.ctr(&["task", "delete", &id]).ok();
+    assert!(
+        out.stderr.contains("exit code 7"),
+        "exit status of the killed task: {out:?}"
+    );
+    c.ctr(&["container", "delete", &id]).ok();
+
+    // SIGKILL: 128+9 is not reported as an exit code by ctr, but the task stops.
+    let k = unique("k");
+    c.run(&["--detach"], &k, &["sleep", "1000"]).ok();
+    c.ctr(&["task", "kill", "--signal", "SIGKILL", &k]).ok();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while c.task_status(&k) != "STOPPED" {
+        assert!(
+            Instant::now() < deadline,
+            "task never stopped after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = c.ctr(&["task", "delete", &k]).ok();
+    assert!(out.stderr.contains("exit code 137"), "{out:?}");
+    c.ctr(&["container", "delete", &k]).ok();
+
+    let argv = c.argv();
+    for cmd in ["exec ", "pause ", "resume ", "kill ", "ps "] {
+        assert!(
+            argv.iter().any(|l| l.contains(&format!(" json {cmd}"))),
+            "the shim never ran `{cmd}…` through oxcart-runtime: {argv:?}"
+        );
+    }
+    assert_eq!(c.ctr(&["task", "ls", "--quiet"]).ok().stdout.trim(), "");
+    // Nothing left in the runtime's state (the shim's --root/<namespace>).
+    let left: Vec<_> = fs::read_dir(c.dir.0.join("runc/test"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .expect("the runtime never used the shim's --runc-root");
     assert!(
         left.is_empty(),
         "containers left in oxcart's state: {left:?}"
