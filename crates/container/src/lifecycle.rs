@@ -248,6 +248,9 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
             namespaces::write_id_maps(pid, l)?;
         }
     }
+    // init starts its rootfs setup now, while we move it into its cgroups (see
+    // Msg::Joined for why that overlaps).
+    parent_ch.send(&Msg::Go)?;
     cg.add_pid(pid)?;
     if let Some(adj) = proc_cfg.oom_score_adj {
         // From the parent, as runc does: once init has switched ids in a user
@@ -256,7 +259,9 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
     }
-    parent_ch.send(&Msg::Go)?;
+    // init may already have failed (and closed its end): then wait_ready reports
+    // init's own error, which says more than EPIPE here would.
+    let _ = parent_ch.send(&Msg::Joined);
     wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
 
     let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
@@ -427,11 +432,25 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .process
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
-    // Wait until the parent has written our id maps and put us in our cgroups.
+    // Wait until the parent has written our id maps.
     match ch.recv()? {
         Some((Msg::Go, _)) => {}
         other => return Err(Error::Other(format!("init: expected go, got {other:?}"))),
     }
+    let mut joined = false;
+    // Until the parent says we are in our cgroups (Msg::Joined).
+    let wait_joined = |joined: &mut bool| -> Result<()> {
+        if *joined {
+            return Ok(());
+        }
+        match ch.recv()? {
+            Some((Msg::Joined, _)) => {
+                *joined = true;
+                Ok(())
+            }
+            other => Err(Error::Other(format!("init: expected joined, got {other:?}"))),
+        }
+    };
     if a.plan.new_userns() {
         // Become the namespace's root now that a mapping exists (user_namespaces(7)).
         // SAFETY: plain syscalls.
@@ -443,6 +462,8 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     a.plan.child_join()?;
     if a.plan.new_cgroupns {
+        // The namespace is rooted at the cgroup we are in when we unshare.
+        wait_joined(&mut joined)?;
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
     }
     // SAFETY: plain syscall; a new session detaches us from the caller's terminal.
@@ -465,6 +486,8 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     // in the runtime now that the namespaces exist, createContainer here in the
     // container's namespaces; all before pivot_root (runc prepareRootfs).
     if let Some(h) = spec.hooks.as_ref() {
+        // Hooks are processes of the container: they start in its cgroups.
+        wait_joined(&mut joined)?;
         if !(h.prestart.is_empty() && h.create_runtime.is_empty()) {
             ch.send(&Msg::Hooks)?;
             match ch.recv()? {
@@ -539,6 +562,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .as_ref()
         .filter(|f| !process.no_new_privileges || f.uses_notify());
     if let Some(f) = early_seccomp {
+        wait_joined(&mut joined)?;
         install_seccomp(f, ch)?;
     }
     if let Some(c) = &a.prepared.caps {
@@ -564,6 +588,8 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         env.push(format!("LISTEN_PID={}", sys::getpid()));
     }
     let path = process::look_path(&process.args[0], &env)?;
+    // Never run the user's program outside its cgroups.
+    wait_joined(&mut joined)?;
     ch.send(&Msg::Ready)?;
     process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
         // After start, before the user's program, in the container (runc runs them

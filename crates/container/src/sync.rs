@@ -7,8 +7,13 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → init: id maps written and cgroups joined; go on.
+    /// parent → init: id maps written; go on.
     Go,
+    /// parent → init: init is in all its cgroups. Sent after `Go`, because moving a
+    /// task between v1 cgroups waits for an RCU grace period (~10 ms here): init sets
+    /// up its mounts meanwhile and waits for this before anything that must run in
+    /// the container's cgroups (cgroup namespace, hooks, seccomp listener, ready).
+    Joined,
     /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,
     /// init → parent: setup failed with this message.
@@ -26,6 +31,7 @@ impl Msg {
     fn encode(&self) -> Vec<u8> {
         match self {
             Msg::Go => b"G".to_vec(),
+            Msg::Joined => b"J".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Error(m) => {
                 let mut v = b"E".to_vec();
@@ -40,6 +46,7 @@ impl Msg {
     fn decode(b: &[u8]) -> Option<Msg> {
         Some(match b.first()? {
             b'G' => Msg::Go,
+            b'J' => Msg::Joined,
             b'R' => Msg::Ready,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'H' => Msg::Hooks,
