@@ -993,3 +993,249 @@ fn containerd_exec_pause_kill() {
         "containers left in oxcart's state: {left:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// docker (Debian's docker.io: dockerd with its managed containerd and runc v2 shim)
+// ---------------------------------------------------------------------------
+
+/// A private dockerd: own data root, exec root, socket, pidfile, daemon.json (so the
+/// host's /etc/docker/daemon.json is not read) and trust key; no iptables, no bridge,
+/// vfs storage, cgroupfs. `--add-runtime oxcart=<wrapper>` registers our runtime.
+struct Docker {
+    dir: TempDir,
+    docker: PathBuf,
+    daemon: Option<std::process::Child>,
+    argv_log: PathBuf,
+    image: String,
+    /// /run/docker and /run/docker/plugins are hard-coded in dockerd 20.10; removed
+    /// at the end only if this test created them.
+    run_docker_existed: bool,
+}
+
+impl Docker {
+    fn new() -> Docker {
+        let dockerd = require("dockerd", "docker.io");
+        let docker = require("docker", "docker.io");
+        let run_docker_existed = Path::new("/run/docker").exists();
+        let dir = TempDir::new("oxd");
+        let d = dir.0.clone();
+        let (wrapper, argv_log) = runtime_wrapper(&d, "oxcart-runtime", None);
+        // deprecated-key-path: otherwise dockerd 20.10 writes /etc/docker/key.json.
+        fs::write(
+            d.join("daemon.json"),
+            serde_json::json!({"deprecated-key-path": d.join("key.json")}).to_string(),
+        )
+        .unwrap();
+        let log = fs::File::create(d.join("dockerd.log")).unwrap();
+        let daemon = Command::new(dockerd)
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--userland-proxy=false",
+                "--storage-driver=vfs",
+                "--exec-opt=native.cgroupdriver=cgroupfs",
+            ])
+            .arg(format!("--add-runtime=oxcart={}", wrapper.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut dk = Docker {
+            dir,
+            docker,
+            daemon: Some(daemon),
+            argv_log,
+            image: format!("localhost/{}:latest", unique("oxbb")),
+            run_docker_existed,
+        };
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        loop {
+            if let Some(st) = dk.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "dockerd exited ({st}): {}",
+                    fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
+                );
+            }
+            if d.join("docker.sock").exists() && dk.docker(&["version"]).code == Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let tar = busybox_docker_archive(&d, &dk.image);
+        let tar_s = tar.display().to_string();
+        dk.docker(&["load", "--input", &tar_s]).ok();
+        fs::remove_file(&tar).unwrap();
+        dk
+    }
+
+    fn docker(&self, args: &[&str]) -> Out {
+        let d = &self.dir.0;
+        let mut c = Command::new(&self.docker);
+        c.env("DOCKER_CONFIG", d.join("cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .args(args);
+        bounded(c, d, CLIENT_TIMEOUT)
+    }
+
+    /// `docker run --runtime oxcart --network none [extra] IMAGE cmd…`
+    fn run(&self, extra: &[&str], cmd: &[&str]) -> Out {
+        let mut args = vec!["run", "--runtime", "oxcart", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.push(&self.image);
+        args.extend_from_slice(cmd);
+        self.docker(&args)
+    }
+
+    fn argv(&self) -> Vec<String> {
+        fs::read_to_string(&self.argv_log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.docker(&["inspect", "--format", format, name])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let ids = self.docker(&["ps", "--all", "--quiet"]);
+            for id in ids.stdout.split_whitespace() {
+                self.docker(&["rm", "--force", id]);
+            }
+        }));
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: kill(2) of the dockerd we spawned, by its pid; it stops its
+            // managed containerd on SIGTERM.
+            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        if !self.run_docker_existed {
+            let _ = fs::remove_dir("/run/docker/plugins");
+            let _ = fs::remove_dir("/run/docker");
+        }
+    }
+}
+
+#[test]
+fn docker_runs_oxcart() {
+    let dk = Docker::new();
+
+    // run --rm: output and exit status.
+    let out = dk.run(&["--rm"], &["sh", "-c", "echo hello from docker; exit 3"]);
+    assert_eq!(out.code, Some(3), "docker run exit status: {out:?}");
+    assert_eq!(out.stdout.trim(), "hello from docker");
+    let argv = dk.argv();
+    let create = argv
+        .iter()
+        .find(|l| l.contains(" create "))
+        .unwrap_or_else(|| panic!("docker never created through oxcart-runtime: {argv:?}"));
+    assert!(create.contains("--log-format json"), "{create}");
+
+    // Runtime errors in runc's words; docker's 127 for a missing executable.
+    let out = dk.run(&["--rm"], &["/nonexistent"]);
+    assert_eq!(out.code, Some(127), "missing executable: {out:?}");
+    assert!(
+        out.stderr.contains("OCI runtime create failed")
+            && out.stderr.contains("no such file or directory"),
+        "runtime error not in docker's message: {out:?}"
+    );
+    let out = dk.run(&["--rm"], &["nonexistent-program"]);
+    assert_eq!(out.code, Some(127), "executable not in $PATH: {out:?}");
+    assert!(
+        out.stderr.contains("executable file not found in $PATH"),
+        "runtime error not in docker's message: {out:?}"
+    );
+
+    // run -d, logs, exec, pause/unpause, stop, kill, inspect exit codes.
+    let name = unique("d");
+    dk.run(
+        &["--detach", "--name", &name],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while !dk.docker(&["logs", &name]).ok().stdout.contains("ready") {
+        assert!(Instant::now() < deadline, "docker logs never showed output");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = dk.docker(&[
+        "exec",
+        "--workdir",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "pwd; exit 4",
+    ]);
+    assert_eq!(out.code, Some(4), "docker exec exit status: {out:?}");
+    assert_eq!(out.stdout.trim(), "/tmp");
+    // docker maps every failed exec start to 126 (with runc too).
+    let out = dk.docker(&["exec", &name, "/nonexistent"]);
+    assert_eq!(out.code, Some(126), "exec of a missing program: {out:?}");
+    assert!(
+        out.stdout.contains("no such file or directory")
+            || out.stderr.contains("no such file or directory"),
+        "runtime error not in docker's message: {out:?}"
+    );
+    dk.docker(&["pause", &name]).ok();
+    assert_eq!(dk.inspect(&name, "{{.State.Status}}"), "paused");
+    dk.docker(&["unpause", &name]).ok();
+    assert_eq!(dk.inspect(&name, "{{.State.Status}}"), "running");
+    dk.docker(&["stop", "--time", "30", &name]).ok();
+    assert_eq!(
+        dk.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 7"
+    );
+    assert!(dk.docker(&["logs", &name]).ok().stdout.contains("got term"));
+
+    let k = unique("k");
+    dk.run(&["--detach", "--name", &k], &["sleep", "1000"]).ok();
+    dk.docker(&["kill", &k]).ok();
+    assert_eq!(dk.docker(&["wait", &k]).ok().stdout.trim(), "137");
+    dk.docker(&["rm", &name, &k]).ok();
+
+    let argv = dk.argv();
+    for cmd in ["start ", "exec ", "pause ", "resume ", "kill ", "delete "] {
+        assert!(
+            argv.iter().any(|l| l.contains(&format!(" json {cmd}"))),
+            "docker never ran `{cmd}…` through oxcart-runtime: {argv:?}"
+        );
+    }
+}
