@@ -159,12 +159,7 @@ pub fn build_process(config_process: Option<&Process>, p: &ExecProcess) -> Resul
     if proc.args.is_empty() {
         return Err(Error::config("process.args", "args must not be empty"));
     }
-    if proc.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
-        return Err(Error::config(
-            "process.selinuxLabel",
-            "SELinux label is specified in config, but SELinux is disabled or not supported",
-        ));
-    }
+    check_selinux_label(proc.selinux_label.as_deref())?;
     Ok(proc)
 }
 
@@ -186,11 +181,41 @@ pub fn check_terminal(terminal: bool, detach: bool, console_socket: bool) -> Res
     Ok(())
 }
 
-fn selinux_enabled() -> bool {
+/// runc's rule where SELinux is off (an error naming the label), and fail closed
+/// where it is on: applying labels is not implemented yet, and a process that
+/// silently kept the runtime's label would be weaker than asked.
+pub(crate) fn check_selinux_label(label: Option<&str>) -> Result<()> {
+    let Some(l) = label.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    if !selinux_enabled() {
+        return Err(Error::config(
+            "process.selinuxLabel",
+            "SELinux label is specified in config, but SELinux is disabled or not supported",
+        ));
+    }
+    Err(Error::config(
+        "process.selinuxLabel",
+        format!("applying SELinux label {l:?} is not supported by this build yet"),
+    ))
+}
+
+/// The AppArmor "exec" attribute: the profile applies from the next execve on.
+pub(crate) fn set_apparmor_exec(prof: &str) -> Result<()> {
+    let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+        "/proc/self/attr/apparmor/exec"
+    } else {
+        "/proc/self/attr/exec"
+    };
+    std::fs::write(attr, format!("exec {prof}"))
+        .ctx(|| format!("process.apparmorProfile: set {prof:?}"))
+}
+
+pub(crate) fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim_start().starts_with('Y'))
         .unwrap_or(false)
@@ -551,14 +576,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     process::apply_rlimits(&c.rlimits)?;
     process::join_session_keyring(c.id)?;
     if let Some(prof) = &c.apparmor {
-        // The profile applies from execve on (the AppArmor "exec" attribute).
-        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-            "/proc/self/attr/apparmor/exec"
-        } else {
-            "/proc/self/attr/exec"
-        };
-        std::fs::write(attr, format!("exec {prof}"))
-            .ctx(|| format!("process.apparmorProfile: set {prof:?}"))?;
+        set_apparmor_exec(prof)?;
     }
     if p.no_new_privileges {
         process::set_no_new_privs()?;

@@ -142,6 +142,30 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     }
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
     let prepared = process::prepare(&spec, &has)?;
+    // LSMs (runc's behaviour): a profile the host cannot apply is an error, never a
+    // silently unconfined container.
+    let apparmor = proc_cfg
+        .apparmor_profile
+        .as_deref()
+        .filter(|a| !a.is_empty());
+    if let Some(prof) = apparmor {
+        if !crate::exec::apparmor_enabled() {
+            return Err(Error::config(
+                "process.apparmorProfile",
+                format!("apparmor failed to apply profile {prof:?}: AppArmor is not enabled on this host"),
+            ));
+        }
+    }
+    crate::exec::check_selinux_label(proc_cfg.selinux_label.as_deref())?;
+    if let Some(l) = spec.linux.as_ref().and_then(|l| l.mount_label.as_deref()) {
+        // Without SELinux runc drops the mount label (label.FormatMountLabel).
+        if !l.is_empty() && crate::exec::selinux_enabled() {
+            return Err(Error::config(
+                "linux.mountLabel",
+                "applying SELinux mount labels is not supported by this build yet",
+            ));
+        }
+    }
     hooks::validate(spec.hooks.as_ref())?;
     let seccomp = match spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
         // runc: a profile with no defaultAction and no syscalls means "no seccomp".
@@ -448,7 +472,9 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
                 *joined = true;
                 Ok(())
             }
-            other => Err(Error::Other(format!("init: expected joined, got {other:?}"))),
+            other => Err(Error::Other(format!(
+                "init: expected joined, got {other:?}"
+            ))),
         }
     };
     if a.plan.new_userns() {
@@ -542,6 +568,14 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         namespaces::loopback_up()?;
     }
     process::apply_rlimits(&a.prepared.rlimits)?;
+    if let Some(prof) = process
+        .apparmor_profile
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        // Checked in the parent: the host has AppArmor. Applies from execve on.
+        crate::exec::set_apparmor_exec(prof)?;
+    }
     if !a.no_new_keyring {
         process::join_session_keyring(a.id)?;
     }
