@@ -1239,3 +1239,134 @@ fn docker_runs_oxcart() {
         );
     }
 }
+
+/// A cgroup file of the container's own cgroup, on v1 (`<controller>/<v1>`) or v2
+/// (`<v2>`): a shell snippet that prints it.
+fn cgroup_cat(controller: &str, v1: &str, v2: &str) -> String {
+    format!("cat /sys/fs/cgroup/{v2} 2>/dev/null || cat /sys/fs/cgroup/{controller}/{v1}")
+}
+
+#[test]
+fn podman_terminal_restrictions_restart() {
+    let p = Podman::new();
+    // A terminal: conmon passes --console-socket and gets the pty master back.
+    let out = p
+        .podman(&p.run_args(&["--rm", "--tty"], &["sh", "-c", "tty; echo done"]))
+        .ok();
+    assert_eq!(out.stdout, "/dev/pts/0\r\ndone\r\n", "run --tty: {out:?}");
+    assert!(
+        p.argv()
+            .iter()
+            .any(|l| l.contains(" create ") && l.contains("--console-socket")),
+        "conmon did not pass --console-socket: {:?}",
+        p.argv()
+    );
+
+    // podman's hardening flags become config.json fields the runtime must apply.
+    let mem = cgroup_cat("memory", "memory.limit_in_bytes", "memory.max");
+    let pids = cgroup_cat("pids", "pids.max", "pids.max");
+    let script = format!("id; grep CapEff /proc/self/status; {mem}; {pids}; touch /x");
+    let out = p.podman(&p.run_args(
+        &[
+            "--rm",
+            "--read-only",
+            "--user",
+            "65534:65534",
+            "--cap-drop",
+            "all",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+        ],
+        &["sh", "-c", &script],
+    ));
+    assert_eq!(
+        out.code,
+        Some(1),
+        "touch on a read-only root must fail: {out:?}"
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "uid=65534(65534) gid=65534(65534) groups=65534(65534)",
+            "CapEff:\t0000000000000000",
+            "67108864",
+            "50"
+        ],
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Read-only file system"), "{out:?}");
+
+    // --init: podman bind-mounts catatonit as pid 1.
+    let out = p
+        .podman(&p.run_args(&["--rm", "--init"], &["ps", "-o", "pid,args"]))
+        .ok();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim() == "1 /run/podman-init -- ps -o pid,args"),
+        "--init: {out:?}"
+    );
+
+    // exec --tty, top, restart (delete + create + start of the same id).
+    let name = unique("t");
+    p.podman(&p.run_args(&["-d", "--name", &name], &["sleep", "1000"]))
+        .ok();
+    let out = p.podman(&["exec", "--tty", &name, "tty"]).ok();
+    assert_eq!(out.stdout, "/dev/pts/0\r\n", "exec --tty: {out:?}");
+    let top = p.podman(&["top", &name]).ok();
+    assert!(top.stdout.contains("sleep 1000"), "{top:?}");
+    let before = p.inspect(&name, "{{.State.Pid}}");
+    p.podman(&["restart", "--time", "0", &name]).ok();
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
+    assert_ne!(
+        p.inspect(&name, "{{.State.Pid}}"),
+        before,
+        "restart kept the old process"
+    );
+    p.podman(&["rm", "--force", "--time", "0", &name]).ok();
+}
+
+#[test]
+fn docker_terminal_update_restart() {
+    let dk = Docker::new();
+    // A terminal through the shim's console socket.
+    let out = dk
+        .run(&["--rm", "--tty"], &["sh", "-c", "tty; echo done"])
+        .ok();
+    assert_eq!(out.stdout, "/dev/pts/0\r\ndone\r\n", "run --tty: {out:?}");
+
+    // Resources at create, then `docker update` (the shim's `update --resources -`).
+    let mem = cgroup_cat("memory", "memory.limit_in_bytes", "memory.max");
+    let k = unique("u");
+    dk.run(
+        &["--detach", "--name", &k, "--memory", "64m"],
+        &["sleep", "1000"],
+    )
+    .ok();
+    let out = dk.docker(&["exec", &k, "sh", "-c", &mem]).ok();
+    assert_eq!(out.stdout.trim(), "67108864");
+    dk.docker(&["update", "--memory", "128m", "--memory-swap", "256m", &k])
+        .ok();
+    let out = dk.docker(&["exec", &k, "sh", "-c", &mem]).ok();
+    assert_eq!(out.stdout.trim(), "134217728", "after docker update");
+    assert!(
+        dk.argv().iter().any(|l| l.contains(" json update ")),
+        "docker update did not reach oxcart-runtime: {:?}",
+        dk.argv()
+    );
+
+    let top = dk.docker(&["top", &k]).ok();
+    assert!(top.stdout.contains("sleep 1000"), "{top:?}");
+    let before = dk.inspect(&k, "{{.State.Pid}}");
+    dk.docker(&["restart", "--time", "0", &k]).ok();
+    assert_eq!(dk.inspect(&k, "{{.State.Status}}"), "running");
+    assert_ne!(
+        dk.inspect(&k, "{{.State.Pid}}"),
+        before,
+        "restart kept the old process"
+    );
+    dk.docker(&["rm", "--force", &k]).ok();
+}
