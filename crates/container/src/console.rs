@@ -80,39 +80,8 @@ pub fn connect_socket(path: &Path, flag: &str) -> Result<OwnedFd> {
 
 /// Send `fd` with `name` as data in one message (runc `utils.SendFd`).
 pub fn send_fd(sock: BorrowedFd<'_>, name: &str, fd: RawFd) -> Result<()> {
-    let data = name.as_bytes();
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: zeroed msghdr is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space;
-    // SAFETY: msg_control points at CMSG_SPACE(sizeof fd) bytes.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-    }
-    loop {
-        // SAFETY: msg is fully initialised.
-        let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::sys(format!("send {name} fd over a unix socket"), e));
-        }
-    }
+    crate::sync::send_with_rights(sock.as_raw_fd(), name.as_bytes(), Some(fd))
+        .map_err(|e| Error::sys(format!("send {name} fd over a unix socket"), e))
 }
 
 /// A pty pair allocated inside the container.
@@ -257,47 +226,9 @@ pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
 /// process reports it is ready).
 pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
     let mut name = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: name.as_mut_ptr() as *mut libc::c_void,
-        iov_len: name.len(),
-    };
-    // SAFETY: pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: zeroed msghdr is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space;
-    loop {
-        // SAFETY: msg points at live buffers.
-        let r = unsafe {
-            libc::recvmsg(
-                sock.as_raw_fd(),
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-            )
-        };
-        if r >= 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::sys("receive the pty master", e));
-        }
-    }
-    // SAFETY: reading the control message the kernel filled in.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return Err(Error::Other(
-                "no pty master received from the container".into(),
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+    let (_, fd) = crate::sync::recv_with_rights(sock.as_raw_fd(), &mut name, libc::MSG_DONTWAIT)
+        .map_err(|e| Error::sys("receive the pty master", e))?;
+    fd.ok_or_else(|| Error::Other("no pty master received from the container".into()))
 }
 
 /// Restores the caller's terminal settings on drop.
@@ -363,29 +294,7 @@ fn write_all(fd: RawFd, mut b: &[u8]) -> bool {
 pub fn proxy_and_wait(pid: libc::pid_t, master: OwnedFd) -> Result<i32> {
     let _raw = RawMode::enter();
     copy_winsize(master.as_fd());
-    // SAFETY: sigset manipulation on a local set; signalfd on it.
-    let sfd = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGWINCH,
-            libc::SIGCHLD,
-        ] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(Error::last("signalfd"));
-        }
-        OwnedFd::from_raw_fd(fd)
-    };
+    let sfd = sys::forwarded_signals_fd(libc::SFD_NONBLOCK).ctx(|| "signalfd".into())?;
     let mut stdin_open = true;
     let mut master_open = true;
     let mut buf = [0u8; 8192];

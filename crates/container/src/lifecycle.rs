@@ -820,49 +820,30 @@ pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> 
 
 /// Wait for our child, forwarding the usual terminal/job-control signals to it.
 pub(crate) fn wait_forwarding(pid: libc::pid_t) -> Result<i32> {
-    // SAFETY: sigset manipulation on a local set; signalfd on it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGWINCH,
-            libc::SIGCHLD,
-        ] {
-            libc::sigaddset(&mut set, s);
+    let sfd = sys::forwarded_signals_fd(0).ctx(|| "signalfd".into())?;
+    loop {
+        match sys::waitpid(pid, libc::WNOHANG) {
+            Ok((p, st)) if p == pid => return Ok(sys::exit_code(st)),
+            Ok(_) => {}
+            Err(e) => return Err(Error::sys("waitpid", e)),
         }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let sfd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-        if sfd < 0 {
-            return Err(Error::last("signalfd"));
-        }
-        let sfd = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd);
-        loop {
-            if let Ok((p, st)) = sys::waitpid(pid, libc::WNOHANG) {
-                if p == pid {
-                    return Ok(sys::exit_code(st));
-                }
-            } else {
-                return Err(Error::last("waitpid"));
-            }
+        // SAFETY: reading one siginfo into a zeroed struct of the right size.
+        let (n, info) = unsafe {
             let mut info: libc::signalfd_siginfo = std::mem::zeroed();
             let n = libc::read(
                 sfd.as_raw_fd(),
                 &mut info as *mut _ as *mut libc::c_void,
                 std::mem::size_of::<libc::signalfd_siginfo>(),
             );
-            if n <= 0 {
-                continue;
-            }
-            let sig = info.ssi_signo as libc::c_int;
-            if sig != libc::SIGCHLD {
-                libc::kill(pid, sig);
-            }
+            (n, info)
+        };
+        if n <= 0 {
+            continue;
+        }
+        let sig = info.ssi_signo as libc::c_int;
+        if sig != libc::SIGCHLD {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, sig) };
         }
     }
 }

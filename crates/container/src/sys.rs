@@ -298,6 +298,34 @@ pub fn mount_setattr(
     .map(drop)
 }
 
+/// Block the signals a foreground `run`/`exec` forwards to its process (and SIGCHLD)
+/// and return a signalfd for them (signalfd(2)), so none is lost between checks.
+pub fn forwarded_signals_fd(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local set; signalfd on it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | flags);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
 /// Wait for a child; returns its wait status.
 pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<(libc::pid_t, libc::c_int)> {
     let mut status = 0;

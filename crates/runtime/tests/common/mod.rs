@@ -174,22 +174,9 @@ impl Runtime {
     /// container inherits stdio, so pipes would never reach EOF. stdout goes to
     /// /dev/null and stderr to a file. Returns (success, stderr).
     pub fn detached(&self, args: &[&str], bundle: &Bundle, id: &str) -> (bool, String) {
-        let errf = tmp().join(unique("stderr"));
-        let f = std::fs::File::create(&errf).unwrap();
-        let st = self
-            .cmd()
-            .args(args)
-            .arg("--bundle")
-            .arg(&bundle.dir)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(f)
-            .status()
-            .unwrap();
-        let err = std::fs::read_to_string(&errf).unwrap_or_default();
-        let _ = std::fs::remove_file(&errf);
-        (st.success(), err)
+        let mut c = self.cmd();
+        c.args(args).arg("--bundle").arg(&bundle.dir).arg(id);
+        status_err(c)
     }
     pub fn state(&self, id: &str) -> Value {
         let out = self.run(&["state", id]);
