@@ -201,6 +201,53 @@ fn kill_processes_under(dir: &Path) {
     }
 }
 
+/// A cgroup parent private to one test (`/<name>` in every hierarchy), so the
+/// clients' containers never land in shared parents (`/libpod_parent`, `/docker`,
+/// `/<namespace>`) that a test could not remove without racing another. Drop removes
+/// the tree, deepest first, once its processes are gone.
+struct CgroupParent(String);
+
+impl CgroupParent {
+    fn new(prefix: &str) -> CgroupParent {
+        CgroupParent(unique(prefix))
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        // Every mounted hierarchy: v1 controllers, the hybrid unified mount, or the
+        // v2 root itself.
+        let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            roots.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for root in roots {
+            let top = root.join(&self.0);
+            if !top.is_dir() {
+                continue;
+            }
+            let mut dirs = vec![];
+            let mut stack = vec![top];
+            while let Some(d) = stack.pop() {
+                if let Ok(rd) = fs::read_dir(&d) {
+                    stack.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+                dirs.push(d);
+            }
+            dirs.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+            for d in dirs {
+                // A cgroup whose last process just died can be EBUSY for a moment.
+                for _ in 0..100 {
+                    if fs::remove_dir(&d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
 /// A busybox rootfs tarball (like tests/common `rootfs()`), built without a registry.
 fn busybox_tar(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
@@ -265,6 +312,9 @@ fn runtime_wrapper(dir: &Path, name: &str, root: Option<&Path>) -> (PathBuf, Pat
 /// storage.conf, cgroupfs, file events, no network. Drop removes every container.
 struct Podman {
     dir: TempDir,
+    // After `dir`: fields drop in order, so processes are gone before the rmdir.
+    cgroup: CgroupParent,
+    cgroup_path: String,
     podman: PathBuf,
     wrapper: PathBuf,
     argv_log: PathBuf,
@@ -320,8 +370,11 @@ oxcart = ["{w}"]
             ),
         )
         .unwrap();
+        let cgroup = CgroupParent::new("oxp");
         let p = Podman {
             dir,
+            cgroup_path: format!("/{}", cgroup.0),
+            cgroup,
             podman,
             wrapper,
             argv_log,
@@ -371,7 +424,13 @@ oxcart = ["{w}"]
 
     /// `podman run` with the flags every test container needs.
     fn run_args<'a>(&'a self, extra: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec!["run", "--network", "none"];
+        let mut v = vec![
+            "run",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            &self.cgroup_path,
+        ];
         v.extend_from_slice(extra);
         v.push(&self.image);
         v.extend_from_slice(cmd);
@@ -652,10 +711,13 @@ fn busybox_docker_archive(dir: &Path, reference: &str) -> PathBuf {
 }
 
 /// A private containerd (own root, state, gRPC/ttrpc sockets; CRI and the other
-/// plugins we do not need disabled) with an image imported into namespace `test`.
+/// plugins we do not need disabled) with an image imported into a private namespace.
 /// Drop kills and deletes every task and container, then stops the daemon by its pid.
 struct Containerd {
     dir: TempDir,
+    /// Also the containerd namespace, so ctr's default cgroupsPath `/<ns>/<id>`
+    /// lands in it (and the shim's runtime root is `<runc-root>/<ns>`).
+    ns: CgroupParent,
     ctr: PathBuf,
     daemon: Option<std::process::Child>,
     wrapper: PathBuf,
@@ -710,6 +772,7 @@ disabled_plugins = [
             .unwrap();
         let mut c = Containerd {
             dir,
+            ns: CgroupParent::new("oxns"),
             ctr,
             daemon: Some(daemon),
             wrapper,
@@ -748,7 +811,8 @@ disabled_plugins = [
         let mut c = Command::new(&self.ctr);
         c.arg("--address")
             .arg(self.dir.0.join("c.sock"))
-            .args(["--namespace", "test"])
+            .arg("--namespace")
+            .arg(&self.ns.0)
             .args(args);
         bounded(c, &self.dir.0, CLIENT_TIMEOUT)
     }
@@ -981,7 +1045,7 @@ fn containerd_exec_pause_kill() {
     }
     assert_eq!(c.ctr(&["task", "ls", "--quiet"]).ok().stdout.trim(), "");
     // Nothing left in the runtime's state (the shim's --root/<namespace>).
-    let left: Vec<_> = fs::read_dir(c.dir.0.join("runc/test"))
+    let left: Vec<_> = fs::read_dir(c.dir.0.join("runc").join(&c.ns.0))
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1003,6 +1067,7 @@ fn containerd_exec_pause_kill() {
 /// vfs storage, cgroupfs. `--add-runtime oxcart=<wrapper>` registers our runtime.
 struct Docker {
     dir: TempDir,
+    cgroup: CgroupParent,
     docker: PathBuf,
     daemon: Option<std::process::Child>,
     argv_log: PathBuf,
@@ -1018,6 +1083,7 @@ impl Docker {
         let docker = require("docker", "docker.io");
         let run_docker_existed = Path::new("/run/docker").exists();
         let dir = TempDir::new("oxd");
+        let cgroup = CgroupParent::new("oxd");
         let d = dir.0.clone();
         let (wrapper, argv_log) = runtime_wrapper(&d, "oxcart-runtime", None);
         // deprecated-key-path: otherwise dockerd 20.10 writes /etc/docker/key.json.
@@ -1047,6 +1113,7 @@ impl Docker {
                 "--storage-driver=vfs",
                 "--exec-opt=native.cgroupdriver=cgroupfs",
             ])
+            .arg(format!("--cgroup-parent=/{}", cgroup.0))
             .arg(format!("--add-runtime=oxcart={}", wrapper.display()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -1055,6 +1122,7 @@ impl Docker {
             .unwrap();
         let mut dk = Docker {
             dir,
+            cgroup,
             docker,
             daemon: Some(daemon),
             argv_log,
