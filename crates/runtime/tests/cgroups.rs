@@ -142,6 +142,19 @@ fn update_changes_limits_of_a_running_container() {
         read(cg_dir("memory", &r.cg).join(mem_file)),
         (128u64 << 20).to_string()
     );
+    // --memory-swap -1: unlimited swap (runc's flag semantics).
+    let o = r.rt.run(&["update", "--memory-swap", "-1", &r.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let swap_file = if v2() {
+        "memory.swap.max"
+    } else {
+        "memory.memsw.limit_in_bytes"
+    };
+    let swap = read(cg_dir("memory", &r.cg).join(swap_file));
+    assert!(
+        swap == "max" || swap.parse::<u64>().unwrap_or(0) >= (1u64 << 62),
+        "swap limit {swap}"
+    );
     // Bad values are refused, naming the flag.
     let o = r.rt.run(&["update", "--memory", "lots", &r.id]);
     assert!(!o.status.success());
