@@ -313,7 +313,7 @@ fn runtime_wrapper(dir: &Path, name: &str, root: Option<&Path>) -> (PathBuf, Pat
 struct Podman {
     dir: TempDir,
     // After `dir`: fields drop in order, so processes are gone before the rmdir.
-    cgroup: CgroupParent,
+    _cgroup: CgroupParent,
     cgroup_path: String,
     podman: PathBuf,
     wrapper: PathBuf,
@@ -374,7 +374,7 @@ oxcart = ["{w}"]
         let p = Podman {
             dir,
             cgroup_path: format!("/{}", cgroup.0),
-            cgroup,
+            _cgroup: cgroup,
             podman,
             wrapper,
             argv_log,
@@ -1067,7 +1067,8 @@ fn containerd_exec_pause_kill() {
 /// vfs storage, cgroupfs. `--add-runtime oxcart=<wrapper>` registers our runtime.
 struct Docker {
     dir: TempDir,
-    cgroup: CgroupParent,
+    /// Drop guard only; after `dir` so processes are gone before the rmdir.
+    _cgroup: CgroupParent,
     docker: PathBuf,
     daemon: Option<std::process::Child>,
     argv_log: PathBuf,
@@ -1122,7 +1123,7 @@ impl Docker {
             .unwrap();
         let mut dk = Docker {
             dir,
-            cgroup,
+            _cgroup: cgroup,
             docker,
             daemon: Some(daemon),
             argv_log,
