@@ -1439,3 +1439,73 @@ fn docker_terminal_update_restart() {
     );
     dk.docker(&["rm", "--force", &k]).ok();
 }
+
+// ---------------------------------------------------------------------------
+// The runtime's error must reach the client every time, not just usually
+// ---------------------------------------------------------------------------
+
+/// The clients above match the runtime's words ("no such file or directory",
+/// "executable file not found in $PATH"). Under load, `create` of a container whose
+/// program is missing sometimes loses that message and fails with
+/// "receive from init channel: Connection reset by peer (os error 104)" instead
+/// (seen through ctr and podman). This repeats that `create` from four threads so
+/// the race shows up reliably rather than as a rare flake in the client tests.
+#[test]
+fn create_error_is_never_lost() {
+    let dir = TempDir::new("oxe");
+    let cgroup = CgroupParent::new("oxe");
+    let rootfs = dir.0.join("rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let state_root = dir.0.join("state");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let bundle = dir.0.join(format!("bundle{t}"));
+            fs::create_dir_all(&bundle).unwrap();
+            let out = Command::new(OXCART)
+                .args(["spec", "--bundle"])
+                .arg(&bundle)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "spec: {out:?}");
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+            config["process"]["terminal"] = false.into();
+            config["process"]["args"] = serde_json::json!(["/nonexistent"]);
+            config["root"]["path"] = rootfs.display().to_string().into();
+            config["linux"]["cgroupsPath"] = format!("/{}/t{t}", cgroup.0).into();
+            fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+            let (scratch, state_root) = (dir.0.clone(), state_root.clone());
+            std::thread::spawn(move || {
+                let mut lost = vec![];
+                for i in 0..25 {
+                    let id = format!("e{t}-{i}");
+                    let mut c = Command::new(OXCART);
+                    c.arg("--root").arg(&state_root);
+                    c.args(["create", "--bundle"]).arg(&bundle).arg(&id);
+                    let out = bounded(c, &scratch, CLIENT_TIMEOUT);
+                    let mut d = Command::new(OXCART);
+                    d.arg("--root")
+                        .arg(&state_root)
+                        .args(["delete", "--force", &id]);
+                    bounded(d, &scratch, CLIENT_TIMEOUT);
+                    assert_ne!(out.code, Some(0), "create of /nonexistent succeeded");
+                    if !out.stderr.contains("no such file or directory") {
+                        lost.push(out.stderr);
+                    }
+                }
+                lost
+            })
+        })
+        .collect();
+    let lost: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of 100 creates lost init's error; e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+}
