@@ -44,6 +44,35 @@ impl Cg {
     pub fn create(&self) -> Result<()> {
         self.0.create().map_err(e)
     }
+    /// Create the cgroups; for a rootless container whose cgroups cannot be created
+    /// for lack of permission (no delegation), return a manager with no
+    /// directories instead — unless the config sets resource limits, which is an
+    /// error naming the field (runc's fs manager: rootless cgroup errors are
+    /// ignored, "cannot set <x> limit: container could not join or create cgroup").
+    pub fn create_or_skip(&self, rootless: bool, res: Option<&LinuxResources>) -> Result<Cg> {
+        let err = match self.0.create() {
+            Ok(()) => return Ok(self.clone()),
+            Err(err) => err,
+        };
+        if !rootless || !crate::rootless::ignorable_cgroup_error(&err) {
+            return Err(e(err));
+        }
+        if let Some(field) = crate::rootless::first_limit(res) {
+            return Err(Error::config(
+                field,
+                format!("cannot set limit in a rootless container: container could not create its cgroup ({err})"),
+            ));
+        }
+        let st = self.0.to_state();
+        Manager::from_state(ManagerState {
+            v1: Vec::new(),
+            unified: None,
+            created: Vec::new(),
+            ..st
+        })
+        .map(|m| Cg(Arc::new(m)))
+        .map_err(e)
+    }
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         self.0.apply(r).map_err(e)
     }

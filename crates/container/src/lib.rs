@@ -19,6 +19,7 @@ pub mod notify;
 pub mod ops;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod state;
 pub mod sync;
 pub mod sys;

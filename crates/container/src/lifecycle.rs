@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless` resolved (crate::rootless::resolve_flag): cgroups the caller
+    /// may not create are skipped when no limits are set.
+    pub rootless: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +63,8 @@ struct InitArgs<'a> {
     cgroup_dirs: Vec<crate::cg::MountDir>,
     /// Connected `--console-socket` for `process.terminal`.
     console: Option<OwnedFd>,
+    /// False when the parent denied setgroups to write the gid map unprivileged.
+    setgroups_ok: bool,
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -142,6 +147,22 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     }
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
     let prepared = process::prepare(&spec, &has)?;
+    let map_method = match spec.linux.as_ref() {
+        Some(l) if plan.new_userns() => {
+            namespaces::check_id_maps(l)?;
+            crate::rootless::map_method(&l.uid_mappings, &l.gid_mappings)
+        }
+        _ => crate::rootless::MapMethod::Direct,
+    };
+    let setgroups_ok = map_method != crate::rootless::MapMethod::OwnIds;
+    if !setgroups_ok && !proc_cfg.user.additional_gids.is_empty() {
+        // user_namespaces(7): an unprivileged caller writes gid_map only after
+        // denying setgroups; wider maps need newgidmap.
+        return Err(Error::config(
+            "process.user.additionalGids",
+            "cannot be set in a rootless container that maps only the caller's own ids (setgroups is denied; map more ids with linux.gidMappings and newgidmap)",
+        ));
+    }
     // LSMs (runc's behaviour): a profile the host cannot apply is an error, never a
     // silently unconfined container.
     let apparmor = proc_cfg
@@ -203,14 +224,24 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
 
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
-    cg.create()?;
+    let cg = cg.create_or_skip(
+        g.rootless,
+        spec.linux.as_ref().and_then(|l| l.resources.as_ref()),
+    )?;
     guard.cg = Some(cg.clone());
     if let Some(linux) = spec.linux.as_ref() {
         // runc always adds its default allowed devices (and one rule per
         // linux.devices entry) after the config's rules, so `{"allow":false}` first
         // still leaves /dev/null usable (libcontainer/specconv AllowedDevices).
         let mut r = linux.resources.clone().unwrap_or_default();
-        r.devices = oxcart_cgroups::devices::container_device_rules(&r.devices, &linux.devices);
+        r.devices = if g.rootless {
+            // runc ignores device-controller errors in rootless mode: an
+            // unprivileged caller cannot program it, and the devices are bind
+            // mounts of the host's, which the user's own permissions already gate.
+            Vec::new()
+        } else {
+            oxcart_cgroups::devices::container_device_rules(&r.devices, &linux.devices)
+        };
         cg.apply(&r)?;
     }
 
@@ -245,6 +276,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         seccomp,
         cgroup_dirs: cg.mount_dirs(),
         console,
+        setgroups_ok,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -269,7 +301,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
 
     if plan.new_userns() {
         if let Some(l) = spec.linux.as_ref() {
-            namespaces::write_id_maps(pid, l)?;
+            namespaces::write_id_maps(pid, l, map_method)?;
         }
     }
     // init starts its rootfs setup now, while we move it into its cgroups (see
@@ -302,7 +334,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         config: spec.clone(),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
-        rootless: false,
+        rootless: g.rootless,
     };
     sd.save(&saved)?;
     if let Some(sock) = &pidfd_sock {
@@ -356,9 +388,22 @@ impl Drop for CreateGuard<'_> {
     }
 }
 
+/// One message from init. If init failed and exited while a message of ours was
+/// still unread in its queue, the kernel reports ECONNRESET once (unix(7): the
+/// peer's pending error, cleared by reading it) ahead of init's queued error
+/// message; read again so the caller sees init's own error.
+fn recv_from_init(ch: &Channel) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+    match ch.recv() {
+        Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::ECONNRESET) => {
+            ch.recv()
+        }
+        r => r,
+    }
+}
+
 fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Spec) -> Result<()> {
     loop {
-        match ch.recv()? {
+        match recv_from_init(ch)? {
             Some((Msg::Ready, _)) => return Ok(()),
             Some((Msg::Hooks, _)) => {
                 if let Some(h) = spec.hooks.as_ref() {
@@ -447,9 +492,19 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
     // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
     // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(Error::last("prctl(PR_SET_DUMPABLE)"));
+    // With a new user namespace an unprivileged parent must be able to write our
+    // /proc/<pid>/{setgroups,uid_map,gid_map}, which a non-dumpable process's
+    // /proc files (owned by root) forbid: stay dumpable until "go", as runc's
+    // nsexec does (SYNC_USERMAP_PLS). Nothing of the container runs before that.
+    let set_non_dumpable = || -> Result<()> {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            return Err(Error::last("prctl(PR_SET_DUMPABLE)"));
+        }
+        Ok(())
+    };
+    if !a.plan.new_userns() {
+        set_non_dumpable()?;
     }
     let spec = a.spec;
     let process = spec
@@ -460,6 +515,9 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     match ch.recv()? {
         Some((Msg::Go, _)) => {}
         other => return Err(Error::Other(format!("init: expected go, got {other:?}"))),
+    }
+    if a.plan.new_userns() {
+        set_non_dumpable()?;
     }
     let mut joined = false;
     // Until the parent says we are in our cgroups (Msg::Joined).
@@ -605,7 +663,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         }
         process::set_keepcaps(true)?;
     }
-    process::set_user(process, true)?;
+    process::set_user(process, a.setgroups_ok)?;
     if let Some(c) = &a.prepared.caps {
         process::set_keepcaps(false)?;
         crate::caps::apply_sets(c)?;

@@ -2,7 +2,7 @@
 
 use crate::error::{Ctx, Error, Result};
 use crate::sys;
-use oxcart_spec::{IdMapping, Linux};
+use oxcart_spec::Linux;
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn clone_flag(typ: &str) -> Option<libc::c_int> {
@@ -136,30 +136,25 @@ impl Plan {
     }
 }
 
-fn map_text(maps: &[IdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-        .collect()
+/// Parent side: write the child's uid/gid maps (user_namespaces(7)), directly or
+/// through newuidmap/newgidmap for an unprivileged caller (crate::rootless).
+pub fn write_id_maps(
+    pid: libc::pid_t,
+    linux: &Linux,
+    method: crate::rootless::MapMethod,
+) -> Result<()> {
+    check_id_maps(linux)?;
+    crate::rootless::write_maps(pid, method, &linux.uid_mappings, &linux.gid_mappings)
 }
 
-/// Parent side: write the child's uid/gid maps (user_namespaces(7)).
-pub fn write_id_maps(pid: libc::pid_t, linux: &Linux) -> Result<()> {
+/// A new user namespace needs both maps (checked before anything is created).
+pub fn check_id_maps(linux: &Linux) -> Result<()> {
     if linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty() {
         return Err(Error::config(
             "linux.uidMappings",
             "a new user namespace needs both uidMappings and gidMappings",
         ));
     }
-    std::fs::write(
-        format!("/proc/{pid}/uid_map"),
-        map_text(&linux.uid_mappings),
-    )
-    .ctx(|| "linux.uidMappings: write uid_map".into())?;
-    std::fs::write(
-        format!("/proc/{pid}/gid_map"),
-        map_text(&linux.gid_mappings),
-    )
-    .ctx(|| "linux.gidMappings: write gid_map".into())?;
     Ok(())
 }
 

@@ -60,7 +60,7 @@ COMMANDS:
   list     list containers             spec     write a new config.json
 
 GLOBAL OPTIONS:
-  --debug  --log FILE  --log-format text|json  --root DIR (default /run/oxcart)
+  --debug  --log FILE  --log-format text|json  --root DIR (default /run/oxcart; $XDG_RUNTIME_DIR/oxcart for non-root)
   --systemd-cgroup  --rootless auto|true|false  --version
 ";
 
@@ -118,8 +118,10 @@ fn error_text(e: &anyhow::Error) -> String {
     out
 }
 
+/// runc's default: `$XDG_RUNTIME_DIR/<name>` for a non-root caller, so an
+/// unprivileged user never shares (or touches) root's state directory.
 fn default_root() -> PathBuf {
-    PathBuf::from("/run/oxcart")
+    core::rootless::default_root()
 }
 
 fn one_id(p: &cli::Parsed, cmd: &str) -> Result<String> {
@@ -160,11 +162,7 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
         print!("{USAGE}");
         return Ok(if g.bool("help") { 0 } else { 1 });
     };
-    if let Some(r) = g.get("rootless") {
-        if !matches!(r, "auto" | "true" | "false") {
-            bail!("--rootless: invalid value {r:?} (auto, true or false)");
-        }
-    }
+    let rootless = core::rootless::resolve_flag(g.get("rootless"))?;
     let rest = &g.args[1..];
     let global = Global {
         root: g
@@ -172,6 +170,7 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
             .map(PathBuf::from)
             .unwrap_or_else(default_root),
         systemd_cgroup: g.bool("systemd-cgroup"),
+        rootless,
     };
     match cmd.as_str() {
         "create" => {

@@ -1,0 +1,242 @@
+//! Rootless containers: what changes when the runtime is run by an unprivileged user
+//! (runc's `rootless_linux.go`, `libcontainer/cgroups/fs` rootless handling and
+//! `specconv.ToRootless`).
+//!
+//! - `--rootless auto` means "euid != 0, or running inside a user namespace".
+//! - cgroups: when the container's cgroup directories cannot be created because of
+//!   permissions (no delegation), they are skipped — unless the config sets resource
+//!   limits, which is then an error naming the field (runc: "cannot set pids limit:
+//!   container could not join or create cgroup"). Device rules are not limits: a
+//!   rootless container gets its devices as bind mounts anyway.
+//! - id maps: an unprivileged parent may map only its own uid/gid, and for the gid
+//!   map it must first write `deny` to `/proc/<pid>/setgroups` (user_namespaces(7)
+//!   "Interaction with system calls that change process UIDs or GIDs"); anything
+//!   wider goes through the setuid helpers `newuidmap`/`newgidmap` (shadow's uidmap
+//!   package), which check `/etc/subuid` and `/etc/subgid`.
+
+use crate::error::{Ctx, Error, Result};
+use oxcart_spec::{IdMapping, LinuxResources};
+use std::process::Command;
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn egid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Are we running inside a user namespace other than the initial one? As runc's
+/// `userns.RunningInUserNS`: the initial namespace's uid_map is the identity over
+/// the whole 32-bit range.
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(s) => {
+            let f: Vec<&str> = s.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
+}
+
+/// `--rootless auto|true|false` (runc's global flag). Auto: euid != 0, or euid 0
+/// inside a user namespace.
+pub fn resolve_flag(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("auto") => Ok(euid() != 0 || in_user_namespace()),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(o) => Err(Error::Other(format!(
+            "--rootless: invalid value {o:?} (auto, true or false)"
+        ))),
+    }
+}
+
+/// The default `--root`: runc uses `$XDG_RUNTIME_DIR/runc` for a non-root caller
+/// that has an XDG runtime dir, else `/run/runc`; we do the same with `oxcart`.
+/// A non-root user without XDG_RUNTIME_DIR gets `/run/oxcart`, which it cannot
+/// write: an error, never root's state touched.
+pub fn default_root() -> std::path::PathBuf {
+    if euid() != 0 {
+        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            return std::path::PathBuf::from(x).join("oxcart");
+        }
+    }
+    std::path::PathBuf::from("/run/oxcart")
+}
+
+/// The first resource *limit* a config sets (devices rules excluded), as its
+/// runtime-spec field path, e.g. `linux.resources.pids`.
+pub fn first_limit(r: Option<&LinuxResources>) -> Option<String> {
+    let r = r?;
+    let v = serde_json::to_value(r).ok()?;
+    let obj = v.as_object()?;
+    obj.iter()
+        .filter(|(k, _)| k.as_str() != "devices")
+        .find(|(_, v)| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Object(o) => !o.is_empty(),
+            serde_json::Value::Array(a) => !a.is_empty(),
+            _ => true,
+        })
+        .map(|(k, _)| format!("linux.resources.{k}"))
+}
+
+/// Is this cgroup error a permission problem (no delegation) that a rootless
+/// container may ignore? runc's `isIgnorableError`: EPERM, EACCES or EROFS.
+pub fn ignorable_cgroup_error(e: &oxcart_cgroups::CgroupError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::EROFS)
+            );
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// How the parent will write the child's id maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapMethod {
+    /// We are privileged over the parent namespace: write the maps ourselves.
+    Direct,
+    /// Unprivileged, mapping only our own uid and gid: write them ourselves after
+    /// denying setgroups (so `additionalGids` cannot be set).
+    OwnIds,
+    /// Unprivileged with wider maps: newuidmap/newgidmap.
+    Helpers,
+}
+
+fn only_own(maps: &[IdMapping], id: u32) -> bool {
+    matches!(maps, [m] if m.host_id == id && m.size == 1)
+}
+
+/// Choose how to write the maps. Root in the initial user namespace writes them
+/// directly (CAP_SETUID/CAP_SETGID over the parent namespace).
+pub fn map_method(uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> MapMethod {
+    if euid() == 0 && !in_user_namespace() {
+        return MapMethod::Direct;
+    }
+    if only_own(uid_maps, euid()) && only_own(gid_maps, egid()) {
+        MapMethod::OwnIds
+    } else {
+        MapMethod::Helpers
+    }
+}
+
+fn map_text(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+fn helper(prog: &str, field: &str, pid: libc::pid_t, maps: &[IdMapping]) -> Result<()> {
+    let mut c = Command::new(prog);
+    c.arg(pid.to_string());
+    for m in maps {
+        c.arg(m.container_id.to_string())
+            .arg(m.host_id.to_string())
+            .arg(m.size.to_string());
+    }
+    let out = c.stdin(std::process::Stdio::null()).output().map_err(|e| {
+        Error::config(
+            field,
+            format!(
+                "mapping more than the caller's own id needs {prog} (Debian package uidmap): {e}"
+            ),
+        )
+    })?;
+    if !out.status.success() {
+        return Err(Error::config(
+            field,
+            format!(
+                "{prog} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Write the child's uid_map and gid_map by `method` (see [`map_method`]).
+pub fn write_maps(
+    pid: libc::pid_t,
+    method: MapMethod,
+    uid_maps: &[IdMapping],
+    gid_maps: &[IdMapping],
+) -> Result<()> {
+    match method {
+        MapMethod::Direct => {
+            std::fs::write(format!("/proc/{pid}/uid_map"), map_text(uid_maps))
+                .ctx(|| "linux.uidMappings: write uid_map".into())?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), map_text(gid_maps))
+                .ctx(|| "linux.gidMappings: write gid_map".into())?;
+        }
+        MapMethod::OwnIds => {
+            // user_namespaces(7): an unprivileged process must deny setgroups in
+            // the namespace before it may write gid_map (since Linux 3.19,
+            // CVE-2014-8989).
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                .ctx(|| format!("write deny to /proc/{pid}/setgroups"))?;
+            std::fs::write(format!("/proc/{pid}/uid_map"), map_text(uid_maps))
+                .ctx(|| "linux.uidMappings: write uid_map".into())?;
+            std::fs::write(format!("/proc/{pid}/gid_map"), map_text(gid_maps))
+                .ctx(|| "linux.gidMappings: write gid_map".into())?;
+        }
+        MapMethod::Helpers => {
+            helper("newuidmap", "linux.uidMappings", pid, uid_maps)?;
+            helper("newgidmap", "linux.gidMappings", pid, gid_maps)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_exclude_devices() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        assert_eq!(first_limit(Some(&r)), None);
+        let r: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":10}}"#).unwrap();
+        assert_eq!(
+            first_limit(Some(&r)).as_deref(),
+            Some("linux.resources.pids")
+        );
+        assert_eq!(first_limit(None), None);
+    }
+
+    #[test]
+    fn own_id_detection() {
+        let one = |h| {
+            vec![IdMapping {
+                container_id: 0,
+                host_id: h,
+                size: 1,
+            }]
+        };
+        assert!(only_own(&one(1000), 1000));
+        assert!(!only_own(&one(1001), 1000));
+        let wide = vec![IdMapping {
+            container_id: 0,
+            host_id: 1000,
+            size: 65536,
+        }];
+        assert!(!only_own(&wide, 1000));
+    }
+
+    #[test]
+    fn flag_values() {
+        assert!(resolve_flag(Some("true")).unwrap());
+        assert!(!resolve_flag(Some("false")).unwrap());
+        assert!(resolve_flag(Some("maybe")).is_err());
+    }
+}
