@@ -178,8 +178,14 @@ impl Channel {
     /// Receive one message; `None` at EOF (the peer exited or closed).
     pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 65536];
-        let (n, fd) = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0)
-            .map_err(|e| Error::sys("receive from init channel", e))?;
+        let mut r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0);
+        if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ECONNRESET)) {
+            // A peer that exits with our messages unread leaves ECONNRESET pending on
+            // our end; recvmsg reports it once, before the messages the peer sent
+            // (its error report among them). Read again to get those.
+            r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0);
+        }
+        let (n, fd) = r.map_err(|e| Error::sys("receive from init channel", e))?;
         if n == 0 {
             return Ok(None);
         }
