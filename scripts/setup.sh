@@ -17,8 +17,8 @@ PACKAGES=(
     libseccomp2 golang-github-containers-common
     # image tests: a real registry, image tools, htpasswd, TLS certificates
     docker-registry skopeo umoci apache2-utils openssl
-    # real clients of the runtime
-    podman containerd
+    # real clients of the runtime (end-to-end tests drive each against oxcart-runtime)
+    podman conmon containerd docker.io
     # the cgroup-v2 lane: a pure-v2 kernel booted under qemu
     qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
@@ -39,6 +39,8 @@ fi
 # docker-registry's Debian package starts a system service on :5000; the tests start their
 # own registries on free ports and need nothing else listening.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
+# Likewise the host's docker and containerd services: the tests start private daemons.
+systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
 
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
