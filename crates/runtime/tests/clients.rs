@@ -466,8 +466,22 @@ impl Drop for Podman {
     }
 }
 
+/// The clients (podman, containerd, docker) are host programs and run on the host in
+/// CI; the cgroup-v2 lane's guest has none of them, so there these tests say so and
+/// stop (the runtime's own v2 behaviour is covered by the other test files there).
+fn in_v2_lane(name: &str) -> bool {
+    if std::env::var_os("OXCART_V2_LANE").is_some() {
+        eprintln!("{name}: skipped in the v2 lane: client end-to-end tests run on the host");
+        return true;
+    }
+    false
+}
+
 #[test]
 fn podman_run_logs_and_errors() {
+    if in_v2_lane("podman_run_logs_and_errors") {
+        return;
+    }
     let p = Podman::new();
 
     // run --rm: output and exit status of the container.
@@ -549,6 +563,9 @@ fn podman_run_logs_and_errors() {
 
 #[test]
 fn podman_exec_stop_kill_pause() {
+    if in_v2_lane("podman_exec_stop_kill_pause") {
+        return;
+    }
     let p = Podman::new();
     let name = unique("life");
     // Exits 7 on SIGTERM so `stop` is visible in the exit code.
@@ -894,6 +911,9 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_run_and_errors() {
+    if in_v2_lane("containerd_run_and_errors") {
+        return;
+    }
     let c = Containerd::new();
 
     // ctr run --rm: output and exit status come back through the shim.
@@ -945,6 +965,9 @@ fn containerd_run_and_errors() {
 
 #[test]
 fn containerd_exec_pause_kill() {
+    if in_v2_lane("containerd_exec_pause_kill") {
+        return;
+    }
     let c = Containerd::new();
     let id = unique("d");
     // Exits 7 on SIGTERM so the kill is visible in the exit code.
@@ -1220,6 +1243,9 @@ impl Drop for Docker {
 
 #[test]
 fn docker_runs_oxcart() {
+    if in_v2_lane("docker_runs_oxcart") {
+        return;
+    }
     let dk = Docker::new();
 
     // run --rm: output and exit status.
@@ -1317,6 +1343,9 @@ fn cgroup_cat(controller: &str, v1: &str, v2: &str) -> String {
 
 #[test]
 fn podman_terminal_restrictions_restart() {
+    if in_v2_lane("podman_terminal_restrictions_restart") {
+        return;
+    }
     let p = Podman::new();
     // A terminal: conmon passes --console-socket and gets the pty master back.
     let out = p
@@ -1400,6 +1429,9 @@ fn podman_terminal_restrictions_restart() {
 
 #[test]
 fn docker_terminal_update_restart() {
+    if in_v2_lane("docker_terminal_update_restart") {
+        return;
+    }
     let dk = Docker::new();
     // A terminal through the shim's console socket.
     let out = dk
