@@ -44,9 +44,28 @@ fn user() -> (u32, u32) {
             // Another test process may have created it meanwhile.
             assert!(st.success() || id("-u").is_some(), "useradd {USER} failed");
         }
+        // Subordinate ids for newuidmap/newgidmap (subuid(5)); a range far above
+        // any regular account's, added once and left with the user.
+        let has = |f: &str| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with(&format!("{USER}:")))
+        };
+        if !has("/etc/subuid") || !has("/etc/subgid") {
+            let range = format!("{SUB_START}-{}", SUB_START + SUB_COUNT - 1);
+            let st = Command::new("usermod")
+                .args(["--add-subuids", &range, "--add-subgids", &range, USER])
+                .status()
+                .unwrap();
+            assert!(st.success(), "usermod --add-subuids for {USER} failed");
+        }
         (id("-u").unwrap(), id("-g").unwrap())
     })
 }
+
+const SUB_START: u32 = 1_500_000_000;
+const SUB_COUNT: u32 = 65536;
 
 /// A private directory under /tmp, owned by the test user: the runtime binary, a
 /// bundle with a busybox rootfs and an XDG_RUNTIME_DIR. CARGO_TARGET_TMPDIR may not
@@ -269,6 +288,57 @@ fn rootless_limits_without_delegation_fail_cleanly() {
     assert!(err.contains("linux.resources.pids"), "{err}");
     assert!(!env.xdg().join("oxcart").join(&id).exists());
     assert!(no_cgroup_named(&id));
+}
+
+#[test]
+fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
+    let env = Env::new();
+    env.config(|v| {
+        set_args(
+            v,
+            &[
+                "sh",
+                "-c",
+                "id -u; id -g; id -G; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups",
+            ],
+        );
+        v["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [5]});
+        let maps = |own: u32| {
+            serde_json::json!([
+                {"containerID": 0, "hostID": own, "size": 1},
+                {"containerID": 1, "hostID": SUB_START, "size": SUB_COUNT},
+            ])
+        };
+        v["linux"]["uidMappings"] = maps(env.uid);
+        v["linux"]["gidMappings"] = maps(env.gid);
+    });
+    let id = unique("rl-wide");
+    let (code, out, err) = env.rt(&["run", &id]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (uid, gid, sub) = (
+        env.uid.to_string(),
+        env.gid.to_string(),
+        SUB_START.to_string(),
+    );
+    let count = SUB_COUNT.to_string();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["1000"],
+            vec!["1000"],
+            vec!["1000", "5"],
+            vec!["0", uid.as_str(), "1"],
+            vec!["1", sub.as_str(), count.as_str()],
+            vec!["0", gid.as_str(), "1"],
+            vec!["1", sub.as_str(), count.as_str()],
+            vec!["allow"],
+        ],
+        "{out}"
+    );
 }
 
 #[test]
