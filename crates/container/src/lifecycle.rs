@@ -147,6 +147,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     }
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
     let prepared = process::prepare(&spec, &has)?;
+    crate::rootless::check_unprivileged(&spec, plan.userns)?;
     let map_method = match spec.linux.as_ref() {
         Some(l) if plan.new_userns() => {
             namespaces::check_id_maps(l)?;

@@ -15,7 +15,7 @@
 //!   package), which check `/etc/subuid` and `/etc/subgid`.
 
 use crate::error::{Ctx, Error, Result};
-use oxcart_spec::{IdMapping, LinuxResources};
+use oxcart_spec::{IdMapping, LinuxResources, Spec};
 use std::process::Command;
 
 fn euid() -> u32 {
@@ -98,6 +98,53 @@ pub fn ignorable_cgroup_error(e: &oxcart_cgroups::CgroupError) -> bool {
         cur = err.source();
     }
     false
+}
+
+fn mapped(maps: &[IdMapping], id: u32) -> bool {
+    maps.iter()
+        .any(|m| id >= m.container_id && (id - m.container_id) < m.size)
+}
+
+/// runc's checks for a non-root caller (libcontainer/configs/validate/rootless.go),
+/// before anything is created: the container needs a user namespace (a new one, or
+/// one joined by path), and `uid=`/`gid=` mount options must name mapped ids.
+pub fn check_unprivileged(spec: &Spec, has_userns: bool) -> Result<()> {
+    // runc: only for RootlessEUID; root inside a user namespace keeps its config.
+    if euid() == 0 {
+        return Ok(());
+    }
+    if !has_userns {
+        return Err(Error::config(
+            "linux.namespaces",
+            "rootless container requires user namespaces (run `spec --rootless`)",
+        ));
+    }
+    let (uids, gids) = match spec.linux.as_ref() {
+        Some(l) => (l.uid_mappings.as_slice(), l.gid_mappings.as_slice()),
+        None => (&[][..], &[][..]),
+    };
+    if uids.is_empty() && gids.is_empty() {
+        // Joined by path: the namespace's own maps apply; nothing to check here.
+        return Ok(());
+    }
+    for (i, m) in spec.mounts.iter().enumerate() {
+        for o in &m.options {
+            let (kind, maps, v) = if let Some(v) = o.strip_prefix("uid=") {
+                ("uid", uids, v)
+            } else if let Some(v) = o.strip_prefix("gid=") {
+                ("gid", gids, v)
+            } else {
+                continue;
+            };
+            if !v.parse().is_ok_and(|id| mapped(maps, id)) {
+                return Err(Error::config(
+                    format!("mounts[{i}].options"),
+                    format!("cannot specify {o} mount option for an unmapped {kind} in a rootless container"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How the parent will write the child's id maps.
@@ -231,6 +278,19 @@ mod tests {
             size: 65536,
         }];
         assert!(!only_own(&wide, 1000));
+    }
+
+    #[test]
+    fn mapped_ranges() {
+        let m = vec![IdMapping {
+            container_id: 1,
+            host_id: 100000,
+            size: 10,
+        }];
+        assert!(!mapped(&m, 0));
+        assert!(mapped(&m, 1));
+        assert!(mapped(&m, 10));
+        assert!(!mapped(&m, 11));
     }
 
     #[test]

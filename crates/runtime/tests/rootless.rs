@@ -342,6 +342,47 @@ fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
 }
 
 #[test]
+fn rootless_config_checks_name_the_field() {
+    let env = Env::new();
+    // A config without a user namespace (runc: "rootless container requires user
+    // namespaces"), refused before anything is created.
+    env.config(|v| {
+        set_args(v, &["true"]);
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "user");
+        let l = v["linux"].as_object_mut().unwrap();
+        l.remove("uidMappings");
+        l.remove("gidMappings");
+    });
+    let id = unique("rl-nouserns");
+    let (code, _, err) = env.rt(&["run", &id]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("linux.namespaces") && err.contains("user namespace"),
+        "{err}"
+    );
+    assert!(!env.xdg().join("oxcart").join(&id).exists());
+    // A uid=/gid= mount option naming an id the user namespace does not map.
+    std::fs::remove_file(env.bundle().join("config.json")).unwrap();
+    let (code, _, err) = env.rt(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "{err}");
+    env.config(|v| {
+        set_args(v, &["true"]);
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        let pts = mounts
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev/pts")
+            .unwrap();
+        pts["options"].as_array_mut().unwrap().push("gid=5".into());
+    });
+    let id = unique("rl-gidopt");
+    let (code, _, err) = env.rt(&["run", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("gid=5") && err.contains("mounts["), "{err}");
+    assert!(!env.xdg().join("oxcart").join(&id).exists());
+}
+
+#[test]
 fn rootless_additional_gids_need_newgidmap() {
     let env = Env::new();
     env.config(|v| {
