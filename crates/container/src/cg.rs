@@ -91,6 +91,11 @@ impl Cg {
     pub fn destroy(&self) -> Result<()> {
         self.0.destroy().map_err(e)
     }
+    /// No cgroup directories at all (a rootless container whose cgroups were
+    /// skipped, see [`Cg::create_or_skip`]).
+    pub fn is_empty(&self) -> bool {
+        self.0.v1_dirs().is_empty() && self.0.unified_path().is_none()
+    }
     pub fn pure_v2(&self) -> bool {
         self.0.mode() == HostMode::V2
     }

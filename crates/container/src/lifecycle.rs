@@ -980,7 +980,21 @@ pub fn kill(g: &Global, id: &str, sig: libc::c_int, all: bool) -> Result<()> {
     if status == Status::Stopped {
         return Err(Error::State("container not running".into()));
     }
-    if all {
+    if all && cg.is_empty() {
+        // A rootless container whose cgroup was skipped: nothing lists its
+        // processes. SIGKILL to init of a private pid namespace kills them all
+        // (pid_namespaces(7)); anything else would silently miss processes.
+        let private_pid = saved.config.linux.as_ref().is_some_and(|l| {
+            l.namespaces
+                .iter()
+                .any(|n| n.typ == "pid" && n.path.as_deref().unwrap_or("").is_empty())
+        });
+        if sig != libc::SIGKILL || !private_pid {
+            return Err(Error::State(format!(
+                "kill --all: container {id} has no cgroup (rootless without cgroup delegation); only SIGKILL with its own pid namespace can reach every process"
+            )));
+        }
+    } else if all {
         return cg.kill_all(sig);
     }
     let fd = init_pidfd(&saved).ok_or_else(|| Error::State("container not running".into()))?;

@@ -264,7 +264,13 @@ fn rootless_detached_state_list_kill_delete() {
     let (code, out, err) = env.rt(&["list", "-q"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().any(|l| l == id), "{out}");
-    let (code, _, err) = env.rt(&["kill", &id, "KILL"]);
+    // No cgroup to enumerate the processes: kill --all is refused for a signal
+    // that only init would get, allowed for SIGKILL (its pid namespace dies).
+    let (code, _, err) = env.rt(&["kill", "--all", &id, "TERM"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no cgroup"), "{err}");
+    assert_eq!(env.state(&id)["status"], "running");
+    let (code, _, err) = env.rt(&["kill", "--all", &id, "KILL"]);
     assert_eq!(code, 0, "{err}");
     assert!(common::wait_until(|| env.state(&id)["status"] == "stopped"));
     let (code, _, err) = env.rt(&["delete", &id]);
