@@ -13,6 +13,7 @@ pub mod console;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod idmap;
 pub mod lifecycle;
 pub mod namespaces;
 pub mod notify;

@@ -65,6 +65,8 @@ struct InitArgs<'a> {
     console: Option<OwnedFd>,
     /// False when the parent denied setgroups to write the gid map unprivileged.
     setgroups_ok: bool,
+    /// Idmapped mount trees, made here because idmapping needs the host's privileges.
+    idmapped: crate::idmap::Prepared,
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -260,6 +262,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     let proc_fd = sys::open(&cstring("/proc")?, libc::O_PATH | libc::O_DIRECTORY, 0)
         .ctx(|| "open /proc".into())?;
 
+    let idmapped = crate::idmap::prepare(&spec, &bundle, plan.userns)?;
     let lfds = listen_fds();
     let args = InitArgs {
         id: &o.id,
@@ -278,6 +281,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         cgroup_dirs: cg.mount_dirs(),
         console,
         setgroups_ok,
+        idmapped,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -563,6 +567,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         userns: a.plan.userns,
         new_cgroupns: a.plan.new_cgroupns,
         cgroup_dirs: a.cgroup_dirs.clone(),
+        idmapped: &a.idmapped,
     };
     rootfs::prepare_root(&rctx)?;
     rootfs::mount_all(&rctx)?;

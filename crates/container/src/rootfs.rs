@@ -330,6 +330,8 @@ pub struct RootfsCtx<'a> {
     pub new_cgroupns: bool,
     /// This container's cgroup hierarchies, for `type: cgroup` mounts.
     pub cgroup_dirs: Vec<crate::cg::MountDir>,
+    /// Idmapped trees the parent made before clone (`mounts[]` with idmap).
+    pub idmapped: &'a crate::idmap::Prepared,
 }
 
 /// Before any mount: make our copy of the host's mounts non-propagating so nothing
@@ -376,10 +378,15 @@ fn mount_one(ctx: &RootfsCtx<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
     let o = parse_options(&m.options);
     let typ = m.typ.as_deref().unwrap_or("");
     if o.idmap || !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-        return Err(Error::config(
-            format!("mounts {:?}", m.destination),
-            "idmapped mounts (idmap/ridmap, uidMappings/gidMappings) are not supported by this build yet",
-        ));
+        // The parent made the idmapped tree (crate::idmap): attach it. Its index in
+        // mounts[] is found by identity, since `m` is an element of ctx.spec.mounts.
+        let i = ctx
+            .spec
+            .mounts
+            .iter()
+            .position(|x| std::ptr::eq(x, m))
+            .ok_or_else(|| Error::Other(format!("mount {} not in the config", m.destination)))?;
+        return crate::idmap::attach(ctx.idmapped, root, i, m, &o);
     }
     let is_bind = o.bind || typ == "bind";
     if is_bind {
@@ -440,7 +447,7 @@ fn mount_one(ctx: &RootfsCtx<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
     apply_after(&mounted, &o, &m.destination)
 }
 
-fn apply_after(mounted: &OwnedFd, o: &MountOptions, dest: &str) -> Result<()> {
+pub(crate) fn apply_after(mounted: &OwnedFd, o: &MountOptions, dest: &str) -> Result<()> {
     let target = fd_path(mounted.as_fd());
     for p in &o.propagation {
         sys::mount(None, &target, None, *p, None).ctx(|| format!("set propagation of {dest}"))?;

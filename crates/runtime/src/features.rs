@@ -1,14 +1,20 @@
 //! `features` (runtime-spec features.md / features-linux.md): what this build on this
 //! host really supports. Nothing is claimed that is not implemented: systemd cgroups,
-//! idmapped mounts, Intel RDT and LSM labels at create are reported as unavailable.
+//! Intel RDT and LSM labels at create are reported as unavailable; idmapped mounts
+//! only where the kernel has mount_setattr(2).
 
-use oxcart_container::{caps, rootfs};
+use oxcart_container::{caps, idmap, rootfs};
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
     let last = caps::last_cap() as usize;
     let capabilities: Vec<&str> = caps::CAP_NAMES.iter().take(last + 1).copied().collect();
     let mut mount_options: Vec<&str> = rootfs::KNOWN_OPTIONS.to_vec();
+    // Idmapped bind mounts need mount_setattr(2) (Linux 5.12); probed on this kernel.
+    let idmap = idmap::supported();
+    if idmap {
+        mount_options.extend(["idmap", "ridmap"]);
+    }
     mount_options.sort_unstable();
     // libseccomp is dlopen()ed to compile profiles: without it, seccomp cannot work.
     let libseccomp = oxcart_seccomp::libseccomp_version().ok();
@@ -44,7 +50,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": idmap}},
         },
         "annotations": annotations,
         "potentiallyUnsafeConfigAnnotations": ["bundle", "org.systemd.property.", "org.criu.config"],

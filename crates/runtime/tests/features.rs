@@ -19,7 +19,11 @@ fn features_claims_are_true() {
         f["linux"]["cgroup"]["systemd"], false,
         "no systemd driver yet"
     );
-    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+    // Idmapped mounts work on this project's kernels (>= 5.12; tests/idmap.rs), and
+    // the options are listed with them.
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    let opts: Vec<String> = serde_json::from_value(f["mountOptions"].clone()).unwrap();
+    assert!(opts.iter().any(|o| o == "idmap") && opts.iter().any(|o| o == "ridmap"));
     let caps: Vec<String> = serde_json::from_value(f["linux"]["capabilities"].clone()).unwrap();
     assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
     let namespaces: Vec<String> = serde_json::from_value(f["linux"]["namespaces"].clone()).unwrap();
