@@ -236,6 +236,7 @@ struct Child<'a> {
     console: Option<OwnedFd>,
     preserve_fds: u32,
     userns: bool,
+    setgroups_ok: bool,
 }
 
 /// `exec`: run a process in the container. Returns its exit status (foreground),
@@ -314,6 +315,21 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         return Err(Error::State("cannot exec in a stopped container".into()));
     }
     drop(pidfd);
+    // A caller that is not root on the host has no privilege over the container's pid
+    // and time namespaces until it is in the container's user namespace (which its
+    // own uid owns, so it may join): then the parent joins it first (rootless).
+    // SAFETY: geteuid cannot fail.
+    if userns && unsafe { libc::geteuid() } != 0 {
+        if let Some(i) = join.iter().position(|(_, f, _)| *f == libc::CLONE_NEWUSER) {
+            parent_join.insert(0, join.remove(i));
+            userns = false;
+        }
+    }
+    // With "deny" in setgroups (a rootless container mapping only its caller's ids),
+    // setgroups(2) is refused; the process keeps the groups it has.
+    let setgroups_ok = std::fs::read_to_string(format!("/proc/{}/setgroups", saved.pid))
+        .map(|v| v.trim() != "deny")
+        .unwrap_or(true);
     // setns(2): user first, so the rest is joined with the capabilities it grants;
     // mount last, since it changes our root and cwd.
     join.sort_by_key(|(_, f, _)| match *f {
@@ -365,6 +381,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         console,
         preserve_fds: o.preserve_fds,
         userns,
+        setgroups_ok,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -601,7 +618,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         }
         process::set_keepcaps(true)?;
     }
-    process::set_user(p, true)?;
+    process::set_user(p, c.setgroups_ok)?;
     if let Some(caps) = &c.caps {
         process::set_keepcaps(false)?;
         crate::caps::apply_sets(caps)?;

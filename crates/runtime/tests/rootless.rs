@@ -443,3 +443,31 @@ fn rootless_flag_values() {
     let (code, _, err) = env.rt(&["--rootless", "true", "list"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn rootless_exec_joins_the_container() {
+    let env = Env::new();
+    env.config(|v| set_args(v, &["sleep", "1000"]));
+    let id = unique("rl-exec");
+    let (code, _, err) = env.rt(&["run", "-d", &id]);
+    assert_eq!(code, 0, "{err}");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let (code, out, err) = env.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; readlink /proc/self/ns/pid; exit 4",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let init_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_eq!(
+        lines[1],
+        init_pidns.display().to_string(),
+        "exec is in the container's pid namespace"
+    );
+    let (code, _, err) = env.rt(&["delete", "--force", &id]);
+    assert_eq!(code, 0, "{err}");
+}
