@@ -206,6 +206,18 @@ fn prepare_one(
             ),
         ));
     }
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        // runc 1.2 refuses them for rootless containers too: idmapping a host
+        // filesystem needs the host's CAP_SYS_ADMIN.
+        return Err(Error::config(
+            field,
+            format!(
+                "({}): idmapped mounts are not supported for rootless containers",
+                m.destination
+            ),
+        ));
+    }
     if !userns {
         return Err(Error::config(
             field,
