@@ -80,6 +80,7 @@ impl OwnRootfs {
         for d in ["data", "plain", "r", "n", "t", "k"] {
             std::fs::create_dir(dir.join(d)).unwrap();
         }
+        std::fs::write(dir.join("onefile"), "").unwrap();
         OwnRootfs(dir)
     }
 }
@@ -129,6 +130,7 @@ fn idmap_with_the_containers_mappings() {
     h.file("thousand", 1000, 1000);
     let script = "for f in root five thousand; do stat -c %u:%g /data/$f; done; \
                   for f in root five thousand; do stat -c %u:%g /plain/$f; done; \
+                  stat -c %u:%g /onefile; \
                   echo x > /data/new && chown 42:43 /data/new && touch /data/byroot";
     let (mut b, _r) = userns_bundle(script);
     for set in ["bounding", "effective", "permitted"] {
@@ -142,6 +144,12 @@ fn idmap_with_the_containers_mappings() {
     add_mount(
         &mut b,
         json!({"destination": "/data", "type": "bind", "source": src, "options": ["bind", "idmap"]}),
+    );
+    // A single file can be idmapped too.
+    add_mount(
+        &mut b,
+        json!({"destination": "/onefile", "type": "bind",
+               "source": h.dir.join("five").display().to_string(), "options": ["bind", "idmap"]}),
     );
     // The same directory without idmap, for contrast.
     add_mount(
@@ -160,7 +168,8 @@ fn idmap_with_the_containers_mappings() {
             "1000:1000",
             "65534:65534",
             "65534:65534",
-            "65534:65534"
+            "65534:65534",
+            "5:7"
         ],
         "idmapped view then plain view: {out}"
     );
