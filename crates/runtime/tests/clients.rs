@@ -11,6 +11,9 @@
 //! A missing client is a failure, not a skip: CI installs podman and containerd.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::skip_in_v2_lane;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -466,20 +469,12 @@ impl Drop for Podman {
     }
 }
 
-/// The clients (podman, containerd, docker) are host programs and run on the host in
-/// CI; the cgroup-v2 lane's guest has none of them, so there these tests say so and
-/// stop (the runtime's own v2 behaviour is covered by the other test files there).
-fn in_v2_lane(name: &str) -> bool {
-    if std::env::var_os("OXCART_V2_LANE").is_some() {
-        eprintln!("{name}: skipped in the v2 lane: client end-to-end tests run on the host");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn podman_run_logs_and_errors() {
-    if in_v2_lane("podman_run_logs_and_errors") {
+    if skip_in_v2_lane(
+        "podman_run_logs_and_errors",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let p = Podman::new();
@@ -563,7 +558,10 @@ fn podman_run_logs_and_errors() {
 
 #[test]
 fn podman_exec_stop_kill_pause() {
-    if in_v2_lane("podman_exec_stop_kill_pause") {
+    if skip_in_v2_lane(
+        "podman_exec_stop_kill_pause",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let p = Podman::new();
@@ -911,7 +909,10 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_run_and_errors() {
-    if in_v2_lane("containerd_run_and_errors") {
+    if skip_in_v2_lane(
+        "containerd_run_and_errors",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let c = Containerd::new();
@@ -965,7 +966,10 @@ fn containerd_run_and_errors() {
 
 #[test]
 fn containerd_exec_pause_kill() {
-    if in_v2_lane("containerd_exec_pause_kill") {
+    if skip_in_v2_lane(
+        "containerd_exec_pause_kill",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let c = Containerd::new();
@@ -1243,7 +1247,10 @@ impl Drop for Docker {
 
 #[test]
 fn docker_runs_oxcart() {
-    if in_v2_lane("docker_runs_oxcart") {
+    if skip_in_v2_lane(
+        "docker_runs_oxcart",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let dk = Docker::new();
@@ -1343,7 +1350,10 @@ fn cgroup_cat(controller: &str, v1: &str, v2: &str) -> String {
 
 #[test]
 fn podman_terminal_restrictions_restart() {
-    if in_v2_lane("podman_terminal_restrictions_restart") {
+    if skip_in_v2_lane(
+        "podman_terminal_restrictions_restart",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let p = Podman::new();
@@ -1429,7 +1439,10 @@ fn podman_terminal_restrictions_restart() {
 
 #[test]
 fn docker_terminal_update_restart() {
-    if in_v2_lane("docker_terminal_update_restart") {
+    if skip_in_v2_lane(
+        "docker_terminal_update_restart",
+        "client end-to-end tests run on the host",
+    ) {
         return;
     }
     let dk = Docker::new();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::unique;
+use common::{skip_in_v2_lane, unique};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -201,20 +201,12 @@ fn no_cgroup_named(id: &str) -> bool {
         .all(|c| !Path::new("/sys/fs/cgroup").join(c).join(id).exists())
 }
 
-/// These tests create a host user and run the runtime as it with setpriv and
-/// newuidmap; the cgroup-v2 lane's guest has none of those tools, so there they say
-/// so and stop. (Rootless mode never touches cgroups without delegation anyway.)
-fn in_v2_lane(name: &str) -> bool {
-    if std::env::var_os("OXCART_V2_LANE").is_some() {
-        eprintln!("{name}: skipped in the v2 lane: rootless tests need host users and setpriv");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn rootless_run_maps_own_id_and_returns_exit_code() {
-    if in_v2_lane("rootless_run_maps_own_id_and_returns_exit_code") {
+    if skip_in_v2_lane(
+        "rootless_run_maps_own_id_and_returns_exit_code",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -258,7 +250,10 @@ fn rootless_run_maps_own_id_and_returns_exit_code() {
 
 #[test]
 fn rootless_detached_state_list_kill_delete() {
-    if in_v2_lane("rootless_detached_state_list_kill_delete") {
+    if skip_in_v2_lane(
+        "rootless_detached_state_list_kill_delete",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -300,7 +295,10 @@ fn rootless_detached_state_list_kill_delete() {
 
 #[test]
 fn rootless_limits_without_delegation_fail_cleanly() {
-    if in_v2_lane("rootless_limits_without_delegation_fail_cleanly") {
+    if skip_in_v2_lane(
+        "rootless_limits_without_delegation_fail_cleanly",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -318,7 +316,10 @@ fn rootless_limits_without_delegation_fail_cleanly() {
 
 #[test]
 fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
-    if in_v2_lane("rootless_wider_maps_use_newuidmap_and_allow_additional_gids") {
+    if skip_in_v2_lane(
+        "rootless_wider_maps_use_newuidmap_and_allow_additional_gids",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -372,7 +373,10 @@ fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
 
 #[test]
 fn rootless_config_checks_name_the_field() {
-    if in_v2_lane("rootless_config_checks_name_the_field") {
+    if skip_in_v2_lane(
+        "rootless_config_checks_name_the_field",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -416,7 +420,10 @@ fn rootless_config_checks_name_the_field() {
 
 #[test]
 fn rootless_additional_gids_need_newgidmap() {
-    if in_v2_lane("rootless_additional_gids_need_newgidmap") {
+    if skip_in_v2_lane(
+        "rootless_additional_gids_need_newgidmap",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -442,7 +449,10 @@ impl Drop for RootState {
 
 #[test]
 fn rootless_user_cannot_use_roots_state() {
-    if in_v2_lane("rootless_user_cannot_use_roots_state") {
+    if skip_in_v2_lane(
+        "rootless_user_cannot_use_roots_state",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -468,7 +478,10 @@ fn rootless_user_cannot_use_roots_state() {
 
 #[test]
 fn rootless_flag_values() {
-    if in_v2_lane("rootless_flag_values") {
+    if skip_in_v2_lane(
+        "rootless_flag_values",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
@@ -481,7 +494,10 @@ fn rootless_flag_values() {
 
 #[test]
 fn rootless_exec_joins_the_container() {
-    if in_v2_lane("rootless_exec_joins_the_container") {
+    if skip_in_v2_lane(
+        "rootless_exec_joins_the_container",
+        "rootless tests need host users and setpriv",
+    ) {
         return;
     }
     let env = Env::new();
