@@ -469,6 +469,35 @@ impl Drop for Podman {
     }
 }
 
+/// Wait until a daemon we started answers (`up`), failing with its log if it exits
+/// or does not come up within the client timeout.
+fn wait_daemon_up<T>(
+    name: &str,
+    guard: &mut T,
+    daemon: impl Fn(&mut T) -> &mut std::process::Child,
+    log: &Path,
+    up: impl Fn(&T) -> bool,
+) {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        if let Some(st) = daemon(guard).try_wait().unwrap() {
+            panic!(
+                "{name} exited ({st}): {}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if up(guard) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not come up: {}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn podman_run_logs_and_errors() {
     if skip_in_v2_lane(
@@ -796,24 +825,13 @@ disabled_plugins = [
             ids: Default::default(),
         };
         // Ready when the API answers.
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        loop {
-            if let Some(st) = c.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "containerd exited ({st}): {}",
-                    fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
-                );
-            }
-            if d.join("c.sock").exists() && c.ctr(&["version"]).code == Some(0) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not come up: {}",
-                fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_daemon_up(
+            "containerd",
+            &mut c,
+            |c| c.daemon.as_mut().unwrap(),
+            &d.join("containerd.log"),
+            |c| d.join("c.sock").exists() && c.ctr(&["version"]).code == Some(0),
+        );
         let tar = busybox_docker_archive(&d, &c.image);
         let tar_s = tar.display().to_string();
         c.ctr(&["image", "import", "--snapshotter", "native", &tar_s])
@@ -1157,24 +1175,13 @@ impl Docker {
             image: format!("localhost/{}:latest", unique("oxbb")),
             run_docker_existed,
         };
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        loop {
-            if let Some(st) = dk.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "dockerd exited ({st}): {}",
-                    fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
-                );
-            }
-            if d.join("docker.sock").exists() && dk.docker(&["version"]).code == Some(0) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_daemon_up(
+            "dockerd",
+            &mut dk,
+            |dk| dk.daemon.as_mut().unwrap(),
+            &d.join("dockerd.log"),
+            |dk| d.join("docker.sock").exists() && dk.docker(&["version"]).code == Some(0),
+        );
         let tar = busybox_docker_archive(&d, &dk.image);
         let tar_s = tar.display().to_string();
         dk.docker(&["load", "--input", &tar_s]).ok();
