@@ -1075,6 +1075,16 @@ fn kill_and_wait(saved: &Saved, cg: &Cg) -> Result<()> {
     cg.kill_all(libc::SIGKILL)?;
     if let Some(fd) = &fd {
         let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+    }
+    // A frozen task does not act on SIGKILL until it is thawed (v1 freezer; on a
+    // hybrid host cgroup.kill in the unified hierarchy does not thaw the v1 freezer):
+    // thaw a paused container so the kill takes effect, as runc's destroy does.
+    if cg.frozen() {
+        cg.manager()
+            .thaw()
+            .map_err(|e| Error::Cgroup(e.to_string()))?;
+    }
+    if let Some(fd) = &fd {
         // SIGKILL cannot be ignored; 10 s covers a loaded machine (D state).
         if !wait_exit(fd, 10_000) {
             return Err(Error::State(format!(

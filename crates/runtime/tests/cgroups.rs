@@ -284,3 +284,21 @@ fn unhonourable_resource_fails_create_naming_the_field() {
         assert!(!cg_dir(ctrl, &cg).exists(), "{ctrl} cgroup left behind");
     }
 }
+
+#[test]
+fn delete_force_of_a_paused_container() {
+    let r = start(&["sleep", "1000"], |_| {});
+    assert!(r.rt.run(&["pause", &r.id]).status.success());
+    assert_eq!(r.rt.state(&r.id)["status"], "paused");
+    let pid = r.rt.state(&r.id)["pid"].as_i64().unwrap();
+    let o = r.rt.run(&["delete", "-f", &r.id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!r.rt.root.join(&r.id).exists());
+    for ctrl in ["freezer", "pids", "memory"] {
+        assert!(!cg_dir(ctrl, &r.cg).exists(), "{ctrl} cgroup left behind");
+    }
+    let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true);
+    assert!(gone, "init {pid} still running after delete -f");
+}
