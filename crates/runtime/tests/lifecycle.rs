@@ -905,3 +905,67 @@ fn lsm_settings_the_host_cannot_apply_are_errors() {
         }
     }
 }
+
+#[test]
+fn no_host_fd_leaks_into_the_container() {
+    // CVE-2024-21626 class: the runtime inherits an fd the caller forgot to close
+    // (not close-on-exec, not passed with --preserve-fds): the container must not get it.
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+    let f = std::fs::File::open("/etc/hostname").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let mut c = rt.cmd();
+    c.args(["run", "-b"])
+        .arg(&b.dir)
+        .arg(unique("leak"))
+        .stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            for target in [5, 9] {
+                if libc::dup2(raw, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::fcntl(target, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // ls's own directory fd is 3.
+    assert_eq!(
+        stdout(&o).trim(),
+        "0 1 2 3",
+        "host fds reached the container"
+    );
+}
+
+#[test]
+fn image_planting_proc_as_a_symlink_cannot_reach_the_host() {
+    // The image makes /proc a symlink to a host path: the proc mount must land inside
+    // the rootfs (at the link's target resolved in the rootfs), never on the host.
+    let host_dir = tmp().join(unique("host-proc-target"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let rootfs = tmp().join(unique("proc-link-rootfs"));
+    copy_rootfs(rootfs_src(), &rootfs);
+    std::fs::remove_dir(rootfs.join("proc")).unwrap();
+    std::os::unix::fs::symlink(&host_dir, rootfs.join("proc")).unwrap();
+    let mut b = Bundle::new(&["sh", "-c", "cat /proc/self/comm"]);
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.config["root"]["readonly"] = json!(false);
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(out.trim(), "cat", "procfs works inside the container");
+    // Nothing was mounted on or written to the host path.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&host_dir.display().to_string()),
+        "mounted on the host path"
+    );
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&host_dir);
+    let _ = std::fs::remove_dir_all(&rootfs);
+}
