@@ -913,7 +913,7 @@ fn no_host_fd_leaks_into_the_container() {
     use std::os::unix::process::CommandExt;
     let rt = Runtime::oxcart();
     let b = Bundle::new(&["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
-    let f = std::fs::File::open("/etc/hostname").unwrap();
+    let f = std::fs::File::open("/dev/null").unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
     let mut c = rt.cmd();
     c.args(["run", "-b"])
