@@ -797,29 +797,10 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
         .ctx(|| format!("open {}", fifo.display()))?;
     // Wait for init's byte, or for init to die — whichever comes first — so a dead
     // init never leaves `start` blocked (runc awaitFifoOpen does the same).
-    let mut fds = [
-        libc::pollfd {
-            fd: r.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
     loop {
-        // SAFETY: valid pollfd array.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(Error::sys("poll exec fifo", e));
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
+        let (fifo_ev, pid_ev) = sys::poll_fd_or_exit(r.as_fd(), pidfd.as_fd())
+            .map_err(|e| Error::sys("poll exec fifo", e))?;
+        if fifo_ev & libc::POLLIN != 0 {
             let mut b = [0u8; 1];
             // SAFETY: reading into a 1-byte buffer.
             let n = unsafe { libc::read(r.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) };
@@ -827,12 +808,12 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
                 break;
             }
         }
-        if fds[1].revents != 0 {
+        if pid_ev != 0 {
             return Err(Error::State(
                 "cannot start a container that has stopped".into(),
             ));
         }
-        if fds[0].revents & libc::POLLHUP != 0 {
+        if fifo_ev & libc::POLLHUP != 0 {
             // Writer went away without a byte: init died between open and write.
             return Err(Error::State("container init exited before start".into()));
         }

@@ -9,7 +9,7 @@
 use crate::error::{Ctx, Error, Result};
 use crate::sys;
 use oxcart_spec::{Mount, Spec};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -133,28 +133,9 @@ impl Listener {
         let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
         let mut buf = vec![0u8; 4096];
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: valid pollfd array.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(Error::sys("poll notify socket", e));
-            }
-            if fds[0].revents & libc::POLLIN != 0 {
+            let (sock_ev, pid_ev) = sys::poll_fd_or_exit(self.sock.as_fd(), pidfd.as_fd())
+                .map_err(|e| Error::sys("poll notify socket", e))?;
+            if sock_ev & libc::POLLIN != 0 {
                 // SAFETY: reading into our buffer.
                 let r = unsafe {
                     libc::recv(
@@ -172,7 +153,7 @@ impl Listener {
                 }
                 continue;
             }
-            if fds[1].revents != 0 {
+            if pid_ev != 0 {
                 // init exited without ever being ready: nothing to forward.
                 return Ok(());
             }

@@ -326,6 +326,34 @@ pub fn forwarded_signals_fd(flags: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
+/// Block until `fd` or the process behind `pidfd` is ready (POLLIN), retrying EINTR.
+/// Returns the `revents` of each. Waiting on a pidfd beside the fd is how a command
+/// waits for init without hanging if init dies first (pidfd_open(2)).
+pub fn poll_fd_or_exit(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) -> io::Result<(i16, i16)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: a valid array of two pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } >= 0 {
+            return Ok((fds[0].revents, fds[1].revents));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 /// Wait for a child; returns its wait status.
 pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<(libc::pid_t, libc::c_int)> {
     let mut status = 0;
