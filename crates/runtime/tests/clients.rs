@@ -14,6 +14,9 @@
 mod common;
 use common::skip_in_v2_lane;
 
+/// Why these tests stop in the cgroup-v2 lane (see `skip_in_v2_lane`).
+const CLIENTS_IN_LANE: &str = "client end-to-end tests run on the host";
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -441,11 +444,7 @@ oxcart = ["{w}"]
     }
 
     fn argv(&self) -> Vec<String> {
-        fs::read_to_string(&self.argv_log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        logged_argv(&self.argv_log)
     }
 
     fn inspect(&self, name: &str, format: &str) -> String {
@@ -467,6 +466,15 @@ impl Drop for Podman {
             bounded(c, &self.dir.0, CLIENT_TIMEOUT)
         }));
     }
+}
+
+/// The runtime command lines the argv-logging wrapper recorded, one per line.
+fn logged_argv(log: &Path) -> Vec<String> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 /// Wait until a daemon we started answers (`up`), failing with its log if it exits
@@ -500,10 +508,7 @@ fn wait_daemon_up<T>(
 
 #[test]
 fn podman_run_logs_and_errors() {
-    if skip_in_v2_lane(
-        "podman_run_logs_and_errors",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("podman_run_logs_and_errors", CLIENTS_IN_LANE) {
         return;
     }
     let p = Podman::new();
@@ -587,10 +592,7 @@ fn podman_run_logs_and_errors() {
 
 #[test]
 fn podman_exec_stop_kill_pause() {
-    if skip_in_v2_lane(
-        "podman_exec_stop_kill_pause",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("podman_exec_stop_kill_pause", CLIENTS_IN_LANE) {
         return;
     }
     let p = Podman::new();
@@ -882,11 +884,7 @@ disabled_plugins = [
     }
 
     fn argv(&self) -> Vec<String> {
-        fs::read_to_string(&self.argv_log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        logged_argv(&self.argv_log)
     }
 
     fn task_status(&self, id: &str) -> String {
@@ -927,10 +925,7 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_run_and_errors() {
-    if skip_in_v2_lane(
-        "containerd_run_and_errors",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("containerd_run_and_errors", CLIENTS_IN_LANE) {
         return;
     }
     let c = Containerd::new();
@@ -984,10 +979,7 @@ fn containerd_run_and_errors() {
 
 #[test]
 fn containerd_exec_pause_kill() {
-    if skip_in_v2_lane(
-        "containerd_exec_pause_kill",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("containerd_exec_pause_kill", CLIENTS_IN_LANE) {
         return;
     }
     let c = Containerd::new();
@@ -1210,11 +1202,7 @@ impl Docker {
     }
 
     fn argv(&self) -> Vec<String> {
-        fs::read_to_string(&self.argv_log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        logged_argv(&self.argv_log)
     }
 
     fn inspect(&self, name: &str, format: &str) -> String {
@@ -1254,10 +1242,7 @@ impl Drop for Docker {
 
 #[test]
 fn docker_runs_oxcart() {
-    if skip_in_v2_lane(
-        "docker_runs_oxcart",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("docker_runs_oxcart", CLIENTS_IN_LANE) {
         return;
     }
     let dk = Docker::new();
@@ -1357,10 +1342,7 @@ fn cgroup_cat(controller: &str, v1: &str, v2: &str) -> String {
 
 #[test]
 fn podman_terminal_restrictions_restart() {
-    if skip_in_v2_lane(
-        "podman_terminal_restrictions_restart",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("podman_terminal_restrictions_restart", CLIENTS_IN_LANE) {
         return;
     }
     let p = Podman::new();
@@ -1446,10 +1428,7 @@ fn podman_terminal_restrictions_restart() {
 
 #[test]
 fn docker_terminal_update_restart() {
-    if skip_in_v2_lane(
-        "docker_terminal_update_restart",
-        "client end-to-end tests run on the host",
-    ) {
+    if skip_in_v2_lane("docker_terminal_update_restart", CLIENTS_IN_LANE) {
         return;
     }
     let dk = Docker::new();

@@ -9,6 +9,9 @@
 mod common;
 
 use common::{skip_in_v2_lane, unique};
+
+/// Why these tests stop in the cgroup-v2 lane (see `skip_in_v2_lane`).
+const ROOTLESS_IN_LANE: &str = "rootless tests need host users and setpriv";
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -205,7 +208,7 @@ fn no_cgroup_named(id: &str) -> bool {
 fn rootless_run_maps_own_id_and_returns_exit_code() {
     if skip_in_v2_lane(
         "rootless_run_maps_own_id_and_returns_exit_code",
-        "rootless tests need host users and setpriv",
+        ROOTLESS_IN_LANE,
     ) {
         return;
     }
@@ -250,10 +253,7 @@ fn rootless_run_maps_own_id_and_returns_exit_code() {
 
 #[test]
 fn rootless_detached_state_list_kill_delete() {
-    if skip_in_v2_lane(
-        "rootless_detached_state_list_kill_delete",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_detached_state_list_kill_delete", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
@@ -297,7 +297,7 @@ fn rootless_detached_state_list_kill_delete() {
 fn rootless_limits_without_delegation_fail_cleanly() {
     if skip_in_v2_lane(
         "rootless_limits_without_delegation_fail_cleanly",
-        "rootless tests need host users and setpriv",
+        ROOTLESS_IN_LANE,
     ) {
         return;
     }
@@ -318,7 +318,7 @@ fn rootless_limits_without_delegation_fail_cleanly() {
 fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
     if skip_in_v2_lane(
         "rootless_wider_maps_use_newuidmap_and_allow_additional_gids",
-        "rootless tests need host users and setpriv",
+        ROOTLESS_IN_LANE,
     ) {
         return;
     }
@@ -373,10 +373,7 @@ fn rootless_wider_maps_use_newuidmap_and_allow_additional_gids() {
 
 #[test]
 fn rootless_config_checks_name_the_field() {
-    if skip_in_v2_lane(
-        "rootless_config_checks_name_the_field",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_config_checks_name_the_field", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
@@ -420,10 +417,7 @@ fn rootless_config_checks_name_the_field() {
 
 #[test]
 fn rootless_additional_gids_need_newgidmap() {
-    if skip_in_v2_lane(
-        "rootless_additional_gids_need_newgidmap",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_additional_gids_need_newgidmap", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
@@ -449,10 +443,7 @@ impl Drop for RootState {
 
 #[test]
 fn rootless_user_cannot_use_roots_state() {
-    if skip_in_v2_lane(
-        "rootless_user_cannot_use_roots_state",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_user_cannot_use_roots_state", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
@@ -478,10 +469,7 @@ fn rootless_user_cannot_use_roots_state() {
 
 #[test]
 fn rootless_flag_values() {
-    if skip_in_v2_lane(
-        "rootless_flag_values",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_flag_values", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
@@ -494,10 +482,7 @@ fn rootless_flag_values() {
 
 #[test]
 fn rootless_exec_joins_the_container() {
-    if skip_in_v2_lane(
-        "rootless_exec_joins_the_container",
-        "rootless tests need host users and setpriv",
-    ) {
+    if skip_in_v2_lane("rootless_exec_joins_the_container", ROOTLESS_IN_LANE) {
         return;
     }
     let env = Env::new();
