@@ -67,6 +67,7 @@ pub mod devices;
 pub mod error;
 pub mod freezer;
 mod fsutil;
+pub mod join;
 pub mod layout;
 pub mod manager;
 pub mod oom;
@@ -75,6 +76,7 @@ pub mod stats;
 
 pub use error::{CgroupError, Result};
 pub use freezer::FreezerState;
+pub use join::JoinFiles;
 pub use layout::{HostMode, Layout};
 pub use manager::{Manager, ManagerState, V1Dir, V2Dir};
 pub use oom::{OomEvent, OomWatcher};

@@ -347,6 +347,15 @@ impl Manager {
         Ok(())
     }
 
+    /// The files through which a new child joins these cgroups itself
+    /// ([`crate::join`]: no RCU grace period in the parent's path).
+    pub fn join_files(&self) -> Result<crate::join::JoinFiles> {
+        crate::join::JoinFiles::open(
+            self.v1.iter().map(|d| d.path.as_path()),
+            self.unified_path(),
+        )
+    }
+
     /// An `O_PATH|O_DIRECTORY` fd of the cgroup2 directory, for clone3's
     /// `CLONE_INTO_CGROUP` (clone(2)). `None` when the host has no cgroup2
     /// hierarchy. Only a pure v2 host can rely on it alone: on a hybrid host

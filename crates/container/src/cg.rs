@@ -2,13 +2,17 @@
 //! independent of that crate's exact API and error type.
 
 use crate::error::{Error, Result};
-use oxcart_cgroups::{HostMode, Manager, ManagerState};
+use oxcart_cgroups::{HostMode, JoinFiles, Manager, ManagerState};
 use oxcart_spec::LinuxResources;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 fn e(err: oxcart_cgroups::CgroupError) -> Error {
     Error::Cgroup(err.to_string())
+}
+
+pub(crate) fn cg_err(err: oxcart_cgroups::CgroupError) -> Error {
+    e(err)
 }
 
 /// A hierarchy as the container should see it under /sys/fs/cgroup.
@@ -79,6 +83,11 @@ impl Cg {
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         self.0.add_pid(pid).map_err(e)
     }
+    /// The files through which a child joins these cgroups itself (see
+    /// [`clone_joining`]).
+    pub fn join_files(&self) -> Result<JoinFiles> {
+        self.0.join_files().map_err(e)
+    }
     pub fn frozen(&self) -> bool {
         matches!(
             self.0.freezer_state(),
@@ -145,4 +154,42 @@ impl Cg {
         }
         out
     }
+}
+
+/// clone3(2) with `flags`, the child starting in the cgroup2 directory of `join`
+/// (`CLONE_INTO_CGROUP`, which avoids the RCU grace period a later move waits
+/// for: oxcart_cgroups::join). Returns the pid (0 in the child) and whether the
+/// parent must still move the child into cgroup2 itself: a kernel before 5.7
+/// rejects the flag (EINVAL, or E2BIG for the larger clone_args), and an
+/// unprivileged caller may lack the write access to the common ancestor that
+/// the kernel checks for it (EACCES/EPERM) where a later move might still work.
+/// The child then writes `0` to the v1 `tasks` files ([`JoinFiles::join_self_v1`]).
+///
+/// # Safety
+/// As [`crate::sys::clone3`]: the caller must be single-threaded.
+pub unsafe fn clone_joining(flags: u64, join: &JoinFiles) -> Result<(libc::pid_t, bool)> {
+    use std::os::fd::AsRawFd;
+    if let Some(fd) = join.clone_into() {
+        // SAFETY: the caller's contract.
+        match unsafe { crate::sys::clone3(flags, Some(fd.as_raw_fd())) } {
+            Ok(pid) => return Ok((pid, false)),
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::EINVAL | libc::E2BIG | libc::ENOSYS | libc::EACCES | libc::EPERM)
+                ) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    what: "clone3 into the container's cgroup".into(),
+                    source,
+                })
+            }
+        }
+    }
+    // SAFETY: the caller's contract.
+    let pid = unsafe { crate::sys::clone3(flags, None) }.map_err(|source| Error::Sys {
+        what: "clone3".into(),
+        source,
+    })?;
+    Ok((pid, join.clone_into().is_some()))
 }

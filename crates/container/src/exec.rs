@@ -237,6 +237,8 @@ struct Child<'a> {
     preserve_fds: u32,
     userns: bool,
     setgroups_ok: bool,
+    /// The cgroups to join (oxcart_cgroups::join), before any setns.
+    cgroups: &'a oxcart_cgroups::JoinFiles,
 }
 
 /// `exec`: run a process in the container. Returns its exit status (foreground),
@@ -382,6 +384,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         userns,
         setgroups_ok,
+        cgroups: &targets,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -389,7 +392,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         sys::setns(fd.as_fd(), *flag).ctx(|| format!("join {typ} namespace"))?;
     }
     // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
-    let pid = unsafe { sys::clone3(0, None) }.ctx(|| "clone3".into())?;
+    let (pid, move_unified) = unsafe { crate::cg::clone_joining(0, &targets) }?;
     if pid == 0 {
         // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
         unsafe { libc::close(sd.lock_fd()) };
@@ -407,9 +410,10 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
     drop(child);
     let mut guard = KillGuard(pid);
 
-    for t in &targets {
-        std::fs::write(t, pid.to_string()).ctx(|| format!("write {}", t.display()))?;
+    if move_unified {
+        targets.add_pid_unified(pid).map_err(crate::cg::cg_err)?;
     }
+    drop(targets);
     if let Some(adj) = cproc.and_then(|p| p.oom_score_adj) {
         // Written here: the child is not dumpable, so its /proc files belong to the
         // host's root and a user-namespaced child could not write them itself.
@@ -484,10 +488,10 @@ impl Drop for KillGuard {
     }
 }
 
-/// The `cgroup.procs` files the exec's pid goes to: the container's cgroup in every
-/// hierarchy, or the `--cgroup` sub-cgroup (runc: `<path>` for all controllers,
+/// The cgroups the exec'd process joins (oxcart_cgroups::join): the container's
+/// cgroup in every hierarchy, or the `--cgroup` sub-cgroup (runc: `<path>` for all controllers,
 /// `<ctrl>[,<ctrl>]:<path>` for some; the sub-cgroup must exist).
-fn cgroup_targets(cg: &Cg, specs: &[String]) -> Result<Vec<PathBuf>> {
+fn cgroup_targets(cg: &Cg, specs: &[String]) -> Result<oxcart_cgroups::JoinFiles> {
     let m = cg.manager();
     let mut all: Option<String> = None;
     let mut by_ctrl: Vec<(String, String)> = Vec::new();
@@ -542,16 +546,18 @@ fn cgroup_targets(cg: &Cg, specs: &[String]) -> Result<Vec<PathBuf>> {
             }
             None => dir.to_path_buf(),
         };
-        Ok(d.join("cgroup.procs"))
+        Ok(d)
     };
-    let mut out = Vec::new();
+    let mut v1 = Vec::new();
     for d in m.v1_dirs() {
-        out.push(pick(&d.path, &d.controllers)?);
+        v1.push(pick(&d.path, &d.controllers)?);
     }
-    if let Some(u) = m.unified_path() {
-        out.push(pick(u, &[])?);
-    }
-    Ok(out)
+    let unified = match m.unified_path() {
+        Some(u) => Some(pick(u, &[])?),
+        None => None,
+    };
+    oxcart_cgroups::JoinFiles::open(v1.iter().map(|p| p.as_path()), unified.as_deref())
+        .map_err(crate::cg::cg_err)
 }
 
 /// The exec'd process, between clone and execve. Returns only on error.
@@ -568,6 +574,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         Some((Msg::Go, _)) => {}
         other => return Err(Error::Other(format!("expected go, got {other:?}"))),
     }
+    c.cgroups.join_self_v1().map_err(crate::cg::cg_err)?;
     for (typ, flag, fd) in &c.join {
         sys::setns(fd.as_fd(), *flag).ctx(|| format!("join {typ} namespace"))?;
     }

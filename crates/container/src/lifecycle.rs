@@ -61,6 +61,8 @@ struct InitArgs<'a> {
     proc_fd: OwnedFd,
     seccomp: Option<oxcart_seccomp::Filter>,
     cgroup_dirs: Vec<crate::cg::MountDir>,
+    /// init joins its v1 cgroups itself through these (oxcart_cgroups::join).
+    cgroup_join: oxcart_cgroups::JoinFiles,
     /// Connected `--console-socket` for `process.terminal`.
     console: Option<OwnedFd>,
     /// False when the parent denied setgroups to write the gid map unprivileged.
@@ -279,6 +281,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         proc_fd,
         seccomp,
         cgroup_dirs: cg.mount_dirs(),
+        cgroup_join: cg.join_files()?,
         console,
         setgroups_ok,
         idmapped,
@@ -287,7 +290,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     let (parent_ch, child_ch) = sync::pair()?;
     plan.parent_prepare(spec.linux.as_ref())?;
     // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
-    let pid = unsafe { sys::clone3(plan.clone_flags as u64, None) }.ctx(|| "clone3".into())?;
+    let (pid, move_unified) =
+        unsafe { crate::cg::clone_joining(plan.clone_flags as u64, &args.cgroup_join) }?;
     if pid == 0 {
         // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
         unsafe { libc::close(sd.lock_fd()) };
@@ -309,10 +313,15 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
             namespaces::write_id_maps(pid, l, map_method)?;
         }
     }
-    // init starts its rootfs setup now, while we move it into its cgroups (see
-    // Msg::Joined for why that overlaps).
+    // init has joined its v1 cgroups itself (oxcart_cgroups::join) and was cloned
+    // into the cgroup2 one; only on a kernel that refused CLONE_INTO_CGROUP do we
+    // move it there, while it starts its rootfs setup (see Msg::Joined).
     parent_ch.send(&Msg::Go)?;
-    cg.add_pid(pid)?;
+    if move_unified {
+        args.cgroup_join
+            .add_pid_unified(pid)
+            .map_err(crate::cg::cg_err)?;
+    }
     if let Some(adj) = proc_cfg.oom_score_adj {
         // From the parent, as runc does: once init has switched ids in a user
         // namespace it is no longer dumpable, its /proc files belong to the host's
@@ -524,6 +533,10 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     if a.plan.new_userns() {
         set_non_dumpable()?;
     }
+    // Our credentials are still the parent's (the v1 write checks them: root or
+    // the task's owner). After "go", so a failure reaches the parent as our own
+    // error rather than as a broken channel.
+    a.cgroup_join.join_self_v1().map_err(crate::cg::cg_err)?;
     let mut joined = false;
     // Until the parent says we are in our cgroups (Msg::Joined).
     let wait_joined = |joined: &mut bool| -> Result<()> {

@@ -9,10 +9,12 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub enum Msg {
     /// parent → init: id maps written; go on.
     Go,
-    /// parent → init: init is in all its cgroups. Sent after `Go`, because moving a
-    /// task between v1 cgroups waits for an RCU grace period (~10 ms here): init sets
-    /// up its mounts meanwhile and waits for this before anything that must run in
-    /// the container's cgroups (cgroup namespace, hooks, seccomp listener, ready).
+    /// parent → init: init is in all its cgroups. init joins its v1 cgroups itself
+    /// and is cloned into its cgroup2 one (oxcart_cgroups::join); only where the
+    /// kernel refused CLONE_INTO_CGROUP does the parent move it, which waits for an
+    /// RCU grace period (~10 ms here). init sets up its mounts meanwhile and waits
+    /// for this before anything that must run in the container's cgroups (cgroup
+    /// namespace, hooks, seccomp listener, ready).
     Joined,
     /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,

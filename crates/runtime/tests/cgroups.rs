@@ -302,3 +302,107 @@ fn delete_force_of_a_paused_container() {
         .unwrap_or(true);
     assert!(gone, "init {pid} still running after delete -f");
 }
+
+/// init joins its v1 cgroups itself and is cloned into its cgroup2 one
+/// (oxcart_cgroups::join); an exec'd process the same way. Both must end up in
+/// the container's cgroup in every hierarchy the host has.
+#[test]
+fn init_and_exec_are_in_the_container_cgroup_of_every_hierarchy() {
+    let r = start(&["sleep", "1000"], |_| {});
+    let init = r.rt.init_pid(&r.id);
+    let (c, out, err) = r.rt.exec(&[&r.id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(c, 0, "{err}");
+    let host = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert_eq!(
+        host.lines().count(),
+        mine.lines().count(),
+        "init is not in every hierarchy: {host}"
+    );
+    for l in host.lines() {
+        let path = l.splitn(3, ':').nth(2).unwrap();
+        assert!(
+            path.ends_with(&r.cg),
+            "{l} is not the container's cgroup {}",
+            r.cg
+        );
+        // The pid is really listed there, not just named by /proc.
+        let ctrls = l.split(':').nth(1).unwrap();
+        let dir = if ctrls.is_empty() {
+            // The v2 hierarchy: /sys/fs/cgroup on a v2 host, .../unified on a hybrid one.
+            let base = if v2() {
+                "/sys/fs/cgroup"
+            } else {
+                "/sys/fs/cgroup/unified"
+            };
+            Path::new(base).join(path.trim_start_matches('/'))
+        } else {
+            let mount = ctrls.strip_prefix("name=").unwrap_or(ctrls);
+            Path::new("/sys/fs/cgroup")
+                .join(mount)
+                .join(path.trim_start_matches('/'))
+        };
+        let procs = read(dir.join("cgroup.procs"));
+        assert!(
+            procs.lines().any(|p| p == init.to_string()),
+            "{init} not in {}: {procs}",
+            dir.display()
+        );
+    }
+    // Inside, the exec'd process sees the same cgroups as init: lines from the
+    // container's own cgroup namespace view, one per hierarchy.
+    let inside = r.rt.exec(&[&r.id, "cat", "/proc/1/cgroup"]).1;
+    assert_eq!(out, inside, "exec'd process and init differ");
+    assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
+}
+
+/// A v1 cgroup the process cannot join (cpuset with no cpus: the kernel refuses
+/// any task, ENOSPC) makes create fail with the file named, and nothing of the
+/// container is left behind.
+#[test]
+fn a_v1_cgroup_that_refuses_the_join_is_an_error_leaving_nothing() {
+    if v2() {
+        // No v1 cpuset on a pure v2 host; the v2 side (CLONE_INTO_CGROUP) fails
+        // in the kernel's fork path, covered by the lifecycle tests' bad input.
+        eprintln!("v1 only: skipped on a pure v2 host");
+        return;
+    }
+    let cpuset = Path::new("/sys/fs/cgroup/cpuset");
+    if !cpuset.is_dir() {
+        eprintln!("no v1 cpuset hierarchy: skipped");
+        return;
+    }
+    let name = unique("oxcart-test-emptycpus");
+    let dir = cpuset.join(&name);
+    // Made by the test, so its cpuset.cpus stays empty (cgroup.clone_children is
+    // 0). It is the container's cgroup all the same, so a failed create removes
+    // it, as runc's does (its manager's Destroy on the error path).
+    std::fs::create_dir(&dir).unwrap();
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(dir.clone());
+    if !read(dir.join("cpuset.cpus")).is_empty() {
+        eprintln!("cpuset.cpus inherited by the host's settings: skipped");
+        return;
+    }
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["true"]);
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    b.write();
+    let id = unique("join");
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(!ok, "create joined a cpuset cgroup without cpus");
+    assert!(
+        err.contains(&format!("{}", dir.join("tasks").display())),
+        "error does not name the tasks file: {err}"
+    );
+    assert!(!rt.root.join(&id).exists(), "state directory left behind");
+    // The container's directories in every hierarchy are gone again.
+    assert!(!Path::new("/sys/fs/cgroup/pids").join(&name).exists());
+    assert!(!Path::new("/sys/fs/cgroup/freezer").join(&name).exists());
+    assert!(!dir.exists());
+}
