@@ -19,6 +19,8 @@ PACKAGES=(
     docker-registry skopeo umoci apache2-utils openssl
     # real clients of the runtime (end-to-end tests drive each against oxcart-runtime)
     podman conmon containerd docker.io
+    # podman run --init (the client tests) runs catatonit, only a Recommends of podman
+    catatonit
     # the cgroup-v2 lane: a pure-v2 kernel booted under qemu
     qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
