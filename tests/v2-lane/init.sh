@@ -4,7 +4,7 @@
 # PID 1 of a busybox initramfs built by tests/v2-lane/run.sh. It sets up a
 # minimal pure-cgroup-v2 userspace, runs every test listed under /lane/tests in
 # order and reports on the serial console with lines the host parses:
-#   @@LANE BOOTED kernel=<release> controllers=<list>
+#   @@LANE BOOTED kernel=<release> controllers=<list> selinux=<mode|off>
 #   @@LANE BEGIN <name>
 #   @@LANE RESULT <name> rc=<N> secs=<S>
 #   @@LANE DONE total=<N> failed=<M>
