@@ -23,6 +23,8 @@ PACKAGES=(
     catatonit
     # the cgroup-v2 lane: a pure-v2 kernel booted under qemu
     qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
+    # ...and its SELinux run: compiles the lane's test policy (run.sh --selinux)
+    checkpolicy
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
 )

@@ -28,6 +28,17 @@ else
     # sd_notify client the host run of the runtime tests built.
     tests/v2-lane/run.sh --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json \
         --copy "$PWD/target/tmp/sdnotify" 2>&1 | tee -a "$log"
+
+    step "SELinux lane (qemu, enforcing test policy)"
+    # Only the label tests (crates/runtime/tests/selinux.rs): the host has no
+    # SELinux, so there they check runc's error path; here they check that labels
+    # are applied. The host run above built both executables; cargo says where.
+    selinux_json=$(cargo test -p oxcart-runtime --test selinux --no-run --message-format=json 2>/dev/null)
+    selinux_test=$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "selinux" and .profile.test) | .executable' <<<"$selinux_json")
+    runtime_bin=$(jq -r 'select(.reason == "compiler-artifact" and .target.name == "oxcart-runtime" and (.target.kind | index("bin"))) | .executable' <<<"$selinux_json")
+    [ -n "$selinux_test" ] && [ -n "$runtime_bin" ] || { echo "SELinux lane: cargo built no selinux test executable" >&2; exit 1; }
+    tests/v2-lane/run.sh --selinux enforcing --timeout 300 --test "$selinux_test" \
+        --copy "$runtime_bin" 2>&1 | tee -a "$log"
 fi
 
 # One closing line over every libtest run above, host and lane.

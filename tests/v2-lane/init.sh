@@ -4,7 +4,7 @@
 # PID 1 of a busybox initramfs built by tests/v2-lane/run.sh. It sets up a
 # minimal pure-cgroup-v2 userspace, runs every test listed under /lane/tests in
 # order and reports on the serial console with lines the host parses:
-#   @@LANE BOOTED kernel=<release> controllers=<list>
+#   @@LANE BOOTED kernel=<release> controllers=<list> selinux=<mode|off>
 #   @@LANE BEGIN <name>
 #   @@LANE RESULT <name> rc=<N> secs=<S>
 #   @@LANE DONE total=<N> failed=<M>
@@ -47,6 +47,18 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 mount -t proc -o nosuid,nodev,noexec proc /proc || fatal "mount /proc"
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys || fatal "mount /sys"
+# run.sh --selinux: load the test policy the host compiled. selinuxfs takes the
+# whole policy in one write(2) at offset 0 (sel_write_load), hence dd with a
+# block larger than the file; then the requested mode (enforce: 1 or 0).
+if [ -f /lane/selinux/policy ]; then
+	[ -d /sys/fs/selinux ] || fatal "--selinux: no /sys/fs/selinux (kernel booted without SELinux: is security=selinux on the command line?)"
+	mount -t selinuxfs -o nosuid,noexec selinuxfs /sys/fs/selinux || fatal "mount selinuxfs"
+	dd if=/lane/selinux/policy of=/sys/fs/selinux/load bs=16M 2>/dev/null || fatal "load the SELinux policy (dmesg: $(dmesg | grep -i selinux | tail -n 3 | tr '\n' ' '))"
+	case $(cat /lane/selinux/mode) in
+	enforcing) echo 1 >/sys/fs/selinux/enforce ;;
+	*) echo 0 >/sys/fs/selinux/enforce ;;
+	esac || fatal "set the SELinux mode"
+fi
 mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev || fatal "mount /dev"
 mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o nosuid,noexec,newinstance,gid=5,mode=620,ptmxmode=0666 devpts /dev/pts || fatal "mount /dev/pts"
@@ -110,7 +122,9 @@ fi
 hostname oxcart-v2-lane
 ip link set lo up || fatal "bring up loopback"
 
-marker "BOOTED kernel=$(uname -r) uptime=$(uptime_s) controllers=$(tr ' ' ',' </sys/fs/cgroup/cgroup.subtree_control)"
+selinux=off
+[ ! -f /sys/fs/selinux/enforce ] || selinux=$(sed 's/^1$/enforcing/; s/^0$/permissive/' /sys/fs/selinux/enforce)
+marker "BOOTED kernel=$(uname -r) uptime=$(uptime_s) controllers=$(tr ' ' ',' </sys/fs/cgroup/cgroup.subtree_control) selinux=$selinux"
 
 total=0
 failed=0

@@ -69,6 +69,9 @@ struct InitArgs<'a> {
     setgroups_ok: bool,
     /// Idmapped mount trees, made here because idmapping needs the host's privileges.
     idmapped: crate::idmap::Prepared,
+    /// `linux.mountLabel`, where the host has SELinux (checked against its policy);
+    /// None elsewhere, since runc drops it there.
+    mount_label: Option<String>,
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -183,15 +186,16 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         }
     }
     crate::exec::check_selinux_label(proc_cfg.selinux_label.as_deref())?;
-    if let Some(l) = spec.linux.as_ref().and_then(|l| l.mount_label.as_deref()) {
-        // Without SELinux runc drops the mount label (label.FormatMountLabel).
-        if !l.is_empty() && crate::exec::selinux_enabled() {
-            return Err(Error::config(
-                "linux.mountLabel",
-                "applying SELinux mount labels is not supported by this build yet",
-            ));
+    // runc `label.FormatMountLabel` formats nothing without SELinux: the label is
+    // dropped there. With SELinux, a label the policy rejects fails here, before
+    // anything exists, rather than as a failed mount inside init.
+    let mount_label = match spec.linux.as_ref().and_then(|l| l.mount_label.as_deref()) {
+        Some(l) if !l.is_empty() && crate::selinux::enabled() => {
+            crate::selinux::check_context("linux.mountLabel", l)?;
+            Some(l.to_string())
         }
-    }
+        _ => None,
+    };
     hooks::validate(spec.hooks.as_ref())?;
     let seccomp = match spec.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
         // runc: a profile with no defaultAction and no syscalls means "no seccomp".
@@ -285,6 +289,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         console,
         setgroups_ok,
         idmapped,
+        mount_label,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -581,6 +586,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         new_cgroupns: a.plan.new_cgroupns,
         cgroup_dirs: a.cgroup_dirs.clone(),
         idmapped: &a.idmapped,
+        mount_label: a.mount_label.as_deref(),
     };
     rootfs::prepare_root(&rctx)?;
     rootfs::mount_all(&rctx)?;
@@ -620,7 +626,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     process::apply_sysctl(&a.prepared.sysctl)?;
     if let Some(l) = linux {
         for p in &l.masked_paths {
-            rootfs::mask_path(p)?;
+            rootfs::mask_path(p, a.mount_label.as_deref())?;
         }
         for p in &l.readonly_paths {
             rootfs::readonly_path(p)?;
@@ -653,8 +659,16 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         // Checked in the parent: the host has AppArmor. Applies from execve on.
         crate::exec::set_apparmor_exec(prof)?;
     }
+    let label = process.selinux_label.as_deref().filter(|l| !l.is_empty());
     if !a.no_new_keyring {
-        process::join_session_keyring(a.id)?;
+        process::join_session_keyring_labelled(a.id, label)?;
+    }
+    if let Some(l) = label {
+        // The parent checked that the host has SELinux and the label is valid.
+        // runc `label.SetProcessLabel`: the kernel applies it at execve (proc(5),
+        // /proc/[pid]/attr/exec); written after the rootfs setup, so the mounts
+        // above were made with the runtime's own label.
+        crate::selinux::set_exec_label("process.selinuxLabel", l)?;
     }
     if process.no_new_privileges {
         process::set_no_new_privs()?;

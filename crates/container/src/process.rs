@@ -177,6 +177,20 @@ pub fn apply_sysctl(s: &[(String, String)]) -> Result<()> {
 
 /// Join a fresh session keyring so the container cannot read the host's keys
 /// (keyrings(7); runc names it `_ses.<id>`), unless `--no-new-keyring`.
+/// runc's keyring setup with its SELinux part (`selinux.SetKeyLabel` before
+/// `keys.JoinSessionKeyring`): with a label, the new session keyring gets the
+/// container's context instead of the runtime's. The keycreate label is cleared
+/// again at once; execve would reset it anyway (proc(5), /proc/[pid]/attr/keycreate).
+pub fn join_session_keyring_labelled(id: &str, label: Option<&str>) -> Result<()> {
+    let Some(l) = label else {
+        return join_session_keyring(id);
+    };
+    crate::selinux::set_key_label("process.selinuxLabel", l)?;
+    let r = join_session_keyring(id);
+    crate::selinux::set_key_label("process.selinuxLabel", "")?;
+    r
+}
+
 pub fn join_session_keyring(id: &str) -> Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     let name = cstring(format!("_ses.{id}"))?;

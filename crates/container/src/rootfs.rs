@@ -332,6 +332,8 @@ pub struct RootfsCtx<'a> {
     pub cgroup_dirs: Vec<crate::cg::MountDir>,
     /// Idmapped trees the parent made before clone (`mounts[]` with idmap).
     pub idmapped: &'a crate::idmap::Prepared,
+    /// `linux.mountLabel` where the host has SELinux (None elsewhere: runc drops it).
+    pub mount_label: Option<&'a str>,
 }
 
 /// Before any mount: make our copy of the host's mounts non-propagating so nothing
@@ -397,7 +399,15 @@ fn mount_one(ctx: &RootfsCtx<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
     }
     let dest = resolve_in_root(root, &m.destination, false)?;
     let target = fd_path(dest.as_fd());
-    let data = o.data.join(",");
+    let mut data = o.data.join(",");
+    // runc `mountToRootfs`: the container's own filesystems (tmpfs, devpts, ...) get
+    // the mount label as their context= (label.FormatMountLabel); proc and sysfs
+    // keep the kernel's labels, and mqueue, which has no context= option, is
+    // labelled through its root's xattr once mounted (label.SetFileLabel).
+    let label = ctx.mount_label;
+    if let Some(l) = label.filter(|_| !matches!(typ, "proc" | "sysfs" | "mqueue")) {
+        data = crate::selinux::format_mount_label(&data, l);
+    }
     let cdata = cstring(&data)?;
     let src = cstring(m.source.as_deref().unwrap_or(typ))?;
     let ctyp = cstring(typ)?;
@@ -440,6 +450,9 @@ fn mount_one(ctx: &RootfsCtx<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<()>
         Err(e) => return Err(Error::sys(format!("mount {typ} on {}", m.destination), e)),
     }
     let mounted = resolve_in_root(root, &m.destination, false)?;
+    if let Some(l) = label.filter(|_| typ == "mqueue") {
+        crate::selinux::set_file_label(mounted.as_fd(), &m.destination, l)?;
+    }
     if let Some(old) = old {
         copy_tree(old.as_fd(), mounted.as_fd())
             .ctx(|| format!("tmpcopyup into {}", m.destination))?;
@@ -563,7 +576,11 @@ fn mount_cgroup(
         &t,
         Some(&cstring("tmpfs")?),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        Some(&cstring("mode=755")?),
+        // runc mounts this tmpfs through mountToRootfs, which labels it.
+        Some(&cstring(match ctx.mount_label {
+            Some(l) => crate::selinux::format_mount_label("mode=755", l),
+            None => "mode=755".to_string(),
+        })?),
     )
     .ctx(|| format!("mount tmpfs on {}", m.destination))?;
     for d in &ctx.cgroup_dirs {
@@ -879,7 +896,9 @@ pub fn set_root_propagation(p: Option<&str>) -> Result<()> {
 
 /// Mask a path (after pivot, so `/` is the container's root and symlinks cannot
 /// leave it): /dev/null over files, an empty read-only tmpfs over directories.
-pub fn mask_path(p: &str) -> Result<()> {
+///
+/// The tmpfs carries the mount label, as runc's `maskPath` formats it.
+pub fn mask_path(p: &str, mount_label: Option<&str>) -> Result<()> {
     let root =
         sys::open(&cstring("/")?, libc::O_PATH | libc::O_DIRECTORY, 0).ctx(|| "open /".into())?;
     let rel = cstring(p.trim_start_matches('/'))?;
@@ -892,12 +911,15 @@ pub fn mask_path(p: &str) -> Result<()> {
         .map_err(|e| Error::sys(format!("stat masked path {p}"), e))?;
     let t = fd_path(fd.as_fd());
     if meta.is_dir() {
+        let data = mount_label
+            .map(|l| cstring(crate::selinux::format_mount_label("", l)))
+            .transpose()?;
         sys::mount(
             Some(&cstring("tmpfs")?),
             &t,
             Some(&cstring("tmpfs")?),
             libc::MS_RDONLY,
-            None,
+            data.as_deref(),
         )
         .ctx(|| format!("mask {p}"))
     } else {

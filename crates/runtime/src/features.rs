@@ -1,9 +1,10 @@
 //! `features` (runtime-spec features.md / features-linux.md): what this build on this
 //! host really supports. Nothing is claimed that is not implemented: systemd cgroups,
-//! Intel RDT and LSM labels at create are reported as unavailable; idmapped mounts
+//! Intel RDT and AppArmor at create are reported as unavailable; SELinux only where
+//! the host has it with a policy loaded (labels are applied there); idmapped mounts
 //! only where the kernel has mount_setattr(2).
 
-use oxcart_container::{caps, idmap, rootfs};
+use oxcart_container::{caps, idmap, rootfs, selinux};
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
@@ -48,7 +49,8 @@ pub fn features() -> Value {
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": seccomp,
             "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // runc reports selinux.GetEnabled(): labels are applied where it is true.
+            "selinux": {"enabled": selinux::enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": idmap}},
         },
