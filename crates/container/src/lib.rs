@@ -21,6 +21,7 @@ pub mod ops;
 pub mod process;
 pub mod rootfs;
 pub mod rootless;
+pub mod selfexe;
 pub mod selinux;
 pub mod state;
 pub mod sync;

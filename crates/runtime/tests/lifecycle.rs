@@ -969,3 +969,191 @@ fn image_planting_proc_as_a_symlink_cannot_reach_the_host() {
     let _ = std::fs::remove_dir_all(&host_dir);
     let _ = std::fs::remove_dir_all(&rootfs);
 }
+
+/// CVE-2019-5736 proper: a program in the image whose interpreter is
+/// `/proc/self/exe` makes the kernel run the *runtime's* binary inside the
+/// container when a runtime process execve()s it (binfmt_script resolves the
+/// interpreter as the exec'ing process: init at `start`, the child of `exec`).
+/// That process is dumpable, so the container can open its /proc/<pid>/exe and,
+/// once it exits, write through that handle. The binary it reaches must be a
+/// sealed copy, never the host's file.
+#[test]
+fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
+    let rootfs = tmp().join(unique("cve-rootfs"));
+    copy_rootfs(rootfs_src(), &rootfs);
+    // The runtime is a dynamic binary: without its loader in the image, the
+    // kernel's exec of it fails (ENOENT) before the attack can begin.
+    copy_libs_of(env!("CARGO_BIN_EXE_oxcart-runtime"), &rootfs);
+    // `--log=/f`: the runtime opens its log first, and /f is a FIFO nobody opens
+    // for reading, so the runtime's binary stays blocked in open(2), alive in the
+    // container, for as long as the probe needs.
+    let evil = rootfs.join("evil");
+    std::fs::write(&evil, "#!/proc/self/exe --log=/f\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let f = std::ffi::CString::new(rootfs.join("f").to_str().unwrap()).unwrap();
+    // SAFETY: valid path.
+    assert_eq!(unsafe { libc::mkfifo(f.as_ptr(), 0o600) }, 0);
+    // Finds the process running the runtime's binary (its argv has the shebang's
+    // argument; the pattern is split so the probe's own argv does not match), then
+    // does what an attacker would: open its exe, and write to it only if it is a
+    // memfd (if it were the host's file, writing would damage the binary under
+    // test, and reaching it at all is the failure).
+    let probe = r#"pat="--lo""g=/f"; n=0; pid=
+        while [ -z "$pid" ]; do
+            for p in /proc/[0-9]*; do
+                if tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- "$pat"; then pid=${p#/proc/}; fi
+            done
+            n=$((n+1)); [ $n -gt 300 ] && { echo timeout; exit 2; }; [ -z "$pid" ] && sleep 0.05
+        done
+        t=$(readlink /proc/$pid/exe); echo "exe=$t"
+        exec 4</proc/$pid/exe || { echo unreadable; exit 0; }
+        case "$t" in
+            /memfd:*) if printf x >>/proc/self/fd/4 2>/dev/null; then echo written; else echo write-denied; fi ;;
+            *) echo host-binary ;;
+        esac"#;
+    let rt = Runtime::oxcart();
+    let check = |out: &str, what: &str| {
+        assert!(
+            !out.contains("host-binary") && !out.contains("written"),
+            "{what}: the container reached a writable runtime binary: {out}"
+        );
+        assert!(
+            out.contains("write-denied") || out.contains("unreadable"),
+            "{what}: {out}"
+        );
+    };
+    // 1. init: the container's own program is the shebang.
+    let mut b = Bundle::new(&["/evil"]);
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.config["root"]["readonly"] = json!(false);
+    b.write();
+    let id = unique("cve-init");
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe]);
+    assert_eq!(code, 0, "{out} {err}");
+    check(&out, "init");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+
+    // 2. exec: a process exec'd into a running container is the shebang.
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.config["root"]["path"] = json!(rootfs.display().to_string());
+    b.write();
+    let id = unique("cve-exec");
+    let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
+    assert!(ok, "{err}");
+    let mut c = rt.cmd();
+    c.args(["exec", "-d", &id, "/evil"]);
+    let (ok, err) = status_err(c);
+    assert!(ok, "{err}");
+    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe]);
+    assert_eq!(code, 0, "{out} {err}");
+    check(&out, "exec");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    let _ = std::fs::remove_dir_all(&rootfs);
+}
+
+/// Copy the shared libraries and dynamic loader of `bin` into `rootfs` at their
+/// host paths, so the binary can run inside a container made of it (a real image
+/// has them; the busybox test rootfs does not). The loader lists them itself
+/// (`ld.so --list`, what ldd(1) runs).
+fn copy_libs_of(bin: &str, rootfs: &Path) {
+    let ld = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("no dynamic loader found");
+    let out = std::process::Command::new(ld)
+        .arg("--list")
+        .arg(bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{ld} --list {bin}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut paths = vec![ld.to_string()];
+    for l in text.lines() {
+        let p = match l.split_once("=>") {
+            Some((_, r)) => r.split_whitespace().next(),
+            None => l.split_whitespace().next(),
+        };
+        if let Some(p) = p.filter(|p| p.starts_with('/')) {
+            paths.push(p.to_string());
+        }
+    }
+    for p in paths {
+        let dst = rootfs.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&p, &dst).unwrap_or_else(|e| panic!("copy {p}: {e}"));
+    }
+}
+
+/// With CAP_SYS_PTRACE a container process may open /proc/<pid>/exe even of a
+/// non-dumpable process: a created init must therefore run from the sealed copy.
+#[test]
+fn created_init_with_cap_sys_ptrace_runs_from_a_sealed_copy() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_PTRACE"));
+    }
+    b.write();
+    let id = unique("ptrace");
+    let (ok, err) = rt.detached(&["create"], &b, &id);
+    assert!(ok, "{err}");
+    let (code, out, err) = rt.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "t=$(readlink /proc/1/exe); echo \"$t\"; exec 4</proc/1/exe || exit 0; \
+         case \"$t\" in /memfd:*) (printf x >>/proc/self/fd/4) 2>/dev/null && echo written;; esac; true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("/memfd:oxcart-runtime"), "{out}");
+    assert!(!out.contains("written"), "{out}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+}
+
+/// A binary installed on a read-only mount needs no copy: the runtime runs from
+/// it as it is (oxcart_container::selfexe), and init's exe is that file.
+#[test]
+fn a_binary_on_a_read_only_mount_is_used_without_a_copy() {
+    let rt = Runtime::oxcart();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let ro = tmp().join(unique("ro-bin"));
+    std::fs::write(&ro, b"").unwrap();
+    let id = unique("robin");
+    // In a private mount namespace, so the host's mounts are never touched.
+    let script = format!(
+        "mount --bind {bin} {ro} && mount -o remount,bind,ro {ro} && {ro} --root {root} create --bundle {b} {id}",
+        bin = rt.bin,
+        ro = ro.display(),
+        root = rt.root.display(),
+        b = b.dir.display(),
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let (ok, err) = status_err(c);
+    assert!(ok, "{err}");
+    let pid = rt.init_pid(&id);
+    // The bind mount lives in the other namespace (its path reads as "/" from
+    // here), so compare the file itself.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        !exe.to_string_lossy().starts_with("/memfd:"),
+        "copied: {exe:?}"
+    );
+    let (a, b) = (
+        std::fs::metadata(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::metadata(&rt.bin).unwrap(),
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (a.dev(), a.ino()),
+        (b.dev(), b.ino()),
+        "init does not run from the binary"
+    );
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+    let _ = std::fs::remove_file(&ro);
+}
