@@ -995,9 +995,11 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
     assert_eq!(unsafe { libc::mkfifo(f.as_ptr(), 0o600) }, 0);
     // Finds the process running the runtime's binary (its argv has the shebang's
     // argument; the pattern is split so the probe's own argv does not match), then
-    // does what an attacker would: open its exe, and write to it only if it is a
-    // memfd (if it were the host's file, writing would damage the binary under
-    // test, and reaching it at all is the failure).
+    // does what an attacker would: open its exe, and (with $1 = kill, for a
+    // process it can kill) wait for it to exit, which lifts ETXTBSY, and open that
+    // handle for writing. Nothing is written unless the file is a memfd: were it
+    // the host's binary, writing would damage the binary under test, and opening
+    // it for writing at all is the failure.
     let probe = r#"pat="--lo""g=/f"; n=0; pid=
         while [ -z "$pid" ]; do
             for p in /proc/[0-9]*; do
@@ -1007,15 +1009,29 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
         done
         t=$(readlink /proc/$pid/exe); echo "exe=$t"
         exec 4</proc/$pid/exe || { echo unreadable; exit 0; }
-        case "$t" in
-            /memfd:*) if printf x >>/proc/self/fd/4 2>/dev/null; then echo written; else echo write-denied; fi ;;
-            *) echo host-binary ;;
-        esac"#;
+        if [ "$1" = kill ]; then
+            kill -9 $pid; n=0
+            while [ -e /proc/$pid ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done
+        fi
+        if (exec 5>>/proc/self/fd/4) 2>/dev/null; then
+            case "$t" in
+                /memfd:*) if (printf x >>/proc/self/fd/4) 2>/dev/null; then echo written; else echo write-denied; fi ;;
+                *) echo host-binary-writable ;;
+            esac
+        else
+            echo write-denied
+        fi"#;
     let rt = Runtime::oxcart();
     let check = |out: &str, what: &str| {
+        // The host's file, reached by path: the protection failed even where
+        // ETXTBSY (a live process) keeps the write open from succeeding.
         assert!(
-            !out.contains("host-binary") && !out.contains("written"),
-            "{what}: the container reached a writable runtime binary: {out}"
+            !out.contains(&format!("exe={OXCART}\n")),
+            "{what}: the container reached the host's runtime binary: {out}"
+        );
+        assert!(
+            !out.contains("host-binary-writable") && !out.contains("written"),
+            "{what}: the container could write the runtime binary: {out}"
         );
         assert!(
             out.contains("write-denied") || out.contains("unreadable"),
@@ -1030,7 +1046,7 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
     let id = unique("cve-init");
     let (ok, err) = rt.detached(&["run", "-d"], &b, &id);
     assert!(ok, "{err}");
-    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe]);
+    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe, "probe", "keep"]);
     assert_eq!(code, 0, "{out} {err}");
     check(&out, "init");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
@@ -1046,7 +1062,7 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
     c.args(["exec", "-d", &id, "/evil"]);
     let (ok, err) = status_err(c);
     assert!(ok, "{err}");
-    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe]);
+    let (code, out, err) = rt.exec(&[&id, "sh", "-c", probe, "probe", "kill"]);
     assert_eq!(code, 0, "{out} {err}");
     check(&out, "exec");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
@@ -1087,9 +1103,10 @@ fn copy_libs_of(bin: &str, rootfs: &Path) {
 }
 
 /// With CAP_SYS_PTRACE a container process may open /proc/<pid>/exe even of a
-/// non-dumpable process: a created init must therefore run from the sealed copy.
+/// non-dumpable process: a created init must therefore run from a read-only view
+/// or a sealed copy of the binary, never the host's writable file.
 #[test]
-fn created_init_with_cap_sys_ptrace_runs_from_a_sealed_copy() {
+fn created_init_with_cap_sys_ptrace_runs_from_a_protected_binary() {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(&["sleep", "1000"]);
     for set in ["bounding", "effective", "permitted"] {
@@ -1110,7 +1127,9 @@ fn created_init_with_cap_sys_ptrace_runs_from_a_sealed_copy() {
          case \"$t\" in /memfd:*) (printf x >>/proc/self/fd/4) 2>/dev/null && echo written;; esac; true",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("/memfd:oxcart-runtime"), "{out}");
+    // Not the host's file: the read-only view reads as "/" (its mount is in no
+    // namespace), a sealed copy as "/memfd:…".
+    assert!(!out.starts_with(OXCART), "{out}");
     assert!(!out.contains("written"), "{out}");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
