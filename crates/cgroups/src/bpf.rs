@@ -10,10 +10,8 @@
 
 use crate::devices::{Access, DevType, DeviceState};
 use crate::error::{CgroupError, Result};
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 // include/uapi/linux/bpf.h
@@ -260,26 +258,13 @@ pub fn load(insns: &[Insn]) -> Result<OwnedFd> {
 }
 
 fn open_dir(dir: &Path) -> Result<OwnedFd> {
-    let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| CgroupError::Path {
-        path: dir.display().to_string(),
-        msg: "contains a NUL byte".into(),
-    })?;
     // BPF_PROG_ATTACH needs a real (not O_PATH) fd of the cgroup directory.
-    // SAFETY: c is NUL-terminated; the fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(CgroupError::Read {
+    crate::fsutil::open_fd(dir, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|source| {
+        CgroupError::Read {
             path: dir.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: fresh fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            source,
+        }
+    })
 }
 
 /// IDs of the device programs attached directly to the cgroup at `dir`.

@@ -7,8 +7,23 @@
 use crate::error::{CgroupError, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// open(2) `path` with `flags` (O_CLOEXEC added); the caller names the error.
+pub(crate) fn open_fd(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: c is NUL-terminated; the fd is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     let mut f = OpenOptions::new()

@@ -23,10 +23,8 @@
 
 use crate::error::{CgroupError, Result};
 use crate::manager::open_path_dir;
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The open files through which a child joins its cgroups.
@@ -95,24 +93,11 @@ impl JoinFiles {
 }
 
 fn open_write(path: &Path) -> Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| CgroupError::Path {
-        path: path.display().to_string(),
-        msg: "contains a NUL byte".into(),
-    })?;
-    // SAFETY: c is NUL-terminated; the fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        )
-    };
-    if fd < 0 {
-        return Err(CgroupError::Write {
+    crate::fsutil::open_fd(path, libc::O_WRONLY | libc::O_NOFOLLOW).map_err(|source| {
+        CgroupError::Write {
             path: path.to_path_buf(),
             value: "0".into(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            source,
+        }
+    })
 }

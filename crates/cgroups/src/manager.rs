@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -606,23 +606,8 @@ fn enable_all_controllers(dir: &Path) {
 }
 
 pub(crate) fn open_path_dir(p: &Path) -> Result<OwnedFd> {
-    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| CgroupError::Path {
-        path: p.display().to_string(),
-        msg: "contains a NUL byte".into(),
-    })?;
-    // SAFETY: c is a valid NUL-terminated string; the returned fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(CgroupError::Read {
-            path: p.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: fd is a freshly opened descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    fsutil::open_fd(p, libc::O_PATH | libc::O_DIRECTORY).map_err(|source| CgroupError::Read {
+        path: p.to_path_buf(),
+        source,
+    })
 }

@@ -640,24 +640,12 @@ fn failed_create_leaves_no_cgroup_or_process() {
     assert!(!ok);
     assert!(err.contains("no such file or directory"), "{err}");
     assert!(!rt.root.join(&id).exists());
-    let leftovers: Vec<_> = walk_cgroup_roots()
+    let leftovers: Vec<_> = cgroup_roots()
         .into_iter()
         .map(|r| r.join(cg.trim_start_matches('/')))
         .filter(|p| p.exists())
         .collect();
     assert!(leftovers.is_empty(), "cgroups left behind: {leftovers:?}");
-}
-
-fn walk_cgroup_roots() -> Vec<std::path::PathBuf> {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return vec!["/sys/fs/cgroup".into()];
-    }
-    std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect()
 }
 
 #[test]

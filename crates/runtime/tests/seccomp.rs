@@ -613,18 +613,6 @@ fn seccomp_conditions_on_different_arguments_all_hold() {
 
 // ------------------------------------------------------------------- bad profiles
 
-fn cgroup_roots() -> Vec<PathBuf> {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return vec!["/sys/fs/cgroup".into()];
-    }
-    std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect()
-}
-
 #[test]
 fn seccomp_invalid_profiles_fail_create_and_leave_nothing() {
     // Each profile has one bad entry after a good one, so the index in the message is

@@ -280,3 +280,17 @@ pub fn skip_in_v2_lane(name: &str, why: &str) -> bool {
     }
     false
 }
+
+/// Every cgroup hierarchy's root: `/sys/fs/cgroup` on a pure v2 host, else each
+/// mounted hierarchy under it (for "no cgroup left behind" checks).
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return vec!["/sys/fs/cgroup".into()];
+    }
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect()
+}
