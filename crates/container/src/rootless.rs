@@ -3,11 +3,14 @@
 //! `specconv.ToRootless`).
 //!
 //! - `--rootless auto` means "euid != 0, or running inside a user namespace".
-//! - cgroups: when the container's cgroup directories cannot be created because of
-//!   permissions (no delegation), they are skipped — unless the config sets resource
-//!   limits, which is then an error naming the field (runc: "cannot set pids limit:
-//!   container could not join or create cgroup"). Device rules are not limits: a
-//!   rootless container gets its devices as bind mounts anyway.
+//! - cgroups (runc's fs manager, `crate::cg::Cg::create_or_skip`): a hierarchy whose
+//!   cgroup the admin delegated to the user (chowned) is used like root's, limits
+//!   included. One the user cannot create or join (EPERM/EACCES/EROFS) is skipped
+//!   when `linux.cgroupsPath` is not set — unless a limit needs its controller,
+//!   then an error naming the field (runc: "cannot set pids limit: container could
+//!   not join or create cgroup"); with `linux.cgroupsPath` set it is an error, as
+//!   in runc (`isIgnorableError(...) && c.Path == ""`). Device rules are not
+//!   limits: a rootless container gets its devices as bind mounts anyway.
 //! - id maps: an unprivileged parent may map only its own uid/gid, and for the gid
 //!   map it must first write `deny` to `/proc/<pid>/setgroups` (user_namespaces(7)
 //!   "Interaction with system calls that change process UIDs or GIDs"); anything
@@ -82,6 +85,60 @@ pub fn first_limit(r: Option<&LinuxResources>) -> Option<String> {
             _ => true,
         })
         .map(|(k, _)| format!("linux.resources.{k}"))
+}
+
+/// Every resource limit a config sets (devices rules excluded), as its field path
+/// with the controllers it needs; `""` stands for the cgroup2 hierarchy itself
+/// (`linux.resources.unified`). `cpu.cpus`/`cpu.mems` are cpuset's, as in runc's
+/// v1 subsystems (`CpusetGroup.Set` reads `r.CpusetCpus`/`r.CpusetMems`).
+pub fn limits(r: Option<&LinuxResources>) -> Vec<(String, Vec<String>)> {
+    let Some(v) = r.and_then(|r| serde_json::to_value(r).ok()) else {
+        return Vec::new();
+    };
+    let Some(obj) = v.as_object() else {
+        return Vec::new();
+    };
+    let set = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(o) => !o.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    let mut out = Vec::new();
+    for (k, v) in obj
+        .iter()
+        .filter(|(k, v)| k.as_str() != "devices" && set(v))
+    {
+        let field = format!("linux.resources.{k}");
+        let ctrls: &[&str] = match k.as_str() {
+            "cpu" => {
+                let o = v.as_object();
+                for sub in ["cpus", "mems"] {
+                    if o.and_then(|o| o.get(sub)).is_some_and(set) {
+                        out.push((format!("{field}.{sub}"), vec!["cpuset".to_string()]));
+                    }
+                }
+                let other = o.is_some_and(|o| {
+                    o.iter()
+                        .any(|(s, v)| s.as_str() != "cpus" && s.as_str() != "mems" && set(v))
+                });
+                if !other {
+                    continue;
+                }
+                &["cpu"]
+            }
+            "blockIO" => &["blkio"],
+            "hugepageLimits" => &["hugetlb"],
+            "network" => &["net_cls", "net_prio"],
+            "unified" => &[""],
+            other => {
+                out.push((field, vec![other.to_string()]));
+                continue;
+            }
+        };
+        out.push((field, ctrls.iter().map(|c| c.to_string()).collect()));
+    }
+    out
 }
 
 /// Is this cgroup error a permission problem (no delegation) that a rootless
@@ -259,6 +316,34 @@ mod tests {
             Some("linux.resources.pids")
         );
         assert_eq!(first_limit(None), None);
+    }
+
+    #[test]
+    fn limits_name_their_controllers() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"devices":[{"allow":false,"access":"rwm"}],"pids":{"limit":10},
+                "cpu":{"shares":100,"cpus":"0"},"blockIO":{"weight":10},"unified":{"io.max":"x"}}"#,
+        )
+        .unwrap();
+        let mut l = limits(Some(&r));
+        l.sort();
+        let want = |f: &str, c: &str| (f.to_string(), vec![c.to_string()]);
+        assert_eq!(
+            l,
+            vec![
+                want("linux.resources.blockIO", "blkio"),
+                want("linux.resources.cpu", "cpu"),
+                want("linux.resources.cpu.cpus", "cpuset"),
+                want("linux.resources.pids", "pids"),
+                want("linux.resources.unified", ""),
+            ]
+        );
+        let r: LinuxResources = serde_json::from_str(r#"{"cpu":{"mems":"0"}}"#).unwrap();
+        assert_eq!(
+            limits(Some(&r)),
+            vec![want("linux.resources.cpu.mems", "cpuset")]
+        );
+        assert!(limits(None).is_empty());
     }
 
     #[test]

@@ -79,6 +79,10 @@ struct Env {
     uid: u32,
     gid: u32,
     ids: std::cell::RefCell<Vec<String>>,
+    /// `cgroup.procs` files the runtime process is moved into (as root, before it
+    /// drops to the user): a session living in its delegated cgroups, as a
+    /// systemd `Delegate=yes` user manager does.
+    join: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Env {
@@ -108,6 +112,7 @@ impl Env {
             uid,
             gid,
             ids: Default::default(),
+            join: Default::default(),
         };
         // The user's own `spec --rootless`, as the task describes.
         let (code, _, err) = env.rt(&["spec", "--rootless"]);
@@ -158,6 +163,34 @@ impl Env {
             .arg("-i");
         if xdg {
             c.arg(format!("XDG_RUNTIME_DIR={}", self.xdg().display()));
+        }
+        let join: Vec<std::ffi::CString> = self
+            .join
+            .borrow()
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap())
+            .collect();
+        if !join.is_empty() {
+            // SAFETY: between fork and exec only open/write/close, which are
+            // async-signal-safe; the CStrings were made before the fork.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                    for p in &join {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        // "0": the writing process (cgroups(7)).
+                        let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                        let err = std::io::Error::last_os_error();
+                        libc::close(fd);
+                        if n != 1 {
+                            return Err(err);
+                        }
+                    }
+                    Ok(())
+                });
+            }
         }
         let st = c
             .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
@@ -509,4 +542,353 @@ fn rootless_exec_joins_the_container() {
     );
     let (code, _, err) = env.rt(&["delete", "--force", &id]);
     assert_eq!(code, 0, "{err}");
+}
+
+/// One hierarchy the test process is in: its controllers as /proc/self/cgroup
+/// lists them (`""` for cgroup2), where it is mounted and our cgroup in it.
+struct Hier {
+    ctrls: String,
+    mp: PathBuf,
+    own: String,
+}
+
+impl Hier {
+    fn v2(&self) -> bool {
+        self.ctrls.is_empty()
+    }
+    fn has(&self, c: &str) -> bool {
+        self.ctrls.split(',').any(|x| x == c)
+    }
+    /// Our own cgroup's directory: where a relative cgroupsPath is resolved
+    /// (runc's `GetOwnCgroupPath`, the runtime's Manager).
+    fn own_dir(&self) -> PathBuf {
+        let mut d = self.mp.clone();
+        for c in self.own.split('/').filter(|c| !c.is_empty()) {
+            d.push(c);
+        }
+        d
+    }
+}
+
+/// The hierarchies of /proc/self/cgroup with their mount points from mountinfo.
+fn hierarchies() -> Vec<Hier> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts: Vec<(String, PathBuf, String, String)> = mi
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((
+                f.get(sep + 1)?.to_string(),
+                PathBuf::from(f[4]),
+                f.get(sep + 3)?.to_string(),
+                f[3].to_string(),
+            ))
+        })
+        .filter(|(t, _, _, root)| (t == "cgroup" || t == "cgroup2") && root == "/")
+        .collect();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    own.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let mp = mounts
+                .iter()
+                .filter(|(t, _, opts, _)| {
+                    if ctrls.is_empty() {
+                        t == "cgroup2"
+                    } else {
+                        t == "cgroup" && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c))
+                    }
+                })
+                .map(|(_, mp, _, _)| mp.clone())
+                .min_by_key(|mp| !mp.starts_with("/sys/fs/cgroup"))?;
+            Some(Hier {
+                ctrls: ctrls.to_string(),
+                mp,
+                own: path.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// cgroups this test made and delegated to the test user, removed with
+/// everything below them on drop (even when the test fails). Only directories
+/// the test created itself are ever chowned or removed.
+#[derive(Default)]
+struct Delegated(Vec<PathBuf>);
+
+impl Delegated {
+    fn chown(p: &Path, uid: u32, gid: u32) {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+    }
+
+    /// A v1 delegation (cgroups(7) "Cgroups version 1"): the directory and its
+    /// files belong to the user. A cpuset cgroup first gets its parent's cpus and
+    /// mems (an empty cpuset takes no tasks), as runc's rootless tests set them up.
+    fn v1(&mut self, dir: &Path, uid: u32, gid: u32, cpuset: bool) {
+        std::fs::create_dir(dir).unwrap();
+        self.0.push(dir.to_path_buf());
+        if cpuset {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(dir.parent().unwrap().join(f)).unwrap();
+                std::fs::write(dir.join(f), v.trim()).unwrap();
+            }
+        }
+        Self::chown(dir, uid, gid);
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                Self::chown(&e.path(), uid, gid);
+            }
+        }
+    }
+
+    /// A cgroup2 delegation (Documentation/admin-guide/cgroup-v2.rst
+    /// "Delegation"): the directory, cgroup.procs, cgroup.threads and
+    /// cgroup.subtree_control.
+    fn v2(&mut self, dir: &Path, uid: u32, gid: u32) {
+        std::fs::create_dir(dir).unwrap();
+        self.0.push(dir.to_path_buf());
+        Self::chown(dir, uid, gid);
+        for f in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+            Self::chown(&dir.join(f), uid, gid);
+        }
+    }
+}
+
+fn rmdir_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    // EBUSY while the last task is still exiting.
+    common::wait_until(|| std::fs::remove_dir(dir).is_ok() || !dir.exists());
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            rmdir_tree(d);
+        }
+    }
+}
+
+fn procs(dir: &Path) -> Vec<i64> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_else(|e| panic!("{}/cgroup.procs: {e}", dir.display()))
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+const PURE_V2: &str = "models v1/hybrid delegation; a pure cgroup v2 host has its own lane";
+
+#[test]
+fn rootless_delegated_cgroups_get_limits_exec_and_delete() {
+    let name = "rootless_delegated_cgroups_get_limits_exec_and_delete";
+    if skip_in_v2_lane(name, ROOTLESS_IN_LANE) {
+        return;
+    }
+    let hs = hierarchies();
+    if hs.iter().all(Hier::v2) {
+        eprintln!("{name}: skipped: {PURE_V2}");
+        return;
+    }
+    let d = unique("oxcart-deleg");
+    // Declared before env: dropped after it, once env has deleted its containers.
+    let mut deleg = Delegated::default();
+    let env = Env::new();
+    // Delegate exactly what the manager resolves a relative cgroupsPath "<d>/<ctr>"
+    // to: <own cgroup>/<d> in every hierarchy (in memory that nests under the
+    // harness's cgroup). In cgroup2 the runtime itself runs inside <own>/<d>: a
+    // delegatee may only move processes within its subtree (cgroup-v2.rst
+    // "Delegation Containment"), so its own cgroup there becomes <own>/<d>.
+    let mut expect = Vec::new();
+    let mut session = None;
+    let ctr = unique("rl-deleg");
+    for h in &hs {
+        let dir = h.own_dir().join(&d);
+        if h.v2() {
+            deleg.v2(&dir, env.uid, env.gid);
+            session = Some(dir.join("cgroup.procs"));
+            expect.push((h, dir.join(&d).join(&ctr)));
+        } else {
+            deleg.v1(&dir, env.uid, env.gid, h.has("cpuset"));
+            expect.push((h, dir.join(&ctr)));
+        }
+    }
+    env.config(|v| {
+        set_args(v, &["sleep", "1000"]);
+        v["linux"]["cgroupsPath"] = format!("{d}/{ctr}").into();
+        v["linux"]["resources"] = serde_json::json!({"pids": {"limit": 42}});
+    });
+    if let Some(session) = session {
+        // From outside the cgroup2 subtree the user may not move init into it (the
+        // common ancestor is not delegated): with cgroupsPath set that is an error,
+        // as the failed pid write is in runc, and nothing is left behind.
+        let (code, _, err) = env.rt(&["run", "-d", &ctr]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("linux.cgroupsPath") && err.contains("common ancestor"),
+            "{err}"
+        );
+        for dir in &deleg.0 {
+            assert!(subdirs(dir).is_empty(), "{} not empty", dir.display());
+        }
+        assert!(!env.xdg().join("oxcart").join(&ctr).exists());
+        env.join.borrow_mut().push(session);
+    }
+    let (code, _, err) = env.rt(&["run", "-d", &ctr]);
+    assert_eq!(code, 0, "{err}");
+    let pid = env.state(&ctr)["pid"].as_i64().unwrap();
+    for (h, dir) in &expect {
+        assert!(
+            procs(dir).contains(&pid),
+            "init {pid} is not in its {:?} cgroup {}",
+            h.ctrls,
+            dir.display()
+        );
+    }
+    let (_, pids_dir) = expect.iter().find(|(h, _)| h.has("pids")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "42"
+    );
+    // An exec'd process joins the same cgroups.
+    let pf = env.dir.join("exec.pid");
+    let pfs = pf.display().to_string();
+    let (code, _, err) = env.rt(&["exec", "-d", "--pid-file", &pfs, &ctr, "sleep", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    let epid: i64 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for (h, dir) in &expect {
+        assert!(
+            procs(dir).contains(&epid),
+            "exec'd {epid} is not in the {:?} cgroup {}",
+            h.ctrls,
+            dir.display()
+        );
+    }
+    let (code, _, err) = env.rt(&["delete", "--force", &ctr]);
+    assert_eq!(code, 0, "{err}");
+    // The container's cgroups (and the intermediate one the runtime made in
+    // cgroup2) are gone; the delegated ones stay, the admin's.
+    for (h, dir) in &expect {
+        assert!(
+            !dir.exists(),
+            "{:?}: {} left behind",
+            h.ctrls,
+            dir.display()
+        );
+        if h.v2() {
+            assert!(!dir.parent().unwrap().exists());
+        }
+    }
+    for dir in &deleg.0 {
+        assert!(dir.is_dir(), "{} was removed", dir.display());
+        assert!(subdirs(dir).is_empty(), "{} not empty", dir.display());
+    }
+}
+
+#[test]
+fn rootless_partial_delegation_follows_runc() {
+    let name = "rootless_partial_delegation_follows_runc";
+    if skip_in_v2_lane(name, ROOTLESS_IN_LANE) {
+        return;
+    }
+    let hs = hierarchies();
+    let Some(pids) = hs.iter().find(|h| h.has("pids")) else {
+        eprintln!("{name}: skipped: no v1 pids hierarchy; {PURE_V2}");
+        return;
+    };
+    let mem_own = hs.iter().find(|h| h.has("memory")).map(|h| h.own.clone());
+    let mut deleg = Delegated::default();
+    let env = Env::new();
+    // Only the pids hierarchy is delegated, and the runtime runs in it, so the
+    // default cgroup (<own>/<id>, no cgroupsPath) can be made there and nowhere else.
+    let pd = pids.own_dir().join(unique("oxcart-deleg-pids"));
+    deleg.v1(&pd, env.uid, env.gid, false);
+    env.join.borrow_mut().push(pd.join("cgroup.procs"));
+
+    // A limit for a controller whose cgroup could not be made: an error naming the
+    // field (runc's Set: "cannot set memory limit: container could not join or
+    // create cgroup"), and nothing left behind.
+    env.config(|v| {
+        set_args(v, &["sleep", "1000"]);
+        v["linux"]["resources"] =
+            serde_json::json!({"pids": {"limit": 42}, "memory": {"limit": 67108864}});
+    });
+    let id = unique("rl-part");
+    let (code, _, err) = env.rt(&["run", "-d", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("linux.resources.memory"), "{err}");
+    assert!(subdirs(&pd).is_empty(), "{:?}", subdirs(&pd));
+    assert!(!env.xdg().join("oxcart").join(&id).exists());
+
+    // With linux.cgroupsPath set, runc ignores no permission error
+    // (`isIgnorableError(...) && c.Path == ""`): a hierarchy that is not delegated
+    // fails the create, naming the path.
+    env.config(|v| {
+        v["linux"]["resources"] = serde_json::json!({"pids": {"limit": 42}});
+        v["linux"]["cgroupsPath"] = format!("sub/{id}").into();
+    });
+    let (code, _, err) = env.rt(&["run", "-d", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("linux.cgroupsPath"), "{err}");
+    assert!(subdirs(&pd).is_empty(), "{:?}", subdirs(&pd));
+    assert!(!env.xdg().join("oxcart").join(&id).exists());
+
+    // Without cgroupsPath and with only the delegated controller limited: the
+    // container gets its pids cgroup and limit, the other hierarchies are skipped.
+    env.config(|v| {
+        v["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    let (code, _, err) = env.rt(&["run", "-d", &id]);
+    assert_eq!(code, 0, "{err}");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let dir = pd.join(&id);
+    assert!(procs(&dir).contains(&pid), "{}", dir.display());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "42"
+    );
+    if let Some(mem_own) = mem_own {
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let mem = cg
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+            .unwrap();
+        assert_eq!(
+            mem, mem_own,
+            "memory was not delegated: init stays where we are"
+        );
+    }
+    // The pids cgroup lists the processes, so kill --all works for any signal.
+    let (code, _, err) = env.rt(&["kill", "--all", &id, "KILL"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(common::wait_until(|| env.state(&id)["status"] == "stopped"));
+    let (code, _, err) = env.rt(&["delete", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.exists());
+    assert!(pd.is_dir());
 }
