@@ -389,7 +389,7 @@ fi
 # compiled here, without the guest kernel's feature set (the host kernel has
 # no AppArmor: apparmor_parser falls back to its built-in default ABI, which
 # 6.1 accepts), into one binary policy for /init to write to
-# /sys/kernel/security/apparmor/.load, as `apparmor_parser -r` does.
+# /sys/kernel/security/apparmor/.load, as `apparmor_parser -a` does.
 if [[ $apparmor -eq 1 ]]; then
 	[[ -z $selinux ]] || die "--apparmor and --selinux exclude each other: the kernel runs one of the two (exclusive LSMs)"
 	command -v apparmor_parser >/dev/null || die "--apparmor needs apparmor_parser (apt-get install apparmor)"

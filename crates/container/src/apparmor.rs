@@ -14,12 +14,14 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 const FIELD: &str = "process.apparmorProfile";
 
-/// runc `apparmor.IsEnabled`: AppArmor's securityfs directory exists and the
-/// module says it is enabled. Only then can a profile be applied.
+/// AppArmor is the running LSM: its module parameter reads `Y` (it reads `N` on a
+/// kernel that has AppArmor built in but booted another LSM, e.g. `security=selinux`;
+/// checked in the v2 lane). runc `apparmor.IsEnabled` also wants
+/// `/sys/kernel/security/apparmor`, but runc's `ApplyProfile` does not consult it: the
+/// attribute write needs only the LSM, not securityfs, so neither do we.
 pub fn enabled() -> bool {
-    std::path::Path::new("/sys/kernel/security/apparmor").is_dir()
-        && std::fs::read("/sys/module/apparmor/parameters/enabled")
-            .is_ok_and(|b| b.len() > 1 && b[0] == b'Y')
+    std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|b| b.len() > 1 && b[0] == b'Y')
 }
 
 /// The error for a profile asked for on a host without AppArmor, raised before
