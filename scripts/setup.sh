@@ -25,6 +25,11 @@ PACKAGES=(
     qemu-system-x86 linux-image-cloud-amd64 cpio e2fsprogs
     # ...and its SELinux run: compiles the lane's test policy (run.sh --selinux)
     checkpolicy
+    # ...and its AppArmor run: apparmor_parser compiles the lane's test profiles
+    # (run.sh --apparmor). Safe on these hosts: apparmor.service has
+    # ConditionSecurity=apparmor and the postinst loads profiles only if
+    # `aa-status --enabled`, so nothing is loaded or started without AppArmor.
+    apparmor
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
 )

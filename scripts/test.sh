@@ -23,10 +23,13 @@ cargo test --workspace --no-fail-fast 2>&1 | tee -a "$log"
 if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
 else
-    step "cgroup-v2 lane (qemu)"
+    step "cgroup-v2 lane (qemu, AppArmor test profiles loaded)"
     # runc and podman's seccomp profile for the differential tests; the static
-    # sd_notify client the host run of the runtime tests built.
-    tests/v2-lane/run.sh --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json \
+    # sd_notify client the host run of the runtime tests built. --apparmor loads
+    # the lane's test profiles into the guest kernel, which runs AppArmor by
+    # default: tests/apparmor.rs then checks profiles are applied and enforced
+    # (on the host, without AppArmor, it checks runc's error path). No extra boot.
+    tests/v2-lane/run.sh --apparmor --copy /usr/sbin/runc --copy /usr/share/containers/seccomp.json \
         --copy "$PWD/target/tmp/sdnotify" 2>&1 | tee -a "$log"
 
     step "SELinux lane (qemu, enforcing test policy)"

@@ -4,7 +4,7 @@
 # PID 1 of a busybox initramfs built by tests/v2-lane/run.sh. It sets up a
 # minimal pure-cgroup-v2 userspace, runs every test listed under /lane/tests in
 # order and reports on the serial console with lines the host parses:
-#   @@LANE BOOTED kernel=<release> controllers=<list> selinux=<mode|off>
+#   @@LANE BOOTED kernel=<release> controllers=<list> selinux=<mode|off> apparmor=<on|off>[:<n> profiles]
 #   @@LANE BEGIN <name>
 #   @@LANE RESULT <name> rc=<N> secs=<S>
 #   @@LANE DONE total=<N> failed=<M>
@@ -47,6 +47,20 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 mount -t proc -o nosuid,nodev,noexec proc /proc || fatal "mount /proc"
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys || fatal "mount /sys"
+# securityfs, as systemd mounts it on every real host: AppArmor's interface
+# (/sys/kernel/security/apparmor: .load, profiles) lives there, and runc's
+# apparmor.IsEnabled requires that directory besides the module parameter.
+mount -t securityfs -o nosuid,nodev,noexec securityfs /sys/kernel/security || fatal "mount /sys/kernel/security"
+# run.sh --apparmor: load the test profiles the host compiled. Each file is one
+# binary policy; .load takes it in one write(2) (aa_write_load: no partial
+# writes), hence dd with a block larger than the file, as for SELinux below.
+if [ -d /lane/apparmor ]; then
+	[ -w /sys/kernel/security/apparmor/.load ] || fatal "--apparmor: no /sys/kernel/security/apparmor/.load (kernel booted without AppArmor: security= on the command line?)"
+	for p in /lane/apparmor/*.bin; do
+		dd if="$p" of=/sys/kernel/security/apparmor/.load bs=16M 2>/dev/null ||
+			fatal "load the AppArmor policy $p (dmesg: $(dmesg | grep -i apparmor | tail -n 3 | tr '\n' ' '))"
+	done
+fi
 # run.sh --selinux: load the test policy the host compiled. selinuxfs takes the
 # whole policy in one write(2) at offset 0 (sel_write_load), hence dd with a
 # block larger than the file; then the requested mode (enforce: 1 or 0).
@@ -124,7 +138,12 @@ ip link set lo up || fatal "bring up loopback"
 
 selinux=off
 [ ! -f /sys/fs/selinux/enforce ] || selinux=$(sed 's/^1$/enforcing/; s/^0$/permissive/' /sys/fs/selinux/enforce)
-marker "BOOTED kernel=$(uname -r) uptime=$(uptime_s) controllers=$(tr ' ' ',' </sys/fs/cgroup/cgroup.subtree_control) selinux=$selinux"
+# apparmor=on:<n> (profiles loaded) where the kernel runs AppArmor, else off.
+apparmor=off
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && [ -d /sys/kernel/security/apparmor ]; then
+	apparmor=on:$(wc -l </sys/kernel/security/apparmor/profiles | tr -d ' ')
+fi
+marker "BOOTED kernel=$(uname -r) uptime=$(uptime_s) controllers=$(tr ' ' ',' </sys/fs/cgroup/cgroup.subtree_control) selinux=$selinux apparmor=$apparmor"
 
 total=0
 failed=0

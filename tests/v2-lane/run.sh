@@ -65,6 +65,10 @@ Other options:
                       test policy (tests/v2-lane/selinux/policy.conf, compiled
                       with checkpolicy); MODE is enforcing or permissive. Tests
                       get OXCART_V2_LANE_SELINUX=MODE
+  --apparmor          load the lane's AppArmor test profiles (tests/v2-lane/
+                      apparmor/*, compiled with apparmor_parser) in the guest,
+                      whose kernel boots AppArmor by default. Tests get
+                      OXCART_V2_LANE_APPARMOR=1. Not with --selinux
   --accel ACCEL       qemu accelerator (default tcg: KVM fails on our machines)
   --keep              keep the temp dir (initramfs, console log) and print its path
   -h, --help          this text
@@ -101,6 +105,7 @@ mem=2048
 smp=2
 append=
 selinux=
+apparmor=0
 accel=${OXCART_V2_LANE_ACCEL:-tcg}
 keep=0
 selected=0
@@ -125,6 +130,7 @@ while [[ $# -gt 0 ]]; do
 	--smp) need_arg "$@"; smp=$2; shift 2 ;;
 	--append) need_arg "$@"; append=$2; shift 2 ;;
 	--selinux) need_arg "$@"; [[ $2 == enforcing || $2 == permissive ]] || die "--selinux wants enforcing or permissive, got '$2'"; selinux=$2; shift 2 ;;
+	--apparmor) apparmor=1; shift ;;
 	--accel) need_arg "$@"; accel=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -377,6 +383,25 @@ if [[ -n $selinux ]]; then
 	printf '%s\n' "$selinux" >"$root/lane/selinux/mode"
 	extra_env+=("OXCART_V2_LANE_SELINUX=$selinux")
 	append="security=selinux${append:+ $append}"
+fi
+# --apparmor: the cloud kernel's default LSM already is AppArmor
+# (CONFIG_DEFAULT_SECURITY_APPARMOR), so only the profiles are needed. They are
+# compiled here, without the guest kernel's feature set (the host kernel has
+# no AppArmor: apparmor_parser falls back to its built-in default ABI, which
+# 6.1 accepts), into one binary policy for /init to write to
+# /sys/kernel/security/apparmor/.load, as `apparmor_parser -a` does.
+if [[ $apparmor -eq 1 ]]; then
+	[[ -z $selinux ]] || die "--apparmor and --selinux exclude each other: the kernel runs one of the two (exclusive LSMs)"
+	command -v apparmor_parser >/dev/null || die "--apparmor needs apparmor_parser (apt-get install apparmor)"
+	mkdir -p "$root/lane/apparmor"
+	for prof in "$LANE_DIR"/apparmor/*; do
+		[[ -f $prof ]] || continue
+		# -Q: do not load into the host kernel; -o: the binary policy.
+		apparmor_parser -Q -o "$root/lane/apparmor/${prof##*/}.bin" "$prof" >"$tmp/apparmor_parser.log" 2>&1 ||
+			die "apparmor_parser failed on $prof: $(cat "$tmp/apparmor_parser.log")"
+	done
+	ls "$root/lane/apparmor/"*.bin >/dev/null 2>&1 || die "--apparmor: no profiles in $LANE_DIR/apparmor"
+	extra_env+=("OXCART_V2_LANE_APPARMOR=1")
 fi
 
 # ---------------------------------------------------------------- test sets

@@ -199,25 +199,8 @@ pub(crate) fn check_selinux_label(label: Option<&str>) -> Result<()> {
     crate::selinux::check_context("process.selinuxLabel", l)
 }
 
-/// The AppArmor "exec" attribute: the profile applies from the next execve on.
-pub(crate) fn set_apparmor_exec(prof: &str) -> Result<()> {
-    let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-        "/proc/self/attr/apparmor/exec"
-    } else {
-        "/proc/self/attr/exec"
-    };
-    std::fs::write(attr, format!("exec {prof}"))
-        .ctx(|| format!("process.apparmorProfile: set {prof:?}"))
-}
-
 pub(crate) fn selinux_enabled() -> bool {
     crate::selinux::enabled()
-}
-
-pub(crate) fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .map(|s| s.trim_start().starts_with('Y'))
-        .unwrap_or(false)
 }
 
 /// Everything the exec child needs, computed in the parent.
@@ -347,14 +330,11 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         .filter(|a| !a.is_empty())
         .map(String::from);
     if let Some(prof) = &apparmor {
-        // runc fails here too ("apparmor failed to apply profile: write
-        // /proc/self/attr/exec: invalid argument"): a profile asked for and not
-        // applied would be a weaker process than requested.
-        if !apparmor_enabled() {
-            return Err(Error::config(
-                "process.apparmorProfile",
-                format!("apparmor failed to apply profile {prof:?}: AppArmor is not enabled on this host"),
-            ));
+        // runc fails too, later (the kernel refuses the attribute write): a profile
+        // asked for and not applied would be a weaker process than requested.
+        // Checked here, on the host: inside, /sys may be absent or another one.
+        if !crate::apparmor::enabled() {
+            return Err(crate::apparmor::not_enabled(prof));
         }
     }
     let targets = cgroup_targets(&cg, &o.cgroup)?;
@@ -610,8 +590,10 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     if let Some(l) = &c.selinux {
         crate::selinux::set_exec_label("process.selinuxLabel", l)?;
     }
+    // runc's setns init applies the profile last of the LSM settings, before
+    // no_new_privs and the execve it takes effect at.
     if let Some(prof) = &c.apparmor {
-        set_apparmor_exec(prof)?;
+        crate::apparmor::apply_profile(prof)?;
     }
     if p.no_new_privileges {
         process::set_no_new_privs()?;

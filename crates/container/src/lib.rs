@@ -7,6 +7,7 @@
 //! `exec.fifo` until `start` opens the other end, and finally `execve`s the user's
 //! program. No re-exec of the runtime binary, no threads.
 
+pub mod apparmor;
 pub mod caps;
 pub mod cg;
 pub mod console;

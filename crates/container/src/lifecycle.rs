@@ -178,11 +178,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         .as_deref()
         .filter(|a| !a.is_empty());
     if let Some(prof) = apparmor {
-        if !crate::exec::apparmor_enabled() {
-            return Err(Error::config(
-                "process.apparmorProfile",
-                format!("apparmor failed to apply profile {prof:?}: AppArmor is not enabled on this host"),
-            ));
+        if !crate::apparmor::enabled() {
+            return Err(crate::apparmor::not_enabled(prof));
         }
     }
     crate::exec::check_selinux_label(proc_cfg.selinux_label.as_deref())?;
@@ -657,7 +654,10 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .filter(|p| !p.is_empty())
     {
         // Checked in the parent: the host has AppArmor. Applies from execve on.
-        crate::exec::set_apparmor_exec(prof)?;
+        // Where runc's standard init does it (`apparmor.ApplyProfile` after the
+        // hostname): after the rootfs, so mounts and pivot_root ran unconfined.
+        // A profile that is not loaded fails here (ENOENT) and create with it.
+        crate::apparmor::apply_profile(prof)?;
     }
     let label = process.selinux_label.as_deref().filter(|l| !l.is_empty());
     if !a.no_new_keyring {

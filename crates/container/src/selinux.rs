@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const SELINUXFS: &str = "/sys/fs/selinux";
 /// statfs(2): procfs's f_type.
-const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+pub(crate) const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
 
 /// go-selinux `GetEnabled`: selinuxfs is mounted and a policy is loaded (before a
 /// policy load every task's context reads as the bare initial SID name "kernel").
@@ -86,7 +86,7 @@ fn invalid(field: &str, label: &str, e: std::io::Error) -> Error {
 /// One write(2) of the whole value: /proc/<pid>/attr files and selinuxfs take no
 /// partial writes, and an empty value (which clears an attribute) must still reach
 /// the kernel, which `write_all` would skip.
-fn write_once(fd: BorrowedFd<'_>, v: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_once(fd: BorrowedFd<'_>, v: &[u8]) -> std::io::Result<()> {
     loop {
         // SAFETY: pointer and length of a live slice.
         let n = unsafe { libc::write(fd.as_raw_fd(), v.as_ptr().cast(), v.len()) };
