@@ -310,9 +310,10 @@ fn bad_labels_fail_naming_the_field_and_leave_nothing() {
 }
 
 #[test]
-fn features_report_selinux_where_labels_are_applied() {
+fn features_report_selinux_support_whatever_the_host() {
+    // features-linux.md: "irrelevant to the availability of SELinux on the host".
     let out = Runtime::oxcart().run(&["features"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(f["linux"]["selinux"]["enabled"], json!(selinux()));
+    assert_eq!(f["linux"]["selinux"]["enabled"], json!(true));
 }
