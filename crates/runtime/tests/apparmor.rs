@@ -221,12 +221,7 @@ fn unusable_profile_fails_create_naming_the_field_and_leaves_nothing() {
         );
     }
     assert!(!rt.root.join(&id).exists(), "state left behind for {id}");
-    let leftovers: Vec<_> = cgroup_roots()
-        .into_iter()
-        .map(|r| r.join(cg.trim_start_matches('/')))
-        .filter(|p| p.exists())
-        .collect();
-    assert!(leftovers.is_empty(), "cgroups left behind: {leftovers:?}");
+    assert_no_cgroup_left(&cg, "apparmor");
 }
 
 #[test]

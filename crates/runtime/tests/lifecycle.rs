@@ -640,12 +640,7 @@ fn failed_create_leaves_no_cgroup_or_process() {
     assert!(!ok);
     assert!(err.contains("no such file or directory"), "{err}");
     assert!(!rt.root.join(&id).exists());
-    let leftovers: Vec<_> = cgroup_roots()
-        .into_iter()
-        .map(|r| r.join(cg.trim_start_matches('/')))
-        .filter(|p| p.exists())
-        .collect();
-    assert!(leftovers.is_empty(), "cgroups left behind: {leftovers:?}");
+    assert_no_cgroup_left(&cg, "create");
 }
 
 #[test]

@@ -677,11 +677,6 @@ fn seccomp_invalid_profiles_fail_create_and_leave_nothing() {
         let list = rt.run(&["list"]);
         assert!(list.status.success(), "list: {}", stderr(&list));
         assert!(!stdout(&list).contains(&id), "{field}: {}", stdout(&list));
-        let left: Vec<PathBuf> = cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(cg.trim_start_matches('/')))
-            .filter(|p| p.exists())
-            .collect();
-        assert!(left.is_empty(), "{field}: cgroups left: {left:?}");
+        assert_no_cgroup_left(&cg, field);
     }
 }

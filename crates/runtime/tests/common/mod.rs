@@ -294,3 +294,14 @@ pub fn cgroup_roots() -> Vec<PathBuf> {
         .filter(|p| p.join("cgroup.procs").exists())
         .collect()
 }
+
+/// Panics if the container cgroup `cg` (a cgroupsPath) is left in any hierarchy:
+/// a failed create must leave nothing behind.
+pub fn assert_no_cgroup_left(cg: &str, what: &str) {
+    let left: Vec<PathBuf> = cgroup_roots()
+        .into_iter()
+        .map(|r| r.join(cg.trim_start_matches('/')))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(left.is_empty(), "{what}: cgroups left behind: {left:?}");
+}
