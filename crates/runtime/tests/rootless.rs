@@ -99,6 +99,20 @@ impl Env {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
         std::fs::copy(common::OXCART, dir.join("oxcart-runtime")).unwrap();
+        // A child forked by another test thread while the copy's write fd was open
+        // holds that fd until it execs, and until then executing the copy fails
+        // with ETXTBSY (execve(2)). Wait that short window out.
+        let mut tries = 0;
+        while let Err(e) = Command::new(dir.join("oxcart-runtime"))
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+        {
+            assert_eq!(e.raw_os_error(), Some(libc::ETXTBSY), "{e}");
+            tries += 1;
+            assert!(tries < 200, "the runtime copy stayed busy: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let st = Command::new("chown")
             .args(["-R", &format!("{uid}:{gid}")])
             .arg(&dir)
