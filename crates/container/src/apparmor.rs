@@ -8,9 +8,8 @@
 //! `aa_change_profile`), which is an error, never an unconfined container.
 
 use crate::error::{Error, Result};
-use crate::selinux::{write_once, PROC_SUPER_MAGIC};
-use crate::sys::cstring;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use crate::sys;
+use std::os::fd::AsFd;
 
 const FIELD: &str = "process.apparmorProfile";
 
@@ -36,47 +35,19 @@ pub fn not_enabled(prof: &str) -> Error {
 
 /// runc `changeOnExec`: `exec <profile>` into `/proc/thread-self/attr/apparmor/exec`,
 /// or `attr/exec` on kernels before 5.8, which have no per-LSM directory (runc
-/// `setProcAttr`). Only a task may write its own attributes, hence thread-self.
-/// As runc (`utils.EnsureProcHandle`), the file must be on procfs: a container
-/// that mounted something over its /proc must not make the write land in a file of
-/// its choosing and seem to succeed.
+/// `setProcAttr`). Only a task may write its own attributes, hence thread-self;
+/// the file must be on procfs, as runc's `utils.EnsureProcHandle` checks
+/// ([`sys::open_proc_attr`]).
 pub fn apply_profile(prof: &str) -> Result<()> {
     let mut path = "/proc/thread-self/attr/apparmor/exec";
-    let mut fd = open_wronly(path);
+    let mut fd = sys::open_proc_attr(path);
     if matches!(&fd, Err(e) if e.raw_os_error() == Some(libc::ENOENT)) {
         path = "/proc/thread-self/attr/exec";
-        fd = open_wronly(path);
+        fd = sys::open_proc_attr(path);
     }
     let fd = fd.map_err(|e| failed(prof, &format!("open {path}"), &e))?;
-    // SAFETY: zeroed statfs is a valid out buffer for fstatfs.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and buffer.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(failed(
-            prof,
-            &format!("fstatfs {path}"),
-            &std::io::Error::last_os_error(),
-        ));
-    }
-    if st.f_type as libc::c_long != PROC_SUPER_MAGIC {
-        return Err(Error::config(
-            FIELD,
-            format!("apparmor failed to apply profile {prof:?}: {path} is not on procfs"),
-        ));
-    }
-    write_once(fd.as_fd(), format!("exec {prof}").as_bytes())
+    sys::write_once(fd.as_fd(), format!("exec {prof}").as_bytes())
         .map_err(|e| failed(prof, &format!("write {path}"), &e))
-}
-
-fn open_wronly(path: &str) -> std::io::Result<OwnedFd> {
-    let c = cstring(path)?;
-    // SAFETY: open(2) with a valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: open returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// runc's wording ("apparmor failed to apply profile: write …: no such file or

@@ -15,12 +15,10 @@
 //! label; callers keep both rules.
 
 use crate::error::{Error, Result};
-use crate::sys::cstring;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use crate::sys::{self, cstring};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 const SELINUXFS: &str = "/sys/fs/selinux";
-/// statfs(2): procfs's f_type.
-pub(crate) const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
 
 /// go-selinux `GetEnabled`: selinuxfs is mounted and a policy is loaded (before a
 /// policy load every task's context reads as the bare initial SID name "kernel").
@@ -49,22 +47,17 @@ fn trim_context(c: &[u8]) -> &[u8] {
 /// fails with EINVAL. A runtime domain the policy does not let check contexts
 /// (EACCES) is not an error here: the write in the container reports the label then.
 pub fn check_context(field: &str, label: &str) -> Result<()> {
-    let path = cstring(format!("{SELINUXFS}/context"))?;
-    // SAFETY: open(2) with a valid C string.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EACCES) {
-            return Ok(());
+    let fd = match sys::open(&cstring(format!("{SELINUXFS}/context"))?, libc::O_RDWR, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Ok(()),
+        Err(e) => {
+            return Err(Error::config(
+                field,
+                format!("check SELinux label {label:?}: open {SELINUXFS}/context: {e}"),
+            ))
         }
-        return Err(Error::config(
-            field,
-            format!("check SELinux label {label:?}: open {SELINUXFS}/context: {e}"),
-        ));
-    }
-    // SAFETY: open returned a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    match write_once(fd.as_fd(), label.as_bytes()) {
+    };
+    match sys::write_once(fd.as_fd(), label.as_bytes()) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EACCES) => Ok(()),
         Err(e) => Err(invalid(field, label, e)),
@@ -83,65 +76,18 @@ fn invalid(field: &str, label: &str, e: std::io::Error) -> Error {
     }
 }
 
-/// One write(2) of the whole value: /proc/<pid>/attr files and selinuxfs take no
-/// partial writes, and an empty value (which clears an attribute) must still reach
-/// the kernel, which `write_all` would skip.
-pub(crate) fn write_once(fd: BorrowedFd<'_>, v: &[u8]) -> std::io::Result<()> {
-    loop {
-        // SAFETY: pointer and length of a live slice.
-        let n = unsafe { libc::write(fd.as_raw_fd(), v.as_ptr().cast(), v.len()) };
-        if n >= 0 {
-            if n as usize == v.len() {
-                return Ok(());
-            }
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short write ({n} of {} bytes)", v.len()),
-            ));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// Write one of this thread's attributes (proc(5): /proc/[pid]/attr/; only a task
-/// itself may write its own). go-selinux `writeCon`: the file must be on procfs, so
-/// a container that mounted something else over its /proc cannot make the label
-/// write land in a file of its choosing and silently succeed.
+/// itself may write its own), through [`sys::open_proc_attr`]'s procfs check
+/// (go-selinux `writeCon`).
 fn write_attr(attr: &str, field: &str, label: &str) -> Result<()> {
-    let path = cstring(format!("/proc/thread-self/attr/{attr}"))?;
-    // SAFETY: open(2) with a valid C string.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::config(
+    let path = format!("/proc/thread-self/attr/{attr}");
+    let fd = sys::open_proc_attr(&path).map_err(|e| {
+        Error::config(
             field,
-            format!(
-                "apply SELinux label {label:?}: open /proc/thread-self/attr/{attr}: {}",
-                std::io::Error::last_os_error()
-            ),
-        ));
-    }
-    // SAFETY: open returned a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed statfs is a valid out buffer for fstatfs.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and buffer.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(Error::last(format!(
-            "fstatfs /proc/thread-self/attr/{attr}"
-        )));
-    }
-    if st.f_type as libc::c_long != PROC_SUPER_MAGIC {
-        return Err(Error::config(
-            field,
-            format!(
-                "apply SELinux label {label:?}: /proc/thread-self/attr/{attr} is not on procfs"
-            ),
-        ));
-    }
-    write_once(fd.as_fd(), label.as_bytes()).map_err(|e| invalid(field, label, e))
+            format!("apply SELinux label {label:?}: open {path}: {e}"),
+        )
+    })?;
+    sys::write_once(fd.as_fd(), label.as_bytes()).map_err(|e| invalid(field, label, e))
 }
 
 /// runc `selinux.SetExecLabel`: the label the next execve(2) gives this process.

@@ -512,6 +512,50 @@ pub fn signal_number(name: &str) -> Option<libc::c_int> {
     None
 }
 
+/// statfs(2): procfs's f_type.
+const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+
+/// Open one of this thread's LSM attribute files (`/proc/thread-self/attr/…`,
+/// proc(5)) for writing, refusing a file that is not on procfs: a container that
+/// mounted something over its /proc must not make the write land in a file of its
+/// choosing and seem to succeed (go-selinux `writeCon`, runc `utils.EnsureProcHandle`).
+pub fn open_proc_attr(path: &str) -> io::Result<OwnedFd> {
+    let fd = open(&cstring(path)?, libc::O_WRONLY, 0)?;
+    // SAFETY: zeroed statfs is a valid out buffer for fstatfs.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and buffer.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.f_type as libc::c_long != PROC_SUPER_MAGIC {
+        return Err(io::Error::other("not on procfs"));
+    }
+    Ok(fd)
+}
+
+/// One write(2) of the whole value: /proc/<pid>/attr files and selinuxfs take no
+/// partial writes, and an empty value (which clears an attribute) must still reach
+/// the kernel, which `write_all` would skip.
+pub fn write_once(fd: BorrowedFd<'_>, v: &[u8]) -> io::Result<()> {
+    loop {
+        // SAFETY: pointer and length of a live slice.
+        let n = unsafe { libc::write(fd.as_raw_fd(), v.as_ptr().cast(), v.len()) };
+        if n >= 0 {
+            if n as usize == v.len() {
+                return Ok(());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write ({n} of {} bytes)", v.len()),
+            ));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
