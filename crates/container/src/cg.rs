@@ -7,12 +7,9 @@ use oxcart_spec::LinuxResources;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn e(err: oxcart_cgroups::CgroupError) -> Error {
-    Error::Cgroup(err.to_string())
-}
-
+/// The cgroups crate's error as ours (the one conversion, for every caller).
 pub(crate) fn cg_err(err: oxcart_cgroups::CgroupError) -> Error {
-    e(err)
+    Error::Cgroup(err.to_string())
 }
 
 /// A hierarchy as the container should see it under /sys/fs/cgroup.
@@ -46,21 +43,21 @@ impl Cg {
         let explicit = path.is_some_and(|p| !p.is_empty());
         Manager::new(path, id, systemd)
             .map(|m| Cg::wrap(m, explicit))
-            .map_err(e)
+            .map_err(cg_err)
     }
     pub fn from_state(v: &serde_json::Value) -> Result<Cg> {
         let st: ManagerState = serde_json::from_value(v.clone())
             .map_err(|err| Error::Other(format!("corrupt cgroup state: {err}")))?;
         Manager::from_state(st)
             .map(|m| Cg::wrap(m, false))
-            .map_err(e)
+            .map_err(cg_err)
     }
     pub fn to_state(&self) -> Result<serde_json::Value> {
         serde_json::to_value(self.m.to_state())
             .map_err(|err| Error::Other(format!("serialize cgroup state: {err}")))
     }
     pub fn create(&self) -> Result<()> {
-        self.m.create().map_err(e)
+        self.m.create().map_err(cg_err)
     }
     /// Create the cgroups. As root: all of them or an error. Rootless, as runc's
     /// fs manager (`manager.Apply` with `isIgnorableError`, runc 1.1+, where a
@@ -80,44 +77,29 @@ impl Cg {
     /// On error everything this call made is removed again.
     pub fn create_or_skip(&self, rootless: bool, res: Option<&LinuxResources>) -> Result<Cg> {
         if !rootless {
-            self.m.create().map_err(e)?;
+            self.m.create().map_err(cg_err)?;
             return Ok(self.clone());
         }
         let st = self.m.to_state();
         let limits = crate::rootless::limits(res);
+        // A state over just these hierarchies, nothing made yet.
+        let over = |v1: Vec<oxcart_cgroups::V1Dir>, unified: Option<V2Dir>| ManagerState {
+            v1,
+            unified,
+            created: Vec::new(),
+            ..st.clone()
+        };
         // Each hierarchy on its own, through a manager over just that one.
         let mut parts: Vec<(Vec<String>, ManagerState)> = st
             .v1
             .iter()
-            .map(|d| {
-                (
-                    d.controllers.clone(),
-                    ManagerState {
-                        v1: vec![d.clone()],
-                        unified: None,
-                        created: Vec::new(),
-                        ..st.clone()
-                    },
-                )
-            })
+            .map(|d| (d.controllers.clone(), over(vec![d.clone()], None)))
             .collect();
-        if let Some(u) = &st.unified {
-            parts.push((
-                unified_controllers(u),
-                ManagerState {
-                    v1: Vec::new(),
-                    unified: Some(u.clone()),
-                    created: Vec::new(),
-                    ..st.clone()
-                },
-            ));
+        let unified_ctrls = st.unified.as_ref().map(unified_controllers);
+        if let (Some(u), Some(ctrls)) = (&st.unified, &unified_ctrls) {
+            parts.push((ctrls.clone(), over(Vec::new(), Some(u.clone()))));
         }
-        let mut kept = ManagerState {
-            v1: Vec::new(),
-            unified: None,
-            created: Vec::new(),
-            ..st.clone()
-        };
+        let mut kept = over(Vec::new(), None);
         let mut dropped: Vec<(Vec<String>, PathBuf, String)> = Vec::new();
         for (ctrls, part) in parts {
             let dir = part
@@ -130,7 +112,7 @@ impl Cg {
                 Ok(m) => m,
                 Err(err) => {
                     remove_made(&kept.created);
-                    return Err(e(err));
+                    return Err(cg_err(err));
                 }
             };
             let res = match sub.create() {
@@ -191,10 +173,7 @@ impl Cg {
         }
         let have = |c: &String| {
             kept.v1.iter().any(|d| d.controllers.contains(c))
-                || kept
-                    .unified
-                    .as_ref()
-                    .is_some_and(|u| unified_controllers(u).contains(c))
+                || (kept.unified.is_some() && unified_ctrls.as_ref().is_some_and(|u| u.contains(c)))
         };
         for (field, need) in &limits {
             let Some((ctrls, dir, msg)) = dropped
@@ -215,18 +194,15 @@ impl Cg {
         }
         Manager::from_state(kept)
             .map(|m| Cg::wrap(m, self.explicit_path))
-            .map_err(e)
+            .map_err(cg_err)
     }
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        self.m.apply(r).map_err(e)
-    }
-    pub fn add_pid(&self, pid: i32) -> Result<()> {
-        self.m.add_pid(pid).map_err(e)
+        self.m.apply(r).map_err(cg_err)
     }
     /// The files through which a child joins these cgroups itself (see
     /// [`clone_joining`]).
     pub fn join_files(&self) -> Result<JoinFiles> {
-        self.m.join_files().map_err(e)
+        self.m.join_files().map_err(cg_err)
     }
     pub fn frozen(&self) -> bool {
         matches!(
@@ -235,10 +211,10 @@ impl Cg {
         )
     }
     pub fn kill_all(&self, sig: i32) -> Result<()> {
-        self.m.kill_all(sig).map_err(e)
+        self.m.kill_all(sig).map_err(cg_err)
     }
     pub fn destroy(&self) -> Result<()> {
-        self.m.destroy().map_err(e)
+        self.m.destroy().map_err(cg_err)
     }
     /// No cgroup directories at all (a rootless container whose cgroups were
     /// skipped, see [`Cg::create_or_skip`]).

@@ -190,17 +190,13 @@ pub(crate) fn check_selinux_label(label: Option<&str>) -> Result<()> {
     let Some(l) = label.filter(|l| !l.is_empty()) else {
         return Ok(());
     };
-    if !selinux_enabled() {
+    if !crate::selinux::enabled() {
         return Err(Error::config(
             "process.selinuxLabel",
             "SELinux label is specified in config, but SELinux is disabled or not supported",
         ));
     }
     crate::selinux::check_context("process.selinuxLabel", l)
-}
-
-pub(crate) fn selinux_enabled() -> bool {
-    crate::selinux::enabled()
 }
 
 /// Everything the exec child needs, computed in the parent.

@@ -1,16 +1,13 @@
 //! Operations on a live container's cgroups: pause, resume, update, ps, events
 //! (runc's commands of the same names; the cgroup work is oxcart_cgroups').
 
+use crate::cg::cg_err;
 use crate::cg::Cg;
 use crate::error::{Error, Result};
 use crate::lifecycle::Global;
 use crate::state::{self, Saved, StateDir};
 use oxcart_spec::{LinuxResources, Status};
 use std::time::Duration;
-
-fn cg_err(e: oxcart_cgroups::CgroupError) -> Error {
-    Error::Cgroup(e.to_string())
-}
 
 fn open(g: &Global, id: &str, exclusive: bool) -> Result<(StateDir, Saved, Cg, Status)> {
     let sd = StateDir::open(&g.root, id, exclusive)?;

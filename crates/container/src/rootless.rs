@@ -78,13 +78,18 @@ pub fn first_limit(r: Option<&LinuxResources>) -> Option<String> {
     let obj = v.as_object()?;
     obj.iter()
         .filter(|(k, _)| k.as_str() != "devices")
-        .find(|(_, v)| match v {
-            serde_json::Value::Null => false,
-            serde_json::Value::Object(o) => !o.is_empty(),
-            serde_json::Value::Array(a) => !a.is_empty(),
-            _ => true,
-        })
+        .find(|(_, v)| is_set(v))
         .map(|(k, _)| format!("linux.resources.{k}"))
+}
+
+/// A resource field the config really sets: not null, not an empty object or list.
+fn is_set(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(o) => !o.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    }
 }
 
 /// Every resource limit a config sets (devices rules excluded), as its field path
@@ -98,29 +103,23 @@ pub fn limits(r: Option<&LinuxResources>) -> Vec<(String, Vec<String>)> {
     let Some(obj) = v.as_object() else {
         return Vec::new();
     };
-    let set = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => false,
-        serde_json::Value::Object(o) => !o.is_empty(),
-        serde_json::Value::Array(a) => !a.is_empty(),
-        _ => true,
-    };
     let mut out = Vec::new();
     for (k, v) in obj
         .iter()
-        .filter(|(k, v)| k.as_str() != "devices" && set(v))
+        .filter(|(k, v)| k.as_str() != "devices" && is_set(v))
     {
         let field = format!("linux.resources.{k}");
         let ctrls: &[&str] = match k.as_str() {
             "cpu" => {
                 let o = v.as_object();
                 for sub in ["cpus", "mems"] {
-                    if o.and_then(|o| o.get(sub)).is_some_and(set) {
+                    if o.and_then(|o| o.get(sub)).is_some_and(is_set) {
                         out.push((format!("{field}.{sub}"), vec!["cpuset".to_string()]));
                     }
                 }
                 let other = o.is_some_and(|o| {
                     o.iter()
-                        .any(|(s, v)| s.as_str() != "cpus" && s.as_str() != "mems" && set(v))
+                        .any(|(s, v)| s.as_str() != "cpus" && s.as_str() != "mems" && is_set(v))
                 });
                 if !other {
                     continue;

@@ -76,11 +76,6 @@ fn classify(fd: &OwnedFd) -> Result<Exe> {
     Ok(Exe::Writable)
 }
 
-/// How this process's binary is protected now.
-pub fn current() -> Result<Exe> {
-    classify(&open_self()?)
-}
-
 /// Return if the running binary cannot be written through; otherwise re-execute
 /// this process, with the same argv and environment, from a sealed copy (this
 /// call then does not return). An error names what failed: without the

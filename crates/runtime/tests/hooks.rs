@@ -140,25 +140,6 @@ fn every_hook_kind_runs_in_order_with_state() {
     }
 }
 
-/// Leftover cgroup directories named `name`, in every hierarchy.
-fn cgroup_leftovers(name: &str) -> Vec<PathBuf> {
-    let roots: Vec<PathBuf> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        vec!["/sys/fs/cgroup".into()]
-    } else {
-        std::fs::read_dir("/sys/fs/cgroup")
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("cgroup.procs").exists())
-            .collect()
-    };
-    roots
-        .into_iter()
-        .map(|r| r.join(name))
-        .filter(|p| p.exists())
-        .collect()
-}
-
 fn create_fails(rt: &Runtime, b: &mut Bundle, hooks: Value, want: &str) {
     let cg = unique("oxcart-test-hookfail");
     b.config["linux"]["cgroupsPath"] = json!(format!("/{cg}"));
@@ -169,8 +150,7 @@ fn create_fails(rt: &Runtime, b: &mut Bundle, hooks: Value, want: &str) {
     assert!(!ok, "create with failing hooks succeeded");
     assert!(err.contains(want), "want {want:?} in {err:?}");
     assert!(!rt.root.join(&id).exists(), "state dir left behind");
-    let left = cgroup_leftovers(&cg);
-    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    assert_no_cgroup_left(&cg, "hooks");
 }
 
 #[test]
