@@ -13,8 +13,9 @@ PACKAGES=(
     build-essential pkg-config
     # the runtime's tests: busybox rootfs, runc to compare against, tools the tests call
     busybox-static runc crun strace time jq iproute2 uidmap
-    # seccomp: libseccomp2 is dlopen()ed to compile profiles; podman's default profile
-    libseccomp2 golang-github-containers-common
+    # seccomp: libseccomp-dev's static archive is linked in to compile profiles;
+    # podman's default profile
+    libseccomp-dev golang-github-containers-common
     # image tests: a real registry, image tools, htpasswd, TLS certificates
     docker-registry skopeo umoci apache2-utils openssl
     # real clients of the runtime (end-to-end tests drive each against oxcart-runtime)

@@ -22,9 +22,6 @@ DEFAULT_PACKAGES=(oxcart_cgroups oxcart-runtime)
 # Modules the lifecycle and network tests need. Loaded when the kernel has them
 # as modules; a note is printed when the kernel lacks one entirely.
 DEFAULT_MODULES=(overlay veth bridge)
-# Libraries our code dlopen()s, which ldd cannot see: oxcart_seccomp loads
-# libseccomp.so.2 at run time. Staged whenever the host has them.
-DEFAULT_DLOPEN_LIBS=(libseccomp.so.2)
 
 usage() {
 	cat <<EOF
@@ -53,7 +50,7 @@ Other options:
                       as a systemd service would be) instead of the root cgroup
   --module NAME       extra kernel module to insmod (repeatable)
   --lib SONAME        extra shared library a test dlopen()s, found with
-                      ldconfig -p (repeatable; always staged: ${DEFAULT_DLOPEN_LIBS[*]})
+                      ldconfig -p (repeatable)
   --no-self-test      in the default set, skip the self-test
   --kernel PATH       kernel image (default: newest /boot/vmlinuz-*-cloud-amd64)
   --timeout SECS      whole run, build excluded (default \$OXCART_V2_LANE_TIMEOUT or 900)
@@ -353,18 +350,13 @@ for m in "${extra_modules[@]}"; do stage_module "$m" 1; done
 cp "$moddir"/modules.{dep,alias,builtin,order} "$root$moddir/" 2>/dev/null || true
 
 # dlopen()ed libraries: the host's loader cache says where each soname lives.
-stage_soname() { # SONAME REQUIRED
+stage_soname() { # SONAME
 	local path
 	path=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | awk -v so="$1" '$1 == so && /x86-64/ && !found { print $NF; found = 1 }')
-	if [[ -z $path ]]; then
-		[[ $2 -eq 0 ]] || die "--lib $1: not in the host's loader cache (ldconfig -p)"
-		note "host has no $1: tests that dlopen it will fail"
-		return 0
-	fi
+	[[ -n $path ]] || die "--lib $1: not in the host's loader cache (ldconfig -p)"
 	stage_exe "$path"
 }
-for l in "${DEFAULT_DLOPEN_LIBS[@]}"; do stage_soname "$l" 0; done
-for l in "${extra_libs[@]}"; do stage_soname "$l" 1; done
+for l in "${extra_libs[@]}"; do stage_soname "$l"; done
 
 for c in "${copies[@]}"; do
 	if [[ -f $c ]]; then stage_exe "$c"; else stage_path "$c"; fi

@@ -18,13 +18,8 @@ pub fn features() -> Value {
         mount_options.extend(["idmap", "ridmap"]);
     }
     mount_options.sort_unstable();
-    // libseccomp is dlopen()ed to compile profiles: without it, seccomp cannot work.
-    let libseccomp = oxcart_seccomp::libseccomp_version().ok();
-    let seccomp = if libseccomp.is_some() {
-        serde_json::to_value(oxcart_seccomp::features()).unwrap_or(Value::Null)
-    } else {
-        json!({"enabled": false})
-    };
+    // libseccomp is linked in (static), so seccomp is always available.
+    let seccomp = serde_json::to_value(oxcart_seccomp::features()).unwrap_or(Value::Null);
     let mut annotations = serde_json::Map::new();
     // features.md lets a runtime report the runc version it is most compatible with.
     annotations.insert("org.opencontainers.runc.version".into(), json!("1.1.5"));
@@ -36,9 +31,10 @@ pub fn features() -> Value {
         "io.github.oxcart.version".into(),
         json!(env!("CARGO_PKG_VERSION")),
     );
-    if let Some(v) = libseccomp {
-        annotations.insert("io.github.seccomp.libseccomp.version".into(), json!(v));
-    }
+    annotations.insert(
+        "io.github.seccomp.libseccomp.version".into(),
+        json!(oxcart_seccomp::libseccomp_version()),
+    );
     json!({
         "ociVersionMin": oxcart_spec::OCI_VERSION_MIN,
         "ociVersionMax": oxcart_spec::OCI_VERSION,

@@ -6,14 +6,15 @@
 //! endian, the cache never leaves the host):
 //!
 //! ```text
-//! "OXSCMP01" | key[32] | flags u32 | notify u32 | lib stamp (5 x u64)
-//! | lib path (u32 len + bytes) | skipped: u32 count, each u32 len + bytes
+//! "OXSCMP02" | key[32] | flags u32 | notify u32 | lib stamp (5 x u64)
+//! | lib name (u32 len + bytes) | skipped: u32 count, each u32 len + bytes
 //! | n u32 | n x sock_filter | sha256(all of the above)[32]
 //! ```
 //! An entry is used only if its checksum, key and owner (our euid, not group/other
-//! writable) check out, and the libseccomp that compiled it is still the same file
-//! (device, inode, size, mtime): a libseccomp upgrade that learns new syscall names
-//! invalidates entries without anyone clearing the cache.
+//! writable) check out, and the libseccomp that compiled it is the one linked into
+//! this binary (its version and a digest of the archive build.rs linked): a runtime
+//! built against a libseccomp that learnt new syscall names invalidates entries
+//! without anyone clearing the cache.
 
 use crate::bpf::{SockFilter, MAX_INSNS};
 use crate::{libseccomp, profile, Filter, SeccompError};
@@ -27,7 +28,8 @@ use std::path::Path;
 /// Where the runtime keeps compiled filters by default (tmpfs: cleared on boot).
 pub const DEFAULT_CACHE_DIR: &str = "/run/oxcart/seccomp-cache";
 
-const MAGIC: &[u8; 8] = b"OXSCMP01";
+// 02: the stamp names the linked libseccomp archive (01 stamped a dlopen()ed file).
+const MAGIC: &[u8; 8] = b"OXSCMP02";
 
 /// What [`crate::compile_cached`] did with the cache.
 #[derive(Debug)]
@@ -109,16 +111,16 @@ fn entry_name(key: &[u8; 32]) -> String {
     format!("{}.bpf", hex(key))
 }
 
-/// Identity of the libseccomp file that compiled an entry.
-fn lib_stamp(path: &str) -> Option<[u64; 5]> {
-    let m = fs::metadata(path).ok()?;
-    Some([
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime() as u64,
-        m.mtime_nsec() as u64,
-    ])
+/// Identity of the libseccomp that compiles here: its version and the digest of the
+/// archive build.rs linked (a rebuilt or patched libseccomp of the same version
+/// differs), as the name stored in an entry and as its stamp.
+fn lib_identity() -> (String, [u64; 5]) {
+    let (a, b, c) = libseccomp::version();
+    let digest = libseccomp::ARCHIVE_DIGEST;
+    (
+        format!("libseccomp {a}.{b}.{c} (static, {digest:016x})"),
+        [u64::from(a), u64::from(b), u64::from(c), digest, 0],
+    )
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -163,7 +165,7 @@ fn decode(bytes: &[u8], key: &[u8; 32]) -> Option<Filter> {
         *s = r.u64()?;
     }
     let lib = r.string()?;
-    if lib_stamp(&lib)? != stamp {
+    if (lib, stamp) != lib_identity() {
         return None;
     }
     let n = r.u32()? as usize;
@@ -236,20 +238,13 @@ fn encode(key: &[u8; 32], f: &Filter, lib: &str, stamp: [u64; 5]) -> Vec<u8> {
     b
 }
 
-/// Write the entry for `key` atomically. Called right after a compile, so libseccomp
-/// is loaded and its path known.
+/// Write the entry for `key` atomically. Called right after a compile.
 pub(crate) fn store(dir: &Path, key: &[u8; 32], f: &Filter) -> Result<(), SeccompError> {
     let err = |path: &Path, source: io::Error| SeccompError::Cache {
         path: path.to_path_buf(),
         source,
     };
-    let (lib, _) = libseccomp::library()?;
-    let stamp = lib_stamp(&lib).ok_or_else(|| {
-        err(
-            Path::new(&lib),
-            io::Error::new(io::ErrorKind::NotFound, "cannot stat the loaded libseccomp"),
-        )
-    })?;
+    let (lib, stamp) = lib_identity();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -330,9 +325,8 @@ mod tests {
             skipped: vec!["foo".into()],
         };
         let key = [7u8; 32];
-        // Stamp of a file that exists for the test.
-        let lib = "/proc/self/exe";
-        let stamp = lib_stamp(lib).unwrap();
+        let (lib, stamp) = lib_identity();
+        let lib = lib.as_str();
         let bytes = encode(&key, &f, lib, stamp);
         assert_eq!(decode(&bytes, &key), Some(f.clone()));
         assert_eq!(decode(&bytes, &[8u8; 32]), None);
@@ -342,9 +336,16 @@ mod tests {
             assert_eq!(decode(&b, &key), None, "flip at {i}");
         }
         assert_eq!(decode(&bytes[..bytes.len() - 1], &key), None);
-        // Stale stamp.
+        // Compiled by another libseccomp: a different archive, or another version.
+        let mut other = stamp;
+        other[3] ^= 1;
+        assert_eq!(decode(&encode(&key, &f, lib, other), &key), None);
         let mut other = stamp;
         other[2] += 1;
         assert_eq!(decode(&encode(&key, &f, lib, other), &key), None);
+        assert_eq!(
+            decode(&encode(&key, &f, "libseccomp 9.9.9", stamp), &key),
+            None
+        );
     }
 }

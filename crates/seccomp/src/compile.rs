@@ -35,7 +35,7 @@ pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
     if p.uses_notify {
         // libseccomp refuses SCMP_ACT_NOTIFY below API level 5 (kernel without
         // SECCOMP_RET_USER_NOTIF); say so plainly instead of an EINVAL per rule.
-        let level = libseccomp::api_level()?;
+        let level = libseccomp::api_level();
         if level < 5 {
             return Err(lib_err(
                 FIELD,
@@ -46,7 +46,7 @@ pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
 
     // The stub dispatches on the AUDIT_ARCH values of our arch table; make sure our
     // idea of the native arch is libseccomp's.
-    let native = libseccomp::native_token()?;
+    let native = libseccomp::native_token();
     if profile::native_arch().map(|a| a.token) != Some(native) {
         return Err(lib_err(
             FIELD,
@@ -101,7 +101,7 @@ pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
         }
         let split = seen.iter().any(|&n| n > 1);
         for (j, name) in e.names.iter().enumerate() {
-            let Some(nr) = libseccomp::resolve(name)? else {
+            let Some(nr) = libseccomp::resolve(name) else {
                 // runc: "unknown seccomp syscall %q ignored" (debug level): a profile
                 // may name syscalls newer than this build's tables (or of another
                 // arch). The default action applies to them;
@@ -184,7 +184,7 @@ fn stub(p: &Profile) -> Result<Vec<SockFilter>, SeccompError> {
     for a in filter_arches(p) {
         let mut max: Option<u32> = None;
         for name in p.entries.iter().flat_map(|e| e.names) {
-            if let Some(n) = libseccomp::resolve_arch(a.token, name)? {
+            if let Some(n) = libseccomp::resolve_arch(a.token, name) {
                 // Negative numbers are libseccomp pseudo-syscalls (not on this arch).
                 if n > 0 {
                     max = Some(max.map_or(n as u32, |m| m.max(n as u32)));
@@ -283,11 +283,7 @@ mod tests {
         let eperm = 0x0005_0000 | libc::EPERM as u32;
         let enosys = 0x0005_0000 | libc::ENOSYS as u32;
         let eacces = 0x0005_0000 | 13;
-        let x32 = |name: &str| {
-            libseccomp::resolve_arch(0x4000_003E, name)
-                .unwrap()
-                .unwrap() as u32
-        };
+        let x32 = |name: &str| libseccomp::resolve_arch(0x4000_003E, name).unwrap() as u32;
         assert_eq!(
             x32("read") & X32_BIT,
             X32_BIT,

@@ -8,7 +8,7 @@
 //! compile / compile_cached(profile)  ──►    filter.install()  → Option<listener fd>
 //!   validate (always, pure Rust)            (one raw seccomp(2); no allocation)
 //!   cache hit: read + verify one file
-//!   miss: dlopen libseccomp, rules → BPF,
+//!   miss: libseccomp (static), rules → BPF,
 //!         prepend runc's ENOSYS stub, store
 //! ```
 //! With `SCMP_ACT_NOTIFY`, the listener fd must reach the agent at `listenerPath`:
@@ -46,7 +46,7 @@ pub enum SeccompError {
     /// The profile is well-formed but this build/host cannot compile it.
     #[error("{field}: {msg}")]
     Compile { field: String, msg: String },
-    /// libseccomp could not be loaded or used.
+    /// libseccomp refused the request (e.g. an action this kernel lacks).
     #[error("seccomp: {0}")]
     Library(String),
     /// seccomp(2) refused the program (in init).
