@@ -14,7 +14,7 @@ Modes:
   --mode rss         peak RSS of each process of `create` (/usr/bin/time -v per run)
 
 Usage: sudo bench/lifecycle.py [--mode M] [--rounds 30] [--pause 0.25] [--calibrate]
-                               [--oxcart target/release/oxcart-runtime]
+                               [--oxcart target/x86_64-unknown-linux-gnu/release/oxcart-runtime]
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -106,7 +106,8 @@ def main():
     ap.add_argument("--calibrate", action="store_true", help="time runc against runc")
     ap.add_argument("--mode", default="lifecycle", choices=["lifecycle", "exec", "concurrent", "rss"])
     ap.add_argument("--count", type=int, default=100, help="containers for --mode concurrent")
-    ap.add_argument("--oxcart", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "oxcart-runtime"))
+    # The release build users get: static, from scripts/build-runtime.sh.
+    ap.add_argument("--oxcart", default=os.path.join(os.path.dirname(__file__), "..", "target", "x86_64-unknown-linux-gnu", "release", "oxcart-runtime"))
     a = ap.parse_args()
     oxcart = os.path.abspath(a.oxcart)
     bundle = make_bundle(oxcart)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # From a fresh Debian 12 machine to a running container: installs what is needed,
-# builds oxcart-runtime, makes a busybox bundle and runs it.
+# builds oxcart-runtime (static release build), makes a busybox bundle and runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -p oxcart-runtime
-bin="$PWD/target/release/oxcart-runtime"
+# The release runtime, one static executable (scripts/build-runtime.sh says why).
+bin=$(scripts/build-runtime.sh)
 
 bundle="$(mktemp -d /tmp/oxcart-quickstart.XXXXXX)"
 trap 'rm -rf "$bundle"' EXIT

@@ -20,6 +20,15 @@ trap 'rm -f "$log"' EXIT
 step "cargo test (host: hybrid cgroups)"
 cargo test --workspace --no-fail-fast 2>&1 | tee -a "$log"
 
+step "the static release runtime (scripts/build-runtime.sh): lifecycle suites again"
+# Users run the static-pie release build, not the debug one the host run used: the
+# suites that drive create/start/exec/kill/delete, cgroups, seccomp, hooks, the
+# real clients, idmaps and rootless run again against it ($OXCART_RUNTIME).
+runtime_static=$(scripts/build-runtime.sh)
+OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-runtime --no-fail-fast \
+    --test lifecycle --test exec --test cgroups --test seccomp --test hooks \
+    --test features --test rootless --test terminal --test idmap --test clients 2>&1 | tee -a "$log"
+
 if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
 else

@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::skip_in_v2_lane;
+use common::{oxcart, skip_in_v2_lane};
 
 /// Why these tests stop in the cgroup-v2 lane (see `skip_in_v2_lane`).
 const CLIENTS_IN_LANE: &str = "client end-to-end tests run on the host";
@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-const OXCART: &str = env!("CARGO_BIN_EXE_oxcart-runtime");
 
 /// Generous: a debug runtime under a loaded CI machine running the whole suite.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -302,7 +300,7 @@ fn runtime_wrapper(dir: &Path, name: &str, root: Option<&Path>) -> (PathBuf, Pat
         format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' {root_arg}\"$@\"\n",
             log.display(),
-            OXCART
+            oxcart()
         ),
     )
     .unwrap();
@@ -1493,7 +1491,7 @@ fn create_error_is_never_lost() {
         .map(|t| {
             let bundle = dir.0.join(format!("bundle{t}"));
             fs::create_dir_all(&bundle).unwrap();
-            let out = Command::new(OXCART)
+            let out = Command::new(oxcart())
                 .args(["spec", "--bundle"])
                 .arg(&bundle)
                 .output()
@@ -1511,11 +1509,11 @@ fn create_error_is_never_lost() {
                 let mut lost = vec![];
                 for i in 0..25 {
                     let id = format!("e{t}-{i}");
-                    let mut c = Command::new(OXCART);
+                    let mut c = Command::new(oxcart());
                     c.arg("--root").arg(&state_root);
                     c.args(["create", "--bundle"]).arg(&bundle).arg(&id);
                     let out = bounded(c, &scratch, CLIENT_TIMEOUT);
-                    let mut d = Command::new(OXCART);
+                    let mut d = Command::new(oxcart());
                     d.arg("--root")
                         .arg(&state_root)
                         .args(["delete", "--force", &id]);

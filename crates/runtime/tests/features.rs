@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 #[test]
 fn features_claims_are_true() {
-    let o = std::process::Command::new(OXCART)
+    let o = std::process::Command::new(oxcart())
         .arg("features")
         .output()
         .unwrap();

@@ -260,8 +260,8 @@ fn poststart_and_poststop_hooks_can_query_the_runtime() {
     let id = unique("hkq");
     let query = |kind: &str| {
         json!({"path": "/bin/sh", "timeout": 20, "args": ["sh", "-c", format!(
-            "{OXCART} --root {} state {id} > {}/{kind} 2>&1; true",
-            rt.root.display(), out.0.display())]})
+            "{} --root {} state {id} > {}/{kind} 2>&1; true",
+            oxcart(), rt.root.display(), out.0.display())]})
     };
     let mut b = Bundle::new(&["sleep", "1000"]);
     b.config["hooks"] = json!({"poststart": [query("poststart")], "poststop": [query("poststop")]});

@@ -455,7 +455,7 @@ fn bad_input_is_reported_and_leaves_nothing() {
 
 #[test]
 fn go_style_flags_and_version() {
-    let o = std::process::Command::new(OXCART)
+    let o = std::process::Command::new(oxcart())
         .arg("--version")
         .output()
         .unwrap();
@@ -764,7 +764,7 @@ fn listen_fds_are_passed_with_their_count() {
     c.args([
         "-c",
         "LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"",
-        OXCART,
+        oxcart(),
         "--root",
     ])
     .arg(&rt.root)
@@ -1001,7 +1001,7 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
         // The host's file, reached by path: the protection failed even where
         // ETXTBSY (a live process) keeps the write open from succeeding.
         assert!(
-            !out.contains(&format!("exe={OXCART}\n")),
+            !out.contains(&format!("exe={}\n", oxcart())),
             "{what}: the container reached the host's runtime binary: {out}"
         );
         assert!(
@@ -1104,7 +1104,7 @@ fn created_init_with_cap_sys_ptrace_runs_from_a_protected_binary() {
     assert_eq!(code, 0, "{err}");
     // Not the host's file: the read-only view reads as "/" (its mount is in no
     // namespace), a sealed copy as "/memfd:…".
-    assert!(!out.starts_with(OXCART), "{out}");
+    assert!(!out.starts_with(oxcart()), "{out}");
     assert!(!out.contains("written"), "{out}");
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }

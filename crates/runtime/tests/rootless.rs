@@ -98,7 +98,7 @@ impl Env {
         for a in ["sh", "id", "cat", "hostname", "sleep"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        std::fs::copy(common::OXCART, dir.join("oxcart-runtime")).unwrap();
+        std::fs::copy(common::oxcart(), dir.join("oxcart-runtime")).unwrap();
         // A child forked by another test thread while the copy's write fd was open
         // holds that fd until it execs, and until then executing the copy fails
         // with ETXTBSY (execve(2)). Wait that short window out.

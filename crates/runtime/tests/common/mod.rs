@@ -8,7 +8,16 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-pub const OXCART: &str = env!("CARGO_BIN_EXE_oxcart-runtime");
+/// The runtime under test: `$OXCART_RUNTIME` when set (scripts/test.sh runs the
+/// lifecycle suites against the static release build, the binary users get, that
+/// way), else the debug build cargo made for these tests.
+pub fn oxcart() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("OXCART_RUNTIME")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxcart-runtime").to_string())
+    })
+}
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -75,7 +84,7 @@ impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
         let dir = tmp().join(unique("bundle"));
         std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new(OXCART)
+        let out = Command::new(oxcart())
             .args(["spec", "--bundle"])
             .arg(&dir)
             .output()
@@ -134,7 +143,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn oxcart() -> Runtime {
         Runtime {
-            bin: OXCART.to_string(),
+            bin: oxcart().to_string(),
             root: PathBuf::from(format!("/run/oxcart-test/{}", unique("root"))),
         }
     }
