@@ -22,10 +22,13 @@ fn pkg_config(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_DIR");
+    for v in ["LIBSECCOMP_LIB_DIR", "PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR"] {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(d) = env::var_os("LIBSECCOMP_LIB_DIR") {
+    let override_dir = env::var_os("LIBSECCOMP_LIB_DIR").filter(|d| !d.is_empty());
+    if let Some(d) = &override_dir {
         dirs.push(d.into());
     } else {
         if let Some(d) = pkg_config(&["--variable=libdir"]) {
@@ -46,10 +49,14 @@ fn main() {
              apt install libseccomp-dev) or set LIBSECCOMP_LIB_DIR"
         );
     };
-    // SCMP_ACT_NOTIFY and the runtime-spec actions need 2.5; pkg-config knows the
-    // version when it found the archive (without it, features reports the version the
-    // archive itself returns, and compiling a NOTIFY rule still checks the API level).
-    if let Some(v) = pkg_config(&["--modversion"]) {
+    // SCMP_ACT_NOTIFY and the runtime-spec actions need 2.5. pkg-config describes the
+    // system's libseccomp, so this early check is only for that archive; compile()
+    // checks the linked library's own version at run time in every case.
+    if let Some(v) = override_dir
+        .is_none()
+        .then(|| pkg_config(&["--modversion"]))
+        .flatten()
+    {
         let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
         let (maj, min) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
         if (maj, min) < (2, 5) {

@@ -956,9 +956,12 @@ fn image_planting_proc_as_a_symlink_cannot_reach_the_host() {
 fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
     let rootfs = tmp().join(unique("cve-rootfs"));
     copy_rootfs(rootfs_src(), &rootfs);
-    // The runtime is a dynamic binary: without its loader in the image, the
-    // kernel's exec of it fails (ENOENT) before the attack can begin.
-    copy_libs_of(env!("CARGO_BIN_EXE_oxcart-runtime"), &rootfs);
+    // A dynamic runtime binary (the debug build) needs its loader and libraries in
+    // the image, or the kernel's exec of it fails (ENOENT) before the attack can
+    // begin; the static release build needs nothing.
+    if !is_static(oxcart()) {
+        copy_libs_of(oxcart(), &rootfs);
+    }
     // `--log=/f`: the runtime opens its log first, and /f is a FIFO nobody opens
     // for reading, so the runtime's binary stays blocked in open(2), alive in the
     // container, for as long as the probe needs.
@@ -1048,6 +1051,17 @@ fn a_shebang_to_proc_self_exe_never_reaches_the_host_binary() {
 /// host paths, so the binary can run inside a container made of it (a real image
 /// has them; the busybox test rootfs does not). The loader lists them itself
 /// (`ld.so --list`, what ldd(1) runs).
+/// No PT_INTERP program header: the kernel runs it without a dynamic loader.
+fn is_static(bin: &str) -> bool {
+    let elf = std::fs::read(bin).unwrap();
+    // ELF64 little endian: e_phoff at 32, e_phentsize at 54, e_phnum at 56.
+    let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize;
+    let (size, n) = (u16_at(54), u16_at(56));
+    // PT_INTERP = 3.
+    !(0..n).any(|i| u32::from_le_bytes(elf[phoff + i * size..][..4].try_into().unwrap()) == 3)
+}
+
 fn copy_libs_of(bin: &str, rootfs: &Path) {
     let ld = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
         .into_iter()

@@ -12,7 +12,7 @@
 //! ```
 //! An entry is used only if its checksum, key and owner (our euid, not group/other
 //! writable) check out, and the libseccomp that compiled it is the one linked into
-//! this binary (its version and a digest of the archive build.rs linked): a runtime
+//! this binary (a digest of the archive build.rs linked): a runtime
 //! built against a libseccomp that learnt new syscall names invalidates entries
 //! without anyone clearing the cache.
 
@@ -111,16 +111,13 @@ fn entry_name(key: &[u8; 32]) -> String {
     format!("{}.bpf", hex(key))
 }
 
-/// Identity of the libseccomp that compiles here: its version and the digest of the
-/// archive build.rs linked (a rebuilt or patched libseccomp of the same version
-/// differs), as the name stored in an entry and as its stamp.
+/// Identity of the libseccomp that compiles here: the digest of the archive build.rs
+/// linked (another version, or a rebuilt or patched one of the same version, differs),
+/// as the name stored in an entry and as its stamp. A constant, so a cache hit calls
+/// nothing in libseccomp.
 fn lib_identity() -> (String, [u64; 5]) {
-    let (a, b, c) = libseccomp::version();
     let digest = libseccomp::ARCHIVE_DIGEST;
-    (
-        format!("libseccomp {a}.{b}.{c} (static, {digest:016x})"),
-        [u64::from(a), u64::from(b), u64::from(c), digest, 0],
-    )
+    (format!("libseccomp.a {digest:016x}"), [digest, 0, 0, 0, 0])
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -336,15 +333,12 @@ mod tests {
             assert_eq!(decode(&b, &key), None, "flip at {i}");
         }
         assert_eq!(decode(&bytes[..bytes.len() - 1], &key), None);
-        // Compiled by another libseccomp: a different archive, or another version.
+        // Compiled by another libseccomp archive.
         let mut other = stamp;
-        other[3] ^= 1;
-        assert_eq!(decode(&encode(&key, &f, lib, other), &key), None);
-        let mut other = stamp;
-        other[2] += 1;
+        other[0] ^= 1;
         assert_eq!(decode(&encode(&key, &f, lib, other), &key), None);
         assert_eq!(
-            decode(&encode(&key, &f, "libseccomp 9.9.9", stamp), &key),
+            decode(&encode(&key, &f, "libseccomp.a 0", stamp), &key),
             None
         );
     }

@@ -32,6 +32,15 @@ fn filter_arches(p: &Profile) -> Vec<Arch> {
 }
 
 pub(crate) fn compile(p: &Profile) -> Result<Compiled, SeccompError> {
+    // build.rs checks the system's libseccomp through pkg-config; this is the check of
+    // the archive actually linked, whatever directory it came from.
+    let (maj, min, mic) = libseccomp::version();
+    if (maj, min) < (2, 5) {
+        return Err(lib_err(
+            FIELD,
+            format!("libseccomp {maj}.{min}.{mic} is linked: SCMP_ACT_NOTIFY and the runtime-spec actions need >= 2.5"),
+        ));
+    }
     if p.uses_notify {
         // libseccomp refuses SCMP_ACT_NOTIFY below API level 5 (kernel without
         // SECCOMP_RET_USER_NOTIF); say so plainly instead of an EINVAL per rule.
