@@ -150,6 +150,17 @@ impl Env {
         std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     }
 
+    /// `args` must fail and leave no state dir for `id`; returns the error to check.
+    fn refused(&self, args: &[&str], id: &str) -> String {
+        let (code, _, err) = self.rt(args);
+        assert_ne!(code, 0, "{args:?} succeeded");
+        assert!(
+            !self.xdg().join("oxcart").join(id).exists(),
+            "{id}: state left"
+        );
+        err
+    }
+
     /// The runtime as the test user, in the bundle dir, with its XDG_RUNTIME_DIR and
     /// no --root: (exit code, stdout, stderr). Output goes through files, never
     /// pipes, so a container that survives cannot hang the test.
@@ -354,10 +365,8 @@ fn rootless_limits_without_delegation_fail_cleanly() {
         v["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});
     });
     let id = unique("rl-lim");
-    let (code, _, err) = env.rt(&["run", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", &id], &id);
     assert!(err.contains("linux.resources.pids"), "{err}");
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
     assert!(no_cgroup_named(&id));
 }
 
@@ -435,13 +444,11 @@ fn rootless_config_checks_name_the_field() {
         l.remove("gidMappings");
     });
     let id = unique("rl-nouserns");
-    let (code, _, err) = env.rt(&["run", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", &id], &id);
     assert!(
         err.contains("linux.namespaces") && err.contains("user namespace"),
         "{err}"
     );
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
     // A uid=/gid= mount option naming an id the user namespace does not map.
     std::fs::remove_file(env.bundle().join("config.json")).unwrap();
     let (code, _, err) = env.rt(&["spec", "--rootless"]);
@@ -456,10 +463,8 @@ fn rootless_config_checks_name_the_field() {
         pts["options"].as_array_mut().unwrap().push("gid=5".into());
     });
     let id = unique("rl-gidopt");
-    let (code, _, err) = env.rt(&["run", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", &id], &id);
     assert!(err.contains("gid=5") && err.contains("mounts["), "{err}");
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
 }
 
 #[test]
@@ -473,10 +478,8 @@ fn rootless_additional_gids_need_newgidmap() {
         v["process"]["user"]["additionalGids"] = serde_json::json!([5]);
     });
     let id = unique("rl-gids");
-    let (code, _, err) = env.rt(&["run", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", &id], &id);
     assert!(err.contains("process.user.additionalGids"), "{err}");
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
 }
 
 /// A root-owned 0700 directory standing in for root's state, removed on drop.
@@ -851,11 +854,9 @@ fn rootless_partial_delegation_follows_runc() {
             serde_json::json!({"pids": {"limit": 42}, "memory": {"limit": 67108864}});
     });
     let id = unique("rl-part");
-    let (code, _, err) = env.rt(&["run", "-d", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", "-d", &id], &id);
     assert!(err.contains("linux.resources.memory"), "{err}");
     assert!(subdirs(&pd).is_empty(), "{:?}", subdirs(&pd));
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
 
     // With linux.cgroupsPath set, runc ignores no permission error
     // (`isIgnorableError(...) && c.Path == ""`): a hierarchy that is not delegated
@@ -864,11 +865,9 @@ fn rootless_partial_delegation_follows_runc() {
         v["linux"]["resources"] = serde_json::json!({"pids": {"limit": 42}});
         v["linux"]["cgroupsPath"] = format!("sub/{id}").into();
     });
-    let (code, _, err) = env.rt(&["run", "-d", &id]);
-    assert_ne!(code, 0);
+    let err = env.refused(&["run", "-d", &id], &id);
     assert!(err.contains("linux.cgroupsPath"), "{err}");
     assert!(subdirs(&pd).is_empty(), "{:?}", subdirs(&pd));
-    assert!(!env.xdg().join("oxcart").join(&id).exists());
 
     // Without cgroupsPath and with only the delegated controller limited: the
     // container gets its pids cgroup and limit, the other hierarchies are skipped.
