@@ -144,13 +144,13 @@ impl Runtime {
     pub fn oxcart() -> Runtime {
         Runtime {
             bin: oxcart().to_string(),
-            root: PathBuf::from(format!("/run/oxcart-test/{}", unique("root"))),
+            root: PathBuf::from(format!("/run/{}", unique("oxcart-test-root"))),
         }
     }
     pub fn runc() -> Runtime {
         Runtime {
             bin: "runc".to_string(),
-            root: PathBuf::from(format!("/run/oxcart-test/{}", unique("runc-root"))),
+            root: PathBuf::from(format!("/run/{}", unique("oxcart-test-runc-root"))),
         }
     }
     pub fn cmd(&self) -> Command {
@@ -207,11 +207,9 @@ impl Drop for Runtime {
                 let _ = self.cmd().args(["delete", "-f", &id]).output();
             }
         }
+        // Each root sits directly in /run: a shared parent removed by the last
+        // test to finish raced a concurrent test's mkdir of its own root under it.
         let _ = std::fs::remove_dir_all(&self.root);
-        // The shared parent goes too once the last runtime of any test is done.
-        if let Some(parent) = self.root.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
     }
 }
 
