@@ -22,27 +22,12 @@ use crate::error::{Ctx, Error, Result};
 use crate::rootfs::{self, MountOptions};
 use crate::sys::{self, cstring, MountAttr};
 use oxcart_spec::{IdMapping, Mount, Spec};
-use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-
-/// open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at `path`
-/// (and, with AT_RECURSIVE, of the mounts beneath it).
-fn open_tree(path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
-    // SAFETY: valid C string; the kernel returns a new fd or -1.
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
-}
 
 /// move_mount(2) from fd to fd (both "empty path": the fds themselves).
 fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
@@ -346,12 +331,12 @@ fn tree_for(
     let meta = std::fs::metadata(&src_path)
         .map_err(|e| Error::sys(format!("bind mount source {}", src_path.display()), e))?;
     let recursive = m.options.iter().any(|x| x == "ridmap");
-    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    let mut flags = sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC;
     // `rbind` copies the submounts too; only `ridmap` idmaps them (runc 1.2).
     if recursive || o.recursive_bind {
         flags |= sys::AT_RECURSIVE;
     }
-    let fd = open_tree(&sys::cpath(&src_path)?, flags)
+    let fd = sys::open_tree(None, &sys::cpath(&src_path)?, flags)
         .ctx(|| format!("open_tree {}", src_path.display()))?;
     let attr = MountAttr {
         attr_set: sys::MOUNT_ATTR_IDMAP,

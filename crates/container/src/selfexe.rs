@@ -16,14 +16,14 @@
 //! lies on a read-only mount (write access through any path to it is EROFS, and
 //! a container cannot remount a mount of another mount namespace) or is a
 //! sealed memfd. Otherwise the runtime re-executes itself through a read-only
-//! view of its binary, made the way runc 1.2 does (libcontainer/exeseal,
-//! "overlayfs" method): a short-lived child, sharing our fd table
-//! (CLONE_FILES), enters a new mount namespace, bind-mounts the binary
-//! read-only there, opens it `O_PATH` into our table and exits. Its namespace
-//! dies with it, which detaches the mount (still alive through the fd, as after
-//! a lazy umount): nothing is left in any namespace, nobody can remount it, and
-//! no host mount is touched. That costs no copy. Where the caller may not make
-//! a mount namespace (rootless), the binary is copied into a memfd instead and
+//! view of its binary: a detached bind mount of just the file, made read-only
+//! (open_tree(2) OPEN_TREE_CLONE, then mount_setattr(2)), which is in no
+//! mount namespace and is dissolved, so that nobody can remount it, as soon as
+//! the exec closes the fd that made it. No host mount is touched, and no copy
+//! is made. This is runc 1.2's idea (libcontainer/exeseal: a read-only
+//! overlayfs mount of the binary's directory) done with one file and no child.
+//! Where the caller may not make mounts (rootless) or the kernel is older than
+//! 5.12, the binary is copied into a memfd instead and
 //! sealed (memfd_create(2), fcntl(2) F_ADD_SEALS: no write, grow, shrink, or
 //! further sealing), as runc 1.1 and crun do. Installing the binary on a
 //! read-only mount skips the re-exec too.
@@ -120,104 +120,46 @@ pub fn ensure_sealed() -> Result<()> {
     ))
 }
 
-/// An `O_PATH` fd of our binary on a read-only bind mount that exists in no
-/// mount namespace (see the module comment), or `None` where that cannot be
-/// made (no privilege for a mount namespace, the binary replaced on disk, an
-/// old kernel): the caller falls back to a sealed copy, which always works.
+/// An `O_PATH` fd of our binary on a read-only bind mount that is in no mount
+/// namespace (see the module comment), or `None` where that cannot be made (no
+/// privilege to make mounts, a kernel before 5.12): the caller falls back to a
+/// sealed copy, which always works.
+///
+/// open_tree(2) with OPEN_TREE_CLONE on the open binary makes a detached bind
+/// mount of just that file, living in an anonymous mount namespace only this fd
+/// reaches; mount_setattr(2) makes it read-only (and nosuid, nodev). The fd is
+/// close-on-exec: when `execveat` closes it, the kernel dissolves that namespace
+/// (`dissolve_on_fput`), leaving the mount unmounted and alive only through the
+/// new image's exe link, so no process can change its flags any more
+/// (mount_setattr and remounts need a mounted mount). Two syscalls and no child,
+/// where a bind mount made in a private mount namespace needs a child to copy,
+/// and later tear down, the whole mount table.
 fn read_only_view(exe: &OwnedFd) -> Option<OwnedFd> {
-    let path = std::fs::read_link("/proc/self/exe").ok()?;
-    let path = CString::new(path.into_os_string().into_vec()).ok()?;
-    bind_read_only(exe, &path)
-}
-
-/// The file `path` (which must be the file open as `file`) on a read-only bind
-/// mount in no namespace, as an `O_PATH` fd.
-fn bind_read_only(file: &OwnedFd, path: &std::ffi::CStr) -> Option<OwnedFd> {
-    // A slot in our fd table for the child to fill (it shares the table).
-    let slot = crate::sys::open(c"/dev/null", libc::O_RDONLY, 0).ok()?;
-    let slot_fd = slot.as_raw_fd();
-    // The work is done by a grandchild: when its mount namespace dies, the
-    // kernel unmounts the copies in it and waits for an RCU grace period
-    // (namespace_unlock: synchronize_rcu_expedited), ~8 ms here, which must not
-    // be ours to wait for. CLONE_VFORK releases each waiting parent as soon as
-    // its child has let go of its memory (exit_mm), which in do_exit comes
-    // before the namespaces are dropped; the middle child then exits at once,
-    // and the grandchild finishes dying on its own (reaped by init or the
-    // nearest subreaper). Its exit status is not needed: the slot is checked.
-    let flags = (libc::CLONE_FILES | libc::CLONE_VFORK) as u64;
-    // SAFETY: the runtime is single-threaded here (first thing a create/run/exec
-    // does); CLONE_VFORK suspends us until the child has left our memory.
-    let pid = unsafe { crate::sys::clone3(flags, None) }.ok()?;
-    if pid == 0 {
-        // SAFETY: single-threaded child; _exit never returns.
-        unsafe {
-            match crate::sys::clone3(flags, None) {
-                Ok(0) => {}
-                _ => libc::_exit(0),
-            }
-        }
-        // The grandchild: raw syscalls only, and _exit with the failing step.
-        // SAFETY: plain syscalls on valid C strings; _exit never returns.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                libc::_exit(1);
-            }
-            // Our bind must not propagate to the host's peers of this mount.
-            if libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
-                libc::_exit(2);
-            }
-            if libc::mount(
-                // The path, not /proc/self/fd/N: a bind's source must be a
-                // mount of the caller's namespace (EINVAL otherwise), and the
-                // fd's mount is in the old one. If the file was replaced since
-                // we started, same_file below notices.
-                path.as_ptr(),
-                path.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-            {
-                libc::_exit(3);
-            }
-            let ro = libc::MS_REMOUNT
-                | libc::MS_BIND
-                | libc::MS_RDONLY
-                | libc::MS_NOSUID
-                | libc::MS_NODEV;
-            if libc::mount(
-                std::ptr::null(),
-                path.as_ptr(),
-                std::ptr::null(),
-                ro,
-                std::ptr::null(),
-            ) != 0
-            {
-                libc::_exit(4);
-            }
-            let fd = libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
-            if fd < 0 || libc::dup3(fd, slot_fd, libc::O_CLOEXEC) < 0 {
-                libc::_exit(5);
-            }
-            libc::_exit(0);
-        }
-    }
-    match crate::sys::waitpid(pid, 0) {
-        Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => {}
-        _ => return None,
-    }
-    // Trust nothing we did not check: the slot must now be our binary, read-only.
-    if classify(&slot).ok()? != Exe::ReadOnlyMount || !same_file(file, &slot) {
+    use std::os::fd::AsFd;
+    let flags = crate::sys::OPEN_TREE_CLONE
+        | crate::sys::OPEN_TREE_CLOEXEC
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    let view = crate::sys::open_tree(Some(exe.as_fd()), c"", flags).ok()?;
+    let attr = crate::sys::MountAttr {
+        attr_set: crate::sys::MOUNT_ATTR_RDONLY
+            | crate::sys::MOUNT_ATTR_NOSUID
+            | crate::sys::MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    crate::sys::mount_setattr(
+        view.as_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint,
+        &attr,
+    )
+    .ok()?;
+    // Trust nothing we did not check: the view must be our binary, read-only.
+    if classify(&view).ok()? != Exe::ReadOnlyMount || !same_file(exe, &view) {
         return None;
     }
-    Some(slot)
+    Some(view)
 }
 
 fn same_file(a: &OwnedFd, b: &OwnedFd) -> bool {
@@ -300,20 +242,27 @@ fn cstrings(it: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
 mod tests {
     use super::*;
 
+    /// mount_setattr(2) clearing read-only on whatever mount `fd` is on.
+    fn make_writable(fd: &OwnedFd) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        let attr = crate::sys::MountAttr {
+            attr_set: 0,
+            attr_clr: crate::sys::MOUNT_ATTR_RDONLY,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        crate::sys::mount_setattr(fd.as_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint, &attr)
+    }
+
     #[test]
-    fn the_read_only_view_is_the_file_and_cannot_be_opened_for_writing() {
-        // A file that is not running (a running one is ETXTBSY anyway).
+    fn the_read_only_view_is_the_file_and_cannot_be_written_or_remounted() {
+        // A copy of a real program, so it can be executed through the view.
         let p = std::env::temp_dir().join(format!("oxcart-selfexe-{}", std::process::id()));
-        std::fs::write(&p, b"binary").unwrap();
-        let f = crate::sys::open(
-            &CString::new(p.to_str().unwrap()).unwrap(),
-            libc::O_RDONLY,
-            0,
-        )
-        .unwrap();
+        std::fs::copy("/bin/sleep", &p).unwrap();
         let cp = CString::new(p.to_str().unwrap()).unwrap();
+        let f = crate::sys::open(&cp, libc::O_RDONLY, 0).unwrap();
         // Root here (the test suite runs as root); a non-root caller gets None.
-        let view = bind_read_only(&f, &cp).expect("read-only view");
+        let view = read_only_view(&f).expect("read-only view");
         assert_eq!(classify(&view).unwrap(), Exe::ReadOnlyMount);
         assert!(same_file(&f, &view));
         let err = std::fs::OpenOptions::new()
@@ -329,9 +278,77 @@ mod tests {
             !mi.lines().any(|l| l.split(' ').nth(4) == p.to_str()),
             "the bind mount leaked into our namespace"
         );
+
+        // While the fd that made a view is open, its flags can be changed through
+        // it (which is why ensure_sealed lets the exec close it): the check below
+        // is one that can fail.
+        let open_view = read_only_view(&f).expect("second view");
+        make_writable(&open_view).expect("clear read-only on an open view");
+        drop(open_view);
+
+        // Run the program through the view, as ensure_sealed does, then drop the
+        // fd that made the view: the running program's exe is on the view, and
+        // neither writing through it nor clearing read-only on it works any more.
+        let argv = [c"sleep".as_ptr(), c"30".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: the child only calls execveat and _exit (async-signal-safe).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    view.as_raw_fd(),
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                libc::_exit(127);
+            }
+        }
+        drop(view);
+        // Wait until the child has exec'd (its exe is no longer the test binary).
+        let exe_link = format!("/proc/{pid}/exe");
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        for _ in 0..500 {
+            if std::fs::read_link(&exe_link).is_ok_and(|l| l != me) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let exe =
+            crate::sys::open(&CString::new(exe_link.clone()).unwrap(), libc::O_PATH, 0).unwrap();
+        let running = (|| {
+            if !same_file(&f, &exe) {
+                return Err(format!(
+                    "{exe_link} is not the program run through the view"
+                ));
+            }
+            if make_writable(&exe).is_ok() {
+                return Err(format!("read-only cleared on the mount of {exe_link}"));
+            }
+            Ok(())
+        })();
+        // SAFETY: our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = crate::sys::waitpid(pid, 0);
+        running.unwrap();
+        // The attack writes once the program has exited (ETXTBSY before): what
+        // it kept of the exe is on a mount that stays read-only.
+        let w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        assert_eq!(
+            w.as_ref().err().and_then(|e| e.raw_os_error()),
+            Some(libc::EROFS),
+            "{w:?}"
+        );
+        assert!(make_writable(&exe).is_err(), "read-only cleared after exit");
+        let _ = std::fs::remove_file(&p);
         // And our own binary gets one too.
         assert!(read_only_view(&open_self().unwrap()).is_some());
-        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

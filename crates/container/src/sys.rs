@@ -276,6 +276,24 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
+pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+
+/// open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at `path`
+/// (relative to `dir`, or the cwd; `dir` itself with AT_EMPTY_PATH and an empty
+/// path), and with AT_RECURSIVE of the mounts beneath it.
+pub fn open_tree(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    flags: libc::c_uint,
+) -> io::Result<OwnedFd> {
+    let dfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: valid fd and C string; the kernel returns a new fd or -1.
+    let r = check_l(unsafe { libc::syscall(libc::SYS_open_tree, dfd, path.as_ptr(), flags) })?;
+    // SAFETY: a fresh fd we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) })
+}
+
 /// mount_setattr(2): the only way to apply `rro`, `rnosuid`… to a whole subtree
 /// (runtime-spec config.md "recursive mount attributes"; libc has no wrapper).
 pub fn mount_setattr(
