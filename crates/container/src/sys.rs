@@ -424,7 +424,14 @@ pub fn proc_state(pid: libc::pid_t) -> io::Result<char> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
 }
 
-/// Write a whole file atomically: temp file in the same dir, fsync, rename.
+/// Write a whole file atomically: temp file in the same dir, then rename(2), so a
+/// reader sees the old file or the whole new one, and a runtime killed midway
+/// leaves at most its temp file (removed on error here). There is no fsync: what
+/// is written here (state.json, pid files) describes live processes and is worth
+/// nothing after a crash of the machine, which kills them; `--root` is under
+/// /run, which is cleared at boot (FHS 3.0 section 3.15) and a tmpfs on Debian.
+/// runc (`saveState`, `createPidFile`) and crun write these the same way. The
+/// fsync cost ~0.3 ms of CPU and disk time per `create` on a disk-backed root.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -442,7 +449,6 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if res.is_err() {
