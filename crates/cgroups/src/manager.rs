@@ -458,6 +458,9 @@ impl Manager {
             }
         }
         let mut created = self.created_list();
+        // The container's own directories were handled above.
+        let own: Vec<&Path> = self.all_dirs().into_iter().map(|(_, d)| d).collect();
+        created.retain(|d| !own.contains(&d.as_path()));
         created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for d in created {
             // Ancestors may be shared with other containers: ENOTEMPTY/EBUSY
@@ -534,6 +537,13 @@ fn rmdir_retry(dir: &Path) -> Result<()> {
 }
 
 fn remove_tree(dir: &Path) -> Result<()> {
+    // Most cgroups have no children and no tasks left: one rmdir. Otherwise
+    // (EBUSY: child cgroups, or a task still exiting) the careful way.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for sub in subdirs(dir)? {
         remove_tree(&sub)?;
     }
@@ -556,21 +566,33 @@ fn mkdir_p(
             path: dir.display().to_string(),
             msg: format!("not below {}", mountpoint.display()),
         })?;
-    let mut cur = mountpoint.to_path_buf();
-    for c in rel.components() {
-        before(&cur)?;
-        cur.push(c);
-        match fs::DirBuilder::new().mode(0o755).create(&cur) {
-            Ok(()) => {
-                made.push(cur.clone());
-                after(&cur)?;
+    // An ancestor shared with another container can vanish between our EEXIST
+    // on it and our mkdir below it: that container's delete removes the empty
+    // ancestors its create made (`destroy`). ENOENT then means "walk again".
+    'walk: for attempt in 0..MKDIR_WALKS {
+        let mut cur = mountpoint.to_path_buf();
+        for c in rel.components() {
+            before(&cur)?;
+            cur.push(c);
+            match fs::DirBuilder::new().mode(0o755).create(&cur) {
+                Ok(()) => {
+                    made.push(cur.clone());
+                    after(&cur)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt + 1 < MKDIR_WALKS => {
+                    continue 'walk;
+                }
+                Err(source) => return Err(CgroupError::Mkdir { path: cur, source }),
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(CgroupError::Mkdir { path: cur, source }),
         }
+        break;
     }
     Ok(())
 }
+
+/// How often `mkdir_p` walks a path whose ancestors keep being removed.
+const MKDIR_WALKS: u32 = 5;
 
 /// A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and cannot take
 /// tasks (ENOSPC) until they are set (Documentation/admin-guide/cgroup-v1/
@@ -610,4 +632,41 @@ pub(crate) fn open_path_dir(p: &Path) -> Result<OwnedFd> {
         path: p.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mkdir_p_walks_again_when_a_shared_ancestor_is_removed_midway() {
+        let root = std::env::temp_dir().join(format!("oxcart-mkdirp-{}", std::process::id()));
+        let shared = root.join("shared");
+        fs::create_dir_all(&shared).unwrap();
+        let leaf = shared.join("leaf");
+        let mut made = Vec::new();
+        let mut removed = false;
+        // Another container's delete removes the empty ancestor its create made,
+        // right after our walk found it existing.
+        let res = mkdir_p(
+            &root,
+            &leaf,
+            &mut made,
+            |parent| {
+                if parent == shared && !removed {
+                    removed = true;
+                    fs::remove_dir(&shared).unwrap();
+                }
+                Ok(())
+            },
+            |_| Ok(()),
+        );
+        let ok = leaf.is_dir();
+        let _ = fs::remove_dir_all(&root);
+        res.unwrap();
+        assert!(removed, "the race was not staged");
+        assert!(ok, "{} not made", leaf.display());
+        // Both are ours now: a failed create, or our delete, removes them.
+        assert_eq!(made, vec![shared.clone(), leaf.clone()]);
+    }
 }
