@@ -67,31 +67,48 @@ fn pause_freezes_and_resume_thaws() {
         }));
         },
     );
-    // Written with rename, so a read never sees a half-written file; retry until the
-    // first one exists.
-    let count = || {
-        for _ in 0..100 {
-            let s = std::fs::read_to_string(out.join("n")).unwrap_or_default();
-            if let Ok(n) = s.trim().parse::<u64>() {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("no count written");
+    // Written with rename, so once the first count exists a read always sees a
+    // whole number; `None` until then.
+    let try_count = || {
+        std::fs::read_to_string(out.join("n"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
     };
-    std::thread::sleep(Duration::from_millis(200));
+    let count = || try_count().expect("count file vanished or is not a number");
+    // Running and counting before the pause (a generous deadline for a loaded
+    // host, rather than a fixed sleep).
+    let mut first = None;
+    assert!(
+        wait_until(|| match (first, try_count()) {
+            (None, Some(n)) => {
+                first = Some(n);
+                false
+            }
+            (Some(a), Some(n)) => n > a,
+            _ => false,
+        }),
+        "the container wrote no advancing count within 10 s: {first:?}"
+    );
     assert!(r.rt.run(&["pause", &r.id]).status.success());
     assert_eq!(r.rt.state(&r.id)["status"], "paused");
+    // pause returns once the kernel reports the cgroup frozen: from then on the
+    // count must not move at all over the whole sampling window.
     let a = count();
-    std::thread::sleep(Duration::from_millis(300));
+    let window = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < window {
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(count(), a, "a paused container made progress");
+    }
     let b = count();
     assert_eq!(a, b, "a paused container made progress");
     let o = r.rt.run(&["pause", &r.id]);
     assert!(!o.status.success());
     assert!(r.rt.run(&["resume", &r.id]).status.success());
     assert_eq!(r.rt.state(&r.id)["status"], "running");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(count() > b, "a resumed container made no progress");
+    assert!(
+        wait_until(|| count() > b),
+        "a resumed container made no progress within 10 s"
+    );
     let o = r.rt.run(&["resume", &r.id]);
     assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
     assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
@@ -169,8 +186,13 @@ fn ps_and_events_stats() {
     let o = r.rt.run(&["ps", "--format", "json", &r.id]);
     let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(pids, vec![pid]);
-    let o = r.rt.run(&["ps", &r.id]);
-    let t = stdout(&o);
+    // `start` returns once init has been told to go, which can be before its
+    // execve of `sleep 1000`: wait for the command line to show in the table.
+    let mut t = String::new();
+    wait_until(|| {
+        t = stdout(&r.rt.run(&["ps", &r.id]));
+        t.lines().skip(1).any(|l| l.contains("sleep 1000"))
+    });
     assert!(t.lines().next().unwrap().contains("PID"), "{t}");
     assert!(t.lines().skip(1).any(|l| l.contains("sleep 1000")), "{t}");
     assert_eq!(t.lines().count(), 2, "{t}");
@@ -201,13 +223,28 @@ fn pids_limit_stops_a_fork_loop() {
             c["linux"]["resources"]["pids"] = json!({"limit": 10});
         },
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The fork loop is over once the shell has gone on to `sleep 1000` (forked or
+    // exec'd: a process whose whole argv is that; the shell's own `-c` script
+    // names it too, so not a substring of `ps`): wait for that rather than a fixed
+    // sleep, checking the cap on every sample meanwhile.
+    let mut n = 0;
+    let done = wait_until(|| {
+        let o = r.rt.run(&["ps", "--format", "json", &r.id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+        n = pids.len();
+        assert!(n <= 10, "{n} processes under pids.limit 10");
+        pids.iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001000\0")
+        })
+    });
+    assert!(done, "the fork loop did not finish within 10 s");
     let o = r.rt.run(&["ps", "--format", "json", &r.id]);
     assert!(o.status.success(), "{}", stderr(&o));
     let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
         pids.len() <= 10 && pids.len() >= 2,
-        "{} processes under pids.limit 10",
+        "{} processes under pids.limit 10 (last sample {n})",
         pids.len()
     );
     assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());

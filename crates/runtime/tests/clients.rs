@@ -177,6 +177,21 @@ fn unmount_under(dir: &Path) {
     }
 }
 
+/// Whether a NUL-separated command line names `dir` itself or a path below it: an
+/// occurrence of `dir` followed by '/' or by the end of an argument. A bare
+/// substring match would take `/tmp/oxd-1-3` to name `/tmp/oxd-1-37/…`, another
+/// test's dir.
+fn cmdline_names_dir(cmdline: &[u8], dir: &[u8]) -> bool {
+    if dir.is_empty() {
+        return false;
+    }
+    cmdline
+        .windows(dir.len())
+        .enumerate()
+        .filter(|(_, w)| *w == dir)
+        .any(|(i, _)| matches!(cmdline.get(i + dir.len()), None | Some(b'/') | Some(0)))
+}
+
 /// Processes whose command line names our temp dir were started by this test (the
 /// client daemons, conmon, shims, our runtime wrapper): kill them, never others.
 fn kill_processes_under(dir: &Path) {
@@ -195,14 +210,27 @@ fn kill_processes_under(dir: &Path) {
         let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
             continue;
         };
-        if cmdline
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice())
-        {
+        if cmdline_names_dir(&cmdline, &needle) {
             // SAFETY: plain kill(2) of a pid we started (its argv names our dir).
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
     }
+}
+
+#[test]
+fn cmdline_match_is_by_path_not_substring() {
+    let dir = b"/tmp/oxd-1-3";
+    assert!(cmdline_names_dir(
+        b"dockerd\0--data-root\0/tmp/oxd-1-3/data\0",
+        dir
+    ));
+    assert!(cmdline_names_dir(b"x\0--root=/tmp/oxd-1-3\0", dir));
+    assert!(cmdline_names_dir(b"x\0/tmp/oxd-1-3", dir));
+    assert!(!cmdline_names_dir(b"dockerd\0/tmp/oxd-1-37/data\0", dir));
+    assert!(!cmdline_names_dir(
+        b"x\0/tmp/oxd-1-3x\0/tmp/oxd-1-30\0",
+        dir
+    ));
 }
 
 /// A cgroup parent private to one test (`/<name>` in every hierarchy), so the
@@ -1108,16 +1136,58 @@ struct Docker {
     daemon: Option<std::process::Child>,
     argv_log: PathBuf,
     image: String,
-    /// /run/docker and /run/docker/plugins are hard-coded in dockerd 20.10; removed
-    /// at the end only if this test created them.
-    run_docker_existed: bool,
+    /// /run/docker and /run/docker/plugins are hard-coded in dockerd 20.10: shared
+    /// by every Docker of this process; dropped after the daemon is stopped.
+    _run_docker: RunDockerUser,
+}
+
+/// The Dockers of this process using /run/docker, and whether it existed before the
+/// first of them started.
+struct RunDockerUsers {
+    users: u32,
+    existed_before: bool,
+}
+
+static RUN_DOCKER: std::sync::Mutex<RunDockerUsers> = std::sync::Mutex::new(RunDockerUsers {
+    users: 0,
+    existed_before: true,
+});
+
+/// One Docker's use of /run/docker. The last user to finish removes
+/// /run/docker/plugins and /run/docker, and only if neither existed before the
+/// first user started: a test that finishes first never pulls them from under
+/// another test's dockerd that is still starting or running.
+struct RunDockerUser;
+
+impl RunDockerUser {
+    fn acquire() -> RunDockerUser {
+        let mut u = RUN_DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+        if u.users == 0 {
+            u.existed_before = Path::new("/run/docker").exists();
+        }
+        u.users += 1;
+        RunDockerUser
+    }
+}
+
+impl Drop for RunDockerUser {
+    fn drop(&mut self) {
+        let mut u = RUN_DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+        u.users -= 1;
+        if u.users == 0 && !u.existed_before {
+            // remove_dir, not remove_dir_all: only if empty.
+            let _ = fs::remove_dir("/run/docker/plugins");
+            let _ = fs::remove_dir("/run/docker");
+        }
+    }
 }
 
 impl Docker {
     fn new() -> Docker {
         let dockerd = require("dockerd", "docker.io");
         let docker = require("docker", "docker.io");
-        let run_docker_existed = Path::new("/run/docker").exists();
+        // Before the dir: on a panic below, the dir's Drop kills the daemon first.
+        let run_docker = RunDockerUser::acquire();
         let dir = TempDir::new("oxd");
         let cgroup = CgroupParent::new("oxd");
         let d = dir.0.clone();
@@ -1163,7 +1233,7 @@ impl Docker {
             daemon: Some(daemon),
             argv_log,
             image: format!("localhost/{}:latest", unique("oxbb")),
-            run_docker_existed,
+            _run_docker: run_docker,
         };
         wait_daemon_up(
             "dockerd",
@@ -1231,10 +1301,8 @@ impl Drop for Docker {
             let _ = d.kill();
             let _ = d.wait();
         }
-        if !self.run_docker_existed {
-            let _ = fs::remove_dir("/run/docker/plugins");
-            let _ = fs::remove_dir("/run/docker");
-        }
+        // `_run_docker` is released after this, once the fields before it (the
+        // dir's guard kills whatever dockerd left) are dropped.
     }
 }
 

@@ -67,17 +67,13 @@ fn lifecycle_create_start_state_kill_delete() {
     let o = rt.run(&["kill", &id, "KILL"]);
     assert!(o.status.success(), "kill: {}", stderr(&o));
     // The kill is asynchronous: wait for the status to settle.
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        let s = rt.state(&id);
-        status = s["status"].clone();
-        if status == "stopped" {
-            assert_eq!(s["pid"], 0, "pid must be 0 once stopped");
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(status, "stopped");
+    let mut st = Value::Null;
+    wait_until(|| {
+        st = rt.state(&id);
+        st["status"] == "stopped"
+    });
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert_eq!(st["pid"], 0, "pid must be 0 once stopped");
     let o = rt.run(&["kill", &id, "TERM"]);
     assert!(!o.status.success());
     assert!(
@@ -595,10 +591,13 @@ fn seccomp_profiles_match_runc() {
         serde_json::from_slice(&std::fs::read("/usr/share/containers/seccomp.json").unwrap())
             .unwrap();
     b.config["linux"]["seccomp"] = profile;
+    // `ls /bin`, not `ls /`: the shared rootfs gains mount points (/data, /out…)
+    // as concurrent tests' runtimes create them, so its top level may differ
+    // between the two runs; /bin (busybox's applets) is never mounted over.
     b.config["process"]["args"] = json!([
         "sh",
         "-c",
-        "grep Seccomp: /proc/self/status; ls / | wc -l; unshare -U true 2>&1 | sed 's/.*: //'"
+        "grep Seccomp: /proc/self/status; ls /bin | wc -l; unshare -U true 2>&1 | sed 's/.*: //'"
     ]);
     b.write();
     let (c1, o1, e1) = Runtime::oxcart().run_bundle(&b);
@@ -655,14 +654,11 @@ fn state_json_shape_matches_runc() {
         assert!(rt.run(&["start", &id]).status.success());
         let running = rt.state(&id);
         assert!(rt.run(&["kill", &id, "9"]).status.success());
-        let mut stopped = rt.state(&id);
-        for _ in 0..100 {
-            if stopped["status"] == "stopped" {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut stopped = Value::Null;
+        wait_until(|| {
             stopped = rt.state(&id);
-        }
+            stopped["status"] == "stopped"
+        });
         let keys = |v: &Value| {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
             k.sort();

@@ -24,6 +24,52 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Inodes of the TCP sockets listening on `port` (any local address, v4 or v6),
+/// from /proc/net/tcp{,6}.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut v = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for l in text.lines().skip(1) {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue;
+            }
+            let p = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if p == Some(port) {
+                if let Ok(ino) = cols[9].parse() {
+                    v.push(ino);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Whether process `pid` holds one of the sockets listening on `port`: `None` when
+/// nothing listens on it (any more), so the answer is not known yet.
+fn listener_is(pid: u32, port: u16) -> Option<bool> {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return None;
+    }
+    let mine = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                std::fs::read_link(e.path()).is_ok_and(|t| {
+                    let t = t.to_string_lossy();
+                    inodes.iter().any(|i| t == format!("socket:[{i}]"))
+                })
+            })
+        })
+        .unwrap_or(false);
+    Some(mine)
+}
+
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
@@ -160,9 +206,13 @@ impl Registry {
             }
         }
         // The free port may be taken again before the registry binds it (tests run in
-        // parallel): if the registry exits, try another port.
+        // parallel, each starting registries): if the registry exits, or the port
+        // answers but the listener is another process (our registry is about to fail
+        // its bind), try another port. A connect alone could reach another test's
+        // registry.
         for _attempt in 0..5 {
-            let addr = format!("127.0.0.1:{}", free_port());
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
             let cfg = format!(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_cfg}{auth_cfg}",
                 dir.path().join("data").display()
@@ -188,14 +238,29 @@ impl Registry {
                     break;
                 }
                 if TcpStream::connect(&addr).is_ok() {
-                    return Registry {
-                        addr,
-                        child,
-                        _dir: dir,
-                        token_stop,
-                        auth,
-                        ca,
-                    };
+                    // Still running after the connect, and holding the listener itself.
+                    let alive = child.try_wait().unwrap().is_none();
+                    match listener_is(child.id(), port) {
+                        Some(true) if alive => {
+                            return Registry {
+                                addr,
+                                child,
+                                _dir: dir,
+                                token_stop,
+                                auth,
+                                ca,
+                            };
+                        }
+                        Some(false) => {
+                            eprintln!("port {port} is another process's; retrying");
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break;
+                        }
+                        // Exited (reported at the top of the loop) or the listener
+                        // just went away: look again.
+                        _ => {}
+                    }
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
