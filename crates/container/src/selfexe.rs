@@ -20,7 +20,10 @@
 //! (open_tree(2) OPEN_TREE_CLONE, then mount_setattr(2)), which is in no
 //! mount namespace and is dissolved, so that nobody can remount it, as soon as
 //! the exec closes the fd that made it. No host mount is touched, and no copy
-//! is made. This is runc 1.2's idea (libcontainer/exeseal: a read-only
+//! is made. Where the kernel allows it (CAP_SYS_ADMIN, CONFIG_CHECKPOINT_RESTORE)
+//! there is not even an exec: the process moves its own mappings off the
+//! writable file and points its exe link at the view (`become_view`), which
+//! saves a whole process start (~1 ms here). This is runc 1.2's idea (libcontainer/exeseal: a read-only
 //! overlayfs mount of the binary's directory) done with one file and no child.
 //! Where the caller may not make mounts (rootless) or the kernel is older than
 //! 5.12, the binary is copied into a memfd instead and
@@ -76,17 +79,36 @@ fn classify(fd: &OwnedFd) -> Result<Exe> {
     Ok(Exe::Writable)
 }
 
-/// Return if the running binary cannot be written through; otherwise re-execute
-/// this process, with the same argv and environment, from a sealed copy (this
-/// call then does not return). An error names what failed: without the
-/// protection no container process may be made, so there is no fallback.
+/// Return once the running binary cannot be written through: it already could
+/// not, or this process now runs from a read-only view of it (switched in place,
+/// [`become_view`]), or else re-execute this process, with the same argv and
+/// environment, from the view or a sealed copy (this call then does not return).
+/// An error names what failed: without the protection no container process may
+/// be made, so there is no unprotected fallback.
 pub fn ensure_sealed() -> Result<()> {
     let exe = open_self()?;
     if classify(&exe)? != Exe::Writable {
         return Ok(());
     }
     let copy = match read_only_view(&exe) {
-        Some(fd) => fd,
+        Some(view) => {
+            // SAFETY: ensure_sealed is the first thing create/run/exec do: one
+            // thread, no signal handler that touches our data (see become_view).
+            if unsafe { become_view(&view) }.is_ok() {
+                // The fd that made the view goes before anything else happens:
+                // once it is closed the view's mount is dissolved and its flags
+                // are fixed for good (see read_only_view).
+                drop(view);
+                let now = open_self()?;
+                if classify(&now)? == Exe::ReadOnlyMount && same_file(&exe, &now) {
+                    return Ok(());
+                }
+                // Not what we asked for: the re-exec below still protects us.
+                read_only_view(&exe).map_or_else(|| sealed_copy(&exe), Ok)?
+            } else {
+                view
+            }
+        }
         None => sealed_copy(&exe)?,
     };
     drop(exe);
@@ -160,6 +182,250 @@ fn read_only_view(exe: &OwnedFd) -> Option<OwnedFd> {
         return None;
     }
     Some(view)
+}
+
+/// The part of `prctl_mm_map` (include/uapi/linux/prctl.h) PR_SET_MM_MAP reads.
+#[repr(C)]
+struct MmMap {
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    auxv: *const u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+/// One `PT_LOAD` segment of the running executable, page-aligned.
+struct Segment {
+    start: usize,
+    len: usize,
+    offset: libc::off_t,
+    prot: libc::c_int,
+    /// Written at run time (relocations, data, bss): copied, not re-mapped.
+    written: bool,
+}
+
+/// The running executable's load segments, and its RELRO range (start, end).
+struct Found {
+    segs: Vec<Segment>,
+    relro: Option<(usize, usize)>,
+    done: bool,
+}
+
+/// The running executable's program headers (dl_iterate_phdr(3): the first
+/// object it reports is the executable).
+fn own_segments() -> Option<Found> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info and our data pointer.
+        let (info, found) = unsafe { (&*info, &mut *(data as *mut Found)) };
+        if found.done {
+            return 1;
+        }
+        found.done = true;
+        let page = page_size();
+        let down = |x: usize| x & !(page - 1);
+        let up = |x: usize| (x + page - 1) & !(page - 1);
+        let base = info.dlpi_addr as usize;
+        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        for ph in phdrs {
+            let vaddr = base + ph.p_vaddr as usize;
+            match ph.p_type {
+                libc::PT_LOAD => {
+                    let written = ph.p_flags & libc::PF_W != 0 || ph.p_memsz != ph.p_filesz;
+                    let mut prot = 0;
+                    if ph.p_flags & libc::PF_R != 0 {
+                        prot |= libc::PROT_READ;
+                    }
+                    if ph.p_flags & libc::PF_W != 0 {
+                        prot |= libc::PROT_WRITE;
+                    }
+                    if ph.p_flags & libc::PF_X != 0 {
+                        prot |= libc::PROT_EXEC;
+                    }
+                    let start = down(vaddr);
+                    found.segs.push(Segment {
+                        start,
+                        len: up(vaddr + ph.p_memsz as usize) - start,
+                        offset: down(ph.p_offset as usize) as libc::off_t,
+                        prot,
+                        written,
+                    });
+                }
+                libc::PT_GNU_RELRO => {
+                    // As the loader protects it (glibc _dl_protect_relro): the
+                    // whole pages inside the range.
+                    found.relro = Some((down(vaddr), down(vaddr + ph.p_memsz as usize)));
+                }
+                _ => {}
+            }
+        }
+        1
+    }
+    let mut found = Found {
+        segs: Vec::new(),
+        relro: None,
+        done: false,
+    };
+    // SAFETY: the callback only reads what the loader passes and writes `found`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut found as *mut Found).cast()) };
+    (!found.segs.is_empty()).then_some(found)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+/// Make the read-only `view` this process's executable without executing it
+/// again (a process start costs ~1 ms of CPUID probing on our VMs alone,
+/// docs/benchmarks.md). The kernel lets a process change its exe link only once
+/// no mapping of the old file is left (kernel/fork.c `replace_mm_exe_file`), so
+/// first every mapping of the binary is moved off it:
+///
+/// - segments never written (headers, code, read-only data) are mapped again,
+///   in place, from the view: the same inode, so the same page-cache pages and
+///   the same bytes under the instructions being executed;
+/// - written ones (RELRO after relocation, data, bss) are copied to anonymous
+///   memory, which mremap(2) then moves over the original in one step, and RELRO
+///   is made read-only again.
+///
+/// Then prctl(PR_SET_MM, PR_SET_MM_MAP) with `exe_fd` (prctl(2); CAP_SYS_ADMIN or
+/// CAP_CHECKPOINT_RESTORE, what CRIU uses; PR_SET_MM_EXE_FILE would need
+/// CAP_SYS_RESOURCE) sets the exe link, with every other field as the kernel
+/// has it (/proc/self/stat). Any failure leaves a working process that still
+/// runs the same bytes; the caller then re-executes instead.
+///
+/// # Safety
+/// Single-threaded, and nothing may write the process's static data between a
+/// segment's copy and its mremap: no allocation, no signal handler that runs.
+unsafe fn become_view(view: &OwnedFd) -> io::Result<()> {
+    // mmap needs a readable fd; the view is O_PATH. Reopened through /proc, it
+    // is the same file on the same (view) mount.
+    let path = CString::new(format!("/proc/self/fd/{}", view.as_raw_fd()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let ro = crate::sys::open(&path, libc::O_RDONLY, 0)?;
+    let Found { segs, relro, .. } = own_segments().ok_or(io::ErrorKind::NotFound)?;
+    for seg in segs.iter().filter(|s| !s.written) {
+        // SAFETY: the range is our own mapping of these very bytes (see above).
+        let r = unsafe {
+            libc::mmap(
+                seg.start as *mut libc::c_void,
+                seg.len,
+                seg.prot,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                ro.as_raw_fd(),
+                seg.offset,
+            )
+        };
+        if r == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for seg in segs.iter().filter(|s| s.written) {
+        // SAFETY: a fresh anonymous mapping.
+        let tmp = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                seg.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if tmp == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both ranges are mapped and readable/writable as used; from
+        // this copy to the mremap nothing writes the segment (caller's contract).
+        let moved = unsafe {
+            std::ptr::copy_nonoverlapping(seg.start as *const u8, tmp as *mut u8, seg.len);
+            libc::syscall(
+                libc::SYS_mremap,
+                tmp,
+                seg.len,
+                seg.len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                seg.start,
+            )
+        };
+        if moved == -1 {
+            let e = io::Error::last_os_error();
+            // SAFETY: our own temporary mapping.
+            unsafe { libc::munmap(tmp, seg.len) };
+            return Err(e);
+        }
+    }
+    if let Some((start, end)) = relro.filter(|(s, e)| e > s) {
+        // SAFETY: our own pages, now anonymous; read-only as the loader had them.
+        if unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_READ) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // proc_pid_stat(5): fields after the ")" that ends the command name, from
+    // field 3 on; we need 26-28 and 45-51.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let field = |n: usize| fields.get(n - 3).copied().ok_or(io::ErrorKind::InvalidData);
+    let mut map = MmMap {
+        start_code: field(26)?,
+        end_code: field(27)?,
+        start_stack: field(28)?,
+        start_data: field(45)?,
+        end_data: field(46)?,
+        start_brk: field(47)?,
+        brk: 0,
+        arg_start: field(48)?,
+        arg_end: field(49)?,
+        env_start: field(50)?,
+        env_end: field(51)?,
+        auxv: std::ptr::null(),
+        auxv_size: 0,
+        exe_fd: ro.as_raw_fd() as u32,
+    };
+    // Read last, with nothing allocating before the prctl: the heap's end.
+    // SAFETY: brk(0) only reports the current break.
+    map.brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
+    // SAFETY: a valid prctl_mm_map of the size we pass; auxv_size 0 keeps the
+    // saved auxv as it is.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP,
+            &map as *const MmMap,
+            std::mem::size_of::<MmMap>(),
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn same_file(a: &OwnedFd, b: &OwnedFd) -> bool {
@@ -349,6 +615,67 @@ mod tests {
         let _ = std::fs::remove_file(&p);
         // And our own binary gets one too.
         assert!(read_only_view(&open_self().unwrap()).is_some());
+    }
+
+    /// In a forked child (one thread, as in the runtime): the process becomes
+    /// its read-only view in place and keeps working.
+    fn become_view_in_child() -> Result<(), String> {
+        let exe = open_self().map_err(|e| e.to_string())?;
+        let orig = std::fs::read_link("/proc/self/exe").map_err(|e| e.to_string())?;
+        let view = read_only_view(&exe).ok_or("no read-only view")?;
+        // SAFETY: the forked child is single-threaded and handles no signals.
+        unsafe { become_view(&view) }.map_err(|e| format!("become_view: {e}"))?;
+        drop(view);
+        let now = open_self().map_err(|e| e.to_string())?;
+        if classify(&now).map_err(|e| e.to_string())? != Exe::ReadOnlyMount {
+            return Err("the exe is not on a read-only mount".into());
+        }
+        if !same_file(&exe, &now) {
+            return Err("the exe is another file".into());
+        }
+        if make_writable(&now).is_ok() {
+            return Err("read-only cleared on the exe's mount".into());
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+        if let Some(l) = maps
+            .lines()
+            .find(|l| l.ends_with(orig.to_str().unwrap_or("?")))
+        {
+            return Err(format!("still mapped from the writable file: {l}"));
+        }
+        // Code, relocated data (a trait object's vtable), the heap: all work.
+        let d: Box<dyn std::fmt::Display> = Box::new(12345u32);
+        if format!("{d}") != "12345" {
+            return Err("relocated data lost".into());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_process_becomes_its_read_only_view_without_an_exec() {
+        // SAFETY: the child only runs become_view_in_child and _exit; glibc's
+        // fork keeps malloc usable in the child; messages go out with write(2),
+        // not through std's (possibly locked) stderr.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = match become_view_in_child() {
+                Ok(()) => 0,
+                Err(e) => {
+                    let m = format!("{e}\n");
+                    // SAFETY: writing our own buffer to stderr.
+                    unsafe { libc::write(2, m.as_ptr().cast(), m.len()) };
+                    1
+                }
+            };
+            // SAFETY: _exit never returns.
+            unsafe { libc::_exit(code) };
+        }
+        let (_, status) = crate::sys::waitpid(pid, 0).unwrap();
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status:#x} (see its message above)"
+        );
     }
 
     #[test]
