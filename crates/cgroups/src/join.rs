@@ -55,6 +55,20 @@ impl JoinFiles {
         Ok(out)
     }
 
+    /// The v1 `tasks` files, to hand to a child that was cloned before they
+    /// existed (each with its path, for errors).
+    pub fn into_v1(self) -> Vec<(PathBuf, OwnedFd)> {
+        self.v1_tasks
+    }
+
+    /// Join files made of v1 `tasks` files received from the parent.
+    pub fn from_v1(v1_tasks: Vec<(PathBuf, OwnedFd)>) -> JoinFiles {
+        JoinFiles {
+            v1_tasks,
+            unified: None,
+        }
+    }
+
     /// The fd to pass as `clone_args.cgroup` with `CLONE_INTO_CGROUP`.
     pub fn clone_into(&self) -> Option<&OwnedFd> {
         self.unified.as_ref().map(|(_, fd)| fd)

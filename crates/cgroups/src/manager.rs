@@ -279,8 +279,24 @@ impl Manager {
     /// Make the cgroup in every v1 hierarchy and in the unified one. On
     /// failure everything this call made is removed again.
     pub fn create(&self) -> Result<()> {
+        self.create_parts(true, true)
+    }
+
+    /// [`Manager::create`] for the cgroup2 directory only: what must exist
+    /// before the clone (`CLONE_INTO_CGROUP`); [`Manager::create_v1`] makes the
+    /// rest while the child starts.
+    pub fn create_unified(&self) -> Result<()> {
+        self.create_parts(false, true)
+    }
+
+    /// [`Manager::create`] for the v1 hierarchies only.
+    pub fn create_v1(&self) -> Result<()> {
+        self.create_parts(true, false)
+    }
+
+    fn create_parts(&self, v1: bool, unified: bool) -> Result<()> {
         let mut made = Vec::new();
-        match self.create_inner(&mut made) {
+        match self.create_inner(&mut made, v1, unified) {
             Ok(()) => {
                 match self.created.lock() {
                     Ok(mut g) => g.extend(made),
@@ -297,8 +313,8 @@ impl Manager {
         }
     }
 
-    fn create_inner(&self, made: &mut Vec<PathBuf>) -> Result<()> {
-        for d in &self.v1 {
+    fn create_inner(&self, made: &mut Vec<PathBuf>, v1: bool, unified: bool) -> Result<()> {
+        for d in self.v1.iter().filter(|_| v1) {
             let cpuset = d.controllers.iter().any(|c| c == "cpuset");
             mkdir_p(
                 &d.mountpoint,
@@ -314,7 +330,7 @@ impl Manager {
                 },
             )?;
         }
-        if let Some(u) = &self.unified {
+        if let Some(u) = self.unified.as_ref().filter(|_| unified) {
             let enable = self.mode == HostMode::V2 && self.delegate;
             mkdir_p(
                 &u.mountpoint,
@@ -354,6 +370,16 @@ impl Manager {
             self.v1.iter().map(|d| d.path.as_path()),
             self.unified_path(),
         )
+    }
+
+    /// [`Manager::join_files`] of the cgroup2 directory only.
+    pub fn join_files_unified(&self) -> Result<crate::join::JoinFiles> {
+        crate::join::JoinFiles::open(std::iter::empty(), self.unified_path())
+    }
+
+    /// [`Manager::join_files`] of the v1 hierarchies only.
+    pub fn join_files_v1(&self) -> Result<crate::join::JoinFiles> {
+        crate::join::JoinFiles::open(self.v1.iter().map(|d| d.path.as_path()), None)
     }
 
     /// An `O_PATH|O_DIRECTORY` fd of the cgroup2 directory, for clone3's

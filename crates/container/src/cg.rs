@@ -59,6 +59,20 @@ impl Cg {
     pub fn create(&self) -> Result<()> {
         self.m.create().map_err(cg_err)
     }
+    /// The cgroup2 directory only (before the clone; see `Msg::Joined`).
+    pub fn create_unified(&self) -> Result<()> {
+        self.m.create_unified().map_err(cg_err)
+    }
+    /// The v1 hierarchies only (after the clone).
+    pub fn create_v1(&self) -> Result<()> {
+        self.m.create_v1().map_err(cg_err)
+    }
+    pub fn join_files_unified(&self) -> Result<JoinFiles> {
+        self.m.join_files_unified().map_err(cg_err)
+    }
+    pub fn join_files_v1(&self) -> Result<JoinFiles> {
+        self.m.join_files_v1().map_err(cg_err)
+    }
     /// Create the cgroups. As root: all of them or an error. Rootless, as runc's
     /// fs manager (`manager.Apply` with `isIgnorableError`, runc 1.1+, where a
     /// hybrid host's cgroup2 hierarchy is one more "subsystem", the `""`

@@ -230,25 +230,26 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
 
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
-    let cg = cg.create_or_skip(
-        g.rootless,
-        spec.linux.as_ref().and_then(|l| l.resources.as_ref()),
-    )?;
+    // A rootful create without a user namespace makes only the cgroup2 directory
+    // now (clone3 starts init in it) and the v1 ones, with the limits, after the
+    // clone, while init sets up its mounts: ~0.7 ms of mkdirs off the critical
+    // path (docs/benchmarks.md). init joins them before anything that needs them
+    // (Msg::Joined). Rootless, which hierarchies are kept is only known once they
+    // are made; with a user namespace init joins before switching ids: both make
+    // everything first.
+    let defer_v1 = !g.rootless && !plan.new_userns();
+    let cg = if defer_v1 {
+        cg.create_unified()?;
+        cg
+    } else {
+        cg.create_or_skip(
+            g.rootless,
+            spec.linux.as_ref().and_then(|l| l.resources.as_ref()),
+        )?
+    };
     guard.cg = Some(cg.clone());
-    if let Some(linux) = spec.linux.as_ref() {
-        // runc always adds its default allowed devices (and one rule per
-        // linux.devices entry) after the config's rules, so `{"allow":false}` first
-        // still leaves /dev/null usable (libcontainer/specconv AllowedDevices).
-        let mut r = linux.resources.clone().unwrap_or_default();
-        r.devices = if g.rootless {
-            // runc ignores device-controller errors in rootless mode: an
-            // unprivileged caller cannot program it, and the devices are bind
-            // mounts of the host's, which the user's own permissions already gate.
-            Vec::new()
-        } else {
-            oxcart_cgroups::devices::container_device_rules(&r.devices, &linux.devices)
-        };
-        cg.apply(&r)?;
+    if !defer_v1 {
+        apply_resources(g, &spec, &cg)?;
     }
 
     // exec.fifo: mode 0622 so a non-root container user can open it for writing.
@@ -282,7 +283,11 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         proc_fd,
         seccomp,
         cgroup_dirs: cg.mount_dirs(),
-        cgroup_join: cg.join_files()?,
+        cgroup_join: if defer_v1 {
+            cg.join_files_unified()?
+        } else {
+            cg.join_files()?
+        },
         console,
         setgroups_ok,
         idmapped,
@@ -331,6 +336,17 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
     }
+    if defer_v1 {
+        cg.create_v1()?;
+        apply_resources(g, &spec, &cg)?;
+        for (path, fd) in cg.join_files_v1()?.into_v1() {
+            let m = Msg::TasksFd(path.display().to_string());
+            // As for Joined below: a failed init's own error comes from wait_ready.
+            if parent_ch.send_with_fd(&m, Some(fd.as_raw_fd())).is_err() {
+                break;
+            }
+        }
+    }
     // init may already have failed (and closed its end): then wait_ready reports
     // init's own error, which says more than EPIPE here would.
     let _ = parent_ch.send(&Msg::Joined);
@@ -371,6 +387,26 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     };
     guard.disarm();
     Ok((Created { pid }, master))
+}
+
+/// The container's limits, with runc's default device rules.
+fn apply_resources(g: &Global, spec: &Spec, cg: &Cg) -> Result<()> {
+    let Some(linux) = spec.linux.as_ref() else {
+        return Ok(());
+    };
+    // runc always adds its default allowed devices (and one rule per
+    // linux.devices entry) after the config's rules, so `{"allow":false}` first
+    // still leaves /dev/null usable (libcontainer/specconv AllowedDevices).
+    let mut r = linux.resources.clone().unwrap_or_default();
+    r.devices = if g.rootless {
+        // runc ignores device-controller errors in rootless mode: an
+        // unprivileged caller cannot program it, and the devices are bind
+        // mounts of the host's, which the user's own permissions already gate.
+        Vec::new()
+    } else {
+        oxcart_cgroups::devices::container_device_rules(&r.devices, &linux.devices)
+    };
+    cg.apply(&r)
 }
 
 /// Undo a half-made container when create fails: nothing may be left behind.
@@ -539,21 +575,30 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     // the task's owner). After "go", so a failure reaches the parent as our own
     // error rather than as a broken channel.
     a.cgroup_join.join_self_v1().map_err(crate::cg::cg_err)?;
-    let mut joined = false;
-    // Until the parent says we are in our cgroups (Msg::Joined).
-    let wait_joined = |joined: &mut bool| -> Result<()> {
-        if *joined {
+    // Until the parent says our cgroups are ready (Msg::Joined); the v1 ones it
+    // made after the clone come first, as open `tasks` files, and we join them.
+    let joined = std::cell::Cell::new(false);
+    let wait_joined = || -> Result<()> {
+        if joined.get() {
             return Ok(());
         }
-        match ch.recv()? {
-            Some((Msg::Joined, _)) => {
-                *joined = true;
-                Ok(())
+        let mut v1 = Vec::new();
+        loop {
+            match ch.recv()? {
+                Some((Msg::TasksFd(path), Some(fd))) => v1.push((PathBuf::from(path), fd)),
+                Some((Msg::Joined, _)) => break,
+                other => {
+                    return Err(Error::Other(format!(
+                        "init: expected joined, got {other:?}"
+                    )))
+                }
             }
-            other => Err(Error::Other(format!(
-                "init: expected joined, got {other:?}"
-            ))),
         }
+        oxcart_cgroups::JoinFiles::from_v1(v1)
+            .join_self_v1()
+            .map_err(crate::cg::cg_err)?;
+        joined.set(true);
+        Ok(())
     };
     if a.plan.new_userns() {
         // Become the namespace's root now that a mapping exists (user_namespaces(7)).
@@ -567,7 +612,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     a.plan.child_join()?;
     if a.plan.new_cgroupns {
         // The namespace is rooted at the cgroup we are in when we unshare.
-        wait_joined(&mut joined)?;
+        wait_joined()?;
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
     }
     // SAFETY: plain syscall; a new session detaches us from the caller's terminal.
@@ -584,6 +629,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         cgroup_dirs: a.cgroup_dirs.clone(),
         idmapped: &a.idmapped,
         mount_label: a.mount_label.as_deref(),
+        before_cgroup_mount: &wait_joined,
     };
     rootfs::prepare_root(&rctx)?;
     rootfs::mount_all(&rctx)?;
@@ -593,7 +639,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     // container's namespaces; all before pivot_root (runc prepareRootfs).
     if let Some(h) = spec.hooks.as_ref() {
         // Hooks are processes of the container: they start in its cgroups.
-        wait_joined(&mut joined)?;
+        wait_joined()?;
         if !(h.prestart.is_empty() && h.create_runtime.is_empty()) {
             ch.send(&Msg::Hooks)?;
             match ch.recv()? {
@@ -687,7 +733,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .as_ref()
         .filter(|f| !process.no_new_privileges || f.uses_notify());
     if let Some(f) = early_seccomp {
-        wait_joined(&mut joined)?;
+        wait_joined()?;
         install_seccomp(f, ch)?;
     }
     if let Some(c) = &a.prepared.caps {
@@ -714,7 +760,7 @@ fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     }
     let path = process::look_path(&process.args[0], &env)?;
     // Never run the user's program outside its cgroups.
-    wait_joined(&mut joined)?;
+    wait_joined()?;
     ch.send(&Msg::Ready)?;
     process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
         // After start, before the user's program, in the container (runc runs them

@@ -334,6 +334,10 @@ pub struct RootfsCtx<'a> {
     pub idmapped: &'a crate::idmap::Prepared,
     /// `linux.mountLabel` where the host has SELinux (None elsewhere: runc drops it).
     pub mount_label: Option<&'a str>,
+    /// Called before a mount that shows the container's cgroups (`type: cgroup`
+    /// or `cgroup2`, or a bind from /sys/fs/cgroup): they may still be being made
+    /// by the parent (`Msg::Joined`).
+    pub before_cgroup_mount: &'a dyn Fn() -> Result<()>,
 }
 
 /// Before any mount: make our copy of the host's mounts non-propagating so nothing
@@ -368,6 +372,15 @@ pub fn mount_all(ctx: &RootfsCtx<'_>) -> Result<()> {
     )
     .ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
     for (i, m) in ctx.spec.mounts.iter().enumerate() {
+        let typ = m.typ.as_deref().unwrap_or("");
+        if typ == "cgroup"
+            || typ == "cgroup2"
+            || m.source
+                .as_deref()
+                .is_some_and(|s| s.starts_with("/sys/fs/cgroup"))
+        {
+            (ctx.before_cgroup_mount)()?;
+        }
         mount_one(ctx, root.as_fd(), m).map_err(|e| match e {
             Error::Config { .. } => e,
             other => Error::Init(format!("mounts[{i}] ({}): {other}", m.destination)),

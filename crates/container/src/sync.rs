@@ -9,12 +9,15 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub enum Msg {
     /// parent → init: id maps written; go on.
     Go,
-    /// parent → init: init is in all its cgroups. init joins its v1 cgroups itself
+    /// parent → init: init's cgroups are ready and it is in them once it has
+    /// joined the v1 ones it was sent (`TasksFd`). init joins its v1 cgroups itself
     /// and is cloned into its cgroup2 one (oxcart_cgroups::join); only where the
     /// kernel refused CLONE_INTO_CGROUP does the parent move it, which waits for an
-    /// RCU grace period (~10 ms here). init sets up its mounts meanwhile and waits
-    /// for this before anything that must run in the container's cgroups (cgroup
-    /// namespace, hooks, seccomp listener, ready).
+    /// RCU grace period (~10 ms here). A rootful create without a user namespace
+    /// makes the v1 cgroups and sets the limits only after the clone, and sends
+    /// their `tasks` files. init sets up its mounts meanwhile and waits for this
+    /// before anything that needs or must run in the container's cgroups (cgroup
+    /// mounts, cgroup namespace, hooks, seccomp listener, ready).
     Joined,
     /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,
@@ -27,6 +30,9 @@ pub enum Msg {
     Continue,
     /// init → parent: the seccomp notify listener fd follows (SCM_RIGHTS).
     SeccompFd,
+    /// parent → init, before `Joined`: the v1 `tasks` file at this path, open
+    /// for writing (SCM_RIGHTS), made after the clone (see `Joined`).
+    TasksFd(String),
 }
 
 impl Msg {
@@ -43,6 +49,11 @@ impl Msg {
             Msg::Hooks => b"H".to_vec(),
             Msg::Continue => b"C".to_vec(),
             Msg::SeccompFd => b"S".to_vec(),
+            Msg::TasksFd(p) => {
+                let mut v = b"T".to_vec();
+                v.extend_from_slice(p.as_bytes());
+                v
+            }
         }
     }
     fn decode(b: &[u8]) -> Option<Msg> {
@@ -54,6 +65,7 @@ impl Msg {
             b'H' => Msg::Hooks,
             b'C' => Msg::Continue,
             b'S' => Msg::SeccompFd,
+            b'T' => Msg::TasksFd(String::from_utf8_lossy(&b[1..]).into_owned()),
             _ => return None,
         })
     }
