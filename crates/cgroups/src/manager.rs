@@ -320,7 +320,17 @@ impl Manager {
                 &d.mountpoint,
                 &d.path,
                 made,
-                |_| Ok(()),
+                // An ancestor another create has just made may not have its
+                // cpus/mems yet, and a child of an empty cpuset stays empty
+                // (its tasks write then fails with ENOSPC): fill it first, as
+                // runc's cpusetEnsureParent does. The root is never empty.
+                |parent| {
+                    if cpuset && parent != d.mountpoint {
+                        cpuset_inherit(parent)
+                    } else {
+                        Ok(())
+                    }
+                },
                 |dir| {
                     if cpuset {
                         cpuset_inherit(dir)
@@ -622,8 +632,8 @@ const MKDIR_WALKS: u32 = 5;
 
 /// A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and cannot take
 /// tasks (ENOSPC) until they are set (Documentation/admin-guide/cgroup-v1/
-/// cpusets.rst); give it its parent's, as runc does. Only called on
-/// directories we just created.
+/// cpusets.rst); give it its parent's, as runc does. Called on directories
+/// we just created and on their ancestors, where it writes only empty values.
 fn cpuset_inherit(dir: &Path) -> Result<()> {
     let Some(parent) = dir.parent() else {
         return Ok(());

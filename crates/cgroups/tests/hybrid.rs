@@ -589,6 +589,49 @@ fn failed_create_removes_what_it_made() {
 }
 
 #[test]
+fn a_child_of_a_cpuset_another_create_has_not_filled_yet_can_take_tasks() {
+    if !require_hybrid("a_child_of_a_cpuset_another_create_has_not_filled_yet_can_take_tasks") {
+        return;
+    }
+    // Another container's create has just made the shared parent, and not yet
+    // written its cpus/mems: a new cpuset cgroup starts empty.
+    let top = unique_path("cpusetrace");
+    let parent = Path::new("/sys/fs/cgroup/cpuset").join(top.trim_start_matches('/'));
+    std::fs::create_dir(&parent).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(parent.clone());
+    assert_eq!(read(&parent, "cpuset.cpus"), "", "the race was not staged");
+    let mut g = Guard::new(Manager::new(Some(&format!("{top}/leaf")), "x", false).unwrap());
+    g.m.create().unwrap();
+    let leaf = g.m.v1_path("cpuset").unwrap().to_path_buf();
+    assert_ne!(
+        read(&leaf, "cpuset.cpus"),
+        "",
+        "{} has no cpus",
+        leaf.display()
+    );
+    assert_ne!(
+        read(&leaf, "cpuset.mems"),
+        "",
+        "{} has no mems",
+        leaf.display()
+    );
+    // And it takes a task (an empty cpuset refuses it: ENOSPC).
+    let pid = g.spawn("sleep 1000");
+    assert!(read(&leaf, "cgroup.procs")
+        .lines()
+        .any(|l| l == pid.to_string()));
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    g.wait_empty();
+    g.m.destroy().unwrap();
+}
+
+#[test]
 fn unified_only_controller_is_driven_through_v2_files() {
     if !require_hybrid("unified_only_controller_is_driven_through_v2_files") {
         return;
