@@ -608,7 +608,13 @@ fn mkdir_p(
     'walk: for attempt in 0..MKDIR_WALKS {
         let mut cur = mountpoint.to_path_buf();
         for c in rel.components() {
-            before(&cur)?;
+            if let Err(e) = before(&cur) {
+                // The ancestor went while we looked at it: as for ENOENT below.
+                if !cur.exists() && attempt + 1 < MKDIR_WALKS {
+                    continue 'walk;
+                }
+                return Err(e);
+            }
             cur.push(c);
             match fs::DirBuilder::new().mode(0o755).create(&cur) {
                 Ok(()) => {
@@ -704,5 +710,37 @@ mod tests {
         assert!(ok, "{} not made", leaf.display());
         // Both are ours now: a failed create, or our delete, removes them.
         assert_eq!(made, vec![shared.clone(), leaf.clone()]);
+    }
+
+    #[test]
+    fn mkdir_p_walks_again_when_a_shared_ancestor_vanishes_while_read() {
+        let root = std::env::temp_dir().join(format!("oxcart-mkdirp2-{}", std::process::id()));
+        let shared = root.join("shared");
+        fs::create_dir_all(&shared).unwrap();
+        let leaf = shared.join("leaf");
+        let mut made = Vec::new();
+        let mut removed = false;
+        // Removed while `before` reads it (cpuset_inherit): its read fails.
+        let res = mkdir_p(
+            &root,
+            &leaf,
+            &mut made,
+            |parent| {
+                if parent == shared && !removed {
+                    removed = true;
+                    fs::remove_dir(&shared).unwrap();
+                    return Err(CgroupError::Read {
+                        path: parent.join("cpuset.cpus"),
+                        source: io::Error::from(io::ErrorKind::NotFound),
+                    });
+                }
+                Ok(())
+            },
+            |_| Ok(()),
+        );
+        let ok = leaf.is_dir();
+        let _ = fs::remove_dir_all(&root);
+        res.unwrap();
+        assert!(removed && ok);
     }
 }
