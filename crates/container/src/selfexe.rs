@@ -382,13 +382,8 @@ unsafe fn become_view(view: &OwnedFd) -> io::Result<()> {
         }
     }
     let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // proc_pid_stat(5): fields after the ")" that ends the command name, from
-    // field 3 on; we need 26-28 and 45-51.
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .split_whitespace()
+    // Fields 3.. (proc_pid_stat(5)); we need 26-28 and 45-51.
+    let fields: Vec<u64> = crate::sys::stat_fields(&stat)?
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     let field = |n: usize| fields.get(n - 3).copied().ok_or(io::ErrorKind::InvalidData);

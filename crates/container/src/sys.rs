@@ -399,17 +399,21 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+/// The fields of a `/proc/<pid>/stat` text from field 3 on (proc_pid_stat(5)):
+/// everything after the `)` that ends the command name, which may itself contain
+/// spaces and parens.
+pub fn stat_fields(stat: &str) -> io::Result<std::str::SplitWhitespace<'_>> {
+    stat.rfind(')')
+        .map(|i| stat[i + 1..].split_whitespace())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
+}
+
 /// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot).
 /// Stored at create time so that a recycled pid is never taken for our init.
 pub fn proc_start_time(pid: libc::pid_t) -> io::Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // comm may contain spaces and parens: parse after the last ')'.
-    let rest = s
-        .rfind(')')
-        .map(|i| &s[i + 1..])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))?;
-    // After ')' come fields 3.. ; starttime is field 22 → index 19 here.
-    rest.split_whitespace()
+    // Fields 3.. ; starttime is field 22 → index 19 here.
+    stat_fields(&s)?
         .nth(19)
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
@@ -418,8 +422,8 @@ pub fn proc_start_time(pid: libc::pid_t) -> io::Result<u64> {
 /// Process state letter from /proc/<pid>/stat (Z = zombie, X = dead).
 pub fn proc_state(pid: libc::pid_t) -> io::Result<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    s.rfind(')')
-        .and_then(|i| s[i + 1..].split_whitespace().next())
+    stat_fields(&s)?
+        .next()
         .and_then(|v| v.chars().next())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
 }
