@@ -680,16 +680,21 @@ pub(crate) fn open_path_dir(p: &Path) -> Result<OwnedFd> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn mkdir_p_walks_again_when_a_shared_ancestor_is_removed_midway() {
-        let root = std::env::temp_dir().join(format!("oxcart-mkdirp-{}", std::process::id()));
+    /// mkdir_p of `<root>/shared/leaf`, `shared` existing, while another
+    /// container's delete removes `shared` right after our walk found it
+    /// (`fail_read`: while `before` reads it, e.g. cpuset_inherit, which then
+    /// fails). Returns the result, whether the leaf was made, and what the
+    /// call says it made.
+    fn walk_while_shared_ancestor_goes(
+        tag: &str,
+        fail_read: bool,
+    ) -> (Result<()>, bool, Vec<PathBuf>, PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("oxcart-{tag}-{}", std::process::id()));
         let shared = root.join("shared");
         fs::create_dir_all(&shared).unwrap();
         let leaf = shared.join("leaf");
         let mut made = Vec::new();
         let mut removed = false;
-        // Another container's delete removes the empty ancestor its create made,
-        // right after our walk found it existing.
         let res = mkdir_p(
             &root,
             &leaf,
@@ -698,6 +703,12 @@ mod tests {
                 if parent == shared && !removed {
                     removed = true;
                     fs::remove_dir(&shared).unwrap();
+                    if fail_read {
+                        return Err(CgroupError::Read {
+                            path: parent.join("cpuset.cpus"),
+                            source: io::Error::from(io::ErrorKind::NotFound),
+                        });
+                    }
                 }
                 Ok(())
             },
@@ -705,42 +716,23 @@ mod tests {
         );
         let ok = leaf.is_dir();
         let _ = fs::remove_dir_all(&root);
-        res.unwrap();
         assert!(removed, "the race was not staged");
+        (res, ok, made, shared, leaf)
+    }
+
+    #[test]
+    fn mkdir_p_walks_again_when_a_shared_ancestor_is_removed_midway() {
+        let (res, ok, made, shared, leaf) = walk_while_shared_ancestor_goes("mkdirp", false);
+        res.unwrap();
         assert!(ok, "{} not made", leaf.display());
         // Both are ours now: a failed create, or our delete, removes them.
-        assert_eq!(made, vec![shared.clone(), leaf.clone()]);
+        assert_eq!(made, vec![shared, leaf]);
     }
 
     #[test]
     fn mkdir_p_walks_again_when_a_shared_ancestor_vanishes_while_read() {
-        let root = std::env::temp_dir().join(format!("oxcart-mkdirp2-{}", std::process::id()));
-        let shared = root.join("shared");
-        fs::create_dir_all(&shared).unwrap();
-        let leaf = shared.join("leaf");
-        let mut made = Vec::new();
-        let mut removed = false;
-        // Removed while `before` reads it (cpuset_inherit): its read fails.
-        let res = mkdir_p(
-            &root,
-            &leaf,
-            &mut made,
-            |parent| {
-                if parent == shared && !removed {
-                    removed = true;
-                    fs::remove_dir(&shared).unwrap();
-                    return Err(CgroupError::Read {
-                        path: parent.join("cpuset.cpus"),
-                        source: io::Error::from(io::ErrorKind::NotFound),
-                    });
-                }
-                Ok(())
-            },
-            |_| Ok(()),
-        );
-        let ok = leaf.is_dir();
-        let _ = fs::remove_dir_all(&root);
+        let (res, ok, _, _, leaf) = walk_while_shared_ancestor_goes("mkdirp2", true);
         res.unwrap();
-        assert!(removed && ok);
+        assert!(ok, "{} not made", leaf.display());
     }
 }

@@ -562,13 +562,7 @@ fn failed_create_removes_what_it_made() {
     // unified mkdir fails (EAGAIN) and everything must be undone.
     let blocker = Path::new("/sys/fs/cgroup/unified").join(rel);
     std::fs::create_dir(&blocker).unwrap();
-    struct Rm(std::path::PathBuf);
-    impl Drop for Rm {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _rm = Rm(blocker.clone());
+    let _rm = RmDir(blocker.clone());
     std::fs::write(blocker.join("cgroup.max.depth"), "0").unwrap();
     let g = Guard::new(Manager::new(Some(&format!("{top}/leaf")), "x", false).unwrap());
     let e = g.m.create().unwrap_err();
@@ -598,13 +592,7 @@ fn a_child_of_a_cpuset_another_create_has_not_filled_yet_can_take_tasks() {
     let top = unique_path("cpusetrace");
     let parent = Path::new("/sys/fs/cgroup/cpuset").join(top.trim_start_matches('/'));
     std::fs::create_dir(&parent).unwrap();
-    struct Rm(std::path::PathBuf);
-    impl Drop for Rm {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _rm = Rm(parent.clone());
+    let _rm = RmDir(parent.clone());
     assert_eq!(read(&parent, "cpuset.cpus"), "", "the race was not staged");
     let mut g = Guard::new(Manager::new(Some(&format!("{top}/leaf")), "x", false).unwrap());
     g.m.create().unwrap();

@@ -92,6 +92,15 @@ impl Drop for Guard {
     }
 }
 
+/// A directory the test made by hand, rmdir'ed (if empty) when the test ends.
+pub struct RmDir(pub std::path::PathBuf);
+
+impl Drop for RmDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 pub fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file))
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.join(file).display()))
