@@ -145,6 +145,27 @@ struct CapData {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// This process's effective set (capget(2)), as a bit mask by capability number.
+pub fn effective() -> Result<u64> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and two data structs as capget(2) v3 requires.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::last("capget"));
+    }
+    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
+}
+
 /// capset(2) for effective/permitted/inheritable, then raise the ambient set.
 pub fn apply_sets(s: &CapSets) -> Result<()> {
     let mut hdr = CapHeader {

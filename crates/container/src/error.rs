@@ -37,6 +37,11 @@ pub enum Error {
     /// Setup inside the container's init failed; the message comes from init.
     #[error("{0}")]
     Init(String),
+    /// init could not switch to the read-only view of the runtime binary
+    /// (crate::selfexe::become_in_init); `create` then runs again from a
+    /// protected binary where it can.
+    #[error("unable to start container process: {0}")]
+    InitSeal(String),
     #[error("{field}: {msg}")]
     Config { field: String, msg: String },
     #[error("{0}")]

@@ -114,7 +114,26 @@ pub fn load_bundle(bundle: &Path) -> Result<(PathBuf, Spec)> {
 
 /// `create`: set up the container and leave init waiting on exec.fifo.
 pub fn create(g: &Global, o: &CreateOpts) -> Result<Created> {
-    create_inner(g, o, true).map(|(c, _)| c)
+    create_protected(g, o, true).map(|(c, _)| c)
+}
+
+/// [`create_inner`], run again from a protected binary when init could not
+/// switch to it (crate::selfexe::become_in_init), which the parent's checks make
+/// unexpected. The failed attempt has undone everything (CreateGuard) and no
+/// container process ran. Not with a console or pidfd socket: their peer has
+/// seen our connection close and would not take a second one, so that error is
+/// returned.
+fn create_protected(
+    g: &Global,
+    o: &CreateOpts,
+    detach: bool,
+) -> Result<(Created, Option<OwnedFd>)> {
+    match create_inner(g, o, detach) {
+        Err(Error::InitSeal(_)) if o.console_socket.is_none() && o.pidfd_socket.is_none() => {
+            Err(crate::selfexe::reexec_protected())
+        }
+        r => r,
+    }
 }
 
 /// `detach` is false only for a foreground `run` (runc's checkTerminal). With a
@@ -152,6 +171,14 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
             "a mount namespace is required to set up the rootfs",
         ));
     }
+    // CVE-2019-5736 (crate::selfexe), before anything exists: its fallback runs
+    // this command again from the start. init has our credentials unless a user
+    // namespace or rootless mode changes them; then it cannot switch itself.
+    let in_init = !g.rootless && !plan.new_userns();
+    let seal_view = match crate::selfexe::prepare_for_init(in_init)? {
+        crate::selfexe::ForInit::Switch(view) => Some(view),
+        crate::selfexe::ForInit::Nothing => None,
+    };
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
     let prepared = process::prepare(&spec, &has)?;
     crate::rootless::check_unprivileged(&spec, plan.userns)?;
@@ -237,7 +264,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     // (Msg::Joined). Rootless, which hierarchies are kept is only known once they
     // are made; with a user namespace init joins before switching ids: both make
     // everything first.
-    let defer_v1 = !g.rootless && !plan.new_userns();
+    let defer_v1 = in_init;
     let cg = if defer_v1 {
         cg.create_unified()?;
         cg
@@ -303,8 +330,12 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
         unsafe { libc::close(sd.lock_fd()) };
         drop(parent_ch);
-        let code = match init(&args, &child_ch) {
+        let code = match init(&args, seal_view, &child_ch) {
             Ok(never) => match never {},
+            Err(Error::InitSeal(m)) => {
+                let _ = child_ch.send(&Msg::SealFailed(m));
+                1
+            }
             Err(e) => {
                 let _ = child_ch.send(&Msg::Error(e.to_string()));
                 1
@@ -313,6 +344,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         sys::exit_now(code);
     }
     drop(child_ch);
+    // init has its own copy; the view's mount dissolves once init closes that.
+    drop(seal_view);
     guard.pid = pid;
 
     if plan.new_userns() {
@@ -323,7 +356,13 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     // init has joined its v1 cgroups itself (oxcart_cgroups::join) and was cloned
     // into the cgroup2 one; only on a kernel that refused CLONE_INTO_CGROUP do we
     // move it there, while it starts its rootfs setup (see Msg::Joined).
-    parent_ch.send(&Msg::Go)?;
+    if let Err(e) = parent_ch.send(&Msg::Go) {
+        // init failed before reading it and closed its end (a failed switch to
+        // the read-only view is its first step): its own error is queued, and
+        // says more than EPIPE.
+        wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
+        return Err(e);
+    }
     if move_unified {
         args.cgroup_join
             .add_pid_unified(pid)
@@ -475,6 +514,10 @@ fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Sp
                     "unable to start container process: {m}"
                 )));
             }
+            Some((Msg::SealFailed(m), _)) => {
+                let _ = sys::waitpid(pid, 0);
+                return Err(Error::InitSeal(m));
+            }
             Some((m, _)) => {
                 return Err(Error::Other(format!("unexpected message from init: {m:?}")))
             }
@@ -540,7 +583,18 @@ pub(crate) fn compile_seccomp(
 }
 
 /// The container's init, between clone and execve. Returns only on error.
-fn init(a: &InitArgs<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
+fn init(
+    a: &InitArgs<'_>,
+    seal_view: Option<OwnedFd>,
+    ch: &Channel,
+) -> Result<std::convert::Infallible> {
+    if let Some(view) = seal_view {
+        // First of all, while nothing of the container exists (see
+        // crate::selfexe::prepare_for_init).
+        // SAFETY: a clone3 child has one thread, and nothing else runs here.
+        unsafe { crate::selfexe::become_in_init(view) }
+            .map_err(|e| Error::InitSeal(e.to_string()))?;
+    }
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
     // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
     // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
@@ -898,7 +952,7 @@ fn release_fifo(sd: &StateDir, pid: libc::pid_t) -> Result<()> {
 /// `run`: create + start, then (unless detached) wait for the container's process,
 /// forward signals to it, delete it (unless `keep`) and return its exit status.
 pub fn run(g: &Global, o: &CreateOpts, detach: bool, keep: bool) -> Result<i32> {
-    let (created, master) = create_inner(g, o, detach)?;
+    let (created, master) = create_protected(g, o, detach)?;
     let (saved, listener) = {
         let sd = StateDir::open(&g.root, &o.id, true)?;
         let listener = match crate::notify::Listener::bind(&sd.dir) {

@@ -90,9 +90,116 @@ pub fn ensure_sealed() -> Result<()> {
     if classify(&exe)? != Exe::Writable {
         return Ok(());
     }
+    seal_here(exe)
+}
+
+/// What `create` and `run` leave to init ([`prepare_for_init`]).
+#[derive(Debug)]
+pub enum ForInit {
+    /// Nothing: this process already runs from a binary that cannot be written
+    /// through, and so will every fork of it.
+    Nothing,
+    /// init switches to this read-only view itself ([`become_in_init`]), first
+    /// thing after the clone.
+    Switch(OwnedFd),
+}
+
+/// [`ensure_sealed`] for `create` and `run`, whose own process never enters the
+/// container: only init must not reach a writable binary. With `init_can` (init
+/// has this process's credentials: no user namespace) and a kernel that lets us
+/// switch in place, the switch is left to init, which does it while this process
+/// makes the cgroups, off the critical path (~0.3 ms per create,
+/// docs/benchmarks.md); the view is made here, because open_tree(2) clones only
+/// mounts of the caller's own mount namespace. Otherwise this process is
+/// protected now, as `exec`'s is.
+pub fn prepare_for_init(init_can: bool) -> Result<ForInit> {
+    let exe = open_self()?;
+    if classify(&exe)? != Exe::Writable {
+        return Ok(ForInit::Nothing);
+    }
+    if init_can && may_switch() {
+        if let Some(view) = read_only_view(&exe) {
+            return Ok(ForInit::Switch(view));
+        }
+    }
+    seal_here(exe)?;
+    Ok(ForInit::Nothing)
+}
+
+/// Can [`become_view`] be expected to work? prctl(2) PR_SET_MM_MAP with an exe
+/// fd needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (kernel/sys.c
+/// `prctl_set_mm_map`) and a kernel built with CONFIG_CHECKPOINT_RESTORE, whose
+/// absence PR_SET_MM_MAP_SIZE reports (EINVAL) without needing either.
+fn may_switch() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_CHECKPOINT_RESTORE: u32 = 40;
+    let Ok(eff) = crate::caps::effective() else {
+        return false;
+    };
+    if eff & (1 << CAP_SYS_ADMIN | 1 << CAP_CHECKPOINT_RESTORE) == 0 {
+        return false;
+    }
+    let mut size: libc::c_uint = 0;
+    // SAFETY: PR_SET_MM_MAP_SIZE writes one unsigned int.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP_SIZE,
+            &mut size as *mut libc::c_uint,
+            0,
+            0,
+        )
+    };
+    r == 0 && size as usize == std::mem::size_of::<MmMap>()
+}
+
+/// In init, before anything else: switch to the view the parent made
+/// ([`prepare_for_init`]), check that `/proc/self/exe` is now that read-only
+/// file, and close the view, which dissolves its mount once the parent has
+/// closed its copy too (see [`read_only_view`]). An error leaves init running
+/// the same bytes from the host's file: it must then make no container process.
+///
+/// # Safety
+/// As [`become_view`]: init is a clone3 child, so it has one thread, and it
+/// runs nothing else meanwhile.
+pub unsafe fn become_in_init(view: OwnedFd) -> Result<()> {
+    const WHAT: &str =
+        "CVE-2019-5736 protection: switch init to a read-only view of oxcart-runtime";
+    // SAFETY: the caller's contract.
+    unsafe { become_view(&view) }.map_err(|e| Error::sys(WHAT, e))?;
+    let now = open_self()?;
+    if classify(&now)? != Exe::ReadOnlyMount || !same_file(&view, &now) {
+        return Err(Error::Other(format!(
+            "{WHAT}: /proc/self/exe is not the read-only view afterwards"
+        )));
+    }
+    drop(view);
+    Ok(())
+}
+
+/// Run this command again from a read-only view or a sealed copy of the binary,
+/// which needs no switch: for `create` when init could not switch
+/// ([`become_in_init`]) and everything the attempt made has been undone.
+/// Returns only the error of a failed exec.
+pub fn reexec_protected() -> Error {
+    let copy = match open_self() {
+        Ok(exe) => read_only_view(&exe).map_or_else(|| sealed_copy(&exe), Ok),
+        Err(e) => Err(e),
+    };
+    match copy {
+        Ok(copy) => match exec_copy(copy) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+/// The protection for this process: switch in place, or re-execute.
+fn seal_here(exe: OwnedFd) -> Result<()> {
     let copy = match read_only_view(&exe) {
         Some(view) => {
-            // SAFETY: ensure_sealed is the first thing create/run/exec do: one
+            // SAFETY: the callers run before any container process exists: one
             // thread, no signal handler that touches our data (see become_view).
             if unsafe { become_view(&view) }.is_ok() {
                 // The fd that made the view goes before anything else happens:
@@ -112,6 +219,12 @@ pub fn ensure_sealed() -> Result<()> {
         None => sealed_copy(&exe)?,
     };
     drop(exe);
+    match exec_copy(copy)? {}
+}
+
+/// execveat(2) `copy` with this process's argv and environment; returns only on
+/// failure.
+fn exec_copy(copy: OwnedFd) -> Result<std::convert::Infallible> {
     let argv = cstrings(std::env::args_os())?;
     let envp = cstrings(std::env::vars_os().map(|(k, v)| {
         let mut kv = k;

@@ -23,6 +23,9 @@ pub enum Msg {
     Ready,
     /// init → parent: setup failed with this message.
     Error(String),
+    /// init → parent: init could not switch to the read-only view of the
+    /// runtime binary (crate::selfexe::become_in_init), and stops.
+    SealFailed(String),
     /// init → parent: mounts done, before pivot_root; run createRuntime/createContainer
     /// hooks now and answer `Continue`.
     Hooks,
@@ -46,6 +49,11 @@ impl Msg {
                 v.extend_from_slice(m.as_bytes());
                 v
             }
+            Msg::SealFailed(m) => {
+                let mut v = b"X".to_vec();
+                v.extend_from_slice(m.as_bytes());
+                v
+            }
             Msg::Hooks => b"H".to_vec(),
             Msg::Continue => b"C".to_vec(),
             Msg::SeccompFd => b"S".to_vec(),
@@ -62,6 +70,7 @@ impl Msg {
             b'J' => Msg::Joined,
             b'R' => Msg::Ready,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
+            b'X' => Msg::SealFailed(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'H' => Msg::Hooks,
             b'C' => Msg::Continue,
             b'S' => Msg::SeccompFd,

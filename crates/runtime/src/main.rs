@@ -162,10 +162,12 @@ fn real_main(g: &cli::Parsed) -> Result<i32> {
         print!("{USAGE}");
         return Ok(if g.bool("help") { 0 } else { 1 });
     };
-    if matches!(cmd.as_str(), "create" | "run" | "exec") {
+    if cmd == "exec" {
         // Before any container process exists: from here on this process, and
         // every fork of it that enters the container, runs from a binary the
         // container cannot write (CVE-2019-5736, oxcart_container::selfexe).
+        // `create` and `run` see to it themselves, once they know whether init
+        // can switch on its own (selfexe::prepare_for_init).
         core::selfexe::ensure_sealed()?;
     }
     let rootless = core::rootless::resolve_flag(g.get("rootless"))?;

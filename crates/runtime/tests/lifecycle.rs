@@ -1119,6 +1119,107 @@ fn created_init_with_cap_sys_ptrace_runs_from_a_protected_binary() {
     assert!(rt.run(&["delete", "-f", &id]).status.success());
 }
 
+/// Make `c` run under a seccomp filter that fails prctl(PR_SET_MM, PR_SET_MM_MAP)
+/// with EPERM, as a host could: the call that switches a process to the read-only
+/// view of the runtime binary in place (oxcart_container::selfexe). Everything
+/// else, PR_SET_MM_MAP_SIZE included, is allowed, so the runtime's own checks
+/// still expect the switch to work.
+fn deny_set_mm_map(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    let (ld, jeq, ret) = (0x20u16, 0x15u16, 0x06u16); // BPF_LD|W|ABS, JMP|JEQ|K, RET|K
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    // struct seccomp_data: nr at 0, arch at 4, args[0] at 16, args[1] at 24.
+    let prog = vec![
+        op(ld, 0, 0, 4),
+        op(jeq, 1, 0, ARCH),
+        op(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+        op(ld, 0, 0, 0),
+        op(jeq, 0, 5, libc::SYS_prctl as u32),
+        op(ld, 0, 0, 16),
+        op(jeq, 0, 3, libc::PR_SET_MM as u32),
+        op(ld, 0, 0, 24),
+        op(jeq, 0, 1, libc::PR_SET_MM_MAP as u32),
+        op(ret, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        op(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: the closure runs in the forked child and makes one prctl on a
+    // program that lives as long as `c` (moved in).
+    unsafe {
+        c.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Where init cannot switch itself to the read-only view (here a seccomp filter
+/// fails the prctl, after the parent's checks said it would work), `create` undoes
+/// the attempt and runs again from a protected binary: the container is made, and
+/// init runs from a read-only file. With a pidfd socket, whose peer would not take
+/// a second connection, it fails instead, naming the protection, and leaves
+/// nothing behind. `exec`, which switches in its own process, re-executes too.
+#[test]
+fn an_init_that_cannot_switch_to_the_read_only_view_never_runs_the_container() {
+    let rt = Runtime::oxcart();
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    let cg = format!("/{}", unique("oxcart-test-seal"));
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    b.write();
+    let id = unique("seal");
+    let mut c = rt.cmd();
+    c.args(["create", "--bundle"]).arg(&b.dir).arg(&id);
+    deny_set_mm_map(&mut c);
+    let (ok, err) = status_err(c);
+    assert!(ok, "{err}");
+    let pid = rt.init_pid(&id);
+    let exe = format!("/proc/{pid}/exe");
+    assert_ne!(
+        std::fs::read_link(&exe).unwrap().to_string_lossy(),
+        oxcart(),
+        "init runs from the host's binary"
+    );
+    let cexe = std::ffi::CString::new(exe).unwrap();
+    // SAFETY: statvfs fills the zeroed struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out pointer.
+    assert_eq!(unsafe { libc::statvfs(cexe.as_ptr(), &mut st) }, 0);
+    assert_ne!(st.f_flag & libc::ST_RDONLY, 0, "init's binary is writable");
+
+    let mut c = rt.cmd();
+    c.args(["exec", &id, "true"]);
+    deny_set_mm_map(&mut c);
+    let (ok, err) = status_err(c);
+    assert!(ok, "exec: {err}");
+    assert!(rt.run(&["delete", "-f", &id]).status.success());
+
+    let sock = tmp().join(unique("pidfd.sock"));
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let id = unique("seal-sock");
+    let mut c = rt.cmd();
+    c.args(["create", "--pidfd-socket"])
+        .arg(&sock)
+        .arg("--bundle")
+        .arg(&b.dir)
+        .arg(&id);
+    deny_set_mm_map(&mut c);
+    let (ok, err) = status_err(c);
+    assert!(!ok, "create with a pidfd socket succeeded");
+    assert!(err.contains("CVE-2019-5736 protection"), "{err}");
+    assert!(!rt.root.join(&id).exists());
+    assert_no_cgroup_left(&cg, "failed switch");
+    let _ = std::fs::remove_file(&sock);
+}
+
 /// A binary installed on a read-only mount needs no copy: the runtime runs from
 /// it as it is (oxcart_container::selfexe), and init's exe is that file.
 #[test]
