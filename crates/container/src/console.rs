@@ -80,7 +80,7 @@ pub fn connect_socket(path: &Path, flag: &str) -> Result<OwnedFd> {
 
 /// Send `fd` with `name` as data in one message (runc `utils.SendFd`).
 pub fn send_fd(sock: BorrowedFd<'_>, name: &str, fd: RawFd) -> Result<()> {
-    crate::sync::send_with_rights(sock.as_raw_fd(), name.as_bytes(), Some(fd))
+    crate::sync::send_with_rights(sock.as_raw_fd(), name.as_bytes(), &[fd])
         .map_err(|e| Error::sys(format!("send {name} fd over a unix socket"), e))
 }
 
@@ -226,9 +226,12 @@ pub fn pair() -> Result<(OwnedFd, OwnedFd)> {
 /// process reports it is ready).
 pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
     let mut name = [0u8; 256];
-    let (_, fd) = crate::sync::recv_with_rights(sock.as_raw_fd(), &mut name, libc::MSG_DONTWAIT)
-        .map_err(|e| Error::sys("receive the pty master", e))?;
-    fd.ok_or_else(|| Error::Other("no pty master received from the container".into()))
+    let (_, fds) =
+        crate::sync::recv_with_rights(sock.as_raw_fd(), &mut name, libc::MSG_DONTWAIT, 1)
+            .map_err(|e| Error::sys("receive the pty master", e))?;
+    fds.into_iter()
+        .next()
+        .ok_or_else(|| Error::Other("no pty master received from the container".into()))
 }
 
 /// Restores the caller's terminal settings on drop.

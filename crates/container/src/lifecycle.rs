@@ -378,10 +378,15 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     if defer_v1 {
         cg.create_v1()?;
         apply_resources(g, &spec, &cg)?;
-        for (path, fd) in cg.join_files_v1()?.into_v1() {
-            let m = Msg::TasksFd(path.display().to_string());
+        let files = cg.join_files_v1()?.into_v1();
+        for chunk in files.chunks(sync::MAX_FDS) {
+            let paths = chunk.iter().map(|(p, _)| p.display().to_string());
+            let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
             // As for Joined below: a failed init's own error comes from wait_ready.
-            if parent_ch.send_with_fd(&m, Some(fd.as_raw_fd())).is_err() {
+            if parent_ch
+                .send_with_fds(&Msg::TasksFds(paths.collect()), &fds)
+                .is_err()
+            {
                 break;
             }
         }
@@ -638,8 +643,10 @@ fn init(
         }
         let mut v1 = Vec::new();
         loop {
-            match ch.recv()? {
-                Some((Msg::TasksFd(path), Some(fd))) => v1.push((PathBuf::from(path), fd)),
+            match ch.recv_fds()? {
+                Some((Msg::TasksFds(paths), fds)) if paths.len() == fds.len() => {
+                    v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
+                }
                 Some((Msg::Joined, _)) => break,
                 other => {
                     return Err(Error::Other(format!(

@@ -33,9 +33,10 @@ pub enum Msg {
     Continue,
     /// init → parent: the seccomp notify listener fd follows (SCM_RIGHTS).
     SeccompFd,
-    /// parent → init, before `Joined`: the v1 `tasks` file at this path, open
-    /// for writing (SCM_RIGHTS), made after the clone (see `Joined`).
-    TasksFd(String),
+    /// parent → init, before `Joined`: the v1 `tasks` files at these paths, open
+    /// for writing, one SCM_RIGHTS fd each in the same order, made after the
+    /// clone (see `Joined`). One message for all, not one per hierarchy.
+    TasksFds(Vec<String>),
 }
 
 impl Msg {
@@ -57,9 +58,10 @@ impl Msg {
             Msg::Hooks => b"H".to_vec(),
             Msg::Continue => b"C".to_vec(),
             Msg::SeccompFd => b"S".to_vec(),
-            Msg::TasksFd(p) => {
+            Msg::TasksFds(paths) => {
+                // NUL cannot be in a path, so it separates them.
                 let mut v = b"T".to_vec();
-                v.extend_from_slice(p.as_bytes());
+                v.extend_from_slice(paths.join("\0").as_bytes());
                 v
             }
         }
@@ -74,7 +76,12 @@ impl Msg {
             b'H' => Msg::Hooks,
             b'C' => Msg::Continue,
             b'S' => Msg::SeccompFd,
-            b'T' => Msg::TasksFd(String::from_utf8_lossy(&b[1..]).into_owned()),
+            b'T' => Msg::TasksFds(
+                String::from_utf8_lossy(&b[1..])
+                    .split('\0')
+                    .map(str::to_string)
+                    .collect(),
+            ),
             _ => return None,
         })
     }
@@ -103,30 +110,43 @@ pub fn pair() -> Result<(Channel, Channel)> {
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
-/// sendmsg(2) of `data`, with `fd` attached as SCM_RIGHTS when given; retries EINTR.
-/// The one implementation of fd passing (init channel, console and pidfd sockets).
-pub(crate) fn send_with_rights(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+/// The most fds one message on the init channel carries: the v1 `tasks` files
+/// of a create, one per hierarchy (the kernel's SCM_MAX_FD is 253).
+pub(crate) const MAX_FDS: usize = 32;
+
+/// The control buffer size for `n` SCM_RIGHTS fds.
+fn rights_space(n: usize) -> usize {
+    // SAFETY: CMSG_SPACE is a pure computation.
+    unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// sendmsg(2) of `data`, with `fds` attached as one SCM_RIGHTS message when there
+/// are any; retries EINTR. The one implementation of fd passing (init channel,
+/// console and pidfd sockets).
+pub(crate) fn send_with_rights(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let space = rights_space(fds.len());
     let mut cbuf = vec![0u8; space];
     // SAFETY: zeroed msghdr is a valid initial value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
+    if !fds.is_empty() {
         msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at a buffer of CMSG_SPACE(sizeof fd) bytes.
+        // SAFETY: msg_control points at a buffer of CMSG_SPACE for all of `fds`.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
+            let data = libc::CMSG_DATA(c) as *mut RawFd;
+            for (i, fd) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), *fd);
+            }
         }
     }
     loop {
@@ -142,19 +162,20 @@ pub(crate) fn send_with_rights(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> i
     }
 }
 
-/// recvmsg(2) into `buf`, taking an SCM_RIGHTS fd if one came (close-on-exec);
-/// retries EINTR. Returns the data length (0 at EOF) and the fd.
+/// recvmsg(2) into `buf`, taking up to `max_fds` SCM_RIGHTS fds (close-on-exec);
+/// retries EINTR. Returns the data length (0 at EOF) and the fds; more fds than
+/// that are an error (the kernel closed the ones that did not fit).
 pub(crate) fn recv_with_rights(
     sock: RawFd,
     buf: &mut [u8],
     flags: libc::c_int,
-) -> io::Result<(usize, Option<OwnedFd>)> {
+    max_fds: usize,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
-    // SAFETY: pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let space = rights_space(max_fds);
     let mut cbuf = vec![0u8; space];
     // SAFETY: zeroed msghdr is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -173,19 +194,28 @@ pub(crate) fn recv_with_rights(
             return Err(e);
         }
     };
-    let mut fd = None;
-    // SAFETY: iterating the control messages the kernel filled in.
+    let mut fds = Vec::new();
+    // SAFETY: iterating the control messages the kernel filled in; each
+    // SCM_RIGHTS payload is cmsg_len - CMSG_LEN(0) bytes of fds.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-                fd = Some(OwnedFd::from_raw_fd(raw));
+                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(c) as *const RawFd;
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok((n, fd))
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other(format!(
+            "more than {max_fds} file descriptors in one message"
+        )));
+    }
+    Ok((n, fds))
 }
 
 impl Channel {
@@ -194,30 +224,88 @@ impl Channel {
     }
 
     pub fn send_with_fd(&self, m: &Msg, fd: Option<RawFd>) -> Result<()> {
-        send_with_rights(self.fd.as_raw_fd(), &m.encode(), fd)
+        self.send_with_fds(m, fd.as_slice())
+    }
+
+    /// Send `m` with `fds` (at most [`MAX_FDS`]) attached.
+    pub fn send_with_fds(&self, m: &Msg, fds: &[RawFd]) -> Result<()> {
+        send_with_rights(self.fd.as_raw_fd(), &m.encode(), fds)
             .map_err(|e| Error::sys("send to init channel", e))
     }
 
-    /// Receive one message; `None` at EOF (the peer exited or closed).
+    /// Receive one message and the fd that came with it, if any; `None` at EOF
+    /// (the peer exited or closed).
     pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        Ok(self.recv_fds()?.map(|(m, fds)| (m, fds.into_iter().next())))
+    }
+
+    /// [`Channel::recv`] of a message that may carry several fds.
+    pub fn recv_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; 65536];
-        let mut r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0);
+        let mut r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0, MAX_FDS);
         if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ECONNRESET)) {
             // A peer that exits with our messages unread leaves ECONNRESET pending on
             // our end; recvmsg reports it once, before the messages the peer sent
             // (its error report among them). Read again to get those.
-            r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0);
+            r = recv_with_rights(self.fd.as_raw_fd(), &mut buf, 0, MAX_FDS);
         }
-        let (n, fd) = r.map_err(|e| Error::sys("receive from init channel", e))?;
+        let (n, fds) = r.map_err(|e| Error::sys("receive from init channel", e))?;
         if n == 0 {
             return Ok(None);
         }
         let m = Msg::decode(&buf[..n])
             .ok_or_else(|| Error::Other("malformed message on init channel".into()))?;
-        Ok(Some((m, fd)))
+        Ok(Some((m, fds)))
     }
 
     pub fn raw(&self) -> RawFd {
         self.fd.as_fd().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ino(fd: RawFd) -> u64 {
+        // SAFETY: fstat fills the zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+        st.st_ino
+    }
+
+    #[test]
+    fn one_message_carries_every_tasks_file_in_order() {
+        let (a, b) = pair().unwrap();
+        let files: Vec<std::fs::File> = ["/proc/self/stat", "/dev/null", "/proc/self/status"]
+            .iter()
+            .map(|p| std::fs::File::open(p).unwrap())
+            .collect();
+        let fds: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let paths = vec![
+            "/a/tasks".to_string(),
+            "/b b/tasks".into(),
+            "/c/tasks".into(),
+        ];
+        a.send_with_fds(&Msg::TasksFds(paths.clone()), &fds)
+            .unwrap();
+        let (m, got) = b.recv_fds().unwrap().unwrap();
+        assert_eq!(m, Msg::TasksFds(paths));
+        assert_eq!(got.len(), 3);
+        for (sent, recvd) in fds.iter().zip(&got) {
+            assert_eq!(ino(*sent), ino(recvd.as_raw_fd()));
+        }
+    }
+
+    #[test]
+    fn more_fds_than_the_receiver_takes_is_an_error() {
+        let (a, b) = pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fds = vec![f.as_raw_fd(); MAX_FDS + 1];
+        a.send_with_fds(&Msg::TasksFds(vec![String::new(); MAX_FDS + 1]), &fds)
+            .unwrap();
+        let err = b.recv_fds().unwrap_err().to_string();
+        assert!(err.contains("more than 32 file descriptors"), "{err}");
     }
 }
