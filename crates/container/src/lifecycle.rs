@@ -593,13 +593,16 @@ fn init(
     seal_view: Option<OwnedFd>,
     ch: &Channel,
 ) -> Result<std::convert::Infallible> {
-    if let Some(view) = seal_view {
-        // First of all, while nothing of the container exists (see
-        // crate::selfexe::prepare_for_init).
+    // First of all, while nothing of the container exists (see
+    // crate::selfexe::prepare_for_init); the view is closed after "ready".
+    let seal_view = match seal_view {
         // SAFETY: a clone3 child has one thread, and nothing else runs here.
-        unsafe { crate::selfexe::become_in_init(view) }
-            .map_err(|e| Error::InitSeal(e.to_string()))?;
-    }
+        Some(view) => Some(
+            unsafe { crate::selfexe::become_in_init(view) }
+                .map_err(|e| Error::InitSeal(e.to_string()))?,
+        ),
+        None => None,
+    };
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
     // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
     // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
@@ -823,6 +826,8 @@ fn init(
     // Never run the user's program outside its cgroups.
     wait_joined()?;
     ch.send(&Msg::Ready)?;
+    // While the parent records the state: off create's path (become_in_init).
+    drop(seal_view);
     process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
         // After start, before the user's program, in the container (runc runs them
         // with the "created" state and init's own pid). A failure fails `start`.

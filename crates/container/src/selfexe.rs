@@ -154,15 +154,21 @@ fn may_switch() -> bool {
 }
 
 /// In init, before anything else: switch to the view the parent made
-/// ([`prepare_for_init`]), check that `/proc/self/exe` is now that read-only
-/// file, and close the view, which dissolves its mount once the parent has
-/// closed its copy too (see [`read_only_view`]). An error leaves init running
-/// the same bytes from the host's file: it must then make no container process.
+/// ([`prepare_for_init`]) and check that `/proc/self/exe` is now that read-only
+/// file. An error leaves init running the same bytes from the host's file: it
+/// must then make no container process.
+///
+/// Returns the view's fd for init to close once its setup is done, before it
+/// waits for `start`: that close dissolves the view's mount (the parent has
+/// closed its copy), which waits for an RCU grace period (~0.2 ms here) that
+/// need not be on `create`'s path. Until then only init holds the fd, and
+/// changing the view's flags through it would need CAP_SYS_ADMIN in the host's
+/// user namespace.
 ///
 /// # Safety
 /// As [`become_view`]: init is a clone3 child, so it has one thread, and it
 /// runs nothing else meanwhile.
-pub unsafe fn become_in_init(view: OwnedFd) -> Result<()> {
+pub unsafe fn become_in_init(view: OwnedFd) -> Result<OwnedFd> {
     const WHAT: &str =
         "CVE-2019-5736 protection: switch init to a read-only view of oxcart-runtime";
     // SAFETY: the caller's contract.
@@ -173,8 +179,7 @@ pub unsafe fn become_in_init(view: OwnedFd) -> Result<()> {
             "{WHAT}: /proc/self/exe is not the read-only view afterwards"
         )));
     }
-    drop(view);
-    Ok(())
+    Ok(view)
 }
 
 /// Run this command again from a read-only view or a sealed copy of the binary,
