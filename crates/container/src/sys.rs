@@ -408,24 +408,33 @@ pub fn stat_fields(stat: &str) -> io::Result<std::str::SplitWhitespace<'_>> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
 }
 
-/// Start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot).
-/// Stored at create time so that a recycled pid is never taken for our init.
-pub fn proc_start_time(pid: libc::pid_t) -> io::Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields 3.. ; starttime is field 22 → index 19 here.
-    stat_fields(&s)?
-        .nth(19)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
+/// A process's state letter (field 3 of /proc/<pid>/stat: Z = zombie, X = dead)
+/// and start time (field 22, in clock ticks since boot), from one read. The start
+/// time is stored at create so that a recycled pid is never taken for our init.
+pub fn proc_stat_state(pid: libc::pid_t) -> io::Result<(char, u64)> {
+    use std::io::Read;
+    // One read(2) (the line is ~300 bytes, at most ~1.2 KiB: a comm of up to 64
+    // bytes and 50 numbers), where read_to_string reads it in five growing pieces.
+    let mut buf = [0u8; 4096];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut buf)?;
+    let s = std::str::from_utf8(&buf[..n])
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))?;
+    let mut f = stat_fields(s)?;
+    // Fields 3.. ; starttime is field 22 → index 19 after the state.
+    let state = f.next().and_then(|v| v.chars().next());
+    let start = f.nth(18).and_then(|v| v.parse().ok());
+    match (state, start) {
+        (Some(st), Some(t)) => Ok((st, t)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "malformed /proc/pid/stat",
+        )),
+    }
 }
 
-/// Process state letter from /proc/<pid>/stat (Z = zombie, X = dead).
-pub fn proc_state(pid: libc::pid_t) -> io::Result<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    stat_fields(&s)?
-        .next()
-        .and_then(|v| v.chars().next())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/pid/stat"))
+/// Start time of a process (see [`proc_stat_state`]).
+pub fn proc_start_time(pid: libc::pid_t) -> io::Result<u64> {
+    proc_stat_state(pid).map(|(_, t)| t)
 }
 
 /// Write a whole file atomically: temp file in the same dir, then rename(2), so a
@@ -603,5 +612,25 @@ mod tests {
         let b = proc_start_time(getpid()).unwrap();
         assert_eq!(a, b);
         assert!(proc_start_time(-5).is_err());
+    }
+    #[test]
+    fn state_and_start_time_are_fields_3_and_22() {
+        // A child that exits unreaped: a zombie, whose fields we know.
+        // SAFETY: the child only calls _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: async-signal-safe.
+            unsafe { libc::_exit(0) };
+        }
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        while !stat().contains(") Z ") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let s = stat();
+        let fields: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split(' ').collect();
+        let (st, t) = proc_stat_state(pid).unwrap();
+        assert_eq!(st, 'Z');
+        assert_eq!(t.to_string(), fields[22 - 3]);
+        waitpid(pid, 0).unwrap();
     }
 }
