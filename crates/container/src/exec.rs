@@ -240,7 +240,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         }
         _ => {}
     }
-    let config = &saved.config;
+    let config = saved.config.spec()?;
     let process = build_process(config.process.as_ref(), &o.process)?;
     check_terminal(process.terminal, o.detach, o.console_socket.is_some())?;
 

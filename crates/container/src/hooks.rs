@@ -50,7 +50,7 @@ pub fn take_warnings() -> Vec<String> {
     }
 }
 
-fn warn(msg: String) {
+pub(crate) fn warn(msg: String) {
     match WARNINGS.lock() {
         Ok(mut w) => w.push(msg),
         Err(p) => p.into_inner().push(msg),

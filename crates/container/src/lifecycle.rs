@@ -407,7 +407,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         created: crate::time::now_rfc3339(true),
         owner: state::owner_name(uid),
         annotations: spec.annotations.clone(),
-        config: spec.clone(),
+        config: state::SavedConfig::new(spec.clone()),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
@@ -917,15 +917,32 @@ fn hook_state(
 /// poststart hooks: after the user's program runs, before start returns; a failure
 /// is only a warning (runtime-spec config.md "Poststart").
 fn poststart(saved: &Saved) {
-    if let Some(h) = saved.config.hooks.as_ref() {
-        let st = hook_state(
-            &saved.config,
-            &saved.id,
-            Path::new(&saved.bundle),
-            Status::Running,
-            saved.pid,
-        );
-        hooks::run_warn("poststart", &h.poststart, &st);
+    saved_hooks(saved, "poststart", Status::Running, |h| &h.poststart);
+}
+
+/// A saved container's hooks of one kind (poststart, poststop), whose failure,
+/// an unreadable config included, is only a warning. Reads only the hooks and
+/// `ociVersion` of the saved config (state::SavedConfig).
+fn saved_hooks(
+    saved: &Saved,
+    kind: &str,
+    status: Status,
+    pick: impl Fn(&oxcart_spec::Hooks) -> &[oxcart_spec::Hook],
+) {
+    let hc = match saved.config.hook_config() {
+        Ok(hc) => hc,
+        Err(e) => return hooks::warn(format!("{kind} hooks: {e}")),
+    };
+    if let Some(h) = hc.hooks.as_ref().filter(|h| !pick(h).is_empty()) {
+        let st = hooks::HookState {
+            oci_version: hc.oci_version.clone(),
+            id: saved.id.clone(),
+            status,
+            pid: saved.pid,
+            bundle: saved.bundle.clone(),
+            annotations: saved.annotations.clone(),
+        };
+        hooks::run_warn(kind, pick(h), &st);
     }
 }
 
@@ -1057,7 +1074,7 @@ fn state_of(sd: &StateDir) -> Result<State> {
         .unwrap_or(false);
     let status = state::derive_status(sd, &saved, frozen);
     Ok(State {
-        oci_version: saved.config.oci_version.clone(),
+        oci_version: saved.config.hook_config()?.oci_version,
         id: saved.id.clone(),
         pid: if status == Status::Stopped {
             0
@@ -1109,7 +1126,7 @@ pub fn kill(g: &Global, id: &str, sig: libc::c_int, all: bool) -> Result<()> {
         // A rootless container whose cgroup was skipped: nothing lists its
         // processes. SIGKILL to init of a private pid namespace kills them all
         // (pid_namespaces(7)); anything else would silently miss processes.
-        let private_pid = saved.config.linux.as_ref().is_some_and(|l| {
+        let private_pid = saved.config.spec()?.linux.as_ref().is_some_and(|l| {
             l.namespaces
                 .iter()
                 .any(|n| n.typ == "pid" && n.path.as_deref().unwrap_or("").is_empty())
@@ -1173,20 +1190,11 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     cg.destroy()?;
     sd.remove()?;
     drop(sd);
-    if let Some(h) = saved.config.hooks.as_ref() {
-        // After the container is deleted, before delete returns; a failure is only
-        // a warning (runtime-spec config.md "Poststop"). The state directory is gone
-        // and unlocked first, so a hook that asks for the state gets "does not
-        // exist" instead of waiting for our lock.
-        let st = hook_state(
-            &saved.config,
-            &saved.id,
-            Path::new(&saved.bundle),
-            Status::Stopped,
-            saved.pid,
-        );
-        hooks::run_warn("poststop", &h.poststop, &st);
-    }
+    // After the container is deleted, before delete returns; a failure is only
+    // a warning (runtime-spec config.md "Poststop"). The state directory is gone
+    // and unlocked first, so a hook that asks for the state gets "does not
+    // exist" instead of waiting for our lock.
+    saved_hooks(&saved, "poststop", Status::Stopped, |h| &h.poststop);
     Ok(())
 }
 

@@ -71,7 +71,11 @@ pub fn update(g: &Global, id: &str, delta: &LinuxResources) -> Result<()> {
         return Err(Error::State("container not running".into()));
     }
     cg.manager().update(delta).map_err(cg_err)?;
-    let linux = saved.config.linux.get_or_insert_with(Default::default);
+    let linux = saved
+        .config
+        .spec_mut()?
+        .linux
+        .get_or_insert_with(Default::default);
     let mut cur = serde_json::to_value(linux.resources.clone().unwrap_or_default())
         .map_err(|e| Error::Other(e.to_string()))?;
     let new = serde_json::to_value(delta).map_err(|e| Error::Other(e.to_string()))?;

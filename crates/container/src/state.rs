@@ -32,7 +32,7 @@ pub struct Saved {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// The config as it was at create time (exec and hooks need it later).
-    pub config: Spec,
+    pub config: SavedConfig,
     /// oxcart_cgroups manager state (resolved paths), opaque here.
     #[serde(default)]
     pub cgroup: serde_json::Value,
@@ -40,6 +40,90 @@ pub struct Saved {
     pub systemd_cgroup: bool,
     #[serde(default)]
     pub rootless: bool,
+}
+
+/// The config in `state.json`, parsed only as far as a command needs it: `start`
+/// and `delete` read at most its hooks, and parsing the whole config costs a cold
+/// process ~0.1 ms (serde's code for it is most of the binary's data-handling
+/// code), on every one of those commands.
+#[derive(Debug, Clone)]
+pub struct SavedConfig {
+    /// As read from `state.json`; `None` for a config made in this process.
+    raw: Option<Box<serde_json::value::RawValue>>,
+    spec: std::cell::OnceCell<Spec>,
+}
+
+/// What hooks need of the config: `ociVersion` for their state, and the hooks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookConfig {
+    #[serde(default)]
+    pub oci_version: String,
+    #[serde(default)]
+    pub hooks: Option<oxcart_spec::Hooks>,
+}
+
+impl SavedConfig {
+    pub fn new(spec: Spec) -> SavedConfig {
+        SavedConfig {
+            raw: None,
+            spec: std::cell::OnceCell::from(spec),
+        }
+    }
+
+    fn corrupt(e: serde_json::Error) -> Error {
+        Error::Other(format!("{STATE_FILE}: corrupt config: {e}"))
+    }
+
+    /// The whole config.
+    pub fn spec(&self) -> Result<&Spec> {
+        if let Some(s) = self.spec.get() {
+            return Ok(s);
+        }
+        let raw = self.raw.as_ref().map_or("null", |r| r.get());
+        let parsed: Spec = serde_json::from_str(raw).map_err(Self::corrupt)?;
+        Ok(self.spec.get_or_init(|| parsed))
+    }
+
+    /// The whole config, to change; `state.json` then gets the changed one.
+    pub fn spec_mut(&mut self) -> Result<&mut Spec> {
+        self.spec()?;
+        self.raw = None;
+        self.spec
+            .get_mut()
+            .ok_or_else(|| Error::Other(format!("{STATE_FILE}: config not loaded")))
+    }
+
+    /// `ociVersion` and the hooks, without parsing the rest (serde skips it).
+    pub fn hook_config(&self) -> Result<HookConfig> {
+        if let Some(s) = self.spec.get() {
+            return Ok(HookConfig {
+                oci_version: s.oci_version.clone(),
+                hooks: s.hooks.clone(),
+            });
+        }
+        let raw = self.raw.as_ref().map_or("{}", |r| r.get());
+        serde_json::from_str(raw).map_err(Self::corrupt)
+    }
+}
+
+impl Serialize for SavedConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match (self.spec.get(), &self.raw) {
+            (Some(spec), _) => spec.serialize(s),
+            (None, Some(raw)) => raw.serialize(s),
+            (None, None) => s.serialize_none(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SavedConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(SavedConfig {
+            raw: Some(Deserialize::deserialize(d)?),
+            spec: std::cell::OnceCell::new(),
+        })
+    }
 }
 
 /// An open, locked container state directory.
@@ -173,9 +257,9 @@ pub fn init_alive(pid: i32, start_time: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    match (sys::proc_start_time(pid), sys::proc_state(pid)) {
-        (Ok(t), Ok(st)) => t == start_time && st != 'Z' && st != 'X',
-        _ => false,
+    match sys::proc_stat_state(pid) {
+        Ok((st, t)) => t == start_time && st != 'Z' && st != 'X',
+        Err(_) => false,
     }
 }
 
@@ -227,4 +311,35 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     }
     ids.sort();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"ociVersion":"1.0.2","hooks":{"poststop":[{"path":"/bin/true"}]},"linux":{"resources":{"pids":{"limit":5}}}}"#;
+
+    #[test]
+    fn a_saved_config_is_written_back_as_it_was_read_until_changed() {
+        let c: SavedConfig = serde_json::from_str(CONFIG).unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), CONFIG);
+        let mut c = c;
+        let linux = c.spec_mut().unwrap().linux.as_mut().unwrap();
+        linux.resources.as_mut().unwrap().pids = None;
+        let v: serde_json::Value = serde_json::to_value(&c).unwrap();
+        assert!(v["linux"]["resources"].get("pids").is_none(), "{v}");
+        assert_eq!(v["hooks"]["poststop"][0]["path"], "/bin/true");
+    }
+
+    #[test]
+    fn hooks_are_read_without_parsing_the_rest_of_the_config() {
+        // `linux` of the wrong type: a full parse fails, reading the hooks does not.
+        let raw = r#"{"ociVersion":"1.0.2","hooks":{"poststart":[{"path":"/x"}]},"linux":5}"#;
+        let c: SavedConfig = serde_json::from_str(raw).unwrap();
+        let hc = c.hook_config().unwrap();
+        assert_eq!(hc.oci_version, "1.0.2");
+        assert_eq!(hc.hooks.unwrap().poststart[0].path, "/x");
+        let err = c.spec().unwrap_err().to_string();
+        assert!(err.contains("corrupt config"), "{err}");
+    }
 }
