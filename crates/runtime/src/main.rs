@@ -1,4 +1,15 @@
 //! `oxcart-runtime`: an OCI runtime with runc's command line (compat.md §6).
+//!
+//! `no_main`: the C `main` below is the entry, so std's runtime set-up does not
+//! run. Of what it does, the two things that matter are done in [`main`] itself;
+//! skipped are its stack-overflow handler (a handler, an alternate signal stack
+//! and a guard page, after reading /proc/self/maps for the stack's bounds: a
+//! dozen syscalls per start of a process that runs for a few milliseconds, three
+//! per container lifecycle; an overflow is then a plain SIGSEGV) and the main
+//! thread's name. `std::env::args` still works: on glibc, std reads argv from its
+//! `.init_array` entry, not from this `main`.
+// Not for the unit tests of this crate, which need the test harness's main.
+#![cfg_attr(not(test), no_main)]
 
 mod cgroup_cmds;
 mod cli;
@@ -64,7 +75,51 @@ GLOBAL OPTIONS:
   --systemd-cgroup  --rootless auto|true|false  --version
 ";
 
+/// The process entry (see the crate docs).
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    std_setup();
+    run_main()
+}
+
+/// For the unit tests' build, where the harness's main is the entry.
+#[cfg(test)]
 fn main() {
+    std_setup();
+    run_main()
+}
+
+/// What std's runtime set-up does that this binary relies on: fds 0-2 open, so
+/// that no file we open becomes our stdout (std's `sanitize_standard_fds`:
+/// /dev/null for each closed one), and SIGPIPE ignored, so a write to a closed
+/// pipe is an EPIPE error we report instead of death.
+fn std_setup() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a valid array; open/dup2 of /dev/null onto our own fds;
+    // setting a signal's disposition to SIG_IGN.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 3, 0) > 0 {
+            for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+                let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if fd < 0 {
+                    libc::abort();
+                }
+                if fd != p.fd {
+                    libc::dup2(fd, p.fd);
+                    libc::close(fd);
+                }
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+fn run_main() -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let g = match cli::parse(&args, GLOBAL, Some(1)) {
         Ok(g) => g,

@@ -118,6 +118,37 @@ fn delete_force_and_created_kill() {
     assert!(!rt.root.join(&id).exists());
 }
 
+/// Started with stderr closed, the runtime must not let the next file it opens
+/// become its stderr: the log file would then get every error twice (the log line,
+/// and the copy written to stderr for conmon, compat.md §6.5). The entry point
+/// puts /dev/null there first, as std's runtime set-up would.
+#[test]
+fn a_closed_stderr_is_never_a_file_the_runtime_opens() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::oxcart();
+    let log = tmp().join(unique("closed-stderr.log"));
+    let mut c = rt.cmd();
+    c.arg("--log")
+        .arg(&log)
+        .args(["state", "no-such-container"]);
+    // SAFETY: close(2) in the forked child before exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let st = c.stdin(std::process::Stdio::null()).status().unwrap();
+    assert!(!st.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("does not exist").count(),
+        1,
+        "the error reached the log other than once: {text}"
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
 #[test]
 fn list_formats() {
     let rt = Runtime::oxcart();
