@@ -11,9 +11,11 @@
 //!   `/proc/<pid>/exe` and writes through it once it exits (the original attack);
 //! - a container process with CAP_SYS_PTRACE, for which non-dumpable is no bar.
 //!
-//! So before making any container process, `create`, `run` and `exec` make sure
-//! the binary they run from cannot be written through. It already is when it
-//! lies on a read-only mount (write access through any path to it is EROFS, and
+//! So every process that enters the container must run from a binary that
+//! cannot be written through before the container can reach it: `exec` sees to
+//! it for its own process before the fork, `create` and `run` leave it to init
+//! where init can ([`prepare_for_init`], [`become_in_init`]). The binary already
+//! cannot be written through when it lies on a read-only mount (write access through any path to it is EROFS, and
 //! a container cannot remount a mount of another mount namespace) or is a
 //! sealed memfd. Otherwise the runtime re-executes itself through a read-only
 //! view of its binary: a detached bind mount of just the file, made read-only
