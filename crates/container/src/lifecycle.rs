@@ -731,12 +731,13 @@ fn init(
         crate::console::setup(sock, process.console_size, true, process.user.uid)?;
     }
     process::apply_sysctl(&a.prepared.sysctl)?;
-    if let Some(l) = linux {
+    if let Some(l) = linux.filter(|l| !(l.masked_paths.is_empty() && l.readonly_paths.is_empty())) {
+        let root = rootfs::open_root()?;
         for p in &l.masked_paths {
-            rootfs::mask_path(p, a.mount_label.as_deref())?;
+            rootfs::mask_path(root.as_fd(), p, a.mount_label.as_deref())?;
         }
         for p in &l.readonly_paths {
-            rootfs::readonly_path(p)?;
+            rootfs::readonly_path(root.as_fd(), p)?;
         }
     }
     if spec.root.as_ref().is_some_and(|r| r.readonly) {

@@ -911,19 +911,22 @@ pub fn set_root_propagation(p: Option<&str>) -> Result<()> {
 /// leave it): /dev/null over files, an empty read-only tmpfs over directories.
 ///
 /// The tmpfs carries the mount label, as runc's `maskPath` formats it.
-pub fn mask_path(p: &str, mount_label: Option<&str>) -> Result<()> {
-    let root =
-        sys::open(&cstring("/")?, libc::O_PATH | libc::O_DIRECTORY, 0).ctx(|| "open /".into())?;
+pub fn mask_path(root: BorrowedFd<'_>, p: &str, mount_label: Option<&str>) -> Result<()> {
     let rel = cstring(p.trim_start_matches('/'))?;
-    let fd = match sys::openat2(root.as_fd(), &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT) {
+    let fd = match sys::openat2(root, &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("linux.maskedPaths {p}"), e)),
     };
-    let meta = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| Error::sys(format!("stat masked path {p}"), e))?;
+    // fstat(2) works on an O_PATH fd (since Linux 3.6).
+    // SAFETY: fstat fills the zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on our own fd.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(Error::last(format!("stat masked path {p}")));
+    }
     let t = fd_path(fd.as_fd());
-    if meta.is_dir() {
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         let data = mount_label
             .map(|l| cstring(crate::selinux::format_mount_label("", l)))
             .transpose()?;
@@ -942,11 +945,9 @@ pub fn mask_path(p: &str, mount_label: Option<&str>) -> Result<()> {
 }
 
 /// Make a path read-only (bind it onto itself, remount ro keeping its other flags).
-pub fn readonly_path(p: &str) -> Result<()> {
-    let root =
-        sys::open(&cstring("/")?, libc::O_PATH | libc::O_DIRECTORY, 0).ctx(|| "open /".into())?;
+pub fn readonly_path(root: BorrowedFd<'_>, p: &str) -> Result<()> {
     let rel = cstring(p.trim_start_matches('/'))?;
-    let fd = match sys::openat2(root.as_fd(), &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT) {
+    let fd = match sys::openat2(root, &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("linux.readonlyPaths {p}"), e)),
@@ -954,7 +955,7 @@ pub fn readonly_path(p: &str) -> Result<()> {
     let t = fd_path(fd.as_fd());
     sys::mount(Some(&t), &t, None, libc::MS_BIND | libc::MS_REC, None)
         .ctx(|| format!("bind {p} read-only"))?;
-    let fd2 = sys::openat2(root.as_fd(), &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT)
+    let fd2 = sys::openat2(root, &rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT)
         .ctx(|| format!("reopen {p}"))?;
     let keep = locked_flags(fd2.as_fd());
     let t2 = fd_path(fd2.as_fd());
@@ -968,10 +969,15 @@ pub fn readonly_path(p: &str) -> Result<()> {
     .ctx(|| format!("remount {p} read-only"))
 }
 
+/// The container's `/` (after pivot_root), for [`mask_path`] and [`readonly_path`]
+/// to resolve their paths in.
+pub fn open_root() -> Result<OwnedFd> {
+    sys::open(&cstring("/")?, libc::O_PATH | libc::O_DIRECTORY, 0).ctx(|| "open /".into())
+}
+
 /// `root.readonly`: remount / read-only.
 pub fn readonly_root() -> Result<()> {
-    let root =
-        sys::open(&cstring("/")?, libc::O_PATH | libc::O_DIRECTORY, 0).ctx(|| "open /".into())?;
+    let root = open_root()?;
     let keep = locked_flags(root.as_fd());
     sys::mount(
         None,
