@@ -63,6 +63,11 @@ struct InitArgs<'a> {
     cgroup_dirs: Vec<crate::cg::MountDir>,
     /// init joins its v1 cgroups itself through these (oxcart_cgroups::join).
     cgroup_join: oxcart_cgroups::JoinFiles,
+    /// The parent makes the v1 cgroups after the clone and sends them
+    /// (`Msg::TasksFds`, `Msg::CgroupsMade`).
+    cgroups_after_clone: bool,
+    /// The parent makes init's network namespace after the clone (`Msg::NetNs`).
+    netns_from_parent: bool,
     /// Connected `--console-socket` for `process.terminal`.
     console: Option<OwnedFd>,
     /// False when the parent denied setgroups to write the gid map unprivileged.
@@ -265,6 +270,11 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     // are made; with a user namespace init joins before switching ids: both make
     // everything first.
     let defer_v1 = in_init;
+    // Likewise the new network namespace: made by the parent after the clone
+    // (namespaces::new_net_ns), while init switches to the read-only view and
+    // mounts, instead of by the clone. Not with any user namespace: init's setns
+    // needs CAP_SYS_ADMIN in the host's, which a user namespace takes away.
+    let netns_from_parent = in_init && !plan.userns && plan.clone_flags & libc::CLONE_NEWNET != 0;
     let cg = if defer_v1 {
         cg.create_unified()?;
         cg
@@ -315,6 +325,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         } else {
             cg.join_files()?
         },
+        cgroups_after_clone: defer_v1,
+        netns_from_parent,
         console,
         setgroups_ok,
         idmapped,
@@ -324,8 +336,13 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     let (parent_ch, child_ch) = sync::pair()?;
     plan.parent_prepare(spec.linux.as_ref())?;
     // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
+    let clone_flags = if netns_from_parent {
+        plan.clone_flags & !libc::CLONE_NEWNET
+    } else {
+        plan.clone_flags
+    };
     let (pid, move_unified) =
-        unsafe { crate::cg::clone_joining(plan.clone_flags as u64, &args.cgroup_join) }?;
+        unsafe { crate::cg::clone_joining(clone_flags as u64, &args.cgroup_join) }?;
     if pid == 0 {
         // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
         unsafe { libc::close(sd.lock_fd()) };
@@ -375,24 +392,25 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .ctx(|| format!("process.oomScoreAdj: write {adj}"))?;
     }
+    // What init waits for, in the order it needs them (init's FromParent); a
+    // failed send means init failed, whose own error wait_ready reports.
+    if netns_from_parent {
+        let ns = namespaces::new_net_ns()?;
+        let _ = parent_ch.send_with_fd(&Msg::NetNs, Some(ns.as_raw_fd()));
+    }
     if defer_v1 {
         cg.create_v1()?;
-        apply_resources(g, &spec, &cg)?;
         let files = cg.join_files_v1()?.into_v1();
         for chunk in files.chunks(sync::MAX_FDS) {
             let paths = chunk.iter().map(|(p, _)| p.display().to_string());
             let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-            // As for Joined below: a failed init's own error comes from wait_ready.
-            if parent_ch
-                .send_with_fds(&Msg::TasksFds(paths.collect()), &fds)
-                .is_err()
-            {
-                break;
-            }
+            let _ = parent_ch.send_with_fds(&Msg::TasksFds(paths.collect()), &fds);
         }
+        // init can mount its cgroups and join them now; it waits for Joined,
+        // after the limits, before anything of the container runs.
+        let _ = parent_ch.send(&Msg::CgroupsMade);
+        apply_resources(g, &spec, &cg)?;
     }
-    // init may already have failed (and closed its end): then wait_ready reports
-    // init's own error, which says more than EPIPE here would.
     let _ = parent_ch.send(&Msg::Joined);
     wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
 
@@ -587,6 +605,51 @@ pub(crate) fn compile_seccomp(
     Ok(f)
 }
 
+/// What init waits for from the parent after "go", sent in this order: the
+/// network namespace the parent made (`Msg::NetNs`), the v1 cgroups it made
+/// (`Msg::TasksFds`, then `Msg::CgroupsMade`), and `Msg::Joined` once the limits
+/// are set. [`FromParent::wait`] reads until what init needs has come, acting on
+/// each message as it comes: the namespace is entered, the cgroups joined.
+struct FromParent<'a> {
+    ch: &'a Channel,
+    in_netns: std::cell::Cell<bool>,
+    made: std::cell::Cell<bool>,
+    joined: std::cell::Cell<bool>,
+    v1: std::cell::RefCell<Vec<(PathBuf, OwnedFd)>>,
+}
+
+impl FromParent<'_> {
+    fn wait(&self, done: impl Fn(&Self) -> bool) -> Result<()> {
+        while !done(self) {
+            match self.ch.recv_fds()? {
+                Some((Msg::NetNs, fds)) if fds.len() == 1 => {
+                    sys::setns(fds[0].as_fd(), libc::CLONE_NEWNET)
+                        .ctx(|| "join the container's network namespace".into())?;
+                    self.in_netns.set(true);
+                }
+                Some((Msg::TasksFds(paths), fds)) if paths.len() == fds.len() => {
+                    let mut v1 = self.v1.borrow_mut();
+                    v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
+                }
+                Some((Msg::CgroupsMade, _)) => {
+                    let v1 = std::mem::take(&mut *self.v1.borrow_mut());
+                    oxcart_cgroups::JoinFiles::from_v1(v1)
+                        .join_self_v1()
+                        .map_err(crate::cg::cg_err)?;
+                    self.made.set(true);
+                }
+                Some((Msg::Joined, _)) => self.joined.set(true),
+                other => {
+                    return Err(Error::Other(format!(
+                        "init: unexpected message from the parent: {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The container's init, between clone and execve. Returns only on error.
 fn init(
     a: &InitArgs<'_>,
@@ -637,33 +700,16 @@ fn init(
     // the task's owner). After "go", so a failure reaches the parent as our own
     // error rather than as a broken channel.
     a.cgroup_join.join_self_v1().map_err(crate::cg::cg_err)?;
-    // Until the parent says our cgroups are ready (Msg::Joined); the v1 ones it
-    // made after the clone come first, as open `tasks` files, and we join them.
-    let joined = std::cell::Cell::new(false);
-    let wait_joined = || -> Result<()> {
-        if joined.get() {
-            return Ok(());
-        }
-        let mut v1 = Vec::new();
-        loop {
-            match ch.recv_fds()? {
-                Some((Msg::TasksFds(paths), fds)) if paths.len() == fds.len() => {
-                    v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
-                }
-                Some((Msg::Joined, _)) => break,
-                other => {
-                    return Err(Error::Other(format!(
-                        "init: expected joined, got {other:?}"
-                    )))
-                }
-            }
-        }
-        oxcart_cgroups::JoinFiles::from_v1(v1)
-            .join_self_v1()
-            .map_err(crate::cg::cg_err)?;
-        joined.set(true);
-        Ok(())
+    let parent = FromParent {
+        ch,
+        in_netns: std::cell::Cell::new(!a.netns_from_parent),
+        made: std::cell::Cell::new(!a.cgroups_after_clone),
+        joined: std::cell::Cell::new(false),
+        v1: std::cell::RefCell::new(Vec::new()),
     };
+    let wait_joined = || parent.wait(|p| p.joined.get());
+    let wait_made = || parent.wait(|p| p.made.get());
+    let wait_netns = || parent.wait(|p| p.in_netns.get());
     if a.plan.new_userns() {
         // Become the namespace's root now that a mapping exists (user_namespaces(7)).
         // SAFETY: plain syscalls.
@@ -676,7 +722,7 @@ fn init(
     a.plan.child_join()?;
     if a.plan.new_cgroupns {
         // The namespace is rooted at the cgroup we are in when we unshare.
-        wait_joined()?;
+        wait_made()?;
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
     }
     // SAFETY: plain syscall; a new session detaches us from the caller's terminal.
@@ -693,11 +739,15 @@ fn init(
         cgroup_dirs: a.cgroup_dirs.clone(),
         idmapped: &a.idmapped,
         mount_label: a.mount_label.as_deref(),
-        before_cgroup_mount: &wait_joined,
+        before_cgroup_mount: &wait_made,
+        before_sysfs_mount: &wait_netns,
     };
     rootfs::prepare_root(&rctx)?;
     rootfs::mount_all(&rctx)?;
     rootfs::setup_dev(&rctx)?;
+    // From here on (hooks, sysctls, `lo`, the program) everything is in the
+    // container's network namespace.
+    wait_netns()?;
     // runtime-spec config.md "POSIX-platform Hooks": prestart and createRuntime run
     // in the runtime now that the namespaces exist, createContainer here in the
     // container's namespaces; all before pivot_root (runc prepareRootfs).

@@ -338,6 +338,10 @@ pub struct RootfsCtx<'a> {
     /// or `cgroup2`, or a bind from /sys/fs/cgroup): they may still be being made
     /// by the parent (`Msg::Joined`).
     pub before_cgroup_mount: &'a dyn Fn() -> Result<()>,
+    /// Called before a `type: sysfs` mount, which shows the network devices of
+    /// the mounting process's network namespace: init may not be in the
+    /// container's yet (`Msg::NetNs`).
+    pub before_sysfs_mount: &'a dyn Fn() -> Result<()>,
 }
 
 /// Before any mount: make our copy of the host's mounts non-propagating so nothing
@@ -380,6 +384,9 @@ pub fn mount_all(ctx: &RootfsCtx<'_>) -> Result<()> {
                 .is_some_and(|s| s.starts_with("/sys/fs/cgroup"))
         {
             (ctx.before_cgroup_mount)()?;
+        }
+        if typ == "sysfs" {
+            (ctx.before_sysfs_mount)()?;
         }
         mount_one(ctx, root.as_fd(), m).map_err(|e| match e {
             Error::Config { .. } => e,

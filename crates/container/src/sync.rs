@@ -9,15 +9,16 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub enum Msg {
     /// parent → init: id maps written; go on.
     Go,
-    /// parent → init: init's cgroups are ready and it is in them once it has
-    /// joined the v1 ones it was sent (`TasksFd`). init joins its v1 cgroups itself
-    /// and is cloned into its cgroup2 one (oxcart_cgroups::join); only where the
-    /// kernel refused CLONE_INTO_CGROUP does the parent move it, which waits for an
-    /// RCU grace period (~10 ms here). A rootful create without a user namespace
-    /// makes the v1 cgroups and sets the limits only after the clone, and sends
-    /// their `tasks` files. init sets up its mounts meanwhile and waits for this
-    /// before anything that needs or must run in the container's cgroups (cgroup
-    /// mounts, cgroup namespace, hooks, seccomp listener, ready).
+    /// parent → init: init's cgroups are ready, limits set, and it is in them
+    /// once it has joined the v1 ones it was sent (`TasksFds`). init joins its v1
+    /// cgroups itself and is cloned into its cgroup2 one (oxcart_cgroups::join);
+    /// only where the kernel refused CLONE_INTO_CGROUP does the parent move it,
+    /// which waits for an RCU grace period (~10 ms here). A rootful create without
+    /// a user namespace makes the v1 cgroups after the clone, sends their `tasks`
+    /// files and `CgroupsMade` (init needs only that for its cgroup mounts and
+    /// cgroup namespace), and then sets the limits. init waits for this before
+    /// anything of the container runs in its cgroups (hooks, seccomp listener,
+    /// ready).
     Joined,
     /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,
@@ -33,6 +34,13 @@ pub enum Msg {
     Continue,
     /// init → parent: the seccomp notify listener fd follows (SCM_RIGHTS).
     SeccompFd,
+    /// parent → init, first after `Go` where the parent makes init's network
+    /// namespace (rootful, no user namespace): that namespace, as an fd
+    /// (SCM_RIGHTS), for init to enter with setns(2).
+    NetNs,
+    /// parent → init, after `TasksFds`: the v1 cgroups made after the clone
+    /// exist and init has all their `tasks` files (see `Joined`).
+    CgroupsMade,
     /// parent → init, before `Joined`: the v1 `tasks` files at these paths, open
     /// for writing, one SCM_RIGHTS fd each in the same order, made after the
     /// clone (see `Joined`). One message for all, not one per hierarchy.
@@ -55,6 +63,8 @@ impl Msg {
                 v.extend_from_slice(m.as_bytes());
                 v
             }
+            Msg::NetNs => b"N".to_vec(),
+            Msg::CgroupsMade => b"M".to_vec(),
             Msg::Hooks => b"H".to_vec(),
             Msg::Continue => b"C".to_vec(),
             Msg::SeccompFd => b"S".to_vec(),
@@ -73,6 +83,8 @@ impl Msg {
             b'R' => Msg::Ready,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'X' => Msg::SealFailed(String::from_utf8_lossy(&b[1..]).into_owned()),
+            b'N' => Msg::NetNs,
+            b'M' => Msg::CgroupsMade,
             b'H' => Msg::Hooks,
             b'C' => Msg::Continue,
             b'S' => Msg::SeccompFd,

@@ -249,6 +249,50 @@ fn namespaces_differ_from_host() {
     }
 }
 
+/// The container's network namespace is made by the parent after the clone and
+/// entered by init (oxcart_container::namespaces::new_net_ns); everything that
+/// depends on it must see the container's, not the host's: the sysfs mount (its
+/// view of network devices is fixed when it is mounted), /proc/net, a net.*
+/// sysctl, which must not touch the host's value, and `lo`, which is up.
+#[test]
+fn everything_network_is_the_containers_namespace() {
+    let key = "/proc/sys/net/ipv4/tcp_keepalive_time";
+    let host_before = std::fs::read_to_string(key).unwrap();
+    assert_ne!(
+        host_before.trim(),
+        "1234",
+        "pick another value for this host"
+    );
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "ls /sys/class/net; echo ---; tail -n +3 /proc/net/dev | cut -d: -f1; echo ---; \
+         cat /sys/class/net/lo/flags /proc/sys/net/ipv4/tcp_keepalive_time",
+    ]);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.tcp_keepalive_time": "1234"});
+    b.write();
+    let (c, out, err) = Runtime::oxcart().run_bundle(&b);
+    assert_eq!(c, 0, "{err}");
+    let parts: Vec<Vec<&str>> = out
+        .split("---")
+        .map(|p| p.split_whitespace().collect())
+        .collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert_eq!(parts[0], ["lo"], "sysfs shows the host's devices: {out}");
+    assert_eq!(
+        parts[1],
+        ["lo"],
+        "/proc/net shows the host's devices: {out}"
+    );
+    // IFF_UP | IFF_LOOPBACK (| IFF_RUNNING is not in `flags`), then the sysctl.
+    assert_eq!(parts[2], ["0x9", "1234"], "{out}");
+    assert_eq!(
+        std::fs::read_to_string(key).unwrap(),
+        host_before,
+        "the host's sysctl changed"
+    );
+}
+
 #[test]
 fn process_settings() {
     let mut b = Bundle::new(&["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; pwd; echo $FOO"]);
