@@ -335,12 +335,12 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
 
     let (parent_ch, child_ch) = sync::pair()?;
     plan.parent_prepare(spec.linux.as_ref())?;
-    // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
     let clone_flags = if netns_from_parent {
         plan.clone_flags & !libc::CLONE_NEWNET
     } else {
         plan.clone_flags
     };
+    // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
     let (pid, move_unified) =
         unsafe { crate::cg::clone_joining(clone_flags as u64, &args.cgroup_join) }?;
     if pid == 0 {
