@@ -656,16 +656,6 @@ fn init(
     seal_view: Option<OwnedFd>,
     ch: &Channel,
 ) -> Result<std::convert::Infallible> {
-    // First of all, while nothing of the container exists (see
-    // crate::selfexe::prepare_for_init); the view is closed after "ready".
-    let seal_view = match seal_view {
-        // SAFETY: a clone3 child has one thread, and nothing else runs here.
-        Some(view) => Some(
-            unsafe { crate::selfexe::become_in_init(view) }
-                .map_err(|e| Error::InitSeal(e.to_string()))?,
-        ),
-        None => None,
-    };
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
     // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
     // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
@@ -683,6 +673,17 @@ fn init(
     if !a.plan.new_userns() {
         set_non_dumpable()?;
     }
+    // Then, while nothing of the container exists, the switch to the read-only
+    // view (crate::selfexe::prepare_for_init: only without a new user namespace,
+    // so init is already non-dumpable); the view is closed after "ready".
+    let seal_view = match seal_view {
+        // SAFETY: a clone3 child has one thread, and nothing else runs here.
+        Some(view) => Some(
+            unsafe { crate::selfexe::become_in_init(view) }
+                .map_err(|e| Error::InitSeal(e.to_string()))?,
+        ),
+        None => None,
+    };
     let spec = a.spec;
     let process = spec
         .process
