@@ -406,8 +406,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
             let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
             let _ = parent_ch.send_with_fds(&Msg::TasksFds(paths.collect()), &fds);
         }
-        // init can mount its cgroups and join them now; it waits for Joined,
-        // after the limits, before anything of the container runs.
+        // init can mount its cgroups now; it joins them at Joined, after the
+        // limits (as a runc init runs its rootfs set-up before the limits are set).
         let _ = parent_ch.send(&Msg::CgroupsMade);
         apply_resources(g, &spec, &cg)?;
     }
@@ -607,9 +607,10 @@ pub(crate) fn compile_seccomp(
 
 /// What init waits for from the parent after "go", sent in this order: the
 /// network namespace the parent made (`Msg::NetNs`), the v1 cgroups it made
-/// (`Msg::TasksFds`, then `Msg::CgroupsMade`), and `Msg::Joined` once the limits
-/// are set. [`FromParent::wait`] reads until what init needs has come, acting on
-/// each message as it comes: the namespace is entered, the cgroups joined.
+/// (`Msg::TasksFds`, then `Msg::CgroupsMade`: enough for the cgroup mounts), and
+/// `Msg::Joined` once the limits are set. [`FromParent::wait`] reads until what
+/// init needs has come, acting on each message as it comes: the namespace is
+/// entered at once, the v1 cgroups are joined at `Joined`.
 struct FromParent<'a> {
     ch: &'a Channel,
     in_netns: std::cell::Cell<bool>,
@@ -631,14 +632,17 @@ impl FromParent<'_> {
                     let mut v1 = self.v1.borrow_mut();
                     v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
                 }
-                Some((Msg::CgroupsMade, _)) => {
+                Some((Msg::CgroupsMade, _)) => self.made.set(true),
+                Some((Msg::Joined, _)) => {
+                    // Only now, with every limit set: a device rule list is
+                    // rewritten deny-all first, and a memory limit below what
+                    // init had used in the cgroup would fail.
                     let v1 = std::mem::take(&mut *self.v1.borrow_mut());
                     oxcart_cgroups::JoinFiles::from_v1(v1)
                         .join_self_v1()
                         .map_err(crate::cg::cg_err)?;
-                    self.made.set(true);
+                    self.joined.set(true);
                 }
-                Some((Msg::Joined, _)) => self.joined.set(true),
                 other => {
                     return Err(Error::Other(format!(
                         "init: unexpected message from the parent: {other:?}"
@@ -723,7 +727,7 @@ fn init(
     a.plan.child_join()?;
     if a.plan.new_cgroupns {
         // The namespace is rooted at the cgroup we are in when we unshare.
-        wait_made()?;
+        wait_joined()?;
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
     }
     // SAFETY: plain syscall; a new session detaches us from the caller's terminal.

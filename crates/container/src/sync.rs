@@ -15,8 +15,8 @@ pub enum Msg {
     /// only where the kernel refused CLONE_INTO_CGROUP does the parent move it,
     /// which waits for an RCU grace period (~10 ms here). A rootful create without
     /// a user namespace makes the v1 cgroups after the clone, sends their `tasks`
-    /// files and `CgroupsMade` (init needs only that for its cgroup mounts and
-    /// cgroup namespace), and then sets the limits. init waits for this before
+    /// files and `CgroupsMade` (init needs only that for its cgroup mounts), and
+    /// then sets the limits. init waits for this before
     /// anything of the container runs in its cgroups (hooks, seccomp listener,
     /// ready).
     Joined,
@@ -39,7 +39,8 @@ pub enum Msg {
     /// (SCM_RIGHTS), for init to enter with setns(2).
     NetNs,
     /// parent → init, after `TasksFds`: the v1 cgroups made after the clone
-    /// exist and init has all their `tasks` files (see `Joined`).
+    /// exist and init has all their `tasks` files, which it writes at `Joined`,
+    /// after the limits; enough for its cgroup mounts.
     CgroupsMade,
     /// parent → init, before `Joined`: the v1 `tasks` files at these paths, open
     /// for writing, one SCM_RIGHTS fd each in the same order, made after the
