@@ -202,8 +202,7 @@ fn unusable_profile_fails_create_naming_the_field_and_leaves_nothing() {
     let rt = Runtime::oxcart();
     let on = apparmor();
     let mut b = bundle(&["true"], Some(NOT_LOADED));
-    let cg = format!("/{}", unique("oxcart-test-aa"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-aa");
     b.write();
     let id = unique("aabad");
     let mut c = rt.cmd();

@@ -41,8 +41,7 @@ struct Running {
 fn start(args: &[&str], edit: impl FnOnce(&mut Value)) -> Running {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(args);
-    let cg = format!("/{}", unique("oxcart-test-ops"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-ops");
     edit(&mut b.config);
     b.write();
     let id = unique("ops");
@@ -306,8 +305,7 @@ fn ops_on_missing_or_stopped_containers() {
 fn unhonourable_resource_fails_create_naming_the_field() {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(&["true"]);
-    let cg = format!("/{}", unique("oxcart-test-cpuset"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-cpuset");
     b.config["linux"]["resources"]["cpu"] = json!({"cpus": "0-4095"});
     b.write();
     let id = unique("bad-res");

@@ -408,8 +408,7 @@ fn bind_mounts_with_options() {
 fn cgroups_created_and_removed() {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(&["sleep", "1000"]);
-    let cg = format!("/{}", unique("oxcart-test-cg"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-cg");
     b.write();
     let id = unique("cg");
     let (ok, err) = rt.detached(&["create"], &b, &id);
@@ -704,8 +703,7 @@ fn bad_seccomp_profile_names_the_entry() {
 fn failed_create_leaves_no_cgroup_or_process() {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(&["/no/such/program"]);
-    let cg = format!("/{}", unique("oxcart-test-fail"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-fail");
     b.write();
     let id = unique("fail");
     let mut c = rt.cmd();
@@ -1247,8 +1245,7 @@ fn deny_set_mm_map(c: &mut std::process::Command) {
 fn an_init_that_cannot_switch_to_the_read_only_view_never_runs_the_container() {
     let rt = Runtime::oxcart();
     let mut b = Bundle::new(&["sleep", "1000"]);
-    let cg = format!("/{}", unique("oxcart-test-seal"));
-    b.config["linux"]["cgroupsPath"] = json!(cg);
+    let cg = b.own_cgroup("oxcart-test-seal");
     b.write();
     let id = unique("seal");
     let mut c = rt.cmd();

@@ -665,8 +665,7 @@ fn seccomp_invalid_profiles_fail_create_and_leave_nothing() {
     let rt = Runtime::oxcart();
     for (profile, field, value) in cases {
         let mut b = Bundle::new(&["true"]);
-        let cg = format!("/{}", unique("oxcart-test-seccomp"));
-        b.config["linux"]["cgroupsPath"] = json!(cg);
+        let cg = b.own_cgroup("oxcart-test-seccomp");
         b.config["linux"]["seccomp"] = profile;
         b.write();
         let id = unique("bad-seccomp");

@@ -103,6 +103,13 @@ impl Bundle {
         b.write();
         b
     }
+    /// Give the container a cgroupsPath of its own, `/<prefix>-<unique>`, and return
+    /// it (for checks that it is made and removed); the caller writes the config.
+    pub fn own_cgroup(&mut self, prefix: &str) -> String {
+        let cg = format!("/{}", unique(prefix));
+        self.config["linux"]["cgroupsPath"] = Value::String(cg.clone());
+        cg
+    }
     pub fn write(&self) {
         std::fs::write(
             self.dir.join("config.json"),
