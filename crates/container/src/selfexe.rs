@@ -175,8 +175,7 @@ pub unsafe fn become_in_init(view: OwnedFd) -> Result<OwnedFd> {
         "CVE-2019-5736 protection: switch init to a read-only view of oxcart-runtime";
     // SAFETY: the caller's contract.
     unsafe { become_view(&view) }.map_err(|e| Error::sys(WHAT, e))?;
-    let now = open_self()?;
-    if classify(&now)? != Exe::ReadOnlyMount || !same_file(&view, &now) {
+    if !runs_read_only_from(&view)? {
         return Err(Error::Other(format!(
             "{WHAT}: /proc/self/exe is not the read-only view afterwards"
         )));
@@ -213,8 +212,7 @@ fn seal_here(exe: OwnedFd) -> Result<()> {
                 // once it is closed the view's mount is dissolved and its flags
                 // are fixed for good (see read_only_view).
                 drop(view);
-                let now = open_self()?;
-                if classify(&now)? == Exe::ReadOnlyMount && same_file(&exe, &now) {
+                if runs_read_only_from(&exe)? {
                     return Ok(());
                 }
                 // Not what we asked for: the re-exec below still protects us.
@@ -227,6 +225,13 @@ fn seal_here(exe: OwnedFd) -> Result<()> {
     };
     drop(exe);
     match exec_copy(copy)? {}
+}
+
+/// After a switch: does this process now run from `file` (the same inode), on a
+/// read-only mount?
+fn runs_read_only_from(file: &OwnedFd) -> Result<bool> {
+    let now = open_self()?;
+    Ok(classify(&now)? == Exe::ReadOnlyMount && same_file(file, &now))
 }
 
 /// execveat(2) `copy` with this process's argv and environment; returns only on
