@@ -425,7 +425,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         created: crate::time::now_rfc3339(true),
         owner: state::owner_name(uid),
         annotations: spec.annotations.clone(),
-        config: state::SavedConfig::new(spec.clone()),
+        config: state::SavedConfig::new(spec),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
@@ -521,7 +521,13 @@ fn wait_ready(ch: &Channel, pid: libc::pid_t, id: &str, bundle: &Path, spec: &Sp
             Some((Msg::Ready, _)) => return Ok(()),
             Some((Msg::Hooks, _)) => {
                 if let Some(h) = spec.hooks.as_ref() {
-                    let st = hook_state(spec, id, bundle, Status::Creating, pid);
+                    let st = hook_state(
+                        (&spec.oci_version, &spec.annotations),
+                        id,
+                        bundle,
+                        Status::Creating,
+                        pid,
+                    );
                     hooks::run("prestart", &h.prestart, &st)?;
                     hooks::run("createRuntime", &h.create_runtime, &st)?;
                 }
@@ -770,7 +776,13 @@ fn init(
         hooks::run(
             "createContainer",
             &h.create_container,
-            &hook_state(spec, a.id, &a.bundle, Status::Creating, sys::getpid()),
+            &hook_state(
+                (&spec.oci_version, &spec.annotations),
+                a.id,
+                &a.bundle,
+                Status::Creating,
+                sys::getpid(),
+            ),
         )?;
     }
     if a.no_pivot {
@@ -891,7 +903,13 @@ fn init(
             Some(h) => hooks::run(
                 "startContainer",
                 &h.start_container,
-                &hook_state(spec, a.id, &a.bundle, Status::Created, sys::getpid()),
+                &hook_state(
+                    (&spec.oci_version, &spec.annotations),
+                    a.id,
+                    &a.bundle,
+                    Status::Created,
+                    sys::getpid(),
+                ),
             ),
             None => Ok(()),
         }
@@ -952,21 +970,22 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The state hooks read on stdin (runtime.md "State").
+/// The state hooks read on stdin (runtime.md "State"): the config's `ociVersion`
+/// and annotations, and the container's id, bundle, status and pid.
 fn hook_state(
-    spec: &Spec,
+    (oci_version, annotations): (&str, &std::collections::BTreeMap<String, String>),
     id: &str,
     bundle: &Path,
     status: Status,
     pid: libc::pid_t,
 ) -> hooks::HookState {
     hooks::HookState {
-        oci_version: spec.oci_version.clone(),
+        oci_version: oci_version.to_string(),
         id: id.to_string(),
         status,
         pid,
         bundle: bundle.display().to_string(),
-        annotations: spec.annotations.clone(),
+        annotations: annotations.clone(),
     }
 }
 
@@ -990,14 +1009,13 @@ fn saved_hooks(
         Err(e) => return hooks::warn(format!("{kind} hooks: {e}")),
     };
     if let Some(h) = hc.hooks.as_ref().filter(|h| !pick(h).is_empty()) {
-        let st = hooks::HookState {
-            oci_version: hc.oci_version.clone(),
-            id: saved.id.clone(),
+        let st = hook_state(
+            (&hc.oci_version, &saved.annotations),
+            &saved.id,
+            Path::new(&saved.bundle),
             status,
-            pid: saved.pid,
-            bundle: saved.bundle.clone(),
-            annotations: saved.annotations.clone(),
-        };
+            saved.pid,
+        );
         hooks::run_warn(kind, pick(h), &st);
     }
 }

@@ -1,7 +1,7 @@
 //! `oxcart-runtime`: an OCI runtime with runc's command line (compat.md §6).
 //!
 //! `no_main`: the C `main` below is the entry, so std's runtime set-up does not
-//! run. Of what it does, the two things that matter are done in [`main`] itself;
+//! run. Of what it does, the two things that matter are done in `std_setup`;
 //! skipped are its stack-overflow handler (a handler, an alternate signal stack
 //! and a guard page, after reading /proc/self/maps for the stack's bounds: a
 //! dozen syscalls per start of a process that runs for a few milliseconds, three
