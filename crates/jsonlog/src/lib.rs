@@ -1,0 +1,1 @@
+//! docker json-file logs: writer and reader (docs/engine.md).
