@@ -3,6 +3,8 @@
 //! by a helper thread (`in_private_ns`), so a failing test leaks no mount: the
 //! namespace dies with the thread. Needs root, busybox-static and podman.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use oxcart_engine::changes::{changes, Change};
 use oxcart_engine::snapshot::{Snapshot, SnapshotError};
 use oxcart_image::db::ImageRecord;
