@@ -58,6 +58,7 @@ pub enum Error {
     Sink(#[source] std::io::Error),
 }
 
+#[cfg(feature = "reader")]
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
