@@ -3,4 +3,5 @@
 //! per-container monitor's protocol — with typed errors and no printing.
 //! docs/engine.md has the layout and the life of a container.
 
+pub mod spec;
 pub mod types;
