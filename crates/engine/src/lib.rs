@@ -5,4 +5,5 @@
 
 pub mod changes;
 pub mod snapshot;
+pub mod spec;
 pub mod types;
