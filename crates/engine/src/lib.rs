@@ -3,4 +3,6 @@
 //! per-container monitor's protocol — with typed errors and no printing.
 //! docs/engine.md has the layout and the life of a container.
 
+pub mod attach;
+pub mod monitor;
 pub mod types;
