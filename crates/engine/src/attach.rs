@@ -141,6 +141,18 @@ impl AttachConn {
         send_blocking(self.fd.as_fd(), &resize_frame(rows, cols)).map_err(AttachError::Io)
     }
 
+    /// Sends bytes to the container's stdin (at most 32 KiB per message; longer
+    /// input is split).
+    pub fn send_stdin(&self, data: &[u8]) -> Result<(), AttachError> {
+        for chunk in data.chunks(STDIN_CHUNK) {
+            let mut frame = Vec::with_capacity(chunk.len() + 1);
+            frame.push(0);
+            frame.extend_from_slice(chunk);
+            send_blocking(self.fd.as_fd(), &frame).map_err(AttachError::Io)?;
+        }
+        Ok(())
+    }
+
     /// Tells the monitor this client's stdin ended (type 1): with `--stdin-once`
     /// the container's stdin closes; output keeps coming.
     pub fn close_stdin(&self) -> Result<(), AttachError> {
