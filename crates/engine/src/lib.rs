@@ -3,7 +3,9 @@
 //! per-container monitor's protocol — with typed errors and no printing.
 //! docs/engine.md has the layout and the life of a container.
 
+pub mod attach;
 pub mod changes;
+pub mod monitor;
 pub mod snapshot;
 pub mod spec;
 pub mod types;

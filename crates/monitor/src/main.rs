@@ -128,13 +128,6 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             ))
         }
     };
-    let log = match open_log(a) {
-        Ok(l) => l,
-        Err(e) => {
-            dir.unlink(ATTACH);
-            return Err(fail(sync, &e));
-        }
-    };
     let mut reaped = Vec::new();
     let created = match create::create(a, &dir, sigfd.as_fd(), &mut reaped) {
         Ok(c) => c,
@@ -144,11 +137,15 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
         }
     };
     let ctr_pid = created.pid;
-    if let Err(e) = write_monitor_json(a, ctr_pid) {
-        dir.unlink(ATTACH);
-        create::delete_container(a);
-        return Err(fail(sync, &e));
-    }
+    // The log is opened only now, so that a failed create leaves no file behind.
+    let log = match open_log(a).and_then(|log| write_monitor_json(a, ctr_pid).map(|()| log)) {
+        Ok(log) => log,
+        Err(e) => {
+            dir.unlink(ATTACH);
+            create::delete_container(a);
+            return Err(fail(sync, &e));
+        }
+    };
     let oom_before = oom_counts(&a.oom_files);
     let report = format!(
         "{{\"pid\":{ctr_pid},\"monitor_pid\":{}}}\n",

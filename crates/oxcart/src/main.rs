@@ -3,6 +3,9 @@
 
 mod progress;
 mod timefmt;
+// The terminal for `run -it` and `attach`; wired in with the engine commands.
+#[allow(dead_code)]
+mod term;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
