@@ -2,6 +2,8 @@
 //! pull, images, inspect, rmi, tag, save, load, import, login, logout.
 
 mod progress;
+#[allow(dead_code)] // wired into `run`/`create` by the lead
+mod runopts;
 mod timefmt;
 // The terminal for `run -it` and `attach`; wired in with the engine commands.
 #[allow(dead_code)]
