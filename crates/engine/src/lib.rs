@@ -4,5 +4,6 @@
 //! docs/engine.md has the layout and the life of a container.
 
 pub mod changes;
+pub mod copy;
 pub mod snapshot;
 pub mod types;

@@ -546,3 +546,266 @@ fn podman_diff(script: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+// ------------------------------------------------------------------ cp / export
+
+use oxcart_engine::copy::{CopyError, Owner, Root};
+
+/// Names, types, modes and owners of a tar stream, in order.
+fn tar_list(data: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(data);
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| format!(" -> {}", l.display()))
+                .unwrap_or_default();
+            format!(
+                "{} {:?} {:o} {}:{}{link}",
+                e.path().unwrap().display(),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// A mounted container over the test image, for cp tests, in the caller's namespace.
+fn with_container<T: Send + 'static>(f: impl FnOnce(&Snapshot, &Path) -> T + Send + 'static) -> T {
+    in_private_ns(move || {
+        let env = Env::new();
+        let mut st = env.store();
+        let img = env.image(&mut st);
+        let snap = env.snapshot("c1");
+        let tm = snap.mount_temporarily(&st.layer_dirs(&img)).unwrap();
+        let r = f(&snap, &tm.root());
+        tm.finish().unwrap();
+        r
+    })
+}
+
+#[test]
+fn cp_out_as_tar() {
+    with_container(|_, root| {
+        let r = Root::open(root, "ctr1").unwrap();
+        let mut out = Vec::new();
+        r.copy_out_tar("/home", false, &mut out).unwrap();
+        assert_eq!(
+            tar_list(&out),
+            [
+                "home/ Directory 755 0:0",
+                "home/user/ Directory 755 0:0",
+                "home/user/own Regular 640 1000:1000",
+            ]
+        );
+        let mut out = Vec::new();
+        r.copy_out_tar("/usr/share/.", false, &mut out).unwrap();
+        assert_eq!(
+            tar_list(&out),
+            ["data Regular 444 0:0", "data-link Link 444 0:0 -> ./data",]
+        );
+        // A symlink is copied as itself unless -L.
+        let mut out = Vec::new();
+        r.copy_out_tar("/bin/sh", false, &mut out).unwrap();
+        assert_eq!(tar_list(&out), ["sh Symlink 777 0:0 -> busybox"]);
+        let mut out = Vec::new();
+        r.copy_out_tar("/bin/sh", true, &mut out).unwrap();
+        assert_eq!(tar_list(&out), ["busybox Regular 755 0:0"]);
+        let e = r.copy_out_tar("/nope", false, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "No such container:path: ctr1:/nope");
+        let e = r
+            .copy_out_tar("/etc/passwd/", false, &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(e, CopyError::Invalid(_)), "{e}");
+    });
+}
+
+#[test]
+fn cp_symlinks_never_reach_the_host() {
+    with_container(|_, root| {
+        let host = tempfile::tempdir().unwrap();
+        let hp = host.path().to_path_buf();
+        std::fs::write(hp.join("secret"), b"host secret").unwrap();
+        let before = dump(&hp);
+        // Absolute and relative symlinks in the container pointing at the host dir.
+        std::os::unix::fs::symlink(&hp, root.join("escape")).unwrap();
+        let up = "../".repeat(20);
+        std::os::unix::fs::symlink(
+            format!("{up}{}", hp.strip_prefix("/").unwrap().display()),
+            root.join("home/rel"),
+        )
+        .unwrap();
+        let r = Root::open(root, "ctr1").unwrap();
+        for p in ["/escape/secret", "/home/rel/secret"] {
+            let e = r.copy_out_tar(p, false, &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, CopyError::NoSuchPath { .. }), "{p}: {e}");
+            let e = r.copy_out_tar(p, true, &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, CopyError::NoSuchPath { .. }), "{p}: {e}");
+        }
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("payload"), b"x").unwrap();
+        let e = r
+            .copy_in_from_host(&src.path().join("payload"), false, "/escape/", Owner::Keep)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::NoSuchPath { .. }), "{e}");
+        // With the directory made inside the container, the write lands there.
+        std::fs::create_dir_all(root.join(hp.strip_prefix("/").unwrap())).unwrap();
+        r.copy_in_from_host(&src.path().join("payload"), false, "/escape/", Owner::Keep)
+            .unwrap();
+        r.copy_in_from_host(
+            &src.path().join("payload"),
+            false,
+            "/home/rel/p2",
+            Owner::Keep,
+        )
+        .unwrap();
+        let inside = root.join(hp.strip_prefix("/").unwrap());
+        assert!(inside.join("payload").exists() && inside.join("p2").exists());
+        // A tar stream that plants a symlink to / and writes through it, and one
+        // that climbs with '..'.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header("link", tar::EntryType::Symlink, 0o777, 0);
+        h.set_link_name(&hp).unwrap();
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        b.append(
+            &header("link/planted", tar::EntryType::Regular, 0o644, 1),
+            &b"p"[..],
+        )
+        .unwrap();
+        r.copy_in_tar(&mut &b.into_inner().unwrap()[..], "/tmp", Owner::Keep)
+            .unwrap();
+        assert!(inside.join("planted").exists());
+        let mut raw = header("x", tar::EntryType::Regular, 0o644, 1);
+        raw.as_gnu_mut().unwrap().name[..8].copy_from_slice(b"../../xx");
+        raw.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&raw, &b"p"[..]).unwrap();
+        let e = r
+            .copy_in_tar(&mut &b.into_inner().unwrap()[..], "/tmp", Owner::Keep)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::Entry { .. }), "{e}");
+        assert_eq!(dump(&hp), before, "the host directory changed");
+    });
+}
+
+#[test]
+fn cp_host_rules_like_docker() {
+    with_container(|_, root| {
+        let r = Root::open(root, "ctr1").unwrap();
+        let h = tempfile::tempdir().unwrap();
+        let hp = h.path();
+        // file → new path; file → existing dir; file → existing file.
+        r.copy_out_to_host("/etc/passwd", false, &hp.join("pw"))
+            .unwrap();
+        assert!(std::fs::read_to_string(hp.join("pw"))
+            .unwrap()
+            .starts_with("root:"));
+        std::fs::create_dir(hp.join("d")).unwrap();
+        r.copy_out_to_host("/etc/motd", false, &hp.join("d"))
+            .unwrap();
+        let md = std::fs::metadata(hp.join("d/motd")).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o600, "mode kept");
+        r.copy_out_to_host("/etc/group", false, &hp.join("pw"))
+            .unwrap();
+        assert!(std::fs::read_to_string(hp.join("pw"))
+            .unwrap()
+            .starts_with("root:x:0:\n"));
+        // dir → new path: a copy named so; dir → existing dir: inside it;
+        // dir/. → existing dir: its content.
+        r.copy_out_to_host("/opt/keep", false, &hp.join("k"))
+            .unwrap();
+        assert!(hp.join("k/sub/c").exists());
+        r.copy_out_to_host("/opt/keep", false, &hp.join("d"))
+            .unwrap();
+        assert!(hp.join("d/keep/a").exists());
+        r.copy_out_to_host("/opt/keep/.", false, &hp.join("d"))
+            .unwrap();
+        assert!(hp.join("d/a").exists() && hp.join("d/sub/c").exists());
+        // Errors: directory onto a file, a missing dir/ destination, a file with a
+        // trailing slash.
+        let e = r
+            .copy_out_to_host("/opt/keep", false, &hp.join("pw"))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot copy a directory to a file"),
+            "{e}"
+        );
+        let e = r
+            .copy_out_to_host("/etc/passwd", false, &hp.join("nodir/"))
+            .unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = r.copy_out_to_host("/etc/passwd/", false, hp).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        // The same rules inward, and owners kept (docker's daemon keeps the archive's).
+        std::fs::create_dir(hp.join("src")).unwrap();
+        std::fs::write(hp.join("src/f"), b"f").unwrap();
+        std::os::unix::fs::chown(hp.join("src/f"), Some(1234), Some(5678)).unwrap();
+        std::fs::set_permissions(
+            hp.join("src/f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4751),
+        )
+        .unwrap();
+        r.copy_in_from_host(&hp.join("src"), false, "/opt", Owner::Keep)
+            .unwrap();
+        let md = std::fs::metadata(root.join("opt/src/f")).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (1234, 5678, 0o4751)
+        );
+        r.copy_in_from_host(&hp.join("src/f"), false, "/newname", Owner::Set(7, 8))
+            .unwrap();
+        let md = std::fs::metadata(root.join("newname")).unwrap();
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (7, 8, 0o4751));
+        r.copy_in_from_host(&hp.join("src/."), false, "/fresh", Owner::Keep)
+            .unwrap();
+        assert!(root.join("fresh/f").is_file());
+        let e = r
+            .copy_in_from_host(&hp.join("src"), false, "/etc/passwd", Owner::Keep)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot copy a directory to a file"),
+            "{e}"
+        );
+        let e = r
+            .copy_in_from_host(&hp.join("src/f"), false, "/nodir/", Owner::Keep)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "No such container:path: ctr1:/nodir/");
+        let e = r
+            .copy_in_tar(&mut &b""[..], "/etc/passwd", Owner::Keep)
+            .unwrap_err();
+        assert!(e.to_string().contains("must be a directory"), "{e}");
+    });
+}
+
+#[test]
+fn export_is_the_merged_rootfs() {
+    with_container(|_, root| {
+        sh_in(root, "rm -r /opt/keep && echo hi > /added");
+        let r = Root::open(root, "ctr1").unwrap();
+        let mut out = Vec::new();
+        r.export(&mut out).unwrap();
+        let names: Vec<String> = tar_list(&out)
+            .into_iter()
+            .map(|l| {
+                l.split(' ')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect();
+        let want: Vec<String> = dump(root).into_keys().collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, want);
+        assert!(names.contains(&"added".to_string()));
+        assert!(!names.iter().any(|n| n.starts_with("opt/keep")));
+    });
+}
