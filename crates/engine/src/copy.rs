@@ -138,7 +138,7 @@ fn open_in_root(dirfd: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<Own
 }
 
 /// Open a directory's descriptor for reading attributes and entries.
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = cstr(path.as_os_str().as_bytes())?;
     // SAFETY: valid C string.
     let fd = cvt(unsafe {
@@ -330,23 +330,50 @@ fn is_dir(st: &libc::stat) -> bool {
 // ------------------------------------------------------------------ archiving
 
 /// Writes entries read through directory descriptors into a tar stream.
-struct Archiver<'w> {
+pub(crate) struct Archiver<'w> {
     tar: tar::Builder<&'w mut dyn Write>,
     /// (dev, ino) of multiply-linked files already written → their name.
     links: HashMap<(u64, u64), String>,
+    /// Reading an overlay upper directory for a layer tar: whiteouts become `.wh.`
+    /// files and opaque directories get `.wh..wh..opq` (image-spec `layer.md`).
+    layer: bool,
+}
+
+/// `fgetxattr`, `None` when absent.
+fn fxattr(fd: &OwnedFd, name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut v = vec![0u8; 4096];
+    // SAFETY: buffer of the given length; our fd.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    v.truncate(n as usize);
+    Ok(Some(v))
 }
 
 impl<'w> Archiver<'w> {
-    fn new(out: &'w mut dyn Write) -> Archiver<'w> {
+    pub(crate) fn new(out: &'w mut dyn Write, layer: bool) -> Archiver<'w> {
         let mut tar = tar::Builder::new(out);
         tar.mode(tar::HeaderMode::Complete);
         Archiver {
             tar,
             links: HashMap::new(),
+            layer,
         }
     }
 
-    fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         self.tar
             .into_inner()
             .and_then(|w| w.flush())
@@ -354,7 +381,7 @@ impl<'w> Archiver<'w> {
     }
 
     /// Add `name` in the directory `dir` as `tar_name`, and everything below it.
-    fn add(&mut self, dir: &OwnedFd, name: &[u8], tar_name: &str) -> Result<()> {
+    pub(crate) fn add(&mut self, dir: &OwnedFd, name: &[u8], tar_name: &str) -> Result<()> {
         let what = || format!("read {tar_name}");
         let st = fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).map_err(ioe(what()))?;
         let mut h = tar::Header::new_gnu();
@@ -365,7 +392,10 @@ impl<'w> Archiver<'w> {
         h.set_size(0);
         let fmt = st.st_mode & libc::S_IFMT;
         let w = |e: io::Error| ioe(format!("write {tar_name}"))(e);
-        if fmt != libc::S_IFDIR && st.st_nlink > 1 {
+        // overlayfs makes whiteouts as hardlinks of one shared inode (Linux 5.8,
+        // "ovl: share inode for whiteouts"): each is its own `.wh.` entry, never a link.
+        let whiteout = self.layer && fmt == libc::S_IFCHR && st.st_rdev == 0;
+        if fmt != libc::S_IFDIR && st.st_nlink > 1 && !whiteout {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(tar::EntryType::Link);
@@ -375,42 +405,25 @@ impl<'w> Archiver<'w> {
             self.links.insert(key, tar_name.to_string());
         }
         match fmt {
-            libc::S_IFDIR => {
-                h.set_entry_type(tar::EntryType::Directory);
-                let d = openat(
-                    dir.as_raw_fd(),
-                    name,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                )
-                .map_err(ioe(what()))?;
-                if tar_name != "." {
-                    self.tar
-                        .append_data(&mut h, format!("{tar_name}/"), io::empty())
-                        .map_err(w)?;
-                }
-                self.children(&d, tar_name)?;
-            }
-            libc::S_IFREG => {
-                h.set_entry_type(tar::EntryType::Regular);
-                let f = openat(dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
-                    .map_err(ioe(what()))?;
-                let f = std::fs::File::from(f);
-                // The size read now is what the header promises; a file growing
-                // meanwhile is cut there, one shrinking is an error (tar needs the
-                // promised bytes).
-                let len = f.metadata().map_err(ioe(what()))?.len();
-                h.set_size(len);
-                self.tar
-                    .append_data(&mut h, tar_name, f.take(len))
-                    .map_err(w)?;
-            }
+            libc::S_IFDIR => self.add_dir(dir, name, tar_name, h),
+            libc::S_IFREG => self.add_file(dir, name, tar_name, h),
             libc::S_IFLNK => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 let t = readlinkat(dir.as_raw_fd(), name).map_err(ioe(what()))?;
                 self.tar
                     .append_link(&mut h, tar_name, OsStr::from_bytes(&t))
-                    .map_err(w)?;
+                    .map_err(w)
+            }
+            libc::S_IFCHR if whiteout => {
+                // An overlay whiteout: the layer format's `.wh.NAME` (moby's overlay
+                // whiteout converter writes it as an empty 0600 regular file).
+                let wh = match tar_name.rsplit_once('/') {
+                    Some((d, n)) => format!("{d}/.wh.{n}"),
+                    None => format!(".wh.{tar_name}"),
+                };
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o600);
+                self.tar.append_data(&mut h, wh, io::empty()).map_err(w)
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
                 h.set_entry_type(match fmt {
@@ -424,15 +437,89 @@ impl<'w> Archiver<'w> {
                 }
                 self.tar
                     .append_data(&mut h, tar_name, io::empty())
-                    .map_err(w)?;
+                    .map_err(w)
             }
             // Sockets (and anything else) have no tar form; docker skips them too.
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    fn children(&mut self, d: &OwnedFd, prefix: &str) -> Result<()> {
+    fn add_dir(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        tar_name: &str,
+        mut h: tar::Header,
+    ) -> Result<()> {
+        let w = |e: io::Error| ioe(format!("write {tar_name}"))(e);
+        h.set_entry_type(tar::EntryType::Directory);
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let d = openat(dir.as_raw_fd(), name, flags, 0).map_err(ioe(format!("read {tar_name}")))?;
+        if tar_name != "." && !tar_name.is_empty() {
+            self.tar
+                .append_data(&mut h, format!("{tar_name}/"), io::empty())
+                .map_err(w)?;
+        }
+        if self.layer {
+            let x = |n| fxattr(&d, n).map_err(ioe(format!("read {tar_name}")));
+            if x(c"trusted.overlay.redirect")?.is_some() {
+                // A renamed lower directory recorded as a pointer: its content is not in
+                // the upper directory, so no layer can be made from it.
+                return Err(CopyError::Invalid(format!(
+                    "{tar_name}: an overlay redirect (mounted with redirect_dir=on);                      cannot make a layer of it"
+                )));
+            }
+            if x(c"trusted.overlay.opaque")?.as_deref() == Some(b"y") {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o600);
+                self.tar
+                    .append_data(&mut h, format!("{tar_name}/.wh..wh..opq"), io::empty())
+                    .map_err(w)?;
+            }
+        }
+        self.children(&d, tar_name)
+    }
+
+    fn add_file(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        tar_name: &str,
+        mut h: tar::Header,
+    ) -> Result<()> {
+        let what = || format!("read {tar_name}");
+        let w = |e: io::Error| ioe(format!("write {tar_name}"))(e);
+        h.set_entry_type(tar::EntryType::Regular);
+        let f = openat(dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+            .map_err(ioe(what()))?;
+        if self.layer
+            && fxattr(&f, c"trusted.overlay.metacopy")
+                .map_err(ioe(what()))?
+                .is_some()
+        {
+            // Only the metadata was copied up; the data is in a lower layer.
+            return Err(CopyError::Invalid(format!(
+                "{tar_name}: an overlay metacopy file (mounted with metacopy=on);                  cannot make a layer of it"
+            )));
+        }
+        // File capabilities are part of the file (docker's tar writer keeps this one
+        // xattr; the unpacker restores SCHILY.xattr.*).
+        if let Some(cap) = fxattr(&f, c"security.capability").map_err(ioe(what()))? {
+            self.tar
+                .append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
+                .map_err(w)?;
+        }
+        let f = std::fs::File::from(f);
+        // The size read now is what the header promises; a file growing meanwhile is
+        // cut there, one shrinking is an error (tar needs the promised bytes).
+        let len = f.metadata().map_err(ioe(what()))?.len();
+        h.set_size(len);
+        self.tar
+            .append_data(&mut h, tar_name, f.take(len))
+            .map_err(w)
+    }
+
+    pub(crate) fn children(&mut self, d: &OwnedFd, prefix: &str) -> Result<()> {
         for n in dir_names(d).map_err(ioe(format!("list {prefix}")))? {
             let child = match prefix {
                 "" => n.to_string_lossy().into_owned(),
@@ -734,7 +821,7 @@ impl Root {
                 self.container, p.given
             )));
         }
-        let mut a = Archiver::new(out);
+        let mut a = Archiver::new(out, false);
         if p.contents {
             let d = openat(
                 dir.as_raw_fd(),
@@ -757,7 +844,7 @@ impl Root {
 
     /// `export`: the whole root filesystem as a tar stream (entries `bin/`, `bin/sh`…).
     pub fn export(&self, out: &mut dyn Write) -> Result<()> {
-        let mut a = Archiver::new(out);
+        let mut a = Archiver::new(out, false);
         a.children(&self.fd, "")?;
         a.finish()
     }
@@ -790,7 +877,7 @@ impl Root {
             .unwrap_or_else(|| String::from_utf8_lossy(&name).into_owned());
         pipe_through(
             |w| {
-                let mut a = Archiver::new(w);
+                let mut a = Archiver::new(w, false);
                 if p.contents {
                     let d = openat(
                         dir.as_raw_fd(),
@@ -864,7 +951,7 @@ impl Root {
         let top = rename.unwrap_or_else(|| String::from_utf8_lossy(hname).into_owned());
         pipe_through(
             |w| {
-                let mut a = Archiver::new(w);
+                let mut a = Archiver::new(w, false);
                 if contents {
                     let d = openat(
                         hdir.as_raw_fd(),
@@ -1014,7 +1101,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// Run `produce` writing a tar stream and `consume` reading it, concurrently, through
 /// a pipe: the copy never holds a whole tree in memory.
-fn pipe_through(
+pub(crate) fn pipe_through(
     produce: impl FnOnce(&mut dyn Write) -> Result<()> + Send,
     consume: impl FnOnce(&mut dyn Read) -> Result<()>,
 ) -> Result<()> {

@@ -4,6 +4,7 @@
 //! docs/engine.md has the layout and the life of a container.
 
 pub mod changes;
+pub mod commit;
 pub mod copy;
 pub mod snapshot;
 pub mod types;

@@ -104,6 +104,7 @@ fn rootfs_tar() -> Vec<u8> {
     .unwrap();
     for app in [
         "sh", "ls", "cat", "rm", "mkdir", "touch", "echo", "chmod", "mv", "ln", "cp", "true",
+        "grep", "test",
     ] {
         let mut h = header(&format!("bin/{app}"), tar::EntryType::Symlink, 0o777, 0);
         h.set_link_name("busybox").unwrap();
@@ -472,33 +473,34 @@ fn podman_own(line: &str) -> bool {
     .any(|p| line.get(2..) == Some(*p))
 }
 
-fn podman_diff(script: &str) -> Vec<String> {
-    let tmp = tempfile::tempdir().unwrap();
-    let tarp = tmp.path().join("rootfs.tar");
-    std::fs::write(&tarp, rootfs_tar()).unwrap();
-    let tag = format!("localhost/oxcart-snapshot-diff:{}", std::process::id());
-    let name = format!("oxcart-snapshot-diff-{}", std::process::id());
-    // podman with its own storage in the temporary directory: nothing shared with
-    // the host's podman, and all of it gone with the directory.
-    let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
-    let base: Vec<String> = vec![
-        "--root".into(),
-        sroot.display().to_string(),
-        "--runroot".into(),
-        srun.display().to_string(),
-        "--storage-driver".into(),
-        "overlay".into(),
-        "--cgroup-manager".into(),
-        "cgroupfs".into(),
-        "--events-backend".into(),
-        "file".into(),
-        // crun refuses this host's hybrid cgroups; runc takes them.
-        "--runtime".into(),
-        "runc".into(),
-    ];
-    let run = |args: &[&str]| -> String {
+/// podman with its own storage in a temporary directory: nothing shared with the
+/// host's podman, and all of it reset on drop.
+struct Podman {
+    tmp: tempfile::TempDir,
+    base: Vec<String>,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let tmp = tempfile::tempdir().unwrap();
+        let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
+        let mut base: Vec<String> = vec!["--root".into(), sroot.display().to_string()];
+        base.extend(["--runroot".into(), srun.display().to_string()]);
+        for (k, v) in [
+            ("--storage-driver", "overlay"),
+            ("--cgroup-manager", "cgroupfs"),
+            ("--events-backend", "file"),
+            // crun refuses this host's hybrid cgroups; runc takes them.
+            ("--runtime", "runc"),
+        ] {
+            base.extend([k.to_string(), v.to_string()]);
+        }
+        Podman { tmp, base }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
         let out = Command::new("podman")
-            .args(&base)
+            .args(&self.base)
             .args(args)
             .output()
             .unwrap();
@@ -508,39 +510,47 @@ fn podman_diff(script: &str) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    struct Cleanup(Vec<String>, String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = Command::new("podman")
-                .args(&self.0)
-                .args(["rm", "-f", &self.1])
-                .output();
-            // podman leaves its overlay mounts (and the storage root's own) behind.
-            let _ = Command::new("podman")
-                .args(&self.0)
-                .args(["system", "reset", "-f"])
-                .output();
-        }
     }
-    let _c = Cleanup(base.clone(), name.clone());
-    run(&["import", tarp.to_str().unwrap(), &tag]);
-    run(&[
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        &tag,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
-    run(&["diff", &name])
+
+    /// `podman run` with what this host needs (no network, ulimits within its hard
+    /// limits).
+    fn run_ctr(&self, name: &str, image: &str, script: &str) -> String {
+        self.run(&[
+            "run",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            image,
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // podman leaves its overlay mounts behind; reset takes them off.
+        let _ = Command::new("podman")
+            .args(&self.base)
+            .args(["system", "reset", "-f"])
+            .output();
+    }
+}
+
+fn podman_diff(script: &str) -> Vec<String> {
+    let pm = Podman::new();
+    let tarp = pm.tmp.path().join("rootfs.tar");
+    std::fs::write(&tarp, rootfs_tar()).unwrap();
+    let tag = "localhost/oxcart-snapshot-diff:1";
+    pm.run(&["import", tarp.to_str().unwrap(), tag]);
+    pm.run_ctr("diff", tag, script);
+    pm.run(&["diff", "diff"])
         .lines()
         .filter(|l| !podman_own(l))
         .map(String::from)
@@ -808,4 +818,143 @@ fn export_is_the_merged_rootfs() {
         assert!(names.contains(&"added".to_string()));
         assert!(!names.iter().any(|n| n.starts_with("opt/keep")));
     });
+}
+
+// ------------------------------------------------------------------ commit
+
+use oxcart_engine::commit::{commit, layer_tar, CommitOptions};
+
+const COMMIT_SCRIPT: &str = "echo added > /added && ln /added /added-link && \
+    echo more >> /etc/passwd && rm /etc/group && rm -r /opt/keep && mkdir /opt/keep && \
+    echo new > /opt/keep/new && rm /bin/ls";
+
+/// What the committed image must show, checked in our mount and in podman.
+const COMMIT_CHECK: &str = "test \"$(cat /added)\" = added && test ! -e /etc/group && \
+    test ! -e /bin/ls && test \"$(ls /opt/keep)\" = new && grep -q more /etc/passwd && \
+    test -e /bin/cat";
+
+#[test]
+fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
+    let archive = in_private_ns(|| {
+        let env = Env::new();
+        let mut st = env.store();
+        let parent = env.image(&mut st);
+        let lowers = st.layer_dirs(&parent);
+        let before: Vec<_> = lowers.iter().map(|l| dump(l)).collect();
+        let snap = env.snapshot("c1");
+        {
+            let tm = snap.mount_temporarily(&lowers).unwrap();
+            sh_in(&tm.root(), COMMIT_SCRIPT);
+            tm.finish().unwrap();
+        }
+        // The layer tar in the image-spec's whiteout form.
+        let mut t = Vec::new();
+        layer_tar(&snap.upper(), &mut t).unwrap();
+        let names = tar_list(&t);
+        for want in [
+            "etc/.wh.group Regular 600 0:0",
+            "bin/.wh.ls Regular 600 0:0",
+            "opt/keep/.wh..wh..opq Regular 600 0:0",
+            "added-link Link 644 0:0 -> added",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} not in {names:#?}");
+        }
+        let opts = CommitOptions {
+            config: oxcart_engine::types::Config {
+                cmd: Some(vec!["sh".into()]),
+                env: Some(vec!["PATH=/bin".into()]),
+                ..Default::default()
+            },
+            changes: vec!["ENV A=1".into(), "CMD [\"/bin/cat\", \"/added\"]".into()],
+            author: "tester".into(),
+            message: "a message".into(),
+            created_by: "sh -c script".into(),
+            reference: Some("test/committed:2".into()),
+        };
+        let rec = commit(&mut st, &parent, &snap.upper(), &opts).unwrap();
+        assert_eq!(rec.layers.len(), parent.layers.len() + 1);
+        assert_eq!(rec.tags, ["docker.io/test/committed:2"]);
+        let cfg: serde_json::Value = serde_json::from_slice(&st.config(&rec).unwrap()).unwrap();
+        assert_eq!(
+            cfg["config"]["Cmd"],
+            serde_json::json!(["/bin/cat", "/added"])
+        );
+        assert_eq!(
+            cfg["config"]["Env"],
+            serde_json::json!(["PATH=/bin", "A=1"])
+        );
+        assert_eq!(cfg["author"], "tester");
+        let h = cfg["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(h["comment"], "a message");
+        assert_eq!(h["created_by"], "sh -c script");
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        // A bad change is refused before anything is stored.
+        let n = st.list().unwrap().len();
+        let mut bad = opts.clone();
+        bad.changes = vec!["RUN rm -rf /".into()];
+        let e = commit(&mut st, &parent, &snap.upper(), &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("RUN is not a valid change command"),
+            "{e}"
+        );
+        assert_eq!(st.list().unwrap().len(), n);
+        // The new image mounts as a fresh container and shows the changes.
+        let snap2 = env.snapshot("c2");
+        {
+            let tm = snap2.mount_temporarily(&st.layer_dirs(&rec)).unwrap();
+            sh_in(&tm.root(), COMMIT_CHECK);
+            let a = std::fs::metadata(tm.root().join("added")).unwrap();
+            let b = std::fs::metadata(tm.root().join("added-link")).unwrap();
+            assert_eq!(a.ino(), b.ino(), "the hardlink is kept");
+            tm.finish().unwrap();
+        }
+        let after: Vec<_> = lowers.iter().map(|l| dump(l)).collect();
+        assert_eq!(before, after, "the parent's layers changed");
+        // save works for an image with no registry digest, and loads back.
+        let mut out = Vec::new();
+        st.save(
+            &["test/committed:2".to_string()],
+            oxcart_image::archive::SaveFormat::Docker,
+            &mut out,
+        )
+        .unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let mut st2 = ImageStore::open(other.path()).unwrap();
+        let loaded = st2
+            .load(
+                Box::new(std::io::Cursor::new(out.clone())),
+                Path::new("x.tar"),
+                &NoProgress,
+            )
+            .unwrap();
+        assert_eq!(loaded[0].id, rec.id);
+        out
+    });
+    // podman loads the archive and runs the image: our layer means the same to it.
+    let pm = Podman::new();
+    let p = pm.tmp.path().join("img.tar");
+    std::fs::write(&p, archive).unwrap();
+    pm.run(&["load", "-i", p.to_str().unwrap()]);
+    let out = pm.run_ctr("c", "docker.io/test/committed:2", COMMIT_CHECK);
+    assert_eq!(out, "");
+    // The image's own CMD, from the --change.
+    let out = pm.run(&[
+        "run",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "docker.io/test/committed:2",
+    ]);
+    assert_eq!(out, "added\n");
+    let cmd = pm.run(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}}",
+        "docker.io/test/committed:2",
+    ]);
+    assert_eq!(cmd.trim(), r#"["/bin/cat","/added"]"#);
 }
