@@ -5,6 +5,8 @@
 
 pub mod attach;
 pub mod changes;
+pub mod commit;
+pub mod copy;
 pub mod monitor;
 pub mod snapshot;
 pub mod spec;

@@ -104,6 +104,7 @@ fn rootfs_tar() -> Vec<u8> {
     .unwrap();
     for app in [
         "sh", "ls", "cat", "rm", "mkdir", "touch", "echo", "chmod", "mv", "ln", "cp", "true",
+        "grep", "test",
     ] {
         let mut h = header(&format!("bin/{app}"), tar::EntryType::Symlink, 0o777, 0);
         h.set_link_name("busybox").unwrap();
@@ -472,33 +473,34 @@ fn podman_own(line: &str) -> bool {
     .any(|p| line.get(2..) == Some(*p))
 }
 
-fn podman_diff(script: &str) -> Vec<String> {
-    let tmp = tempfile::tempdir().unwrap();
-    let tarp = tmp.path().join("rootfs.tar");
-    std::fs::write(&tarp, rootfs_tar()).unwrap();
-    let tag = format!("localhost/oxcart-snapshot-diff:{}", std::process::id());
-    let name = format!("oxcart-snapshot-diff-{}", std::process::id());
-    // podman with its own storage in the temporary directory: nothing shared with
-    // the host's podman, and all of it gone with the directory.
-    let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
-    let base: Vec<String> = vec![
-        "--root".into(),
-        sroot.display().to_string(),
-        "--runroot".into(),
-        srun.display().to_string(),
-        "--storage-driver".into(),
-        "overlay".into(),
-        "--cgroup-manager".into(),
-        "cgroupfs".into(),
-        "--events-backend".into(),
-        "file".into(),
-        // crun refuses this host's hybrid cgroups; runc takes them.
-        "--runtime".into(),
-        "runc".into(),
-    ];
-    let run = |args: &[&str]| -> String {
+/// podman with its own storage in a temporary directory: nothing shared with the
+/// host's podman, and all of it reset on drop.
+struct Podman {
+    tmp: tempfile::TempDir,
+    base: Vec<String>,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let tmp = tempfile::tempdir().unwrap();
+        let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
+        let mut base: Vec<String> = vec!["--root".into(), sroot.display().to_string()];
+        base.extend(["--runroot".into(), srun.display().to_string()]);
+        for (k, v) in [
+            ("--storage-driver", "overlay"),
+            ("--cgroup-manager", "cgroupfs"),
+            ("--events-backend", "file"),
+            // crun refuses this host's hybrid cgroups; runc takes them.
+            ("--runtime", "runc"),
+        ] {
+            base.extend([k.to_string(), v.to_string()]);
+        }
+        Podman { tmp, base }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
         let out = Command::new("podman")
-            .args(&base)
+            .args(&self.base)
             .args(args)
             .output()
             .unwrap();
@@ -508,41 +510,451 @@ fn podman_diff(script: &str) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    struct Cleanup(Vec<String>, String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = Command::new("podman")
-                .args(&self.0)
-                .args(["rm", "-f", &self.1])
-                .output();
-            // podman leaves its overlay mounts (and the storage root's own) behind.
-            let _ = Command::new("podman")
-                .args(&self.0)
-                .args(["system", "reset", "-f"])
-                .output();
-        }
     }
-    let _c = Cleanup(base.clone(), name.clone());
-    run(&["import", tarp.to_str().unwrap(), &tag]);
-    run(&[
+
+    /// `podman run` with what this host needs (no network, ulimits within its hard
+    /// limits).
+    fn run_ctr(&self, name: &str, image: &str, script: &str) -> String {
+        self.run(&[
+            "run",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            image,
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // podman leaves its overlay mounts behind; reset takes them off.
+        let _ = Command::new("podman")
+            .args(&self.base)
+            .args(["system", "reset", "-f"])
+            .output();
+    }
+}
+
+fn podman_diff(script: &str) -> Vec<String> {
+    let pm = Podman::new();
+    let tarp = pm.tmp.path().join("rootfs.tar");
+    std::fs::write(&tarp, rootfs_tar()).unwrap();
+    let tag = "localhost/oxcart-snapshot-diff:1";
+    pm.run(&["import", tarp.to_str().unwrap(), tag]);
+    pm.run_ctr("diff", tag, script);
+    pm.run(&["diff", "diff"])
+        .lines()
+        .filter(|l| !podman_own(l))
+        .map(String::from)
+        .collect()
+}
+
+// ------------------------------------------------------------------ cp / export
+
+use oxcart_engine::copy::{CopyError, Owner, Root};
+
+/// Names, types, modes and owners of a tar stream, in order.
+fn tar_list(data: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(data);
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| format!(" -> {}", l.display()))
+                .unwrap_or_default();
+            format!(
+                "{} {:?} {:o} {}:{}{link}",
+                e.path().unwrap().display(),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// A mounted container over the test image, for cp tests, in the caller's namespace.
+fn with_container<T: Send + 'static>(f: impl FnOnce(&Snapshot, &Path) -> T + Send + 'static) -> T {
+    in_private_ns(move || {
+        let env = Env::new();
+        let mut st = env.store();
+        let img = env.image(&mut st);
+        let snap = env.snapshot("c1");
+        let tm = snap.mount_temporarily(&st.layer_dirs(&img)).unwrap();
+        let r = f(&snap, &tm.root());
+        tm.finish().unwrap();
+        r
+    })
+}
+
+#[test]
+fn cp_out_as_tar() {
+    with_container(|_, root| {
+        let r = Root::open(root, "ctr1").unwrap();
+        let mut out = Vec::new();
+        r.copy_out_tar("/home", false, &mut out).unwrap();
+        assert_eq!(
+            tar_list(&out),
+            [
+                "home/ Directory 755 0:0",
+                "home/user/ Directory 755 0:0",
+                "home/user/own Regular 640 1000:1000",
+            ]
+        );
+        let mut out = Vec::new();
+        r.copy_out_tar("/usr/share/.", false, &mut out).unwrap();
+        assert_eq!(
+            tar_list(&out),
+            ["data Regular 444 0:0", "data-link Link 444 0:0 -> ./data",]
+        );
+        // A symlink is copied as itself unless -L.
+        let mut out = Vec::new();
+        r.copy_out_tar("/bin/sh", false, &mut out).unwrap();
+        assert_eq!(tar_list(&out), ["sh Symlink 777 0:0 -> busybox"]);
+        let mut out = Vec::new();
+        r.copy_out_tar("/bin/sh", true, &mut out).unwrap();
+        assert_eq!(tar_list(&out), ["busybox Regular 755 0:0"]);
+        let e = r.copy_out_tar("/nope", false, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "No such container:path: ctr1:/nope");
+        let e = r
+            .copy_out_tar("/etc/passwd/", false, &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(e, CopyError::Invalid(_)), "{e}");
+    });
+}
+
+#[test]
+fn cp_symlinks_never_reach_the_host() {
+    with_container(|_, root| {
+        let host = tempfile::tempdir().unwrap();
+        let hp = host.path().to_path_buf();
+        std::fs::write(hp.join("secret"), b"host secret").unwrap();
+        let before = dump(&hp);
+        // Absolute and relative symlinks in the container pointing at the host dir.
+        std::os::unix::fs::symlink(&hp, root.join("escape")).unwrap();
+        let up = "../".repeat(20);
+        std::os::unix::fs::symlink(
+            format!("{up}{}", hp.strip_prefix("/").unwrap().display()),
+            root.join("home/rel"),
+        )
+        .unwrap();
+        let r = Root::open(root, "ctr1").unwrap();
+        for p in ["/escape/secret", "/home/rel/secret"] {
+            let e = r.copy_out_tar(p, false, &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, CopyError::NoSuchPath { .. }), "{p}: {e}");
+            let e = r.copy_out_tar(p, true, &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, CopyError::NoSuchPath { .. }), "{p}: {e}");
+        }
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("payload"), b"x").unwrap();
+        let e = r
+            .copy_in_from_host(&src.path().join("payload"), false, "/escape/", Owner::Keep)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::NoSuchPath { .. }), "{e}");
+        // With the directory made inside the container, the write lands there.
+        std::fs::create_dir_all(root.join(hp.strip_prefix("/").unwrap())).unwrap();
+        r.copy_in_from_host(&src.path().join("payload"), false, "/escape/", Owner::Keep)
+            .unwrap();
+        r.copy_in_from_host(
+            &src.path().join("payload"),
+            false,
+            "/home/rel/p2",
+            Owner::Keep,
+        )
+        .unwrap();
+        let inside = root.join(hp.strip_prefix("/").unwrap());
+        assert!(inside.join("payload").exists() && inside.join("p2").exists());
+        // A tar stream that plants a symlink to / and writes through it, and one
+        // that climbs with '..'.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header("link", tar::EntryType::Symlink, 0o777, 0);
+        h.set_link_name(&hp).unwrap();
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        b.append(
+            &header("link/planted", tar::EntryType::Regular, 0o644, 1),
+            &b"p"[..],
+        )
+        .unwrap();
+        r.copy_in_tar(&mut &b.into_inner().unwrap()[..], "/tmp", Owner::Keep)
+            .unwrap();
+        assert!(inside.join("planted").exists());
+        let mut raw = header("x", tar::EntryType::Regular, 0o644, 1);
+        raw.as_gnu_mut().unwrap().name[..8].copy_from_slice(b"../../xx");
+        raw.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&raw, &b"p"[..]).unwrap();
+        let e = r
+            .copy_in_tar(&mut &b.into_inner().unwrap()[..], "/tmp", Owner::Keep)
+            .unwrap_err();
+        assert!(matches!(e, CopyError::Entry { .. }), "{e}");
+        assert_eq!(dump(&hp), before, "the host directory changed");
+    });
+}
+
+#[test]
+fn cp_host_rules_like_docker() {
+    with_container(|_, root| {
+        let r = Root::open(root, "ctr1").unwrap();
+        let h = tempfile::tempdir().unwrap();
+        let hp = h.path();
+        // file → new path; file → existing dir; file → existing file.
+        r.copy_out_to_host("/etc/passwd", false, &hp.join("pw"))
+            .unwrap();
+        assert!(std::fs::read_to_string(hp.join("pw"))
+            .unwrap()
+            .starts_with("root:"));
+        std::fs::create_dir(hp.join("d")).unwrap();
+        r.copy_out_to_host("/etc/motd", false, &hp.join("d"))
+            .unwrap();
+        let md = std::fs::metadata(hp.join("d/motd")).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o600, "mode kept");
+        r.copy_out_to_host("/etc/group", false, &hp.join("pw"))
+            .unwrap();
+        assert!(std::fs::read_to_string(hp.join("pw"))
+            .unwrap()
+            .starts_with("root:x:0:\n"));
+        // dir → new path: a copy named so; dir → existing dir: inside it;
+        // dir/. → existing dir: its content.
+        r.copy_out_to_host("/opt/keep", false, &hp.join("k"))
+            .unwrap();
+        assert!(hp.join("k/sub/c").exists());
+        r.copy_out_to_host("/opt/keep", false, &hp.join("d"))
+            .unwrap();
+        assert!(hp.join("d/keep/a").exists());
+        r.copy_out_to_host("/opt/keep/.", false, &hp.join("d"))
+            .unwrap();
+        assert!(hp.join("d/a").exists() && hp.join("d/sub/c").exists());
+        // Errors: directory onto a file, a missing dir/ destination, a file with a
+        // trailing slash.
+        let e = r
+            .copy_out_to_host("/opt/keep", false, &hp.join("pw"))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot copy a directory to a file"),
+            "{e}"
+        );
+        let e = r
+            .copy_out_to_host("/etc/passwd", false, &hp.join("nodir/"))
+            .unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = r.copy_out_to_host("/etc/passwd/", false, hp).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        // The same rules inward, and owners kept (docker's daemon keeps the archive's).
+        std::fs::create_dir(hp.join("src")).unwrap();
+        std::fs::write(hp.join("src/f"), b"f").unwrap();
+        std::os::unix::fs::chown(hp.join("src/f"), Some(1234), Some(5678)).unwrap();
+        std::fs::set_permissions(
+            hp.join("src/f"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4751),
+        )
+        .unwrap();
+        r.copy_in_from_host(&hp.join("src"), false, "/opt", Owner::Keep)
+            .unwrap();
+        let md = std::fs::metadata(root.join("opt/src/f")).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (1234, 5678, 0o4751)
+        );
+        r.copy_in_from_host(&hp.join("src/f"), false, "/newname", Owner::Set(7, 8))
+            .unwrap();
+        let md = std::fs::metadata(root.join("newname")).unwrap();
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (7, 8, 0o4751));
+        r.copy_in_from_host(&hp.join("src/."), false, "/fresh", Owner::Keep)
+            .unwrap();
+        assert!(root.join("fresh/f").is_file());
+        let e = r
+            .copy_in_from_host(&hp.join("src"), false, "/etc/passwd", Owner::Keep)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot copy a directory to a file"),
+            "{e}"
+        );
+        let e = r
+            .copy_in_from_host(&hp.join("src/f"), false, "/nodir/", Owner::Keep)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "No such container:path: ctr1:/nodir/");
+        let e = r
+            .copy_in_tar(&mut &b""[..], "/etc/passwd", Owner::Keep)
+            .unwrap_err();
+        assert!(e.to_string().contains("must be a directory"), "{e}");
+    });
+}
+
+#[test]
+fn export_is_the_merged_rootfs() {
+    with_container(|_, root| {
+        sh_in(root, "rm -r /opt/keep && echo hi > /added");
+        let r = Root::open(root, "ctr1").unwrap();
+        let mut out = Vec::new();
+        r.export(&mut out).unwrap();
+        let names: Vec<String> = tar_list(&out)
+            .into_iter()
+            .map(|l| {
+                l.split(' ')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect();
+        let want: Vec<String> = dump(root).into_keys().collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, want);
+        assert!(names.contains(&"added".to_string()));
+        assert!(!names.iter().any(|n| n.starts_with("opt/keep")));
+    });
+}
+
+// ------------------------------------------------------------------ commit
+
+use oxcart_engine::commit::{commit, layer_tar, CommitOptions};
+
+const COMMIT_SCRIPT: &str = "echo added > /added && ln /added /added-link && \
+    echo more >> /etc/passwd && rm /etc/group && rm -r /opt/keep && mkdir /opt/keep && \
+    echo new > /opt/keep/new && rm /bin/ls";
+
+/// What the committed image must show, checked in our mount and in podman.
+const COMMIT_CHECK: &str = "test \"$(cat /added)\" = added && test ! -e /etc/group && \
+    test ! -e /bin/ls && test \"$(ls /opt/keep)\" = new && grep -q more /etc/passwd && \
+    test -e /bin/cat";
+
+#[test]
+fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
+    let archive = in_private_ns(|| {
+        let env = Env::new();
+        let mut st = env.store();
+        let parent = env.image(&mut st);
+        let lowers = st.layer_dirs(&parent);
+        let before: Vec<_> = lowers.iter().map(|l| dump(l)).collect();
+        let snap = env.snapshot("c1");
+        {
+            let tm = snap.mount_temporarily(&lowers).unwrap();
+            sh_in(&tm.root(), COMMIT_SCRIPT);
+            tm.finish().unwrap();
+        }
+        // The layer tar in the image-spec's whiteout form.
+        let mut t = Vec::new();
+        layer_tar(&snap.upper(), &mut t).unwrap();
+        let names = tar_list(&t);
+        for want in [
+            "etc/.wh.group Regular 600 0:0",
+            "bin/.wh.ls Regular 600 0:0",
+            "opt/keep/.wh..wh..opq Regular 600 0:0",
+            "added-link Link 644 0:0 -> added",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} not in {names:#?}");
+        }
+        let opts = CommitOptions {
+            config: oxcart_engine::types::Config {
+                cmd: Some(vec!["sh".into()]),
+                env: Some(vec!["PATH=/bin".into()]),
+                ..Default::default()
+            },
+            changes: vec!["ENV A=1".into(), "CMD [\"/bin/cat\", \"/added\"]".into()],
+            author: "tester".into(),
+            message: "a message".into(),
+            created_by: "sh -c script".into(),
+            reference: Some("test/committed:2".into()),
+        };
+        let rec = commit(&mut st, &parent, &snap.upper(), &opts).unwrap();
+        assert_eq!(rec.layers.len(), parent.layers.len() + 1);
+        assert_eq!(rec.tags, ["docker.io/test/committed:2"]);
+        let cfg: serde_json::Value = serde_json::from_slice(&st.config(&rec).unwrap()).unwrap();
+        assert_eq!(
+            cfg["config"]["Cmd"],
+            serde_json::json!(["/bin/cat", "/added"])
+        );
+        assert_eq!(
+            cfg["config"]["Env"],
+            serde_json::json!(["PATH=/bin", "A=1"])
+        );
+        assert_eq!(cfg["author"], "tester");
+        let h = cfg["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(h["comment"], "a message");
+        assert_eq!(h["created_by"], "sh -c script");
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        // A bad change is refused before anything is stored.
+        let n = st.list().unwrap().len();
+        let mut bad = opts.clone();
+        bad.changes = vec!["RUN rm -rf /".into()];
+        let e = commit(&mut st, &parent, &snap.upper(), &bad).unwrap_err();
+        assert!(
+            e.to_string().contains("RUN is not a valid change command"),
+            "{e}"
+        );
+        assert_eq!(st.list().unwrap().len(), n);
+        // The new image mounts as a fresh container and shows the changes.
+        let snap2 = env.snapshot("c2");
+        {
+            let tm = snap2.mount_temporarily(&st.layer_dirs(&rec)).unwrap();
+            sh_in(&tm.root(), COMMIT_CHECK);
+            let a = std::fs::metadata(tm.root().join("added")).unwrap();
+            let b = std::fs::metadata(tm.root().join("added-link")).unwrap();
+            assert_eq!(a.ino(), b.ino(), "the hardlink is kept");
+            tm.finish().unwrap();
+        }
+        let after: Vec<_> = lowers.iter().map(|l| dump(l)).collect();
+        assert_eq!(before, after, "the parent's layers changed");
+        // save works for an image with no registry digest, and loads back.
+        let mut out = Vec::new();
+        st.save(
+            &["test/committed:2".to_string()],
+            oxcart_image::archive::SaveFormat::Docker,
+            &mut out,
+        )
+        .unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let mut st2 = ImageStore::open(other.path()).unwrap();
+        let loaded = st2
+            .load(
+                Box::new(std::io::Cursor::new(out.clone())),
+                Path::new("x.tar"),
+                &NoProgress,
+            )
+            .unwrap();
+        assert_eq!(loaded[0].id, rec.id);
+        out
+    });
+    // podman loads the archive and runs the image: our layer means the same to it.
+    let pm = Podman::new();
+    let p = pm.tmp.path().join("img.tar");
+    std::fs::write(&p, archive).unwrap();
+    pm.run(&["load", "-i", p.to_str().unwrap()]);
+    let out = pm.run_ctr("c", "docker.io/test/committed:2", COMMIT_CHECK);
+    assert_eq!(out, "");
+    // The image's own CMD, from the --change.
+    let out = pm.run(&[
         "run",
-        "--name",
-        &name,
         "--network",
         "none",
         "--ulimit",
         "nofile=1024:1024",
         "--ulimit",
         "nproc=1024:1024",
-        &tag,
-        "/bin/sh",
-        "-c",
-        script,
+        "docker.io/test/committed:2",
     ]);
-    run(&["diff", &name])
-        .lines()
-        .filter(|l| !podman_own(l))
-        .map(String::from)
-        .collect()
+    assert_eq!(out, "added\n");
+    let cmd = pm.run(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}}",
+        "docker.io/test/committed:2",
+    ]);
+    assert_eq!(cmd.trim(), r#"["/bin/cat","/added"]"#);
 }
