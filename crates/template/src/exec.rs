@@ -41,25 +41,40 @@ enum Flow {
     Continue,
 }
 
+/// What the data is.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Mode {
+    /// A document (`docker inspect -f`).
+    Plain,
+    /// A list row (`docker ps --format`). docker's row contexts marshal
+    /// themselves with json.Marshal, so `{{json .}}` of the row escapes `<>&`
+    /// while `{{json .Names}}` of a field does not.
+    Row,
+    /// The header map of a table (docker's HeaderFunctions).
+    Header,
+}
+
 struct State<'s, 'd> {
     src: &'s str,
     vars: Vec<(&'s str, Val<'d>)>,
     out: String,
-    header: bool,
+    mode: Mode,
+    root: &'d Value,
 }
 
 pub(crate) fn render(
     src: &str,
     nodes: &[Node],
     data: &Value,
-    header: bool,
+    mode: Mode,
 ) -> Result<String, TemplateError> {
     let root: Val = Some(Cow::Borrowed(data));
     let mut st = State {
         src,
         vars: vec![("", root.clone())],
         out: String::new(),
-        header,
+        mode,
+        root: data,
     };
     st.walk(&root, nodes)?;
     Ok(st.out)
@@ -320,7 +335,7 @@ impl<'s, 'd> State<'s, 'd> {
     /// networks); their data here is the map the key indexes, so one string
     /// argument looks it up and, as docker's methods, gives "" when absent.
     fn method(&self, v: Val<'d>, name: &str, args: Vec<Val<'d>>) -> Result<Val<'d>, String> {
-        if self.header {
+        if self.mode == Mode::Header {
             return Ok(v);
         }
         match (v.as_deref(), args.as_slice()) {
@@ -369,7 +384,10 @@ impl<'s, 'd> State<'s, 'd> {
             vals.push(self.arg(dot, a, cmd)?);
         }
         vals.extend(last);
-        funcs::call(name, vals, self.header)
+        let html = self.mode == Mode::Row
+            && name == "json"
+            && matches!(vals.first(), Some(Some(Cow::Borrowed(v))) if std::ptr::eq(*v, self.root));
+        funcs::call(name, vals, self.mode == Mode::Header, html)
             .map_err(|m| self.fail(cmd.pos, &name, format!("error calling {name}: {m}")))
     }
 }

@@ -69,7 +69,9 @@ fn plain(args: &[Val]) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool) -> R<'d> {
+/// `header`: the table's header row is being rendered. `html`: `json` is to
+/// escape HTML characters (see `exec::Mode::Row`).
+pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool, html: bool) -> R<'d> {
     // docker's HeaderFunctions: in the header row its string functions give
     // back the header unchanged so it keeps naming the column (pad stays).
     if header
@@ -128,16 +130,16 @@ pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool) -> R<'d> {
                 _ => ord != Ordering::Less,
             }))
         }
-        _ => docker(name, args),
+        _ => docker(name, args, html),
     }
 }
 
-fn docker<'d>(name: &str, args: Vec<Val<'d>>) -> R<'d> {
+fn docker<'d>(name: &str, args: Vec<Val<'d>>, html: bool) -> R<'d> {
     match name {
         "json" => {
             want(name, &args, 1)?;
             let mut s = String::new();
-            gofmt::write_json(&mut s, args[0].as_deref().unwrap_or(&Value::Null));
+            gofmt::write_json(&mut s, args[0].as_deref().unwrap_or(&Value::Null), html);
             owned(Value::String(s))
         }
         "split" => {

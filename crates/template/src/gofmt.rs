@@ -199,8 +199,9 @@ pub(crate) fn float_json(f: f64) -> String {
 }
 
 /// docker's `json`: encoding/json with SetEscapeHTML(false) (docker/cli
-/// templates.go), so `<`, `>` and `&` stay as they are.
-pub(crate) fn write_json(out: &mut String, v: &Value) {
+/// templates.go), so `<`, `>` and `&` stay as they are, unless `html`: then
+/// they are `\u003c`, `\u003e`, `\u0026` as json.Marshal writes them.
+pub(crate) fn write_json(out: &mut String, v: &Value, html: bool) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -214,14 +215,14 @@ pub(crate) fn write_json(out: &mut String, v: &Value) {
             (_, _, Some(f)) => out.push_str(&float_json(f)),
             _ => out.push_str("null"),
         },
-        Value::String(s) => write_json_str(out, s),
+        Value::String(s) => write_json_str(out, s, html),
         Value::Array(a) => {
             out.push('[');
             for (i, e) in a.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, e);
+                write_json(out, e, html);
             }
             out.push(']');
         }
@@ -231,16 +232,16 @@ pub(crate) fn write_json(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_str(out, k);
+                write_json_str(out, k, html);
                 out.push(':');
-                write_json(out, e);
+                write_json(out, e, html);
             }
             out.push('}');
         }
     }
 }
 
-fn write_json_str(out: &mut String, s: &str) {
+fn write_json_str(out: &mut String, s: &str, html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -253,6 +254,9 @@ fn write_json_str(out: &mut String, s: &str) {
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            '<' | '>' | '&' if html => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             // encoding/json always escapes the JavaScript line terminators.
