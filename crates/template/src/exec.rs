@@ -387,8 +387,19 @@ impl<'s, 'd> State<'s, 'd> {
         let html = self.mode == Mode::Row
             && name == "json"
             && matches!(vals.first(), Some(Some(Cow::Borrowed(v))) if std::ptr::eq(*v, self.root));
-        funcs::call(name, vals, self.mode == Mode::Header, html)
-            .map_err(|m| self.fail(cmd.pos, &name, format!("error calling {name}: {m}")))
+        funcs::call(name, vals, self.mode == Mode::Header, html).map_err(|m| {
+            // Go reports argument type and count errors as they are, and
+            // errors a function returns as "error calling NAME: …".
+            let arg_error = ["wrong type", "invalid value", "wrong number of args"]
+                .iter()
+                .any(|p| m.starts_with(p));
+            let msg = if arg_error {
+                m
+            } else {
+                format!("error calling {name}: {m}")
+            };
+            self.fail(cmd.pos, &name, msg)
+        })
     }
 }
 

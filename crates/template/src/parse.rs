@@ -274,6 +274,7 @@ impl<'s> Parser<'s> {
     ) -> Result<Node, TemplateError> {
         let (pipe, mark) = match pre {
             Some(p) => p,
+            None if toks.is_empty() => return Err(self.err(pos, format!("missing value for {kw}"))),
             None => {
                 let mark = self.vars.len();
                 (self.pipeline(pos, toks, kw == "range")?, mark)
