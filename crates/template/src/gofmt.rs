@@ -433,6 +433,22 @@ fn format_arg(v: &Value, verb: char, spec: &Spec) -> String {
             let parts: Vec<String> = a.iter().map(|e| format_arg(e, verb, spec)).collect();
             return format!("[{}]", parts.join(" "));
         }
+        // fmt applies the verb to a map's keys and values, in key order.
+        (
+            's' | 'q' | 'd' | 'x' | 'X' | 'o' | 'b' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 't',
+            Value::Object(m),
+        ) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    let key = format_arg(&Value::String(k.clone()), verb, spec);
+                    format!("{key}:{}", format_arg(&m[k.as_str()], verb, spec))
+                })
+                .collect();
+            return format!("map[{}]", parts.join(" "));
+        }
         ('x' | 'X', Value::String(s)) => {
             let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
             (if verb == 'X' { hex.to_uppercase() } else { hex }, false)

@@ -100,6 +100,25 @@ const INSPECT: &[&str] = &[
     "{{with .Storage}}{{if .MetadataPath}}has-meta{{end}}{{end}}",
     "{{- range .Endpoints -}} {{ .Host }} {{- end -}}",
     "{{if eq .Name \"x\" \"cjk\"}}one of{{else if .Name}}named{{else}}none{{end}}",
+    "{{with .TLSMaterial}}a{{else with .Endpoints.docker}}{{.Host}}{{else}}c{{end}}",
+    "{{range $i := 10}}{{if ge $i 3}}{{break}}{{end}}{{$i}}{{end}}",
+    "{{printf \"%5v|%-4v|%x|%08.3f|%+.2e|%3c|%-6q|%v\" 1.5 true -255 -3.14159 12345.678 66 \"q\" .Endpoints.docker.Host}}",
+    "{{printf \"%s|%v\" .TLSMaterial .Endpoints.nope}} {{.Name | len | printf \"%03d\"}}",
+    "{{title .Name}} {{upper (slice .Name 1)}} {{split .Name \"-\"}} {{json (split .Name \"-\")}}",
+];
+
+// Not compared: values that are Go structs in docker (`.Endpoints.docker`),
+// which fmt prints as `{unix:///… false}`; JSON objects print as maps.
+
+/// Formats both must reject.
+const INSPECT_FAIL: &[&str] = &[
+    "{{.Name.Foo}}",
+    "{{upper 1}}",
+    "{{eq .Name 1}}",
+    "{{index .Endpoints.docker.Host 100}}",
+    "{{template \"x\"}}",
+    "{{range .Name}}{{end}}",
+    "{{len 3}}",
 ];
 
 #[test]
