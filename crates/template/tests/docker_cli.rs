@@ -164,6 +164,16 @@ fn formats_like_dockers_cli() {
             }
         }
     }
+    let data = json!({"Name": "cjk", "Endpoints": {"docker": {"Host": "h"}}});
+    for format in INSPECT_FAIL {
+        let out = cfg.docker(&["context", "inspect", "--format", format, "cjk"]);
+        let got = Template::parse(format).and_then(|t| t.render(&data));
+        if out.status.success() || got.is_ok() {
+            failures.push(format!(
+                "inspect {format:?} should fail\n   docker: {out:?}\n   oxcart: {got:?}"
+            ));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} differences:\n{}",
