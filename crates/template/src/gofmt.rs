@@ -338,7 +338,7 @@ struct Spec {
     prec: Option<usize>,
 }
 
-/// fmt.Sprintf for the verbs formats use: v s q d x X o b c e E f F g G t %.
+/// fmt.Sprintf for the verbs formats use: v s q d x X o b c U e E f F g G t T %.
 /// Bad verbs, missing and extra operands print as Go prints them
 /// (`%!d(string=x)`, `%!s(MISSING)`, `%!(EXTRA int=1)`).
 pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
@@ -424,6 +424,7 @@ fn bad_verb(verb: char, v: &Value) -> String {
 fn format_arg(v: &Value, verb: char, spec: &Spec) -> String {
     let (body, numeric) = match (verb, v) {
         ('v', _) => (v_verb(v, spec), matches!(v, Value::Number(_))),
+        ('T', _) => (type_name(v).to_string(), false),
         ('s', Value::String(s)) => (truncate_chars(s, spec.prec), false),
         ('q', Value::String(s)) => (quote(&truncate_chars(s, spec.prec)), false),
         (

@@ -265,6 +265,10 @@ fn printf_verbs() {
         "%!s(<nil>) 100%"
     );
     assert_eq!(
+        r("{{printf \"%T %T %T %T\" .Name .Size .Ratio .Args}}"),
+        "string int float64 []interface {}"
+    );
+    assert_eq!(
         r("{{printf \"%s|%d\" .Labels .State}}"),
         "map[Zed:x y a.b:c]|map[%!d(string=Health):%!d(<nil>) %!d(string=Pid):42 %!d(string=Status):%!d(string=running)]"
     );
