@@ -132,41 +132,7 @@ impl<'s, 'd> State<'s, 'd> {
     fn range(&mut self, dot: &Val<'d>, b: &'s Branch) -> Result<Flow, TemplateError> {
         let mark = self.vars.len();
         let v = self.commands(dot, &b.pipe)?;
-        let items: Vec<(Value, Val<'d>)> = match v.as_ref() {
-            // docker's nil slices and maps are JSON null: they range zero times.
-            None => Vec::new(),
-            Some(c) => match c.as_ref() {
-                Value::Null => Vec::new(),
-                Value::Array(a) => (0..a.len())
-                    .map(|i| (Value::from(i), child(c, |v| v.get(i))))
-                    .collect(),
-                Value::Object(m) => {
-                    // Go visits map keys in sorted order.
-                    let mut keys: Vec<&String> = m.keys().collect();
-                    keys.sort();
-                    keys.into_iter()
-                        .map(|k| (Value::from(k.as_str()), child(c, |v| v.get(k.as_str()))))
-                        .collect()
-                }
-                // Go ≥ 1.22 ranges over an integer n as 0..n.
-                Value::Number(n) if n.as_i64().is_some() => {
-                    if b.pipe.decl.len() > 1 {
-                        return Err(self.fail(
-                            b.pos,
-                            &"range",
-                            "can't use $i, $e with an integer".into(),
-                        ));
-                    }
-                    (0..n.as_i64().unwrap_or(0).max(0))
-                        .map(|i| (Value::from(i), Some(Cow::Owned(Value::from(i)))))
-                        .collect()
-                }
-                other => {
-                    let msg = format!("range can't iterate over {}", gofmt::v_string(other));
-                    return Err(self.fail(b.pos, &"range", msg));
-                }
-            },
-        };
+        let items = self.range_items(&v, b)?;
         if items.is_empty() {
             let flow = self.walk(dot, &b.els);
             self.vars.truncate(mark);
@@ -188,6 +154,43 @@ impl<'s, 'd> State<'s, 'd> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// What `range` visits: (key or index, element) pairs.
+    fn range_items(&self, v: &Val<'d>, b: &Branch) -> Result<Vec<(Value, Val<'d>)>, TemplateError> {
+        let Some(c) = v else { return Ok(Vec::new()) };
+        Ok(match c.as_ref() {
+            // docker's nil slices and maps are JSON null: they range zero times.
+            Value::Null => Vec::new(),
+            Value::Array(a) => (0..a.len())
+                .map(|i| (Value::from(i), child(c, |v| v.get(i))))
+                .collect(),
+            Value::Object(m) => {
+                // Go visits map keys in sorted order.
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                keys.into_iter()
+                    .map(|k| (Value::from(k.as_str()), child(c, |v| v.get(k.as_str()))))
+                    .collect()
+            }
+            // Go ≥ 1.22 ranges over an integer n as 0..n.
+            Value::Number(n) if n.as_i64().is_some() => {
+                if b.pipe.decl.len() > 1 {
+                    return Err(self.fail(
+                        b.pos,
+                        &"range",
+                        "can't use $i, $e with an integer".into(),
+                    ));
+                }
+                (0..n.as_i64().unwrap_or(0).max(0))
+                    .map(|i| (Value::from(i), Some(Cow::Owned(Value::from(i)))))
+                    .collect()
+            }
+            other => {
+                let msg = format!("range can't iterate over {}", gofmt::v_string(other));
+                return Err(self.fail(b.pos, &"range", msg));
+            }
+        })
     }
 
     fn bind(&mut self, name: &'s str, v: Val<'d>, assign: bool) {

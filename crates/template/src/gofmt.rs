@@ -404,11 +404,12 @@ fn number_or_star(
         chars.next();
         let n = args.get(*next).and_then(Value::as_u64);
         *next += 1;
-        return n.map(|n| n as usize);
+        return n.map(|n| n.min(1_000_000) as usize);
     }
     let mut n: Option<usize> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        n = Some(n.unwrap_or(0) * 10 + d as usize);
+        // Go rejects widths over 1e6; capping keeps a typo from allocating gigabytes.
+        n = Some((n.unwrap_or(0) * 10 + d as usize).min(1_000_000));
         chars.next();
     }
     n
