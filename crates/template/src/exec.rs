@@ -41,25 +41,40 @@ enum Flow {
     Continue,
 }
 
+/// What the data is.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Mode {
+    /// A document (`docker inspect -f`).
+    Plain,
+    /// A list row (`docker ps --format`). docker's row contexts marshal
+    /// themselves with json.Marshal, so `{{json .}}` of the row escapes `<>&`
+    /// while `{{json .Names}}` of a field does not.
+    Row,
+    /// The header map of a table (docker's HeaderFunctions).
+    Header,
+}
+
 struct State<'s, 'd> {
     src: &'s str,
     vars: Vec<(&'s str, Val<'d>)>,
     out: String,
-    header: bool,
+    mode: Mode,
+    root: &'d Value,
 }
 
 pub(crate) fn render(
     src: &str,
     nodes: &[Node],
     data: &Value,
-    header: bool,
+    mode: Mode,
 ) -> Result<String, TemplateError> {
     let root: Val = Some(Cow::Borrowed(data));
     let mut st = State {
         src,
         vars: vec![("", root.clone())],
         out: String::new(),
-        header,
+        mode,
+        root: data,
     };
     st.walk(&root, nodes)?;
     Ok(st.out)
@@ -117,41 +132,7 @@ impl<'s, 'd> State<'s, 'd> {
     fn range(&mut self, dot: &Val<'d>, b: &'s Branch) -> Result<Flow, TemplateError> {
         let mark = self.vars.len();
         let v = self.commands(dot, &b.pipe)?;
-        let items: Vec<(Value, Val<'d>)> = match v.as_ref() {
-            // docker's nil slices and maps are JSON null: they range zero times.
-            None => Vec::new(),
-            Some(c) => match c.as_ref() {
-                Value::Null => Vec::new(),
-                Value::Array(a) => (0..a.len())
-                    .map(|i| (Value::from(i), child(c, |v| v.get(i))))
-                    .collect(),
-                Value::Object(m) => {
-                    // Go visits map keys in sorted order.
-                    let mut keys: Vec<&String> = m.keys().collect();
-                    keys.sort();
-                    keys.into_iter()
-                        .map(|k| (Value::from(k.as_str()), child(c, |v| v.get(k.as_str()))))
-                        .collect()
-                }
-                // Go ≥ 1.22 ranges over an integer n as 0..n.
-                Value::Number(n) if n.as_i64().is_some() => {
-                    if b.pipe.decl.len() > 1 {
-                        return Err(self.fail(
-                            b.pos,
-                            &"range",
-                            "can't use $i, $e with an integer".into(),
-                        ));
-                    }
-                    (0..n.as_i64().unwrap_or(0).max(0))
-                        .map(|i| (Value::from(i), Some(Cow::Owned(Value::from(i)))))
-                        .collect()
-                }
-                other => {
-                    let msg = format!("range can't iterate over {}", gofmt::v_string(other));
-                    return Err(self.fail(b.pos, &"range", msg));
-                }
-            },
-        };
+        let items = self.range_items(&v, b)?;
         if items.is_empty() {
             let flow = self.walk(dot, &b.els);
             self.vars.truncate(mark);
@@ -173,6 +154,43 @@ impl<'s, 'd> State<'s, 'd> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// What `range` visits: (key or index, element) pairs.
+    fn range_items(&self, v: &Val<'d>, b: &Branch) -> Result<Vec<(Value, Val<'d>)>, TemplateError> {
+        let Some(c) = v else { return Ok(Vec::new()) };
+        Ok(match c.as_ref() {
+            // docker's nil slices and maps are JSON null: they range zero times.
+            Value::Null => Vec::new(),
+            Value::Array(a) => (0..a.len())
+                .map(|i| (Value::from(i), child(c, |v| v.get(i))))
+                .collect(),
+            Value::Object(m) => {
+                // Go visits map keys in sorted order.
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                keys.into_iter()
+                    .map(|k| (Value::from(k.as_str()), child(c, |v| v.get(k.as_str()))))
+                    .collect()
+            }
+            // Go ≥ 1.22 ranges over an integer n as 0..n.
+            Value::Number(n) if n.as_i64().is_some() => {
+                if b.pipe.decl.len() > 1 {
+                    return Err(self.fail(
+                        b.pos,
+                        &"range",
+                        "can't use $i, $e with an integer".into(),
+                    ));
+                }
+                (0..n.as_i64().unwrap_or(0).max(0))
+                    .map(|i| (Value::from(i), Some(Cow::Owned(Value::from(i)))))
+                    .collect()
+            }
+            other => {
+                let msg = format!("range can't iterate over {}", gofmt::v_string(other));
+                return Err(self.fail(b.pos, &"range", msg));
+            }
+        })
     }
 
     fn bind(&mut self, name: &'s str, v: Val<'d>, assign: bool) {
@@ -320,7 +338,7 @@ impl<'s, 'd> State<'s, 'd> {
     /// networks); their data here is the map the key indexes, so one string
     /// argument looks it up and, as docker's methods, gives "" when absent.
     fn method(&self, v: Val<'d>, name: &str, args: Vec<Val<'d>>) -> Result<Val<'d>, String> {
-        if self.header {
+        if self.mode == Mode::Header {
             return Ok(v);
         }
         match (v.as_deref(), args.as_slice()) {
@@ -369,8 +387,22 @@ impl<'s, 'd> State<'s, 'd> {
             vals.push(self.arg(dot, a, cmd)?);
         }
         vals.extend(last);
-        funcs::call(name, vals, self.header)
-            .map_err(|m| self.fail(cmd.pos, &name, format!("error calling {name}: {m}")))
+        let html = self.mode == Mode::Row
+            && name == "json"
+            && matches!(vals.first(), Some(Some(Cow::Borrowed(v))) if std::ptr::eq(*v, self.root));
+        funcs::call(name, vals, self.mode == Mode::Header, html).map_err(|m| {
+            // Go reports argument type and count errors as they are, and
+            // errors a function returns as "error calling NAME: …".
+            let arg_error = ["wrong type", "invalid value", "wrong number of args"]
+                .iter()
+                .any(|p| m.starts_with(p));
+            let msg = if arg_error {
+                m
+            } else {
+                format!("error calling {name}: {m}")
+            };
+            self.fail(cmd.pos, &name, msg)
+        })
     }
 }
 

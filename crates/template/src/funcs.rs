@@ -69,7 +69,9 @@ fn plain(args: &[Val]) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool) -> R<'d> {
+/// `header`: the table's header row is being rendered. `html`: `json` is to
+/// escape HTML characters (see `exec::Mode::Row`).
+pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool, html: bool) -> R<'d> {
     // docker's HeaderFunctions: in the header row its string functions give
     // back the header unchanged so it keeps naming the column (pad stays).
     if header
@@ -99,124 +101,120 @@ pub(crate) fn call<'d>(name: &str, args: Vec<Val<'d>>, header: bool) -> R<'d> {
             };
             owned(Value::String(gofmt::sprintf(string_arg(f)?, &plain(rest))))
         }
-        "eq" | "ne" => {
-            if args.len() < 2 {
-                return Err("missing argument for comparison".into());
-            }
-            if name == "ne" {
-                want(name, &args, 2)?;
-            }
-            let mut hit = false;
-            for other in &args[1..] {
-                if eq(&args[0], other)? {
-                    hit = true;
-                    break;
-                }
-            }
-            owned(Value::Bool(hit == (name == "eq")))
-        }
-        "lt" | "le" | "gt" | "ge" => {
-            want(name, &args, 2)?;
-            if kind(&args[0]) == Kind::Bool {
-                return Err("invalid type for comparison".into());
-            }
-            let ord = compare(&args[0], &args[1])?;
-            owned(Value::Bool(match name {
-                "lt" => ord == Ordering::Less,
-                "le" => ord != Ordering::Greater,
-                "gt" => ord == Ordering::Greater,
-                _ => ord != Ordering::Less,
-            }))
-        }
-        _ => docker(name, args),
+        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => comparison(name, &args),
+        _ => docker(name, args, html),
     }
 }
 
-fn docker<'d>(name: &str, args: Vec<Val<'d>>) -> R<'d> {
-    match name {
-        "json" => {
-            want(name, &args, 1)?;
-            let mut s = String::new();
-            gofmt::write_json(&mut s, args[0].as_deref().unwrap_or(&Value::Null));
-            owned(Value::String(s))
+/// eq (true if the first argument equals any other), ne, lt, le, gt, ge.
+fn comparison<'d>(name: &str, args: &[Val<'d>]) -> R<'d> {
+    if name == "eq" {
+        if args.len() < 2 {
+            return Err("missing argument for comparison".into());
         }
-        "split" => {
-            want(name, &args, 2)?;
-            let (s, sep) = (string_arg(&args[0])?, string_arg(&args[1])?);
-            // strings.Split with an empty separator splits into characters.
-            let parts: Vec<Value> = if sep.is_empty() {
-                s.chars().map(|c| Value::String(c.to_string())).collect()
-            } else {
-                s.split(sep).map(|p| Value::String(p.to_string())).collect()
-            };
-            owned(Value::Array(parts))
-        }
-        "join" => {
-            want(name, &args, 2)?;
-            let sep = string_arg(&args[1])?;
-            let parts = match args[0].as_deref() {
-                // A nil []string joins to "".
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|e| {
-                        e.as_str().ok_or_else(|| {
-                            "wrong type for value; expected []string; got []interface {}"
-                                .to_string()
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                Some(other) => {
-                    return Err(format!(
-                        "wrong type for value; expected []string; got {}",
-                        type_name(other)
-                    ))
-                }
-            };
-            owned(Value::String(parts.join(sep)))
-        }
-        "title" | "lower" | "upper" => {
-            want(name, &args, 1)?;
-            let s = string_arg(&args[0])?;
-            owned(Value::String(match name {
-                "title" => title(s),
-                "lower" => s.to_lowercase(),
-                _ => s.to_uppercase(),
-            }))
-        }
-        "pad" => {
-            want(name, &args, 3)?;
-            let s = string_arg(&args[0])?;
-            let (pre, post) = (int_arg(&args[1])?, int_arg(&args[2])?);
-            if pre < 0 || post < 0 {
-                return Err("negative Repeat count".into());
+        for other in &args[1..] {
+            if eq(&args[0], other)? {
+                return owned(Value::Bool(true));
             }
-            if s.is_empty() {
-                return owned(Value::String(String::new()));
-            }
-            owned(Value::String(format!(
-                "{}{s}{}",
-                " ".repeat(pre as usize),
-                " ".repeat(post as usize)
-            )))
         }
-        "truncate" => {
-            want(name, &args, 2)?;
-            let s = string_arg(&args[0])?;
-            let n = int_arg(&args[1])?;
-            // docker slices bytes; stop at a character boundary instead of
-            // producing broken UTF-8 (Go would print the broken bytes).
-            if n < 0 {
-                return Err(format!("slice bounds out of range [:{n}]"));
-            }
-            let mut end = (n as usize).min(s.len());
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            owned(Value::String(s[..end].to_string()))
-        }
-        _ => Err(format!("function {name:?} not defined")),
+        return owned(Value::Bool(false));
     }
+    want(name, args, 2)?;
+    if name == "ne" {
+        return owned(Value::Bool(!eq(&args[0], &args[1])?));
+    }
+    if kind(&args[0]) == Kind::Bool {
+        return Err("invalid type for comparison".into());
+    }
+    let ord = compare(&args[0], &args[1])?;
+    owned(Value::Bool(match name {
+        "lt" => ord == Ordering::Less,
+        "le" => ord != Ordering::Greater,
+        "gt" => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    }))
+}
+
+/// docker/cli's `templates.basicFunctions`.
+fn docker<'d>(name: &str, args: Vec<Val<'d>>, html: bool) -> R<'d> {
+    let arity = match name {
+        "json" | "title" | "lower" | "upper" => 1,
+        "split" | "join" | "truncate" => 2,
+        "pad" => 3,
+        _ => return Err(format!("function {name:?} not defined")),
+    };
+    want(name, &args, arity)?;
+    let s = match name {
+        "json" => {
+            let mut s = String::new();
+            gofmt::write_json(&mut s, args[0].as_deref().unwrap_or(&Value::Null), html);
+            s
+        }
+        "split" => return split(string_arg(&args[0])?, string_arg(&args[1])?),
+        "join" => join(&args[0], string_arg(&args[1])?)?,
+        "title" => title(string_arg(&args[0])?),
+        "lower" => string_arg(&args[0])?.to_lowercase(),
+        "upper" => string_arg(&args[0])?.to_uppercase(),
+        "pad" => pad(
+            string_arg(&args[0])?,
+            int_arg(&args[1])?,
+            int_arg(&args[2])?,
+        )?,
+        _ => truncate(string_arg(&args[0])?, int_arg(&args[1])?)?,
+    };
+    owned(Value::String(s))
+}
+
+/// strings.Split; an empty separator splits into characters.
+fn split<'d>(s: &str, sep: &str) -> R<'d> {
+    let parts: Vec<Value> = if sep.is_empty() {
+        s.chars().map(|c| Value::String(c.to_string())).collect()
+    } else {
+        s.split(sep).map(|p| Value::String(p.to_string())).collect()
+    };
+    owned(Value::Array(parts))
+}
+
+/// strings.Join of a []string; a nil slice joins to "".
+fn join(list: &Val, sep: &str) -> Result<String, String> {
+    let wrong = |t: &str| format!("wrong type for value; expected []string; got {t}");
+    let parts = match list.as_deref() {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|e| e.as_str().ok_or_else(|| wrong("[]interface {}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(wrong(type_name(other))),
+    };
+    Ok(parts.join(sep))
+}
+
+/// docker's padWithSpace: an empty string stays empty.
+fn pad(s: &str, pre: i64, post: i64) -> Result<String, String> {
+    if pre < 0 || post < 0 {
+        return Err("negative Repeat count".into());
+    }
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "{}{s}{}",
+        " ".repeat(pre as usize),
+        " ".repeat(post as usize)
+    ))
+}
+
+/// docker's truncateWithLength slices bytes; this stops at a character
+/// boundary instead of producing broken UTF-8 (Go prints the broken bytes).
+fn truncate(s: &str, n: i64) -> Result<String, String> {
+    if n < 0 {
+        return Err(format!("slice bounds out of range [:{n}]"));
+    }
+    let mut end = (n as usize).min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(s[..end].to_string())
 }
 
 /// strings.Title: upper-cases the first letter of every word; letters,

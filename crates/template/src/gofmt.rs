@@ -199,8 +199,9 @@ pub(crate) fn float_json(f: f64) -> String {
 }
 
 /// docker's `json`: encoding/json with SetEscapeHTML(false) (docker/cli
-/// templates.go), so `<`, `>` and `&` stay as they are.
-pub(crate) fn write_json(out: &mut String, v: &Value) {
+/// templates.go), so `<`, `>` and `&` stay as they are, unless `html`: then
+/// they are `\u003c`, `\u003e`, `\u0026` as json.Marshal writes them.
+pub(crate) fn write_json(out: &mut String, v: &Value, html: bool) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -214,14 +215,14 @@ pub(crate) fn write_json(out: &mut String, v: &Value) {
             (_, _, Some(f)) => out.push_str(&float_json(f)),
             _ => out.push_str("null"),
         },
-        Value::String(s) => write_json_str(out, s),
+        Value::String(s) => write_json_str(out, s, html),
         Value::Array(a) => {
             out.push('[');
             for (i, e) in a.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, e);
+                write_json(out, e, html);
             }
             out.push(']');
         }
@@ -231,16 +232,16 @@ pub(crate) fn write_json(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_str(out, k);
+                write_json_str(out, k, html);
                 out.push(':');
-                write_json(out, e);
+                write_json(out, e, html);
             }
             out.push('}');
         }
     }
 }
 
-fn write_json_str(out: &mut String, s: &str) {
+fn write_json_str(out: &mut String, s: &str, html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -253,6 +254,9 @@ fn write_json_str(out: &mut String, s: &str) {
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            '<' | '>' | '&' if html => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             // encoding/json always escapes the JavaScript line terminators.
@@ -334,7 +338,7 @@ struct Spec {
     prec: Option<usize>,
 }
 
-/// fmt.Sprintf for the verbs formats use: v s q d x X o b c e E f F g G t %.
+/// fmt.Sprintf for the verbs formats use: v s q d x X o b c U e E f F g G t T %.
 /// Bad verbs, missing and extra operands print as Go prints them
 /// (`%!d(string=x)`, `%!s(MISSING)`, `%!(EXTRA int=1)`).
 pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
@@ -400,11 +404,12 @@ fn number_or_star(
         chars.next();
         let n = args.get(*next).and_then(Value::as_u64);
         *next += 1;
-        return n.map(|n| n as usize);
+        return n.map(|n| n.min(1_000_000) as usize);
     }
     let mut n: Option<usize> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        n = Some(n.unwrap_or(0) * 10 + d as usize);
+        // Go rejects widths over 1e6; capping keeps a typo from allocating gigabytes.
+        n = Some((n.unwrap_or(0) * 10 + d as usize).min(1_000_000));
         chars.next();
     }
     n
@@ -420,6 +425,7 @@ fn bad_verb(verb: char, v: &Value) -> String {
 fn format_arg(v: &Value, verb: char, spec: &Spec) -> String {
     let (body, numeric) = match (verb, v) {
         ('v', _) => (v_verb(v, spec), matches!(v, Value::Number(_))),
+        ('T', _) => (type_name(v).to_string(), false),
         ('s', Value::String(s)) => (truncate_chars(s, spec.prec), false),
         ('q', Value::String(s)) => (quote(&truncate_chars(s, spec.prec)), false),
         (
@@ -428,6 +434,22 @@ fn format_arg(v: &Value, verb: char, spec: &Spec) -> String {
         ) => {
             let parts: Vec<String> = a.iter().map(|e| format_arg(e, verb, spec)).collect();
             return format!("[{}]", parts.join(" "));
+        }
+        // fmt applies the verb to a map's keys and values, in key order.
+        (
+            's' | 'q' | 'd' | 'x' | 'X' | 'o' | 'b' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 't',
+            Value::Object(m),
+        ) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    let key = format_arg(&Value::String(k.clone()), verb, spec);
+                    format!("{key}:{}", format_arg(&m[k.as_str()], verb, spec))
+                })
+                .collect();
+            return format!("map[{}]", parts.join(" "));
         }
         ('x' | 'X', Value::String(s)) => {
             let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();

@@ -77,7 +77,15 @@ impl Template {
 
     /// Executes the template with `data` as dot.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
-        exec::render(&self.src, &self.nodes, data, false)
+        exec::render(&self.src, &self.nodes, data, exec::Mode::Plain)
+    }
+
+    /// Executes the template for one row of a list (`docker ps`, `images`, …).
+    /// As [`render`](Self::render), except that `{{json .}}` escapes `<`, `>`
+    /// and `&` as docker's list rows do (they marshal themselves with
+    /// json.Marshal; fields go through docker's non-escaping `json`).
+    pub fn render_row(&self, row: &Value) -> Result<String, TemplateError> {
+        exec::render(&self.src, &self.nodes, row, exec::Mode::Row)
     }
 
     /// Executes the template for a table's header row: `data` maps field names
@@ -85,7 +93,7 @@ impl Template {
     /// argument unchanged (docker's `HeaderFunctions`), so `{{upper .Names}}`
     /// heads its column `NAMES` too.
     pub fn render_header(&self, headers: &Value) -> Result<String, TemplateError> {
-        exec::render(&self.src, &self.nodes, headers, true)
+        exec::render(&self.src, &self.nodes, headers, exec::Mode::Header)
     }
 }
 
@@ -138,7 +146,7 @@ impl Formatter {
             out.push('\n');
         }
         for row in rows {
-            out.push_str(&self.template.render(row)?);
+            out.push_str(&self.template.render_row(row)?);
             out.push('\n');
         }
         Ok(if self.table { align(&out) } else { out })

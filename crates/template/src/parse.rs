@@ -274,6 +274,7 @@ impl<'s> Parser<'s> {
     ) -> Result<Node, TemplateError> {
         let (pipe, mark) = match pre {
             Some(p) => p,
+            None if toks.is_empty() => return Err(self.err(pos, format!("missing value for {kw}"))),
             None => {
                 let mark = self.vars.len();
                 (self.pipeline(pos, toks, kw == "range")?, mark)
@@ -290,38 +291,7 @@ impl<'s> Parser<'s> {
             self.range_depth -= 1;
         }
         let (body, stop, stop_pos) = body?;
-        let els = match stop {
-            Stop::Eof => {
-                return Err(self.err(
-                    pos,
-                    format!("unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}"),
-                ))
-            }
-            Stop::End => Vec::new(),
-            Stop::Else => {
-                let (els, stop, p) = self.list()?;
-                match stop {
-                    Stop::End => els,
-                    Stop::Eof => {
-                        return Err(self.err(
-                            pos,
-                            format!("unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}"),
-                        ))
-                    }
-                    _ => return Err(self.err(p, "expected {{end}}; found {{else}}")),
-                }
-            }
-            Stop::ElseChain(k2, p2, pipe2, mark2) => {
-                if kw == "range" {
-                    return Err(
-                        self.err(stop_pos, format!("{{{{else {k2}}}}} inside {{{{range}}}}"))
-                    );
-                }
-                // Go: `{{if a}}x{{else if b}}y{{end}}` is `{{if a}}x{{else}}{{if b}}y{{end}}{{end}}`,
-                // sharing one {{end}}.
-                vec![self.control(k2, p2, &[], Some((pipe2, mark2)))?]
-            }
-        };
+        let els = self.else_part(kw, pos, stop, stop_pos)?;
         self.vars.truncate(mark);
         let branch = Branch {
             pos,
@@ -334,6 +304,34 @@ impl<'s> Parser<'s> {
             "with" => Node::With(branch),
             _ => Node::Range(branch),
         })
+    }
+
+    /// The `{{else}}` part of a control whose body ended with `stop`.
+    fn else_part(
+        &mut self,
+        kw: &str,
+        pos: usize,
+        stop: Stop,
+        stop_pos: usize,
+    ) -> Result<Vec<Node>, TemplateError> {
+        let eof = || format!("unexpected EOF: {{{{{kw}}}}} without {{{{end}}}}");
+        match stop {
+            Stop::Eof => Err(self.err(pos, eof())),
+            Stop::End => Ok(Vec::new()),
+            Stop::Else => match self.list()? {
+                (els, Stop::End, _) => Ok(els),
+                (_, Stop::Eof, _) => Err(self.err(pos, eof())),
+                (_, _, p) => Err(self.err(p, "expected {{end}}; found {{else}}")),
+            },
+            Stop::ElseChain(k2, ..) if kw == "range" => {
+                Err(self.err(stop_pos, format!("{{{{else {k2}}}}} inside {{{{range}}}}")))
+            }
+            // Go: `{{if a}}x{{else if b}}y{{end}}` is
+            // `{{if a}}x{{else}}{{if b}}y{{end}}{{end}}`, sharing one {{end}}.
+            Stop::ElseChain(k2, p2, pipe2, mark2) => {
+                Ok(vec![self.control(k2, p2, &[], Some((pipe2, mark2)))?])
+            }
+        }
     }
 
     fn pipeline(
@@ -418,27 +416,13 @@ impl<'s> Parser<'s> {
     fn operand(&mut self, toks: &[Token]) -> Result<(Expr, usize), TemplateError> {
         let t = &toks[0];
         let mut used = 1;
-        let mut term = match &t.tok {
+        let term = match &t.tok {
             Tok::Dot => Expr::Dot,
-            Tok::Field(f) => {
-                let mut names = vec![f.clone()];
-                while let Some(Token {
-                    tok: Tok::Field(g),
-                    spaced: false,
-                    ..
-                }) = toks.get(used)
-                {
-                    names.push(g.clone());
-                    used += 1;
-                }
-                return Ok((Expr::Field(names), used));
+            Tok::Field(f) => Expr::Field(vec![f.clone()]),
+            Tok::Var(v) if !self.vars.contains(v) => {
+                return Err(self.err(t.pos, format!("undefined variable \"${v}\"")))
             }
-            Tok::Var(v) => {
-                if !self.vars.contains(v) {
-                    return Err(self.err(t.pos, format!("undefined variable \"${v}\"")));
-                }
-                Expr::Var(v.clone(), Vec::new())
-            }
+            Tok::Var(v) => Expr::Var(v.clone(), Vec::new()),
             Tok::Str(s) => Expr::Str(s.clone()),
             Tok::Char(c) => Expr::Number {
                 text: c.to_string(),
@@ -449,22 +433,7 @@ impl<'s> Parser<'s> {
             Tok::Number(n) => {
                 number(n).ok_or_else(|| self.err(t.pos, format!("bad number syntax: {n:?}")))?
             }
-            Tok::Ident(id) => match id.as_str() {
-                "true" => Expr::Bool(true),
-                "false" => Expr::Bool(false),
-                "nil" => Expr::Nil,
-                k if KEYWORDS.contains(&k) => {
-                    return Err(self.err(t.pos, format!("unexpected <{k}> in command")))
-                }
-                f if crate::funcs::is_known(f) => Expr::Func(f.to_string()),
-                f if crate::funcs::UNSUPPORTED.contains(&f) => {
-                    return Err(self.err(
-                        t.pos,
-                        format!("function \"{f}\" is not supported by oxcart's --format"),
-                    ))
-                }
-                f => return Err(self.err(t.pos, format!("function \"{f}\" not defined"))),
-            },
+            Tok::Ident(id) => self.ident(t.pos, id)?,
             Tok::LParen => {
                 let close =
                     matching_paren(toks).ok_or_else(|| self.err(t.pos, "unclosed left paren"))?;
@@ -476,6 +445,7 @@ impl<'s> Parser<'s> {
                 return Err(self.err(t.pos, format!("unexpected {} in operand", describe(other))))
             }
         };
+        // Fields written right after the term, without a space, chain onto it.
         let mut chain = Vec::new();
         while let Some(Token {
             tok: Tok::Field(g),
@@ -486,19 +456,40 @@ impl<'s> Parser<'s> {
             chain.push(g.clone());
             used += 1;
         }
-        if !chain.is_empty() {
-            term = match term {
-                Expr::Var(v, _) => Expr::Var(v, chain),
-                Expr::Pipe(_) => Expr::Chain(Box::new(term), chain),
-                _ => {
-                    return Err(self.err(
-                        t.pos,
-                        format!("unexpected . after term {}", describe(&t.tok)),
-                    ))
-                }
-            };
+        if chain.is_empty() {
+            return Ok((term, used));
         }
+        let term = match term {
+            Expr::Field(mut names) => {
+                names.extend(chain);
+                Expr::Field(names)
+            }
+            Expr::Var(v, _) => Expr::Var(v, chain),
+            Expr::Pipe(_) => Expr::Chain(Box::new(term), chain),
+            _ => {
+                let msg = format!("unexpected . after term {}", describe(&t.tok));
+                return Err(self.err(t.pos, msg));
+            }
+        };
         Ok((term, used))
+    }
+
+    /// An identifier in a command: a constant or a function name.
+    fn ident(&self, pos: usize, id: &str) -> Result<Expr, TemplateError> {
+        Ok(match id {
+            "true" => Expr::Bool(true),
+            "false" => Expr::Bool(false),
+            "nil" => Expr::Nil,
+            k if KEYWORDS.contains(&k) => {
+                return Err(self.err(pos, format!("unexpected <{k}> in command")))
+            }
+            f if crate::funcs::is_known(f) => Expr::Func(f.to_string()),
+            f if crate::funcs::UNSUPPORTED.contains(&f) => {
+                let msg = format!("function \"{f}\" is not supported by oxcart's --format");
+                return Err(self.err(pos, msg));
+            }
+            f => return Err(self.err(pos, format!("function \"{f}\" not defined"))),
+        })
     }
 
     /// Tokens of the action starting at `self.pos`, consuming the closing `}}`.
