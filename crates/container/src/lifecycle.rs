@@ -170,12 +170,23 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         ));
     }
     let plan = Plan::from_config(spec.linux.as_ref())?;
-    if !plan.has(libc::CLONE_NEWNS) {
-        return Err(Error::config(
-            "linux.namespaces",
-            "a mount namespace is required to set up the rootfs",
+    // Without a mount namespace of its own (runtime-spec config-linux.md: the
+    // container inherits the runtime's), init sets the rootfs up in the
+    // runtime's and chroots into it, as runc does (rootfs::prepare_root).
+    let shares_host_mounts = !plan.has(libc::CLONE_NEWNS);
+    if shares_host_mounts && o.no_pivot {
+        // runc would move the rootfs over the host's own `/`.
+        return Err(Error::Other(
+            "--no-pivot needs a mount namespace (linux.namespaces has none): it would move the rootfs over the runtime's /".into(),
         ));
     }
+    // The topmost mount at the rootfs before init's bind: a failed create
+    // detaches whatever is there instead (CreateGuard).
+    let rootfs_mount_before = if shares_host_mounts {
+        Some(sys::mount_id(&sys::cpath(&rootfs)?).ctx(|| format!("statx {}", rootfs.display()))?)
+    } else {
+        None
+    };
     // CVE-2019-5736 (crate::selfexe), before anything exists: its fallback runs
     // this command again from the start. init has our credentials unless a user
     // namespace or rootless mode changes them; then it cannot switch itself.
@@ -255,6 +266,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         sd: Some(&sd),
         cg: None,
         pid: 0,
+        shared_root: rootfs_mount_before.map(|id| (rootfs.clone(), id)),
     };
     if notify {
         crate::notify::make_dir(&sd.dir)?;
@@ -415,6 +427,12 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
 
     let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
+    let rootfs_mount = match rootfs_mount_before {
+        Some(_) => Some(
+            sys::mount_id(&sys::cpath(&rootfs)?).ctx(|| format!("statx {}", rootfs.display()))?,
+        ),
+        None => None,
+    };
     let uid = std::fs::metadata(&sd.dir).map(|m| m.uid()).unwrap_or(0);
     let saved = Saved {
         id: o.id.clone(),
@@ -429,6 +447,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
+        rootfs_mount,
     };
     sd.save(&saved)?;
     if let Some(sock) = &pidfd_sock {
@@ -476,6 +495,9 @@ struct CreateGuard<'a> {
     sd: Option<&'a StateDir>,
     cg: Option<Cg>,
     pid: libc::pid_t,
+    /// No mount namespace: the rootfs and the id of its topmost mount before
+    /// init's bind; a different one there after init is gone is init's.
+    shared_root: Option<(PathBuf, u64)>,
 }
 
 impl CreateGuard<'_> {
@@ -483,6 +505,7 @@ impl CreateGuard<'_> {
         self.sd = None;
         self.cg = None;
         self.pid = 0;
+        self.shared_root = None;
     }
 }
 
@@ -492,6 +515,13 @@ impl Drop for CreateGuard<'_> {
             // SAFETY: signalling and reaping our own child.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = sys::waitpid(self.pid, 0);
+        }
+        if let Some((rootfs, before)) = self.shared_root.take() {
+            if let Ok(now) = sys::cpath(&rootfs).and_then(|p| sys::mount_id(&p)) {
+                if now != before {
+                    let _ = rootfs::detach_shared_root(&rootfs, now);
+                }
+            }
         }
         if let Some(cg) = self.cg.take() {
             let _ = cg.destroy();
@@ -747,6 +777,7 @@ fn init(
         bundle: a.bundle.clone(),
         userns: a.plan.userns,
         new_cgroupns: a.plan.new_cgroupns,
+        shares_host_mounts: !a.plan.has(libc::CLONE_NEWNS),
         cgroup_dirs: a.cgroup_dirs.clone(),
         idmapped: &a.idmapped,
         mount_label: a.mount_label.as_deref(),
@@ -785,7 +816,9 @@ fn init(
             ),
         )?;
     }
-    if a.no_pivot {
+    if !a.plan.has(libc::CLONE_NEWNS) {
+        rootfs::chroot_root(&a.rootfs)?;
+    } else if a.no_pivot {
         rootfs::move_root(&a.rootfs)?;
     } else {
         rootfs::pivot(&a.rootfs)?;
@@ -1260,6 +1293,9 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
                 "cannot delete container {id} that is not stopped: {s}"
             )))
         }
+    }
+    if let Some(id) = saved.rootfs_mount {
+        rootfs::detach_shared_root(Path::new(&saved.rootfs), id)?;
     }
     cg.destroy()?;
     sd.remove()?;
