@@ -77,8 +77,11 @@ impl Sandbox {
         c.arg("--root").arg(&rt.root).args(args);
         capture(c)
     }
-    /// Mount points with their filesystem, in order, as a process sees them.
-    fn mounts(pid: u32) -> Vec<String> {
+    /// Mount points at or below `under` with their filesystem, in order, as a
+    /// process sees them. Only there: the rest of a copy of the host's mounts
+    /// changes with the host (a directory removed on the host detaches the
+    /// mounts on it in every namespace, and other tests' containers come and go).
+    fn mounts(pid: u32, under: &str) -> Vec<String> {
         std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
             .unwrap()
             .lines()
@@ -87,6 +90,7 @@ impl Sandbox {
                 let dash = f.iter().position(|x| *x == "-").unwrap();
                 format!("{} {}", f[4], f[dash + 1])
             })
+            .filter(|m| m.starts_with(&format!("{under}/")) || m.starts_with(&format!("{under} ")))
             .collect()
     }
 }
@@ -163,8 +167,8 @@ fn a_container_without_a_mount_namespace_lives_in_the_runtimes_as_in_runc() {
         let (b, cg) = itype_bundle(&["sleep", "1000"]);
         let rootfs = b.config["root"]["path"].as_str().unwrap().to_string();
         let (holder0, peer0) = (
-            Sandbox::mounts(sb.holder.id()),
-            Sandbox::mounts(sb.peer.id()),
+            Sandbox::mounts(sb.holder.id(), &rootfs),
+            Sandbox::mounts(sb.peer.id(), &rootfs),
         );
         let id = unique("itype");
         let mut c = sb.cmd(&rt.bin);
@@ -183,12 +187,12 @@ fn a_container_without_a_mount_namespace_lives_in_the_runtimes_as_in_runc() {
         }
         // The container's mounts are in the sandbox's namespace, under the rootfs,
         // and none reached the peer namespace: at most the rootfs bind itself.
-        let during = Sandbox::mounts(sb.holder.id());
+        let during = Sandbox::mounts(sb.holder.id(), &rootfs);
         assert!(
             during.contains(&format!("{rootfs}/proc proc")),
             "no proc under the rootfs: {during:?}"
         );
-        let leaked: Vec<_> = Sandbox::mounts(sb.peer.id())
+        let leaked: Vec<_> = Sandbox::mounts(sb.peer.id(), &rootfs)
             .into_iter()
             .filter(|m| !peer0.contains(m) && !m.starts_with(&format!("{rootfs} ")))
             .collect();
@@ -210,8 +214,8 @@ fn a_container_without_a_mount_namespace_lives_in_the_runtimes_as_in_runc() {
         let (code, _, err) = sb.rt(rt, &["delete", "-f", &id]);
         assert_eq!(code, 0, "delete: {err}");
         // Nothing of the container is left in either namespace.
-        assert_eq!(Sandbox::mounts(sb.holder.id()), holder0);
-        assert_eq!(Sandbox::mounts(sb.peer.id()), peer0);
+        assert_eq!(Sandbox::mounts(sb.holder.id(), &rootfs), holder0);
+        assert_eq!(Sandbox::mounts(sb.peer.id(), &rootfs), peer0);
         assert_no_cgroup_left(&cg, "itype delete");
     }
 }
@@ -227,7 +231,8 @@ fn a_mount_namespace_path_of_the_runtimes_own_and_no_pivot() {
     let rt = Runtime::oxcart();
     let sb = Sandbox::new();
     let (mut b, cg) = itype_bundle(&["sleep", "1000"]);
-    let holder0 = Sandbox::mounts(sb.holder.id());
+    let rootfs = b.config["root"]["path"].as_str().unwrap().to_string();
+    let holder0 = Sandbox::mounts(sb.holder.id(), &rootfs);
     let id = unique("nopivot");
     let mut c = sb.cmd(&rt.bin);
     c.arg("--root")
@@ -237,7 +242,7 @@ fn a_mount_namespace_path_of_the_runtimes_own_and_no_pivot() {
     let (ok, err) = status_err(c);
     assert!(!ok, "--no-pivot without a mount namespace was accepted");
     assert!(err.contains("--no-pivot"), "{err}");
-    assert_eq!(Sandbox::mounts(sb.holder.id()), holder0);
+    assert_eq!(Sandbox::mounts(sb.holder.id(), &rootfs), holder0);
     assert_no_cgroup_left(&cg, "--no-pivot refused");
 
     b.config["linux"]["namespaces"] =
@@ -250,6 +255,6 @@ fn a_mount_namespace_path_of_the_runtimes_own_and_no_pivot() {
     assert!(ok, "create: {err}");
     check_container(&sb, &rt, &id, &b);
     assert_eq!(sb.rt(&rt, &["delete", "-f", &id]).0, 0);
-    assert_eq!(Sandbox::mounts(sb.holder.id()), holder0);
+    assert_eq!(Sandbox::mounts(sb.holder.id(), &rootfs), holder0);
     assert_no_cgroup_left(&cg, "itype path delete");
 }
