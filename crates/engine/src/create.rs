@@ -99,8 +99,25 @@ impl Engine {
     /// Directory, snapshot, image hold, then the row; undone in reverse on failure.
     fn materialise(&mut self, rec: &Record, images: &mut ImageStore) -> Result<()> {
         let dir = self.ctr_dir(&rec.id);
-        std::fs::create_dir(&dir).map_err(io_err(&dir))?;
-        let lock = CtrLock::acquire(&dir)?;
+        // The directory appears under its id already locked (made under a temporary
+        // name, locked, renamed): the debris collector of a concurrent `create` only
+        // takes id directories whose lock it can take, so it never takes this one.
+        let tmp = self
+            .layout
+            .containers_dir()
+            .join(format!(".new-{}", rec.id));
+        std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        let lock = match CtrLock::acquire(&tmp) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(io_err(&dir)(e));
+        }
         let undo = |images: &mut ImageStore| {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
             let _ = crate::snapshot::Snapshot::open(&dir).and_then(|s| s.remove());
@@ -126,11 +143,23 @@ impl Engine {
             return;
         };
         for e in rd.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_prefix(".new-").unwrap_or(&name).to_string();
             if id.len() != 64 || self.db.has(&id).unwrap_or(true) {
                 continue;
             }
             let dir = e.path();
+            // A `.new-` directory is locked only just after its mkdir: one younger than
+            // a minute may be a live `create` between the two.
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age.as_secs() < 60);
+            if name.starts_with(".new-") && young {
+                continue;
+            }
             // A live `create` holds the lock until its row exists.
             if let Ok(Some(_l)) = CtrLock::try_acquire(&dir) {
                 if self.db.has(&id).unwrap_or(true) {

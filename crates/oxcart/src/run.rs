@@ -107,17 +107,27 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         return Ok(0);
     }
     if only.detach {
-        match e.start_prepare(&rec.id)? {
-            StartOutcome::Starting(s) => {
-                s.finish()?;
+        let r = match e.start_prepare(&rec.id) {
+            Ok(StartOutcome::Starting(s)) => s.finish().map(drop),
+            Ok(StartOutcome::AlreadyRunning(_)) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = r {
+            if rec.host_config.auto_remove {
+                let _ = e.remove(&rec.id, true);
             }
-            StartOutcome::AlreadyRunning(_) => {}
+            return Err(err.into());
         }
         println!("{}", rec.id);
         return Ok(0);
     }
     let keys = parse_detach_keys(only.detach_keys.as_deref())?;
-    run_attached(e, &rec.id, rec.config.open_stdin, only.sig_proxy, &keys)
+    let r = run_attached(e, &rec.id, rec.config.open_stdin, only.sig_proxy, &keys);
+    if r.is_err() && rec.host_config.auto_remove {
+        // docker removes an --rm container whose start failed.
+        let _ = e.remove(&rec.id, true);
+    }
+    r
 }
 
 /// Start a created container attached to this terminal; the exit code is the

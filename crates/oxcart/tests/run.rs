@@ -118,7 +118,7 @@ fn the_image_config_is_applied_as_docker_does() {
     ]);
     assert_eq!(
         out,
-        "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n/home/app\n"
+        "uid=1000(app) gid=1000(app) groups=2000(extra)\n/home/app\n"
     );
     let e = ox.fail(
         125,
