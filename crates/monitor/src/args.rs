@@ -136,6 +136,21 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
     if a.ctr_dir.as_os_str().as_bytes().contains(&0) {
         return Err("--ctr-dir contains a NUL byte".into());
     }
+    // The monitor moves to / (so it holds no mount busy): relative paths are
+    // resolved against the engine's working directory first.
+    let abs = |p: &mut PathBuf| -> Result<(), String> {
+        *p = std::path::absolute(&*p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(())
+    };
+    abs(&mut a.ctr_dir)?;
+    abs(&mut a.bundle)?;
+    abs(&mut a.runtime_root)?;
+    if a.runtime.components().count() > 1 {
+        abs(&mut a.runtime)?;
+    }
+    for f in &mut a.oom_files {
+        abs(f)?;
+    }
     Ok(a)
 }
 
