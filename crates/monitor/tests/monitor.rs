@@ -49,6 +49,15 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Ctr {
     fn new(runtime: &Path, args: &[&str], tty: bool) -> Ctr {
+        Ctr::with_config(runtime, args, tty, |_| {})
+    }
+
+    fn with_config(
+        runtime: &Path,
+        args: &[&str],
+        tty: bool,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Ctr {
         setup_env();
         let tmp = tempfile::tempdir().unwrap();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
@@ -57,7 +66,9 @@ impl Ctr {
         let bin = bundle.join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        for app in ["sh", "cat", "echo", "sleep", "stty", "read", "kill"] {
+        for app in [
+            "sh", "cat", "echo", "sleep", "stty", "kill", "yes", "head", "tr",
+        ] {
             std::os::unix::fs::symlink("busybox", bin.join(app)).unwrap();
         }
         let st = Command::new(RUNC)
@@ -72,6 +83,7 @@ impl Ctr {
         cfg["process"]["args"] = serde_json::json!(args);
         cfg["process"]["terminal"] = tty.into();
         cfg["linux"]["cgroupsPath"] = format!("/{id}").into();
+        edit(&mut cfg);
         std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
         std::fs::create_dir(tmp.path().join("ctr")).unwrap();
         std::fs::create_dir(tmp.path().join("rt")).unwrap();
@@ -560,4 +572,86 @@ fn log_rotation_by_the_monitor() {
     let first: usize = log[0].1.trim().trim_start_matches("line-").parse().unwrap();
     let want: Vec<String> = (first..200).map(|i| format!("line-{i}\n")).collect();
     assert_eq!(log.into_iter().map(|(_, l)| l).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn slow_client_is_dropped_not_waited_for() {
+    // 3 MB of output; the client never reads, so its queue passes the 1 MiB limit.
+    let line = "x".repeat(99);
+    let cmd = format!("yes {line} | head -n 30000; echo done");
+    let mut c = Ctr::new(Path::new(RUNC), &["sh", "-c", &cmd], false);
+    let mut a = c.args();
+    a.log_driver = monitor::LogDriver::None;
+    c.spawn(&a).unwrap();
+    let conn = attach::connect(&c.dir()).unwrap();
+    c.start();
+    // The container runs to its end although this client reads nothing.
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["exit_code"], 0);
+    assert!(!c.dir().join("ctr.log").exists(), "--log-driver none");
+    // What was queued before the drop is there, then the end without an exit frame.
+    let mut out = Vec::new();
+    let end = conn
+        .relay(RelayIo {
+            stdin: None,
+            stdout: &mut out,
+            stderr: &mut Vec::new(),
+            detach_keys: None,
+            resize: None,
+        })
+        .unwrap();
+    assert_eq!(end, AttachEnd::Closed);
+    assert!(!out.is_empty() && out.len() < 3_000_000, "{}", out.len());
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    // cgroup v1 memory (this host's hybrid layout); 32 MiB with no swap beyond it.
+    let mut c = Ctr::with_config(
+        Path::new(RUNC),
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        false,
+        |cfg| {
+            cfg["linux"]["resources"]["memory"] =
+                serde_json::json!({"limit": 33554432, "swap": 33554432})
+        },
+    );
+    let mut a = c.args();
+    a.oom_files = vec![PathBuf::from(format!(
+        "/sys/fs/cgroup/memory/{}/memory.oom_control",
+        c.id
+    ))];
+    c.spawn(&a).unwrap();
+    let conn = attach::connect(&c.dir()).unwrap();
+    c.start();
+    let (end, out, _) = relay(conn, b"", None);
+    // The shell itself holds the string: it is the one killed.
+    assert_eq!(
+        end,
+        AttachEnd::Exited {
+            code: 137,
+            oom_killed: true
+        },
+        "{out:?}"
+    );
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["oom_killed"], true);
+}
+
+#[test]
+fn no_oom_without_a_kill() {
+    let mut c = Ctr::new(Path::new(RUNC), &["sh", "-c", "exit 0"], false);
+    let mut a = c.args();
+    a.oom_files = vec![PathBuf::from(format!(
+        "/sys/fs/cgroup/memory/{}/memory.oom_control",
+        c.id
+    ))];
+    c.spawn(&a).unwrap();
+    c.start();
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["oom_killed"], false);
 }
