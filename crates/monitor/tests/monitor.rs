@@ -33,7 +33,17 @@ fn runtimes() -> Vec<PathBuf> {
 fn setup_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // Every test sets the same value before any spawn.
-    ONCE.call_once(|| std::env::set_var("OXCART_MONITOR", env!("CARGO_BIN_EXE_oxcart-monitor")));
+    ONCE.call_once(|| {
+        std::env::set_var("OXCART_MONITOR", env!("CARGO_BIN_EXE_oxcart-monitor"));
+        // Exited monitors (and a container whose monitor was killed) are reparented
+        // to us and reaped here, instead of staying zombies under a pid 1 that does
+        // not reap (this sandbox's).
+        // SAFETY: plain prctl.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+            0
+        );
+    });
 }
 
 /// A container under test: its bundle, directory and runtime state in one temp dir,
@@ -166,11 +176,21 @@ impl Ctr {
 
 impl Drop for Ctr {
     fn drop(&mut self) {
-        let _ = self.runtime_cmd(&["delete", "--force", &self.id]);
+        std::thread::scope(|sc| {
+            // An init whose monitor was killed is our child now: reap it as the
+            // runtime's delete kills it, or the delete waits for the zombie.
+            if let Some(s) = self
+                .started
+                .filter(|s| ppid(s.ctr_pid) == Some(std::process::id() as i32))
+            {
+                sc.spawn(move || wait_pid_gone(s.ctr_pid));
+            }
+            let _ = self.runtime_cmd(&["delete", "--force", &self.id]);
+        });
         if let Some(s) = self.started {
-            // SAFETY: the monitor this test started (its pid is held by the pidfd
-            // check below, so a reused pid is not hit: we only signal while it exists).
+            // Through a pidfd, so a reused pid is never signalled.
             if let Some(pfd) = pidfd(s.monitor_pid) {
+                // SAFETY: pidfd_send_signal(2) on a descriptor we own.
                 unsafe {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
@@ -186,6 +206,36 @@ impl Drop for Ctr {
     }
 }
 
+/// Reaps the monitor of container `id` that reported a failure (the engine never
+/// learns its pid): our child, as we are a subreaper.
+fn reap_monitor_of(id: &str) {
+    let me = std::process::id() as i32;
+    let needle = format!("--id\0{id}\0");
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = ppid(pid) == Some(me);
+        // A zombie's cmdline is empty: match its comm instead.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let is_it = String::from_utf8_lossy(&cmdline).contains(&needle)
+            || (cmdline.is_empty() && comm.trim() == "oxcart-monitor");
+        if ours && is_it {
+            wait_pid_gone(pid);
+        }
+    }
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open(2) with no flags.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -193,7 +243,16 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Waits for `pid` to exit: reaping it when it is our child (the monitors are: we
+/// are a subreaper), else through a pidfd.
 fn wait_pid_gone(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid with a valid status pointer.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
     let Some(fd) = pidfd(pid) else { return };
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -528,6 +587,7 @@ fn create_failure_reports_runtime_message_and_leaves_nothing() {
     for rt in runtimes() {
         let mut c = Ctr::new(&rt, &["/no/such/command"], false);
         let err = c.spawn(&c.args()).unwrap_err();
+        reap_monitor_of(&c.id);
         match &err {
             MonitorError::Runtime(msg) => {
                 assert!(msg.contains("/no/such/command"), "{rt:?}: {msg}")
