@@ -421,48 +421,55 @@ fn stdin_stays_open_without_stdin_once() {
     let mut a = c.args();
     a.stdin = true;
     c.spawn(&a).unwrap();
-    let conn = attach::connect(&c.dir()).unwrap();
+    let watcher = attach::connect(&c.dir()).unwrap();
     c.start();
-    // Our stdin ends but the container's does not: detaching later is the only way out.
-    let (r, w) = pipe();
-    let mut w = std::fs::File::from(w);
-    w.write_all(b"one\n\x10\x11").unwrap();
-    let mut out = Vec::new();
-    let end = conn
-        .relay(RelayIo {
-            stdin: Some(r.as_fd()),
-            stdout: &mut out,
-            stderr: &mut Vec::new(),
-            detach_keys: Some(attach::DEFAULT_DETACH_KEYS),
-            resize: None,
-        })
-        .unwrap();
-    assert_eq!(end, AttachEnd::Detached);
-    // A second client's input reaches the same, still open, stdin.
-    let conn = attach::connect(&c.dir()).unwrap();
-    conn.send_stdin(b"two\n").unwrap();
-    drop(w);
-    let (r2, w2) = pipe();
-    std::fs::File::from(w2)
-        .write_all(b"three\n\x10\x11")
-        .unwrap();
-    let mut out2 = Vec::new();
-    let end = conn
-        .relay(RelayIo {
-            stdin: Some(r2.as_fd()),
-            stdout: &mut out2,
-            stderr: &mut Vec::new(),
-            detach_keys: Some(attach::DEFAULT_DETACH_KEYS),
-            resize: None,
-        })
-        .unwrap();
-    assert_eq!(end, AttachEnd::Detached);
-    assert_eq!(c.status(), "running");
-    let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
-    assert!(out.status.success());
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            let mut out = ChanWriter(tx);
+            watcher
+                .relay(RelayIo {
+                    stdin: None,
+                    stdout: &mut out,
+                    stderr: &mut Vec::new(),
+                    detach_keys: None,
+                    resize: None,
+                })
+                .unwrap()
+        });
+        let mut out = String::new();
+        let mut wait_for = |want: &str| {
+            while !out.contains(want) {
+                let chunk = rx
+                    .recv()
+                    .unwrap_or_else(|_| panic!("no {want:?} in {out:?}"));
+                out.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        // A client whose stdin ends, then goes away...
+        let first = attach::connect(&c.dir()).unwrap();
+        first.send_stdin(b"one\n").unwrap();
+        first.close_stdin().unwrap();
+        drop(first);
+        wait_for("one\n");
+        // ...leaves the container's stdin open for the next one.
+        let second = attach::connect(&c.dir()).unwrap();
+        second.send_stdin(b"two\n").unwrap();
+        wait_for("two\n");
+        assert_eq!(c.status(), "running");
+        let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
+        assert!(out.status.success());
+        assert_eq!(
+            h.join().unwrap(),
+            AttachEnd::Exited {
+                code: 137,
+                oom_killed: false
+            }
+        );
+    });
     c.wait_monitor();
     let logs: String = c.log().into_iter().map(|(_, l)| l).collect();
-    assert_eq!(logs, "one\ntwo\nthree\n");
+    assert_eq!(logs, "one\ntwo\n");
 }
 
 /// Hands each write to the test thread.
