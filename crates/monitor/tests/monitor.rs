@@ -55,6 +55,10 @@ struct Ctr {
     started: Option<Started>,
 }
 
+/// Puts the container's directory deeper than a socket address (108 bytes) reaches:
+/// the attach and console sockets must work at any `--root`.
+const LONG: &str = "a-directory-name-long-enough-that-no-socket-path-under-it-fits-in-sun-path-of-108-bytes-on-linux";
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Ctr {
@@ -95,7 +99,7 @@ impl Ctr {
         cfg["linux"]["cgroupsPath"] = format!("/{id}").into();
         edit(&mut cfg);
         std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-        std::fs::create_dir(tmp.path().join("ctr")).unwrap();
+        std::fs::create_dir_all(tmp.path().join(LONG).join("ctr")).unwrap();
         std::fs::create_dir(tmp.path().join("rt")).unwrap();
         Ctr {
             tmp,
@@ -106,7 +110,7 @@ impl Ctr {
     }
 
     fn dir(&self) -> PathBuf {
-        self.tmp.path().join("ctr")
+        self.tmp.path().join(LONG).join("ctr")
     }
 
     fn args(&self) -> MonitorArgs {
