@@ -137,10 +137,15 @@ impl Writer {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.out)?;
-        self.size += self.out.len() as u64;
+        let r = self.file.write_all(&self.out);
+        // On failure (a full disk) the entries are dropped rather than kept to grow
+        // without bound; the size is re-read since part of them may be written.
+        match &r {
+            Ok(()) => self.size += self.out.len() as u64,
+            Err(_) => self.size = self.file.metadata().map_or(self.size, |m| m.len()),
+        }
         self.out.clear();
-        Ok(())
+        r
     }
 
     /// `ctr.log.(N-1)` is dropped, every `ctr.log.i` becomes `.i+1`, `ctr.log` becomes
