@@ -246,6 +246,26 @@ mod tests {
         );
     }
 
+    /// Bytes docker 20.10's json-file driver wrote for
+    /// `printf 'a<b>&\tc\377\342\200\250 "q" \\ \r\n'` (captured 2026-12-06).
+    #[test]
+    fn same_bytes_as_docker() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut w = Writer::open(&p, WriterOptions::default()).unwrap();
+        let t = Timestamp::parse_rfc3339("2026-12-06T13:04:42.81009296Z").unwrap();
+        w.write(Stream::Stdout, b"a<b>&\tc\xff\xe2\x80\xa8 \"q\" \\ \r\n", t)
+            .unwrap();
+        w.close(t).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            concat!(
+                r#"{"log":"a\u003cb\u003e\u0026\u0009c\ufffd\u2028 \"q\" \\ \r\n","stream":"stdout","time":"2026-12-06T13:04:42.81009296Z"}"#,
+                "\n"
+            )
+        );
+    }
+
     #[test]
     fn partial_lines_per_stream() {
         let d = tempfile::tempdir().unwrap();

@@ -124,10 +124,12 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
         .iter()
         .zip(&oom_before)
         .any(|(after, before)| after > before);
-    let mut result = write_exit_json(a, exit_code, oom_killed);
-    if let Some(e) = relay.finish(exit_code, oom_killed) {
-        result = result.and(Err(format!("closing the log: {e}")));
-    }
+    let log_result = match relay.close_log() {
+        Some(e) => Err(format!("closing the log: {e}")),
+        None => Ok(()),
+    };
+    let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
+    relay.finish(exit_code, oom_killed);
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);

@@ -726,3 +726,46 @@ fn no_oom_without_a_kill() {
     c.wait_monitor();
     assert_eq!(c.exit_json()["oom_killed"], false);
 }
+
+#[test]
+fn logs_follow_a_running_container_across_rotations() {
+    let mut c = Ctr::new(
+        Path::new(RUNC),
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; printf end",
+        ],
+        false,
+    );
+    let mut a = c.args();
+    // About a dozen entries per file, and every file kept: many rotations between
+    // two looks of the follower, none losing entries.
+    a.log_max_size = Some(1000);
+    a.log_max_file = Some(100);
+    c.spawn(&a).unwrap();
+    let log = c.dir().join("ctr.log");
+    let exit = c.dir().join("exit.json");
+    let follower = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        oxcart_jsonlog::follow(
+            &log,
+            &ReadOptions::default(),
+            &mut || exit.exists(),
+            &mut |e| {
+                got.push(e.log);
+                Ok(())
+            },
+        )
+        .unwrap();
+        got
+    });
+    c.start();
+    c.wait_monitor();
+    let got = follower.join().unwrap();
+    let mut want: Vec<String> = (0..300).map(|i| format!("line-{i}\n")).collect();
+    // The unterminated last line is flushed before exit.json appears.
+    want.push("end".into());
+    assert_eq!(got, want);
+    assert!(oxcart_jsonlog::log_files(&c.dir().join("ctr.log")).len() > 10);
+}
