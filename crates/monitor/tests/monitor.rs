@@ -555,22 +555,35 @@ fn tty_with_resize() {
 
 #[test]
 fn detach_leaves_container_running() {
-    let mut c = Ctr::new(
-        Path::new(RUNC),
-        &["sh", "-c", "echo ready; exec sleep 1000"],
-        false,
-    );
-    let mut a = c.args();
-    a.stdin = true;
-    a.stdin_once = true;
-    let s = c.spawn(&a).unwrap();
-    let conn = attach::connect(&c.dir()).unwrap();
-    c.start();
-    let (end, _, _) = relay(conn, b"\x10\x11", Some(attach::DEFAULT_DETACH_KEYS));
-    assert_eq!(end, AttachEnd::Detached);
-    assert_eq!(c.status(), "running");
-    assert!(alive(s.monitor_pid));
-    assert!(!c.dir().join("exit.json").exists());
+    for rt in runtimes() {
+        // `run -it`'s case: a tty, stdin, stdin-once.
+        let mut c = Ctr::new(&rt, &["sh", "-c", "exec sleep 1000"], true);
+        let mut a = c.args();
+        a.tty = true;
+        a.stdin = true;
+        a.stdin_once = true;
+        let s = c.spawn(&a).unwrap();
+        let conn = attach::connect(&c.dir()).unwrap();
+        c.start();
+        let (end, _, _) = relay(conn, b"abc\x10\x11", Some(attach::DEFAULT_DETACH_KEYS));
+        assert_eq!(end, AttachEnd::Detached, "{rt:?}");
+        assert_eq!(c.status(), "running");
+        assert!(alive(s.monitor_pid));
+        assert!(!c.dir().join("exit.json").exists());
+        // Attaching again works, and sees the end.
+        let conn = attach::connect(&c.dir()).unwrap();
+        let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
+        assert!(out.status.success());
+        let (end, _, _) = relay(conn, b"", None);
+        assert_eq!(
+            end,
+            AttachEnd::Exited {
+                code: 137,
+                oom_killed: false
+            },
+            "{rt:?}"
+        );
+    }
 }
 
 #[test]
