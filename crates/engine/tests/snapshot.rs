@@ -535,11 +535,26 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        // podman leaves its overlay mounts behind; reset takes them off.
+        let _ = Command::new("podman")
+            .args(&self.base)
+            .args(["rm", "-a", "-f"])
+            .output();
         let _ = Command::new("podman")
             .args(&self.base)
             .args(["system", "reset", "-f"])
             .output();
+        // The overlay driver bind-mounts its directory onto itself, and reset leaves
+        // that mount behind (seen with podman 4.3): take it off so the directory goes.
+        let ov = std::ffi::CString::new(
+            self.tmp
+                .path()
+                .join("root/overlay")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: valid C string; our own mount or nothing (EINVAL, ignored).
+        unsafe { libc::umount2(ov.as_ptr(), libc::UMOUNT_NOFOLLOW) };
     }
 }
 
