@@ -242,11 +242,20 @@ impl Snapshot {
     }
 
     fn mount_fsconfig(&self, top_first: &[&Path]) -> Result<()> {
-        let target = self.rootfs();
-        let merr = |reason: String| SnapshotError::Mount {
-            path: target.clone(),
+        let fs = self.overlay_context(top_first)?;
+        self.attach(&fs)
+    }
+
+    fn merr(&self, reason: String) -> SnapshotError {
+        SnapshotError::Mount {
+            path: self.rootfs(),
             reason,
-        };
+        }
+    }
+
+    /// An overlay fs context (fsopen) configured with the layers, one `lowerdir+` each.
+    fn overlay_context(&self, top_first: &[&Path]) -> Result<OwnedFd> {
+        let merr = |reason: String| self.merr(reason);
         // SAFETY: a C string literal; the kernel returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) };
         if fd < 0 {
@@ -279,6 +288,13 @@ impl Snapshot {
             fsconfig_str(&fs, k, v.as_bytes())
                 .map_err(|e| merr(format!("{k}={v}: {e}{}", fs_log(&fs))))?;
         }
+        Ok(fs)
+    }
+
+    /// Create the superblock of a configured context, and mount it at `rootfs/`.
+    fn attach(&self, fs: &OwnedFd) -> Result<()> {
+        let target = self.rootfs();
+        let merr = |reason: String| self.merr(reason);
         // SAFETY: fs is an fs-context fd; no pointers.
         let r = unsafe {
             libc::syscall(
@@ -292,7 +308,7 @@ impl Snapshot {
         };
         if r < 0 {
             let e = io::Error::last_os_error();
-            return Err(merr(format!("create: {e}{}", fs_log(&fs))));
+            return Err(merr(format!("create: {e}{}", fs_log(fs))));
         }
         // SAFETY: fs is a created fs context.
         let m = unsafe {

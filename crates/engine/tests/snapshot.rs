@@ -486,6 +486,11 @@ impl Podman {
         let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
         let mut base: Vec<String> = vec!["--root".into(), sroot.display().to_string()];
         base.extend(["--runroot".into(), srun.display().to_string()]);
+        // libpod's own state (its "alive" file, which `system reset` removes) must not
+        // be the shared /run/libpod, or another instance's reset makes this one
+        // "refresh" its containers as after a reboot.
+        let ltmp = tmp.path().join("libpod-tmp");
+        base.extend(["--tmpdir".into(), ltmp.display().to_string()]);
         for (k, v) in [
             ("--storage-driver", "overlay"),
             ("--cgroup-manager", "cgroupfs"),
