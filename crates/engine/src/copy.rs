@@ -385,7 +385,9 @@ impl<'w> Archiver<'w> {
         let what = || format!("read {tar_name}");
         let st = fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).map_err(ioe(what()))?;
         let mut h = tar::Header::new_gnu();
-        h.set_mode(st.st_mode & 0o7777);
+        // Type bits included, as Go's archive/tar (docker's and podman's archives)
+        // writes them: 040755 for a directory.
+        h.set_mode(st.st_mode & 0o177777);
         h.set_uid(u64::from(st.st_uid));
         h.set_gid(u64::from(st.st_gid));
         h.set_mtime(st.st_mtime.max(0) as u64);

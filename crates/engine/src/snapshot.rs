@@ -104,17 +104,22 @@ impl Snapshot {
         // upper/ becomes the container's `/` where it shadows the image; the merged
         // root takes the top layer's attributes otherwise. work/ is overlay-private.
         for (p, mode) in [(s.upper(), 0o755), (s.work(), 0o700), (s.rootfs(), 0o755)] {
-            let r = std::fs::DirBuilder::new().mode(mode).create(&p);
+            let r = std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(&p)
+                .map_err(io_err("create", &p))
+                .and_then(|()| {
+                    made.push(p.clone());
+                    // The umask may have taken bits off.
+                    let perm = std::os::unix::fs::PermissionsExt::from_mode(mode);
+                    std::fs::set_permissions(&p, perm).map_err(io_err("chmod", &p))
+                });
             if let Err(e) = r {
                 for m in &made {
                     let _ = std::fs::remove_dir(m);
                 }
-                return Err(io_err("create", &p)(e));
+                return Err(e);
             }
-            // The umask may have taken bits off.
-            let perm = std::os::unix::fs::PermissionsExt::from_mode(mode);
-            std::fs::set_permissions(&p, perm).map_err(io_err("chmod", &p))?;
-            made.push(p);
         }
         Ok(s)
     }
