@@ -169,65 +169,38 @@ impl AttachConn {
             pending: std::collections::VecDeque::new(),
             detach: Detach::new(io.detach_keys.unwrap_or_default()),
         };
-        if let Some(src) = &mut io.resize {
-            if let Some((rows, cols)) = (src.size)() {
-                r.pending.push_back(resize_frame(rows, cols));
-            }
-        }
+        r.queue_resize(&mut io.resize);
         let mut stdin = io.stdin;
         let mut buf = vec![0u8; MAX_FRAME + 1];
         loop {
             r.flush().map_err(AttachError::Io)?;
-            let mut fds = vec![pollfd(
-                self.fd.as_raw_fd(),
-                libc::POLLIN
-                    | if r.pending.is_empty() {
-                        0
-                    } else {
-                        libc::POLLOUT
-                    },
-            )];
-            let stdin_at = match (stdin, r.pending.is_empty()) {
-                (Some(fd), true) => {
-                    fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
-                    Some(fds.len() - 1)
-                }
-                _ => None,
-            };
-            let resize_at = io.resize.as_ref().map(|s| {
-                fds.push(pollfd(s.fd.as_raw_fd(), libc::POLLIN));
-                fds.len() - 1
-            });
-            // SAFETY: fds is a valid array of pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(AttachError::Io(e));
-            }
-            if fds[0].revents != 0 {
+            let ready = r
+                .wait(stdin, io.resize.as_ref().map(|s| s.fd))
+                .map_err(AttachError::Io)?;
+            if ready.sock {
                 if let Some(end) = r.read_frames(&mut buf, &mut io)? {
                     return Ok(end);
                 }
             }
-            if stdin_at.is_some_and(|i| fds[i].revents != 0) {
+            if ready.stdin {
                 match r.read_stdin(stdin, &mut buf[..STDIN_CHUNK]) {
                     StdinRead::Open => {}
                     StdinRead::Ended => stdin = None,
                     StdinRead::Detach => return Ok(AttachEnd::Detached),
                 }
             }
-            if resize_at.is_some_and(|i| fds[i].revents != 0) {
-                if let Some(src) = &mut io.resize {
-                    if let Some((rows, cols)) = (src.size)() {
-                        r.pending.push_back(resize_frame(rows, cols));
-                    }
-                }
+            if ready.resize {
+                r.queue_resize(&mut io.resize);
             }
         }
     }
+}
+
+/// What one poll found ready.
+struct Ready {
+    sock: bool,
+    stdin: bool,
+    resize: bool,
 }
 
 enum StdinRead {
@@ -243,6 +216,52 @@ struct Relay<'a> {
 }
 
 impl Relay<'_> {
+    /// Polls the socket (for output, and for room when frames are pending), stdin
+    /// (only when nothing is pending: the monitor's pace limits ours) and the
+    /// resize source.
+    fn wait(
+        &self,
+        stdin: Option<BorrowedFd<'_>>,
+        resize: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Ready> {
+        let out = if self.pending.is_empty() {
+            0
+        } else {
+            libc::POLLOUT
+        };
+        let mut fds = vec![pollfd(self.sock.as_raw_fd(), libc::POLLIN | out)];
+        let stdin = stdin.filter(|_| self.pending.is_empty());
+        for fd in [stdin, resize].into_iter().flatten() {
+            fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
+        }
+        loop {
+            // SAFETY: fds is a valid array of pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n >= 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let stdin_ready = stdin.is_some() && fds[1].revents != 0;
+        let resize_ready = resize.is_some() && fds[fds.len() - 1].revents != 0;
+        Ok(Ready {
+            sock: fds[0].revents != 0,
+            stdin: stdin_ready,
+            resize: resize_ready,
+        })
+    }
+
+    fn queue_resize(&mut self, src: &mut Option<ResizeSource<'_>>) {
+        if let Some(src) = src {
+            if let Some((rows, cols)) = (src.size)() {
+                self.pending.push_back(resize_frame(rows, cols));
+            }
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         while let Some(f) = self.pending.front() {
             // SAFETY: f is valid for f.len() bytes.

@@ -129,116 +129,115 @@ pub fn commit(
 pub fn apply_changes(cfg: &mut Config, changes: &[String]) -> Result<(), CommitError> {
     let mut cmd_set = false;
     for ch in changes {
-        let bad = |reason: String| CommitError::Change {
-            change: ch.clone(),
-            reason,
-        };
         let line = ch.trim();
         let (instr, rest) = match line.split_once(|c: char| c.is_whitespace()) {
             Some((i, r)) => (i, r.trim()),
             None => (line, ""),
         };
-        let env = cfg.env.clone().unwrap_or_default();
-        match instr.to_ascii_uppercase().as_str() {
-            "CMD" => {
-                cfg.cmd = Some(command(rest, cfg).map_err(bad)?);
-                cmd_set = true;
+        apply_one(cfg, &instr.to_ascii_uppercase(), rest, &mut cmd_set).map_err(|reason| {
+            CommitError::Change {
+                change: ch.clone(),
+                reason,
             }
-            "ENTRYPOINT" => {
-                cfg.entrypoint = Some(command(rest, cfg).map_err(bad)?);
-                // The builder's dispatchEntrypoint: an ENTRYPOINT resets a CMD that
-                // was not set by these same changes.
-                if !cmd_set {
-                    cfg.cmd = None;
-                }
-            }
-            "ENV" => {
-                for (k, v) in pairs(rest, &env).map_err(bad)? {
-                    let e = cfg.env.get_or_insert_with(Vec::new);
-                    let item = format!("{k}={v}");
-                    match e
-                        .iter_mut()
-                        .find(|x| x.split('=').next() == Some(k.as_str()))
-                    {
-                        Some(x) => *x = item,
-                        None => e.push(item),
-                    }
-                }
-            }
-            "LABEL" => {
-                for (k, v) in pairs(rest, &env).map_err(bad)? {
-                    cfg.labels.insert(k, v);
-                }
-            }
-            "EXPOSE" => {
-                for w in words(rest, &env).map_err(bad)? {
-                    for p in ports(&w).map_err(bad)? {
-                        cfg.exposed_ports
-                            .get_or_insert_with(Default::default)
-                            .insert(p, Default::default());
-                    }
-                }
-            }
-            "USER" => cfg.user = one_word(rest, &env).map_err(bad)?,
-            "WORKDIR" => {
-                let w = one_word(rest, &env).map_err(bad)?;
-                cfg.working_dir = workdir(&cfg.working_dir, &w);
-            }
-            "VOLUME" => {
-                let vols = match json_array(rest) {
-                    Some(v) => v,
-                    None => words(rest, &env).map_err(bad)?,
-                };
-                if vols.is_empty() {
-                    return Err(bad("VOLUME needs at least one path".into()));
-                }
-                for v in vols {
-                    if v.trim().is_empty() {
-                        return Err(bad("VOLUME specified can not be an empty string".into()));
-                    }
-                    cfg.volumes
-                        .get_or_insert_with(Default::default)
-                        .insert(v, Default::default());
-                }
-            }
-            "STOPSIGNAL" => {
-                let s = one_word(rest, &env).map_err(bad)?;
-                check_signal(&s).map_err(bad)?;
-                cfg.stop_signal = s;
-            }
-            "ONBUILD" => {
-                let (t, _) = rest
-                    .split_once(|c: char| c.is_whitespace())
-                    .unwrap_or((rest, ""));
-                match t.to_ascii_uppercase().as_str() {
-                    "" => return Err(bad("ONBUILD needs an instruction".into())),
-                    "ONBUILD" => {
-                        return Err(bad(
-                            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()
-                        ))
-                    }
-                    "FROM" | "MAINTAINER" => {
-                        return Err(bad(format!(
-                            "{} isn't allowed as an ONBUILD trigger",
-                            t.to_ascii_uppercase()
-                        )))
-                    }
-                    _ => cfg
-                        .on_build
-                        .get_or_insert_with(Vec::new)
-                        .push(rest.to_string()),
-                }
-            }
-            "HEALTHCHECK" => {
-                return Err(bad(
-                    "HEALTHCHECK is not supported by oxcart commit yet".into()
-                ))
-            }
-            "" => return Err(bad("empty change".into())),
-            other => return Err(bad(format!("{other} is not a valid change command"))),
-        }
+        })?;
     }
     Ok(())
+}
+
+/// One instruction. `cmd_set`: whether an earlier change set CMD.
+fn apply_one(cfg: &mut Config, instr: &str, rest: &str, cmd_set: &mut bool) -> Result<(), String> {
+    let env = cfg.env.clone().unwrap_or_default();
+    match instr {
+        "CMD" => {
+            cfg.cmd = Some(command(rest, cfg)?);
+            *cmd_set = true;
+        }
+        "ENTRYPOINT" => {
+            cfg.entrypoint = Some(command(rest, cfg)?);
+            // The builder's dispatchEntrypoint: an ENTRYPOINT resets a CMD that was
+            // not set by these same changes.
+            if !*cmd_set {
+                cfg.cmd = None;
+            }
+        }
+        "ENV" => {
+            for (k, v) in pairs(rest, &env)? {
+                let e = cfg.env.get_or_insert_with(Vec::new);
+                let item = format!("{k}={v}");
+                match e
+                    .iter_mut()
+                    .find(|x| x.split('=').next() == Some(k.as_str()))
+                {
+                    Some(x) => *x = item,
+                    None => e.push(item),
+                }
+            }
+        }
+        "LABEL" => cfg.labels.extend(pairs(rest, &env)?),
+        "EXPOSE" => {
+            for w in words(rest, &env)? {
+                for p in ports(&w)? {
+                    cfg.exposed_ports
+                        .get_or_insert_with(Default::default)
+                        .insert(p, Default::default());
+                }
+            }
+        }
+        "USER" => cfg.user = one_word(rest, &env)?,
+        "WORKDIR" => cfg.working_dir = workdir(&cfg.working_dir, &one_word(rest, &env)?),
+        "VOLUME" => {
+            for v in volumes(rest, &env)? {
+                cfg.volumes
+                    .get_or_insert_with(Default::default)
+                    .insert(v, Default::default());
+            }
+        }
+        "STOPSIGNAL" => {
+            let s = one_word(rest, &env)?;
+            check_signal(&s)?;
+            cfg.stop_signal = s;
+        }
+        "ONBUILD" => {
+            check_onbuild(rest)?;
+            cfg.on_build
+                .get_or_insert_with(Vec::new)
+                .push(rest.to_string());
+        }
+        "HEALTHCHECK" => return Err("HEALTHCHECK is not supported by oxcart commit yet".into()),
+        "" => return Err("empty change".into()),
+        other => return Err(format!("{other} is not a valid change command")),
+    }
+    Ok(())
+}
+
+/// VOLUME's paths: a JSON array or words; none may be empty.
+fn volumes(rest: &str, env: &[String]) -> Result<Vec<String>, String> {
+    let vols = match json_array(rest) {
+        Some(v) => v,
+        None => words(rest, env)?,
+    };
+    if vols.is_empty() {
+        return Err("VOLUME needs at least one path".into());
+    }
+    if vols.iter().any(|v| v.trim().is_empty()) {
+        return Err("VOLUME specified can not be an empty string".into());
+    }
+    Ok(vols)
+}
+
+/// The builder's ONBUILD rules: a trigger is needed, and not ONBUILD, FROM or
+/// MAINTAINER.
+fn check_onbuild(rest: &str) -> Result<(), String> {
+    let t = rest
+        .split_once(|c: char| c.is_whitespace())
+        .map_or(rest, |(t, _)| t)
+        .to_ascii_uppercase();
+    match t.as_str() {
+        "" => Err("ONBUILD needs an instruction".into()),
+        "ONBUILD" => Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
+        "FROM" | "MAINTAINER" => Err(format!("{t} isn't allowed as an ONBUILD trigger")),
+        _ => Ok(()),
+    }
 }
 
 /// A JSON array of strings (the exec form), or `None`.

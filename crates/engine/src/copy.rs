@@ -385,7 +385,9 @@ impl<'w> Archiver<'w> {
         let what = || format!("read {tar_name}");
         let st = fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).map_err(ioe(what()))?;
         let mut h = tar::Header::new_gnu();
-        h.set_mode(st.st_mode & 0o7777);
+        // Type bits included, as Go's archive/tar (docker's and podman's archives)
+        // writes them: 040755 for a directory.
+        h.set_mode(st.st_mode & 0o177777);
         h.set_uid(u64::from(st.st_uid));
         h.set_gid(u64::from(st.st_gid));
         h.set_mtime(st.st_mtime.max(0) as u64);
@@ -610,33 +612,28 @@ impl Extractor<'_> {
             entry: shown.clone(),
             reason: reason.to_string(),
         };
-        let mut rel = PathBuf::new();
-        for c in Path::new(OsStr::from_bytes(&raw)).components() {
-            match c {
-                Component::Normal(n) => rel.push(n),
-                Component::ParentDir => return Err(bad("'..' would leave the destination")),
-                _ => {}
-            }
-        }
+        let rel = relative(&raw).ok_or_else(|| bad("'..' would leave the destination"))?;
         let h = e.header().clone();
-        let mode = h.mode().map_err(|_| bad("bad mode"))?;
-        let uid = h
-            .uid()
-            .ok()
-            .and_then(|u| u32::try_from(u).ok())
-            .unwrap_or(0);
-        let gid = h
-            .gid()
-            .ok()
-            .and_then(|g| u32::try_from(g).ok())
-            .unwrap_or(0);
-        let mtime = h.mtime().unwrap_or(0);
+        let m = Meta {
+            mode: h.mode().map_err(|_| bad("bad mode"))?,
+            uid: h
+                .uid()
+                .ok()
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
+            gid: h
+                .gid()
+                .ok()
+                .and_then(|g| u32::try_from(g).ok())
+                .unwrap_or(0),
+            mtime: h.mtime().unwrap_or(0),
+        };
         let kind = h.entry_type();
         let full = self.dest.join(&rel);
         if rel.as_os_str().is_empty() {
             // `.` itself: the destination directory's attributes.
             if kind.is_dir() {
-                self.dirs.push((full, mode, uid, gid, mtime));
+                self.dirs.push((full, m.mode, m.uid, m.gid, m.mtime));
             }
             return Ok(());
         }
@@ -654,12 +651,6 @@ impl Extractor<'_> {
             Err(e) => return Err(bad(&e.to_string())),
         };
         let io_bad = |e: io::Error| bad(&e.to_string());
-        let m = Meta {
-            mode,
-            uid,
-            gid,
-            mtime,
-        };
         if kind.is_dir() {
             match existing {
                 Some(st) if is_dir(&st) => {}
@@ -671,7 +662,7 @@ impl Extractor<'_> {
                     cvt(unsafe { libc::mkdirat(p, c.as_ptr(), 0o700) }).map_err(io_bad)?;
                 }
             }
-            self.dirs.push((full, mode, uid, gid, mtime));
+            self.dirs.push((full, m.mode, m.uid, m.gid, m.mtime));
             return Ok(());
         }
         if let Some(st) = existing {
@@ -682,24 +673,33 @@ impl Extractor<'_> {
             // SAFETY: valid C string.
             cvt(unsafe { libc::unlinkat(p, c.as_ptr(), 0) }).map_err(io_bad)?;
         }
-        match kind {
+        self.make(&mut e, &h, p, name, &m).map_err(|r| bad(&r))
+    }
+
+    /// Create a non-directory entry as `name` in `dir` (nothing is there now).
+    fn make<R: Read>(
+        &self,
+        e: &mut tar::Entry<'_, R>,
+        h: &tar::Header,
+        dir: RawFd,
+        name: &[u8],
+        m: &Meta,
+    ) -> std::result::Result<(), String> {
+        let s = |e: io::Error| e.to_string();
+        match h.entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                self.make_file(p, name, &mut e, &m).map_err(io_bad)
+                self.make_file(dir, name, e, m).map_err(s)
             }
             tar::EntryType::Symlink => {
-                let t = e
-                    .link_name_bytes()
-                    .ok_or_else(|| bad("symlink without a target"))?;
-                self.make_symlink(p, name, &t, &m).map_err(io_bad)
+                let t = e.link_name_bytes().ok_or("symlink without a target")?;
+                self.make_symlink(dir, name, &t, m).map_err(s)
             }
             tar::EntryType::Link => {
-                let t = e
-                    .link_name_bytes()
-                    .ok_or_else(|| bad("hardlink without a target"))?;
-                self.make_hardlink(p, name, &t)
-                    .map_err(|e| bad(&format!("hardlink to {}: {e}", String::from_utf8_lossy(&t))))
+                let t = e.link_name_bytes().ok_or("hardlink without a target")?;
+                self.make_hardlink(dir, name, &t)
+                    .map_err(|e| format!("hardlink to {}: {e}", String::from_utf8_lossy(&t)))
             }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            kind @ (tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo) => {
                 let maj = h.device_major().ok().flatten().unwrap_or(0);
                 let min = h.device_minor().ok().flatten().unwrap_or(0);
                 let fmt = match kind {
@@ -710,13 +710,13 @@ impl Extractor<'_> {
                 if fmt == libc::S_IFCHR && maj == 0 && min == 0 {
                     // Through an overlay mount this is a whiteout: it would delete the
                     // image's file of that name instead of copying anything.
-                    return Err(bad("a 0:0 character device is an overlay whiteout"));
+                    return Err("a 0:0 character device is an overlay whiteout".into());
                 }
-                self.make_node(p, name, fmt, libc::makedev(maj, min), &m)
-                    .map_err(io_bad)
+                self.make_node(dir, name, fmt, libc::makedev(maj, min), m)
+                    .map_err(s)
             }
             // PAX/GNU headers are consumed by the tar crate; others have no file form.
-            other => Err(bad(&format!("unsupported entry type {other:?}"))),
+            other => Err(format!("unsupported entry type {other:?}")),
         }
     }
 
@@ -743,16 +743,10 @@ impl Extractor<'_> {
 
     /// A hardlink to `target`, a name relative to the destination like every entry's.
     fn make_hardlink(&self, dir: RawFd, name: &[u8], target: &[u8]) -> io::Result<()> {
-        let mut trel = self.dest.clone();
-        for c in Path::new(OsStr::from_bytes(target)).components() {
-            match c {
-                Component::Normal(n) => trel.push(n),
-                Component::ParentDir => {
-                    return Err(io::Error::other("the target leaves the destination"))
-                }
-                _ => {}
-            }
-        }
+        let trel = self.dest.join(
+            relative(target)
+                .ok_or_else(|| io::Error::other("the target leaves the destination"))?,
+        );
         let (tp, tn) = split(&trel);
         let tfd = open_in_root(
             self.base.as_raw_fd(),
@@ -797,6 +791,19 @@ impl Extractor<'_> {
         cvt(unsafe { libc::chmod(p.as_ptr(), mode & 0o7777) })?;
         Ok(())
     }
+}
+
+/// An archive name as a relative path (`/` and `.` dropped), or `None` if it has `..`.
+fn relative(raw: &[u8]) -> Option<PathBuf> {
+    let mut rel = PathBuf::new();
+    for c in Path::new(OsStr::from_bytes(raw)).components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir => return None,
+            _ => {}
+        }
+    }
+    Some(rel)
 }
 
 fn ts(secs: u64) -> libc::timespec {
@@ -913,32 +920,11 @@ impl Root {
         dst: &str,
         owner: Owner,
     ) -> Result<()> {
-        let s = src.as_os_str().as_bytes();
-        let contents = s == b"." || s.ends_with(b"/.");
-        let dir_syntax = contents || s.ends_with(b"/");
-        let src_md = if follow || dir_syntax {
-            std::fs::metadata(src)
-        } else {
-            std::fs::symlink_metadata(src)
-        }
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                CopyError::NoSuchHostPath(src.to_path_buf())
-            } else {
-                ioe(format!("stat {}", src.display()))(e)
-            }
-        })?;
-        if dir_syntax && !src_md.is_dir() {
-            return Err(CopyError::Invalid(format!(
-                "{}: not a directory",
-                src.display()
-            )));
-        }
-        let real = if follow || dir_syntax {
-            std::fs::canonicalize(src).map_err(ioe(format!("resolve {}", src.display())))?
-        } else {
-            absolute(src)?
-        };
+        let HostSource {
+            real,
+            is_dir: src_is_dir,
+            contents,
+        } = host_source(src, follow)?;
         let (hparent, hname) = split(&real);
         let hdir = open_dir(if hparent.as_os_str().is_empty() {
             Path::new("/")
@@ -947,7 +933,7 @@ impl Root {
         })
         .map_err(ioe(format!("open {}", hparent.display())))?;
         let dp = parse_path(dst);
-        let (dest_dir, rename) = self.ctr_target(&dp, src_md.is_dir(), contents)?;
+        let (dest_dir, rename) = self.ctr_target(&dp, src_is_dir, contents)?;
         let top = rename.unwrap_or_else(|| String::from_utf8_lossy(hname).into_owned());
         pipe_through(
             |w| {
@@ -1043,6 +1029,50 @@ impl Root {
             None => Ok((here, Some(name_s))),
         }
     }
+}
+
+/// A host path to copy in, as docker's client reads it.
+struct HostSource {
+    /// Absolute; resolved when followed (`-L`, `dir/`, `dir/.`).
+    real: PathBuf,
+    is_dir: bool,
+    /// `dir/.`: the content, not the directory.
+    contents: bool,
+}
+
+fn host_source(src: &Path, follow: bool) -> Result<HostSource> {
+    let s = src.as_os_str().as_bytes();
+    let contents = s == b"." || s.ends_with(b"/.");
+    let dir_syntax = contents || s.ends_with(b"/");
+    let follow = follow || dir_syntax;
+    let md = if follow {
+        std::fs::metadata(src)
+    } else {
+        std::fs::symlink_metadata(src)
+    }
+    .map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            CopyError::NoSuchHostPath(src.to_path_buf())
+        } else {
+            ioe(format!("stat {}", src.display()))(e)
+        }
+    })?;
+    if dir_syntax && !md.is_dir() {
+        return Err(CopyError::Invalid(format!(
+            "{}: not a directory",
+            src.display()
+        )));
+    }
+    let real = if follow {
+        std::fs::canonicalize(src).map_err(ioe(format!("resolve {}", src.display())))?
+    } else {
+        absolute(src)?
+    };
+    Ok(HostSource {
+        real,
+        is_dir: md.is_dir(),
+        contents,
+    })
 }
 
 /// Where a copy out to the host goes.

@@ -104,17 +104,22 @@ impl Snapshot {
         // upper/ becomes the container's `/` where it shadows the image; the merged
         // root takes the top layer's attributes otherwise. work/ is overlay-private.
         for (p, mode) in [(s.upper(), 0o755), (s.work(), 0o700), (s.rootfs(), 0o755)] {
-            let r = std::fs::DirBuilder::new().mode(mode).create(&p);
+            let r = std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(&p)
+                .map_err(io_err("create", &p))
+                .and_then(|()| {
+                    made.push(p.clone());
+                    // The umask may have taken bits off.
+                    let perm = std::os::unix::fs::PermissionsExt::from_mode(mode);
+                    std::fs::set_permissions(&p, perm).map_err(io_err("chmod", &p))
+                });
             if let Err(e) = r {
                 for m in &made {
                     let _ = std::fs::remove_dir(m);
                 }
-                return Err(io_err("create", &p)(e));
+                return Err(e);
             }
-            // The umask may have taken bits off.
-            let perm = std::os::unix::fs::PermissionsExt::from_mode(mode);
-            std::fs::set_permissions(&p, perm).map_err(io_err("chmod", &p))?;
-            made.push(p);
         }
         Ok(s)
     }
@@ -242,11 +247,20 @@ impl Snapshot {
     }
 
     fn mount_fsconfig(&self, top_first: &[&Path]) -> Result<()> {
-        let target = self.rootfs();
-        let merr = |reason: String| SnapshotError::Mount {
-            path: target.clone(),
+        let fs = self.overlay_context(top_first)?;
+        self.attach(&fs)
+    }
+
+    fn merr(&self, reason: String) -> SnapshotError {
+        SnapshotError::Mount {
+            path: self.rootfs(),
             reason,
-        };
+        }
+    }
+
+    /// An overlay fs context (fsopen) configured with the layers, one `lowerdir+` each.
+    fn overlay_context(&self, top_first: &[&Path]) -> Result<OwnedFd> {
+        let merr = |reason: String| self.merr(reason);
         // SAFETY: a C string literal; the kernel returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) };
         if fd < 0 {
@@ -279,6 +293,13 @@ impl Snapshot {
             fsconfig_str(&fs, k, v.as_bytes())
                 .map_err(|e| merr(format!("{k}={v}: {e}{}", fs_log(&fs))))?;
         }
+        Ok(fs)
+    }
+
+    /// Create the superblock of a configured context, and mount it at `rootfs/`.
+    fn attach(&self, fs: &OwnedFd) -> Result<()> {
+        let target = self.rootfs();
+        let merr = |reason: String| self.merr(reason);
         // SAFETY: fs is an fs-context fd; no pointers.
         let r = unsafe {
             libc::syscall(
@@ -292,7 +313,7 @@ impl Snapshot {
         };
         if r < 0 {
             let e = io::Error::last_os_error();
-            return Err(merr(format!("create: {e}{}", fs_log(&fs))));
+            return Err(merr(format!("create: {e}{}", fs_log(fs))));
         }
         // SAFETY: fs is a created fs context.
         let m = unsafe {

@@ -349,6 +349,22 @@ fn remove_unmounts_and_does_not_follow_symlinks() {
     });
 }
 
+#[test]
+fn create_leaves_nothing_when_it_fails() {
+    let env = Env::new();
+    let d = env.ctrs.join("c1");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("rootfs"), b"in the way").unwrap();
+    let e = Snapshot::create(&d).unwrap_err();
+    assert!(e.to_string().contains("rootfs"), "{e}");
+    assert!(!d.join("upper").exists() && !d.join("work").exists());
+    std::fs::remove_file(d.join("rootfs")).unwrap();
+    let s = Snapshot::create(&d).unwrap();
+    assert_eq!(std::fs::metadata(s.work()).unwrap().mode() & 0o777, 0o700);
+    assert!(Snapshot::open(&d).is_ok());
+    assert!(Snapshot::create(&d).is_err(), "a second create must not reuse the dirs");
+}
+
 /// 70 layers under long paths: the options are far beyond mount(2)'s one page, so
 /// this takes the fsconfig("lowerdir+") path; every layer must be visible, top wins.
 #[test]
@@ -462,6 +478,7 @@ fn podman_own(line: &str) -> bool {
         "/etc/hostname",
         "/etc/hosts",
         "/etc/resolv.conf",
+        "/etc/mtab",
         "/run",
         "/run/.containerenv",
         "/proc",
@@ -486,6 +503,11 @@ impl Podman {
         let (sroot, srun) = (tmp.path().join("root"), tmp.path().join("runroot"));
         let mut base: Vec<String> = vec!["--root".into(), sroot.display().to_string()];
         base.extend(["--runroot".into(), srun.display().to_string()]);
+        // libpod's own state (its "alive" file, which `system reset` removes) must not
+        // be the shared /run/libpod, or another instance's reset makes this one
+        // "refresh" its containers as after a reboot.
+        let ltmp = tmp.path().join("libpod-tmp");
+        base.extend(["--tmpdir".into(), ltmp.display().to_string()]);
         for (k, v) in [
             ("--storage-driver", "overlay"),
             ("--cgroup-manager", "cgroupfs"),
@@ -535,11 +557,26 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        // podman leaves its overlay mounts behind; reset takes them off.
+        let _ = Command::new("podman")
+            .args(&self.base)
+            .args(["rm", "-a", "-f"])
+            .output();
         let _ = Command::new("podman")
             .args(&self.base)
             .args(["system", "reset", "-f"])
             .output();
+        // The overlay driver bind-mounts its directory onto itself, and reset leaves
+        // that mount behind (seen with podman 4.3): take it off so the directory goes.
+        let ov = std::ffi::CString::new(
+            self.tmp
+                .path()
+                .join("root/overlay")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: valid C string; our own mount or nothing (EINVAL, ignored).
+        unsafe { libc::umount2(ov.as_ptr(), libc::UMOUNT_NOFOLLOW) };
     }
 }
 
@@ -609,24 +646,24 @@ fn cp_out_as_tar() {
         assert_eq!(
             tar_list(&out),
             [
-                "home/ Directory 755 0:0",
-                "home/user/ Directory 755 0:0",
-                "home/user/own Regular 640 1000:1000",
+                "home/ Directory 40755 0:0",
+                "home/user/ Directory 40755 0:0",
+                "home/user/own Regular 100640 1000:1000",
             ]
         );
         let mut out = Vec::new();
         r.copy_out_tar("/usr/share/.", false, &mut out).unwrap();
         assert_eq!(
             tar_list(&out),
-            ["data Regular 444 0:0", "data-link Link 444 0:0 -> ./data",]
+            ["data Regular 100444 0:0", "data-link Link 100444 0:0 -> ./data",]
         );
         // A symlink is copied as itself unless -L.
         let mut out = Vec::new();
         r.copy_out_tar("/bin/sh", false, &mut out).unwrap();
-        assert_eq!(tar_list(&out), ["sh Symlink 777 0:0 -> busybox"]);
+        assert_eq!(tar_list(&out), ["sh Symlink 120777 0:0 -> busybox"]);
         let mut out = Vec::new();
         r.copy_out_tar("/bin/sh", true, &mut out).unwrap();
-        assert_eq!(tar_list(&out), ["busybox Regular 755 0:0"]);
+        assert_eq!(tar_list(&out), ["busybox Regular 100755 0:0"]);
         let e = r.copy_out_tar("/nope", false, &mut Vec::new()).unwrap_err();
         assert_eq!(e.to_string(), "No such container:path: ctr1:/nope");
         let e = r
@@ -855,7 +892,7 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
             "etc/.wh.group Regular 600 0:0",
             "bin/.wh.ls Regular 600 0:0",
             "opt/keep/.wh..wh..opq Regular 600 0:0",
-            "added-link Link 644 0:0 -> added",
+            "added-link Link 100644 0:0 -> added",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} not in {names:#?}");
         }
@@ -957,4 +994,69 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
         "docker.io/test/committed:2",
     ]);
     assert_eq!(cmd.trim(), r#"["/bin/cat","/added"]"#);
+}
+
+/// Entries of an export as podman would see them: name (no `./`, no trailing `/`),
+/// type, mode, owner, size, link target.
+fn export_entries(data: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(data);
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let name = e.path().unwrap().display().to_string();
+            let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| format!(" -> {}", l.display()))
+                .unwrap_or_default();
+            format!(
+                "{name} {:?} {:o} {}:{} {}{link}",
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.size().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn export_matches_podman_export() {
+    let ours = in_private_ns(|| {
+        let env = Env::new();
+        let mut st = env.store();
+        let img = env.image(&mut st);
+        let snap = env.snapshot("c1");
+        let tm = snap.mount_temporarily(&st.layer_dirs(&img)).unwrap();
+        sh_in(&tm.root(), DIFF_SCRIPT);
+        let mut out = Vec::new();
+        Root::open(&tm.root(), "c1").unwrap().export(&mut out).unwrap();
+        tm.finish().unwrap();
+        export_entries(&out)
+    });
+    let pm = Podman::new();
+    let tarp = pm.tmp.path().join("rootfs.tar");
+    std::fs::write(&tarp, rootfs_tar()).unwrap();
+    pm.run(&["import", tarp.to_str().unwrap(), "localhost/oxcart-export:1"]);
+    pm.run_ctr("e", "localhost/oxcart-export:1", DIFF_SCRIPT);
+    let out = Command::new("podman")
+        .args(&pm.base)
+        .args(["export", "e"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // podman's own mount points (/etc/hosts, /run/.containerenv, …) are not the
+    // script's; /dev, /proc, /sys and /run are made by the runtime.
+    let theirs: Vec<String> = export_entries(&out.stdout)
+        .into_iter()
+        .filter(|l| {
+            let n = l.split(' ').next().unwrap_or("");
+            !podman_own(&format!("A /{n}"))
+        })
+        .collect();
+    assert_eq!(ours, theirs, "ours (left) vs podman export (right)");
 }

@@ -70,29 +70,11 @@ impl ImageStore {
         spec: &CommitSpec<'_>,
     ) -> Result<ImageRecord, Error> {
         let what = format!("commit on {}", parent.id.short());
-        let ioerr = |e: io::Error| Error::Invalid {
-            image: what.clone(),
-            reason: format!("layer: {e}"),
-        };
-        let tmp = TmpFile(self.store.tmp_path("commit"));
-        let (diff_id, blob, blob_size) = {
-            let f = std::fs::File::create_new(&tmp.0).map_err(crate::store::io_err(&tmp.0))?;
-            let blob_w = HashingWriter::new(io::BufWriter::new(f), Algorithm::Sha256);
-            let gz = flate2::write::GzEncoder::new(blob_w, flate2::Compression::default());
-            let mut diff_w = HashingWriter::new(gz, Algorithm::Sha256);
-            io::copy(layer, &mut diff_w).map_err(ioerr)?;
-            let (gz, diff_id, _) = diff_w.finish();
-            let (buf, blob, size) = gz.finish().map_err(ioerr)?.finish();
-            buf.into_inner()
-                .map_err(|e| ioerr(e.into_error()))?
-                .sync_all()
-                .map_err(ioerr)?;
-            (diff_id, blob, size)
-        };
-        {
-            let mut f = std::fs::File::open(&tmp.0).map_err(crate::store::io_err(&tmp.0))?;
-            self.store.put_reader(&blob, Some(blob_size), &mut f)?;
-        }
+        let (diff_id, blob, blob_size) =
+            self.store_layer(layer).map_err(|reason| Error::Invalid {
+                image: what.clone(),
+                reason,
+            })?;
         let config = self.commit_config(parent, &diff_id, spec)?;
         let config_digest = Digest::sha256_of(&config);
         let mut layers: Vec<Descriptor> = parent
@@ -144,6 +126,29 @@ impl ImageStore {
             names,
         };
         self.install(img, &src, &NoProgress, 1)
+    }
+
+    /// Gzip `layer` into a blob of the store, hashing the tar (DiffID) and the blob in
+    /// the same pass. Returns (DiffID, blob digest, blob size).
+    fn store_layer(&self, layer: &mut dyn Read) -> Result<(Digest, Digest, u64), String> {
+        let tmp = TmpFile(self.store.tmp_path("commit"));
+        let e = |e: io::Error| format!("layer {}: {e}", tmp.0.display());
+        let f = std::fs::File::create_new(&tmp.0).map_err(e)?;
+        let blob_w = HashingWriter::new(io::BufWriter::new(f), Algorithm::Sha256);
+        let gz = flate2::write::GzEncoder::new(blob_w, flate2::Compression::default());
+        let mut diff_w = HashingWriter::new(gz, Algorithm::Sha256);
+        io::copy(layer, &mut diff_w).map_err(e)?;
+        let (gz, diff_id, _) = diff_w.finish();
+        let (buf, blob, size) = gz.finish().map_err(e)?.finish();
+        buf.into_inner()
+            .map_err(|x| e(x.into_error()))?
+            .sync_all()
+            .map_err(e)?;
+        let mut f = std::fs::File::open(&tmp.0).map_err(e)?;
+        self.store
+            .put_reader(&blob, Some(size), &mut f)
+            .map_err(|x| x.to_string())?;
+        Ok((diff_id, blob, size))
     }
 
     /// The parent's config with `spec.config`, the new DiffID, a history entry, and

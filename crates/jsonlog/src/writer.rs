@@ -137,10 +137,15 @@ impl Writer {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.out)?;
-        self.size += self.out.len() as u64;
+        let r = self.file.write_all(&self.out);
+        // On failure (a full disk) the entries are dropped rather than kept to grow
+        // without bound; the size is re-read since part of them may be written.
+        match &r {
+            Ok(()) => self.size += self.out.len() as u64,
+            Err(_) => self.size = self.file.metadata().map_or(self.size, |m| m.len()),
+        }
         self.out.clear();
-        Ok(())
+        r
     }
 
     /// `ctr.log.(N-1)` is dropped, every `ctr.log.i` becomes `.i+1`, `ctr.log` becomes
@@ -238,6 +243,26 @@ mod tests {
                 r#"{"log":"hello \u003cworld\u003e\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}"#,
                 r#"{"log":"oops\n","stream":"stderr","time":"2024-01-02T03:04:06.123456789Z"}"#,
             ]
+        );
+    }
+
+    /// Bytes docker 20.10's json-file driver wrote for
+    /// `printf 'a<b>&\tc\377\342\200\250 "q" \\ \r\n'` (captured 2026-12-06).
+    #[test]
+    fn same_bytes_as_docker() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut w = Writer::open(&p, WriterOptions::default()).unwrap();
+        let t = Timestamp::parse_rfc3339("2026-12-06T13:04:42.81009296Z").unwrap();
+        w.write(Stream::Stdout, b"a<b>&\tc\xff\xe2\x80\xa8 \"q\" \\ \r\n", t)
+            .unwrap();
+        w.close(t).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            concat!(
+                r#"{"log":"a\u003cb\u003e\u0026\u0009c\ufffd\u2028 \"q\" \\ \r\n","stream":"stdout","time":"2026-12-06T13:04:42.81009296Z"}"#,
+                "\n"
+            )
         );
     }
 

@@ -61,59 +61,65 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
-        let name = flag.to_str().unwrap_or("");
-        match name {
+        match flag.to_str().unwrap_or("") {
             "--tty" => a.tty = true,
             "--stdin" => a.stdin = true,
             "--stdin-once" => a.stdin_once = true,
-            _ => {
+            name => {
                 let v = it
                     .next()
                     .ok_or_else(|| format!("{}: missing value", flag.to_string_lossy()))?;
-                let s = || {
-                    v.to_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| format!("{name}: not UTF-8: {v:?}"))
-                };
-                match name {
-                    "--id" => a.id = s()?,
-                    "--ctr-dir" => a.ctr_dir = v.into(),
-                    "--bundle" => a.bundle = v.into(),
-                    "--runtime" => a.runtime = v.into(),
-                    "--runtime-arg" => a.runtime_args.push(v.clone()),
-                    "--runtime-root" => a.runtime_root = v.into(),
-                    "--log-driver" => {
-                        a.log_driver = match s()?.as_str() {
-                            "json-file" => LogDriver::JsonFile,
-                            "none" => LogDriver::None,
-                            other => {
-                                return Err(format!(
-                                    "--log-driver {other:?}: must be json-file or none"
-                                ))
-                            }
-                        }
-                    }
-                    "--log-max-size" => {
-                        a.log_max_size = Some(number(name, &s()?)?).filter(|&n| n > 0)
-                    }
-                    "--log-max-file" => {
-                        let n = number(name, &s()?)?;
-                        a.log_max_file = u32::try_from(n)
-                            .ok()
-                            .filter(|&n| n >= 1)
-                            .ok_or_else(|| format!("--log-max-file {n}: must be 1 or more"))?;
-                    }
-                    "--oom-file" => a.oom_files.push(v.into()),
-                    "--sync-fd" => {
-                        a.sync_fd = i32::try_from(number(name, &s()?)?)
-                            .map_err(|_| format!("--sync-fd {v:?}: not a descriptor"))?
-                    }
-                    "--exit-command" => a.exit_command.push(v.clone()),
-                    _ => return Err(format!("unknown flag {:?}\n{USAGE}", flag)),
-                }
+                set_value(&mut a, name, v)?;
             }
         }
     }
+    check(&a)?;
+    absolutize(&mut a)?;
+    Ok(a)
+}
+
+/// One `--flag value`.
+fn set_value(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
+    let s = || {
+        v.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{name}: not UTF-8: {v:?}"))
+    };
+    match name {
+        "--id" => a.id = s()?,
+        "--ctr-dir" => a.ctr_dir = v.into(),
+        "--bundle" => a.bundle = v.into(),
+        "--runtime" => a.runtime = v.into(),
+        "--runtime-arg" => a.runtime_args.push(v.clone()),
+        "--runtime-root" => a.runtime_root = v.into(),
+        "--log-driver" => {
+            a.log_driver = match s()?.as_str() {
+                "json-file" => LogDriver::JsonFile,
+                "none" => LogDriver::None,
+                other => return Err(format!("--log-driver {other:?}: must be json-file or none")),
+            }
+        }
+        // docker: max-size 0 or unset means unlimited.
+        "--log-max-size" => a.log_max_size = Some(number(name, &s()?)?).filter(|&n| n > 0),
+        "--log-max-file" => {
+            let n = number(name, &s()?)?;
+            a.log_max_file = u32::try_from(n)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| format!("--log-max-file {n}: must be 1 or more"))?;
+        }
+        "--oom-file" => a.oom_files.push(v.into()),
+        "--sync-fd" => {
+            a.sync_fd = i32::try_from(number(name, &s()?)?)
+                .map_err(|_| format!("--sync-fd {v:?}: not a descriptor"))?
+        }
+        "--exit-command" => a.exit_command.push(v.clone()),
+        _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
+    }
+    Ok(())
+}
+
+fn check(a: &Args) -> Result<(), String> {
     for (flag, empty) in [
         ("--id", a.id.is_empty()),
         ("--ctr-dir", a.ctr_dir.as_os_str().is_empty()),
@@ -136,7 +142,24 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
     if a.ctr_dir.as_os_str().as_bytes().contains(&0) {
         return Err("--ctr-dir contains a NUL byte".into());
     }
-    Ok(a)
+    Ok(())
+}
+
+/// The monitor moves to / (so it holds no mount busy): relative paths are resolved
+/// against the engine's working directory first.
+fn absolutize(a: &mut Args) -> Result<(), String> {
+    let abs = |p: &mut PathBuf| -> Result<(), String> {
+        *p = std::path::absolute(&*p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(())
+    };
+    abs(&mut a.ctr_dir)?;
+    abs(&mut a.bundle)?;
+    abs(&mut a.runtime_root)?;
+    // A bare name is looked up in $PATH, as Command does.
+    if a.runtime.components().count() > 1 {
+        abs(&mut a.runtime)?;
+    }
+    a.oom_files.iter_mut().try_for_each(abs)
 }
 
 fn number(flag: &str, s: &str) -> Result<u64, String> {

@@ -96,6 +96,27 @@ fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
+/// What the monitor holds of the container's stdio while `create` runs.
+enum Held {
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        /// Also where the runtime's own complaints land.
+        stderr: OwnedFd,
+    },
+    /// The runtime's stderr; the container's stdio is the pty.
+    Tty { runtime_stderr: OwnedFd },
+}
+
+impl Held {
+    fn runtime_stderr(&self) -> &OwnedFd {
+        match self {
+            Held::Pipes { stderr, .. } => stderr,
+            Held::Tty { runtime_stderr } => runtime_stderr,
+        }
+    }
+}
+
 fn run_create(
     a: &Args,
     dir: &CtrDir,
@@ -111,12 +132,52 @@ fn run_create(
     } else {
         None
     };
+    let mut cmd = runtime_command(a, dir);
+    let held = give_stdio(a, &mut cmd)?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("running {}: {e}", a.runtime.display()))?;
+    let create_pid = child.id() as libc::pid_t;
+    // Our copies of the container's ends must close, or its output never ends.
+    drop(cmd);
+    drop(child);
+    let (status, master) = wait_create(create_pid, console.as_ref(), sigfd, reaped)?;
+    if status != 0 {
+        return Err(failure_message(a, held.runtime_stderr(), status));
+    }
+    let pid = read_pidfile(a).inspect_err(|_| delete_container(a))?;
+    let io = match (held, master) {
+        (
+            Held::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            },
+            _,
+        ) => Io::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        },
+        (Held::Tty { .. }, Some(master)) => Io::Tty { master },
+        (Held::Tty { .. }, None) => {
+            delete_container(a);
+            return Err(
+                "the runtime created the container but sent no console on --console-socket".into(),
+            );
+        }
+    };
+    Ok(Created { pid, io })
+}
+
+/// `RUNTIME [--runtime-arg]... --root R --log L --log-format json create …`: runc's
+/// global flags go before the subcommand, and with a json log its error is the last
+/// "error" line's msg while its stderr is the container's.
+fn runtime_command(a: &Args, dir: &CtrDir) -> Command {
     let mut cmd = Command::new(&a.runtime);
     cmd.args(&a.runtime_args)
         .arg("--root")
         .arg(&a.runtime_root)
-        // runc's global flags go before the subcommand; with a json log its error
-        // is the last "error" line's msg, while its stderr is the container's.
         .arg("--log")
         .arg(a.ctr_dir.join(RUNTIME_LOG))
         .arg("--log-format")
@@ -130,69 +191,35 @@ fn run_create(
         cmd.arg("--console-socket").arg(dir.shared_path(CONSOLE));
     }
     cmd.arg(&a.id);
-    // What the monitor keeps of each stream, and the runtime's stderr to read if
-    // create fails.
-    let (mut stdin_w, mut out_r, err_r);
+    cmd
+}
+
+/// Pipes for the container's stdio (stdin `/dev/null` without `--stdin`); with a tty
+/// the runtime gets `/dev/null` and a stderr pipe for its errors.
+fn give_stdio(a: &Args, cmd: &mut Command) -> Result<Held, String> {
+    let (err_r, err_w) = sys::pipe().map_err(io_err("pipe"))?;
+    cmd.stderr(Stdio::from(err_w));
     if a.tty {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        return Ok(Held::Tty {
+            runtime_stderr: err_r,
+        });
+    }
+    let stdin = if a.stdin {
         let (r, w) = sys::pipe().map_err(io_err("pipe"))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(w));
-        (stdin_w, out_r, err_r) = (None, None, r);
+        cmd.stdin(Stdio::from(r));
+        Some(w)
     } else {
-        if a.stdin {
-            let (r, w) = sys::pipe().map_err(io_err("pipe"))?;
-            cmd.stdin(Stdio::from(r));
-            stdin_w = Some(w);
-        } else {
-            cmd.stdin(Stdio::null());
-            stdin_w = None;
-        }
-        let (or, ow) = sys::pipe().map_err(io_err("pipe"))?;
-        let (er, ew) = sys::pipe().map_err(io_err("pipe"))?;
-        cmd.stdout(Stdio::from(ow)).stderr(Stdio::from(ew));
-        (out_r, err_r) = (Some(or), er);
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("running {}: {e}", a.runtime.display()))?;
-    let create_pid = child.id() as libc::pid_t;
-    // Our copies of the container's ends must close, or its output never ends.
-    drop(cmd);
-    drop(child);
-    let (status, master) = wait_create(create_pid, console.as_ref(), sigfd, reaped)?;
-    if status != 0 {
-        return Err(failure_message(a, &err_r, status));
-    }
-    let pid = match read_pidfile(a) {
-        Ok(p) => p,
-        Err(e) => {
-            delete_container(a);
-            return Err(e);
-        }
+        cmd.stdin(Stdio::null());
+        None
     };
-    let io = if a.tty {
-        match master {
-            Some(master) => Io::Tty { master },
-            None => {
-                delete_container(a);
-                return Err(
-                    "the runtime created the container but sent no console on --console-socket"
-                        .into(),
-                );
-            }
-        }
-    } else {
-        match (out_r.take(), stdin_w.take()) {
-            (Some(stdout), stdin) => Io::Pipes {
-                stdin,
-                stdout,
-                stderr: err_r,
-            },
-            (None, _) => unreachable!("pipes are made without --tty"),
-        }
-    };
-    Ok(Created { pid, io })
+    let (out_r, out_w) = sys::pipe().map_err(io_err("pipe"))?;
+    cmd.stdout(Stdio::from(out_w));
+    Ok(Held::Pipes {
+        stdin,
+        stdout: out_r,
+        stderr: err_r,
+    })
 }
 
 /// Waits for `create` to exit, accepting the console master meanwhile (the runtime

@@ -104,48 +104,11 @@ fn report_error(sync: OwnedFd, msg: &str) {
 /// Steps 2–6. Errors before the report go to the engine on `sync`; later ones are
 /// returned for stderr.
 fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
-    let sigfd = match sys::sigchld_fd() {
-        Ok(fd) => fd,
-        Err(e) => return Err(fail(sync, &format!("signalfd: {e}"))),
+    let (dir, setup) = match prepare(a) {
+        Ok(x) => x,
+        Err(msg) => return Err(fail(sync, &msg)),
     };
-    let dir = match CtrDir::open(&a.ctr_dir) {
-        Ok(d) => d,
-        Err(e) => {
-            return Err(fail(
-                sync,
-                &format!("--ctr-dir {}: {e}", a.ctr_dir.display()),
-            ))
-        }
-    };
-    // Step 2: bound before the container exists; connections wait in the backlog.
-    dir.unlink(ATTACH);
-    let listener = match sys::listen(&dir.own_path(ATTACH), libc::SOCK_SEQPACKET) {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(fail(
-                sync,
-                &format!("attach socket in {}: {e}", a.ctr_dir.display()),
-            ))
-        }
-    };
-    let mut reaped = Vec::new();
-    let created = match create::create(a, &dir, sigfd.as_fd(), &mut reaped) {
-        Ok(c) => c,
-        Err(msg) => {
-            dir.unlink(ATTACH);
-            return Err(fail(sync, &msg));
-        }
-    };
-    let ctr_pid = created.pid;
-    // The log is opened only now, so that a failed create leaves no file behind.
-    let log = match open_log(a).and_then(|log| write_monitor_json(a, ctr_pid).map(|()| log)) {
-        Ok(log) => log,
-        Err(e) => {
-            dir.unlink(ATTACH);
-            create::delete_container(a);
-            return Err(fail(sync, &e));
-        }
-    };
+    let ctr_pid = setup.ctr_pid;
     let oom_before = oom_counts(&a.oom_files);
     let report = format!(
         "{{\"pid\":{ctr_pid},\"monitor_pid\":{}}}\n",
@@ -154,31 +117,56 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     let _ = sys::write_all(sync.as_fd(), report.as_bytes());
     drop(sync);
 
-    let mut relay = relay::Relay::new(relay::Setup {
-        sigfd,
-        listener,
-        io: created.io,
-        stdin: a.stdin,
-        stdin_once: a.stdin_once,
-        log,
-        ctr_pid,
-        reaped,
-    })
-    .map_err(|e| format!("setting up stdio: {e}"))?;
+    let mut relay = relay::Relay::new(setup).map_err(|e| format!("setting up stdio: {e}"))?;
     let status = relay.run().map_err(|e| format!("poll: {e}"))?;
     let exit_code = sys::exit_code(status);
     let oom_killed = oom_counts(&a.oom_files)
         .iter()
         .zip(&oom_before)
         .any(|(after, before)| after > before);
-    let mut result = write_exit_json(a, exit_code, oom_killed);
-    if let Some(e) = relay.finish(exit_code, oom_killed) {
-        result = result.and(Err(format!("closing the log: {e}")));
-    }
+    let log_result = match relay.close_log() {
+        Some(e) => Err(format!("closing the log: {e}")),
+        None => Ok(()),
+    };
+    let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
+    relay.finish(exit_code, oom_killed);
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
     result.and(run_exit_command(a))
+}
+
+/// Steps 2–4 up to the report: the attach socket, the runtime's create, the log and
+/// monitor.json. A failure leaves nothing behind.
+fn prepare(a: &Args) -> Result<(CtrDir, relay::Setup), String> {
+    let sigfd = sys::sigchld_fd().map_err(|e| format!("signalfd: {e}"))?;
+    let dir =
+        CtrDir::open(&a.ctr_dir).map_err(|e| format!("--ctr-dir {}: {e}", a.ctr_dir.display()))?;
+    // Step 2: bound before the container exists; connections wait in the backlog.
+    dir.unlink(ATTACH);
+    let listener = sys::listen(&dir.own_path(ATTACH), libc::SOCK_SEQPACKET)
+        .map_err(|e| format!("attach socket in {}: {e}", a.ctr_dir.display()))?;
+    let mut reaped = Vec::new();
+    let created =
+        create::create(a, &dir, sigfd.as_fd(), &mut reaped).inspect_err(|_| dir.unlink(ATTACH))?;
+    // The log is opened only now, so that a failed create leaves no file behind.
+    let log = open_log(a)
+        .and_then(|log| write_monitor_json(a, created.pid).map(|()| log))
+        .inspect_err(|_| {
+            dir.unlink(ATTACH);
+            create::delete_container(a);
+        })?;
+    let setup = relay::Setup {
+        sigfd,
+        listener,
+        io: created.io,
+        stdin: a.stdin,
+        stdin_once: a.stdin_once,
+        log,
+        ctr_pid: created.pid,
+        reaped,
+    };
+    Ok((dir, setup))
 }
 
 fn fail(sync: OwnedFd, msg: &str) -> String {

@@ -147,13 +147,16 @@ impl Relay {
         Ok(status)
     }
 
-    /// Closes the log, sends every client the exit frame and waits (briefly) until
-    /// they have it.
-    pub fn finish(&mut self, exit_code: i32, oom_killed: bool) -> Option<std::io::Error> {
-        let log_err = self
-            .log
+    /// Writes out the log's unterminated lines and closes it: before exit.json, so a
+    /// `logs -f` that stops once exit.json exists has seen everything.
+    pub fn close_log(&mut self) -> Option<std::io::Error> {
+        self.log
             .take()
-            .and_then(|w| w.close(Timestamp::now()).err());
+            .and_then(|w| w.close(Timestamp::now()).err())
+    }
+
+    /// Sends every client the exit frame and waits (briefly) until they have it.
+    pub fn finish(&mut self, exit_code: i32, oom_killed: bool) {
         // Late clients get the exit frame too.
         self.accept_clients();
         let mut frame = vec![OUT_EXIT];
@@ -173,7 +176,6 @@ impl Relay {
             }
         }
         self.clients.clear();
-        log_err
     }
 
     /// One poll round; returns how many descriptors were ready.

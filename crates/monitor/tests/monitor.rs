@@ -33,7 +33,17 @@ fn runtimes() -> Vec<PathBuf> {
 fn setup_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // Every test sets the same value before any spawn.
-    ONCE.call_once(|| std::env::set_var("OXCART_MONITOR", env!("CARGO_BIN_EXE_oxcart-monitor")));
+    ONCE.call_once(|| {
+        std::env::set_var("OXCART_MONITOR", env!("CARGO_BIN_EXE_oxcart-monitor"));
+        // Exited monitors (and a container whose monitor was killed) are reparented
+        // to us and reaped here, instead of staying zombies under a pid 1 that does
+        // not reap (this sandbox's).
+        // SAFETY: plain prctl.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+            0
+        );
+    });
 }
 
 /// A container under test: its bundle, directory and runtime state in one temp dir,
@@ -45,10 +55,23 @@ struct Ctr {
     started: Option<Started>,
 }
 
+/// Puts the container's directory deeper than a socket address (108 bytes) reaches:
+/// the attach and console sockets must work at any `--root`.
+const LONG: &str = "a-directory-name-long-enough-that-no-socket-path-under-it-fits-in-sun-path-of-108-bytes-on-linux";
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 impl Ctr {
     fn new(runtime: &Path, args: &[&str], tty: bool) -> Ctr {
+        Ctr::with_config(runtime, args, tty, |_| {})
+    }
+
+    fn with_config(
+        runtime: &Path,
+        args: &[&str],
+        tty: bool,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Ctr {
         setup_env();
         let tmp = tempfile::tempdir().unwrap();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
@@ -57,7 +80,9 @@ impl Ctr {
         let bin = bundle.join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        for app in ["sh", "cat", "echo", "sleep", "stty", "read", "kill"] {
+        for app in [
+            "sh", "cat", "echo", "sleep", "stty", "kill", "yes", "head", "tr",
+        ] {
             std::os::unix::fs::symlink("busybox", bin.join(app)).unwrap();
         }
         let st = Command::new(RUNC)
@@ -72,8 +97,9 @@ impl Ctr {
         cfg["process"]["args"] = serde_json::json!(args);
         cfg["process"]["terminal"] = tty.into();
         cfg["linux"]["cgroupsPath"] = format!("/{id}").into();
+        edit(&mut cfg);
         std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-        std::fs::create_dir(tmp.path().join("ctr")).unwrap();
+        std::fs::create_dir_all(tmp.path().join(LONG).join("ctr")).unwrap();
         std::fs::create_dir(tmp.path().join("rt")).unwrap();
         Ctr {
             tmp,
@@ -84,7 +110,7 @@ impl Ctr {
     }
 
     fn dir(&self) -> PathBuf {
-        self.tmp.path().join("ctr")
+        self.tmp.path().join(LONG).join("ctr")
     }
 
     fn args(&self) -> MonitorArgs {
@@ -154,11 +180,21 @@ impl Ctr {
 
 impl Drop for Ctr {
     fn drop(&mut self) {
-        let _ = self.runtime_cmd(&["delete", "--force", &self.id]);
+        std::thread::scope(|sc| {
+            // An init whose monitor was killed is our child now: reap it as the
+            // runtime's delete kills it, or the delete waits for the zombie.
+            if let Some(s) = self
+                .started
+                .filter(|s| ppid(s.ctr_pid) == Some(std::process::id() as i32))
+            {
+                sc.spawn(move || wait_pid_gone(s.ctr_pid));
+            }
+            let _ = self.runtime_cmd(&["delete", "--force", &self.id]);
+        });
         if let Some(s) = self.started {
-            // SAFETY: the monitor this test started (its pid is held by the pidfd
-            // check below, so a reused pid is not hit: we only signal while it exists).
+            // Through a pidfd, so a reused pid is never signalled.
             if let Some(pfd) = pidfd(s.monitor_pid) {
+                // SAFETY: pidfd_send_signal(2) on a descriptor we own.
                 unsafe {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
@@ -174,6 +210,36 @@ impl Drop for Ctr {
     }
 }
 
+/// Reaps the monitor of container `id` that reported a failure (the engine never
+/// learns its pid): our child, as we are a subreaper.
+fn reap_monitor_of(id: &str) {
+    let me = std::process::id() as i32;
+    let needle = format!("--id\0{id}\0");
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = ppid(pid) == Some(me);
+        // A zombie's cmdline is empty: match its comm instead.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let is_it = String::from_utf8_lossy(&cmdline).contains(&needle)
+            || (cmdline.is_empty() && comm.trim() == "oxcart-monitor");
+        if ours && is_it {
+            wait_pid_gone(pid);
+        }
+    }
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open(2) with no flags.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -181,7 +247,16 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Waits for `pid` to exit: reaping it when it is our child (the monitors are: we
+/// are a subreaper), else through a pidfd.
 fn wait_pid_gone(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid with a valid status pointer.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
     let Some(fd) = pidfd(pid) else { return };
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -350,48 +425,55 @@ fn stdin_stays_open_without_stdin_once() {
     let mut a = c.args();
     a.stdin = true;
     c.spawn(&a).unwrap();
-    let conn = attach::connect(&c.dir()).unwrap();
+    let watcher = attach::connect(&c.dir()).unwrap();
     c.start();
-    // Our stdin ends but the container's does not: detaching later is the only way out.
-    let (r, w) = pipe();
-    let mut w = std::fs::File::from(w);
-    w.write_all(b"one\n\x10\x11").unwrap();
-    let mut out = Vec::new();
-    let end = conn
-        .relay(RelayIo {
-            stdin: Some(r.as_fd()),
-            stdout: &mut out,
-            stderr: &mut Vec::new(),
-            detach_keys: Some(attach::DEFAULT_DETACH_KEYS),
-            resize: None,
-        })
-        .unwrap();
-    assert_eq!(end, AttachEnd::Detached);
-    // A second client's input reaches the same, still open, stdin.
-    let conn = attach::connect(&c.dir()).unwrap();
-    conn.send_stdin(b"two\n").unwrap();
-    drop(w);
-    let (r2, w2) = pipe();
-    std::fs::File::from(w2)
-        .write_all(b"three\n\x10\x11")
-        .unwrap();
-    let mut out2 = Vec::new();
-    let end = conn
-        .relay(RelayIo {
-            stdin: Some(r2.as_fd()),
-            stdout: &mut out2,
-            stderr: &mut Vec::new(),
-            detach_keys: Some(attach::DEFAULT_DETACH_KEYS),
-            resize: None,
-        })
-        .unwrap();
-    assert_eq!(end, AttachEnd::Detached);
-    assert_eq!(c.status(), "running");
-    let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
-    assert!(out.status.success());
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            let mut out = ChanWriter(tx);
+            watcher
+                .relay(RelayIo {
+                    stdin: None,
+                    stdout: &mut out,
+                    stderr: &mut Vec::new(),
+                    detach_keys: None,
+                    resize: None,
+                })
+                .unwrap()
+        });
+        let mut out = String::new();
+        let mut wait_for = |want: &str| {
+            while !out.contains(want) {
+                let chunk = rx
+                    .recv()
+                    .unwrap_or_else(|_| panic!("no {want:?} in {out:?}"));
+                out.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        // A client whose stdin ends, then goes away...
+        let first = attach::connect(&c.dir()).unwrap();
+        first.send_stdin(b"one\n").unwrap();
+        first.close_stdin().unwrap();
+        drop(first);
+        wait_for("one\n");
+        // ...leaves the container's stdin open for the next one.
+        let second = attach::connect(&c.dir()).unwrap();
+        second.send_stdin(b"two\n").unwrap();
+        wait_for("two\n");
+        assert_eq!(c.status(), "running");
+        let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
+        assert!(out.status.success());
+        assert_eq!(
+            h.join().unwrap(),
+            AttachEnd::Exited {
+                code: 137,
+                oom_killed: false
+            }
+        );
+    });
     c.wait_monitor();
     let logs: String = c.log().into_iter().map(|(_, l)| l).collect();
-    assert_eq!(logs, "one\ntwo\nthree\n");
+    assert_eq!(logs, "one\ntwo\n");
 }
 
 /// Hands each write to the test thread.
@@ -473,22 +555,35 @@ fn tty_with_resize() {
 
 #[test]
 fn detach_leaves_container_running() {
-    let mut c = Ctr::new(
-        Path::new(RUNC),
-        &["sh", "-c", "echo ready; exec sleep 1000"],
-        false,
-    );
-    let mut a = c.args();
-    a.stdin = true;
-    a.stdin_once = true;
-    let s = c.spawn(&a).unwrap();
-    let conn = attach::connect(&c.dir()).unwrap();
-    c.start();
-    let (end, _, _) = relay(conn, b"\x10\x11", Some(attach::DEFAULT_DETACH_KEYS));
-    assert_eq!(end, AttachEnd::Detached);
-    assert_eq!(c.status(), "running");
-    assert!(alive(s.monitor_pid));
-    assert!(!c.dir().join("exit.json").exists());
+    for rt in runtimes() {
+        // `run -it`'s case: a tty, stdin, stdin-once.
+        let mut c = Ctr::new(&rt, &["sh", "-c", "exec sleep 1000"], true);
+        let mut a = c.args();
+        a.tty = true;
+        a.stdin = true;
+        a.stdin_once = true;
+        let s = c.spawn(&a).unwrap();
+        let conn = attach::connect(&c.dir()).unwrap();
+        c.start();
+        let (end, _, _) = relay(conn, b"abc\x10\x11", Some(attach::DEFAULT_DETACH_KEYS));
+        assert_eq!(end, AttachEnd::Detached, "{rt:?}");
+        assert_eq!(c.status(), "running");
+        assert!(alive(s.monitor_pid));
+        assert!(!c.dir().join("exit.json").exists());
+        // Attaching again works, and sees the end.
+        let conn = attach::connect(&c.dir()).unwrap();
+        let out = c.runtime_cmd(&["kill", &c.id, "KILL"]);
+        assert!(out.status.success());
+        let (end, _, _) = relay(conn, b"", None);
+        assert_eq!(
+            end,
+            AttachEnd::Exited {
+                code: 137,
+                oom_killed: false
+            },
+            "{rt:?}"
+        );
+    }
 }
 
 #[test]
@@ -516,6 +611,7 @@ fn create_failure_reports_runtime_message_and_leaves_nothing() {
     for rt in runtimes() {
         let mut c = Ctr::new(&rt, &["/no/such/command"], false);
         let err = c.spawn(&c.args()).unwrap_err();
+        reap_monitor_of(&c.id);
         match &err {
             MonitorError::Runtime(msg) => {
                 assert!(msg.contains("/no/such/command"), "{rt:?}: {msg}")
@@ -560,4 +656,129 @@ fn log_rotation_by_the_monitor() {
     let first: usize = log[0].1.trim().trim_start_matches("line-").parse().unwrap();
     let want: Vec<String> = (first..200).map(|i| format!("line-{i}\n")).collect();
     assert_eq!(log.into_iter().map(|(_, l)| l).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn slow_client_is_dropped_not_waited_for() {
+    // 3 MB of output; the client never reads, so its queue passes the 1 MiB limit.
+    let line = "x".repeat(99);
+    let cmd = format!("yes {line} | head -n 30000; echo done");
+    let mut c = Ctr::new(Path::new(RUNC), &["sh", "-c", &cmd], false);
+    let mut a = c.args();
+    a.log_driver = monitor::LogDriver::None;
+    c.spawn(&a).unwrap();
+    let conn = attach::connect(&c.dir()).unwrap();
+    c.start();
+    // The container runs to its end although this client reads nothing.
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["exit_code"], 0);
+    assert!(!c.dir().join("ctr.log").exists(), "--log-driver none");
+    // What was queued before the drop is there, then the end without an exit frame.
+    let mut out = Vec::new();
+    let end = conn
+        .relay(RelayIo {
+            stdin: None,
+            stdout: &mut out,
+            stderr: &mut Vec::new(),
+            detach_keys: None,
+            resize: None,
+        })
+        .unwrap();
+    assert_eq!(end, AttachEnd::Closed);
+    assert!(!out.is_empty() && out.len() < 3_000_000, "{}", out.len());
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    // cgroup v1 memory (this host's hybrid layout); 32 MiB with no swap beyond it.
+    let mut c = Ctr::with_config(
+        Path::new(RUNC),
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        false,
+        |cfg| {
+            cfg["linux"]["resources"]["memory"] =
+                serde_json::json!({"limit": 33554432, "swap": 33554432})
+        },
+    );
+    let mut a = c.args();
+    a.oom_files = vec![PathBuf::from(format!(
+        "/sys/fs/cgroup/memory/{}/memory.oom_control",
+        c.id
+    ))];
+    c.spawn(&a).unwrap();
+    let conn = attach::connect(&c.dir()).unwrap();
+    c.start();
+    let (end, out, _) = relay(conn, b"", None);
+    // The shell itself holds the string: it is the one killed.
+    assert_eq!(
+        end,
+        AttachEnd::Exited {
+            code: 137,
+            oom_killed: true
+        },
+        "{out:?}"
+    );
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["oom_killed"], true);
+}
+
+#[test]
+fn no_oom_without_a_kill() {
+    let mut c = Ctr::new(Path::new(RUNC), &["sh", "-c", "exit 0"], false);
+    let mut a = c.args();
+    a.oom_files = vec![PathBuf::from(format!(
+        "/sys/fs/cgroup/memory/{}/memory.oom_control",
+        c.id
+    ))];
+    c.spawn(&a).unwrap();
+    c.start();
+    c.wait_monitor();
+    assert_eq!(c.exit_json()["oom_killed"], false);
+}
+
+#[test]
+fn logs_follow_a_running_container_across_rotations() {
+    let mut c = Ctr::new(
+        Path::new(RUNC),
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; printf end",
+        ],
+        false,
+    );
+    let mut a = c.args();
+    // About a dozen entries per file, and every file kept: many rotations between
+    // two looks of the follower, none losing entries.
+    a.log_max_size = Some(1000);
+    a.log_max_file = Some(100);
+    c.spawn(&a).unwrap();
+    let log = c.dir().join("ctr.log");
+    let exit = c.dir().join("exit.json");
+    let follower = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        oxcart_jsonlog::follow(
+            &log,
+            &ReadOptions::default(),
+            &mut || exit.exists(),
+            &mut |e| {
+                got.push(e.log);
+                Ok(())
+            },
+        )
+        .unwrap();
+        got
+    });
+    c.start();
+    c.wait_monitor();
+    let got = follower.join().unwrap();
+    let mut want: Vec<String> = (0..300).map(|i| format!("line-{i}\n")).collect();
+    // The unterminated last line is flushed before exit.json appears.
+    want.push("end".into());
+    assert_eq!(got, want);
+    assert!(oxcart_jsonlog::log_files(&c.dir().join("ctr.log")).len() > 10);
 }
