@@ -362,7 +362,10 @@ fn create_leaves_nothing_when_it_fails() {
     let s = Snapshot::create(&d).unwrap();
     assert_eq!(std::fs::metadata(s.work()).unwrap().mode() & 0o777, 0o700);
     assert!(Snapshot::open(&d).is_ok());
-    assert!(Snapshot::create(&d).is_err(), "a second create must not reuse the dirs");
+    assert!(
+        Snapshot::create(&d).is_err(),
+        "a second create must not reuse the dirs"
+    );
 }
 
 /// 70 layers under long paths: the options are far beyond mount(2)'s one page, so
@@ -655,7 +658,10 @@ fn cp_out_as_tar() {
         r.copy_out_tar("/usr/share/.", false, &mut out).unwrap();
         assert_eq!(
             tar_list(&out),
-            ["data Regular 100444 0:0", "data-link Link 100444 0:0 -> ./data",]
+            [
+                "data Regular 100444 0:0",
+                "data-link Link 100444 0:0 -> ./data",
+            ]
         );
         // A symlink is copied as itself unless -L.
         let mut out = Vec::new();
@@ -1006,7 +1012,10 @@ fn export_entries(data: &[u8]) -> Vec<String> {
             let e = e.unwrap();
             let h = e.header();
             let name = e.path().unwrap().display().to_string();
-            let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
+            let name = name
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
             let link = e
                 .link_name()
                 .unwrap()
@@ -1034,14 +1043,21 @@ fn export_matches_podman_export() {
         let tm = snap.mount_temporarily(&st.layer_dirs(&img)).unwrap();
         sh_in(&tm.root(), DIFF_SCRIPT);
         let mut out = Vec::new();
-        Root::open(&tm.root(), "c1").unwrap().export(&mut out).unwrap();
+        Root::open(&tm.root(), "c1")
+            .unwrap()
+            .export(&mut out)
+            .unwrap();
         tm.finish().unwrap();
         export_entries(&out)
     });
     let pm = Podman::new();
     let tarp = pm.tmp.path().join("rootfs.tar");
     std::fs::write(&tarp, rootfs_tar()).unwrap();
-    pm.run(&["import", tarp.to_str().unwrap(), "localhost/oxcart-export:1"]);
+    pm.run(&[
+        "import",
+        tarp.to_str().unwrap(),
+        "localhost/oxcart-export:1",
+    ]);
     pm.run_ctr("e", "localhost/oxcart-export:1", DIFF_SCRIPT);
     let out = Command::new("podman")
         .args(&pm.base)
@@ -1059,4 +1075,117 @@ fn export_matches_podman_export() {
         })
         .collect();
     assert_eq!(ours, theirs, "ours (left) vs podman export (right)");
+}
+
+/// A host tree to copy in: `file1`, and `src/` with `f` (0751) and `sub/g`.
+fn host_tree(dir: &Path) {
+    std::fs::write(dir.join("file1"), b"file one\n").unwrap();
+    std::fs::create_dir_all(dir.join("src/sub")).unwrap();
+    std::fs::write(dir.join("src/f"), b"f\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("src/f"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/sub/g"), b"g\n").unwrap();
+}
+
+/// (host source relative to the host tree, container destination) for copies in, and
+/// (container source, host destination relative to the output dir) for copies out:
+/// docker's destination rules, each case once.
+const CP_IN: &[(&str, &str)] = &[
+    ("file1", "/opt/"),
+    ("file1", "/renamed"),
+    ("src", "/opt"),
+    ("src", "/newdir"),
+    ("src/.", "/opt/keep"),
+    ("file1", "/etc/passwd"),
+];
+const CP_OUT: &[(&str, &str)] = &[
+    ("/opt/keep", "k"),
+    ("/etc/passwd", "."),
+    ("/opt/keep/.", "."),
+    ("/usr/share", "k"),
+];
+// Not here: a symlink source (`c:/bin/sh`). docker copies the link itself unless -L
+// (cli/command/container/cp.go resolves it only with followLink); podman copies the
+// target. cp_out_as_tar checks docker's behaviour.
+
+/// A host tree as lines without times (podman and we differ in when we copied).
+fn tree_lines(dir: &Path) -> Vec<String> {
+    dump(dir)
+        .into_iter()
+        .map(|(k, v)| {
+            let v: Vec<&str> = v.split(' ').filter(|w| !w.starts_with("mtime=")).collect();
+            format!("{k} {}", v.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn cp_matches_podman_cp() {
+    let host = tempfile::tempdir().unwrap();
+    host_tree(host.path());
+    let hp = host.path().to_path_buf();
+    let (ours_ctr, ours_out) = in_private_ns(move || {
+        let env = Env::new();
+        let mut st = env.store();
+        let img = env.image(&mut st);
+        let snap = env.snapshot("c1");
+        let tm = snap.mount_temporarily(&st.layer_dirs(&img)).unwrap();
+        let r = Root::open(&tm.root(), "c1").unwrap();
+        for (src, dst) in CP_IN {
+            r.copy_in_from_host(&hp.join(src), false, dst, Owner::Keep)
+                .unwrap();
+        }
+        let out = tempfile::tempdir().unwrap();
+        for (src, dst) in CP_OUT {
+            r.copy_out_to_host(src, false, &out.path().join(dst))
+                .unwrap();
+        }
+        let mut t = Vec::new();
+        r.export(&mut t).unwrap();
+        drop(r); // it holds the root open: the unmount would be busy
+        tm.finish().unwrap();
+        (export_entries(&t), tree_lines(out.path()))
+    });
+    let pm = Podman::new();
+    let tarp = pm.tmp.path().join("rootfs.tar");
+    std::fs::write(&tarp, rootfs_tar()).unwrap();
+    pm.run(&["import", tarp.to_str().unwrap(), "localhost/oxcart-cp:1"]);
+    pm.run(&[
+        "create",
+        "--name",
+        "c",
+        "localhost/oxcart-cp:1",
+        "/bin/true",
+    ]);
+    for (src, dst) in CP_IN {
+        let s = host.path().join(src);
+        pm.run(&["cp", s.to_str().unwrap(), &format!("c:{dst}")]);
+    }
+    let out = tempfile::tempdir().unwrap();
+    for (src, dst) in CP_OUT {
+        let d = out.path().join(dst);
+        pm.run(&["cp", &format!("c:{src}"), d.to_str().unwrap()]);
+    }
+    let t = Command::new("podman")
+        .args(&pm.base)
+        .args(["export", "c"])
+        .output()
+        .unwrap();
+    assert!(t.status.success());
+    let theirs_ctr: Vec<String> = export_entries(&t.stdout)
+        .into_iter()
+        .filter(|l| !podman_own(&format!("A /{}", l.split(' ').next().unwrap_or(""))))
+        .collect();
+    assert_eq!(
+        ours_ctr, theirs_ctr,
+        "container: ours (left) vs podman cp (right)"
+    );
+    assert_eq!(
+        ours_out,
+        tree_lines(out.path()),
+        "host: ours (left) vs podman cp (right)"
+    );
 }
