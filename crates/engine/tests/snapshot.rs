@@ -949,7 +949,17 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
             let a = std::fs::metadata(tm.root().join("added")).unwrap();
             let b = std::fs::metadata(tm.root().join("added-link")).unwrap();
             assert_eq!(a.ino(), b.ino(), "the hardlink is kept");
+            sh_in(&tm.root(), SECOND_SCRIPT);
             tm.finish().unwrap();
+        }
+        // diff over two layers: what the top layer deleted is new again (A), and
+        // what the opaque directory hid is not the image's any more.
+        let second = lines(&changes(&snap2.upper(), &st.layer_dirs(&rec)).unwrap());
+        for want in ["A /etc/group", "A /opt/keep/a", "C /added"] {
+            assert!(
+                second.iter().any(|l| l == want),
+                "{want} not in {second:#?}"
+            );
         }
         let after: Vec<_> = lowers.iter().map(|l| dump(l)).collect();
         assert_eq!(before, after, "the parent's layers changed");
@@ -971,8 +981,9 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
             )
             .unwrap();
         assert_eq!(loaded[0].id, rec.id);
-        out
+        (out, second)
     });
+    let (archive, second) = archive;
     // podman loads the archive and runs the image: our layer means the same to it.
     let pm = Podman::new();
     let p = pm.tmp.path().join("img.tar");
@@ -1000,7 +1011,25 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
         "docker.io/test/committed:2",
     ]);
     assert_eq!(cmd.trim(), r#"["/bin/cat","/added"]"#);
+    // podman's diff over the two layers agrees, but for what a directory made opaque
+    // in a lower layer hid: containers/storage looks for whiteouts in the layers
+    // above, not opaque directories, and calls /opt/keep/a modified though the image
+    // (as overlayfs shows it) has none. We say added.
+    pm.run_ctr("d", "docker.io/test/committed:2", SECOND_SCRIPT);
+    let not_opt = |l: &String| !l[2..].starts_with("/opt");
+    let theirs: Vec<String> = pm
+        .run(&["diff", "d"])
+        .lines()
+        .filter(|l| !podman_own(l))
+        .map(String::from)
+        .filter(not_opt)
+        .collect();
+    let ours: Vec<String> = second.into_iter().filter(not_opt).collect();
+    assert_eq!(ours, theirs, "ours (left) vs podman diff (right)");
 }
+
+/// Run in a container of the committed image: recreate what its layer deleted or hid.
+const SECOND_SCRIPT: &str = "echo g > /etc/group && echo a > /opt/keep/a && echo c >> /added";
 
 /// Entries of an export as podman would see them: name (no `./`, no trailing `/`),
 /// type, mode, owner, size, link target.
