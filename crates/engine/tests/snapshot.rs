@@ -1218,3 +1218,62 @@ fn cp_matches_podman_cp() {
         "host: ours (left) vs podman cp (right)"
     );
 }
+
+#[test]
+fn cp_in_tar_special_entries() {
+    with_container(|_, root| {
+        let r = Root::open(root, "ctr1").unwrap();
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(150));
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&header("fifo", tar::EntryType::Fifo, 0o640, 0), &[][..])
+            .unwrap();
+        let mut h = header("null", tar::EntryType::Char, 0o666, 0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        h.set_uid(5);
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        let mut h = header("x", tar::EntryType::Directory, 0o750, 0);
+        b.append_data(&mut h, "d".repeat(120), &[][..]).unwrap();
+        let mut h = header("x", tar::EntryType::Regular, 0o600, 4);
+        b.append_data(&mut h, &long, &b"long"[..]).unwrap();
+        let mut h = header("x", tar::EntryType::Link, 0o600, 0);
+        b.append_link(&mut h, "hl", &long).unwrap();
+        r.copy_in_tar(&mut &b.into_inner().unwrap()[..], "/tmp", Owner::Keep)
+            .unwrap();
+        let t = root.join("tmp");
+        let md = std::fs::symlink_metadata(t.join("fifo")).unwrap();
+        assert!(md.file_type().is_fifo() && md.mode() & 0o7777 == 0o640);
+        let md = std::fs::symlink_metadata(t.join("null")).unwrap();
+        assert!(md.file_type().is_char_device());
+        assert_eq!(
+            (md.rdev(), md.uid(), md.mode() & 0o7777),
+            (libc::makedev(1, 3), 5, 0o666)
+        );
+        assert_eq!(std::fs::read(t.join(&long)).unwrap(), b"long");
+        assert_eq!(
+            std::fs::metadata(t.join("hl")).unwrap().ino(),
+            std::fs::metadata(t.join(&long)).unwrap().ino()
+        );
+        let md = std::fs::metadata(t.join("d".repeat(120))).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o750, "directory attributes set last");
+        // Out again: the same entries, the fifo a fifo, the hardlink a link.
+        let mut out = Vec::new();
+        r.copy_out_tar("/tmp/.", false, &mut out).unwrap();
+        let l = tar_list(&out);
+        assert!(l.iter().any(|e| e == "fifo Fifo 10640 0:0"), "{l:#?}");
+        assert!(
+            l.iter()
+                .any(|e| e.starts_with("hl Link") || e.contains("Link 100600 0:0 -> ./hl")),
+            "{l:#?}"
+        );
+        // A 0:0 character device would be an overlay whiteout: refused.
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&header("wh", tar::EntryType::Char, 0o600, 0), &[][..])
+            .unwrap();
+        let e = r
+            .copy_in_tar(&mut &b.into_inner().unwrap()[..], "/etc", Owner::Keep)
+            .unwrap_err();
+        assert!(e.to_string().contains("whiteout"), "{e}");
+    });
+}
