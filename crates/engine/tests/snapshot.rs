@@ -434,7 +434,7 @@ const DIFF_SCRIPT: &str = "echo new > /newfile && echo more >> /etc/passwd && rm
     rm -r /opt/keep && mkdir /opt/keep && echo x > /opt/keep/x && \
     mkdir -p /new/dir/deep && touch /new/dir/deep/f && rm /bin/ls && \
     chmod 700 /usr/share/data && ln -s /etc/passwd /home/user/link && rm /opt/keep/../keep/x && \
-    echo y > /opt/keep/y && mv /etc/motd /var/motd";
+    echo y > /opt/keep/y && mv /etc/motd /var/motd && mv /usr/share /usr/moved";
 
 #[test]
 fn diff_matches_podman() {
@@ -462,7 +462,8 @@ fn diff_matches_podman() {
         "D /bin/ls",
         "A /new",
         "A /new/dir/deep/f",
-        "C /usr/share/data",
+        "D /usr/share",
+        "A /usr/moved/data",
         "A /home/user/link",
         "D /etc/motd",
         "A /var/motd",
@@ -589,8 +590,8 @@ fn podman_diff(script: &str) -> Vec<String> {
     std::fs::write(&tarp, rootfs_tar()).unwrap();
     let tag = "localhost/oxcart-snapshot-diff:1";
     pm.run(&["import", tarp.to_str().unwrap(), tag]);
-    pm.run_ctr("diff", tag, script);
-    pm.run(&["diff", "diff"])
+    pm.run_ctr("script", tag, script);
+    pm.run(&["diff", "script"])
         .lines()
         .filter(|l| !podman_own(l))
         .map(String::from)
@@ -869,12 +870,12 @@ use oxcart_engine::commit::{commit, layer_tar, CommitOptions};
 
 const COMMIT_SCRIPT: &str = "echo added > /added && ln /added /added-link && \
     echo more >> /etc/passwd && rm /etc/group && rm -r /opt/keep && mkdir /opt/keep && \
-    echo new > /opt/keep/new && rm /bin/ls";
+    echo new > /opt/keep/new && rm /bin/ls && mv /usr/share /usr/moved";
 
 /// What the committed image must show, checked in our mount and in podman.
 const COMMIT_CHECK: &str = "test \"$(cat /added)\" = added && test ! -e /etc/group && \
     test ! -e /bin/ls && test \"$(ls /opt/keep)\" = new && grep -q more /etc/passwd && \
-    test -e /bin/cat";
+    test -e /bin/cat && test ! -e /usr/share && test \"$(cat /usr/moved/data)\" = data";
 
 #[test]
 fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
@@ -989,7 +990,7 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
     let p = pm.tmp.path().join("img.tar");
     std::fs::write(&p, archive).unwrap();
     pm.run(&["load", "-i", p.to_str().unwrap()]);
-    let out = pm.run_ctr("c", "docker.io/test/committed:2", COMMIT_CHECK);
+    let out = pm.run_ctr("check", "docker.io/test/committed:2", COMMIT_CHECK);
     assert_eq!(out, "");
     // The image's own CMD, from the --change.
     let out = pm.run(&[
@@ -1015,10 +1016,11 @@ fn commit_makes_an_image_that_mounts_saves_and_runs_in_podman() {
     // in a lower layer hid: containers/storage looks for whiteouts in the layers
     // above, not opaque directories, and calls /opt/keep/a modified though the image
     // (as overlayfs shows it) has none. We say added.
-    pm.run_ctr("d", "docker.io/test/committed:2", SECOND_SCRIPT);
+    // (Names podman cannot take for an image ID prefix: `diff` accepts both.)
+    pm.run_ctr("second", "docker.io/test/committed:2", SECOND_SCRIPT);
     let not_opt = |l: &String| !l[2..].starts_with("/opt");
     let theirs: Vec<String> = pm
-        .run(&["diff", "d"])
+        .run(&["diff", "second"])
         .lines()
         .filter(|l| !podman_own(l))
         .map(String::from)
@@ -1087,10 +1089,10 @@ fn export_matches_podman_export() {
         tarp.to_str().unwrap(),
         "localhost/oxcart-export:1",
     ]);
-    pm.run_ctr("e", "localhost/oxcart-export:1", DIFF_SCRIPT);
+    pm.run_ctr("exported", "localhost/oxcart-export:1", DIFF_SCRIPT);
     let out = Command::new("podman")
         .args(&pm.base)
-        .args(["export", "e"])
+        .args(["export", "exported"])
         .output()
         .unwrap();
     assert!(out.status.success());
