@@ -181,6 +181,24 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// After a failed test something may still be mounted (a busy unmount): detach it
+    /// so the temporary directory can go. Tests mount only in their own namespace, so
+    /// this touches nothing else.
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(&self.ctrs) {
+            for e in rd.flatten() {
+                if let Ok(c) =
+                    std::ffi::CString::new(e.path().join("rootfs").as_os_str().as_encoded_bytes())
+                {
+                    // SAFETY: valid C string; EINVAL when nothing is mounted.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        }
+    }
+}
+
 /// `chroot ROOT /bin/sh -c SCRIPT`, asserting success.
 fn sh_in(root: &Path, script: &str) {
     let out = Command::new("chroot")
