@@ -15,7 +15,11 @@
 //!
 //! The image is looked at as overlayfs sees it: a whiteout or an opaque directory in a
 //! higher layer hides what lower layers hold there, and no symlink in a layer is
-//! followed (docker's `os.Stat` would follow one to the host's filesystem).
+//! followed (docker's `os.Stat` would follow one to the host's filesystem). So a file
+//! re-created where the image's top layer deleted it is `A` (podman agrees; docker,
+//! which checks no whiteouts, says `C`), and so is one re-created in a directory a
+//! layer made opaque (podman and docker say `C`: they do not check opaque
+//! directories).
 
 use std::ffi::{CString, OsStr};
 use std::io;

@@ -123,9 +123,8 @@ pub fn commit(
 // ------------------------------------------------------------------ --change
 
 /// Apply docker's `--change` instructions to `cfg`, in order: CMD, ENTRYPOINT, ENV,
-/// EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR. Others are refused, as
-/// docker does ("… is not a valid change command"); HEALTHCHECK, which docker takes,
-/// is refused as not supported yet.
+/// EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR. Others are
+/// refused, as docker does ("… is not a valid change command").
 pub fn apply_changes(cfg: &mut Config, changes: &[String]) -> Result<(), CommitError> {
     let mut cmd_set = false;
     for ch in changes {
@@ -203,11 +202,111 @@ fn apply_one(cfg: &mut Config, instr: &str, rest: &str, cmd_set: &mut bool) -> R
                 .get_or_insert_with(Vec::new)
                 .push(rest.to_string());
         }
-        "HEALTHCHECK" => return Err("HEALTHCHECK is not supported by oxcart commit yet".into()),
+        "HEALTHCHECK" => cfg.healthcheck = Some(healthcheck(rest)?),
         "" => return Err("empty change".into()),
         other => return Err(format!("{other} is not a valid change command")),
     }
     Ok(())
+}
+
+/// `HEALTHCHECK NONE`, or `HEALTHCHECK [--interval=D] [--timeout=D]
+/// [--start-period=D] [--start-interval=D] [--retries=N] CMD command` (the builder's
+/// parseHealthcheck: `CMD` with the exec form, `CMD-SHELL` with the shell form).
+fn healthcheck(rest: &str) -> Result<crate::types::HealthConfig, String> {
+    let mut h = crate::types::HealthConfig::default();
+    let mut s = rest.trim_start();
+    while let Some(flag) = s.strip_prefix("--") {
+        let (f, more) = flag
+            .split_once(|c: char| c.is_whitespace())
+            .unwrap_or((flag, ""));
+        let (name, value) = f
+            .split_once('=')
+            .ok_or_else(|| format!("HEALTHCHECK flag --{f} needs =VALUE"))?;
+        let dur = || -> Result<i64, String> {
+            let d = go_duration(value)
+                .ok_or_else(|| format!("--{name}: invalid duration {value:?}"))?;
+            // container.MinimumDuration: zero (the default) or at least 1ms.
+            if d != 0 && d < 1_000_000 {
+                return Err(format!("--{name} cannot be less than 1ms"));
+            }
+            Ok(d)
+        };
+        match name {
+            "interval" => h.interval = dur()?,
+            "timeout" => h.timeout = dur()?,
+            "start-period" => h.start_period = dur()?,
+            "start-interval" => h.start_interval = dur()?,
+            "retries" => {
+                h.retries = value
+                    .parse::<i64>()
+                    .map_err(|_| format!("--retries: invalid number {value:?}"))?;
+                if h.retries < 0 {
+                    return Err("--retries cannot be negative".into());
+                }
+            }
+            other => return Err(format!("unknown HEALTHCHECK flag --{other}")),
+        }
+        s = more.trim_start();
+    }
+    let (kind, cmd) = s
+        .split_once(|c: char| c.is_whitespace())
+        .map_or((s, ""), |(k, c)| (k, c.trim()));
+    match kind.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.is_empty() && h == crate::types::HealthConfig::default() => {
+            h.test = Some(vec!["NONE".into()]);
+        }
+        "NONE" => return Err("HEALTHCHECK NONE takes no arguments".into()),
+        "CMD" => {
+            let mut test = match json_array(cmd) {
+                Some(v) => v,
+                None if cmd.is_empty() => return Err("HEALTHCHECK CMD needs a command".into()),
+                None => vec![cmd.to_string()],
+            };
+            let form = if json_array(cmd).is_some() {
+                "CMD"
+            } else {
+                "CMD-SHELL"
+            };
+            test.insert(0, form.into());
+            h.test = Some(test);
+        }
+        other => return Err(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)")),
+    }
+    Ok(h)
+}
+
+/// Go's `time.ParseDuration` in nanoseconds: `1h30m`, `1.5s`, `300ms`, `0`.
+fn go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += num * unit;
+    }
+    (total < i64::MAX as f64).then_some(total as i64)
 }
 
 /// VOLUME's paths: a JSON array or words; none may be empty.
@@ -539,6 +638,21 @@ mod tests {
         assert_eq!(vols, ["/data", "/logs", "/more"]);
         assert_eq!(c.stop_signal, "SIGRTMIN+3");
         assert_eq!(c.on_build.unwrap(), ["RUN make"]);
+        let c = applied(
+            base.clone(),
+            &["HEALTHCHECK --interval=1m30s --timeout=500ms --retries=3 CMD wget -q localhost"],
+        )
+        .unwrap();
+        let h = c.healthcheck.unwrap();
+        assert_eq!(h.test.unwrap(), ["CMD-SHELL", "wget -q localhost"]);
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (90_000_000_000, 500_000_000, 3)
+        );
+        let c = applied(base.clone(), &["HEALTHCHECK CMD [\"true\"]"]).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test.unwrap(), ["CMD", "true"]);
+        let c = applied(base.clone(), &["HEALTHCHECK NONE"]).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test.unwrap(), ["NONE"]);
         // ENTRYPOINT resets a CMD the changes did not set, and the shell form.
         let c = applied(base.clone(), &["ENTRYPOINT /run.sh"]).unwrap();
         assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "/run.sh"]);
@@ -553,7 +667,13 @@ mod tests {
             ("ONBUILD ONBUILD RUN x", "Chaining ONBUILD"),
             ("ENV =x", "the name is empty"),
             ("USER a b", "exactly one"),
-            ("HEALTHCHECK NONE", "not supported"),
+            (
+                "HEALTHCHECK --interval=1us CMD x",
+                "cannot be less than 1ms",
+            ),
+            ("HEALTHCHECK --retries=-1 CMD x", "cannot be negative"),
+            ("HEALTHCHECK RUN x", "try CMD"),
+            ("HEALTHCHECK --bogus=1 CMD x", "unknown HEALTHCHECK flag"),
         ] {
             let e = applied(base.clone(), &[bad]).unwrap_err().to_string();
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");

@@ -241,7 +241,8 @@ fn split(rel: &Path) -> (&Path, &[u8]) {
     }
 }
 
-/// The container's root, for `cp` and `export`.
+/// The container's root, for `cp` and `export`. It holds the root open: drop it
+/// before unmounting, or the unmount is busy.
 pub struct Root {
     fd: OwnedFd,
     container: String,

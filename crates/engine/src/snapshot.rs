@@ -19,7 +19,9 @@
 //! the data): `diff` and `commit` read the upper directory alone, as docker's overlay2
 //! driver does, and a redirect or metacopy xattr there would be meaningless in a layer
 //! tar. `index=off` as docker and podman: the upper directory is never re-mounted over
-//! different lowers, and the index would pin inode numbers of the layers.
+//! different lowers, and the index would pin inode numbers of the layers. `nodev` as
+//! podman's default `mountopt` (containers-storage.conf): device nodes in an image or
+//! made in the rootfs do not open; the runtime gives the container its /dev.
 
 use std::ffi::CString;
 use std::io;
