@@ -406,3 +406,6 @@ fn annotations(input: &SpecInput<'_>) -> BTreeMap<String, String> {
     }
     a
 }
+
+#[cfg(test)]
+mod tests;
