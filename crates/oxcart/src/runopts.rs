@@ -1353,6 +1353,9 @@ fn parse_security_opt(o: &str) -> R<String> {
 }
 
 #[cfg(test)]
+mod podman_diff;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;

@@ -265,6 +265,10 @@ fn host_devices(src: &Path, dst: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
             {
                 continue;
             }
+            // runc's HostDevices skips /dev/console too: the container gets its own.
+            if src == Path::new("/dev") && name == "console" {
+                continue;
+            }
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_symlink() {
                 continue;
