@@ -320,12 +320,18 @@ fn environment(input: &SpecInput<'_>, user: &ExecUser) -> Vec<String> {
     env
 }
 
+/// The configured hostname; else docker's default: the host's with `--network host`,
+/// the id's first 12 characters otherwise.
 fn hostname(input: &SpecInput<'_>) -> String {
-    if input.config.hostname.is_empty() {
-        input.id.chars().take(12).collect()
-    } else {
-        input.config.hostname.clone()
+    if !input.config.hostname.is_empty() {
+        return input.config.hostname.clone();
     }
+    if input.network == NetNs::Host {
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            return h.trim().to_string();
+        }
+    }
+    input.id.chars().take(12).collect()
 }
 
 fn uts_is_host(hc: &HostConfig) -> bool {

@@ -64,9 +64,17 @@ fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev"],
         ),
     ];
+    m.extend(shm_mount(hc));
+    m
+}
+
+/// `/dev/shm`: the host's with `--ipc host`, none with `--ipc none`, else a tmpfs of
+/// `--shm-size` (docker mounts that tmpfs on the host and binds it; the container
+/// sees the same mount).
+fn shm_mount(hc: &HostConfig) -> Option<Mount> {
     match hc.ipc_mode.as_str() {
-        "none" => {}
-        "host" => m.push(mount(
+        "none" => None,
+        "host" => Some(mount(
             "/dev/shm",
             "bind",
             "/dev/shm",
@@ -79,15 +87,14 @@ fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
                 DEFAULT_SHM_SIZE
             };
             let size = format!("size={size}");
-            m.push(mount(
+            Some(mount(
                 "/dev/shm",
                 "tmpfs",
                 "shm",
                 &["nosuid", "noexec", "nodev", "mode=1777", &size],
-            ));
+            ))
         }
     }
-    m
 }
 
 /// One `-v /host:/ctr[:opts]`.

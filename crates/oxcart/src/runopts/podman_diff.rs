@@ -13,7 +13,7 @@ use oxcart_engine::spec::{self, NetNs, SpecInput};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 #[derive(Parser)]
@@ -645,7 +645,6 @@ fn specs_agree_with_podman() {
         diff.mounts(&p, &o);
         errors.extend(diff.errors);
     }
-    let _: PathBuf = pod.dir.path().to_path_buf();
     assert!(
         errors.is_empty(),
         "{} disagreements:\n{}",
