@@ -308,9 +308,6 @@ fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> RunOptsEr
 
 type R<T> = Result<T, RunOptsError>;
 
-/// docker's default `/dev/shm` size (`HostConfig.ShmSize` as the daemon stores it).
-pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
-
 impl RunFlags {
     /// Apply docker's parsing rules: `image` and the command `args` after it; `-e KEY`
     /// and `--env-file` lines without `=` take their value from `lookup_env` (a name it
@@ -333,14 +330,9 @@ impl RunFlags {
                 "Conflicting options: --restart and --rm".into(),
             ));
         }
-        // The daemon's create-time defaults (adaptContainerSettings), so the record
-        // and `inspect` show what the container gets.
-        if hc.shm_size == 0 {
-            hc.shm_size = DEFAULT_SHM_SIZE;
-        }
-        if hc.memory > 0 && hc.memory_swap == 0 {
-            hc.memory_swap = hc.memory.saturating_mul(2);
-        }
+        // The daemon's create-time defaults, so the record and `inspect` show what
+        // the container gets.
+        oxcart_engine::spec::apply_daemon_defaults(&mut hc);
         config.attach_stdin = self.interactive && !self.detach;
         config.attach_stdout = !self.detach;
         config.attach_stderr = !self.detach;
@@ -1470,7 +1462,7 @@ mod tests {
             ("runc", "none", -5)
         );
         assert_eq!(h.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
-        assert_eq!(h.shm_size, DEFAULT_SHM_SIZE);
+        assert_eq!(h.shm_size, 64 << 20);
         assert_eq!(h.log_config.kind, "json-file");
         assert_eq!(h.restart_policy.name, "no");
         assert_eq!(

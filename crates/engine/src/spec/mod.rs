@@ -21,7 +21,7 @@ mod user;
 
 pub use caps::{all_capabilities, DEFAULT_CAPABILITIES};
 pub use merge::{image_config_from_json, merge_image_config, DEFAULT_PATH};
-pub use resources::validate_host_config;
+pub use resources::{apply_daemon_defaults, validate_host_config, DEFAULT_SHM_SIZE};
 pub use user::{resolve_user, ExecUser};
 
 use crate::types::{Config, HostConfig};

@@ -2,6 +2,7 @@
 //! `/etc/hosts`, `/etc/resolv.conf`, `-v` binds, `--mount`, `--tmpfs` and the `--init`
 //! binary, as moby's `daemon/oci_linux.go` WithMounts lays them out.
 
+use super::resources::DEFAULT_SHM_SIZE;
 use super::{SpecError, SpecInput, INIT_CANDIDATES, INIT_DESTINATION};
 use crate::types::HostConfig;
 use oxcart_spec::Mount;
@@ -17,9 +18,6 @@ fn mount(dst: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
         ..Default::default()
     }
 }
-
-/// `/dev/shm`'s size when `--shm-size` is not given (docker's 64 MiB).
-const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 
 fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
     // --privileged: /sys and its cgroup mount read-write (docker clears `ro`).

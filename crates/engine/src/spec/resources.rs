@@ -23,8 +23,45 @@ pub(crate) fn unified_cgroup_host() -> bool {
     r == 0 && st.f_type == libc::CGROUP2_SUPER_MAGIC
 }
 
-/// docker's checks at create, with its messages. Also run by [`super::build`].
+/// docker's default `/dev/shm` size.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+/// What docker's daemon fills in at create (`adaptContainerSettings` and the daemon's
+/// defaults), so the record and `inspect` show what the container gets: `/dev/shm`
+/// 64 MiB, swap twice the memory limit, a private IPC namespace, the cgroup namespace
+/// mode this host defaults to, the json-file log driver.
+pub fn apply_daemon_defaults(hc: &mut HostConfig) {
+    if hc.shm_size == 0 {
+        hc.shm_size = DEFAULT_SHM_SIZE;
+    }
+    if hc.memory > 0 && hc.memory_swap == 0 {
+        hc.memory_swap = hc.memory.saturating_mul(2);
+    }
+    if hc.ipc_mode.is_empty() {
+        hc.ipc_mode = "private".into();
+    }
+    if hc.cgroupns_mode.is_empty() {
+        hc.cgroupns_mode = if unified_cgroup_host() {
+            "private"
+        } else {
+            "host"
+        }
+        .into();
+    }
+    if hc.log_config.kind.is_empty() {
+        hc.log_config.kind = "json-file".into();
+    }
+}
+
+/// docker's checks at create, with its messages (and the sysctls' namespaces, as far
+/// as `NetworkMode` tells). Also run by [`super::build`].
 pub fn validate_host_config(hc: &HostConfig) -> Result<(), SpecError> {
+    let net = if hc.network_mode == "host" {
+        NetNs::Host
+    } else {
+        NetNs::New
+    };
+    sysctls(hc, &net)?;
     let bad = |m: String| Err(SpecError::Resources(m));
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return bad("Minimum memory limit allowed is 6MB".into());

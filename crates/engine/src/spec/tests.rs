@@ -580,3 +580,86 @@ fn runc_runs_it() {
         "{out}"
     );
 }
+
+/// A privileged container with a read-only bind, a tmpfs, an rlimit and limits runs
+/// under runc and sees them.
+#[test]
+fn runc_runs_privileged_binds_and_limits() {
+    let f = Fixture::new();
+    let data = f.dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("hello"), "hello from the host\n").expect("write");
+    let hc = HostConfig {
+        privileged: true,
+        binds: Some(vec![format!("{}:/data:ro", data.display())]),
+        mounts: vec![crate::types::Mount {
+            kind: "tmpfs".into(),
+            target: "/scratch".into(),
+            tmpfs_options: Some(crate::types::TmpfsOptions {
+                size_bytes: 1 << 20,
+                mode: None,
+            }),
+            ..Default::default()
+        }],
+        ulimits: Some(vec![crate::types::Ulimit {
+            name: "nofile".into(),
+            soft: 512,
+            hard: 1024,
+        }]),
+        shm_size: 8 << 20,
+        memory: 64 << 20,
+        pids_limit: Some(50),
+        ..Default::default()
+    };
+    let script = "cat /data/hello; touch /data/x 2>/dev/null || echo ro-bind; ulimit -n; \
+                  grep -E ' /(dev/shm|scratch) ' /proc/mounts; grep CapEff /proc/self/status; \
+                  test -c /dev/kmsg && echo host-devices";
+    let (ok, out, err) = f.run(f.build(&cmd(&["sh", "-c", script]), &hc).expect("spec"));
+    assert!(ok, "runc failed: {err}");
+    assert!(
+        out.contains("hello from the host") && out.contains("ro-bind"),
+        "{out}"
+    );
+    assert!(out.contains("\n512\n"), "{out}");
+    assert!(
+        out.contains("/dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=8192k"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/scratch tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k"),
+        "{out}"
+    );
+    assert!(out.contains("host-devices"), "{out}");
+    // Every capability this process has (docker: all; see all_capabilities).
+    let own = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bnd = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd");
+    assert!(out.contains(&format!("CapEff:{bnd}")), "{out}");
+}
+
+#[test]
+fn daemon_defaults() {
+    let mut hc = HostConfig {
+        memory: 64 << 20,
+        ..Default::default()
+    };
+    apply_daemon_defaults(&mut hc);
+    assert_eq!((hc.shm_size, hc.memory_swap), (64 << 20, 128 << 20));
+    assert_eq!(
+        (hc.ipc_mode.as_str(), hc.log_config.kind.as_str()),
+        ("private", "json-file")
+    );
+    assert!(matches!(hc.cgroupns_mode.as_str(), "host" | "private"));
+    let hc = HostConfig {
+        network_mode: "host".into(),
+        sysctls: Some([("net.ipv4.ip_forward".to_string(), "1".to_string())].into()),
+        ..Default::default()
+    };
+    let e = validate_host_config(&hc).expect_err("host netns sysctl");
+    assert_eq!(
+        e.to_string(),
+        "sysctl 'net.ipv4.ip_forward' not allowed in host network namespace"
+    );
+}
