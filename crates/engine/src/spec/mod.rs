@@ -338,9 +338,13 @@ fn uts_is_host(hc: &HostConfig) -> bool {
     hc.uts_mode == "host"
 }
 
-/// docker applies `docker-default` only where AppArmor is enabled; a privileged
-/// container gets none (`unconfined`), and an explicit profile is honoured.
+/// docker applies AppArmor only where the host has it enabled (an explicit profile
+/// included: docker ignores it elsewhere); `docker-default` only when that profile is
+/// loaded; none for a privileged container or `apparmor=unconfined`.
 fn apparmor_profile(hc: &HostConfig, sec: &SecurityOpts) -> Option<String> {
+    if !apparmor_enabled() {
+        return None;
+    }
     match sec.apparmor.as_deref() {
         Some("unconfined") => None,
         Some(p) => Some(p.to_string()),
@@ -349,14 +353,16 @@ fn apparmor_profile(hc: &HostConfig, sec: &SecurityOpts) -> Option<String> {
     }
 }
 
-fn apparmor_default_loaded() -> bool {
-    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
-        .unwrap_or(false);
-    enabled
-        && std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
-            .map(|s| s.lines().any(|l| l.starts_with("docker-default ")))
-            .unwrap_or(false)
+        .unwrap_or(false)
+}
+
+fn apparmor_default_loaded() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
+        .map(|s| s.lines().any(|l| l.starts_with("docker-default ")))
+        .unwrap_or(false)
 }
 
 fn namespaces(input: &SpecInput<'_>) -> Result<Vec<LinuxNamespace>, SpecError> {

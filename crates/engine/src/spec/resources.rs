@@ -384,8 +384,15 @@ const IPC_SYSCTLS: &[&str] = &[
 pub(crate) fn sysctls(hc: &HostConfig, net: &NetNs) -> Result<BTreeMap<String, String>, SpecError> {
     let mut out = BTreeMap::new();
     if *net != NetNs::Host {
-        out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
-        out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        // Only where the kernel has them (docker's sysctlExists; port_start is 4.11+).
+        for (k, v) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            if Path::new("/proc/sys").join(k.replace('.', "/")).exists() {
+                out.insert(k.into(), v.into());
+            }
+        }
     }
     for (k, v) in hc.sysctls.iter().flatten() {
         let bad = |why: &str| Err(SpecError::Sysctl(format!("sysctl '{k}' {why}")));
