@@ -434,6 +434,12 @@ fn security_opts_and_seccomp() {
         .syscalls
         .iter()
         .any(|c| c.action == "SCMP_ACT_ALLOW" && c.names.iter().any(|n| n == "bpf")));
+    // An explicit AppArmor profile applies only where the host has AppArmor.
+    let s = f
+        .build(&cmd(&["sh"]), &so(&["apparmor=myprofile"]))
+        .expect("apparmor");
+    let want = apparmor_enabled().then(|| "myprofile".to_string());
+    assert_eq!(s.process.expect("p").apparmor_profile, want);
     let e = f
         .build(&cmd(&["sh"]), &so(&["bogus"]))
         .expect_err("bad")
