@@ -219,6 +219,9 @@ struct Child<'a> {
     setgroups_ok: bool,
     /// The cgroups to join (oxcart_cgroups::join), before any setns.
     cgroups: &'a oxcart_cgroups::JoinFiles,
+    /// init's root, to chroot into after the setns: a container without a
+    /// mount namespace of its own.
+    root: Option<OwnedFd>,
 }
 
 /// `exec`: run a process in the container. Returns its exit status (foreground),
@@ -292,6 +295,27 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
             join.push((ns.typ.clone(), flag, fd));
         }
     }
+    // No mount namespace of its own (lifecycle::create_inner): init chrooted into
+    // its rootfs in the runtime's. The process enters init's mount namespace
+    // only if it is not ours already, then init's root, as init did. (runc's
+    // exec runs such a process on the host's root.)
+    let root = match saved.rootfs_mount {
+        Some(_) => {
+            join.retain(|(_, f, _)| *f != libc::CLONE_NEWNS);
+            let path = format!("/proc/{}/ns/mnt", saved.pid);
+            let fd = sys::open(&sys::cstring(&path)?, libc::O_RDONLY, 0)
+                .ctx(|| format!("open {path}"))?;
+            if !namespaces::same_ns(&fd, c"/proc/self/ns/mnt")? {
+                join.push(("mount".into(), libc::CLONE_NEWNS, fd));
+            }
+            let path = format!("/proc/{}/root", saved.pid);
+            Some(
+                sys::open(&sys::cstring(&path)?, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .ctx(|| format!("open {path}"))?,
+            )
+        }
+        None => None,
+    };
     // Opened after the pidfd: if init still has its start time now, the fds are its.
     if !state::init_alive(saved.pid, saved.start_time) {
         return Err(Error::State("cannot exec in a stopped container".into()));
@@ -367,6 +391,7 @@ pub fn exec(g: &Global, o: &ExecOpts) -> Result<i32> {
         userns,
         setgroups_ok,
         cgroups: &targets,
+        root,
     };
 
     let (parent_ch, child_ch) = sync::pair()?;
@@ -559,6 +584,10 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     c.cgroups.join_self_v1().map_err(crate::cg::cg_err)?;
     for (typ, flag, fd) in &c.join {
         sys::setns(fd.as_fd(), *flag).ctx(|| format!("join {typ} namespace"))?;
+    }
+    if let Some(root) = &c.root {
+        sys::fchdir(root.as_fd()).ctx(|| "chdir to the container's root".into())?;
+        sys::chroot(c".").ctx(|| "chroot to the container's root".into())?;
     }
     if c.userns {
         // Joining a user namespace keeps our (unmapped) ids; become its root so the

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec;
 pub mod hooks;
 pub mod idmap;
+mod init;
 pub mod lifecycle;
 pub mod namespaces;
 pub mod notify;

@@ -5,9 +5,10 @@
 use crate::cg::Cg;
 use crate::error::{Ctx, Error, Result};
 use crate::hooks;
+use crate::init::{init, InitArgs};
 use crate::namespaces::{self, Plan};
 use crate::process::{self, Prepared};
-use crate::rootfs::{self, RootfsCtx};
+use crate::rootfs;
 use crate::state::{self, Saved, StateDir};
 use crate::sync::{self, Channel, Msg};
 use crate::sys::{self, cstring};
@@ -42,41 +43,6 @@ pub struct CreateOpts {
 /// A container init we just created (and are the parent of).
 pub struct Created {
     pub pid: libc::pid_t,
-}
-
-/// Everything init needs, computed in the parent before clone.
-struct InitArgs<'a> {
-    id: &'a str,
-    spec: &'a Spec,
-    plan: &'a Plan,
-    prepared: &'a Prepared,
-    rootfs: PathBuf,
-    bundle: PathBuf,
-    no_pivot: bool,
-    no_new_keyring: bool,
-    /// fds 3.. that pass into the container: LISTEN_FDS + --preserve-fds.
-    pass_fds: u32,
-    listen_fds: u32,
-    fifo: OwnedFd,
-    proc_fd: OwnedFd,
-    seccomp: Option<oxcart_seccomp::Filter>,
-    cgroup_dirs: Vec<crate::cg::MountDir>,
-    /// init joins its v1 cgroups itself through these (oxcart_cgroups::join).
-    cgroup_join: oxcart_cgroups::JoinFiles,
-    /// The parent makes the v1 cgroups after the clone and sends them
-    /// (`Msg::TasksFds`, `Msg::CgroupsMade`).
-    cgroups_after_clone: bool,
-    /// The parent makes init's network namespace after the clone (`Msg::NetNs`).
-    netns_from_parent: bool,
-    /// Connected `--console-socket` for `process.terminal`.
-    console: Option<OwnedFd>,
-    /// False when the parent denied setgroups to write the gid map unprivileged.
-    setgroups_ok: bool,
-    /// Idmapped mount trees, made here because idmapping needs the host's privileges.
-    idmapped: crate::idmap::Prepared,
-    /// `linux.mountLabel`, where the host has SELinux (checked against its policy);
-    /// None elsewhere, since runc drops it there.
-    mount_label: Option<String>,
 }
 
 fn abs(p: &Path) -> Result<PathBuf> {
@@ -141,9 +107,123 @@ fn create_protected(
     }
 }
 
+/// The bundle, loaded and checked (step 1 of docs/architecture.md "`create`, step
+/// by step", up to the namespaces).
+struct Loaded {
+    bundle: PathBuf,
+    spec: Spec,
+    /// `NOTIFY_SOCKET` is set: the container gets its socket (crate::notify).
+    notify: bool,
+    rootfs: PathBuf,
+    plan: Plan,
+    /// No mount namespace: the topmost mount at the rootfs before init's bind.
+    rootfs_mount_before: Option<u64>,
+}
+
+/// The rest of step 1: what init will apply, parsed and checked now.
+struct Checks {
+    prepared: Prepared,
+    map_method: crate::rootless::MapMethod,
+    setgroups_ok: bool,
+    mount_label: Option<String>,
+    seccomp: Option<oxcart_seccomp::Filter>,
+}
+
+/// The caller's sockets, connected before anything exists so a bad path leaves
+/// nothing behind (runc dials them in the parent too).
+struct Sockets {
+    /// Foreground `run` with a terminal: our end of the pair standing in for
+    /// --console-socket.
+    proxy_end: Option<OwnedFd>,
+    pidfd: Option<OwnedFd>,
+    console: Option<OwnedFd>,
+}
+
+/// The container's cgroups (step 3) and what is left to the parent after the clone.
+struct Made {
+    cg: Cg,
+    /// The v1 cgroups and the limits come after the clone (Msg::TasksFds).
+    defer_v1: bool,
+    /// The parent makes init's network namespace after the clone (Msg::NetNs).
+    netns_from_parent: bool,
+}
+
 /// `detach` is false only for a foreground `run` (runc's checkTerminal). With a
 /// foreground terminal, also returns the pty master to proxy.
 fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Option<OwnedFd>)> {
+    let l = load_checked(g, o, detach)?;
+    // CVE-2019-5736 (crate::selfexe), before anything exists: its fallback runs
+    // this command again from the start. init has our credentials unless a user
+    // namespace or rootless mode changes them; then it cannot switch itself.
+    let in_init = !g.rootless && !l.plan.new_userns();
+    let seal_view = match crate::selfexe::prepare_for_init(in_init)? {
+        crate::selfexe::ForInit::Switch(view) => Some(view),
+        crate::selfexe::ForInit::Nothing => None,
+    };
+    let mut c = check_process(g, &l.spec, &l.plan)?;
+    let proc_cfg = l
+        .spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
+    let mut sockets = connect_sockets(o, proc_cfg.terminal)?;
+    let sd = StateDir::create(&g.root, &o.id)?;
+    let mut guard = CreateGuard {
+        sd: Some(&sd),
+        cg: None,
+        pid: 0,
+        shared_root: l.rootfs_mount_before.map(|id| (l.rootfs.clone(), id)),
+    };
+    if l.notify {
+        crate::notify::make_dir(&sd.dir)?;
+    }
+    let made = make_cgroups(g, o, &l, in_init, &mut guard)?;
+    let (fifo, proc_fd) = make_fifo(&sd)?;
+    let idmapped = crate::idmap::prepare(&l.spec, &l.bundle, l.plan.userns)?;
+    let lfds = listen_fds();
+    let args = InitArgs {
+        id: &o.id,
+        spec: &l.spec,
+        plan: &l.plan,
+        prepared: &c.prepared,
+        rootfs: l.rootfs.clone(),
+        bundle: l.bundle.clone(),
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        pass_fds: lfds + o.preserve_fds,
+        listen_fds: lfds,
+        fifo,
+        proc_fd,
+        seccomp: c.seccomp.take(),
+        cgroup_dirs: made.cg.mount_dirs(),
+        cgroup_join: if made.defer_v1 {
+            made.cg.join_files_unified()?
+        } else {
+            made.cg.join_files()?
+        },
+        cgroups_after_clone: made.defer_v1,
+        netns_from_parent: made.netns_from_parent,
+        console: sockets.console.take(),
+        setgroups_ok: c.setgroups_ok,
+        idmapped,
+        mount_label: c.mount_label.take(),
+    };
+    let (pid, move_unified, ch) = clone_init(&args, &l, &sd, seal_view)?;
+    guard.pid = pid;
+    after_clone(g, o, &l, &c, &made, &args, (pid, move_unified, &ch))?;
+    record_state(g, o, l, &made.cg, &sd, pid, sockets.pidfd.as_ref())?;
+    // init sent the master before "ready", so it is queued by now.
+    let master = match &sockets.proxy_end {
+        Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
+        None => None,
+    };
+    guard.disarm();
+    Ok((Created { pid }, master))
+}
+
+/// Step 1, up to the namespaces: `config.json` loaded and validated, the
+/// terminal mode checked, the rootfs found, the namespace plan made.
+fn load_checked(g: &Global, o: &CreateOpts, detach: bool) -> Result<Loaded> {
     let (bundle, mut spec) = load_bundle(&o.bundle)?;
     let notify = crate::notify::from_env()?.is_some();
     if notify {
@@ -170,23 +250,44 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         ));
     }
     let plan = Plan::from_config(spec.linux.as_ref())?;
-    if !plan.has(libc::CLONE_NEWNS) {
-        return Err(Error::config(
-            "linux.namespaces",
-            "a mount namespace is required to set up the rootfs",
+    // Without a mount namespace of its own (runtime-spec config-linux.md: the
+    // container inherits the runtime's), init sets the rootfs up in the
+    // runtime's and chroots into it, as runc does (rootfs::prepare_root).
+    let shares_host_mounts = !plan.has(libc::CLONE_NEWNS);
+    if shares_host_mounts && o.no_pivot {
+        // runc would move the rootfs over the host's own `/`.
+        return Err(Error::Other(
+            "--no-pivot needs a mount namespace (linux.namespaces has none): it would move the rootfs over the runtime's /".into(),
         ));
     }
-    // CVE-2019-5736 (crate::selfexe), before anything exists: its fallback runs
-    // this command again from the start. init has our credentials unless a user
-    // namespace or rootless mode changes them; then it cannot switch itself.
-    let in_init = !g.rootless && !plan.new_userns();
-    let seal_view = match crate::selfexe::prepare_for_init(in_init)? {
-        crate::selfexe::ForInit::Switch(view) => Some(view),
-        crate::selfexe::ForInit::Nothing => None,
+    // The topmost mount at the rootfs before init's bind: a failed create
+    // detaches whatever is there instead (CreateGuard).
+    let rootfs_mount_before = if shares_host_mounts {
+        Some(sys::mount_id(&sys::cpath(&rootfs)?).ctx(|| format!("statx {}", rootfs.display()))?)
+    } else {
+        None
     };
+    Ok(Loaded {
+        bundle,
+        spec,
+        notify,
+        rootfs,
+        plan,
+        rootfs_mount_before,
+    })
+}
+
+/// The rest of step 1: capabilities, rlimits and sysctls parsed (namespace
+/// checks as runc's validator), id maps, LSM settings and hooks checked, the
+/// seccomp filter compiled (cached under `--root`).
+fn check_process(g: &Global, spec: &Spec, plan: &Plan) -> Result<Checks> {
+    let proc_cfg = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing"))?;
     let has = |f| plan.has(f) || (f == libc::CLONE_NEWCGROUP && plan.new_cgroupns);
-    let prepared = process::prepare(&spec, &has)?;
-    crate::rootless::check_unprivileged(&spec, plan.userns)?;
+    let prepared = process::prepare(spec, &has)?;
+    crate::rootless::check_unprivileged(spec, plan.userns)?;
     let map_method = match spec.linux.as_ref() {
         Some(l) if plan.new_userns() => {
             namespaces::check_id_maps(l)?;
@@ -231,16 +332,24 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         Some(p) if !oxcart_seccomp::is_noop(p) => Some(compile_seccomp(p, &g.root)?),
         _ => None,
     };
+    Ok(Checks {
+        prepared,
+        map_method,
+        setgroups_ok,
+        mount_label,
+        seccomp,
+    })
+}
 
-    // Connected before anything exists, so a bad path leaves nothing behind (runc
-    // dials the socket in the parent too).
+/// `--pidfd-socket` and `--console-socket` (or, for a foreground `run` with a
+/// terminal, our own pair standing in for it).
+fn connect_sockets(o: &CreateOpts, terminal: bool) -> Result<Sockets> {
     let mut proxy_end = None;
-    // Connected before anything is created, so a bad path fails cleanly.
-    let pidfd_sock = match &o.pidfd_socket {
+    let pidfd = match &o.pidfd_socket {
         Some(p) => Some(crate::console::connect_socket(p, "--pidfd-socket")?),
         None => None,
     };
-    let console = match (&o.console_socket, proc_cfg.terminal) {
+    let console = match (&o.console_socket, terminal) {
         (Some(p), true) => Some(crate::console::connect(p)?),
         (None, true) => {
             // Foreground `run`: our own pair stands in for --console-socket.
@@ -250,16 +359,23 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         }
         _ => None,
     };
-    let sd = StateDir::create(&g.root, &o.id)?;
-    let mut guard = CreateGuard {
-        sd: Some(&sd),
-        cg: None,
-        pid: 0,
-    };
-    if notify {
-        crate::notify::make_dir(&sd.dir)?;
-    }
+    Ok(Sockets {
+        proxy_end,
+        pidfd,
+        console,
+    })
+}
 
+/// Step 3: the cgroup2 directory now (clone3 starts init in it), and the rest
+/// now or after the clone.
+fn make_cgroups(
+    g: &Global,
+    o: &CreateOpts,
+    l: &Loaded,
+    in_init: bool,
+    guard: &mut CreateGuard<'_>,
+) -> Result<Made> {
+    let spec = &l.spec;
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
     // A rootful create without a user namespace makes only the cgroup2 directory
@@ -274,7 +390,8 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     // (namespaces::new_net_ns), while init switches to the read-only view and
     // mounts, instead of by the clone. Not with any user namespace: init's setns
     // needs CAP_SYS_ADMIN in the host's, which a user namespace takes away.
-    let netns_from_parent = in_init && !plan.userns && plan.clone_flags & libc::CLONE_NEWNET != 0;
+    let netns_from_parent =
+        in_init && !l.plan.userns && l.plan.clone_flags & libc::CLONE_NEWNET != 0;
     let cg = if defer_v1 {
         cg.create_unified()?;
         cg
@@ -286,9 +403,17 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     };
     guard.cg = Some(cg.clone());
     if !defer_v1 {
-        apply_resources(g, &spec, &cg)?;
+        apply_resources(g, spec, &cg)?;
     }
+    Ok(Made {
+        cg,
+        defer_v1,
+        netns_from_parent,
+    })
+}
 
+/// Step 4: `exec.fifo` (opened `O_PATH`) and `/proc` (`O_PATH`), for init.
+fn make_fifo(sd: &StateDir) -> Result<(OwnedFd, OwnedFd)> {
     // exec.fifo: mode 0622 so a non-root container user can open it for writing.
     let fifo_path = sd.fifo_path();
     let cfifo = sys::cpath(&fifo_path)?;
@@ -302,43 +427,24 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         sys::open(&cfifo, libc::O_PATH, 0).ctx(|| format!("open {}", fifo_path.display()))?;
     let proc_fd = sys::open(&cstring("/proc")?, libc::O_PATH | libc::O_DIRECTORY, 0)
         .ctx(|| "open /proc".into())?;
+    Ok((fifo, proc_fd))
+}
 
-    let idmapped = crate::idmap::prepare(&spec, &bundle, plan.userns)?;
-    let lfds = listen_fds();
-    let args = InitArgs {
-        id: &o.id,
-        spec: &spec,
-        plan: &plan,
-        prepared: &prepared,
-        rootfs: rootfs.clone(),
-        bundle: bundle.clone(),
-        no_pivot: o.no_pivot,
-        no_new_keyring: o.no_new_keyring,
-        pass_fds: lfds + o.preserve_fds,
-        listen_fds: lfds,
-        fifo,
-        proc_fd,
-        seccomp,
-        cgroup_dirs: cg.mount_dirs(),
-        cgroup_join: if defer_v1 {
-            cg.join_files_unified()?
-        } else {
-            cg.join_files()?
-        },
-        cgroups_after_clone: defer_v1,
-        netns_from_parent,
-        console,
-        setgroups_ok,
-        idmapped,
-        mount_label,
-    };
-
+/// Step 6: the socket pair, the pid/time namespaces for the children, then one
+/// `clone3`. In the child this runs [`init`] and never returns. Returns init's
+/// pid, whether the parent must move it into cgroup2, and our end of the pair.
+fn clone_init(
+    args: &InitArgs<'_>,
+    l: &Loaded,
+    sd: &StateDir,
+    seal_view: Option<OwnedFd>,
+) -> Result<(libc::pid_t, bool, Channel)> {
     let (parent_ch, child_ch) = sync::pair()?;
-    plan.parent_prepare(spec.linux.as_ref())?;
-    let clone_flags = if netns_from_parent {
-        plan.clone_flags & !libc::CLONE_NEWNET
+    l.plan.parent_prepare(l.spec.linux.as_ref())?;
+    let clone_flags = if args.netns_from_parent {
+        l.plan.clone_flags & !libc::CLONE_NEWNET
     } else {
-        plan.clone_flags
+        l.plan.clone_flags
     };
     // SAFETY: the runtime is single-threaded (DESIGN.md: no threads before clone).
     let (pid, move_unified) =
@@ -347,7 +453,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         // SAFETY: closing our copy of the lock fd (see StateDir::lock_fd).
         unsafe { libc::close(sd.lock_fd()) };
         drop(parent_ch);
-        let code = match init(&args, seal_view, &child_ch) {
+        let code = match init(args, seal_view, &child_ch) {
             Ok(never) => match never {},
             Err(Error::InitSeal(m)) => {
                 let _ = child_ch.send(&Msg::SealFailed(m));
@@ -363,21 +469,35 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     drop(child_ch);
     // init has its own copy; the view's mount dissolves once init closes that.
     drop(seal_view);
-    guard.pid = pid;
+    Ok((pid, move_unified, parent_ch))
+}
 
-    if plan.new_userns() {
-        if let Some(l) = spec.linux.as_ref() {
-            namespaces::write_id_maps(pid, l, map_method)?;
+/// The parent while init sets up: id maps, "go", cgroup2 (old kernels),
+/// `oom_score_adj`, the network namespace, the v1 cgroups and the limits,
+/// "joined", then the create hooks and the seccomp listener until "ready".
+fn after_clone(
+    g: &Global,
+    o: &CreateOpts,
+    l: &Loaded,
+    c: &Checks,
+    made: &Made,
+    args: &InitArgs<'_>,
+    (pid, move_unified, ch): (libc::pid_t, bool, &Channel),
+) -> Result<()> {
+    let spec = &l.spec;
+    if l.plan.new_userns() {
+        if let Some(linux) = spec.linux.as_ref() {
+            namespaces::write_id_maps(pid, linux, c.map_method)?;
         }
     }
     // init has joined its v1 cgroups itself (oxcart_cgroups::join) and was cloned
     // into the cgroup2 one; only on a kernel that refused CLONE_INTO_CGROUP do we
     // move it there, while it starts its rootfs setup (see Msg::Joined).
-    if let Err(e) = parent_ch.send(&Msg::Go) {
+    if let Err(e) = ch.send(&Msg::Go) {
         // init failed before reading it and closed its end (a failed switch to
         // the read-only view is its first step): its own error is queued, and
         // says more than EPIPE.
-        wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
+        wait_ready(ch, pid, &o.id, &l.bundle, spec)?;
         return Err(e);
     }
     if move_unified {
@@ -385,7 +505,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
             .add_pid_unified(pid)
             .map_err(crate::cg::cg_err)?;
     }
-    if let Some(adj) = proc_cfg.oom_score_adj {
+    if let Some(adj) = spec.process.as_ref().and_then(|p| p.oom_score_adj) {
         // From the parent, as runc does: once init has switched ids in a user
         // namespace it is no longer dumpable, its /proc files belong to the host's
         // root and it could not write this itself.
@@ -394,44 +514,64 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     }
     // What init waits for, in the order it needs them (init's FromParent); a
     // failed send means init failed, whose own error wait_ready reports.
-    if netns_from_parent {
+    if made.netns_from_parent {
         let ns = namespaces::new_net_ns()?;
-        let _ = parent_ch.send_with_fd(&Msg::NetNs, Some(ns.as_raw_fd()));
+        let _ = ch.send_with_fd(&Msg::NetNs, Some(ns.as_raw_fd()));
     }
-    if defer_v1 {
-        cg.create_v1()?;
-        let files = cg.join_files_v1()?.into_v1();
+    if made.defer_v1 {
+        made.cg.create_v1()?;
+        let files = made.cg.join_files_v1()?.into_v1();
         for chunk in files.chunks(sync::MAX_FDS) {
             let paths = chunk.iter().map(|(p, _)| p.display().to_string());
             let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-            let _ = parent_ch.send_with_fds(&Msg::TasksFds(paths.collect()), &fds);
+            let _ = ch.send_with_fds(&Msg::TasksFds(paths.collect()), &fds);
         }
         // init can mount its cgroups now; it joins them at Joined, after the
         // limits (as a runc init runs its rootfs set-up before the limits are set).
-        let _ = parent_ch.send(&Msg::CgroupsMade);
-        apply_resources(g, &spec, &cg)?;
+        let _ = ch.send(&Msg::CgroupsMade);
+        apply_resources(g, spec, &made.cg)?;
     }
-    let _ = parent_ch.send(&Msg::Joined);
-    wait_ready(&parent_ch, pid, &o.id, &bundle, &spec)?;
+    let _ = ch.send(&Msg::Joined);
+    wait_ready(ch, pid, &o.id, &l.bundle, spec)
+}
 
+/// Once init is ready: `state.json` (temp file + rename), the pidfd for
+/// `--pidfd-socket`, the pid file.
+fn record_state(
+    g: &Global,
+    o: &CreateOpts,
+    l: Loaded,
+    cg: &Cg,
+    sd: &StateDir,
+    pid: libc::pid_t,
+    pidfd_sock: Option<&OwnedFd>,
+) -> Result<()> {
     let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
+    let rootfs_mount = match l.rootfs_mount_before {
+        Some(_) => Some(
+            sys::mount_id(&sys::cpath(&l.rootfs)?)
+                .ctx(|| format!("statx {}", l.rootfs.display()))?,
+        ),
+        None => None,
+    };
     let uid = std::fs::metadata(&sd.dir).map(|m| m.uid()).unwrap_or(0);
     let saved = Saved {
         id: o.id.clone(),
         pid,
         start_time,
-        bundle: bundle.display().to_string(),
-        rootfs: rootfs.display().to_string(),
+        bundle: l.bundle.display().to_string(),
+        rootfs: l.rootfs.display().to_string(),
         created: crate::time::now_rfc3339(true),
         owner: state::owner_name(uid),
-        annotations: spec.annotations.clone(),
-        config: state::SavedConfig::new(spec),
+        annotations: l.spec.annotations.clone(),
+        config: state::SavedConfig::new(l.spec),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
+        rootfs_mount,
     };
     sd.save(&saved)?;
-    if let Some(sock) = &pidfd_sock {
+    if let Some(sock) = pidfd_sock {
         let fd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
         crate::console::send_fd(sock.as_fd(), "standard", fd.as_raw_fd())?;
     }
@@ -442,13 +582,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
         sys::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
             .ctx(|| format!("write pid file {}", pf.display()))?;
     }
-    // init sent the master before "ready", so it is queued by now.
-    let master = match &proxy_end {
-        Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
-        None => None,
-    };
-    guard.disarm();
-    Ok((Created { pid }, master))
+    Ok(())
 }
 
 /// The container's limits, with runc's default device rules.
@@ -476,6 +610,9 @@ struct CreateGuard<'a> {
     sd: Option<&'a StateDir>,
     cg: Option<Cg>,
     pid: libc::pid_t,
+    /// No mount namespace: the rootfs and the id of its topmost mount before
+    /// init's bind; a different one there after init is gone is init's.
+    shared_root: Option<(PathBuf, u64)>,
 }
 
 impl CreateGuard<'_> {
@@ -483,6 +620,7 @@ impl CreateGuard<'_> {
         self.sd = None;
         self.cg = None;
         self.pid = 0;
+        self.shared_root = None;
     }
 }
 
@@ -492,6 +630,13 @@ impl Drop for CreateGuard<'_> {
             // SAFETY: signalling and reaping our own child.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = sys::waitpid(self.pid, 0);
+        }
+        if let Some((rootfs, before)) = self.shared_root.take() {
+            if let Ok(now) = sys::cpath(&rootfs).and_then(|p| sys::mount_id(&p)) {
+                if now != before {
+                    let _ = rootfs::detach_shared_root(&rootfs, now);
+                }
+            }
         }
         if let Some(cg) = self.cg.take() {
             let _ = cg.destroy();
@@ -611,318 +756,6 @@ pub(crate) fn compile_seccomp(
     Ok(f)
 }
 
-/// What init waits for from the parent after "go", sent in this order: the
-/// network namespace the parent made (`Msg::NetNs`), the v1 cgroups it made
-/// (`Msg::TasksFds`, then `Msg::CgroupsMade`: enough for the cgroup mounts), and
-/// `Msg::Joined` once the limits are set. [`FromParent::wait`] reads until what
-/// init needs has come, acting on each message as it comes: the namespace is
-/// entered at once, the v1 cgroups are joined at `Joined`.
-struct FromParent<'a> {
-    ch: &'a Channel,
-    in_netns: std::cell::Cell<bool>,
-    made: std::cell::Cell<bool>,
-    joined: std::cell::Cell<bool>,
-    v1: std::cell::RefCell<Vec<(PathBuf, OwnedFd)>>,
-}
-
-impl FromParent<'_> {
-    fn wait(&self, done: impl Fn(&Self) -> bool) -> Result<()> {
-        while !done(self) {
-            match self.ch.recv_fds()? {
-                Some((Msg::NetNs, fds)) if fds.len() == 1 => {
-                    sys::setns(fds[0].as_fd(), libc::CLONE_NEWNET)
-                        .ctx(|| "join the container's network namespace".into())?;
-                    self.in_netns.set(true);
-                }
-                Some((Msg::TasksFds(paths), fds)) if paths.len() == fds.len() => {
-                    let mut v1 = self.v1.borrow_mut();
-                    v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
-                }
-                Some((Msg::CgroupsMade, _)) => self.made.set(true),
-                Some((Msg::Joined, _)) => {
-                    // Only now, with every limit set: a device rule list is
-                    // rewritten deny-all first, and a memory limit below what
-                    // init had used in the cgroup would fail.
-                    let v1 = std::mem::take(&mut *self.v1.borrow_mut());
-                    oxcart_cgroups::JoinFiles::from_v1(v1)
-                        .join_self_v1()
-                        .map_err(crate::cg::cg_err)?;
-                    self.joined.set(true);
-                }
-                other => {
-                    return Err(Error::Other(format!(
-                        "init: unexpected message from the parent: {other:?}"
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The container's init, between clone and execve. Returns only on error.
-fn init(
-    a: &InitArgs<'_>,
-    seal_view: Option<OwnedFd>,
-    ch: &Channel,
-) -> Result<std::convert::Infallible> {
-    // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
-    // oxcart-runtime binary. Non-dumpable, no process in the container (an exec, a
-    // ptrace) can open it for the CVE-2019-5736 overwrite; execve resets the flag.
-    // With a new user namespace an unprivileged parent must be able to write our
-    // /proc/<pid>/{setgroups,uid_map,gid_map}, which a non-dumpable process's
-    // /proc files (owned by root) forbid: stay dumpable until "go", as runc's
-    // nsexec does (SYNC_USERMAP_PLS). Nothing of the container runs before that.
-    let set_non_dumpable = || -> Result<()> {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            return Err(Error::last("prctl(PR_SET_DUMPABLE)"));
-        }
-        Ok(())
-    };
-    if !a.plan.new_userns() {
-        set_non_dumpable()?;
-    }
-    // Then, while nothing of the container exists, the switch to the read-only
-    // view (crate::selfexe::prepare_for_init: only without a new user namespace,
-    // so init is already non-dumpable); the view is closed after "ready".
-    let seal_view = match seal_view {
-        // SAFETY: a clone3 child has one thread, and nothing else runs here.
-        Some(view) => Some(
-            unsafe { crate::selfexe::become_in_init(view) }
-                .map_err(|e| Error::InitSeal(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let spec = a.spec;
-    let process = spec
-        .process
-        .as_ref()
-        .ok_or_else(|| Error::config("process", "missing"))?;
-    // Wait until the parent has written our id maps.
-    match ch.recv()? {
-        Some((Msg::Go, _)) => {}
-        other => return Err(Error::Other(format!("init: expected go, got {other:?}"))),
-    }
-    if a.plan.new_userns() {
-        set_non_dumpable()?;
-    }
-    // Our credentials are still the parent's (the v1 write checks them: root or
-    // the task's owner). After "go", so a failure reaches the parent as our own
-    // error rather than as a broken channel.
-    a.cgroup_join.join_self_v1().map_err(crate::cg::cg_err)?;
-    let parent = FromParent {
-        ch,
-        in_netns: std::cell::Cell::new(!a.netns_from_parent),
-        made: std::cell::Cell::new(!a.cgroups_after_clone),
-        joined: std::cell::Cell::new(false),
-        v1: std::cell::RefCell::new(Vec::new()),
-    };
-    let wait_joined = || parent.wait(|p| p.joined.get());
-    let wait_made = || parent.wait(|p| p.made.get());
-    let wait_netns = || parent.wait(|p| p.in_netns.get());
-    if a.plan.new_userns() {
-        // Become the namespace's root now that a mapping exists (user_namespaces(7)).
-        // SAFETY: plain syscalls.
-        unsafe {
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(Error::last("become root in the user namespace"));
-            }
-        }
-    }
-    a.plan.child_join()?;
-    if a.plan.new_cgroupns {
-        // The namespace is rooted at the cgroup we are in when we unshare.
-        wait_joined()?;
-        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "create cgroup namespace".into())?;
-    }
-    // SAFETY: plain syscall; a new session detaches us from the caller's terminal.
-    if unsafe { libc::setsid() } < 0 {
-        return Err(Error::last("setsid"));
-    }
-
-    let rctx = RootfsCtx {
-        spec,
-        rootfs: a.rootfs.clone(),
-        bundle: a.bundle.clone(),
-        userns: a.plan.userns,
-        new_cgroupns: a.plan.new_cgroupns,
-        cgroup_dirs: a.cgroup_dirs.clone(),
-        idmapped: &a.idmapped,
-        mount_label: a.mount_label.as_deref(),
-        before_cgroup_mount: &wait_made,
-        before_sysfs_mount: &wait_netns,
-    };
-    rootfs::prepare_root(&rctx)?;
-    rootfs::mount_all(&rctx)?;
-    rootfs::setup_dev(&rctx)?;
-    // From here on (hooks, sysctls, `lo`, the program) everything is in the
-    // container's network namespace.
-    wait_netns()?;
-    // runtime-spec config.md "POSIX-platform Hooks": prestart and createRuntime run
-    // in the runtime now that the namespaces exist, createContainer here in the
-    // container's namespaces; all before pivot_root (runc prepareRootfs).
-    if let Some(h) = spec.hooks.as_ref() {
-        // Hooks are processes of the container: they start in its cgroups.
-        wait_joined()?;
-        if !(h.prestart.is_empty() && h.create_runtime.is_empty()) {
-            ch.send(&Msg::Hooks)?;
-            match ch.recv()? {
-                Some((Msg::Continue, _)) => {}
-                // The parent reports the hook's error; just stop.
-                _ => return Err(Error::Other("create hooks failed".into())),
-            }
-        }
-        hooks::run(
-            "createContainer",
-            &h.create_container,
-            &hook_state(
-                (&spec.oci_version, &spec.annotations),
-                a.id,
-                &a.bundle,
-                Status::Creating,
-                sys::getpid(),
-            ),
-        )?;
-    }
-    if a.no_pivot {
-        rootfs::move_root(&a.rootfs)?;
-    } else {
-        rootfs::pivot(&a.rootfs)?;
-    }
-    let linux = spec.linux.as_ref();
-    rootfs::set_root_propagation(linux.and_then(|l| l.rootfs_propagation.as_deref()))?;
-    if let Some(sock) = &a.console {
-        // After pivot_root, so the pty comes from the container's own devpts.
-        let sock = sock.try_clone().ctx(|| "duplicate console socket".into())?;
-        crate::console::setup(sock, process.console_size, true, process.user.uid)?;
-    }
-    process::apply_sysctl(&a.prepared.sysctl)?;
-    if let Some(l) = linux.filter(|l| !(l.masked_paths.is_empty() && l.readonly_paths.is_empty())) {
-        let root = rootfs::open_root()?;
-        for p in &l.masked_paths {
-            rootfs::mask_path(root.as_fd(), p, a.mount_label.as_deref())?;
-        }
-        for p in &l.readonly_paths {
-            rootfs::readonly_path(root.as_fd(), p)?;
-        }
-    }
-    if spec.root.as_ref().is_some_and(|r| r.readonly) {
-        rootfs::readonly_root()?;
-    }
-    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
-        // SAFETY: pointer/len of a live string.
-        if unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) } != 0 {
-            return Err(Error::last(format!("hostname: sethostname({h:?})")));
-        }
-    }
-    if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
-        // SAFETY: pointer/len of a live string.
-        if unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) } != 0 {
-            return Err(Error::last(format!("domainname: setdomainname({d:?})")));
-        }
-    }
-    if a.plan.clone_flags & libc::CLONE_NEWNET != 0 {
-        namespaces::loopback_up()?;
-    }
-    process::apply_rlimits(&a.prepared.rlimits)?;
-    if let Some(prof) = process
-        .apparmor_profile
-        .as_deref()
-        .filter(|p| !p.is_empty())
-    {
-        // Checked in the parent: the host has AppArmor. Applies from execve on.
-        // Where runc's standard init does it (`apparmor.ApplyProfile` after the
-        // hostname): after the rootfs, so mounts and pivot_root ran unconfined.
-        // A profile that is not loaded fails here (ENOENT) and create with it.
-        crate::apparmor::apply_profile(prof)?;
-    }
-    let label = process.selinux_label.as_deref().filter(|l| !l.is_empty());
-    if !a.no_new_keyring {
-        process::join_session_keyring_labelled(a.id, label)?;
-    }
-    if let Some(l) = label {
-        // The parent checked that the host has SELinux and the label is valid.
-        // runc `label.SetProcessLabel`: the kernel applies it at execve (proc(5),
-        // /proc/[pid]/attr/exec); written after the rootfs setup, so the mounts
-        // above were made with the runtime's own label.
-        crate::selinux::set_exec_label("process.selinuxLabel", l)?;
-    }
-    if process.no_new_privileges {
-        process::set_no_new_privs()?;
-    }
-    // No host fd may reach the container (CVE-2024-21626): everything above the
-    // passed-through ones is close-on-exec.
-    sys::cloexec_from(3 + a.pass_fds).ctx(|| "mark fds close-on-exec".into())?;
-    for fd in 3..3 + a.pass_fds {
-        let _ = sys::set_cloexec(fd as i32, false);
-    }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it must happen
-    // before the capabilities are dropped (seccomp(2)); a NOTIFY filter is loaded
-    // early too, while `create` is still there to receive the listener fd.
-    let early_seccomp = a
-        .seccomp
-        .as_ref()
-        .filter(|f| !process.no_new_privileges || f.uses_notify());
-    if let Some(f) = early_seccomp {
-        wait_joined()?;
-        install_seccomp(f, ch)?;
-    }
-    if let Some(c) = &a.prepared.caps {
-        if let Some(b) = c.bounding {
-            crate::caps::apply_bounding(b)?;
-        }
-        process::set_keepcaps(true)?;
-    }
-    process::set_user(process, a.setgroups_ok)?;
-    if let Some(c) = &a.prepared.caps {
-        process::set_keepcaps(false)?;
-        crate::caps::apply_sets(c)?;
-    }
-    if let Some(m) = process.user.umask {
-        // SAFETY: plain syscall.
-        unsafe { libc::umask(m as libc::mode_t) };
-    }
-    process::enter_cwd(&process.cwd)?;
-    let mut env = process.env.clone();
-    if a.listen_fds > 0 {
-        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
-        env.push(format!("LISTEN_FDS={}", a.listen_fds));
-        env.push(format!("LISTEN_PID={}", sys::getpid()));
-    }
-    let path = process::look_path(&process.args[0], &env)?;
-    // Never run the user's program outside its cgroups.
-    wait_joined()?;
-    ch.send(&Msg::Ready)?;
-    // While the parent records the state: off create's path (become_in_init).
-    drop(seal_view);
-    process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
-        // After start, before the user's program, in the container (runc runs them
-        // with the "created" state and init's own pid). A failure fails `start`.
-        match spec.hooks.as_ref() {
-            Some(h) => hooks::run(
-                "startContainer",
-                &h.start_container,
-                &hook_state(
-                    (&spec.oci_version, &spec.annotations),
-                    a.id,
-                    &a.bundle,
-                    Status::Created,
-                    sys::getpid(),
-                ),
-            ),
-            None => Ok(()),
-        }
-    })?;
-    if early_seccomp.is_none() {
-        if let Some(f) = &a.seccomp {
-            // As late as possible, right before execve, so the filter can be strict.
-            f.install().map_err(|e| Error::Seccomp(e.to_string()))?;
-        }
-    }
-    Err(process::exec(&path, &process.args, &env))
-}
-
 pub(crate) fn install_seccomp(f: &oxcart_seccomp::Filter, ch: &Channel) -> Result<()> {
     let listener = f.install().map_err(|e| Error::Seccomp(e.to_string()))?;
     if let Some(fd) = listener {
@@ -972,7 +805,7 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
 
 /// The state hooks read on stdin (runtime.md "State"): the config's `ociVersion`
 /// and annotations, and the container's id, bundle, status and pid.
-fn hook_state(
+pub(crate) fn hook_state(
     (oci_version, annotations): (&str, &std::collections::BTreeMap<String, String>),
     id: &str,
     bundle: &Path,
@@ -1260,6 +1093,9 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
                 "cannot delete container {id} that is not stopped: {s}"
             )))
         }
+    }
+    if let Some(id) = saved.rootfs_mount {
+        rootfs::detach_shared_root(Path::new(&saved.rootfs), id)?;
     }
     cg.destroy()?;
     sd.remove()?;

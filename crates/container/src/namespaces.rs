@@ -61,6 +61,12 @@ impl Plan {
                 Some(path) if !path.is_empty() => {
                     let fd = sys::open(&sys::cstring(path)?, libc::O_RDONLY, 0)
                         .ctx(|| format!("linux.namespaces[{i}].path: open {path}"))?;
+                    // The runtime's own mount namespace (e.g. /proc/1/ns/mnt from
+                    // the host): the same as no mount namespace in the config,
+                    // which init sets up without a setns (rootfs::prepare_root).
+                    if flag == libc::CLONE_NEWNS && same_ns(&fd, c"/proc/self/ns/mnt")? {
+                        continue;
+                    }
                     if flag == libc::CLONE_NEWUSER {
                         p.userns = true;
                     }
@@ -134,6 +140,17 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// Is the namespace `fd` refers to the one at `path` (nsfs inodes, namespaces(7))?
+pub fn same_ns(fd: &OwnedFd, path: &std::ffi::CStr) -> Result<bool> {
+    let theirs = std::fs::File::from(fd.try_clone().ctx(|| "dup namespace fd".into())?)
+        .metadata()
+        .ctx(|| "fstat namespace fd".into())?;
+    let path_str = path.to_string_lossy();
+    let ours = std::fs::metadata(&*path_str).ctx(|| format!("stat {path_str}"))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok(theirs.dev() == ours.dev() && theirs.ino() == ours.ino())
 }
 
 /// Parent side: write the child's uid/gid maps (user_namespaces(7)), directly or

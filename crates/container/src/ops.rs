@@ -6,7 +6,7 @@ use crate::cg::Cg;
 use crate::error::{Error, Result};
 use crate::lifecycle::Global;
 use crate::state::{self, Saved, StateDir};
-use oxcart_spec::{LinuxResources, Status};
+use oxcart_spec::{LinuxBlockIo, LinuxMemory, LinuxResources, Status};
 use std::time::Duration;
 
 fn open(g: &Global, id: &str, exclusive: bool) -> Result<(StateDir, Saved, Cg, Status)> {
@@ -47,19 +47,84 @@ pub fn pids(g: &Global, id: &str) -> Result<Vec<i32>> {
     cg.manager().pids().map_err(cg_err)
 }
 
-/// Overlay `new` on `old`: objects merge key by key, anything else set in `new`
-/// replaces. runc's `update` changes only the fields given.
-fn merge(old: &mut serde_json::Value, new: &serde_json::Value) {
-    match (old, new) {
-        (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
-            for (k, v) in n {
-                if v.is_null() {
-                    continue;
-                }
-                merge(o.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-            }
+/// The container's resources after `update` with `delta`, runc's `update`
+/// semantics (runc update.go): the memory limit, reservation and swap, every
+/// cpu field, the blkio weight, the pids limit and `unified` entries that
+/// `delta` sets replace the saved ones; everything else is kept. The rest of
+/// `delta` is ignored as runc ignores it: containerd's CRI sends the
+/// container's whole `linux.resources` on every UpdateContainerResources,
+/// device rules included (`[{"allow":false,"access":"rwm"}]`, containerd's
+/// default spec, without runc's default allowed devices), and applying those
+/// would take /dev/null away from a running container.
+fn updated_resources(cur: &LinuxResources, delta: &LinuxResources) -> LinuxResources {
+    let mut out = cur.clone();
+    if let Some(d) = &delta.memory {
+        let m = out.memory.get_or_insert_with(Default::default);
+        m.limit = d.limit.or(m.limit);
+        m.reservation = d.reservation.or(m.reservation);
+        m.swap = d.swap.or(m.swap);
+        // runc: an unlimited memory limit with swap not given means "memory
+        // and swap unlimited" (what cgroup v1 requires anyway).
+        if d.limit == Some(-1) && d.swap.is_none() {
+            m.swap = Some(-1);
         }
-        (o, n) => *o = n.clone(),
+    }
+    if let Some(d) = &delta.cpu {
+        let c = out.cpu.get_or_insert_with(Default::default);
+        c.shares = d.shares.or(c.shares);
+        c.quota = d.quota.or(c.quota);
+        c.burst = d.burst.or(c.burst);
+        c.period = d.period.or(c.period);
+        c.realtime_runtime = d.realtime_runtime.or(c.realtime_runtime);
+        c.realtime_period = d.realtime_period.or(c.realtime_period);
+        c.idle = d.idle.or(c.idle);
+        // runc skips an empty cpuset list: "not set", not "no cpus".
+        let set = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
+        c.cpus = set(&d.cpus).or(c.cpus.take());
+        c.mems = set(&d.mems).or(c.mems.take());
+    }
+    if let Some(w) = delta.block_io.as_ref().and_then(|b| b.weight) {
+        out.block_io.get_or_insert_with(Default::default).weight = Some(w);
+    }
+    // A pids limit of 0 is runc's "unset" (libcontainer writes nothing for it).
+    if let Some(p) = delta.pids.as_ref().filter(|p| p.limit != 0) {
+        out.pids = Some(p.clone());
+    }
+    if let Some(u) = &delta.unified {
+        out.unified
+            .get_or_insert_with(Default::default)
+            .extend(u.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
+}
+
+/// What `update` writes to the cgroup: the fields `update` can change, with
+/// their values after the update (not only the changed ones: swap on v2 and
+/// the v1 memory/memsw write order depend on the limit, so the cgroup code
+/// needs the pair), and `delta`'s own `unified` entries. Device rules and the
+/// other create-time settings are not rewritten.
+fn update_writes(new: &LinuxResources, delta: &LinuxResources) -> LinuxResources {
+    LinuxResources {
+        memory: new.memory.as_ref().map(|m| LinuxMemory {
+            limit: m.limit,
+            reservation: m.reservation,
+            swap: m.swap,
+            // An instruction for this write only (runc's checkBeforeUpdate).
+            check_before_update: delta.memory.as_ref().and_then(|d| d.check_before_update),
+            ..Default::default()
+        }),
+        cpu: new.cpu.clone(),
+        block_io: new
+            .block_io
+            .as_ref()
+            .and_then(|b| b.weight)
+            .map(|w| LinuxBlockIo {
+                weight: Some(w),
+                ..Default::default()
+            }),
+        pids: new.pids.clone(),
+        unified: delta.unified.clone(),
+        ..Default::default()
     }
 }
 
@@ -70,17 +135,16 @@ pub fn update(g: &Global, id: &str, delta: &LinuxResources) -> Result<()> {
     if status == Status::Stopped {
         return Err(Error::State("container not running".into()));
     }
-    cg.manager().update(delta).map_err(cg_err)?;
     let linux = saved
         .config
         .spec_mut()?
         .linux
         .get_or_insert_with(Default::default);
-    let mut cur = serde_json::to_value(linux.resources.clone().unwrap_or_default())
-        .map_err(|e| Error::Other(e.to_string()))?;
-    let new = serde_json::to_value(delta).map_err(|e| Error::Other(e.to_string()))?;
-    merge(&mut cur, &new);
-    linux.resources = Some(serde_json::from_value(cur).map_err(|e| Error::Other(e.to_string()))?);
+    let new = updated_resources(&linux.resources.clone().unwrap_or_default(), delta);
+    cg.manager()
+        .update(&update_writes(&new, delta))
+        .map_err(cg_err)?;
+    linux.resources = Some(new);
     sd.save(&saved)
 }
 
@@ -126,15 +190,59 @@ pub fn events(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn res(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// What containerd 1.6's CRI sends for a memory update: the whole
+    /// resources, with its default deny-all device rule and hugepage limits.
     #[test]
-    fn merge_only_set_fields() {
-        let mut old =
-            serde_json::json!({"memory": {"limit": 100, "swap": 200}, "pids": {"limit": 5}});
-        let new = serde_json::json!({"memory": {"limit": 300, "swap": null}, "cpu": {"shares": 2}});
-        super::merge(&mut old, &new);
-        assert_eq!(
-            old,
-            serde_json::json!({"memory": {"limit": 300, "swap": 200}, "pids": {"limit": 5}, "cpu": {"shares": 2}})
+    fn update_keeps_devices_and_unset_fields() {
+        let cur = res(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+            "memory": {"limit": 100, "swap": 200, "kernel": 7},
+            "pids": {"limit": 5},
+            "cpu": {"cpus": "0", "shares": 10},
+            "blockIO": {"weight": 100, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]},
+        }));
+        let delta = res(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 300},
+            "cpu": {"shares": 2, "cpus": ""},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 0}],
+            "blockIO": {"weight": 500, "throttleReadBpsDevice": []},
+        }));
+        let new = updated_resources(&cur, &delta);
+        assert_eq!(new.devices, cur.devices);
+        assert!(new.hugepage_limits.is_empty());
+        let m = new.memory.clone().unwrap();
+        assert_eq!((m.limit, m.swap, m.kernel), (Some(300), Some(200), Some(7)));
+        assert_eq!(new.pids.clone().unwrap().limit, 5);
+        let c = new.cpu.clone().unwrap();
+        assert_eq!((c.shares, c.cpus.as_deref()), (Some(2), Some("0")));
+        let b = new.block_io.clone().unwrap();
+        assert_eq!(b.weight, Some(500));
+        assert_eq!(b.throttle_read_bps_device.len(), 1);
+        // The cgroup gets the changeable fields only: no device rule, no kmem.
+        let w = update_writes(&new, &delta);
+        assert!(w.devices.is_empty() && w.hugepage_limits.is_empty());
+        let wm = w.memory.unwrap();
+        assert_eq!((wm.limit, wm.swap, wm.kernel), (Some(300), Some(200), None));
+        assert!(w.block_io.unwrap().throttle_read_bps_device.is_empty());
+    }
+
+    #[test]
+    fn unlimited_memory_means_unlimited_swap_and_zero_pids_is_unset() {
+        let cur =
+            res(serde_json::json!({"memory": {"limit": 100, "swap": 200}, "pids": {"limit": 5}}));
+        let new = updated_resources(
+            &cur,
+            &res(serde_json::json!({"memory": {"limit": -1}, "pids": {"limit": 0}})),
         );
+        let m = new.memory.unwrap();
+        assert_eq!((m.limit, m.swap), (Some(-1), Some(-1)));
+        assert_eq!(new.pids.unwrap().limit, 5);
     }
 }

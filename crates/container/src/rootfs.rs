@@ -328,6 +328,9 @@ pub struct RootfsCtx<'a> {
     pub bundle: PathBuf,
     pub userns: bool,
     pub new_cgroupns: bool,
+    /// No mount namespace in the config: init works in the runtime's (see
+    /// [`prepare_root`]).
+    pub shares_host_mounts: bool,
     /// This container's cgroup hierarchies, for `type: cgroup` mounts.
     pub cgroup_dirs: Vec<crate::cg::MountDir>,
     /// Idmapped trees the parent made before clone (`mounts[]` with idmap).
@@ -347,10 +350,22 @@ pub struct RootfsCtx<'a> {
 /// Before any mount: make our copy of the host's mounts non-propagating so nothing
 /// we do leaks back to the host, then bind the rootfs onto itself so it is a mount
 /// point pivot_root accepts (runc `prepareRoot`).
+///
+/// Without a mount namespace of its own (`ctx.shares_host_mounts`) the container's
+/// mounts are made in the runtime's, under the rootfs. runc then makes the host's
+/// `/` rslave and the rootfs's parent mount private, which changes the host's
+/// propagation for everyone; we change no mount we did not make. Only the bind
+/// itself propagates to the peers of the rootfs's parent mount (as any mount made
+/// there would); made private (recursively) at once, nothing mounted beneath it
+/// does, and unmounting it ([`detach_shared_root`]) propagates to those same
+/// peers, since umount propagation follows the parent mount
+/// (Documentation/filesystems/sharedsubtree.rst).
 pub fn prepare_root(ctx: &RootfsCtx<'_>) -> Result<()> {
-    let root = cstring("/")?;
-    sys::mount(None, &root, None, libc::MS_SLAVE | libc::MS_REC, None)
-        .ctx(|| "make / rslave".into())?;
+    if !ctx.shares_host_mounts {
+        let root = cstring("/")?;
+        sys::mount(None, &root, None, libc::MS_SLAVE | libc::MS_REC, None)
+            .ctx(|| "make / rslave".into())?;
+    }
     let rootfs = sys::cpath(&ctx.rootfs)?;
     sys::mount(
         Some(&rootfs),
@@ -363,7 +378,38 @@ pub fn prepare_root(ctx: &RootfsCtx<'_>) -> Result<()> {
     // The parent mount of the new root must not be shared for pivot_root(2)
     // ("new_root ... must not be ... shared"); the bind we just made inherits
     // slave propagation, so make it private.
-    sys::mount(None, &rootfs, None, libc::MS_PRIVATE, None).ctx(|| "make rootfs private".into())?;
+    let private = if ctx.shares_host_mounts {
+        libc::MS_PRIVATE | libc::MS_REC
+    } else {
+        libc::MS_PRIVATE
+    };
+    sys::mount(None, &rootfs, None, private, None).ctx(|| "make rootfs private".into())?;
+    Ok(())
+}
+
+/// Undo [`prepare_root`] for a container that shared the runtime's mount
+/// namespace: detach the rootfs bind with everything the container mounted
+/// beneath it, if the topmost mount at `rootfs` is still the one init made
+/// (`mount_id`, recorded at create). Anything else there is not ours.
+pub fn detach_shared_root(rootfs: &Path, mount_id: u64) -> Result<()> {
+    let p = sys::cpath(rootfs)?;
+    match sys::mount_id(&p) {
+        Ok(id) if id == mount_id => sys::umount2(&p, libc::MNT_DETACH)
+            .ctx(|| format!("unmount the container's rootfs {}", rootfs.display())),
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(Error::sys(format!("statx {}", rootfs.display()), e)),
+    }
+}
+
+/// Enter the rootfs of a container without a mount namespace: chroot(2), as
+/// runc does then. pivot_root(2) would move the root of every process of the
+/// runtime's (the host's) mount namespace.
+pub fn chroot_root(rootfs: &Path) -> Result<()> {
+    let r = sys::cpath(rootfs)?;
+    sys::chdir(&r).ctx(|| format!("chdir {}", rootfs.display()))?;
+    sys::chroot(&cstring(".")?).ctx(|| "chroot .".into())?;
+    sys::chdir(&cstring("/")?).ctx(|| "chdir /".into())?;
     Ok(())
 }
 

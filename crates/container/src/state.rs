@@ -40,6 +40,11 @@ pub struct Saved {
     pub systemd_cgroup: bool,
     #[serde(default)]
     pub rootless: bool,
+    /// The container has no mount namespace of its own: the id of the rootfs
+    /// bind init made in the runtime's mount namespace, which `delete` detaches
+    /// with every mount of the container beneath it (rootfs::detach_shared_root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_mount: Option<u64>,
 }
 
 /// The config in `state.json`, parsed only as far as a command needs it: `start`

@@ -153,6 +153,28 @@ pub fn chdir(p: &CStr) -> io::Result<()> {
     check(unsafe { libc::chdir(p.as_ptr()) }).map(drop)
 }
 
+/// The id of the mount `p` resolves to (statx(2) STATX_MNT_ID, Linux 5.8; the
+/// same number as /proc/self/mountinfo's first field): the topmost mount at a
+/// mount point.
+pub fn mount_id(p: &CStr) -> io::Result<u64> {
+    // SAFETY: statx fills the zeroed struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid string and struct pointer.
+    check(unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    })?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(stx.stx_mnt_id)
+}
+
 pub fn chroot(p: &CStr) -> io::Result<()> {
     // SAFETY: valid string.
     check(unsafe { libc::chroot(p.as_ptr()) }).map(drop)

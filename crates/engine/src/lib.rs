@@ -3,5 +3,36 @@
 //! per-container monitor's protocol — with typed errors and no printing.
 //! docs/engine.md has the layout and the life of a container.
 
+pub mod attach;
+pub mod changes;
+pub mod commit;
+pub mod config;
+pub mod copy;
+pub mod create;
+mod db;
+pub mod engine;
+pub mod error;
+pub mod etcfiles;
+pub mod exec;
+pub mod fs;
+pub mod inspect;
+pub mod lock;
+pub mod monitor;
+pub mod names;
+pub mod paths;
+pub mod record;
+pub mod remove;
+pub mod runtime;
+pub mod snapshot;
 pub mod spec;
+pub mod start;
+pub mod state;
+pub mod stop;
+pub mod time;
 pub mod types;
+pub mod update;
+pub mod wait;
+
+pub use engine::Engine;
+pub use error::{EngineError, Result};
+pub use paths::Layout;

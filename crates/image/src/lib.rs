@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod commit;
 mod confine;
 pub mod db;
 pub mod digest;

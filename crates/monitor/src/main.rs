@@ -1,6 +1,271 @@
-//! oxcart-monitor: the per-container supervisor (docs/engine.md).
+//! oxcart-monitor: the per-container supervisor, conmon's job (docs/engine.md "The
+//! monitor"). Single-threaded: one poll loop over the container's stdio, the attach
+//! socket's clients and a signalfd for SIGCHLD.
+
+mod args;
+mod create;
+mod json;
+mod relay;
+mod sys;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use oxcart_jsonlog::{Timestamp, Writer, WriterOptions};
+
+use args::{Args, LogDriver};
+use create::CtrDir;
+
+const ATTACH: &str = "attach";
 
 fn main() {
-    eprintln!("oxcart-monitor: not built yet");
-    std::process::exit(1);
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let args = match args::parse(&argv) {
+        Ok(a) => a,
+        Err(msg) => {
+            if let Some(fd) = args::sync_fd_of(&argv).filter(|&fd| fd > 2) {
+                // SAFETY: the engine gave us this descriptor to report on.
+                let sync = unsafe { OwnedFd::from_raw_fd(fd) };
+                report_error(sync, &msg);
+            }
+            eprintln!("oxcart-monitor: {msg}");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: --sync-fd names the pipe the engine passed us; we own it from here.
+    let sync = unsafe { OwnedFd::from_raw_fd(args.sync_fd) };
+    // The runtime and the container must not inherit it, or the engine would see no
+    // end of the report while they live.
+    if let Err(e) = sys::set_cloexec(sync.as_fd()) {
+        eprintln!("oxcart-monitor: --sync-fd {}: {e}", args.sync_fd);
+        std::process::exit(2);
+    }
+    if let Err(msg) = daemonize() {
+        report_error(sync, &msg);
+        std::process::exit(1);
+    }
+    let code = match supervise(&args, sync) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("oxcart-monitor: {}: {msg}", args.id);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Step 1: the parent returns to the engine at once; the child leads a new session
+/// (no controlling terminal, no SIGHUP when the user's terminal goes) and adopts
+/// the container's orphans as a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER),
+/// which is how it reaps the container's init once the runtime's `create` exits.
+fn daemonize() -> Result<(), String> {
+    // SAFETY: the monitor is single-threaded here; the child continues normally.
+    match unsafe { libc::fork() } {
+        -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {}
+        // SAFETY: _exit skips destructors that belong to the child now.
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: plain system calls without pointers.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(format!("setsid: {}", std::io::Error::last_os_error()));
+        }
+        if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 {
+            return Err(format!(
+                "PR_SET_CHILD_SUBREAPER: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    // Off the engine's cwd so it can be unmounted; stdin/stdout are not ours to keep
+    // (stderr is where the engine wants our late errors).
+    let _ = std::env::set_current_dir("/");
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto our own stdin/stdout.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    Ok(())
+}
+
+fn report_error(sync: OwnedFd, msg: &str) {
+    let line = format!("{{\"error\":{}}}\n", json::string(msg));
+    let _ = sys::write_all(sync.as_fd(), line.as_bytes());
+}
+
+/// Steps 2–6. Errors before the report go to the engine on `sync`; later ones are
+/// returned for stderr.
+fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
+    let (dir, setup) = match prepare(a) {
+        Ok(x) => x,
+        Err(msg) => return Err(fail(sync, &msg)),
+    };
+    let ctr_pid = setup.ctr_pid;
+    let oom_before = oom_counts(&a.oom_files);
+    let report = format!(
+        "{{\"pid\":{ctr_pid},\"monitor_pid\":{}}}\n",
+        std::process::id()
+    );
+    let _ = sys::write_all(sync.as_fd(), report.as_bytes());
+    drop(sync);
+
+    let mut relay = relay::Relay::new(setup).map_err(|e| format!("setting up stdio: {e}"))?;
+    let status = relay.run().map_err(|e| format!("poll: {e}"))?;
+    let exit_code = sys::exit_code(status);
+    let oom_killed = oom_counts(&a.oom_files)
+        .iter()
+        .zip(&oom_before)
+        .any(|(after, before)| after > before);
+    let log_result = match relay.close_log() {
+        Some(e) => Err(format!("closing the log: {e}")),
+        None => Ok(()),
+    };
+    let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
+    relay.finish(exit_code, oom_killed);
+    drop(relay);
+    // No one accepts on it any more: a client connecting now would hang.
+    dir.unlink(ATTACH);
+    result.and(run_exit_command(a))
+}
+
+/// Steps 2–4 up to the report: the attach socket, the runtime's create, the log and
+/// monitor.json. A failure leaves nothing behind.
+fn prepare(a: &Args) -> Result<(CtrDir, relay::Setup), String> {
+    let sigfd = sys::sigchld_fd().map_err(|e| format!("signalfd: {e}"))?;
+    let dir =
+        CtrDir::open(&a.ctr_dir).map_err(|e| format!("--ctr-dir {}: {e}", a.ctr_dir.display()))?;
+    // Step 2: bound before the container exists; connections wait in the backlog.
+    dir.unlink(ATTACH);
+    let listener = sys::listen(&dir.own_path(ATTACH), libc::SOCK_SEQPACKET)
+        .map_err(|e| format!("attach socket in {}: {e}", a.ctr_dir.display()))?;
+    let mut reaped = Vec::new();
+    let created =
+        create::create(a, &dir, sigfd.as_fd(), &mut reaped).inspect_err(|_| dir.unlink(ATTACH))?;
+    // The log is opened only now, so that a failed create leaves no file behind.
+    let log = open_log(a)
+        .and_then(|log| write_monitor_json(a, created.pid).map(|()| log))
+        .inspect_err(|_| {
+            dir.unlink(ATTACH);
+            create::delete_container(a);
+        })?;
+    let setup = relay::Setup {
+        sigfd,
+        listener,
+        io: created.io,
+        stdin: a.stdin,
+        stdin_once: a.stdin_once,
+        log,
+        ctr_pid: created.pid,
+        reaped,
+    };
+    Ok((dir, setup))
+}
+
+fn fail(sync: OwnedFd, msg: &str) -> String {
+    report_error(sync, msg);
+    msg.to_string()
+}
+
+fn open_log(a: &Args) -> Result<Option<Writer>, String> {
+    if a.log_driver == LogDriver::None {
+        return Ok(None);
+    }
+    let path = a.ctr_dir.join("ctr.log");
+    let opts = WriterOptions {
+        max_size: a.log_max_size,
+        max_file: a.log_max_file,
+    };
+    Writer::open(&path, opts)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes `name` in the container's directory through a temporary file and a
+/// rename: readers see the whole file or none.
+fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), String> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dst = dir.join(name);
+    let r = File::create(&tmp)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, &dst));
+    r.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", dst.display())
+    })
+}
+
+fn write_monitor_json(a: &Args, ctr_pid: libc::pid_t) -> Result<(), String> {
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    let start_time = start_time(&stat).ok_or("/proc/self/stat: no start time")?;
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map_err(|e| format!("boot_id: {e}"))?;
+    let content = format!(
+        "{{\"pid\":{},\"start_time\":{start_time},\"boot_id\":{},\"ctr_pid\":{ctr_pid},\"started_at\":\"{}\"}}\n",
+        std::process::id(),
+        json::string(boot_id.trim()),
+        Timestamp::now()
+    );
+    write_atomic(&a.ctr_dir, "monitor.json", &content)
+}
+
+/// Field 22 of /proc/<pid>/stat (proc(5)), counted after the `(comm)` that may hold
+/// spaces.
+fn start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn write_exit_json(a: &Args, exit_code: i32, oom_killed: bool) -> Result<(), String> {
+    let content = format!(
+        "{{\"exit_code\":{exit_code},\"finished_at\":\"{}\",\"oom_killed\":{oom_killed}}}\n",
+        Timestamp::now()
+    );
+    write_atomic(&a.ctr_dir, "exit.json", &content)
+}
+
+/// The `oom_kill` counter of each `--oom-file` (v1 memory.oom_control, v2
+/// memory.events both have an `oom_kill N` line; a missing file counts 0).
+fn oom_counts(files: &[std::path::PathBuf]) -> Vec<u64> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("oom_kill "))
+                        .and_then(|n| n.trim().parse().ok())
+                })
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Step 6's end: the engine's cleanup (`container cleanup ID`), waited for so that
+/// the monitor's exit means the container is fully gone.
+fn run_exit_command(a: &Args) -> Result<(), String> {
+    let Some((prog, rest)) = a.exit_command.split_first() else {
+        return Ok(());
+    };
+    let child = Command::new(prog)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("exit command {prog:?}: {e}"))?;
+    let status = sys::wait_for(child.id() as libc::pid_t)
+        .map_err(|e| format!("waiting for the exit command: {e}"))?;
+    match sys::exit_code(status) {
+        0 => Ok(()),
+        n => Err(format!("exit command {prog:?} exited with {n}")),
+    }
 }

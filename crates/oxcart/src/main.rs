@@ -1,9 +1,18 @@
-//! `oxcart`: the daemonless engine CLI. This first slice manages images:
-//! pull, images, inspect, rmi, tag, save, load, import, login, logout.
+//! `oxcart`: the daemonless engine CLI — docker's container verbs over
+//! `oxcart_engine`, and the image verbs (pull, images, rmi, tag, save, load, import,
+//! login, logout) over `oxcart_image`.
 
+mod cmds;
+mod ctr;
+mod fscmds;
+mod inspect;
+mod logs;
 mod progress;
-#[allow(dead_code)] // wired into `run`/`create` by the lead
+mod ps;
+mod run;
 mod runopts;
+mod table;
+mod term;
 mod timefmt;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -42,8 +51,41 @@ struct Cli {
     /// Credentials file written by `login` (docker's config.json format).
     #[arg(long, global = true, env = "OXCART_AUTH_FILE")]
     authfile: Option<PathBuf>,
+    /// Run-time state root (the runtimes' state; emptied by a reboot).
+    #[arg(
+        long,
+        global = true,
+        env = "OXCART_RUNROOT",
+        default_value = oxcart_engine::Layout::DEFAULT_RUNROOT
+    )]
+    runroot: PathBuf,
+    /// Engine config file (runtimes, default log options); default /etc/oxcart/oxcart.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// docker's exit code for a failure of the engine itself (podman's too).
+pub const EXIT_ENGINE: i32 = 125;
+
+/// What every command shares: the parsed command line, and the stores on demand.
+pub struct Ctx<'a> {
+    cli: &'a Cli,
+}
+
+impl Ctx<'_> {
+    /// The engine over `--root`/`--runroot` with the config file's settings.
+    pub fn engine(&self) -> Result<oxcart_engine::Engine> {
+        let cfg = oxcart_engine::config::EngineConfig::load(self.cli.config.as_deref())?;
+        let layout = oxcart_engine::Layout::new(&self.cli.root, &self.cli.runroot);
+        oxcart_engine::Engine::open(layout, cfg)
+            .with_context(|| format!("opening the engine at {}", self.cli.root.display()))
+    }
+
+    pub fn images(&self) -> Result<ImageStore> {
+        open(self.cli)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -88,11 +130,20 @@ enum Cmd {
         #[arg(long)]
         no_trunc: bool,
     },
-    /// Show details of images as JSON.
+    /// Return low-level information on containers or images
     Inspect {
-        /// Images (name, digest or ID prefix).
+        /// Format output using a Go template or 'json'
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Return JSON for specified type (container or image)
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Display total file sizes if the type is container
+        #[arg(short, long)]
+        size: bool,
+        /// Containers or images (name, ID or ID prefix).
         #[arg(required = true)]
-        images: Vec<String>,
+        names: Vec<String>,
     },
     /// Remove images; frees layers and blobs no image uses any more.
     Rmi {
@@ -156,6 +207,18 @@ enum Cmd {
     Logout {
         /// Registry host[:port] (default docker.io).
         registry: Option<String>,
+    },
+    #[command(flatten)]
+    Ctr(ctr::CtrCmd),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        cmd: ctr::ContainerCmd,
+    },
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -322,42 +385,6 @@ fn cmd_images(cli: &Cli, format: ListFormat, quiet: bool, no_trunc: bool) -> Res
     Ok(())
 }
 
-fn cmd_inspect(cli: &Cli, images: &[String]) -> Result<()> {
-    let st = open(cli)?;
-    let mut arr = Vec::new();
-    for name in images {
-        let r = st.find(name)?;
-        let cfg: serde_json::Value = serde_json::from_slice(&st.config(&r)?)
-            .with_context(|| format!("{name}: image config"))?;
-        let manifest: serde_json::Value = serde_json::from_slice(&st.manifest(&r)?)
-            .with_context(|| format!("{name}: manifest"))?;
-        let mut dirs: Vec<String> = st
-            .layer_dirs(&r)
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        dirs.reverse();
-        arr.push(serde_json::json!({
-            "Id": r.id.to_string(),
-            "RepoTags": r.tags,
-            "RepoDigests": r.digests,
-            "Created": cfg.get("created"),
-            "Author": cfg.get("author"),
-            "Architecture": cfg.get("architecture"),
-            "Variant": cfg.get("variant"),
-            "Os": cfg.get("os"),
-            "Size": r.size,
-            "Config": cfg.get("config"),
-            "RootFS": { "Type": "layers", "Layers": r.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
-            "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": dirs.join(":") } },
-            "Manifest": { "Digest": r.manifest_digest.to_string(), "MediaType": r.manifest_media_type, "Index": r.index_digest.as_ref().map(|d| d.to_string()), "Layers": manifest.get("layers") },
-            "Metadata": { "ChainIDs": r.layers.iter().map(|l| l.chain_id.to_string()).collect::<Vec<_>>() },
-        }));
-    }
-    println!("{}", serde_json::to_string_pretty(&arr)?);
-    Ok(())
-}
-
 fn registry_arg(r: &Option<String>) -> String {
     match r.as_deref() {
         None
@@ -413,47 +440,42 @@ fn cmd_login(
     Ok(())
 }
 
-fn run(cli: &Cli) -> Result<()> {
+fn run(cli: &Cli) -> Result<i32> {
     match &cli.cmd {
         Cmd::Pull {
             image,
             platform,
             quiet,
             jobs,
-        } => {
-            let reference = Reference::parse(image)?;
-            let platform = platform.as_deref().map(Platform::parse).transpose()?;
-            let opts = PullOptions {
-                platform,
-                insecure: insecure(cli),
-                credentials: credential_store(cli),
-                jobs: *jobs,
-            };
-            let mut st = open(cli)?;
-            let reporter = progress::Reporter::new(*quiet);
-            let rec = st
-                .pull(&reference, &opts, &reporter)
-                .with_context(|| format!("pulling {reference}"))?;
-            drop(reporter);
-            if *quiet {
-                println!("{reference}");
-            } else {
-                let digest = rec
-                    .digests
-                    .first()
-                    .and_then(|d| d.split_once('@').map(|x| x.1.to_string()))
-                    .unwrap_or_default();
-                println!("Digest: {digest}");
-                println!("Image: {} ({})", rec.id, rec.platform);
-                println!("Pulled {reference}");
-            }
-        }
+        } => pull_cmd(cli, image, platform.as_deref(), *quiet, *jobs)?,
         Cmd::Images {
             format,
             quiet,
             no_trunc,
         } => cmd_images(cli, *format, *quiet, *no_trunc)?,
-        Cmd::Inspect { images } => cmd_inspect(cli, images)?,
+        Cmd::Inspect {
+            format,
+            kind,
+            size,
+            names,
+        } => inspect::cmd_inspect(
+            &Ctx { cli },
+            names,
+            format.as_deref(),
+            kind.as_deref(),
+            *size,
+        )?,
+        Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
+        Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
+        Cmd::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "oxcart",
+                &mut std::io::stdout(),
+            );
+        }
         Cmd::Rmi { force, all, images } => {
             let mut st = open(cli)?;
             if *all {
@@ -465,7 +487,7 @@ fn run(cli: &Cli) -> Result<()> {
                 if kept > 0 {
                     println!("Kept {kept} images in use");
                 }
-                return Ok(());
+                return Ok(0);
             }
             let mut failed = 0;
             for i in images {
@@ -596,13 +618,88 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
     }
+    Ok(0)
+}
+
+/// `pull`'s body, also what `run --pull` uses (its progress on stderr then, so a
+/// container's output on stdout stays its own).
+fn pull_cmd(
+    cli: &Cli,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    jobs: usize,
+) -> Result<()> {
+    let reference = Reference::parse(image)?;
+    let platform = platform.map(Platform::parse).transpose()?;
+    let opts = PullOptions {
+        platform,
+        insecure: insecure(cli),
+        credentials: credential_store(cli),
+        jobs,
+    };
+    let mut st = open(cli)?;
+    let reporter = progress::Reporter::new(quiet);
+    let rec = st
+        .pull(&reference, &opts, &reporter)
+        .with_context(|| format!("pulling {reference}"))?;
+    drop(reporter);
+    if quiet {
+        println!("{reference}");
+    } else {
+        let digest = rec
+            .digests
+            .first()
+            .and_then(|d| d.split_once('@').map(|x| x.1.to_string()))
+            .unwrap_or_default();
+        println!("Digest: {digest}");
+        println!("Image: {} ({})", rec.id, rec.platform);
+        println!("Pulled {reference}");
+    }
+    Ok(())
+}
+
+/// `run --pull`: the pull with its progress on stderr.
+pub fn pull_image(ctx: &Ctx, image: &str, platform: Option<&str>, _for_run: bool) -> Result<()> {
+    let cli = ctx.cli;
+    let reference = Reference::parse(image)?;
+    let platform = platform.map(Platform::parse).transpose()?;
+    let opts = PullOptions {
+        platform,
+        insecure: insecure(cli),
+        credentials: credential_store(cli),
+        jobs: 3,
+    };
+    let mut st = open(cli)?;
+    let reporter = progress::Reporter::to_stderr();
+    st.pull(&reference, &opts, &reporter)
+        .with_context(|| format!("pulling {reference}"))?;
     Ok(())
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(&cli) {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
+    // clap's own errors exit 125 as docker's and podman's flag errors do; help and
+    // version are not errors.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ENGINE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    match run(&cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            if let Some(x) = e.downcast_ref::<cmds::Exit>() {
+                std::process::exit(x.0);
+            }
+            let code = e
+                .downcast_ref::<oxcart_engine::EngineError>()
+                .map(|e| e.exit_code())
+                .unwrap_or(EXIT_ENGINE);
+            eprintln!("Error: {e:#}");
+            std::process::exit(code);
+        }
     }
 }

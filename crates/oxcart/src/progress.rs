@@ -17,6 +17,8 @@ pub enum Reporter {
     Quiet,
     /// `<layer>: <event>` lines on stdout.
     Lines(Mutex<HashMap<Digest, &'static str>>),
+    /// The same lines on stderr (`run --pull`: stdout is the container's).
+    ErrLines(Mutex<HashMap<Digest, &'static str>>),
     /// indicatif bars.
     Bars {
         multi: MultiProgress,
@@ -39,9 +41,24 @@ impl Reporter {
         }
     }
 
+    /// Lines on stderr, bars when stderr is a terminal.
+    pub fn to_stderr() -> Reporter {
+        if std::io::stderr().is_terminal() {
+            Reporter::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Reporter::ErrLines(Mutex::new(HashMap::new()))
+        }
+    }
+
     fn line(&self, s: String) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{s}");
+        if let Reporter::ErrLines(_) = self {
+            let _ = writeln!(std::io::stderr().lock(), "{s}");
+        } else {
+            let _ = writeln!(std::io::stdout().lock(), "{s}");
+        }
     }
 }
 
@@ -67,7 +84,7 @@ impl Progress for Reporter {
     fn resolved(&self, reference: &str, manifest: &Digest, platform: &str) {
         match self {
             Reporter::Quiet => {}
-            Reporter::Lines(_) => self.line(format!(
+            Reporter::Lines(_) | Reporter::ErrLines(_) => self.line(format!(
                 "Pulling {reference} ({platform}) manifest {manifest}"
             )),
             Reporter::Bars { multi, .. } => {
@@ -95,7 +112,7 @@ impl Progress for Reporter {
     fn layer(&self, layer: &Digest, state: LayerState) {
         match self {
             Reporter::Quiet => {}
-            Reporter::Lines(seen) => {
+            Reporter::Lines(seen) | Reporter::ErrLines(seen) => {
                 let word = match state {
                     LayerState::Waiting => "Waiting",
                     LayerState::Exists => "Already exists",

@@ -1354,6 +1354,13 @@ fn parse_security_opt(o: &str) -> R<String> {
     }
 }
 
+/// `exec --env-file`: the same file format as `run`'s, names without a value taken
+/// from this process's environment.
+pub fn read_env_file(path: &std::path::Path) -> R<Vec<String>> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    parse_kv_file(&path.to_string_lossy(), Some(&lookup))
+}
+
 #[cfg(test)]
 mod podman_diff;
 

@@ -142,7 +142,7 @@ fn pull_images_inspect_tag_rmi() {
     assert_eq!(insp[0]["Id"], b.config_digest.to_string());
     assert!(ox
         .fail(&["inspect", "nosuch:image"])
-        .contains("image not known: nosuch:image"));
+        .contains("No such object: nosuch:image"));
 
     ox.ok(&["tag", &ra, "mine/app:v2"]);
     let insp: serde_json::Value =

@@ -178,6 +178,83 @@ fn update_changes_limits_of_a_running_container() {
     assert!(r.rt.run(&["delete", "-f", &r.id]).status.success());
 }
 
+/// `update --resources -` with `json` on stdin, as containerd's shim calls it.
+fn update_stdin(rt: &Runtime, id: &str, json: &str) -> (bool, String) {
+    let mut c = rt.cmd();
+    c.args(["update", "--resources", "-", id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// containerd 1.6's UpdateContainerResources sends the container's whole
+/// `linux.resources` (the CRI's memory/cpu values over its spec, whose device
+/// rules are just `[{"allow":false,"access":"rwm"}]`); other callers send no
+/// devices, `null` or `[]`. runc's `update` never touches device rules: the
+/// container keeps /dev/null after every one of these, under both runtimes.
+#[test]
+fn update_keeps_the_device_rules_as_runc_does() {
+    let mut rts = vec![Runtime::oxcart()];
+    if runc_available() {
+        rts.push(Runtime::runc());
+    }
+    let devices = [
+        r#""devices":[{"allow":false,"access":"rwm"}],"#,
+        r#""devices":null,"#,
+        r#""devices":[],"#,
+        "",
+    ];
+    for rt in &rts {
+        let mut b = Bundle::new(&["sleep", "1000"]);
+        let cg = b.own_cgroup("oxcart-test-upd-dev");
+        b.config["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+        b.write();
+        let id = rt.run_detached(&b, "upd-dev");
+        let dev_null = |when: &str| {
+            let (code, _, err) = rt.exec(&[&id, "sh", "-c", "echo x > /dev/null"]);
+            assert_eq!(code, 0, "{}: /dev/null {when}: {err}", rt.bin);
+        };
+        let list = || (!v2()).then(|| read(cg_dir("devices", &cg).join("devices.list")));
+        dev_null("before any update");
+        let before = list();
+        for (i, d) in devices.iter().enumerate() {
+            let limit = (128u64 + i as u64) << 20;
+            let body = format!(
+                r#"{{{d}"memory":{{"limit":{limit},"swap":{limit}}},"cpu":{{"shares":2,"quota":-1,"period":100000}},"hugepageLimits":[]}}"#
+            );
+            let (ok, err) = update_stdin(rt, &id, &body);
+            assert!(ok, "{} update {body}: {err}", rt.bin);
+            let mem_file = if v2() {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            assert_eq!(
+                read(cg_dir("memory", &cg).join(mem_file)),
+                limit.to_string(),
+                "{}: {body}",
+                rt.bin
+            );
+            dev_null(&format!("after update {body}"));
+            assert_eq!(list(), before, "{}: device rules changed by {body}", rt.bin);
+        }
+        assert!(rt.run(&["delete", "-f", &id]).status.success());
+        assert_no_cgroup_left(&cg, "update_keeps_the_device_rules_as_runc_does");
+    }
+}
+
 #[test]
 fn ps_and_events_stats() {
     let r = start(&["sleep", "1000"], |_| {});

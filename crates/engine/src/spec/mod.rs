@@ -21,6 +21,7 @@ mod user;
 
 pub use caps::{all_capabilities, DEFAULT_CAPABILITIES};
 pub use merge::{image_config_from_json, merge_image_config, DEFAULT_PATH};
+pub(crate) use resources::build as build_resources;
 pub use resources::{apply_daemon_defaults, validate_host_config, DEFAULT_SHM_SIZE};
 pub use user::{resolve_user, ExecUser};
 

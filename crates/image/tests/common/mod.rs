@@ -689,6 +689,20 @@ impl Layout {
 
     /// Write an image (layers as raw tars, compressed as given) and return its manifest.
     pub fn image(&self, layers: &[(Vec<u8>, Comp)], arch: &str) -> BuiltImage {
+        self.image_with(
+            layers,
+            arch,
+            serde_json::json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]}),
+        )
+    }
+
+    /// The same with a given image `config` section (Env, Cmd, User, Labels, …).
+    pub fn image_with(
+        &self,
+        layers: &[(Vec<u8>, Comp)],
+        arch: &str,
+        image_config: serde_json::Value,
+    ) -> BuiltImage {
         let mut descs = Vec::new();
         let mut diff_ids = Vec::new();
         let mut layer_digests = Vec::new();
@@ -704,7 +718,7 @@ impl Layout {
         let config = serde_json::json!({
             "created": "2024-01-02T03:04:05Z",
             "architecture": arch, "os": "linux",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]},
+            "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
             "history": [],
         });

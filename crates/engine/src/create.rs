@@ -1,0 +1,237 @@
+//! `create`: a record, a directory with an empty writable layer, and a hold on the
+//! image — all or nothing. The database row is the commit point: a directory without a
+//! row is debris of a killed `create`, which the next `create` or `container prune`
+//! removes (once nobody holds its lock).
+
+use crate::engine::Engine;
+use crate::error::{io_err, EngineError, Result};
+use crate::lock::CtrLock;
+use crate::names;
+use crate::record::{History, Record};
+use crate::types::{Config, HostConfig};
+use oxcart_image::ImageStore;
+
+/// What `create` (and `run`) is asked.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: Option<String>,
+    /// The user's config; `image` names the image as given.
+    pub config: Config,
+    pub host_config: HostConfig,
+}
+
+/// How an image holds a container in the image store (`rmi` names it).
+pub fn image_user(id: &str) -> String {
+    format!("container:{id}")
+}
+
+/// The image's own `config` section in docker's shape (the OCI image config uses
+/// docker's field names).
+pub fn image_config(images: &ImageStore, rec: &oxcart_image::db::ImageRecord) -> Result<Config> {
+    let raw = images.config(rec)?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+        EngineError::Invalid(format!("image {}: config does not parse: {e}", rec.id))
+    })?;
+    match v.get("config") {
+        Some(c) if !c.is_null() => serde_json::from_value(c.clone()).map_err(|e| {
+            EngineError::Invalid(format!("image {}: config does not parse: {e}", rec.id))
+        }),
+        _ => Ok(Config::default()),
+    }
+}
+
+impl Engine {
+    pub fn open_images(&self) -> Result<ImageStore> {
+        Ok(ImageStore::open(&self.layout.root)?)
+    }
+
+    /// Create a container from an image already in the store.
+    pub fn create(&mut self, req: CreateRequest) -> Result<Record> {
+        self.collect_debris();
+        let mut images = self.open_images()?;
+        let img = images.find(&req.config.image).map_err(|e| match e {
+            oxcart_image::Error::NotFound(_) => {
+                EngineError::Invalid(format!("No such image: {}", req.config.image))
+            }
+            e => e.into(),
+        })?;
+        let merged = crate::spec::merge_image_config(&image_config(&images, &img)?, req.config);
+        let (path, args) = command_of(&merged)?;
+        let runtime = self
+            .config
+            .runtime(&req.host_config.runtime, &self.layout)?;
+        validate_host_config(&req.host_config)?;
+        crate::spec::validate_host_config(&req.host_config)?;
+        let id = names::new_id()?;
+        let name = match &req.name {
+            Some(n) => names::validate_name(n)?,
+            None => names::generated_name(&id),
+        };
+        let mut host_config = req.host_config;
+        host_config.runtime = runtime.name.clone();
+        if host_config.log_config.kind.is_empty() {
+            host_config.log_config.kind = self
+                .config
+                .engine
+                .log_driver
+                .clone()
+                .unwrap_or_else(|| "json-file".into());
+            if host_config.log_config.config.is_empty() {
+                host_config.log_config.config = self.config.engine.log_opts.clone();
+            }
+        }
+        let rec = Record {
+            id: id.clone(),
+            name,
+            created: crate::time::now(),
+            image_id: img.id.to_string(),
+            config: merged,
+            host_config,
+            path,
+            args,
+            runtime: runtime.name,
+            history: History::default(),
+        };
+        self.materialise(&rec, &mut images)?;
+        Ok(rec)
+    }
+
+    /// Directory, snapshot, image hold, then the row; undone in reverse on failure.
+    fn materialise(&mut self, rec: &Record, images: &mut ImageStore) -> Result<()> {
+        let dir = self.ctr_dir(&rec.id);
+        // The directory appears under its id already locked (made under a temporary
+        // name, locked, renamed): the debris collector of a concurrent `create` only
+        // takes id directories whose lock it can take, so it never takes this one.
+        let tmp = self
+            .layout
+            .containers_dir()
+            .join(format!(".new-{}", rec.id));
+        std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        let lock = match CtrLock::acquire(&tmp) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(io_err(&dir)(e));
+        }
+        let undo = |images: &mut ImageStore| {
+            let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
+            let _ = crate::snapshot::Snapshot::open(&dir).and_then(|s| s.remove());
+            let _ = std::fs::remove_dir_all(&dir);
+        };
+        let r = (|| -> Result<()> {
+            crate::snapshot::Snapshot::create(&dir)?;
+            images.retain(&img_digest(&rec.image_id), &image_user(&rec.id))?;
+            self.db.insert(rec)
+        })();
+        if let Err(e) = r {
+            undo(images);
+            drop(lock);
+            return Err(e);
+        }
+        drop(lock);
+        Ok(())
+    }
+
+    /// Remove directories no row names (a `create` killed before its commit point).
+    pub(crate) fn collect_debris(&mut self) {
+        let Ok(rd) = std::fs::read_dir(self.layout.containers_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_prefix(".new-").unwrap_or(&name).to_string();
+            if id.len() != 64 || self.db.has(&id).unwrap_or(true) {
+                continue;
+            }
+            let dir = e.path();
+            // A `.new-` directory is locked only just after its mkdir: one younger than
+            // a minute may be a live `create` between the two.
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age.as_secs() < 60);
+            if name.starts_with(".new-") && young {
+                continue;
+            }
+            // A live `create` holds the lock until its row exists.
+            if let Ok(Some(_l)) = CtrLock::try_acquire(&dir) {
+                if self.db.has(&id).unwrap_or(true) {
+                    continue;
+                }
+                let _ = crate::snapshot::Snapshot::open(&dir).and_then(|s| s.remove());
+                let _ = std::fs::remove_dir_all(&dir);
+                if let Ok(mut images) = self.open_images() {
+                    if let Ok(list) = images.list() {
+                        for img in list {
+                            let _ = images.release(&img.id, &image_user(&id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn img_digest(s: &str) -> oxcart_image::Digest {
+    // Ids in records were written from a parsed Digest; a hand-edited one fails later
+    // at the image lookup with its own message.
+    oxcart_image::Digest::parse(s).unwrap_or_else(|_| oxcart_image::Digest::sha256_of(s.as_bytes()))
+}
+
+/// docker's `Path` and `Args`: Entrypoint + Cmd; neither is docker's error.
+pub fn command_of(c: &Config) -> Result<(String, Vec<String>)> {
+    let mut all: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    all.extend(c.cmd.clone().unwrap_or_default());
+    if all.is_empty() {
+        return Err(EngineError::Invalid("no command specified".into()));
+    }
+    let path = all.remove(0);
+    Ok((path, all))
+}
+
+/// What this engine cannot honour is refused at `create`, naming the flag.
+fn validate_host_config(h: &HostConfig) -> Result<()> {
+    match h.network_mode.as_str() {
+        "" | "none" | "host" | "default" | "bridge" => {}
+        m if m.starts_with("container:") => {}
+        m => {
+            return Err(EngineError::Unsupported(format!(
+                "--network {m}: user-defined networks are not supported yet (only none, host, bridge and container:<name>)"
+            )))
+        }
+    }
+    if !h.port_bindings.is_empty() || h.publish_all_ports {
+        return Err(EngineError::Unsupported(
+            "-p/--publish and -P: published ports need bridge networking, which oxcart does not have yet".into(),
+        ));
+    }
+    match h.log_config.kind.as_str() {
+        "" | "json-file" | "none" => {}
+        d => {
+            return Err(EngineError::Invalid(format!(
+                "--log-driver {d}: unsupported logging driver (json-file or none)"
+            )))
+        }
+    }
+    for k in h.log_config.config.keys() {
+        if k != "max-size" && k != "max-file" {
+            return Err(EngineError::Invalid(format!(
+                "--log-opt {k}: unknown log opt for json-file (max-size, max-file)"
+            )));
+        }
+    }
+    let rp = h.restart_policy.name.as_str();
+    if !(rp.is_empty() || rp == "no") {
+        return Err(EngineError::Unsupported(format!(
+            "--restart {rp}: restart policies are not supported yet"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! `containers.db`: one row per container, shared by every `oxcart` process. SQLite in
+//! WAL mode with a busy timeout, every write one `BEGIN IMMEDIATE` transaction (as the
+//! image database): the UNIQUE name column is what makes two concurrent `create
+//! --name x` end with one container and one clear conflict.
+
+use crate::error::{EngineError, Result};
+use crate::record::Record;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    created TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+";
+
+pub struct Db {
+    conn: Connection,
+}
+
+fn corrupt(id: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt {
+        id: id.to_string(),
+        why: e.to_string(),
+    }
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // WAL: readers (`ps`) never wait for a writer (`run`).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn })
+    }
+
+    /// Insert a new container; the name's UNIQUE constraint is the atomic check.
+    pub fn insert(&mut self, r: &Record) -> Result<()> {
+        let json = serde_json::to_string(r).map_err(|e| corrupt(&r.id, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(other) = tx
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                params![r.name],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(EngineError::NameInUse {
+                name: r.name.clone(),
+                id: other,
+            });
+        }
+        tx.execute(
+            "INSERT INTO containers (id, name, image_id, created, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![r.id, r.name, r.image_id, r.created, json],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replace a container's record (same id); a new name must still be free.
+    pub fn update(&mut self, r: &Record) -> Result<()> {
+        let json = serde_json::to_string(r).map_err(|e| corrupt(&r.id, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(other) = tx
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1 AND id != ?2",
+                params![r.name, r.id],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(EngineError::NameInUse {
+                name: r.name.clone(),
+                id: other,
+            });
+        }
+        let n = tx.execute(
+            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
+            params![r.id, r.name, json],
+        )?;
+        tx.commit()?;
+        if n == 0 {
+            return Err(EngineError::NoSuchContainer(r.id.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn delete(&mut self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])?
+            > 0)
+    }
+
+    fn parse(id: &str, json: &str) -> Result<Record> {
+        serde_json::from_str(json).map_err(|e| corrupt(id, e))
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, record FROM containers WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, j)| Self::parse(&id, &j)).transpose()
+    }
+
+    /// docker's lookup order: the full id, then a name (with or without its `/`), then
+    /// a unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let key_name = key.strip_prefix('/').unwrap_or(key);
+        if key.is_empty() {
+            return Err(EngineError::NoSuchContainer(key.to_string()));
+        }
+        let exact = self
+            .conn
+            .query_row(
+                "SELECT id, record FROM containers WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1",
+                params![key, key_name],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        if let Some((id, j)) = exact {
+            return Self::parse(&id, &j);
+        }
+        if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::NoSuchContainer(key.to_string()));
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, record FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2",
+        )?;
+        let rows: Vec<(String, String)> = st
+            .query_map(params![key.to_ascii_lowercase(), key.len() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        match rows.as_slice() {
+            [] => Err(EngineError::NoSuchContainer(key.to_string())),
+            [(id, j)] => Self::parse(id, j),
+            _ => Err(EngineError::Ambiguous(key.to_string())),
+        }
+    }
+
+    /// Every container, newest first (docker's `ps` order).
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, record FROM containers ORDER BY created DESC, id")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, j) = row?;
+            out.push(Self::parse(&id, &j)?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of the containers made from an image (rmi's check).
+    pub fn users_of_image(&self, image_id: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM containers WHERE image_id = ?1 ORDER BY id")?;
+        let rows = st.query_map(params![image_id], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn has(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM containers WHERE id = ?1",
+                params![id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}

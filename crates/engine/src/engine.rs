@@ -1,0 +1,90 @@
+//! The engine: one open handle on the container database, the config and the layout,
+//! which every command uses. Operations live in create.rs, start.rs, stop.rs and
+//! remove.rs.
+
+use crate::config::EngineConfig;
+use crate::db::Db;
+use crate::error::{io_err, Result};
+use crate::paths::Layout;
+use crate::record::Record;
+use crate::runtime::Runtime;
+use crate::state::{observe, Observed};
+use std::path::PathBuf;
+
+pub struct Engine {
+    pub layout: Layout,
+    pub config: EngineConfig,
+    pub(crate) db: Db,
+}
+
+impl Engine {
+    pub fn open(layout: Layout, config: EngineConfig) -> Result<Engine> {
+        let cdir = layout.containers_dir();
+        std::fs::create_dir_all(&cdir).map_err(io_err(&cdir))?;
+        let db = Db::open(&layout.db_path())?;
+        Ok(Engine { layout, config, db })
+    }
+
+    pub fn ctr_dir(&self, id: &str) -> PathBuf {
+        self.layout.ctr_dir(id)
+    }
+
+    /// A container by id, name or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        self.db.find(key)
+    }
+
+    /// Every container, newest first.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        self.db.list()
+    }
+
+    /// The runtime a record names.
+    pub fn runtime_of(&self, rec: &Record) -> Result<Runtime> {
+        self.config.runtime(&rec.runtime, &self.layout)
+    }
+
+    /// The container's derived state; asks the runtime only when the monitor died.
+    pub fn observe(&self, rec: &Record) -> Result<Observed> {
+        let rt = self.runtime_of(rec).ok();
+        observe(&self.ctr_dir(&rec.id), rec, rt.as_ref())
+    }
+
+    /// Ids of the containers that use an image (for `rmi`).
+    pub fn image_users(&self, image_id: &str) -> Result<Vec<String>> {
+        self.db.users_of_image(image_id)
+    }
+
+    pub fn save(&mut self, rec: &Record) -> Result<()> {
+        self.db.update(rec)
+    }
+
+    /// `rename OLD NEW`.
+    pub fn rename(&mut self, key: &str, new_name: &str) -> Result<Record> {
+        let name = crate::names::validate_name(new_name)?;
+        let mut rec = self.find(key)?;
+        let _lock = crate::lock::CtrLock::acquire(&self.ctr_dir(&rec.id))?;
+        if rec.name == name {
+            return Err(crate::error::EngineError::Invalid(format!(
+                "Renaming a container with the same name as its current name: {name}"
+            )));
+        }
+        rec.name = name;
+        self.db.update(&rec)?;
+        Ok(rec)
+    }
+}
+
+/// Bytes of the files under `p` (docker's `SizeRw` of a writable layer), not
+/// following symlinks; unreadable entries count as 0.
+pub fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return if md.is_file() { md.len() } else { 0 };
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}

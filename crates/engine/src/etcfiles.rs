@@ -1,0 +1,120 @@
+//! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` of a container, written to its
+//! directory and bind-mounted, as docker does. The network issue extends these for
+//! bridge networks; for `none` and `host` they are what docker writes.
+
+use crate::error::{io_err, Result};
+use crate::record::Record;
+use std::path::Path;
+
+/// docker's fixed IPv6 lines of every container's /etc/hosts.
+const HOSTS_BASE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, data).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// The hostname docker gives: `-h`, else the host's with `--network host` (it shares
+/// the host's UTS namespace), else the id's first 12 digits.
+pub fn hostname(rec: &Record) -> String {
+    if !rec.config.hostname.is_empty() {
+        return rec.config.hostname.clone();
+    }
+    if rec.host_config.network_mode == "host" {
+        return std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+    }
+    rec.id[..12].to_string()
+}
+
+/// `resolv.conf` from the host's, as docker: with the host's network it is the host's
+/// file; otherwise loopback nameservers (systemd-resolved's 127.0.0.53, a local
+/// dnsmasq) are dropped, since they are unreachable from the container's namespace,
+/// and docker's public fallbacks stand in if none is left; `--dns`, `--dns-search`,
+/// `--dns-option` replace the host's lines.
+pub fn resolv_conf(rec: &Record, host: &str) -> String {
+    let hc = &rec.host_config;
+    let mut ns = Vec::new();
+    let mut search = Vec::new();
+    let mut options = Vec::new();
+    for line in host.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(a) = w.next() {
+                    let loopback = a.starts_with("127.") || a == "::1";
+                    if hc.network_mode == "host" || !loopback {
+                        ns.push(a.to_string());
+                    }
+                }
+            }
+            Some("search") | Some("domain") => search = w.map(String::from).collect(),
+            Some("options") => options.extend(w.map(String::from)),
+            _ => {}
+        }
+    }
+    if !hc.dns.is_empty() {
+        ns = hc.dns.clone();
+    }
+    if !hc.dns_search.is_empty() {
+        search = hc.dns_search.clone();
+    }
+    if !hc.dns_options.is_empty() {
+        options = hc.dns_options.clone();
+    }
+    if ns.is_empty() && hc.network_mode != "none" {
+        ns = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+    }
+    let mut out = String::new();
+    if !search.is_empty() && search != ["."] {
+        out += &format!("search {}\n", search.join(" "));
+    }
+    for n in ns {
+        out += &format!("nameserver {n}\n");
+    }
+    if !options.is_empty() {
+        out += &format!("options {}\n", options.join(" "));
+    }
+    out
+}
+
+/// `/etc/hosts`: the host's with `--network host`, else docker's base lines; then
+/// `--add-host` entries (`name:ip`; docker's `host-gateway` is refused until bridge
+/// networks exist).
+pub fn hosts(rec: &Record) -> Result<String> {
+    let mut out = if rec.host_config.network_mode == "host" {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_BASE.to_string())
+    } else {
+        HOSTS_BASE.to_string()
+    };
+    for e in rec.host_config.extra_hosts.iter().flatten() {
+        let (name, ip) = e.split_once(':').ok_or_else(|| {
+            crate::error::EngineError::Invalid(format!(
+                "invalid argument \"{e}\" for \"--add-host\" flag: bad format for add-host: \"{e}\""
+            ))
+        })?;
+        if ip == "host-gateway" {
+            return Err(crate::error::EngineError::Unsupported(
+                "--add-host NAME:host-gateway needs a bridge network, which oxcart does not have yet".into(),
+            ));
+        }
+        out += &format!("{ip}\t{name}\n");
+    }
+    // docker adds the container's own address line only on networks that give it
+    // one (the network issue's bridge); `none` has none.
+    Ok(out)
+}
+
+/// Write the three files into the container's directory.
+pub fn write_all(ctr_dir: &Path, rec: &Record) -> Result<()> {
+    let h = hostname(rec);
+    write_atomic(&ctr_dir.join("hostname"), format!("{h}\n").as_bytes())?;
+    write_atomic(&ctr_dir.join("hosts"), hosts(rec)?.as_bytes())?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(
+        &ctr_dir.join("resolv.conf"),
+        resolv_conf(rec, &host_resolv).as_bytes(),
+    )
+}

@@ -1,0 +1,97 @@
+//! The verbs that read or write a container's filesystem — `cp`, `export`, `diff`,
+//! `commit` — on its merged root: the live mount while it runs, else a temporary
+//! mount made and removed under the container's lock (so a `start` cannot race it).
+
+use crate::changes::Change;
+use crate::commit::CommitOptions;
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::lock::CtrLock;
+use crate::record::Record;
+use crate::snapshot::Snapshot;
+use crate::state::Status;
+use oxcart_image::db::ImageRecord;
+use std::path::{Path, PathBuf};
+
+/// What `commit` is asked besides the container.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    pub reference: Option<String>,
+    pub author: String,
+    pub message: String,
+    pub changes: Vec<String>,
+    /// docker's default: freeze a running container while its layer is read.
+    pub pause: bool,
+}
+
+impl Engine {
+    fn lowers(&self, rec: &Record) -> Result<Vec<PathBuf>> {
+        let images = self.open_images()?;
+        let img = images.find(&rec.image_id)?;
+        Ok(images.layer_dirs(&img))
+    }
+
+    /// Run `f` on the container's merged root.
+    pub fn with_rootfs<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Record, &Path) -> Result<T>,
+    ) -> Result<T> {
+        let rec = self.find(key)?;
+        let dir = self.ctr_dir(&rec.id);
+        let snap = Snapshot::open(&dir)?;
+        if self.observe(&rec)?.status.is_running() && snap.is_mounted()? {
+            return f(&rec, &snap.rootfs());
+        }
+        let _lock = CtrLock::acquire(&dir)?;
+        // Under the lock: a concurrent start may have mounted it meanwhile.
+        if snap.is_mounted()? {
+            return f(&rec, &snap.rootfs());
+        }
+        let m = snap.mount_temporarily(&self.lowers(&rec)?)?;
+        let r = f(&rec, &m.root());
+        let u = m.finish();
+        let v = r?;
+        u?;
+        Ok(v)
+    }
+
+    /// `diff`: the changes in the container's writable layer.
+    pub fn diff(&self, key: &str) -> Result<Vec<Change>> {
+        let rec = self.find(key)?;
+        let snap = Snapshot::open(&self.ctr_dir(&rec.id))?;
+        Ok(crate::changes::changes(&snap.upper(), &self.lowers(&rec)?)?)
+    }
+
+    /// `commit`: a new image of the container's image plus its writable layer.
+    pub fn commit(&mut self, key: &str, req: &CommitRequest) -> Result<ImageRecord> {
+        let rec = self.find(key)?;
+        let rt = self.runtime_of(&rec)?;
+        let paused = req.pause && self.observe(&rec)?.status == Status::Running;
+        if paused {
+            rt.pause(&rec.id)?;
+        }
+        let r = self.commit_paused(&rec, req);
+        if paused {
+            rt.resume(&rec.id)?;
+        }
+        r
+    }
+
+    fn commit_paused(&self, rec: &Record, req: &CommitRequest) -> Result<ImageRecord> {
+        let mut images = self.open_images()?;
+        let parent = images.find(&rec.image_id)?;
+        let snap = Snapshot::open(&self.ctr_dir(&rec.id))?;
+        let mut created_by = vec![rec.path.clone()];
+        created_by.extend(rec.args.iter().cloned());
+        let opts = CommitOptions {
+            config: rec.config.clone(),
+            changes: req.changes.clone(),
+            author: req.author.clone(),
+            message: req.message.clone(),
+            created_by: created_by.join(" "),
+            reference: req.reference.clone(),
+        };
+        crate::commit::commit(&mut images, &parent, &snap.upper(), &opts).map_err(EngineError::from)
+    }
+}

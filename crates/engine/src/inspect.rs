@@ -1,0 +1,174 @@
+//! `inspect` of a container in docker's JSON shape (Engine API `ContainerJSON`), so
+//! scripts and templates written for docker (`{{.State.Status}}`, `{{.Config.Env}}`,
+//! `{{range .Mounts}}`) keep working.
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::record::Record;
+use crate::state::{Observed, Status};
+use crate::time::ZERO;
+use serde_json::{json, Value};
+
+fn or_zero(s: &str) -> &str {
+    if s.is_empty() {
+        ZERO
+    } else {
+        s
+    }
+}
+
+fn state_json(o: &Observed) -> Value {
+    let exit = o.exit.as_ref();
+    let running = o.status.is_running();
+    json!({
+        "Status": o.status.as_str(),
+        "Running": running,
+        "Paused": o.status == Status::Paused,
+        "Restarting": o.status == Status::Restarting,
+        "OOMKilled": exit.map(|e| e.oom_killed).unwrap_or(false) && !running,
+        "Dead": o.status == Status::Dead,
+        "Pid": if running { o.pid } else { 0 },
+        "ExitCode": if running { 0 } else { exit.map(|e| e.exit_code).unwrap_or(0) },
+        "Error": o.error,
+        "StartedAt": or_zero(&o.started_at),
+        "FinishedAt": if running { ZERO } else { exit.map(|e| or_zero(&e.finished_at)).unwrap_or(ZERO) },
+    })
+}
+
+/// docker's `Mounts`: one entry per bind and tmpfs (volumes come with the volumes issue).
+pub fn mounts_json(rec: &Record) -> Value {
+    let mut out = Vec::new();
+    for b in rec.host_config.binds.iter().flatten() {
+        let parts: Vec<&str> = b.split(':').collect();
+        if parts.len() < 2 {
+            continue;
+        }
+        let mode = parts.get(2).copied().unwrap_or("");
+        let ro = mode.split(',').any(|o| o == "ro");
+        let prop = mode
+            .split(',')
+            .find(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
+            .unwrap_or("rprivate");
+        out.push(json!({
+            "Type": "bind", "Source": parts[0], "Destination": parts[1],
+            "Mode": mode, "RW": !ro, "Propagation": prop,
+        }));
+    }
+    for m in &rec.host_config.mounts {
+        let prop = m
+            .bind_options
+            .as_ref()
+            .map(|b| b.propagation.clone())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| {
+                if m.kind == "bind" {
+                    "rprivate".into()
+                } else {
+                    String::new()
+                }
+            });
+        out.push(json!({
+            "Type": m.kind, "Source": m.source, "Destination": m.target,
+            "Mode": "", "RW": !m.read_only, "Propagation": prop,
+        }));
+    }
+    for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
+        let ro = opts.split(',').any(|o| o == "ro");
+        out.push(json!({
+            "Type": "tmpfs", "Source": "", "Destination": dst,
+            "Mode": opts, "RW": !ro, "Propagation": "",
+        }));
+    }
+    Value::Array(out)
+}
+
+/// `NetworkSettings`; `Networks` is never null (docker's clients index it).
+fn network_json(rec: &Record) -> Value {
+    let mode = match rec.host_config.network_mode.as_str() {
+        "" | "default" => "bridge",
+        m => m,
+    };
+    let mut networks = serde_json::Map::new();
+    if !mode.starts_with("container:") {
+        networks.insert(
+            mode.to_string(),
+            json!({
+                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
+            }),
+        );
+    }
+    json!({
+        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {}, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Networks": networks,
+    })
+}
+
+impl Engine {
+    /// One container's `inspect` object, and its observed state (for the caller's
+    /// `--size` or filters).
+    pub fn inspect(&self, rec: &Record) -> Result<(Value, Observed)> {
+        let obs = self.observe(rec)?;
+        let dir = self.ctr_dir(&rec.id);
+        let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let log_path = if rec.host_config.log_config.kind == "none" {
+            String::new()
+        } else {
+            p("ctr.log")
+        };
+        let images = self.open_images()?;
+        let lower = images
+            .find(&rec.image_id)
+            .map(|img| {
+                let mut l: Vec<String> = images
+                    .layer_dirs(&img)
+                    .iter()
+                    .rev()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .collect();
+                l.dedup();
+                l.join(":")
+            })
+            .unwrap_or_default();
+        let v = json!({
+            "Id": rec.id,
+            "Created": rec.created,
+            "Path": rec.path,
+            "Args": rec.args,
+            "State": state_json(&obs),
+            "Image": rec.image_id,
+            "ResolvConfPath": p("resolv.conf"),
+            "HostnamePath": p("hostname"),
+            "HostsPath": p("hosts"),
+            "LogPath": log_path,
+            "Name": format!("/{}", rec.name),
+            "RestartCount": rec.history.restart_count,
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": null,
+            "HostConfig": rec.host_config,
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": lower,
+                    "MergedDir": p("rootfs"),
+                    "UpperDir": p("upper"),
+                    "WorkDir": p("work"),
+                },
+            },
+            "Mounts": mounts_json(rec),
+            "Config": rec.config,
+            "NetworkSettings": network_json(rec),
+        });
+        Ok((v, obs))
+    }
+}

@@ -1,0 +1,114 @@
+//! `rm`, the monitor's exit command (`container cleanup`), and `container prune`.
+//! Removal is idempotent and ordered so a `kill -9` at any point leaves either a row
+//! that `rm -f` finishes, or a directory without a row that the next `create` or
+//! `prune` collects.
+
+use crate::create::{image_user, img_digest};
+use crate::engine::Engine;
+use crate::error::{io_err, EngineError, Result};
+use crate::lock::CtrLock;
+use crate::record::Record;
+use crate::snapshot::Snapshot;
+use crate::state::{read_exit, Status};
+use crate::wait::wait_pid_exit;
+use std::time::Duration;
+
+impl Engine {
+    /// The monitor's exit command: the runtime's container and the mount go; the
+    /// exit is copied into the record; `--rm` removes the container.
+    pub fn cleanup(&mut self, id: &str) -> Result<()> {
+        let Some(mut rec) = self.db.get(id)? else {
+            return Ok(());
+        };
+        let dir = self.ctr_dir(id);
+        let lock = CtrLock::acquire(&dir)?;
+        let rt = self.runtime_of(&rec)?;
+        if rt.state(id)?.is_some() {
+            rt.delete(id, true)?;
+        }
+        Snapshot::open(&dir)?.unmount()?;
+        if let Some(e) = read_exit(&dir)? {
+            rec.history.last_exit = Some(e);
+            self.db.update(&rec)?;
+        }
+        if rec.host_config.auto_remove {
+            drop(lock);
+            return self.remove_stopped(&rec);
+        }
+        Ok(())
+    }
+
+    /// `rm [-f]`.
+    pub fn remove(&mut self, key: &str, force: bool) -> Result<Record> {
+        let rec = self.find(key)?;
+        let obs = self.observe(&rec)?;
+        if obs.status.is_running() {
+            if !force {
+                return Err(EngineError::CannotRemove {
+                    id: rec.id.clone(),
+                    state: obs.status.as_str().to_string(),
+                });
+            }
+            let rt = self.runtime_of(&rec)?;
+            if obs.status == Status::Paused {
+                let _ = rt.resume(&rec.id);
+            }
+            let _ = rt.kill(&rec.id, "KILL", true);
+            wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
+            self.wait_recorded(&rec, &obs)?;
+        } else if let Some(m) = obs.monitor.as_ref().filter(|_| obs.monitor_alive) {
+            // Exited, and the monitor is finishing its cleanup: let it.
+            wait_pid_exit(m.pid, Some(Duration::from_secs(30)));
+        }
+        if self.db.has(&rec.id)? {
+            self.remove_stopped(&rec)?;
+        }
+        Ok(rec)
+    }
+
+    /// Remove a container that does not run: runtime state, mount, row, image hold,
+    /// directory — in that order.
+    pub(crate) fn remove_stopped(&mut self, rec: &Record) -> Result<()> {
+        let dir = self.ctr_dir(&rec.id);
+        let _lock = CtrLock::acquire(&dir)?;
+        if !self.db.has(&rec.id)? {
+            return Ok(());
+        }
+        if let Ok(rt) = self.runtime_of(rec) {
+            if rt.state(&rec.id)?.is_some() {
+                rt.delete(&rec.id, true)?;
+            }
+        }
+        let snap = Snapshot::open(&dir)?;
+        snap.unmount()?;
+        self.db.delete(&rec.id)?;
+        if let Ok(mut images) = self.open_images() {
+            let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
+        }
+        snap.remove()?;
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
+    }
+
+    /// `container prune`: every container that does not run; their ids and the bytes
+    /// their writable layers held.
+    pub fn prune(&mut self, filter: impl Fn(&Record) -> bool) -> Result<(Vec<String>, u64)> {
+        self.collect_debris();
+        let mut gone = Vec::new();
+        let mut bytes = 0;
+        for rec in self.list()? {
+            if !filter(&rec) {
+                continue;
+            }
+            let obs = self.observe(&rec)?;
+            if obs.status.is_running() {
+                continue;
+            }
+            let upper = self.ctr_dir(&rec.id).join("upper");
+            let size = crate::engine::dir_size(&upper);
+            self.remove(&rec.id, false)?;
+            bytes += size;
+            gone.push(rec.id);
+        }
+        Ok((gone, bytes))
+    }
+}

@@ -1,0 +1,388 @@
+//! Step 5 of docs/engine.md "The monitor": one poll loop copying the container's
+//! output to the log and the attached clients, clients' stdin to the container,
+//! and noticing the container's exit through a signalfd.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use oxcart_jsonlog::{Stream, Timestamp, Writer};
+
+use crate::create::Io;
+use crate::sys;
+
+/// Largest chunk read from the container, hence the largest frame payload.
+pub const CHUNK: usize = 32 * 1024;
+/// A client with this much output queued is dropped: it cannot keep up, and the
+/// container must never wait for it (docs/engine.md "Attach protocol").
+const CLIENT_QUEUE_MAX: usize = 1024 * 1024;
+/// Stdin waiting for the container beyond this stops the monitor reading clients.
+const STDIN_MAX: usize = 1024 * 1024;
+
+// Message types of the attach protocol.
+const IN_STDIN: u8 = 0;
+const IN_EOF: u8 = 1;
+const IN_RESIZE: u8 = 2;
+const OUT_STDOUT: u8 = 1;
+const OUT_STDERR: u8 = 2;
+const OUT_EXIT: u8 = 3;
+
+struct Client {
+    fd: OwnedFd,
+    queue: VecDeque<Vec<u8>>,
+    queued: usize,
+    sent_stdin: bool,
+    dead: bool,
+}
+
+pub struct Relay {
+    sigfd: OwnedFd,
+    listener: Option<OwnedFd>,
+    clients: Vec<Client>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    /// The console master, for resizes.
+    tty: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    close_stdin: bool,
+    stdin_once: bool,
+    log: Option<Writer>,
+    log_failed: bool,
+    ctr_pid: libc::pid_t,
+    status: Option<libc::c_int>,
+}
+
+#[derive(Clone, Copy)]
+enum Token {
+    Signal,
+    Listener,
+    Out(Stream),
+    Stdin,
+    Client(usize),
+}
+
+pub struct Setup {
+    pub sigfd: OwnedFd,
+    pub listener: OwnedFd,
+    pub io: Io,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub log: Option<Writer>,
+    pub ctr_pid: libc::pid_t,
+    pub reaped: Vec<(libc::pid_t, libc::c_int)>,
+}
+
+impl Relay {
+    pub fn new(s: Setup) -> std::io::Result<Relay> {
+        let is_tty = matches!(s.io, Io::Tty { .. });
+        let (stdout, stderr, stdin, tty) = match s.io {
+            Io::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                sys::set_nonblock(stdout.as_fd())?;
+                sys::set_nonblock(stderr.as_fd())?;
+                if let Some(i) = &stdin {
+                    sys::set_nonblock(i.as_fd())?;
+                }
+                (Some(stdout), Some(stderr), stdin, None)
+            }
+            Io::Tty { master } => {
+                let input = if s.stdin {
+                    Some(master.try_clone()?)
+                } else {
+                    None
+                };
+                let tty = master.try_clone()?;
+                (Some(master), None, input, Some(tty))
+            }
+        };
+        let status = s
+            .reaped
+            .iter()
+            .find(|(p, _)| *p == s.ctr_pid)
+            .map(|&(_, st)| st);
+        Ok(Relay {
+            sigfd: s.sigfd,
+            listener: Some(s.listener),
+            clients: Vec::new(),
+            stdout,
+            stderr,
+            stdin,
+            tty,
+            stdin_buf: Vec::new(),
+            close_stdin: false,
+            // A tty has no end of input to pass on: ^D is a byte the client sends.
+            stdin_once: s.stdin_once && s.stdin && !is_tty,
+            log: s.log,
+            log_failed: false,
+            ctr_pid: s.ctr_pid,
+            status,
+        })
+    }
+
+    /// Relays until the container's init exits, then drains its output; returns the
+    /// init's wait status.
+    pub fn run(&mut self) -> std::io::Result<libc::c_int> {
+        let status = loop {
+            if let Some(st) = self.status {
+                break st;
+            }
+            self.poll_once(-1)?;
+        };
+        // What the container wrote before it exited is still in the pipe (or the
+        // pty): read until every writer is gone, bounded for processes that outlive
+        // the init outside a PID namespace.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while (self.stdout.is_some() || self.stderr.is_some()) && Instant::now() < deadline {
+            if self.poll_once(100)? == 0 {
+                break;
+            }
+        }
+        self.stdout = None;
+        self.stderr = None;
+        self.stdin = None;
+        Ok(status)
+    }
+
+    /// Writes out the log's unterminated lines and closes it: before exit.json, so a
+    /// `logs -f` that stops once exit.json exists has seen everything.
+    pub fn close_log(&mut self) -> Option<std::io::Error> {
+        self.log
+            .take()
+            .and_then(|w| w.close(Timestamp::now()).err())
+    }
+
+    /// Sends every client the exit frame and waits (briefly) until they have it.
+    pub fn finish(&mut self, exit_code: i32, oom_killed: bool) {
+        // Late clients get the exit frame too.
+        self.accept_clients();
+        let mut frame = vec![OUT_EXIT];
+        frame.extend_from_slice(
+            format!("{{\"exit_code\":{exit_code},\"oom_killed\":{oom_killed}}}").as_bytes(),
+        );
+        for c in &mut self.clients {
+            c.queue.push_back(frame.clone());
+            c.queued += frame.len();
+        }
+        self.flush_clients();
+        self.listener = None;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.clients.iter().any(|c| !c.queue.is_empty()) && Instant::now() < deadline {
+            if self.poll_once(100).is_err() {
+                break;
+            }
+        }
+        self.clients.clear();
+    }
+
+    /// One poll round; returns how many descriptors were ready.
+    fn poll_once(&mut self, timeout_ms: i32) -> std::io::Result<usize> {
+        let mut fds = Vec::with_capacity(6 + self.clients.len());
+        let mut tokens = Vec::with_capacity(fds.capacity());
+        let mut add = |fd: &OwnedFd, events: libc::c_short, t: Token| {
+            fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+            tokens.push(t);
+        };
+        add(&self.sigfd, libc::POLLIN, Token::Signal);
+        if let Some(l) = &self.listener {
+            add(l, libc::POLLIN, Token::Listener);
+        }
+        if let Some(o) = &self.stdout {
+            add(o, libc::POLLIN, Token::Out(Stream::Stdout));
+        }
+        if let Some(e) = &self.stderr {
+            add(e, libc::POLLIN, Token::Out(Stream::Stderr));
+        }
+        if let (Some(i), false) = (&self.stdin, self.stdin_buf.is_empty()) {
+            add(i, libc::POLLOUT, Token::Stdin);
+        }
+        let want_input = self.stdin_buf.len() < STDIN_MAX;
+        for (i, c) in self.clients.iter().enumerate() {
+            let mut ev = 0;
+            if want_input {
+                ev |= libc::POLLIN;
+            }
+            if !c.queue.is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            add(&c.fd, ev, Token::Client(i));
+        }
+        let n = sys::poll(&mut fds, timeout_ms)?;
+        for (pfd, t) in fds.iter().zip(tokens) {
+            if pfd.revents == 0 {
+                continue;
+            }
+            match t {
+                Token::Signal => self.reap(),
+                Token::Listener => self.accept_clients(),
+                Token::Out(s) => self.read_output(s),
+                Token::Stdin => self.flush_stdin(),
+                Token::Client(i) => self.serve_client(i, pfd.revents),
+            }
+        }
+        self.clients.retain(|c| !c.dead);
+        Ok(n)
+    }
+
+    fn reap(&mut self) {
+        sys::drain_signalfd(self.sigfd.as_fd());
+        // We are a subreaper: orphans of the container land here too.
+        while let Some((pid, status)) = sys::reap_one() {
+            if pid == self.ctr_pid {
+                self.status = Some(status);
+            }
+        }
+    }
+
+    fn accept_clients(&mut self) {
+        let Some(l) = &self.listener else { return };
+        while let Ok(fd) = sys::accept(l.as_fd()) {
+            self.clients.push(Client {
+                fd,
+                queue: VecDeque::new(),
+                queued: 0,
+                sent_stdin: false,
+                dead: false,
+            });
+        }
+    }
+
+    fn read_output(&mut self, stream: Stream) {
+        let slot = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let Some(fd) = slot else { return };
+        let mut buf = [0u8; CHUNK + 1];
+        // The frame type first, so the frame needs no second copy.
+        buf[0] = match stream {
+            Stream::Stdout => OUT_STDOUT,
+            Stream::Stderr => OUT_STDERR,
+        };
+        let n = match sys::read(fd.as_fd(), &mut buf[1..]) {
+            Ok(n) if n > 0 => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            // 0: every writer closed it; EIO: the pty's last slave closed.
+            _ => {
+                *slot = None;
+                return;
+            }
+        };
+        let data = &buf[1..=n];
+        if let Some(w) = &mut self.log {
+            if w.write(stream, data, Timestamp::now()).is_err() && !self.log_failed {
+                // A full disk must not stop the container: keep relaying to clients.
+                self.log_failed = true;
+            }
+        }
+        let frame = &buf[..=n];
+        for c in &mut self.clients {
+            if c.queued + frame.len() > CLIENT_QUEUE_MAX {
+                c.dead = true;
+                continue;
+            }
+            c.queue.push_back(frame.to_vec());
+            c.queued += frame.len();
+        }
+        self.flush_clients();
+    }
+
+    fn flush_clients(&mut self) {
+        for c in &mut self.clients {
+            while let Some(f) = c.queue.front() {
+                match sys::send(c.fd.as_fd(), f) {
+                    Ok(_) => {
+                        c.queued -= f.len();
+                        c.queue.pop_front();
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        c.dead = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve_client(&mut self, i: usize, revents: libc::c_short) {
+        if revents & libc::POLLOUT != 0 {
+            self.flush_clients();
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            let mut buf = vec![0u8; CHUNK + 1];
+            loop {
+                let c = &mut self.clients[i];
+                if c.dead || self.stdin_buf.len() >= STDIN_MAX {
+                    break;
+                }
+                match sys::recv(c.fd.as_fd(), &mut buf) {
+                    Ok(0) => c.dead = true,
+                    Ok(n) => self.client_message(i, &buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => c.dead = true,
+                }
+            }
+        }
+        let c = &self.clients[i];
+        // docker's StdinOnce: a client that was feeding stdin going away (detach
+        // included) ends the container's stdin, as a closed `docker attach` does.
+        if c.dead && c.sent_stdin && self.stdin_once {
+            self.close_stdin = true;
+        }
+        self.flush_stdin();
+    }
+
+    fn client_message(&mut self, i: usize, msg: &[u8]) {
+        let Some((&kind, payload)) = msg.split_first() else {
+            return;
+        };
+        match kind {
+            IN_STDIN if self.stdin.is_some() && !self.close_stdin => {
+                self.clients[i].sent_stdin = true;
+                self.stdin_buf.extend_from_slice(payload);
+            }
+            IN_EOF if self.stdin_once => self.close_stdin = true,
+            IN_RESIZE if payload.len() >= 4 => {
+                if let Some(t) = &self.tty {
+                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                    let cols = u16::from_be_bytes([payload[2], payload[3]]);
+                    // A failed resize is not worth stopping for; the next one may work.
+                    let _ = sys::set_winsize(t.as_fd(), rows, cols);
+                }
+            }
+            // Stdin with no stdin to write to, or an unknown type: ignored, so a
+            // newer client works with an older monitor.
+            _ => {}
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        if let Some(fd) = &self.stdin {
+            while !self.stdin_buf.is_empty() {
+                match sys::write(fd.as_fd(), &self.stdin_buf) {
+                    Ok(n) => {
+                        self.stdin_buf.drain(..n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                    // EPIPE: the container closed its stdin; what is left is lost.
+                    Err(_) => {
+                        self.stdin = None;
+                        self.stdin_buf.clear();
+                        return;
+                    }
+                }
+            }
+        }
+        if self.close_stdin && self.stdin_buf.is_empty() {
+            self.stdin = None;
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The container verbs' handlers: flags → engine calls → docker's output and exit
+//! codes. Library errors carry docker's wording; this file only prints them.
+
+use crate::ctr::{ContainerCmd, CtrCmd, ExecArgs, UpdateArgs};
+use crate::Ctx;
+use anyhow::{anyhow, bail, Context, Result};
+use oxcart_engine::exec::ExecOptions;
+use oxcart_engine::start::StartOutcome;
+use oxcart_engine::update::UpdateRequest;
+use oxcart_engine::{Engine, EngineError};
+use std::io::{IsTerminal, Write};
+
+/// A failure that ends the command with a given exit code after its message.
+#[derive(Debug)]
+pub struct Exit(pub i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+/// Run every name through `f`, printing docker's per-item line; one failure makes
+/// the command fail after the rest were tried (docker's behaviour for `rm a b`).
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<Option<String>>) -> Result<()> {
+    let mut failed = 0;
+    for n in names {
+        match f(n) {
+            Ok(Some(line)) => println!("{line}"),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Exit(crate::EXIT_ENGINE).into());
+    }
+    Ok(())
+}
+
+pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
+    let mut e = ctx.engine()?;
+    match cmd {
+        CtrCmd::Run(a) => return crate::run::cmd_run(ctx, &mut e, a, false),
+        CtrCmd::Create(a) => return crate::run::cmd_run(ctx, &mut e, a, true),
+        CtrCmd::Start {
+            attach,
+            interactive,
+            detach_keys,
+            containers,
+        } => {
+            if *attach || *interactive {
+                if containers.len() > 1 {
+                    bail!("you cannot start and attach multiple containers at once");
+                }
+                return crate::run::start_attached(
+                    &mut e,
+                    &containers[0],
+                    *interactive,
+                    detach_keys.as_deref(),
+                );
+            }
+            each(containers, |n| {
+                match e.start_prepare(n)? {
+                    StartOutcome::AlreadyRunning(_) => {}
+                    StartOutcome::Starting(s) => {
+                        s.finish()?;
+                    }
+                }
+                Ok(Some(n.to_string()))
+            })?;
+        }
+        CtrCmd::Stop {
+            time,
+            signal,
+            containers,
+        } => each(containers, |n| {
+            if let Some(sig) = signal {
+                // docker ≥ 23: `stop -s` overrides the container's stop signal.
+                let mut rec = e.find(n)?;
+                rec.config.stop_signal = sig.clone();
+                e.save(&rec)?;
+            }
+            e.stop(n, *time)?;
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Kill { signal, containers } => each(containers, |n| {
+            e.kill(n, signal)?;
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Rm {
+            force,
+            volumes: _,
+            containers,
+        } => each(containers, |n| {
+            e.remove(n, *force)?;
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Ps(a) => crate::ps::cmd_ps(&e, a)?,
+        CtrCmd::Logs(a) => crate::logs::cmd_logs(&e, a)?,
+        CtrCmd::Exec(a) => return cmd_exec(&e, a),
+        CtrCmd::Attach {
+            no_stdin,
+            sig_proxy,
+            detach_keys,
+            container,
+        } => {
+            return crate::run::cmd_attach(
+                &mut e,
+                container,
+                !*no_stdin,
+                *sig_proxy,
+                detach_keys.as_deref(),
+            )
+        }
+        CtrCmd::Wait { containers } => each(containers, |n| Ok(Some(e.wait(n)?.to_string())))?,
+        CtrCmd::Pause { containers } => each(containers, |n| {
+            e.pause(n)?;
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Unpause { containers } => each(containers, |n| {
+            e.unpause(n)?;
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Restart { time, containers } => each(containers, |n| {
+            e.stop(n, *time)?;
+            if let StartOutcome::Starting(s) = e.start_prepare(n)? {
+                s.finish()?;
+            }
+            Ok(Some(n.to_string()))
+        })?,
+        CtrCmd::Rename {
+            container,
+            new_name,
+        } => {
+            e.rename(container, new_name)?;
+        }
+        CtrCmd::Top { container, ps_args } => {
+            let (titles, rows) = e.top(container, ps_args)?;
+            let mut lines = vec![titles];
+            lines.extend(rows);
+            print!("{}", crate::table::align(&lines));
+        }
+        CtrCmd::Cp {
+            archive,
+            follow_link,
+            src,
+            dest,
+        } => crate::fscmds::cmd_cp(&mut e, src, dest, *archive, *follow_link)?,
+        CtrCmd::Diff { container } => crate::fscmds::cmd_diff(&mut e, container)?,
+        CtrCmd::Export { output, container } => {
+            crate::fscmds::cmd_export(&mut e, container, output.as_deref())?
+        }
+        CtrCmd::Commit {
+            author,
+            change,
+            message,
+            pause,
+            container,
+            repository,
+        } => crate::fscmds::cmd_commit(
+            &mut e,
+            container,
+            repository.as_deref(),
+            author.as_deref(),
+            message.as_deref(),
+            change,
+            *pause,
+        )?,
+        CtrCmd::Update(a) => cmd_update(&mut e, a)?,
+    }
+    Ok(0)
+}
+
+pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
+    match cmd {
+        ContainerCmd::Ctr(c) => dispatch(ctx, c),
+        ContainerCmd::Inspect {
+            format,
+            size,
+            containers,
+        } => {
+            crate::inspect::cmd_inspect(
+                ctx,
+                containers,
+                format.as_deref(),
+                Some("container"),
+                *size,
+            )?;
+            Ok(0)
+        }
+        ContainerCmd::Prune { force, filter } => {
+            let mut e = ctx.engine()?;
+            if !force {
+                if !std::io::stdin().is_terminal() {
+                    bail!("container prune needs --force when stdin is not a terminal (nothing was removed)");
+                }
+                eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+                let mut s = String::new();
+                std::io::stdin().read_line(&mut s)?;
+                if !matches!(s.trim(), "y" | "Y" | "yes") {
+                    return Ok(0);
+                }
+            }
+            let labels = prune_filter(filter)?;
+            let (ids, bytes) = e.prune(|r| {
+                labels.iter().all(|(k, v)| match v {
+                    Some(v) => r.config.labels.get(k) == Some(v),
+                    None => r.config.labels.contains_key(k),
+                })
+            })?;
+            let mut out = std::io::stdout().lock();
+            if !ids.is_empty() {
+                writeln!(out, "Deleted Containers:")?;
+                for id in ids {
+                    writeln!(out, "{id}")?;
+                }
+                writeln!(out)?;
+            }
+            writeln!(
+                out,
+                "Total reclaimed space: {}",
+                crate::table::human_size(bytes)
+            )?;
+            Ok(0)
+        }
+        ContainerCmd::Cleanup { id } => {
+            let mut e = ctx.engine()?;
+            e.cleanup(id)?;
+            Ok(0)
+        }
+    }
+}
+
+fn prune_filter(f: &[String]) -> Result<Vec<(String, Option<String>)>> {
+    f.iter()
+        .map(|s| {
+            let v = s.strip_prefix("label=").ok_or_else(|| {
+                anyhow!("invalid filter '{s}' (container prune takes label=KEY[=VALUE])")
+            })?;
+            Ok(match v.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (v.to_string(), None),
+            })
+        })
+        .collect()
+}
+
+fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
+    if let Some(r) = &a.restart {
+        return Err(EngineError::Unsupported(format!(
+            "--restart {r}: restart policies are not supported yet"
+        ))
+        .into());
+    }
+    let mem = |flag: &'static str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                if s == "-1" {
+                    return Ok(-1);
+                }
+                Ok(crate::runopts::ram_in_bytes(s, flag)?)
+            })
+            .transpose()
+    };
+    let req = UpdateRequest {
+        memory: mem("-m, --memory", &a.memory)?,
+        memory_reservation: mem("--memory-reservation", &a.memory_reservation)?,
+        memory_swap: mem("--memory-swap", &a.memory_swap)?,
+        nano_cpus: a
+            .cpus
+            .as_deref()
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|c| *c >= 0.0)
+                    .map(|c| (c * 1e9) as i64)
+                    .ok_or_else(|| anyhow!("invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number"))
+            })
+            .transpose()?,
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+    };
+    if req.is_empty() {
+        bail!("you must provide one or more flags when using this command");
+    }
+    each(&a.containers, |n| {
+        e.update(n, &req)?;
+        Ok(Some(n.to_string()))
+    })
+}
+
+fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
+    let rec = e.find(&a.container)?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(crate::runopts::read_env_file(f)?);
+    }
+    for kv in &a.env {
+        if kv.contains('=') {
+            env.push(kv.clone());
+        } else if let Ok(v) = std::env::var(kv) {
+            env.push(format!("{kv}={v}"));
+        }
+    }
+    if a.tty && !std::io::stdin().is_terminal() && a.interactive {
+        bail!("the input device is not a TTY");
+    }
+    let opts = ExecOptions {
+        cmd: a.command.clone(),
+        env,
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        tty: a.tty,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    let mut p = e.prepare_exec(&rec, &opts)?;
+    if a.detach || !a.interactive {
+        p.command.stdin(std::process::Stdio::null());
+    }
+    if a.detach {
+        p.command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+    }
+    let status = p
+        .command
+        .status()
+        .with_context(|| format!("running the runtime's exec for {}", a.container))?;
+    if let Some(err) = p.runtime_error() {
+        let code = err.exit_code();
+        eprintln!("Error: {err}");
+        return Ok(if code == crate::EXIT_ENGINE {
+            126
+        } else {
+            code
+        });
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

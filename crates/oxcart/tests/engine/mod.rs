@@ -1,0 +1,338 @@
+//! Harness for the engine's end-to-end tests: a busybox image built from
+//! `busybox-static`, pushed to a real `docker-registry` on 127.0.0.1, and an `oxcart`
+//! with private roots. Every test's containers, mounts and runtime state are removed
+//! and checked gone when its `Ox` drops.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Applets the test image links to busybox.
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "id", "pwd", "env", "ls", "stty", "true", "false", "head", "yes",
+    "dd", "touch", "rm", "mkdir", "ps", "hostname", "grep", "wc", "tr", "seq", "printf", "kill",
+    "test", "stat", "readlink", "mount", "tail", "trap", "wget", "nc", "whoami", "ln",
+];
+
+/// The image's config: what the engine must apply (docker's semantics).
+pub fn image_config() -> serde_json::Value {
+    serde_json::json!({
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "IMGVAR=from-image"],
+        "Cmd": ["sh", "-c", "echo default-cmd"],
+        "WorkingDir": "/data",
+        "Labels": {"org.test.image": "yes"},
+    })
+}
+
+/// The busybox base layer: the binary, its applets, users and groups, a few dirs.
+pub fn base_layer() -> Vec<u8> {
+    let mut e = vec![
+        E::Dir("bin/", 0o755, 0, 0),
+        E::File("bin/busybox", busybox(), 0o755, 0, 0),
+        E::Dir("etc/", 0o755, 0, 0),
+        E::File(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n".to_vec(),
+            0o644,
+            0,
+            0,
+        ),
+        E::File(
+            "etc/group",
+            b"root:x:0:\napp:x:1000:\nextra:x:2000:app\n".to_vec(),
+            0o644,
+            0,
+            0,
+        ),
+        E::Dir("root/", 0o700, 0, 0),
+        E::Dir("home/", 0o755, 0, 0),
+        E::Dir("home/app/", 0o755, 1000, 1000),
+        E::Dir("tmp/", 0o1777, 0, 0),
+        E::Dir("data/", 0o755, 0, 0),
+        E::File(
+            "data/hello.txt",
+            b"hello from the image\n".to_vec(),
+            0o644,
+            0,
+            0,
+        ),
+        E::File(
+            "data/notexec",
+            b"#!/bin/sh\necho no\n".to_vec(),
+            0o644,
+            0,
+            0,
+        ),
+    ];
+    for a in APPLETS {
+        let name: &'static str = Box::leak(format!("bin/{a}").into_boxed_str());
+        e.push(E::Symlink(name, "busybox"));
+    }
+    tar_of(&e)
+}
+
+/// A registry with `test/bb:latest` on it, shared by the tests of one binary.
+pub struct Images {
+    pub reg: Registry,
+    _layout: Layout,
+    pub image: String,
+}
+
+pub fn images() -> &'static Images {
+    static IMGS: OnceLock<Images> = OnceLock::new();
+    IMGS.get_or_init(|| {
+        let reg = Registry::start(Auth::None);
+        let mut layout = Layout::new();
+        let img = layout.image_with(&[(base_layer(), Comp::Gzip)], "amd64", image_config());
+        layout.tag_manifest(&img, "latest");
+        reg.push(layout.path(), "latest", "test/bb", false);
+        let image = format!("{}/test/bb:latest", reg.addr);
+        Images {
+            reg,
+            _layout: layout,
+            image,
+        }
+    })
+}
+
+/// The target directory of the running test binary (…/target/debug).
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oxcart"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The runtime and monitor beside `oxcart`, built once if this run did not build them
+/// (`cargo test -p oxcart` builds only this package's binary).
+pub fn helper_bins() -> &'static (PathBuf, PathBuf) {
+    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let dir = target_dir();
+        let rt = std::env::var_os("OXCART_RUNTIME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("oxcart-runtime"));
+        let mon = dir.join("oxcart-monitor");
+        let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut c = Command::new(env!("CARGO"));
+        c.args([
+            "build",
+            "-q",
+            "-p",
+            "oxcart-monitor",
+            "-p",
+            "oxcart-runtime",
+        ]);
+        if profile == "release" {
+            c.arg("--release");
+        }
+        let st = c.status().unwrap();
+        assert!(st.success(), "building oxcart-monitor and oxcart-runtime");
+        assert!(
+            rt.is_file() && mon.is_file(),
+            "{} {}",
+            rt.display(),
+            mon.display()
+        );
+        (rt, mon)
+    })
+}
+
+pub struct Ox {
+    pub dir: tempfile::TempDir,
+    pub runtime: Option<String>,
+}
+
+impl Ox {
+    pub fn new() -> Ox {
+        helper_bins();
+        Ox {
+            dir: tempfile::tempdir().unwrap(),
+            runtime: None,
+        }
+    }
+
+    /// An engine whose containers default to another runtime (`runc`).
+    pub fn with_runtime(rt: &str) -> Ox {
+        let mut o = Ox::new();
+        let cfg = o.dir.path().join("oxcart.toml");
+        std::fs::write(&cfg, format!("[engine]\nruntime = \"{rt}\"\n")).unwrap();
+        o.runtime = Some(rt.to_string());
+        o
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let (rt, mon) = helper_bins();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_oxcart"));
+        c.arg("--root").arg(self.root());
+        c.arg("--runroot").arg(self.runroot());
+        c.arg("--insecure-registry").arg(&images().reg.addr);
+        let cfg = self.dir.path().join("oxcart.toml");
+        if cfg.exists() {
+            c.env("OXCART_CONFIG", &cfg);
+        } else {
+            c.env("OXCART_CONFIG", self.dir.path().join("none.toml"));
+            std::fs::write(self.dir.path().join("none.toml"), "").unwrap();
+        }
+        c.env("OXCART_RUNTIME", rt);
+        c.env("OXCART_MONITOR", mon);
+        c.env("HOME", self.dir.path());
+        c.env("OXCART_AUTH_FILE", self.dir.path().join("auth.json"));
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "oxcart {args:?} failed ({:?}):\n{}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Expect a failure with `code`; its stderr.
+    pub fn fail(&self, code: i32, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "oxcart {args:?}: want exit {code}:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    pub fn image(&self) -> &'static str {
+        &images().image
+    }
+
+    /// Pull the test image once into this engine's store.
+    pub fn pulled(self) -> Ox {
+        self.ok(&["pull", "-q", self.image()]);
+        self
+    }
+
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    pub fn ctr_dir(&self, id: &str) -> PathBuf {
+        self.root().join("containers").join(id)
+    }
+
+    /// Mounts under this engine's roots still in the host's table.
+    pub fn leftover_mounts(&self) -> Vec<String> {
+        let me = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&me)))
+            .map(String::from)
+            .collect()
+    }
+
+    /// Assert nothing of any container is left: rows, directories, mounts, runtime
+    /// state, cgroups.
+    pub fn assert_clean(&self) {
+        assert_eq!(self.ok(&["ps", "-aq"]), "", "containers left");
+        let cdir = self.root().join("containers");
+        let left: Vec<_> = std::fs::read_dir(&cdir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "container directories left: {left:?}");
+        assert!(
+            self.leftover_mounts().is_empty(),
+            "{:?}",
+            self.leftover_mounts()
+        );
+        let rt = self.runroot().join("runtime");
+        let states: Vec<_> = walk_dirs(&rt);
+        assert!(states.is_empty(), "runtime state left: {states:?}");
+    }
+}
+
+/// Runtime state directories (one per container) under a runtime root.
+fn walk_dirs(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for rt in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        for c in std::fs::read_dir(rt.path()).into_iter().flatten().flatten() {
+            if c.path().is_dir() && c.file_name().len() == 64 {
+                out.push(c.path());
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Ox {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        for m in self.leftover_mounts().iter().rev() {
+            if let Some(p) = m.split(' ').nth(4) {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+    }
+}
+
+/// Run `args` under a real pty (util-linux `script`), feeding `input`; output and code.
+pub fn in_pty(ox: &Ox, args: &[&str], input: &str) -> (String, i32) {
+    let mut c = ox.cmd();
+    let line = std::iter::once(env!("CARGO_BIN_EXE_oxcart").to_string())
+        .chain(["--root".into(), ox.root().display().to_string()])
+        .chain(["--runroot".into(), ox.runroot().display().to_string()])
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &line, "/dev/null"]);
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let _ = &mut c;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut si = child.stdin.take().unwrap();
+        for chunk in input.split('\u{1}') {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            si.write_all(chunk.as_bytes()).unwrap();
+            si.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
