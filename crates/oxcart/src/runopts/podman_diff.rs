@@ -270,6 +270,11 @@ impl Diff<'_> {
         if !self.has("-t") {
             penv.remove("TERM=xterm");
         }
+        // A user without a passwd entry: podman leaves HOME to the runtime (runc
+        // sets `/`); we write runc's `/` into the spec, so any runtime gives the same.
+        if !penv.iter().any(|e| e.starts_with("HOME=")) {
+            penv.insert("HOME=/".into());
+        }
         let keep = |s: &BTreeSet<String>| {
             s.iter()
                 .filter(|e| !e.starts_with("HOSTNAME="))
@@ -289,14 +294,15 @@ impl Diff<'_> {
         for k in ["uid", "gid"] {
             self.check(k, &pp["user"][k], &op["user"][k]);
         }
-        // podman puts the primary gid first among the supplementary groups; docker
+        // podman puts the primary gid first among the supplementary groups (whenever
+        // there are any or -u was given); docker
         // (runc's GetExecUser) lists only the groups naming the user, and --group-add.
         let ogids: Vec<Value> = op["user"]["additionalGids"]
             .as_array()
             .cloned()
             .unwrap_or_default();
         let mut want = Vec::new();
-        if !ogids.is_empty() {
+        if !ogids.is_empty() || self.has("-u") {
             want.push(pp["user"]["gid"].clone());
             want.extend(ogids.into_iter().filter(|g| *g != pp["user"]["gid"]));
         }
@@ -626,6 +632,18 @@ fn specs_agree_with_podman() {
             .to_vec(),
         ),
     ];
+    cases.push((
+        "numeric user, no seccomp",
+        ["-u", "4242:77", "--security-opt", "seccomp=unconfined"]
+            .map(String::from)
+            .to_vec(),
+    ));
+    cases.push((
+        "host namespaces",
+        ["--ipc", "host", "--pid", "host", "--uts", "host"]
+            .map(String::from)
+            .to_vec(),
+    ));
     if Path::new("/usr/libexec/podman/catatonit").exists() {
         cases.push(("init", vec!["--init".into()]));
     }
