@@ -308,9 +308,6 @@ fn invalid(flag: &'static str, value: &str, why: impl Into<String>) -> RunOptsEr
 
 type R<T> = Result<T, RunOptsError>;
 
-/// docker's default `/dev/shm` size (`HostConfig.ShmSize` as the daemon stores it).
-pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
-
 impl RunFlags {
     /// Apply docker's parsing rules: `image` and the command `args` after it; `-e KEY`
     /// and `--env-file` lines without `=` take their value from `lookup_env` (a name it
@@ -333,14 +330,9 @@ impl RunFlags {
                 "Conflicting options: --restart and --rm".into(),
             ));
         }
-        // The daemon's create-time defaults (adaptContainerSettings), so the record
-        // and `inspect` show what the container gets.
-        if hc.shm_size == 0 {
-            hc.shm_size = DEFAULT_SHM_SIZE;
-        }
-        if hc.memory > 0 && hc.memory_swap == 0 {
-            hc.memory_swap = hc.memory.saturating_mul(2);
-        }
+        // The daemon's create-time defaults, so the record and `inspect` show what
+        // the container gets.
+        oxcart_engine::spec::apply_daemon_defaults(&mut hc);
         config.attach_stdin = self.interactive && !self.detach;
         config.attach_stdout = !self.detach;
         config.attach_stderr = !self.detach;
@@ -497,28 +489,7 @@ impl RunFlags {
                 maximum_retry_count: 0,
             },
         };
-        let mut log_config = LogConfig {
-            kind: self
-                .log_driver
-                .clone()
-                .unwrap_or_else(|| "json-file".into()),
-            config: BTreeMap::new(),
-        };
-        for o in &self.log_opt {
-            let (k, v) = o.split_once('=').ok_or_else(|| {
-                invalid(
-                    "--log-opt",
-                    o,
-                    "invalid key value pair format in logging options",
-                )
-            })?;
-            log_config.config.insert(k.into(), v.into());
-        }
-        if log_config.kind == "none" && !log_config.config.is_empty() {
-            return Err(RunOptsError::Invalid(
-                "invalid logging opts for driver none".into(),
-            ));
-        }
+        let log_config = self.log_config()?;
         check_mode(
             "--ipc",
             "IPC",
@@ -555,6 +526,32 @@ impl RunFlags {
             init: self.init.then_some(true),
             ..Default::default()
         })
+    }
+
+    fn log_config(&self) -> R<LogConfig> {
+        let mut log_config = LogConfig {
+            kind: self
+                .log_driver
+                .clone()
+                .unwrap_or_else(|| "json-file".into()),
+            config: BTreeMap::new(),
+        };
+        for o in &self.log_opt {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                invalid(
+                    "--log-opt",
+                    o,
+                    "invalid key value pair format in logging options",
+                )
+            })?;
+            log_config.config.insert(k.into(), v.into());
+        }
+        if log_config.kind == "none" && !log_config.config.is_empty() {
+            return Err(RunOptsError::Invalid(
+                "invalid logging opts for driver none".into(),
+            ));
+        }
+        Ok(log_config)
     }
 
     fn apply_resources(&self, hc: &mut HostConfig) -> R<()> {
@@ -1048,21 +1045,82 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// docker's `--mount` (`opts.MountOpt.Set`).
+/// `--mount`'s fields as given, before docker's checks of their combination.
+#[derive(Default)]
+struct MountFields {
+    m: Mount,
+    bind: Option<BindOptions>,
+    tmpfs: Option<TmpfsOptions>,
+    volume_opt: bool,
+}
+
+/// docker's `--mount` (`opts.MountOpt.Set`): CSV `key=value` fields, then the checks
+/// of what they combine to.
 fn parse_mount(spec: &str) -> R<Mount> {
     let bad = |why: String| invalid("--mount", spec, why);
-    let mut m = Mount {
-        kind: "volume".into(),
+    let MountFields {
+        mut m,
+        bind,
+        tmpfs,
+        volume_opt,
+    } = mount_fields(spec)?;
+    if m.target.is_empty() {
+        return Err(bad("target is required".into()));
+    }
+    let why = match m.kind.as_str() {
+        "volume" => Some("named volumes are not supported yet".to_string()),
+        "bind" | "tmpfs" if volume_opt => Some(format!(
+            "cannot mix 'volume-*' options with mount type '{}'",
+            m.kind
+        )),
+        "bind" if tmpfs.is_some() => {
+            Some("cannot mix 'tmpfs-*' options with mount type 'bind'".into())
+        }
+        "tmpfs" if bind.is_some() => {
+            Some("cannot mix 'bind-*' options with mount type 'tmpfs'".into())
+        }
+        "tmpfs" if !m.source.is_empty() => Some(
+            "invalid mount config for type \"tmpfs\": field Source must not be specified".into(),
+        ),
+        "bind" if m.source.is_empty() => {
+            Some("invalid mount config for type \"bind\": field Source must not be empty".into())
+        }
+        "bind" | "tmpfs" => None,
+        t => Some(format!("mount type '{t}' is not supported")),
+    };
+    if let Some(why) = why {
+        return Err(bad(why));
+    }
+    if let Some(b) = &bind {
+        if !b.propagation.is_empty() && !PROPAGATIONS.contains(&b.propagation.as_str()) {
+            return Err(bad(format!("invalid bind propagation: {}", b.propagation)));
+        }
+    }
+    m.bind_options = bind;
+    m.tmpfs_options = tmpfs;
+    Ok(m)
+}
+
+const PROPAGATIONS: &[&str] = &[
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
+
+/// `--mount`'s keys and docker's aliases; the type defaults to `volume`, as docker's.
+fn mount_fields(spec: &str) -> R<MountFields> {
+    let bad = |why: String| invalid("--mount", spec, why);
+    let mut f = MountFields {
+        m: Mount {
+            kind: "volume".into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let (mut bind, mut tmpfs, mut volume_opt) =
-        (BindOptions::default(), TmpfsOptions::default(), false);
-    let (mut has_bind, mut has_tmpfs) = (false, false);
     for field in csv_fields(spec) {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
             None => (field.to_ascii_lowercase(), None),
         };
+        // `readonly` alone means true; a value must be one of Go's booleans.
         let flag_value = |v: &Option<String>| match v {
             None => Ok(true),
             Some(v) => parse_bool(v).ok_or_else(|| bad(format!("invalid value for {key}: {v}"))),
@@ -1071,36 +1129,32 @@ fn parse_mount(spec: &str) -> R<Mount> {
             v.ok_or_else(|| bad(format!("invalid field '{field}' must be a key=value pair")))
         };
         match key.as_str() {
-            "readonly" | "ro" => m.read_only = flag_value(&value)?,
+            "readonly" | "ro" => f.m.read_only = flag_value(&value)?,
+            "type" => f.m.kind = need(value)?.to_ascii_lowercase(),
+            "source" | "src" => f.m.source = need(value)?,
+            "target" | "dst" | "destination" => f.m.target = need(value)?,
+            "consistency" => f.m.consistency = need(value)?,
             "bind-nonrecursive" => {
-                bind.non_recursive = flag_value(&value)?;
-                has_bind = true;
+                f.bind.get_or_insert_with(Default::default).non_recursive = flag_value(&value)?
             }
-            "volume-nocopy" => volume_opt = true,
-            "type" => m.kind = need(value)?.to_ascii_lowercase(),
-            "source" | "src" => m.source = need(value)?,
-            "target" | "dst" | "destination" => m.target = need(value)?,
-            "consistency" => m.consistency = need(value)?,
             "bind-propagation" => {
-                bind.propagation = need(value)?.to_ascii_lowercase();
-                has_bind = true;
+                f.bind.get_or_insert_with(Default::default).propagation =
+                    need(value)?.to_ascii_lowercase()
             }
+            "volume-nocopy" => f.volume_opt = true,
             "volume-driver" | "volume-label" | "volume-opt" => {
                 need(value)?;
-                volume_opt = true;
+                f.volume_opt = true;
             }
             "tmpfs-size" => {
-                let v = need(value)?;
-                tmpfs.size_bytes = ram_in_bytes(&v, "--mount")?;
-                has_tmpfs = true;
+                f.tmpfs.get_or_insert_with(Default::default).size_bytes =
+                    ram_in_bytes(&need(value)?, "--mount")?
             }
             "tmpfs-mode" => {
                 let v = need(value)?;
-                tmpfs.mode = Some(
-                    u32::from_str_radix(&v, 8)
-                        .map_err(|_| bad(format!("invalid value for {key}: {v}")))?,
-                );
-                has_tmpfs = true;
+                let mode = u32::from_str_radix(&v, 8)
+                    .map_err(|_| bad(format!("invalid value for {key}: {v}")))?;
+                f.tmpfs.get_or_insert_with(Default::default).mode = Some(mode);
             }
             _ if value.is_none() => {
                 return Err(bad(format!(
@@ -1110,59 +1164,7 @@ fn parse_mount(spec: &str) -> R<Mount> {
             _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
-    if m.target.is_empty() {
-        return Err(bad("target is required".into()));
-    }
-    match m.kind.as_str() {
-        "volume" => return Err(bad("named volumes are not supported yet".into())),
-        "bind" | "tmpfs" if volume_opt => {
-            return Err(bad(format!(
-                "cannot mix 'volume-*' options with mount type '{}'",
-                m.kind
-            )))
-        }
-        "bind" if has_tmpfs => {
-            return Err(bad(
-                "cannot mix 'tmpfs-*' options with mount type 'bind'".into()
-            ))
-        }
-        "tmpfs" if has_bind => {
-            return Err(bad(
-                "cannot mix 'bind-*' options with mount type 'tmpfs'".into()
-            ))
-        }
-        "tmpfs" if !m.source.is_empty() => {
-            return Err(bad(
-                "invalid mount config for type \"tmpfs\": field Source must not be specified"
-                    .into(),
-            ))
-        }
-        "bind" if m.source.is_empty() => {
-            return Err(bad(
-                "invalid mount config for type \"bind\": field Source must not be empty".into(),
-            ))
-        }
-        "bind" | "tmpfs" => {}
-        t => return Err(bad(format!("mount type '{t}' is not supported"))),
-    }
-    if has_bind {
-        if !bind.propagation.is_empty()
-            && ![
-                "shared", "rshared", "slave", "rslave", "private", "rprivate",
-            ]
-            .contains(&bind.propagation.as_str())
-        {
-            return Err(bad(format!(
-                "invalid bind propagation: {}",
-                bind.propagation
-            )));
-        }
-        m.bind_options = Some(bind);
-    }
-    if has_tmpfs {
-        m.tmpfs_options = Some(tmpfs);
-    }
-    Ok(m)
+    Ok(f)
 }
 
 fn parse_restart(r: &str) -> R<RestartPolicy> {
@@ -1360,6 +1362,9 @@ pub fn read_env_file(path: &std::path::Path) -> R<Vec<String>> {
 }
 
 #[cfg(test)]
+mod podman_diff;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
@@ -1380,6 +1385,15 @@ mod tests {
         cmd.flags.into_docker(&cmd.image, cmd.args, |k| {
             (k == "FROM_ENV").then(|| "yes".into())
         })
+    }
+
+    /// `run` of a command line split at spaces.
+    fn runs(line: &str) -> R<(Config, HostConfig, CliOnly)> {
+        run(&line.split(' ').collect::<Vec<_>>())
+    }
+
+    fn errs(line: &str) -> String {
+        err(&line.split(' ').collect::<Vec<_>>())
     }
 
     fn err(argv: &[&str]) -> String {
@@ -1455,7 +1469,7 @@ mod tests {
             ("runc", "none", -5)
         );
         assert_eq!(h.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
-        assert_eq!(h.shm_size, DEFAULT_SHM_SIZE);
+        assert_eq!(h.shm_size, 64 << 20);
         assert_eq!(h.log_config.kind, "json-file");
         assert_eq!(h.restart_policy.name, "no");
         assert_eq!(
@@ -1476,7 +1490,7 @@ mod tests {
         );
         assert_eq!(cli.detach_keys.as_deref(), Some("ctrl-x"));
         // Attached -i: stdin attached once.
-        let (c, _, cli) = run(&["-i", "img"]).expect("parse");
+        let (c, _, cli) = runs("-i img").expect("parse");
         assert!(c.attach_stdin && c.stdin_once && c.attach_stdout && cli.sig_proxy);
         assert_eq!(c.cmd, None);
     }
@@ -1528,7 +1542,7 @@ mod tests {
             e,
             "poorly formatted environment: variable 'BAD KEY' contains whitespaces"
         );
-        let e = err(&["--env-file", "/nonexistent/env", "img"]);
+        let e = errs("--env-file /nonexistent/env img");
         assert!(e.starts_with("open /nonexistent/env: "), "{e}");
     }
 
@@ -1536,42 +1550,19 @@ mod tests {
     fn entrypoint_forms() {
         let (c, _, _) = run(&["--entrypoint", "", "img"]).expect("parse");
         assert_eq!(c.entrypoint, Some(vec![String::new()]));
-        let (c, _, _) = run(&["--entrypoint", "/bin/sh", "img"]).expect("parse");
+        let (c, _, _) = runs("--entrypoint /bin/sh img").expect("parse");
         assert_eq!(c.entrypoint, Some(vec!["/bin/sh".to_string()]));
-        let (c, _, _) = run(&["img"]).expect("parse");
+        let (c, _, _) = runs("img").expect("parse");
         assert_eq!(c.entrypoint, None);
         assert_eq!(
-            err(&["-w", "rel", "img"]),
+            errs("-w rel img"),
             "the working directory 'rel' is invalid, it needs to be an absolute path"
         );
     }
 
     #[test]
     fn memory_and_cpu() {
-        let (_, h, _) = run(&[
-            "-m",
-            "64m",
-            "--memory-reservation",
-            "32MiB",
-            "--memory-swappiness",
-            "10",
-            "--oom-kill-disable",
-            "--cpus",
-            "1.5",
-            "-c",
-            "512",
-            "--cpuset-cpus",
-            "0",
-            "--cpuset-mems",
-            "0",
-            "--pids-limit",
-            "100",
-            "--blkio-weight",
-            "300",
-            "--shm-size",
-            "1g",
-            "img",
-        ])
+        let (_, h, _) = runs("-m 64m --memory-reservation 32MiB --memory-swappiness 10 --oom-kill-disable --cpus 1.5 -c 512 --cpuset-cpus 0 --cpuset-mems 0 --pids-limit 100 --blkio-weight 300 --shm-size 1g img")
         .expect("parse");
         assert_eq!(
             (h.memory, h.memory_swap, h.memory_reservation),
@@ -1586,18 +1577,8 @@ mod tests {
             (1_500_000_000, 512, Some(100))
         );
         assert_eq!((h.blkio_weight, h.shm_size), (300, 1 << 30));
-        let (_, h, _) = run(&[
-            "-m",
-            "1.5k",
-            "--memory-swap",
-            "-1",
-            "--cpu-period",
-            "50000",
-            "--cpu-quota",
-            "25000",
-            "img",
-        ])
-        .expect("parse");
+        let (_, h, _) = runs("-m 1.5k --memory-swap -1 --cpu-period 50000 --cpu-quota 25000 img")
+            .expect("parse");
         assert_eq!(
             (h.memory, h.memory_swap, h.cpu_period, h.cpu_quota),
             (1536, -1, 50000, 25000)
@@ -1605,29 +1586,28 @@ mod tests {
         assert_eq!(ram_in_bytes("10b", "x"), Ok(10));
         assert_eq!(ram_in_bytes("2 GB", "x"), Ok(2 << 30));
         assert_eq!(
-            err(&["-m", "lots", "img"]),
+            errs("-m lots img"),
             r#"invalid argument "lots" for "-m, --memory" flag: invalid size: 'lots'"#
         );
         assert_eq!(
-            err(&["--memory-swap", "1x", "img"]),
+            errs("--memory-swap 1x img"),
             r#"invalid argument "1x" for "--memory-swap" flag: invalid size: '1x'"#
         );
         assert_eq!(
-            err(&["--shm-size", "-1", "img"]),
+            errs("--shm-size -1 img"),
             r#"invalid argument "-1" for "--shm-size" flag: invalid size: '-1'"#
         );
         assert_eq!(
-            err(&["--cpus", "one", "img"]),
+            errs("--cpus one img"),
             r#"invalid argument "one" for "--cpus" flag: failed to parse one as a rational number"#
         );
         assert_eq!(
-            err(&["--cpus", "0.0000000001", "img"]),
+            errs("--cpus 0.0000000001 img"),
             r#"invalid argument "0.0000000001" for "--cpus" flag: value is too precise"#
         );
-        assert!(err(&["-c", "x", "img"])
-            .starts_with(r#"invalid argument "x" for "-c, --cpu-shares" flag"#));
-        assert!(err(&["--pids-limit", "many", "img"]).contains(r#"for "--pids-limit" flag"#));
-        assert!(err(&["--blkio-weight", "99999", "img"]).contains(r#"for "--blkio-weight" flag"#));
+        assert!(errs("-c x img").starts_with(r#"invalid argument "x" for "-c, --cpu-shares" flag"#));
+        assert!(errs("--pids-limit many img").contains(r#"for "--pids-limit" flag"#));
+        assert!(errs("--blkio-weight 99999 img").contains(r#"for "--blkio-weight" flag"#));
     }
 
     #[test]
@@ -1674,23 +1654,23 @@ mod tests {
             ]
         );
         assert_eq!(
-            err(&["--ulimit", "nofile=2:1", "img"]),
+            errs("--ulimit nofile=2:1 img"),
             r#"invalid argument "nofile=2:1" for "--ulimit" flag: ulimit soft limit must be less than or equal to hard limit: 2 > 1"#
         );
         assert_eq!(
-            err(&["--ulimit", "bogus=1", "img"]),
+            errs("--ulimit bogus=1 img"),
             r#"invalid argument "bogus=1" for "--ulimit" flag: invalid ulimit type: bogus"#
         );
         assert_eq!(
-            err(&["--ulimit", "nofile", "img"]),
+            errs("--ulimit nofile img"),
             r#"invalid argument "nofile" for "--ulimit" flag: invalid ulimit argument: nofile"#
         );
         assert_eq!(
-            err(&["--device", "/dev/a:/dev/b:xyz", "img"]),
+            errs("--device /dev/a:/dev/b:xyz img"),
             r#"invalid argument "/dev/a:/dev/b:xyz" for "--device" flag: invalid device mode: xyz"#
         );
         assert_eq!(
-            err(&["--device", "/dev/a:rel", "img"]),
+            errs("--device /dev/a:rel img"),
             r#"invalid argument "/dev/a:rel" for "--device" flag: rel is not an absolute path"#
         );
         assert!(err(&["--device-cgroup-rule", "z 1:1 rwm", "img"])
@@ -1699,21 +1679,7 @@ mod tests {
 
     #[test]
     fn volumes_mounts_tmpfs() {
-        let (_, h, _) = run(&[
-            "-v",
-            "/src:/dst:ro,rshared",
-            "--mount",
-            "type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave",
-            "--mount",
-            "type=tmpfs,destination=/t,tmpfs-size=64m,tmpfs-mode=1770",
-            "--mount",
-            "type=bind,source=/c,target=/d,ro=false,bind-nonrecursive",
-            "--tmpfs",
-            "/run:size=10m,exec",
-            "--tmpfs",
-            "/x",
-            "img",
-        ])
+        let (_, h, _) = runs("-v /src:/dst:ro,rshared --mount type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave --mount type=tmpfs,destination=/t,tmpfs-size=64m,tmpfs-mode=1770 --mount type=bind,source=/c,target=/d,ro=false,bind-nonrecursive --tmpfs /run:size=10m,exec --tmpfs /x img")
         .expect("parse");
         assert_eq!(h.binds, Some(vec!["/src:/dst:ro,rshared".to_string()]));
         let m = &h.mounts;
@@ -1739,30 +1705,26 @@ mod tests {
             ("size=10m,exec", "")
         );
         assert_eq!(
-            err(&["-v", "data:/d", "img"]),
+            errs("-v data:/d img"),
             r#"invalid argument "data:/d" for "-v, --volume" flag: named volumes are not supported yet"#
         );
-        assert!(err(&["-v", "/d", "img"]).ends_with("anonymous volumes are not supported yet"));
-        assert!(err(&["-v", "/a:/b:bogus", "img"]).ends_with("invalid mode: bogus"));
-        assert!(err(&["-v", "/a:/", "img"]).contains("destination can't be '/'"));
-        assert!(err(&["--mount", "type=volume,src=v,dst=/d", "img"])
+        assert!(errs("-v /d img").ends_with("anonymous volumes are not supported yet"));
+        assert!(errs("-v /a:/b:bogus img").ends_with("invalid mode: bogus"));
+        assert!(errs("-v /a:/ img").contains("destination can't be '/'"));
+        assert!(errs("--mount type=volume,src=v,dst=/d img")
             .ends_with("named volumes are not supported yet"));
-        assert!(err(&["--mount", "src=v,dst=/d", "img"])
-            .ends_with("named volumes are not supported yet"));
-        assert!(err(&["--mount", "type=bind,src=/a", "img"]).ends_with("target is required"));
-        assert!(
-            err(&["--mount", "type=bind,src=/a,dst=/b,color=red", "img"])
-                .ends_with("unexpected key 'color' in 'color=red'")
-        );
-        assert!(err(&["--mount", "type=bind,src=/a,dst=/b,junk", "img"])
+        assert!(errs("--mount src=v,dst=/d img").ends_with("named volumes are not supported yet"));
+        assert!(errs("--mount type=bind,src=/a img").ends_with("target is required"));
+        assert!(errs("--mount type=bind,src=/a,dst=/b,color=red img")
+            .ends_with("unexpected key 'color' in 'color=red'"));
+        assert!(errs("--mount type=bind,src=/a,dst=/b,junk img")
             .ends_with("invalid field 'junk' must be a key=value pair"));
+        assert!(errs("--mount type=bind,src=/a,dst=/b,tmpfs-size=1m img")
+            .ends_with("cannot mix 'tmpfs-*' options with mount type 'bind'"));
         assert!(
-            err(&["--mount", "type=bind,src=/a,dst=/b,tmpfs-size=1m", "img"])
-                .ends_with("cannot mix 'tmpfs-*' options with mount type 'bind'")
+            errs("--mount type=tmpfs,dst=/b,tmpfs-size=big img").contains("invalid size: 'big'")
         );
-        assert!(err(&["--mount", "type=tmpfs,dst=/b,tmpfs-size=big", "img"])
-            .contains("invalid size: 'big'"));
-        assert!(err(&["--tmpfs", "rel", "img"]).contains(r#"for "--tmpfs" flag"#));
+        assert!(errs("--tmpfs rel img").contains(r#"for "--tmpfs" flag"#));
     }
 
     #[test]
@@ -1809,73 +1771,26 @@ mod tests {
             (h.cgroupns_mode.as_str(), h.cgroup_parent.as_str()),
             ("private", "/mine")
         );
-        assert_eq!(err(&["--ipc", "bogus", "img"]), "--ipc: invalid IPC mode");
-        assert_eq!(err(&["--pid", "bogus", "img"]), "--pid: invalid PID mode");
+        assert_eq!(errs("--ipc bogus img"), "--ipc: invalid IPC mode");
+        assert_eq!(errs("--pid bogus img"), "--pid: invalid PID mode");
+        assert_eq!(errs("--uts container:x img"), "--uts: invalid UTS mode");
+        assert_eq!(errs("--cgroupns x img"), "--cgroupns: invalid CGROUP mode");
         assert_eq!(
-            err(&["--uts", "container:x", "img"]),
-            "--uts: invalid UTS mode"
-        );
-        assert_eq!(
-            err(&["--cgroupns", "x", "img"]),
-            "--cgroupns: invalid CGROUP mode"
-        );
-        assert_eq!(
-            err(&["--security-opt", "bogus", "img"]),
+            errs("--security-opt bogus img"),
             r#"Invalid --security-opt: "bogus""#
         );
-        assert!(err(&["--security-opt", "seccomp=/nonexistent.json", "img"])
+        assert!(errs("--security-opt seccomp=/nonexistent.json img")
             .starts_with("opening seccomp profile (/nonexistent.json) failed"));
-        assert!(err(&["--sysctl", "novalue", "img"]).contains(r#"for "--sysctl" flag"#));
+        assert!(errs("--sysctl novalue img").contains(r#"for "--sysctl" flag"#));
         assert_eq!(
-            err(&["--pull", "sometimes", "img"]),
+            errs("--pull sometimes img"),
             r#"invalid pull option: 'sometimes': must be one of "always", "missing" or "never""#
         );
     }
 
     #[test]
-    fn network_restart_health() {
-        let (c, h, cli) = run(&[
-            "-p",
-            "8080:80",
-            "-p",
-            "127.0.0.1:53:53/udp",
-            "-p",
-            "[::1]:9000-9001:90-91",
-            "-p",
-            "7000",
-            "-P",
-            "--expose",
-            "100-101",
-            "--dns",
-            "1.1.1.1",
-            "--dns-search",
-            "example.com",
-            "--dns-option",
-            "ndots:2",
-            "--add-host",
-            "db:10.0.0.2",
-            "--add-host",
-            "gw:host-gateway",
-            "--network",
-            "mynet",
-            "--network-alias",
-            "web",
-            "--ip",
-            "10.0.0.5",
-            "--restart",
-            "on-failure:3",
-            "--health-cmd",
-            "true",
-            "--health-interval",
-            "1m30s",
-            "--health-timeout",
-            "500ms",
-            "--health-start-period",
-            "2s",
-            "--health-retries",
-            "4",
-            "img",
-        ])
+    fn network_flags() {
+        let (c, h, cli) = runs("-p 8080:80 -p 127.0.0.1:53:53/udp -p [::1]:9000-9001:90-91 -p 7000 -P --expose 100-101 --dns 1.1.1.1 --dns-search example.com --dns-option ndots:2 --add-host db:10.0.0.2 --add-host gw:host-gateway --network mynet --network-alias web --ip 10.0.0.5 img")
         .expect("parse");
         let pb = &h.port_bindings;
         let one = |k: &str| pb[k].as_ref().expect("bindings")[0].clone();
@@ -1915,6 +1830,20 @@ mod tests {
             ),
             ("mynet", vec!["web".to_string()], Some("10.0.0.5"))
         );
+        assert!(errs("-p 80:abc img").ends_with("invalid containerPort: abc"));
+        assert!(errs("-p x:80 img").ends_with("invalid hostPort: x"));
+        assert!(errs("-p 80/icmp img").ends_with("invalid proto: icmp"));
+        assert!(errs("-p 1.2.3:80:80 img").ends_with("invalid IP address: 1.2.3"));
+        assert!(errs("--dns dns.example img").ends_with("dns.example is not an ip address"));
+        assert!(errs("--add-host nohost img").contains("bad format for add-host"));
+        assert!(errs("--add-host a:not-ip img").contains("invalid IP address in add-host"));
+        assert_eq!(errs("--stop-signal SIGNOPE img"), "Invalid signal: SIGNOPE");
+    }
+
+    #[test]
+    fn restart_and_health() {
+        let (c, h, _) = runs("--restart on-failure:3 --health-cmd true --health-interval 1m30s --health-timeout 500ms --health-start-period 2s --health-retries 4 img")
+            .expect("parse");
         assert_eq!(
             (
                 h.restart_policy.name.as_str(),
@@ -1928,50 +1857,39 @@ mod tests {
             (hc.interval, hc.timeout, hc.start_period, hc.retries),
             (90_000_000_000, 500_000_000, 2_000_000_000, 4)
         );
-        let (c, h, _) = run(&["--no-healthcheck", "img"]).expect("parse");
+        let (c, h, _) = runs("--no-healthcheck img").expect("parse");
         assert_eq!(
             c.healthcheck.and_then(|h| h.test),
             Some(vec!["NONE".to_string()])
         );
         assert_eq!(h.network_mode, "default");
         assert_eq!(
-            err(&["--no-healthcheck", "--health-cmd", "x", "img"]),
+            errs("--no-healthcheck --health-cmd x img"),
             "--no-healthcheck conflicts with --health-* options"
         );
         assert_eq!(
-            err(&["--health-interval", "5x", "img"]),
+            errs("--health-interval 5x img"),
             r#"invalid argument "5x" for "--health-interval" flag: time: unknown unit "x" in duration "5x""#
         );
         assert_eq!(
-            err(&["--health-timeout", "-1s", "img"]),
+            errs("--health-timeout -1s img"),
             "--health-timeout cannot be negative"
         );
         assert_eq!(
-            err(&["--restart", "always:3", "img"]),
+            errs("--restart always:3 img"),
             "maximum retry count cannot be used with restart policy 'always'"
         );
         assert_eq!(
-            err(&["--restart", "sometimes", "img"]),
+            errs("--restart sometimes img"),
             "invalid restart policy 'sometimes'"
         );
         assert_eq!(
-            err(&["--restart", "on-failure:x", "img"]),
+            errs("--restart on-failure:x img"),
             r#"invalid argument "on-failure:x" for "--restart" flag: maximum retry count must be an integer"#
         );
         assert_eq!(
-            err(&["--restart", "always", "--rm", "img"]),
+            errs("--restart always --rm img"),
             "Conflicting options: --restart and --rm"
-        );
-        assert!(err(&["-p", "80:abc", "img"]).ends_with("invalid containerPort: abc"));
-        assert!(err(&["-p", "x:80", "img"]).ends_with("invalid hostPort: x"));
-        assert!(err(&["-p", "80/icmp", "img"]).ends_with("invalid proto: icmp"));
-        assert!(err(&["-p", "1.2.3:80:80", "img"]).ends_with("invalid IP address: 1.2.3"));
-        assert!(err(&["--dns", "dns.example", "img"]).ends_with("dns.example is not an ip address"));
-        assert!(err(&["--add-host", "nohost", "img"]).contains("bad format for add-host"));
-        assert!(err(&["--add-host", "a:not-ip", "img"]).contains("invalid IP address in add-host"));
-        assert_eq!(
-            err(&["--stop-signal", "SIGNOPE", "img"]),
-            "Invalid signal: SIGNOPE"
         );
     }
 

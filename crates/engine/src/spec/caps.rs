@@ -66,18 +66,31 @@ const KNOWN: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// Every capability this kernel knows (`/proc/sys/kernel/cap_last_cap`), as docker's
-/// `GetAllCapabilities` (what `--privileged` and `--cap-add ALL` give).
+/// Every capability this kernel knows (`/proc/sys/kernel/cap_last_cap`) that this
+/// process may give (its bounding set): what `--privileged` and `--cap-add ALL` give.
+/// docker lists every capability the kernel knows; on a host whose engine runs
+/// without one (these VMs lack CAP_SYS_RESOURCE) the runtime's capset(2) would then
+/// fail with EPERM, so we do as podman does and keep to the bounding set.
 pub fn all_capabilities() -> Vec<String> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(KNOWN.len() - 1);
+    let bounding = own_bounding_set().unwrap_or(u64::MAX);
     KNOWN
         .iter()
+        .enumerate()
         .take(last.saturating_add(1))
-        .map(|s| s.to_string())
+        .filter(|(i, _)| *i < 64 && bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
         .collect()
+}
+
+/// `CapBnd` of this process (proc(5)).
+fn own_bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// `chown` / `CAP_chown` → `CAP_CHOWN`; `ALL` stays; an unknown name is docker's

@@ -22,7 +22,7 @@ mod user;
 pub use caps::{all_capabilities, DEFAULT_CAPABILITIES};
 pub use merge::{image_config_from_json, merge_image_config, DEFAULT_PATH};
 pub(crate) use resources::build as build_resources;
-pub use resources::validate_host_config;
+pub use resources::{apply_daemon_defaults, validate_host_config, DEFAULT_SHM_SIZE};
 pub use user::{resolve_user, ExecUser};
 
 use crate::types::{Config, HostConfig};
@@ -321,21 +321,31 @@ fn environment(input: &SpecInput<'_>, user: &ExecUser) -> Vec<String> {
     env
 }
 
+/// The configured hostname; else docker's default: the host's with `--network host`,
+/// the id's first 12 characters otherwise.
 fn hostname(input: &SpecInput<'_>) -> String {
-    if input.config.hostname.is_empty() {
-        input.id.chars().take(12).collect()
-    } else {
-        input.config.hostname.clone()
+    if !input.config.hostname.is_empty() {
+        return input.config.hostname.clone();
     }
+    if input.network == NetNs::Host {
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            return h.trim().to_string();
+        }
+    }
+    input.id.chars().take(12).collect()
 }
 
 fn uts_is_host(hc: &HostConfig) -> bool {
     hc.uts_mode == "host"
 }
 
-/// docker applies `docker-default` only where AppArmor is enabled; a privileged
-/// container gets none (`unconfined`), and an explicit profile is honoured.
+/// docker applies AppArmor only where the host has it enabled (an explicit profile
+/// included: docker ignores it elsewhere); `docker-default` only when that profile is
+/// loaded; none for a privileged container or `apparmor=unconfined`.
 fn apparmor_profile(hc: &HostConfig, sec: &SecurityOpts) -> Option<String> {
+    if !apparmor_enabled() {
+        return None;
+    }
     match sec.apparmor.as_deref() {
         Some("unconfined") => None,
         Some(p) => Some(p.to_string()),
@@ -344,14 +354,16 @@ fn apparmor_profile(hc: &HostConfig, sec: &SecurityOpts) -> Option<String> {
     }
 }
 
-fn apparmor_default_loaded() -> bool {
-    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
-        .unwrap_or(false);
-    enabled
-        && std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
-            .map(|s| s.lines().any(|l| l.starts_with("docker-default ")))
-            .unwrap_or(false)
+        .unwrap_or(false)
+}
+
+fn apparmor_default_loaded() -> bool {
+    std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
+        .map(|s| s.lines().any(|l| l.starts_with("docker-default ")))
+        .unwrap_or(false)
 }
 
 fn namespaces(input: &SpecInput<'_>) -> Result<Vec<LinuxNamespace>, SpecError> {
@@ -407,3 +419,6 @@ fn annotations(input: &SpecInput<'_>) -> BTreeMap<String, String> {
     }
     a
 }
+
+#[cfg(test)]
+mod tests;

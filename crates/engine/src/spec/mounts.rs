@@ -2,6 +2,7 @@
 //! `/etc/hosts`, `/etc/resolv.conf`, `-v` binds, `--mount`, `--tmpfs` and the `--init`
 //! binary, as moby's `daemon/oci_linux.go` WithMounts lays them out.
 
+use super::resources::DEFAULT_SHM_SIZE;
 use super::{SpecError, SpecInput, INIT_CANDIDATES, INIT_DESTINATION};
 use crate::types::HostConfig;
 use oxcart_spec::Mount;
@@ -17,9 +18,6 @@ fn mount(dst: &str, typ: &str, src: &str, opts: &[&str]) -> Mount {
         ..Default::default()
     }
 }
-
-/// `/dev/shm`'s size when `--shm-size` is not given (docker's 64 MiB).
-const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 
 fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
     // --privileged: /sys and its cgroup mount read-write (docker clears `ro`).
@@ -64,9 +62,17 @@ fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev"],
         ),
     ];
+    m.extend(shm_mount(hc));
+    m
+}
+
+/// `/dev/shm`: the host's with `--ipc host`, none with `--ipc none`, else a tmpfs of
+/// `--shm-size` (docker mounts that tmpfs on the host and binds it; the container
+/// sees the same mount).
+fn shm_mount(hc: &HostConfig) -> Option<Mount> {
     match hc.ipc_mode.as_str() {
-        "none" => {}
-        "host" => m.push(mount(
+        "none" => None,
+        "host" => Some(mount(
             "/dev/shm",
             "bind",
             "/dev/shm",
@@ -79,15 +85,14 @@ fn default_mounts(hc: &HostConfig) -> Vec<Mount> {
                 DEFAULT_SHM_SIZE
             };
             let size = format!("size={size}");
-            m.push(mount(
+            Some(mount(
                 "/dev/shm",
                 "tmpfs",
                 "shm",
                 &["nosuid", "noexec", "nodev", "mode=1777", &size],
-            ));
+            ))
         }
     }
-    m
 }
 
 /// One `-v /host:/ctr[:opts]`.

@@ -23,8 +23,45 @@ pub(crate) fn unified_cgroup_host() -> bool {
     r == 0 && st.f_type == libc::CGROUP2_SUPER_MAGIC
 }
 
-/// docker's checks at create, with its messages. Also run by [`super::build`].
+/// docker's default `/dev/shm` size.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+/// What docker's daemon fills in at create (`adaptContainerSettings` and the daemon's
+/// defaults), so the record and `inspect` show what the container gets: `/dev/shm`
+/// 64 MiB, swap twice the memory limit, a private IPC namespace, the cgroup namespace
+/// mode this host defaults to, the json-file log driver.
+pub fn apply_daemon_defaults(hc: &mut HostConfig) {
+    if hc.shm_size == 0 {
+        hc.shm_size = DEFAULT_SHM_SIZE;
+    }
+    if hc.memory > 0 && hc.memory_swap == 0 {
+        hc.memory_swap = hc.memory.saturating_mul(2);
+    }
+    if hc.ipc_mode.is_empty() {
+        hc.ipc_mode = "private".into();
+    }
+    if hc.cgroupns_mode.is_empty() {
+        hc.cgroupns_mode = if unified_cgroup_host() {
+            "private"
+        } else {
+            "host"
+        }
+        .into();
+    }
+    if hc.log_config.kind.is_empty() {
+        hc.log_config.kind = "json-file".into();
+    }
+}
+
+/// docker's checks at create, with its messages (and the sysctls' namespaces, as far
+/// as `NetworkMode` tells). Also run by [`super::build`].
 pub fn validate_host_config(hc: &HostConfig) -> Result<(), SpecError> {
+    let net = if hc.network_mode == "host" {
+        NetNs::Host
+    } else {
+        NetNs::New
+    };
+    sysctls(hc, &net)?;
     let bad = |m: String| Err(SpecError::Resources(m));
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return bad("Minimum memory limit allowed is 6MB".into());
@@ -265,6 +302,10 @@ fn host_devices(src: &Path, dst: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
             {
                 continue;
             }
+            // runc's HostDevices skips /dev/console too: the container gets its own.
+            if src == Path::new("/dev") && name == "console" {
+                continue;
+            }
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_symlink() {
                 continue;
@@ -343,8 +384,15 @@ const IPC_SYSCTLS: &[&str] = &[
 pub(crate) fn sysctls(hc: &HostConfig, net: &NetNs) -> Result<BTreeMap<String, String>, SpecError> {
     let mut out = BTreeMap::new();
     if *net != NetNs::Host {
-        out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
-        out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        // Only where the kernel has them (docker's sysctlExists; port_start is 4.11+).
+        for (k, v) in [
+            ("net.ipv4.ping_group_range", "0 2147483647"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ] {
+            if Path::new("/proc/sys").join(k.replace('.', "/")).exists() {
+                out.insert(k.into(), v.into());
+            }
+        }
     }
     for (k, v) in hc.sysctls.iter().flatten() {
         let bad = |why: &str| Err(SpecError::Sysctl(format!("sysctl '{k}' {why}")));
