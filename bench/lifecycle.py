@@ -15,6 +15,7 @@ Modes:
 
 Usage: sudo bench/lifecycle.py [--mode M] [--rounds 30] [--pause 0.25] [--calibrate]
                                [--oxcart target/x86_64-unknown-linux-gnu/release/oxcart-runtime]
+                               [--oxcart-b OTHER-BUILD]  (A/B: also reports B/A)
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -108,6 +109,9 @@ def main():
     ap.add_argument("--count", type=int, default=100, help="containers for --mode concurrent")
     # The release build users get: static, from scripts/build-runtime.sh.
     ap.add_argument("--oxcart", default=os.path.join(os.path.dirname(__file__), "..", "target", "x86_64-unknown-linux-gnu", "release", "oxcart-runtime"))
+    # A/B of two oxcart builds: both alternate with runc within each round, and the
+    # median of the per-round B/A ratios is reported too.
+    ap.add_argument("--oxcart-b", help="a second oxcart-runtime build to compare with --oxcart (A/B)")
     a = ap.parse_args()
     oxcart = os.path.abspath(a.oxcart)
     bundle = make_bundle(oxcart)
@@ -119,6 +123,8 @@ def main():
             cands.append(("runc(again)", shutil.which("runc")))
         else:
             cands.append(("oxcart", oxcart))
+            if a.oxcart_b:
+                cands.append(("oxcart-b", os.path.abspath(a.oxcart_b)))
             for name in ("crun", "youki"):
                 if shutil.which(name):
                     cands.append((name, shutil.which(name)))
@@ -171,6 +177,9 @@ def main():
         for name, _, _ in runtimes:
             ratios = [t / b for t, b in zip(times[name], base)]
             print(f"  {name:12s} {statistics.median(times[name]) * scale:9.1f} {unit}   ratio to runc (median of per-round ratios): {statistics.median(ratios):.3f}")
+        if "oxcart-b" in times and "oxcart" in times:
+            ab = [t / b for t, b in zip(times["oxcart-b"], times["oxcart"])]
+            print(f"  oxcart-b / oxcart (median of per-round ratios): {statistics.median(ab):.3f}")
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
         shutil.rmtree(roots, ignore_errors=True)

@@ -221,8 +221,8 @@ fn a_container_without_a_mount_namespace_lives_in_the_runtimes_as_in_runc() {
 }
 
 /// The other spelling of the same: a mount namespace `path` that is the runtime's
-/// own. And `--no-pivot`, which would move the rootfs over the runtime's `/`, is
-/// refused, leaving nothing behind.
+/// own. `--no-pivot`, which would move the rootfs over the runtime's `/`, is
+/// refused, and a create that fails in init leaves no mount behind.
 #[test]
 fn a_mount_namespace_path_of_the_runtimes_own_and_no_pivot() {
     if skip_in_v2_lane("host_mounts", "needs unshare and nsenter") {
@@ -244,6 +244,19 @@ fn a_mount_namespace_path_of_the_runtimes_own_and_no_pivot() {
     assert!(err.contains("--no-pivot"), "{err}");
     assert_eq!(Sandbox::mounts(sb.holder.id(), &rootfs), holder0);
     assert_no_cgroup_left(&cg, "--no-pivot refused");
+
+    // A create that fails in init after its mounts (no such program) detaches
+    // them with everything else it undoes.
+    b.config["process"]["args"] = json!(["/no/such/program"]);
+    b.write();
+    let mut c = sb.cmd(&rt.bin);
+    c.arg("--root").arg(&rt.root).args(["create", "--bundle"]);
+    c.arg(&b.dir).arg(&id);
+    let (ok, err) = status_err(c);
+    assert!(!ok && err.contains("/no/such/program"), "{err}");
+    assert_eq!(Sandbox::mounts(sb.holder.id(), &rootfs), holder0);
+    assert_no_cgroup_left(&cg, "failed create");
+    b.config["process"]["args"] = json!(["sleep", "1000"]);
 
     b.config["linux"]["namespaces"] =
         json!([{"type": "mount", "path": format!("/proc/{}/ns/mnt", sb.holder.id())}]);
