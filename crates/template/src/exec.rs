@@ -68,6 +68,21 @@ pub(crate) fn render(
     data: &Value,
     mode: Mode,
 ) -> Result<String, TemplateError> {
+    match run(src, nodes, data, mode) {
+        (out, None) => Ok(out),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// As `render`, but keeps what was printed before an error and drops the
+/// error: docker/cli's table header (`formatter.Context.postFormat` ignores
+/// the header's execution error and prints the partial row).
+pub(crate) fn render_partial(src: &str, nodes: &[Node], data: &Value, mode: Mode) -> String {
+    run(src, nodes, data, mode).0
+}
+
+/// The output up to the end or to the first error, and that error.
+fn run(src: &str, nodes: &[Node], data: &Value, mode: Mode) -> (String, Option<TemplateError>) {
     let root: Val = Some(Cow::Borrowed(data));
     let mut st = State {
         src,
@@ -76,8 +91,8 @@ pub(crate) fn render(
         mode,
         root: data,
     };
-    st.walk(&root, nodes)?;
-    Ok(st.out)
+    let err = st.walk(&root, nodes).err();
+    (st.out, err)
 }
 
 impl<'s, 'd> State<'s, 'd> {

@@ -101,7 +101,8 @@ impl Template {
 /// header row and aligns columns; `json` is `{{json .}}`; anything else is a
 /// template printed once per row. As docker's `formatter.Context`, the format's
 /// surrounding spaces are dropped and the two-character escapes `\t` and `\n`
-/// become a tab and a newline.
+/// become a tab and a newline. A bare `table` stands for the command's default
+/// table format, which the caller substitutes (as each docker command does).
 #[derive(Debug, Clone)]
 pub struct Formatter {
     template: Template,
@@ -142,7 +143,13 @@ impl Formatter {
         if self.table {
             // docker ignores the header's execution error and prints what it
             // rendered; a header is never worth failing the listing for.
-            out.push_str(&self.template.render_header(headers).unwrap_or_default());
+            let t = &self.template;
+            out.push_str(&exec::render_partial(
+                &t.src,
+                &t.nodes,
+                headers,
+                exec::Mode::Header,
+            ));
             out.push('\n');
         }
         for row in rows {

@@ -409,6 +409,9 @@ fn formatter_tables() {
     let f = Formatter::new("{{json .Labels}}").unwrap();
     assert_eq!(f.render(&rows[..1], &headers).unwrap(), "{\"a\":\"<b>\"}\n");
     assert!(Formatter::new("table {{.ID").is_err());
+    // A header that fails part-way prints what it rendered, as docker's does.
+    let f = Formatter::new("table {{.Names}}\\t{{.Names.X}}\\t{{.ID}}").unwrap();
+    assert!(f.render(&[], &headers).unwrap().starts_with("NAMES"));
 }
 
 #[test]
