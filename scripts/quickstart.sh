@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# From a fresh Debian 12 machine to a running container: installs what is needed,
-# builds oxcart-runtime (static release build), makes a busybox bundle and runs it.
+# From a fresh Debian 12 machine to `oxcart run`: installs what is needed, builds the
+# release binaries, installs them in /usr/local/bin, makes a busybox image from
+# Debian's busybox-static (no registry, no internet) and runs a container from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-# The release runtime, one static executable (scripts/build-runtime.sh says why).
-bin=$(scripts/build-runtime.sh)
 
-bundle="$(mktemp -d /tmp/oxcart-quickstart.XXXXXX)"
-trap 'rm -rf "$bundle"' EXIT
-mkdir -p "$bundle/rootfs/bin"
-cp /bin/busybox "$bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$bundle/rootfs/bin/$applet"
-done
-cd "$bundle"
-"$bin" spec
-# A non-interactive hello from inside the container's namespaces.
-jq '.process.terminal = false
-    | .process.args = ["sh", "-c", "echo hello from $(hostname): pid $$, uid $(id -u); ls /"]' \
-    config.json > config.json.new && mv config.json.new config.json
-"$bin" run "quickstart-$$"
+# The runtime as one static executable (scripts/build-runtime.sh says why), the
+# engine and its per-container monitor as ordinary release builds.
+runtime=$(scripts/build-runtime.sh)
+cargo build --release -p oxcart -p oxcart-monitor >&2
+install -m 0755 "$runtime" /usr/local/bin/oxcart-runtime
+install -m 0755 target/release/oxcart target/release/oxcart-monitor /usr/local/bin/
+
+# A busybox image: the static binary, its applets as links, root's passwd entry.
+if ! oxcart inspect --type image busybox >/dev/null 2>&1; then
+    rootfs="$(mktemp -d /tmp/oxcart-quickstart.XXXXXX)"
+    trap 'rm -rf "$rootfs"' EXIT
+    mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp"
+    chmod 1777 "$rootfs/tmp"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+    echo 'root:x:0:' >"$rootfs/etc/group"
+    tar -C "$rootfs" -cf "$rootfs.tar" .
+    oxcart import "$rootfs.tar" busybox >/dev/null
+    rm -f "$rootfs.tar"
+fi
+
+oxcart run --rm --network none busybox sh -c 'echo "hello from oxcart: $(hostname), pid $$, uid $(id -u)"; ls /'

@@ -55,6 +55,18 @@ impl Engine {
             }
             e => e.into(),
         })?;
+        if let Some(t) = req
+            .config
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.test.as_ref())
+        {
+            if t.first().map(String::as_str) != Some("NONE") {
+                return Err(EngineError::Unsupported(
+                    "--health-cmd: healthchecks are not supported yet (--no-healthcheck is)".into(),
+                ));
+            }
+        }
         let merged = crate::spec::merge_image_config(&image_config(&images, &img)?, req.config);
         let (path, args) = command_of(&merged)?;
         let runtime = self
@@ -176,6 +188,24 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// Drop image holds of containers that no longer exist (a `create` killed after
+    /// its hold and before its row, or an `rm` killed after its row went): `rmi` must
+    /// not refuse an image nobody uses.
+    pub fn release_stale_holds(&self, images: &mut ImageStore) -> Result<()> {
+        for img in images.list()? {
+            for user in images.users(&img.id)? {
+                if let Some(id) = user.strip_prefix("container:") {
+                    if !self.db.has(id)? && !self.ctr_dir(id).exists() {
+                        images.release(&img.id, &user)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -230,6 +230,11 @@ impl ImageStore {
         Ok(self.db.add_user(image, user)?)
     }
 
+    /// Who holds an image (the marks [`ImageStore::retain`] made).
+    pub fn users(&self, image: &Digest) -> Result<Vec<String>, Error> {
+        Ok(self.db.users(image)?)
+    }
+
     /// Drop a mark made by [`ImageStore::retain`]. Returns whether it existed.
     pub fn release(&mut self, image: &Digest, user: &str) -> Result<bool, Error> {
         Ok(self.db.remove_user(image, user)?)

@@ -89,12 +89,6 @@ impl Ctx<'_> {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum ListFormat {
-    Table,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum SaveFmt {
     /// OCI layout plus docker's manifest.json (docker load and skopeo read it).
     DockerArchive,
@@ -120,9 +114,9 @@ enum Cmd {
     },
     /// List images.
     Images {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: ListFormat,
+        /// Format output using a Go template, 'json' or 'table TEMPLATE'
+        #[arg(long)]
+        format: Option<String>,
         /// Only image IDs.
         #[arg(short, long)]
         quiet: bool,
@@ -252,26 +246,6 @@ fn open(cli: &Cli) -> Result<ImageStore> {
         .with_context(|| format!("opening image store {}", cli.root.display()))
 }
 
-/// Docker shows sizes in decimal units with 3 significant digits.
-fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{:.3}", v)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + units[i]
-    }
-}
-
 fn split_name(name: &str) -> (String, String) {
     if let Some((repo, d)) = name.split_once('@') {
         return (repo.to_string(), d.to_string());
@@ -286,7 +260,7 @@ fn split_name(name: &str) -> (String, String) {
     }
 }
 
-fn cmd_images(cli: &Cli, format: ListFormat, quiet: bool, no_trunc: bool) -> Result<()> {
+fn cmd_images(cli: &Cli, format: Option<&str>, quiet: bool, no_trunc: bool) -> Result<()> {
     let st = open(cli)?;
     let list = st.list()?;
     let mut out = std::io::stdout().lock();
@@ -305,6 +279,7 @@ fn cmd_images(cli: &Cli, format: ListFormat, quiet: bool, no_trunc: bool) -> Res
         }
         return Ok(());
     }
+    let fmt = table::list_format(format)?;
     let mut rows = Vec::new();
     for r in &list {
         let digest = r
@@ -317,72 +292,50 @@ fn cmd_images(cli: &Cli, format: ListFormat, quiet: bool, no_trunc: bool) -> Res
         } else {
             r.tags.iter().map(|t| split_name(t)).collect()
         };
+        let since = r
+            .created
+            .as_deref()
+            .and_then(timefmt::parse_rfc3339)
+            .map(|t| timefmt::ago(now, t))
+            .unwrap_or_else(|| "N/A".into());
         for (repo, tag) in names {
-            rows.push((repo, tag, digest.clone(), r));
-        }
-    }
-    if format == ListFormat::Json {
-        for (repo, tag, digest, r) in rows {
-            let v = serde_json::json!({
+            // docker's `images --format` fields; ID in full, as docker's JSON rows.
+            rows.push(serde_json::json!({
                 "ID": r.id.to_string(),
+                "ShortID": r.id.short(),
                 "Repository": repo,
                 "Tag": tag,
                 "Digest": digest,
                 "CreatedAt": r.created,
+                "CreatedSince": since,
                 "Size": r.size,
+                "HumanSize": table::human_size(r.size),
                 "Platform": r.platform,
-            });
-            writeln!(out, "{v}")?;
-        }
-        return Ok(());
-    }
-    let table: Vec<[String; 5]> = rows
-        .iter()
-        .map(|(repo, tag, _, r)| {
-            [
-                repo.clone(),
-                tag.clone(),
-                if no_trunc {
-                    r.id.to_string()
-                } else {
-                    r.id.short().to_string()
-                },
-                r.created
-                    .as_deref()
-                    .and_then(timefmt::parse_rfc3339)
-                    .map(|t| timefmt::ago(now, t))
-                    .unwrap_or_else(|| "N/A".into()),
-                human_size(r.size),
-            ]
-        })
-        .collect();
-    let head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
-    let mut w = head.map(|h| h.len());
-    for row in &table {
-        for (i, c) in row.iter().enumerate() {
-            w[i] = w[i].max(c.len());
+            }));
         }
     }
-    let print = |out: &mut dyn Write, r: [&str; 5]| -> std::io::Result<()> {
-        writeln!(
-            out,
-            "{:<w0$}   {:<w1$}   {:<w2$}   {:<w3$}   {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3]
-        )
-    };
-    print(&mut out, head)?;
-    for r in &table {
-        print(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4]])?;
-    }
-    Ok(())
+    let headers = serde_json::json!({
+        "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+        "CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE",
+    });
+    table::print_list(&mut out, &fmt, &rows, &headers, |rows| {
+        let mut lines = vec![vec!["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()];
+        for r in rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            let id = if no_trunc { s("ID") } else { s("ShortID") };
+            lines.push(vec![
+                s("Repository"),
+                s("Tag"),
+                id,
+                s("CreatedSince"),
+                s("HumanSize"),
+            ]);
+        }
+        table::align(&lines)
+    })
 }
 
 fn registry_arg(r: &Option<String>) -> String {
@@ -452,7 +405,7 @@ fn run(cli: &Cli) -> Result<i32> {
             format,
             quiet,
             no_trunc,
-        } => cmd_images(cli, *format, *quiet, *no_trunc)?,
+        } => cmd_images(cli, format.as_deref(), *quiet, *no_trunc)?,
         Cmd::Inspect {
             format,
             kind,
@@ -478,6 +431,7 @@ fn run(cli: &Cli) -> Result<i32> {
         }
         Cmd::Rmi { force, all, images } => {
             let mut st = open(cli)?;
+            Ctx { cli }.engine()?.release_stale_holds(&mut st)?;
             if *all {
                 let (n, kept, freed) = st.remove_all()?;
                 println!(

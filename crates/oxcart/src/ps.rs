@@ -220,25 +220,20 @@ fn row(rec: &Record, o: &Observed, a: &PsArgs, now: i64, size: Option<(u64, u64)
     })
 }
 
-const HEADERS: &[(&str, &str)] = &[
-    (".ID", "CONTAINER ID"),
-    (".Image", "IMAGE"),
-    (".Command", "COMMAND"),
-    (".CreatedAt", "CREATED AT"),
-    (".RunningFor", "CREATED"),
-    (".Ports", "PORTS"),
-    (".State", "STATE"),
-    (".Status", "STATUS"),
-    (".Size", "SIZE"),
-    (".Names", "NAMES"),
-    (".Labels", "LABELS"),
-    (".Mounts", "MOUNTS"),
-    (".Networks", "NETWORKS"),
-];
+/// docker's column titles for `ps --format 'table …'`.
+fn headers() -> Value {
+    json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+        "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+        "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+        "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+        "LocalVolumes": "LOCAL VOLUMES",
+    })
+}
 
 pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
     let filters = Filters::parse(&a.filter)?;
-    let fmt = table::list_format(a.format.as_deref(), HEADERS)?;
+    let fmt = table::list_format(a.format.as_deref())?;
     let now = crate::timefmt::now();
     let all =
         a.all || a.latest || a.last.is_some() || filters.has("status") || filters.has("exited");
@@ -282,7 +277,7 @@ pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
         return Ok(());
     }
     let sized = a.size;
-    table::print_list(&mut out, &fmt, &rows, |rows| {
+    table::print_list(&mut out, &fmt, &rows, &headers(), |rows| {
         let mut head = vec![
             "CONTAINER ID",
             "IMAGE",

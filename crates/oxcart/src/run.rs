@@ -72,6 +72,25 @@ fn ensure_image(
     }
 }
 
+/// What the image asks that this engine does not do yet is said, never silently
+/// dropped: its `VOLUME`s stay in the container's writable layer (no volume is made)
+/// and its `HEALTHCHECK` is not run.
+fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
+    if let Some(v) = c.volumes.as_ref().filter(|v| !v.is_empty()) {
+        let paths: Vec<&str> = v.keys().map(String::as_str).collect();
+        eprintln!(
+            "WARNING: the image's VOLUME {} get no volume yet: their data lives in the container's writable layer and goes with it",
+            paths.join(", ")
+        );
+    }
+    let hc = c.healthcheck.as_ref().and_then(|h| h.test.as_ref());
+    if hc.is_some_and(|t| t.first().map(String::as_str) != Some("NONE")) {
+        eprintln!(
+            "WARNING: the image's HEALTHCHECK is not run yet (the container has no health status)"
+        );
+    }
+}
+
 pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Result<i32> {
     let (config, host_config, only) =
         a.flags
@@ -102,6 +121,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }
+    warn_unsupported_image_config(&rec.config);
     if create_only {
         println!("{}", rec.id);
         return Ok(0);

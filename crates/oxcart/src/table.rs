@@ -3,116 +3,44 @@
 //! (`table …`, `json`, Go templates) over rows in docker's JSON shapes.
 
 use anyhow::{Context, Result};
-use oxcart_template::Template;
+use oxcart_template::Formatter;
 use serde_json::Value;
 use std::io::Write;
 
-/// Align rows (the header first) like `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`.
-pub fn align(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut w = vec![0usize; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 < r.len() {
-                w[i] = w[i].max((c.chars().count() + 3).max(10));
-            }
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                let pad = w[i].saturating_sub(c.chars().count());
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+/// Rows (the header first) aligned as docker's tabwriter does.
+pub fn align<S: AsRef<str>>(rows: &[Vec<S>]) -> String {
+    oxcart_template::align_rows(rows)
 }
 
-/// How a list command prints: its default table, `json` (one object per line, as
-/// docker ≥ 23), a `table TEMPLATE`, or a plain template per row.
+/// How a list command prints: its default table, or a `--format` (`json`,
+/// `table TEMPLATE`, a template per row).
 pub enum ListFormat {
     Default,
-    Json,
-    Table(Template, Vec<String>),
-    Rows(Template),
+    Format(Formatter),
 }
 
-/// Parse `--format`; `headers` maps a field (`.ID`) to docker's column title.
-pub fn list_format(fmt: Option<&str>, headers: &[(&str, &str)]) -> Result<ListFormat> {
-    let Some(f) = fmt.filter(|f| !f.is_empty() && *f != "table") else {
-        return Ok(ListFormat::Default);
-    };
-    if f == "json" {
-        return Ok(ListFormat::Json);
+/// Parse `--format`; a bare `table` is the command's default table, as docker's.
+pub fn list_format(fmt: Option<&str>) -> Result<ListFormat> {
+    match fmt.map(str::trim) {
+        None | Some("") | Some("table") => Ok(ListFormat::Default),
+        Some(f) => Ok(ListFormat::Format(
+            Formatter::new(f).with_context(|| format!("template parsing error: {f}"))?,
+        )),
     }
-    if let Some(t) = f.strip_prefix("table ") {
-        let t = t.replace("\\t", "\t");
-        let head = header_for(&t, headers);
-        let tpl = Template::parse(&t).with_context(|| format!("template parsing error: {f}"))?;
-        return Ok(ListFormat::Table(tpl, head));
-    }
-    let f = f.replace("\\t", "\t").replace("\\n", "\n");
-    Ok(ListFormat::Rows(
-        Template::parse(&f).with_context(|| format!("template parsing error: {f}"))?,
-    ))
 }
 
-/// docker's table header: each `{{.Field}}` replaced by its title, cells split on tabs.
-fn header_for(t: &str, headers: &[(&str, &str)]) -> Vec<String> {
-    t.split('\t')
-        .map(|cell| {
-            let mut c = cell.to_string();
-            for (field, title) in headers {
-                for pat in [format!("{{{{{field}}}}}"), format!("{{{{ {field} }}}}")] {
-                    c = c.replace(&pat, title);
-                }
-            }
-            // Whatever template is left (a function call) prints upper-cased, as docker.
-            if c.contains("{{") {
-                c = c
-                    .replace("{{", "")
-                    .replace("}}", "")
-                    .trim()
-                    .trim_start_matches('.')
-                    .to_uppercase();
-            }
-            c
-        })
-        .collect()
-}
-
-/// Print rows in a list format; `default` renders the built-in table.
+/// Print rows in a list format; `headers` maps a field to docker's column title
+/// (`{"ID": "CONTAINER ID"}`); `default` renders the built-in table.
 pub fn print_list(
     out: &mut dyn Write,
     fmt: &ListFormat,
     rows: &[Value],
+    headers: &Value,
     default: impl Fn(&[Value]) -> String,
 ) -> Result<()> {
     match fmt {
         ListFormat::Default => out.write_all(default(rows).as_bytes())?,
-        ListFormat::Json => {
-            for r in rows {
-                writeln!(out, "{r}")?;
-            }
-        }
-        ListFormat::Rows(t) => {
-            for r in rows {
-                writeln!(out, "{}", t.render(r)?)?;
-            }
-        }
-        ListFormat::Table(t, head) => {
-            let mut lines = vec![head.clone()];
-            for r in rows {
-                lines.push(t.render(r)?.split('\t').map(String::from).collect());
-            }
-            out.write_all(align(&lines).as_bytes())?;
-        }
+        ListFormat::Format(f) => out.write_all(f.render(rows, headers)?.as_bytes())?,
     }
     Ok(())
 }
@@ -152,8 +80,8 @@ mod tests {
     #[test]
     fn aligns_as_dockers_tabwriter() {
         let t = align(&[
-            vec!["CONTAINER ID".into(), "IMAGE".into(), "NAMES".into()],
-            vec!["abc".into(), "busybox:latest".into(), "x".into()],
+            vec!["CONTAINER ID", "IMAGE", "NAMES"],
+            vec!["abc", "busybox:latest", "x"],
         ]);
         assert_eq!(
             t,
