@@ -7,7 +7,7 @@ use crate::error::{io_err, EngineError, Result};
 use crate::record::Record;
 use crate::runtime::runtime_message;
 use crate::start::classify_runtime_error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// docker's `exec` options.
@@ -29,51 +29,6 @@ pub struct PreparedExec {
     process_file: PathBuf,
     log_file: PathBuf,
 }
-
-/// Every capability docker's `--privileged` grants (the kernel's full set, 5.x).
-pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
 
 fn merge_env(base: &mut Vec<String>, extra: &[String]) {
     for e in extra {
@@ -101,45 +56,7 @@ impl Engine {
             return Err(EngineError::Invalid("exec: no command specified".into()));
         }
         let dir = self.ctr_dir(&rec.id);
-        let cfg_path = dir.join("config.json");
-        let spec = oxcart_spec::load_config(&cfg_path)
-            .map_err(|e| EngineError::Invalid(format!("{}: {e}", cfg_path.display())))?;
-        let mut p = spec.process.unwrap_or_default();
-        p.args = opts.cmd.clone();
-        p.terminal = opts.tty;
-        p.console_size = None;
-        merge_env(&mut p.env, &opts.env);
-        if opts.tty && !p.env.iter().any(|e| e.starts_with("TERM=")) {
-            p.env.push("TERM=xterm".into());
-        }
-        if let Some(u) = &opts.user {
-            let eu = crate::spec::resolve_user(
-                &dir.join("rootfs"),
-                u,
-                rec.host_config.group_add.as_deref(),
-            )?;
-            p.user.uid = eu.uid;
-            p.user.gid = eu.gid;
-            p.user.additional_gids = eu.additional_gids;
-        }
-        if let Some(w) = &opts.workdir {
-            if !w.starts_with('/') {
-                return Err(EngineError::Invalid(format!(
-                    "the working directory '{w}' is invalid, it needs to be an absolute path"
-                )));
-            }
-            p.cwd = w.clone();
-        }
-        if opts.privileged {
-            let all: Vec<String> = ALL_CAPS.iter().map(|s| s.to_string()).collect();
-            p.capabilities = Some(oxcart_spec::LinuxCapabilities {
-                bounding: Some(all.clone()),
-                effective: Some(all.clone()),
-                permitted: Some(all.clone()),
-                inheritable: None,
-                ambient: None,
-            });
-        }
+        let p = exec_process(&dir, rec, opts)?;
         let tag = &crate::names::new_id()?[..16];
         let process_file = dir.join(format!("exec-{tag}.json"));
         let log_file = dir.join(format!("exec-{tag}.log"));
@@ -147,6 +64,8 @@ impl Engine {
         std::fs::write(&process_file, json).map_err(io_err(&process_file))?;
         let rt = self.runtime_of(rec)?;
         let mut c = Command::new(&rt.path);
+        // The runtime's errors go to its log, so they can be told from the process's
+        // own exit status (docker's 126/127).
         c.args(&rt.args)
             .arg("--root")
             .arg(rt.root())
@@ -170,6 +89,51 @@ impl Engine {
             log_file,
         })
     }
+}
+
+/// The exec's process: the container's own (config.json), changed by the flags.
+fn exec_process(dir: &Path, rec: &Record, opts: &ExecOptions) -> Result<oxcart_spec::Process> {
+    let cfg_path = dir.join("config.json");
+    let spec = oxcart_spec::load_config(&cfg_path)
+        .map_err(|e| EngineError::Invalid(format!("{}: {e}", cfg_path.display())))?;
+    let mut p = spec.process.unwrap_or_default();
+    p.args = opts.cmd.clone();
+    p.terminal = opts.tty;
+    p.console_size = None;
+    merge_env(&mut p.env, &opts.env);
+    if opts.tty && !p.env.iter().any(|e| e.starts_with("TERM=")) {
+        p.env.push("TERM=xterm".into());
+    }
+    if let Some(u) = &opts.user {
+        let eu = crate::spec::resolve_user(
+            &dir.join("rootfs"),
+            u,
+            rec.host_config.group_add.as_deref(),
+        )?;
+        p.user.uid = eu.uid;
+        p.user.gid = eu.gid;
+        p.user.additional_gids = eu.additional_gids;
+    }
+    if let Some(w) = &opts.workdir {
+        if !w.starts_with('/') {
+            return Err(EngineError::Invalid(format!(
+                "the working directory '{w}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        p.cwd = w.clone();
+    }
+    if opts.privileged {
+        // Every capability this engine holds, as `run --privileged` gets (spec::caps).
+        let all = crate::spec::all_capabilities();
+        p.capabilities = Some(oxcart_spec::LinuxCapabilities {
+            bounding: Some(all.clone()),
+            effective: Some(all.clone()),
+            permitted: Some(all),
+            inheritable: None,
+            ambient: None,
+        });
+    }
+    Ok(p)
 }
 
 impl PreparedExec {

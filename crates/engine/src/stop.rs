@@ -34,6 +34,16 @@ impl Engine {
     /// `stop -t N`: the stop signal, then SIGKILL after the timeout; returns once the
     /// container has exited and its exit is recorded.
     pub fn stop(&mut self, key: &str, timeout: Option<i64>) -> Result<Record> {
+        self.stop_with_signal(key, timeout, None)
+    }
+
+    /// `stop -s SIG`: this stop's signal instead of the container's (docker ≥ 23).
+    pub fn stop_with_signal(
+        &mut self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<Record> {
         let mut rec = self.find(key)?;
         let obs = self.observe(&rec)?;
         if !obs.status.is_running() {
@@ -49,10 +59,10 @@ impl Engine {
         let t = timeout
             .or(rec.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        let sig = if rec.config.stop_signal.is_empty() {
-            "TERM".to_string()
-        } else {
-            normalise_signal(&rec.config.stop_signal)?
+        let sig = match signal {
+            Some(s) => normalise_signal(s)?,
+            None if rec.config.stop_signal.is_empty() => "TERM".to_string(),
+            None => normalise_signal(&rec.config.stop_signal)?,
         };
         if t != 0 {
             // The process may be gone already; its exit is what we wait for below.

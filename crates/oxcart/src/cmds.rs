@@ -44,52 +44,63 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<Option<String>>) -> 
 pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
     let mut e = ctx.engine()?;
     match cmd {
-        CtrCmd::Run(a) => return crate::run::cmd_run(ctx, &mut e, a, false),
-        CtrCmd::Create(a) => return crate::run::cmd_run(ctx, &mut e, a, true),
+        CtrCmd::Run(a) => crate::run::cmd_run(ctx, &mut e, a, false),
+        CtrCmd::Create(a) => crate::run::cmd_run(ctx, &mut e, a, true),
         CtrCmd::Start {
             attach,
             interactive,
             detach_keys,
             containers,
-        } => {
-            if *attach || *interactive {
-                if containers.len() > 1 {
-                    bail!("you cannot start and attach multiple containers at once");
-                }
-                return crate::run::start_attached(
-                    &mut e,
-                    &containers[0],
-                    *interactive,
-                    detach_keys.as_deref(),
-                );
+        } if *attach || *interactive => {
+            if containers.len() > 1 {
+                bail!("you cannot start and attach multiple containers at once");
             }
-            each(containers, |n| {
-                match e.start_prepare(n)? {
-                    StartOutcome::AlreadyRunning(_) => {}
-                    StartOutcome::Starting(s) => {
-                        s.finish()?;
-                    }
-                }
-                Ok(Some(n.to_string()))
-            })?;
+            crate::run::start_attached(&mut e, &containers[0], *interactive, detach_keys.as_deref())
         }
+        CtrCmd::Exec(a) => cmd_exec(&e, a),
+        CtrCmd::Attach {
+            no_stdin,
+            sig_proxy,
+            detach_keys,
+            container,
+        } => crate::run::cmd_attach(
+            &mut e,
+            container,
+            !*no_stdin,
+            *sig_proxy,
+            detach_keys.as_deref(),
+        ),
+        c => {
+            if !state_verb(&mut e, c)? {
+                fs_or_view_verb(&mut e, c)?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The verbs that change a container's state, each over every name given; false if
+/// `cmd` is not one of them.
+fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
+    let done = |n: &str| Ok(Some(n.to_string()));
+    match cmd {
+        CtrCmd::Start { containers, .. } => each(containers, |n| {
+            if let StartOutcome::Starting(s) = e.start_prepare(n)? {
+                s.finish()?;
+            }
+            done(n)
+        })?,
         CtrCmd::Stop {
             time,
             signal,
             containers,
         } => each(containers, |n| {
-            if let Some(sig) = signal {
-                // docker ≥ 23: `stop -s` overrides the container's stop signal.
-                let mut rec = e.find(n)?;
-                rec.config.stop_signal = sig.clone();
-                e.save(&rec)?;
-            }
-            e.stop(n, *time)?;
-            Ok(Some(n.to_string()))
+            e.stop_with_signal(n, *time, signal.as_deref())?;
+            done(n)
         })?,
         CtrCmd::Kill { signal, containers } => each(containers, |n| {
             e.kill(n, signal)?;
-            Ok(Some(n.to_string()))
+            done(n)
         })?,
         CtrCmd::Rm {
             force,
@@ -97,40 +108,23 @@ pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
             containers,
         } => each(containers, |n| {
             e.remove(n, *force)?;
-            Ok(Some(n.to_string()))
+            done(n)
         })?,
-        CtrCmd::Ps(a) => crate::ps::cmd_ps(&e, a)?,
-        CtrCmd::Logs(a) => crate::logs::cmd_logs(&e, a)?,
-        CtrCmd::Exec(a) => return cmd_exec(&e, a),
-        CtrCmd::Attach {
-            no_stdin,
-            sig_proxy,
-            detach_keys,
-            container,
-        } => {
-            return crate::run::cmd_attach(
-                &mut e,
-                container,
-                !*no_stdin,
-                *sig_proxy,
-                detach_keys.as_deref(),
-            )
-        }
         CtrCmd::Wait { containers } => each(containers, |n| Ok(Some(e.wait(n)?.to_string())))?,
         CtrCmd::Pause { containers } => each(containers, |n| {
             e.pause(n)?;
-            Ok(Some(n.to_string()))
+            done(n)
         })?,
         CtrCmd::Unpause { containers } => each(containers, |n| {
             e.unpause(n)?;
-            Ok(Some(n.to_string()))
+            done(n)
         })?,
         CtrCmd::Restart { time, containers } => each(containers, |n| {
             e.stop(n, *time)?;
             if let StartOutcome::Starting(s) = e.start_prepare(n)? {
                 s.finish()?;
             }
-            Ok(Some(n.to_string()))
+            done(n)
         })?,
         CtrCmd::Rename {
             container,
@@ -138,6 +132,17 @@ pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
         } => {
             e.rename(container, new_name)?;
         }
+        CtrCmd::Update(a) => cmd_update(e, a)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The verbs that read a container or its filesystem.
+fn fs_or_view_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<()> {
+    match cmd {
+        CtrCmd::Ps(a) => crate::ps::cmd_ps(e, a)?,
+        CtrCmd::Logs(a) => crate::logs::cmd_logs(e, a)?,
         CtrCmd::Top { container, ps_args } => {
             let (titles, rows) = e.top(container, ps_args)?;
             let mut lines = vec![titles];
@@ -149,10 +154,10 @@ pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
             follow_link,
             src,
             dest,
-        } => crate::fscmds::cmd_cp(&mut e, src, dest, *archive, *follow_link)?,
-        CtrCmd::Diff { container } => crate::fscmds::cmd_diff(&mut e, container)?,
+        } => crate::fscmds::cmd_cp(e, src, dest, *archive, *follow_link)?,
+        CtrCmd::Diff { container } => crate::fscmds::cmd_diff(e, container)?,
         CtrCmd::Export { output, container } => {
-            crate::fscmds::cmd_export(&mut e, container, output.as_deref())?
+            crate::fscmds::cmd_export(e, container, output.as_deref())?
         }
         CtrCmd::Commit {
             author,
@@ -162,7 +167,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
             container,
             repository,
         } => crate::fscmds::cmd_commit(
-            &mut e,
+            e,
             container,
             repository.as_deref(),
             author.as_deref(),
@@ -170,9 +175,9 @@ pub fn dispatch(ctx: &Ctx, cmd: &CtrCmd) -> Result<i32> {
             change,
             *pause,
         )?,
-        CtrCmd::Update(a) => cmd_update(&mut e, a)?,
+        other => bail!("internal: {other:?} has no handler"),
     }
-    Ok(0)
+    Ok(())
 }
 
 pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {

@@ -393,6 +393,130 @@ fn cmd_login(
     Ok(())
 }
 
+fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
+    let mut st = open(cli)?;
+    Ctx { cli }.engine()?.release_stale_holds(&mut st)?;
+    if all {
+        let (n, kept, freed) = st.remove_all()?;
+        println!(
+            "Deleted {n} images; freed {} layers, {} blobs",
+            freed.layers, freed.blobs
+        );
+        if kept > 0 {
+            println!("Kept {kept} images in use");
+        }
+        return Ok(());
+    }
+    let mut failed = 0;
+    for i in images {
+        match st.remove(i, force) {
+            Ok((removed, freed)) => {
+                for n in removed.untagged {
+                    println!("Untagged: {n}");
+                }
+                for d in removed.deleted {
+                    println!("Deleted: {d}");
+                }
+                if freed.layers + freed.blobs > 0 {
+                    println!("Freed {} layers, {} blobs", freed.layers, freed.blobs);
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {i}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} images could not be removed", images.len());
+    }
+    Ok(())
+}
+
+fn cmd_save(cli: &Cli, output: &Option<PathBuf>, format: SaveFmt, images: &[String]) -> Result<()> {
+    let st = open(cli)?;
+    let fmt = match format {
+        SaveFmt::DockerArchive => oxcart_image::archive::SaveFormat::Docker,
+        SaveFmt::OciArchive => oxcart_image::archive::SaveFormat::Oci,
+    };
+    match output
+        .as_deref()
+        .filter(|p| *p != std::path::Path::new("-"))
+    {
+        Some(path) => {
+            // Write next to the target and rename: a failed save leaves no truncated archive.
+            let tmp = path.with_extension(format!("oxcart-tmp-{}", std::process::id()));
+            let r = (|| -> Result<()> {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                let mut w = std::io::BufWriter::new(f);
+                st.save(images, fmt, &mut w)?;
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("renaming to {}", path.display()))?;
+                Ok(())
+            })();
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r?;
+        }
+        None => {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            st.save(images, fmt, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn cmd_load(cli: &Cli, input: &Option<PathBuf>) -> Result<()> {
+    let mut st = open(cli)?;
+    let (reader, name): (Box<dyn Read + Send>, PathBuf) = match input
+        .as_deref()
+        .filter(|p| *p != std::path::Path::new("-"))
+    {
+        Some(p) => (
+            Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+            p.to_path_buf(),
+        ),
+        None => (Box::new(std::io::stdin()), PathBuf::from("<stdin>")),
+    };
+    let reporter = progress::Reporter::new(true);
+    let recs = st
+        .load(reader, &name, &reporter)
+        .with_context(|| format!("loading {}", name.display()))?;
+    for r in recs {
+        if r.tags.is_empty() {
+            println!("Loaded image: {}", r.id);
+        }
+        for t in &r.tags {
+            println!("Loaded image: {t}");
+        }
+    }
+    Ok(())
+}
+
+fn cmd_import(cli: &Cli, file: &std::path::Path, reference: &Option<String>) -> Result<()> {
+    let mut st = open(cli)?;
+    let reference = reference.as_deref().map(Reference::parse).transpose()?;
+    let reader: Box<dyn Read + Send> = if file == std::path::Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?)
+    };
+    let reporter = progress::Reporter::new(true);
+    let rec = st
+        .import(reader, file, reference.as_ref(), &reporter)
+        .with_context(|| format!("importing {}", file.display()))?;
+    println!("{}", rec.id);
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.cmd {
         Cmd::Pull {
@@ -429,44 +553,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 &mut std::io::stdout(),
             );
         }
-        Cmd::Rmi { force, all, images } => {
-            let mut st = open(cli)?;
-            Ctx { cli }.engine()?.release_stale_holds(&mut st)?;
-            if *all {
-                let (n, kept, freed) = st.remove_all()?;
-                println!(
-                    "Deleted {n} images; freed {} layers, {} blobs",
-                    freed.layers, freed.blobs
-                );
-                if kept > 0 {
-                    println!("Kept {kept} images in use");
-                }
-                return Ok(0);
-            }
-            let mut failed = 0;
-            for i in images {
-                match st.remove(i, *force) {
-                    Ok((removed, freed)) => {
-                        for n in removed.untagged {
-                            println!("Untagged: {n}");
-                        }
-                        for d in removed.deleted {
-                            println!("Deleted: {d}");
-                        }
-                        if freed.layers + freed.blobs > 0 {
-                            println!("Freed {} layers, {} blobs", freed.layers, freed.blobs);
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("Error: {i}: {e}");
-                        failed += 1;
-                    }
-                }
-            }
-            if failed > 0 {
-                bail!("{failed} of {} images could not be removed", images.len());
-            }
-        }
+        Cmd::Rmi { force, all, images } => cmd_rmi(cli, *force, *all, images)?,
         Cmd::Tag { source, target } => {
             let mut st = open(cli)?;
             st.tag(source, target)?;
@@ -481,88 +568,9 @@ fn run(cli: &Cli) -> Result<i32> {
             output,
             format,
             images,
-        } => {
-            let st = open(cli)?;
-            let fmt = match format {
-                SaveFmt::DockerArchive => oxcart_image::archive::SaveFormat::Docker,
-                SaveFmt::OciArchive => oxcart_image::archive::SaveFormat::Oci,
-            };
-            match output
-                .as_deref()
-                .filter(|p| *p != std::path::Path::new("-"))
-            {
-                Some(path) => {
-                    // Write next to the target and rename: a failed save leaves no truncated archive.
-                    let tmp = path.with_extension(format!("oxcart-tmp-{}", std::process::id()));
-                    let r = (|| -> Result<()> {
-                        let f = std::fs::File::create(&tmp)
-                            .with_context(|| format!("creating {}", tmp.display()))?;
-                        let mut w = std::io::BufWriter::new(f);
-                        st.save(images, fmt, &mut w)?;
-                        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                        std::fs::rename(&tmp, path)
-                            .with_context(|| format!("renaming to {}", path.display()))?;
-                        Ok(())
-                    })();
-                    if r.is_err() {
-                        let _ = std::fs::remove_file(&tmp);
-                    }
-                    r?;
-                }
-                None => {
-                    use std::io::IsTerminal;
-                    if std::io::stdout().is_terminal() {
-                        bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
-                    }
-                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    st.save(images, fmt, &mut out)?;
-                    out.flush()?;
-                }
-            }
-        }
-        Cmd::Load { input } => {
-            let mut st = open(cli)?;
-            let (reader, name): (Box<dyn Read + Send>, PathBuf) =
-                match input.as_deref().filter(|p| *p != std::path::Path::new("-")) {
-                    Some(p) => (
-                        Box::new(
-                            std::fs::File::open(p)
-                                .with_context(|| format!("opening {}", p.display()))?,
-                        ),
-                        p.to_path_buf(),
-                    ),
-                    None => (Box::new(std::io::stdin()), PathBuf::from("<stdin>")),
-                };
-            let reporter = progress::Reporter::new(true);
-            let recs = st
-                .load(reader, &name, &reporter)
-                .with_context(|| format!("loading {}", name.display()))?;
-            for r in recs {
-                if r.tags.is_empty() {
-                    println!("Loaded image: {}", r.id);
-                }
-                for t in &r.tags {
-                    println!("Loaded image: {t}");
-                }
-            }
-        }
-        Cmd::Import { file, reference } => {
-            let mut st = open(cli)?;
-            let reference = reference.as_deref().map(Reference::parse).transpose()?;
-            let reader: Box<dyn Read + Send> = if file == std::path::Path::new("-") {
-                Box::new(std::io::stdin())
-            } else {
-                Box::new(
-                    std::fs::File::open(file)
-                        .with_context(|| format!("opening {}", file.display()))?,
-                )
-            };
-            let reporter = progress::Reporter::new(true);
-            let rec = st
-                .import(reader, file, reference.as_ref(), &reporter)
-                .with_context(|| format!("importing {}", file.display()))?;
-            println!("{}", rec.id);
-        }
+        } => cmd_save(cli, output, *format, images)?,
+        Cmd::Load { input } => cmd_load(cli, input)?,
+        Cmd::Import { file, reference } => cmd_import(cli, file, reference)?,
         Cmd::Logout { registry } => {
             let reg = registry_arg(registry);
             if credential_store(cli).remove(&reg)? {
