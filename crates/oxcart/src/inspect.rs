@@ -59,8 +59,29 @@ pub fn to_docker_json(v: &Value) -> Result<String> {
     Ok(String::from_utf8(buf)?)
 }
 
+/// One container's inspect object, with `SizeRw`/`SizeRootFs` when asked.
+fn container_json(e: &oxcart_engine::Engine, name: &str, size: bool) -> Result<Option<Value>> {
+    let rec = match e.find(name) {
+        Ok(rec) => rec,
+        Err(oxcart_engine::EngineError::NoSuchContainer(_)) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let (mut j, _) = e.inspect(&rec)?;
+    if size {
+        let rw = oxcart_engine::engine::dir_size(&e.ctr_dir(&rec.id).join("upper"));
+        j["SizeRw"] = rw.into();
+        let img = e
+            .open_images()?
+            .find(&rec.image_id)
+            .map(|i| i.size)
+            .unwrap_or(0);
+        j["SizeRootFs"] = (rw + img).into();
+    }
+    Ok(Some(j))
+}
+
 /// `inspect [--type container|image] [-f FORMAT] [-s] NAME...`: containers first, as
-/// docker looks names up.
+/// docker looks names up; every name is tried before a missing one fails the command.
 pub fn cmd_inspect(
     ctx: &Ctx,
     names: &[String],
@@ -92,31 +113,12 @@ pub fn cmd_inspect(
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for n in names {
-        let mut v = None;
-        if let Some(e) = &engine {
-            match e.find(n) {
-                Ok(rec) => {
-                    let (mut j, _) = e.inspect(&rec)?;
-                    if size {
-                        let rw = oxcart_engine::engine::dir_size(&e.ctr_dir(&rec.id).join("upper"));
-                        j["SizeRw"] = rw.into();
-                        let img = e
-                            .open_images()?
-                            .find(&rec.image_id)
-                            .map(|i| i.size)
-                            .unwrap_or(0);
-                        j["SizeRootFs"] = (rw + img).into();
-                    }
-                    v = Some(j);
-                }
-                Err(oxcart_engine::EngineError::NoSuchContainer(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if v.is_none() {
-            if let Some(st) = &images {
-                v = image_json(st, n)?;
-            }
+        let mut v = match &engine {
+            Some(e) => container_json(e, n, size)?,
+            None => None,
+        };
+        if let (None, Some(st)) = (&v, &images) {
+            v = image_json(st, n)?;
         }
         match v {
             Some(v) => found.push(v),
@@ -132,16 +134,16 @@ pub fn cmd_inspect(
         }
         None => writeln!(out, "{}", to_docker_json(&Value::Array(found))?)?,
     }
-    if !missing.is_empty() {
-        for m in &missing {
-            let what = match kind {
-                Some("container") => "container",
-                Some("image") => "image",
-                _ => "object",
-            };
-            eprintln!("Error: No such {what}: {m}");
-        }
-        return Err(crate::cmds::Exit(crate::EXIT_ENGINE).into());
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let what = match kind {
+        Some("container") => "container",
+        Some("image") => "image",
+        _ => "object",
+    };
+    for m in &missing {
+        eprintln!("Error: No such {what}: {m}");
+    }
+    Err(crate::cmds::Exit(crate::EXIT_ENGINE).into())
 }

@@ -231,9 +231,8 @@ fn headers() -> Value {
     })
 }
 
-pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
-    let filters = Filters::parse(&a.filter)?;
-    let fmt = table::list_format(a.format.as_deref())?;
+/// The containers `ps` lists, as rows in docker's field names, and their ids.
+fn collect(e: &Engine, a: &PsArgs, filters: &Filters) -> Result<(Vec<Value>, Vec<String>)> {
     let now = crate::timefmt::now();
     let all =
         a.all || a.latest || a.last.is_some() || filters.has("status") || filters.has("exited");
@@ -247,10 +246,7 @@ pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
     let mut ids = Vec::new();
     for rec in &recs {
         let o = e.observe(rec)?;
-        if !all && !o.status.is_running() {
-            continue;
-        }
-        if !filters.matches(e, rec, &o) {
+        if (!all && !o.status.is_running()) || !filters.matches(e, rec, &o) {
             continue;
         }
         let size = a.size.then(|| {
@@ -269,6 +265,47 @@ pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
         });
         rows.push(row(rec, &o, a, now, size));
     }
+    Ok((rows, ids))
+}
+
+/// docker's default `ps` table.
+fn default_table(rows: &[Value], sized: bool) -> String {
+    let mut head = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if sized {
+        head.push("SIZE");
+    }
+    let mut lines = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let mut l = vec![
+            s("ID"),
+            s("Image"),
+            s("Command"),
+            s("RunningFor"),
+            s("Status"),
+            s("Ports"),
+            s("Names"),
+        ];
+        if sized {
+            l.push(s("Size"));
+        }
+        lines.push(l);
+    }
+    table::align(&lines)
+}
+
+pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
+    let filters = Filters::parse(&a.filter)?;
+    let fmt = table::list_format(a.format.as_deref())?;
+    let (rows, ids) = collect(e, a, &filters)?;
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for id in ids {
@@ -276,38 +313,8 @@ pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let sized = a.size;
     table::print_list(&mut out, &fmt, &rows, &headers(), |rows| {
-        let mut head = vec![
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ];
-        if sized {
-            head.push("SIZE");
-        }
-        let mut lines = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
-        for r in rows {
-            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            let mut l = vec![
-                s("ID"),
-                s("Image"),
-                s("Command"),
-                s("RunningFor"),
-                s("Status"),
-                s("Ports"),
-                s("Names"),
-            ];
-            if sized {
-                l.push(s("Size"));
-            }
-            lines.push(l);
-        }
-        table::align(&lines)
+        default_table(rows, a.size)
     })
 }
 
