@@ -498,6 +498,20 @@ fn killing_run_at_any_point_leaves_state_rm_f_cleans() {
         );
         let _ = ox.run(&["rm", "-f", &format!("k{i}")]);
     }
+    // `rm -f` killed at any point: the next `rm -f` finishes it.
+    for (i, delay) in [0u64, 4, 8, 15, 30].iter().enumerate() {
+        let name = format!("r{i}");
+        ox.ok(&["run", "-d", "--name", &name, "--network", "none", ox.image(), "sleep", "1000"]);
+        let mut c = ox.cmd();
+        c.args(["rm", "-f", &name]);
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(*delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let ps = ox.run(&["ps", "-a"]);
+        assert!(ps.status.success(), "{}", String::from_utf8_lossy(&ps.stderr));
+        let _ = ox.run(&["rm", "-f", &name]);
+    }
     // A create killed before its record leaves debris the next create collects.
     ox.ok(&["create", "--network", "none", ox.image(), "true"]);
     ox.ok(&["container", "prune", "-f"]);
