@@ -8,6 +8,7 @@
 //! filtered run (`cargo test -p oxcart-cri-tests -- lifecycle`) pays for it once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 mod cri;
 mod env;
 mod pause;
@@ -55,6 +56,15 @@ fn main() {
             ));
         }
     }
+    // Not a test: bench/cri.sh runs it (`--ignored --exact bench`).
+    trials.push(
+        libtest_mimic::Trial::test("bench", || {
+            let env = shared_env();
+            bench::run(&env, &cri::Cri::connect(&env.socket));
+            Ok(())
+        })
+        .with_ignored_flag(true),
+    );
     let conclusion = libtest_mimic::run(&args, trials);
     // Every trial (and its clone of the Arc) is gone: this drops the last one.
     let env = ENV.lock().map(|mut g| g.take()).unwrap_or(None);

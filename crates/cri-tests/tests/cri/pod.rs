@@ -239,6 +239,13 @@ impl<'a> Pod<'a> {
         remove_cgroup_tree(&self.cgroup_parent);
     }
 
+    /// StopPodSandbox + RemovePodSandbox only (the benchmark's teardown, timed).
+    pub fn remove_unchecked(mut self) {
+        self.cri.stop_pod(&self.id).unwrap();
+        self.cri.remove_pod(&self.id).unwrap();
+        self.removed = true;
+    }
+
     pub fn assert_clean(&self, netns: Option<&str>, cgroups_too: bool) {
         let mut ids = self.containers.borrow().clone();
         ids.push(self.id.clone());
