@@ -69,6 +69,15 @@ fn runtime_under_test() -> PathBuf {
     p
 }
 
+/// The reference runtime: `$OXCRI_RUNC` when set (bench/cri.sh's `--breakdown`
+/// puts a timing wrapper there), else Debian's runc.
+pub fn runc() -> PathBuf {
+    match std::env::var_os("OXCRI_RUNC") {
+        Some(p) => PathBuf::from(p),
+        None => require("runc", "runc"),
+    }
+}
+
 pub fn require(bin: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
         let p = Path::new(dir).join(bin);
@@ -282,7 +291,7 @@ impl Env {
     fn write_wrappers(&self) {
         for (name, real) in [
             ("oxcart", self.runtime.display().to_string()),
-            ("runc", require("runc", "runc").display().to_string()),
+            ("runc", runc().display().to_string()),
         ] {
             let w = self.dir.join(format!("{name}-killed"));
             fs::write(&w, crate::scenarios::killing_wrapper(&real)).unwrap();
@@ -293,7 +302,7 @@ impl Env {
     fn config_toml(&self, stream_port: u16) -> String {
         let d = self.dir.display().to_string();
         let mut runtimes = String::new();
-        let runc = require("runc", "runc").display().to_string();
+        let runc = runc().display().to_string();
         let rt = self.runtime.display().to_string();
         for (name, bin) in [
             ("oxcart".to_string(), rt),
