@@ -299,7 +299,9 @@ impl Env {
         }
     }
 
-    fn config_toml(&self, stream_port: u16) -> String {
+    /// The four runtime handlers, all runc-v2 shims: the runtime under test, runc,
+    /// and their killing wrappers (scenarios::killed_runtime), each with its own root.
+    fn runtimes_toml(&self) -> String {
         let d = self.dir.display().to_string();
         let mut runtimes = String::new();
         let runc = runc().display().to_string();
@@ -321,6 +323,12 @@ impl Env {
 "#
             ));
         }
+        runtimes
+    }
+
+    fn config_toml(&self, stream_port: u16) -> String {
+        let d = self.dir.display().to_string();
+        let runtimes = self.runtimes_toml();
         let reg = &self.registry;
         format!(
             r#"version = 2

@@ -47,19 +47,7 @@ fn lifecycle(env: &Env, cri: &Cri, handler: &str) {
     assert!(image_ref.starts_with("sha256:"), "image ref {image_ref}");
 
     let pod = Pod::run(cri, env, handler, "lifecycle", |_| {});
-    let by_id = cri.list_pods(PodSandboxFilter {
-        id: pod.id.clone(),
-        ..Default::default()
-    });
-    assert_eq!(by_id.len(), 1);
-    assert_eq!(by_id[0].state, PodSandboxState::SandboxReady as i32);
-    assert_eq!(by_id[0].runtime_handler, handler);
-    let by_label = cri.list_pods(PodSandboxFilter {
-        label_selector: labels(&[("oxcri/pod", pod.uid())]),
-        ..Default::default()
-    });
-    assert_eq!(by_label.len(), 1);
-    assert_eq!(by_label[0].id, pod.id);
+    list_pod_filters(cri, &pod, handler);
 
     // TERM ends it at once (a PID 1 shell gets no default action for TERM).
     let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
@@ -76,29 +64,7 @@ fn lifecycle(env: &Env, cri: &Cri, handler: &str) {
     );
     assert_eq!(st.log_path, pod.log("main").display().to_string());
 
-    let in_pod = cri.list(ContainerFilter {
-        pod_sandbox_id: pod.id.clone(),
-        ..Default::default()
-    });
-    assert_eq!(in_pod.len(), 1);
-    assert_eq!(in_pod[0].id, c);
-    let by_state = cri.list(ContainerFilter {
-        pod_sandbox_id: pod.id.clone(),
-        state: Some(ContainerStateValue {
-            state: ContainerState::ContainerRunning as i32,
-        }),
-        label_selector: labels(&[("oxcri/container", "main")]),
-        ..Default::default()
-    });
-    assert_eq!(by_state.len(), 1);
-    let exited = cri.list(ContainerFilter {
-        pod_sandbox_id: pod.id.clone(),
-        state: Some(ContainerStateValue {
-            state: ContainerState::ContainerExited as i32,
-        }),
-        ..Default::default()
-    });
-    assert!(exited.is_empty());
+    list_container_filters(cri, &pod, &c);
 
     let (code, out, err) = cri.exec_sync(&c, &["sh", "-c", "echo hi; echo oops >&2; exit 3"]);
     assert_eq!((code, out.as_str(), err.as_str()), (3, "hi\n", "oops\n"));
@@ -125,6 +91,50 @@ fn lifecycle(env: &Env, cri: &Cri, handler: &str) {
     });
     assert_eq!(stopped.len(), 1, "pod not NOTREADY after StopPodSandbox");
     pod.remove_and_check();
+}
+
+/// ListPodSandbox by id (READY, the handler) and by label.
+fn list_pod_filters(cri: &Cri, pod: &Pod, handler: &str) {
+    let by_id = cri.list_pods(PodSandboxFilter {
+        id: pod.id.clone(),
+        ..Default::default()
+    });
+    assert_eq!(by_id.len(), 1);
+    assert_eq!(by_id[0].state, PodSandboxState::SandboxReady as i32);
+    assert_eq!(by_id[0].runtime_handler, handler);
+    let by_label = cri.list_pods(PodSandboxFilter {
+        label_selector: labels(&[("oxcri/pod", pod.uid())]),
+        ..Default::default()
+    });
+    assert_eq!(by_label.len(), 1);
+    assert_eq!(by_label[0].id, pod.id);
+}
+
+/// ListContainers by pod, by state + label, and a state that matches nothing.
+fn list_container_filters(cri: &Cri, pod: &Pod, c: &str) {
+    let in_pod = cri.list(ContainerFilter {
+        pod_sandbox_id: pod.id.clone(),
+        ..Default::default()
+    });
+    assert_eq!(in_pod.len(), 1);
+    assert_eq!(in_pod[0].id, c);
+    let by_state = cri.list(ContainerFilter {
+        pod_sandbox_id: pod.id.clone(),
+        state: Some(ContainerStateValue {
+            state: ContainerState::ContainerRunning as i32,
+        }),
+        label_selector: labels(&[("oxcri/container", "main")]),
+        ..Default::default()
+    });
+    assert_eq!(by_state.len(), 1);
+    let exited = cri.list(ContainerFilter {
+        pod_sandbox_id: pod.id.clone(),
+        state: Some(ContainerStateValue {
+            state: ContainerState::ContainerExited as i32,
+        }),
+        ..Default::default()
+    });
+    assert!(exited.is_empty());
 }
 
 /// Exec through containerd's streaming server (websocket, v4.channel.k8s.io):
@@ -347,7 +357,13 @@ fn resources_update_stats(env: &Env, cri: &Cri, handler: &str) {
     // runc's `update` semantics: device rules untouched (issue 17's known bug).
     cri.sh(&c, "echo x > /dev/null && head -c 4 /dev/zero | wc -c");
 
-    let stats = cri.stats(&c);
+    assert_stats(cri, &c);
+    pod.remove_and_check();
+}
+
+/// ContainerStats: CPU usage and memory working set reported, and non-zero.
+fn assert_stats(cri: &Cri, c: &str) {
+    let stats = cri.stats(c);
     let cpu = stats.cpu.unwrap();
     assert!(
         cpu.usage_core_nano_seconds.is_some_and(|u| u.value > 0),
@@ -358,7 +374,6 @@ fn resources_update_stats(env: &Env, cri: &Cri, handler: &str) {
         mem.working_set_bytes.is_some_and(|u| u.value > 0),
         "memory stats {mem:?}"
     );
-    pod.remove_and_check();
 }
 
 fn cap_eff(cri: &Cri, c: &str) -> u64 {
