@@ -198,6 +198,24 @@ fn logs_and_reopen(env: &Env, cri: &Cri, handler: &str) {
         (log_has(&log, "stdout", "hello-out") && log_has(&log, "stderr", "hello-err")).then_some(())
     });
 
+    // A line over containerd's max_container_log_line_size (16 KiB here) is
+    // split: a partial (P) entry of the limit, then the rest as the full (F) one.
+    cri.sh(&c, "head -c 20000 /dev/zero | tr '\\0' a > /tmp/say.1; echo >> /tmp/say.1; mv /tmp/say.1 /tmp/say");
+    let parts = eventually("the long line's entries", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let v: Vec<(String, usize)> = text
+            .lines()
+            .map(parse_log_line)
+            .filter(|(_, _, c)| c.starts_with('a'))
+            .map(|(_, t, c)| (t.to_string(), c.len()))
+            .collect();
+        v.iter().any(|(t, _)| t == "F").then_some(v)
+    });
+    assert_eq!(
+        parts,
+        [("P".to_string(), 16384), ("F".to_string(), 20000 - 16384)]
+    );
+
     let rotated = log.with_extension("log.1");
     std::fs::rename(&log, &rotated).unwrap();
     cri.reopen_log(&c).unwrap();
