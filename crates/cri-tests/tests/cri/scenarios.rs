@@ -354,6 +354,15 @@ fn resources_update_stats(env: &Env, cri: &Cri, handler: &str) {
     );
     let procs = cg("memory", &cgroup, "cgroup.procs");
     assert!(!procs.is_empty(), "no process in {cgroup}");
+    // The sandbox (pause) sits next to it under the same parent, as the kubelet's
+    // pod cgroup holds all of a pod.
+    let sandbox = format!("{}/{}", pod.cgroup_parent, pod.id);
+    assert!(
+        !cg("pids", &sandbox, "cgroup.procs").is_empty(),
+        "no pause in {sandbox}"
+    );
+
+    assert_stats(cri, &c);
 
     cri.update(
         &c,
@@ -375,7 +384,6 @@ fn resources_update_stats(env: &Env, cri: &Cri, handler: &str) {
     // runc's `update` semantics: device rules untouched (issue 17's known bug).
     cri.sh(&c, "echo x > /dev/null && head -c 4 /dev/zero | wc -c");
 
-    assert_stats(cri, &c);
     pod.remove_and_check();
 }
 
