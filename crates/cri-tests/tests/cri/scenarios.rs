@@ -294,7 +294,7 @@ fn pod_namespaces_and_network(env: &Env, cri: &Cri, handler: &str) {
 }
 
 /// shareProcessNamespace (PID NamespaceMode POD): the pause process is PID 1 of
-/// every container, which see each other's processes.
+/// every container, which see each other's processes, and reaps the orphans.
 fn share_process_namespace(env: &Env, cri: &Cri, handler: &str) {
     cri.pull(&env.busybox).unwrap();
     let pod = Pod::run(cri, env, handler, "sharepid", |c| {
@@ -310,6 +310,23 @@ fn share_process_namespace(env: &Env, cri: &Cri, handler: &str) {
         ps.contains("sleep 3602"),
         "b's process not visible in a: {ps}"
     );
+
+    // An orphan of the shared namespace is reparented to the pause process (PID 1),
+    // which must reap it when it exits, or it stays a zombie for the pod's life.
+    let ps = cri.sh(&a, "(sleep 1 &); sleep 0.3; ps -o ppid,args");
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "sleep", "1"]),
+        "the orphan is not pause's child: {ps}"
+    );
+    eventually("pause to reap the orphan", || {
+        let ps = cri.sh(&a, "ps -o stat,args");
+        let zombies: Vec<&str> = ps
+            .lines()
+            .filter(|l| l.trim_start().starts_with('Z'))
+            .collect();
+        (zombies.is_empty() && !ps.contains("sleep 1\n")).then_some(())
+    });
     pod.remove_and_check();
 }
 
