@@ -36,14 +36,16 @@ pub struct Env {
     containerd: Mutex<Option<Child>>,
     registry_child: Mutex<Option<Child>>,
     bridge_made: bool,
-    /// Host directories containerd and libcni create on first use (the pods'
-    /// netns mounts, the CNI result cache) that did not exist before the suite:
-    /// removed at the end if empty again.
+    /// Host directories libcni creates on first use (its result cache) that did
+    /// not exist before the suite: removed at the end if empty again. (containerd
+    /// also makes /run/netns, as `ip netns add` does: a shared bind mount of
+    /// itself, which every netns user of the host relies on once it exists, so
+    /// it stays.)
     made_host_dirs: Vec<PathBuf>,
 }
 
 /// See `Env::made_host_dirs`, deepest first.
-const HOST_DIRS: [&str; 3] = ["/var/run/netns", "/var/lib/cni/results", "/var/lib/cni"];
+const HOST_DIRS: [&str; 2] = ["/var/lib/cni/results", "/var/lib/cni"];
 
 /// The runtime under test: `$OXCART_RUNTIME` when set (scripts/test.sh runs suites
 /// against the static release build that way), else the debug build next to this
@@ -211,8 +213,8 @@ impl Env {
         );
     }
 
-    /// The busybox image the containers run and our pause image, as docker
-    /// archives pushed with skopeo (no internet: both are built here).
+    /// The busybox image the containers run and our pause image, built here (no
+    /// internet) as docker archives and pushed as OCI images with skopeo.
     fn push_images(&mut self) {
         let work = self.dir.join("images");
         fs::create_dir_all(&work).unwrap();
@@ -235,7 +237,9 @@ impl Env {
 
     fn push(&self, tar: &Path, reference: &str) {
         run(Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            // As OCI images (manifest and config media types), what image
+            // builders push today; containerd takes either.
+            .args(["copy", "--quiet", "--dest-tls-verify=false", "--format=oci"])
             .arg(format!("docker-archive:{}", tar.display()))
             .arg(format!("docker://{reference}")));
     }
