@@ -358,10 +358,14 @@ disabled_plugins = [
   # These hosts lack CAP_SYS_RESOURCE: the kubelet's -998 for sandboxes cannot be
   # written, and containerd's documented answer is to clamp to our own score.
   restrict_oom_score_adj = true
+  # Exec's streaming server: loopback only, on a port picked free (a "0" would
+  # end up verbatim in the URLs Exec returns).
   stream_server_address = "127.0.0.1"
   stream_server_port = "{stream_port}"
+  # Neither is enabled on these hosts; said so that containerd never tries.
   enable_selinux = false
   disable_apparmor = true
+  # containerd's default, stated: logs_and_reopen checks the split at it.
   max_container_log_line_size = 16384
 [plugins."io.containerd.grpc.v1.cri".containerd]
   default_runtime_name = "runc"
@@ -371,6 +375,7 @@ disabled_plugins = [
   bin_dir = "/usr/lib/cni"
   conf_dir = "{d}/cni"
   max_conf_num = 1
+# Our registry speaks plain HTTP on loopback, as a kubeadm lab's local one.
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{reg}"]
   endpoint = ["http://{reg}"]
 "#,
