@@ -358,8 +358,8 @@ disabled_plugins = [
   # These hosts lack CAP_SYS_RESOURCE: the kubelet's -998 for sandboxes cannot be
   # written, and containerd's documented answer is to clamp to our own score.
   restrict_oom_score_adj = true
-  # Exec's streaming server: loopback only, on a port picked free (a "0" would
-  # end up verbatim in the URLs Exec returns).
+  # Exec's streaming server: loopback only, on a port picked free (the URLs
+  # Exec returns are built from the configured address and port, not the bound one).
   stream_server_address = "127.0.0.1"
   stream_server_port = "{stream_port}"
   # Neither is enabled on these hosts; said so that containerd never tries.
