@@ -31,6 +31,10 @@ PACKAGES=(
     # ConditionSecurity=apparmor and the postinst loads profiles only if
     # `aa-status --enabled`, so nothing is loaded or started without AppArmor.
     apparmor
+    # the CRI suite (crates/cri-tests): the CNI plugins containerd's CRI runs for pod
+    # networking (bridge, host-local, loopback, portmap); protoc, which k8s-cri's
+    # build script needs to generate the CRI v1 client
+    containernetworking-plugins protobuf-compiler
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
 )

@@ -28,6 +28,8 @@ runtime_static=$(scripts/build-runtime.sh)
 OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-runtime --no-fail-fast \
     --test lifecycle --test exec --test cgroups --test seccomp --test hooks \
     --test features --test rootless --test terminal --test idmap --test clients 2>&1 | tee -a "$log"
+# ...and the CRI suite (containerd's CRI plugin, as a kubelet drives it; ~30 s).
+OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-cri-tests 2>&1 | tee -a "$log"
 
 if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
