@@ -558,3 +558,24 @@ fn runc_runs_the_same_scenarios() {
     ox.ok(&["rm", &id]);
     ox.assert_clean();
 }
+
+#[test]
+fn an_oom_kill_is_recorded_as_docker_shows_it() {
+    let ox = Ox::new().pulled();
+    let out = ox.run(&[
+        "run", "--name", "oom", "--network", "none", "-m", "16m", "--memory-swap", "16m",
+        ox.image(), "sh", "-c", "tail /dev/zero",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = ox.inspect("oom");
+    assert_eq!(v["State"]["OOMKilled"], true, "{v}");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(v["HostConfig"]["Memory"], 16 << 20);
+    // A container killed by a signal, not the OOM killer, is not OOMKilled.
+    let id = ox.ok(&["run", "-d", "--network", "none", "-m", "64m", ox.image(), "sleep", "1000"]).trim().to_string();
+    ox.ok(&["kill", &id]);
+    assert_eq!(ox.ok(&["wait", &id]), "137\n");
+    assert_eq!(ox.inspect(&id)["State"]["OOMKilled"], false);
+    ox.ok(&["rm", "oom", &id]);
+    ox.assert_clean();
+}
