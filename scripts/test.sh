@@ -30,6 +30,8 @@ OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-runtime --no-fail-fast \
     --test features --test rootless --test terminal --test idmap --test clients 2>&1 | tee -a "$log"
 # ...and the CRI suite (containerd's CRI plugin, as a kubelet drives it; ~30 s).
 OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-cri-tests 2>&1 | tee -a "$log"
+# ...and the engine's end-to-end run (`oxcart run` and its verbs) on it, as users get it.
+OXCART_RUNTIME="$runtime_static" cargo test -p oxcart --test run 2>&1 | tee -a "$log"
 
 if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"
