@@ -107,7 +107,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `dirfd` is
 /// `/` for every absolute path and `..` and symlink in `path`.
-fn open_in_root(dirfd: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn open_in_root(dirfd: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let p = cstr(if path.is_empty() { b"." } else { path })?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,

@@ -11,16 +11,20 @@ pub struct CtrLock {
     _fd: OwnedFd,
 }
 
+fn open_lock(ctr_dir: &Path) -> Result<OwnedFd> {
+    let p = ctr_dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(io_err(&p))?;
+    Ok(OwnedFd::from(f))
+}
+
 impl CtrLock {
     pub fn acquire(ctr_dir: &Path) -> Result<CtrLock> {
-        let p = ctr_dir.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        let fd = OwnedFd::from(f);
+        let fd = open_lock(ctr_dir)?;
         loop {
             // SAFETY: flock on an fd we own.
             let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
@@ -29,7 +33,7 @@ impl CtrLock {
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io_err(&p)(e));
+                return Err(io_err(ctr_dir.join("lock"))(e));
             }
         }
     }
@@ -37,14 +41,7 @@ impl CtrLock {
     /// The lock if nobody holds it, else None (the GC of half-created containers
     /// must never take a directory a live `create` is filling).
     pub fn try_acquire(ctr_dir: &Path) -> Result<Option<CtrLock>> {
-        let p = ctr_dir.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        let fd = OwnedFd::from(f);
+        let fd = open_lock(ctr_dir)?;
         // SAFETY: flock on an fd we own.
         let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         Ok((r == 0).then_some(CtrLock { _fd: fd }))

@@ -583,8 +583,28 @@ fn run(cli: &Cli) -> Result<i32> {
     Ok(0)
 }
 
-/// `pull`'s body, also what `run --pull` uses (its progress on stderr then, so a
-/// container's output on stdout stays its own).
+/// A pull with a given progress display.
+fn pull_with(
+    cli: &Cli,
+    image: &str,
+    platform: Option<&str>,
+    jobs: usize,
+    reporter: &progress::Reporter,
+) -> Result<(Reference, oxcart_image::db::ImageRecord)> {
+    let reference = Reference::parse(image)?;
+    let opts = PullOptions {
+        platform: platform.map(Platform::parse).transpose()?,
+        insecure: insecure(cli),
+        credentials: credential_store(cli),
+        jobs,
+    };
+    let mut st = open(cli)?;
+    let rec = st
+        .pull(&reference, &opts, reporter)
+        .with_context(|| format!("pulling {reference}"))?;
+    Ok((reference, rec))
+}
+
 fn pull_cmd(
     cli: &Cli,
     image: &str,
@@ -592,19 +612,8 @@ fn pull_cmd(
     quiet: bool,
     jobs: usize,
 ) -> Result<()> {
-    let reference = Reference::parse(image)?;
-    let platform = platform.map(Platform::parse).transpose()?;
-    let opts = PullOptions {
-        platform,
-        insecure: insecure(cli),
-        credentials: credential_store(cli),
-        jobs,
-    };
-    let mut st = open(cli)?;
     let reporter = progress::Reporter::new(quiet);
-    let rec = st
-        .pull(&reference, &opts, &reporter)
-        .with_context(|| format!("pulling {reference}"))?;
+    let (reference, rec) = pull_with(cli, image, platform, jobs, &reporter)?;
     drop(reporter);
     if quiet {
         println!("{reference}");
@@ -621,22 +630,17 @@ fn pull_cmd(
     Ok(())
 }
 
-/// `run --pull`: the pull with its progress on stderr.
-pub fn pull_image(ctx: &Ctx, image: &str, platform: Option<&str>, _for_run: bool) -> Result<()> {
-    let cli = ctx.cli;
-    let reference = Reference::parse(image)?;
-    let platform = platform.map(Platform::parse).transpose()?;
-    let opts = PullOptions {
+/// `run --pull`: the pull with its progress on stderr, so a container's output on
+/// stdout stays its own.
+pub fn pull_image(ctx: &Ctx, image: &str, platform: Option<&str>) -> Result<()> {
+    pull_with(
+        ctx.cli,
+        image,
         platform,
-        insecure: insecure(cli),
-        credentials: credential_store(cli),
-        jobs: 3,
-    };
-    let mut st = open(cli)?;
-    let reporter = progress::Reporter::to_stderr();
-    st.pull(&reference, &opts, &reporter)
-        .with_context(|| format!("pulling {reference}"))?;
-    Ok(())
+        3,
+        &progress::Reporter::to_stderr(),
+    )
+    .map(drop)
 }
 
 fn main() {

@@ -67,7 +67,7 @@ fn ensure_image(
             if !have {
                 eprintln!("Unable to find image '{image}' locally");
             }
-            crate::pull_image(ctx, image, platform, true)
+            crate::pull_image(ctx, image, platform)
         }
     }
 }

@@ -501,7 +501,17 @@ fn killing_run_at_any_point_leaves_state_rm_f_cleans() {
     // `rm -f` killed at any point: the next `rm -f` finishes it.
     for (i, delay) in [0u64, 4, 8, 15, 30].iter().enumerate() {
         let name = format!("r{i}");
-        ox.ok(&["run", "-d", "--name", &name, "--network", "none", ox.image(), "sleep", "1000"]);
+        ox.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            ox.image(),
+            "sleep",
+            "1000",
+        ]);
         let mut c = ox.cmd();
         c.args(["rm", "-f", &name]);
         let mut child = c.spawn().unwrap();
@@ -509,7 +519,11 @@ fn killing_run_at_any_point_leaves_state_rm_f_cleans() {
         let _ = child.kill();
         let _ = child.wait();
         let ps = ox.run(&["ps", "-a"]);
-        assert!(ps.status.success(), "{}", String::from_utf8_lossy(&ps.stderr));
+        assert!(
+            ps.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ps.stderr)
+        );
         let _ = ox.run(&["rm", "-f", &name]);
     }
     // A create killed before its record leaves debris the next create collects.
@@ -563,16 +577,45 @@ fn runc_runs_the_same_scenarios() {
 fn an_oom_kill_is_recorded_as_docker_shows_it() {
     let ox = Ox::new().pulled();
     let out = ox.run(&[
-        "run", "--name", "oom", "--network", "none", "-m", "16m", "--memory-swap", "16m",
-        ox.image(), "sh", "-c", "tail /dev/zero",
+        "run",
+        "--name",
+        "oom",
+        "--network",
+        "none",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        ox.image(),
+        "sh",
+        "-c",
+        "tail /dev/zero",
     ]);
-    assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = ox.inspect("oom");
     assert_eq!(v["State"]["OOMKilled"], true, "{v}");
     assert_eq!(v["State"]["ExitCode"], 137);
     assert_eq!(v["HostConfig"]["Memory"], 16 << 20);
     // A container killed by a signal, not the OOM killer, is not OOMKilled.
-    let id = ox.ok(&["run", "-d", "--network", "none", "-m", "64m", ox.image(), "sleep", "1000"]).trim().to_string();
+    let id = ox
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "64m",
+            ox.image(),
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
     ox.ok(&["kill", &id]);
     assert_eq!(ox.ok(&["wait", &id]), "137\n");
     assert_eq!(ox.inspect(&id)["State"]["OOMKilled"], false);

@@ -183,41 +183,13 @@ fn open_dir(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `struct open_how` (openat2(2)); libc's is `#[non_exhaustive]`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
+/// The file at `rel`, resolved inside the rootfs (copy.rs' `openat2` with
+/// RESOLVE_IN_ROOT): symlinks and `..` cannot leave it.
 fn openat2_in_root(root: &OwnedFd, rel: &str) -> std::io::Result<OwnedFd> {
-    let c = CString::new(rel).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let how = OpenHow {
-        // O_NONBLOCK: a FIFO planted at /etc/passwd must not hang the engine.
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    loop {
-        // SAFETY: `how` is a valid open_how of the size passed; `c` is a C string.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if r >= 0 {
-            // SAFETY: the kernel returned a new fd that we now own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r as i32) });
-        }
-        let e = std::io::Error::last_os_error();
-        // EAGAIN: a concurrent rename raced the resolution (openat2(2)); retry.
-        if e.raw_os_error() != Some(libc::EAGAIN) {
-            return Err(e);
-        }
-    }
+    // O_NONBLOCK: a FIFO planted at /etc/passwd must not hang the engine.
+    crate::copy::open_in_root(
+        root.as_raw_fd(),
+        rel.as_bytes(),
+        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+    )
 }
