@@ -31,6 +31,8 @@ PACKAGES=(
     # ConditionSecurity=apparmor and the postinst loads profiles only if
     # `aa-status --enabled`, so nothing is loaded or started without AppArmor.
     apparmor
+    # gVisor: the engine's runsc tests (crates/oxcart/tests/runsc.rs) run `--runtime runsc`
+    runsc
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
 )
