@@ -823,6 +823,11 @@ impl Root {
         let p = parse_path(src);
         let (dir, name, st) = self.locate(&p, follow)?;
         let st = st.ok_or_else(|| self.missing(&p))?;
+        if follow && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            // -L on a link whose target the container lacks: docker's "no such file",
+            // never the link itself (it would resolve in the host's tree where it lands).
+            return Err(self.missing(&p));
+        }
         if p.dir_syntax && !is_dir(&st) {
             return Err(CopyError::Invalid(format!(
                 "{}:{}: not a directory",
@@ -865,6 +870,11 @@ impl Root {
         let p = parse_path(src);
         let (dir, name, st) = self.locate(&p, follow)?;
         let st = st.ok_or_else(|| self.missing(&p))?;
+        if follow && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            // -L on a link whose target the container lacks: docker's "no such file",
+            // never the link itself (it would resolve in the host's tree where it lands).
+            return Err(self.missing(&p));
+        }
         if p.dir_syntax && !is_dir(&st) {
             return Err(CopyError::Invalid(format!(
                 "{}:{}: not a directory",

@@ -24,6 +24,21 @@ pub struct CommitRequest {
     pub pause: bool,
 }
 
+/// Paths `diff` leaves out (podman's `initInodes`): mount points made for the engine.
+const INIT_INODES: &[&str] = &[
+    "/dev",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/run",
+    "/run/.containerenv",
+    "/run/notify",
+    "/run/secrets",
+    "/sys",
+];
+
 impl Engine {
     fn lowers(&self, rec: &Record) -> Result<Vec<PathBuf>> {
         let images = self.open_images()?;
@@ -60,7 +75,12 @@ impl Engine {
     pub fn diff(&self, key: &str) -> Result<Vec<Change>> {
         let rec = self.find(key)?;
         let snap = Snapshot::open(&self.ctr_dir(&rec.id))?;
-        Ok(crate::changes::changes(&snap.upper(), &self.lowers(&rec)?)?)
+        let mut all = crate::changes::changes(&snap.upper(), &self.lowers(&rec)?)?;
+        // The mount points the runtime creates for the engine's own mounts are not the
+        // container's changes: docker keeps them in an "init" layer below the writable
+        // one, podman leaves out this same list (libpod diff.go `initInodes`).
+        all.retain(|c| !INIT_INODES.iter().any(|p| c.path == Path::new(p)));
+        Ok(all)
     }
 
     /// `commit`: a new image of the container's image plus its writable layer.
