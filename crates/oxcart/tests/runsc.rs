@@ -18,7 +18,7 @@ fn ox_with_runsc() -> Ox {
         std::path::Path::new(RUNSC).is_file(),
         "{RUNSC} missing: scripts/setup.sh installs Debian's runsc"
     );
-    let ox = Ox::new();
+    let ox = new_ox();
     std::fs::write(
         ox.dir.path().join("oxcart.toml"),
         format!(
@@ -27,6 +27,12 @@ fn ox_with_runsc() -> Ox {
     )
     .unwrap();
     ox.pulled()
+}
+
+/// An engine; the shared registry goes when this binary exits.
+fn new_ox() -> Ox {
+    clean_images_at_exit();
+    Ox::new()
 }
 
 #[test]
@@ -102,7 +108,7 @@ fn runsc_without_its_host_flags_fails_with_the_runtimes_error() {
     // hosts runsc then cannot set up its network ("cannot run with network enabled in
     // root network namespace") — the error must be the runtime's, exit 125, with
     // nothing left behind.
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let o = ox.run(&[
         "run",
         "--rm",

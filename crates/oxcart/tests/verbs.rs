@@ -17,9 +17,15 @@ fn e(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// An engine; the shared registry goes when this binary exits.
+fn new_ox() -> Ox {
+    clean_images_at_exit();
+    Ox::new()
+}
+
 #[test]
 fn cp_copies_both_ways_with_tar_streams_and_symlinks_stay_in_the_container() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let host = tempfile::tempdir().unwrap();
     let h = host.path();
     let hs = h.display().to_string();
@@ -137,7 +143,7 @@ fn cp_copies_both_ways_with_tar_streams_and_symlinks_stay_in_the_container() {
 
 #[test]
 fn diff_export_commit_and_save_read_the_containers_layer() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let id = ox
         .ok(&[
             "run",
@@ -275,7 +281,7 @@ const MEMLIMIT: &str =
 
 #[test]
 fn update_changes_a_running_containers_memory_and_keeps_its_devices() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let id = ox.detached(&["-m", "64m"], &["sleep", "1000"]);
     assert_eq!(ox.ok(&["exec", &id, "sh", "-c", MEMLIMIT]), "67108864\n");
     assert_eq!(ox.ok(&["update", "--memory", "128m", &id]).trim(), id);
@@ -302,7 +308,7 @@ fn update_changes_a_running_containers_memory_and_keeps_its_devices() {
 
 #[test]
 fn restart_runs_the_container_again() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let id = ox.detached(
         &["--name", "rr"],
         &[
@@ -332,7 +338,7 @@ fn restart_runs_the_container_again() {
 
 #[test]
 fn attach_and_start_a_i_stream_through_a_pty_and_pipes() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     // -it container; attach through a real pty; ^P^Q detaches and leaves it running.
     ox.detached(&["-it", "--name", "tty"], &["sh"]);
     let (out, code) = in_pty(
@@ -387,7 +393,7 @@ fn attach_and_start_a_i_stream_through_a_pty_and_pipes() {
 
 #[test]
 fn logs_follow_until_exit_across_rotation_and_filter_by_time() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let id = ox.detached(
         &["--log-opt", "max-size=1k", "--log-opt", "max-file=50"],
         &[
@@ -429,7 +435,7 @@ fn logs_follow_until_exit_across_rotation_and_filter_by_time() {
 
 #[test]
 fn ps_filters_flags_and_formats() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let img = ox.image();
     let run = |name: &str, label: &str, cmd: &str| {
         ox.run(&[
@@ -532,7 +538,7 @@ fn ps_filters_flags_and_formats() {
 
 #[test]
 fn inspect_by_type_and_templates() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let host = tempfile::tempdir().unwrap();
     let hs = host.path().display().to_string();
     ox.ok(&[
@@ -588,7 +594,7 @@ fn inspect_by_type_and_templates() {
 
 #[test]
 fn mounts_binds_tmpfs_and_read_only() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let host = tempfile::tempdir().unwrap();
     let hs = host.path().display().to_string();
     std::fs::write(host.path().join("f"), "host file\n").unwrap();
@@ -709,7 +715,7 @@ fn caps(status: &str, key: &str) -> u64 {
 
 #[test]
 fn security_flags_land_in_the_process() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let st = ox.sh(&[], "cat /proc/self/status");
     // docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
     // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
@@ -769,7 +775,7 @@ fn security_flags_land_in_the_process() {
 
 #[test]
 fn resource_flags_land_in_the_cgroup_and_limits() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let out = ox.sh(
         &["-m", "32m", "--pids-limit", "50"],
         &format!("{MEMLIMIT}; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"),
@@ -828,7 +834,7 @@ fn resource_flags_land_in_the_cgroup_and_limits() {
 
 #[test]
 fn stop_signal_rm_d_and_prune() {
-    let ox = Ox::new().pulled();
+    let ox = new_ox().pulled();
     let id = ox.detached(
         &["--stop-signal", "USR1"],
         &[
@@ -907,7 +913,7 @@ fn stop_signal_rm_d_and_prune() {
 
 #[test]
 fn completion_scripts_and_container_aliases() {
-    let ox = Ox::new();
+    let ox = new_ox();
     let bash = ox.ok(&["completion", "bash"]);
     assert!(bash.contains("oxcart"), "{bash}");
     let tmp = tempfile::tempdir().unwrap();

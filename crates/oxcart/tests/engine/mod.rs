@@ -416,3 +416,55 @@ pub fn tar_names(data: &[u8]) -> Vec<String> {
         .map(|l| l.trim_start_matches("./").to_string())
         .collect()
 }
+
+/// `images()` lives in a static, which Rust never drops: without this its registry
+/// process and the two temporary directories outlive the test binary. Registers (once)
+/// an exit handler that kills the registry this process started and removes them.
+pub fn clean_images_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        images();
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(stop_registry) };
+    });
+}
+
+extern "C" fn stop_registry() {
+    let me = std::process::id();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm != "docker-registry" || ppid != Some(me) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let config = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .last()
+            .map(|a| PathBuf::from(String::from_utf8_lossy(a).into_owned()));
+        // SAFETY: our own child, found by its parent pid; reaped right after.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        if let Some(dir) = config.as_deref().and_then(Path::parent) {
+            if dir.starts_with(std::env::temp_dir()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(images()._layout.path());
+}
