@@ -452,8 +452,7 @@ extern "C" fn stop_registry() {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let config = cmdline
             .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .last()
+            .rfind(|a| !a.is_empty())
             .map(|a| PathBuf::from(String::from_utf8_lossy(a).into_owned()));
         // SAFETY: our own child, found by its parent pid; reaped right after.
         unsafe {
