@@ -267,6 +267,25 @@ fn diff_export_commit_and_save_read_the_containers_layer() {
         2,
         "base + commit: {m}"
     );
+    // The committed layer holds the container's changes, whiteout included.
+    let top = m[0]["Layers"][1].as_str().unwrap();
+    let layer = Command::new("tar")
+        .args(["-xOf", &arch.display().to_string(), top])
+        .output()
+        .unwrap();
+    // (compressed or not: tar tells from the file)
+    let lp = tmp.path().join("layer");
+    std::fs::write(&lp, &layer.stdout).unwrap();
+    let l = Command::new("tar").arg("-tf").arg(&lp).output().unwrap();
+    assert!(l.status.success(), "{}", String::from_utf8_lossy(&l.stderr));
+    let mut names: Vec<String> = String::from_utf8_lossy(&l.stdout)
+        .lines()
+        .map(|n| n.trim_start_matches("./").to_string())
+        .collect();
+    names.sort();
+    for want in ["data/new", "data/hello.txt", "data/.wh.notexec"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
     ox.ok(&["rm", "ch"]);
     ox.ok(&["rmi", "test/committed:v1", "test/committed:v2"]);
     ox.assert_clean();
