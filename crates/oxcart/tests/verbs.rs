@@ -286,6 +286,18 @@ fn diff_export_commit_and_save_read_the_containers_layer() {
     for want in ["data/new", "data/hello.txt", "data/.wh.notexec"] {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
+    // ...and not the runtime's mount points (docker's commit leaves out its init
+    // layer): the image has no /proc, /sys, /dev or /etc/hostname of its own.
+    for stub in [
+        "proc/",
+        "sys/",
+        "dev/",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+    ] {
+        assert!(!names.iter().any(|n| n == stub), "{stub} in {names:?}");
+    }
     ox.ok(&["rm", "ch"]);
     ox.ok(&["rmi", "test/committed:v1", "test/committed:v2"]);
     ox.assert_clean();
