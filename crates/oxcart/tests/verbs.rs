@@ -995,3 +995,38 @@ fn completion_scripts_and_container_aliases() {
     assert!(err.contains("No such container: al"), "{err}");
     ox.assert_clean();
 }
+
+#[test]
+fn runc_takes_the_same_flags_and_updates() {
+    assert!(
+        Path::new("/usr/sbin/runc").exists(),
+        "runc is not installed (scripts/setup.sh installs it)"
+    );
+    clean_images_at_exit();
+    let ox = Ox::with_runtime("runc").pulled();
+    let st = ox.sh(
+        &["--cap-drop", "ALL", "--security-opt", "no-new-privileges"],
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
+    );
+    assert_eq!(st, "CapEff:\t0000000000000000\nNoNewPrivs:\t1\n");
+    let out = ox.sh(
+        &["--read-only", "--tmpfs", "/tmp", "--init", "--pids-limit", "40"],
+        "touch /tmp/a && echo tmp-ok; touch /x 2>/dev/null || echo ro; cat /proc/1/comm; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    );
+    assert_eq!(out, "tmp-ok\nro\ndocker-init\n40\n");
+    // update under runc: the limit moves, the device rules stay.
+    let id = ox.detached(&["-m", "64m"], &["sleep", "1000"]);
+    ox.ok(&["update", "-m", "96m", &id]);
+    assert_eq!(ox.ok(&["exec", &id, "sh", "-c", MEMLIMIT]), "100663296\n");
+    assert_eq!(
+        ox.ok(&["exec", &id, "sh", "-c", "echo x > /dev/null && echo ok"]),
+        "ok\n"
+    );
+    // cp and diff read the same overlay whatever the runtime.
+    ox.ok(&["exec", &id, "sh", "-c", "echo hi > /data/r.txt"]);
+    let o = ox.run(&["cp", &format!("{id}:/data/r.txt"), "-"]);
+    assert_eq!(tar_names(&o.stdout), ["r.txt"]);
+    assert!(ox.ok(&["diff", &id]).contains("A /data/r.txt"));
+    ox.ok(&["rm", "-f", &id]);
+    ox.assert_clean();
+}
