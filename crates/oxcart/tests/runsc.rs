@@ -94,6 +94,24 @@ fn runsc_runs_containers_in_gvisor() {
         ox.run(&["exec", &id, "sh", "-c", "exit 4"]).status.code(),
         Some(4)
     );
+    // cp both ways into the running sandbox. The engine writes the container's
+    // layer (the sandbox's pid has another root); gVisor's gofer serves it. Not /tmp:
+    // runsc mounts its own tmpfs over an empty /tmp, which no host path reaches.
+    let host = tempfile::tempdir().unwrap();
+    let f = host.path().join("f");
+    std::fs::write(&f, "into gvisor\n").unwrap();
+    ox.ok(&["cp", &f.display().to_string(), &format!("{id}:/data/f")]);
+    assert_eq!(ox.ok(&["exec", &id, "cat", "/data/f"]), "into gvisor\n");
+    let back = host.path().join("back");
+    ox.ok(&[
+        "cp",
+        &format!("{id}:/data/hello.txt"),
+        &back.display().to_string(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "hello from the image\n"
+    );
     assert_eq!(ox.ok(&["stop", "-t", "10", &id]).trim(), id);
     let v = ox.inspect(&id);
     assert_eq!(v["State"]["Status"], "exited");

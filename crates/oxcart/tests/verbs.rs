@@ -1030,3 +1030,97 @@ fn runc_takes_the_same_flags_and_updates() {
     ox.ok(&["rm", "-f", &id]);
     ox.assert_clean();
 }
+
+#[test]
+fn commit_pauses_a_running_container_and_update_applies_to_a_stopped_one() {
+    let ox = new_ox().pulled();
+    let id = ox.detached(
+        &["--name", "live"],
+        &[
+            "sh",
+            "-c",
+            "echo x > /data/live.txt; while true; do sleep 0.1; done",
+        ],
+    );
+    assert!(eventually(10, || ox
+        .run(&["exec", "live", "test", "-f", "/data/live.txt"])
+        .status
+        .success()));
+    ox.ok(&["commit", "live", "test/live:1"]);
+    assert_eq!(
+        ox.inspect("live")["State"]["Status"],
+        "running",
+        "unpaused after"
+    );
+    assert_eq!(
+        ox.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "test/live:1",
+            "cat",
+            "/data/live.txt"
+        ]),
+        "x\n"
+    );
+    // A stopped container's resources change for its next start (docker allows it).
+    ox.ok(&["stop", "-t", "0", "live"]);
+    ox.ok(&["update", "--memory", "48m", "live"]);
+    assert_eq!(ox.inspect("live")["HostConfig"]["Memory"], 48 << 20);
+    ox.ok(&["start", "live"]);
+    assert_eq!(ox.ok(&["exec", "live", "sh", "-c", MEMLIMIT]), "50331648\n");
+    // cp into a read-only root is refused (docker: "marked read-only").
+    let ro = ox.detached(&["--read-only"], &["sleep", "1000"]);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "f\n").unwrap();
+    let err = ox.fail(
+        125,
+        &[
+            "cp",
+            &host.path().join("f").display().to_string(),
+            &format!("{ro}:/data/"),
+        ],
+    );
+    assert!(err.to_lowercase().contains("read-only"), "{err}");
+    ox.ok(&["rm", "-f", &id, &ro]);
+    ox.ok(&["rmi", "test/live:1"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn cp_sees_a_running_containers_mounts() {
+    let ox = new_ox().pulled();
+    let host = tempfile::tempdir().unwrap();
+    let hs = host.path().display().to_string();
+    std::fs::write(host.path().join("f"), "host f\n").unwrap();
+    let id = ox.detached(
+        &["-v", &format!("{hs}:/m"), "--tmpfs", "/t"],
+        &[
+            "sh",
+            "-c",
+            "echo tmp > /t/x; while true; do sleep 0.1; done",
+        ],
+    );
+    assert!(eventually(10, || ox
+        .run(&["exec", &id, "test", "-f", "/t/x"])
+        .status
+        .success()));
+    // Out of a bind and a tmpfs: what the container sees there.
+    let o = ox.run(&["cp", &format!("{id}:/m/f"), "-"]);
+    assert!(o.status.success(), "{}", e(&o));
+    assert_eq!(tar_names(&o.stdout), ["f"]);
+    let o = ox.run(&["cp", &format!("{id}:/t/x"), "-"]);
+    assert!(o.status.success(), "{}", e(&o));
+    // Into a bind: the file reaches the host's directory and the container sees it,
+    // rather than landing in the layer beneath the mount.
+    ox.ok(&["cp", &format!("{hs}/f"), &format!("{id}:/m/g")]);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("g")).unwrap(),
+        "host f\n"
+    );
+    assert_eq!(ox.ok(&["exec", &id, "cat", "/m/g"]), "host f\n");
+    assert!(!ox.ok(&["diff", &id]).contains("/m/g"));
+    ox.ok(&["rm", "-f", &id]);
+    ox.assert_clean();
+}
