@@ -227,6 +227,7 @@ impl Ox {
 
     /// Pull the test image once into this engine's store.
     pub fn pulled(self) -> Ox {
+        clean_images_at_exit();
         self.ok(&["pull", "-q", self.image()]);
         self
     }
