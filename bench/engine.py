@@ -23,9 +23,10 @@ Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,lo
                             [--oxcart target/release/oxcart] [--calibrate]
                             [--log-mib 1024] [--log-pairs 3]
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+LINES_FILE = 8 * 1024 * 1024
 
 
 def sh(cmd, **kw):
@@ -47,6 +48,10 @@ def make_tar(tmp):
         f.write("root:x:0:0:root:/root:/bin/sh\n")
     with open(os.path.join(root, "etc", "group"), "w") as f:
         f.write("root:x:0:\n")
+    # 8 MiB of 100-byte lines, `cat` 128 times per GiB by the log figure: no `yes |
+    # head`, whose `yes` spins forever where a runtime leaves SIGPIPE ignored.
+    with open(os.path.join(root, "lines"), "w") as f:
+        f.write(("a" * 99 + "\n") * (LINES_FILE // 100) + "a" * (LINES_FILE % 100 - 1) + "\n")
     tar = os.path.join(tmp, "bb.tar")
     sh(["tar", "-C", root, "-cf", tar, "."])
     return tar
@@ -61,6 +66,9 @@ class Oxcart:
         self.image = "bb"
 
     def run_args(self):
+        return []
+
+    def rm_args(self):
         return []
 
     def cmd(self, *a):
@@ -99,6 +107,11 @@ class Podman:
     def run_args(self):
         # podman's default ulimits exceed these hosts' hard limits (docs/clients.md).
         return ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+    def rm_args(self):
+        # podman's `rm -f` stops with the stop timeout (10 s for a `sleep` that ignores
+        # SIGTERM as pid 1); docker's `rm -f` (and oxcart's) kills at once: -t 0 is that.
+        return ["-t", "0"]
 
     def cmd(self, *a):
         return self.base + list(a)
@@ -151,7 +164,7 @@ def fig_detach(e):
     dt, r = timed(e, ["run", "-d", "--network", "none"] + e.run_args() + [e.image, "sleep", "1000"],
                   stdout=subprocess.PIPE)
     cid = r.stdout.decode().strip()
-    return dt + timed(e, ["rm", "-f", cid])[0]
+    return dt + timed(e, ["rm", "-f"] + e.rm_args() + [cid])[0]
 
 
 def fig_ps(e):
@@ -160,13 +173,15 @@ def fig_ps(e):
 
 def fill(e, n):
     for i in range(n):
-        sh(e.cmd("create", "--network", "none", *e.run_args(), e.image, "true"),
+        # Named: generated names may collide within 100 creates.
+        sh(e.cmd("create", "--name", f"ps{i}", "--network", "none", *e.run_args(), e.image, "true"),
            stdout=subprocess.DEVNULL, env=getattr(e, "env", None))
 
 
 def log_cmd(mib):
-    # 99 'a's and a newline per line: line-oriented, as a chatty service writes.
-    return ["sh", "-c", f"yes {'a' * 99} | head -c {mib * 1024 * 1024}"]
+    # 100-byte lines: line-oriented, as a chatty service writes.
+    n = mib * 1024 * 1024 // LINES_FILE
+    return ["sh", "-c", f"i=0; while [ $i -lt {n} ]; do cat /lines; i=$((i+1)); done"]
 
 
 def fig_logs(e, mib):
@@ -176,7 +191,7 @@ def fig_logs(e, mib):
     cid = r.stdout.decode().strip()
     dt += timed(e, ["wait", cid])[0]
     dl, r = timed(e, ["logs", cid], stdout=subprocess.DEVNULL)
-    timed(e, ["rm", "-f", cid])
+    timed(e, ["rm", "-f"] + e.rm_args() + [cid])
     return dt, dl
 
 
@@ -193,7 +208,7 @@ def fig_rss(e):
     cid = r.stdout.decode().strip()
     time.sleep(0.5)
     kib = rss_kib(e.monitor_pid(cid))
-    timed(e, ["rm", "-f", cid])
+    timed(e, ["rm", "-f"] + e.rm_args() + [cid])
     return kib
 
 
@@ -212,6 +227,8 @@ def main():
     p.add_argument("--log-mib", type=int, default=1024)
     p.add_argument("--log-pairs", type=int, default=3)
     o = p.parse_args()
+    # A timeout's SIGTERM still runs the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = set(o.only.split(","))
     tmp = tempfile.mkdtemp(prefix="oxb-", dir="/tmp")
     engines = []
