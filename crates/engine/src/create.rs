@@ -105,6 +105,7 @@ impl Engine {
             history: History::default(),
         };
         self.materialise(&rec, &mut images)?;
+        self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));
         Ok(rec)
     }
 

@@ -109,15 +109,40 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
             bail!("Container ID file found, make sure the other container isn't running or delete {f}");
         }
     }
-    ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
-    if matches!(host_config.network_mode.as_str(), "" | "default" | "bridge") {
-        eprintln!("WARNING: bridge networking is not available yet: the container has its own network namespace with only loopback (as --network none)");
-    }
-    let rec = e.create(CreateRequest {
+    let bridge = matches!(host_config.network_mode.as_str(), "" | "default" | "bridge");
+    let warn = || {
+        if bridge {
+            eprintln!("WARNING: bridge networking is not available yet: the container has its own network namespace with only loopback (as --network none)");
+        }
+    };
+    let req = CreateRequest {
         name: only.name.clone(),
         config,
         host_config,
-    })?;
+    };
+    let rec = if only.pull == PullPolicy::Missing {
+        // `create` looks the image up anyway: only when it fails is the store opened
+        // again to tell a missing image (pull it, try again) from another error.
+        match e.create(req.clone()) {
+            Ok(rec) => {
+                warn();
+                rec
+            }
+            Err(err) if e.open_images()?.find(&a.image).is_ok() => {
+                warn();
+                return Err(err.into());
+            }
+            Err(_) => {
+                ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
+                warn();
+                e.create(req)?
+            }
+        }
+    } else {
+        ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
+        warn();
+        e.create(req)?
+    };
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }
