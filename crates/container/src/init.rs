@@ -4,7 +4,7 @@
 //! create hooks, the switch of root and what is done on the new one), [`identity`]
 //! (hostname, `lo`, rlimits, LSMs, keyring, no_new_privs), [`credentials`] (fds,
 //! an early seccomp filter, bounding set, user, capabilities, umask, cwd), then
-//! "ready", `exec.fifo` and execve.
+//! "ready", "recorded" (the parent wrote `state.json`), `exec.fifo` and execve.
 
 use crate::error::{Ctx, Error, Result};
 use crate::hooks;
@@ -146,9 +146,13 @@ pub(crate) fn init(
     let path = process::look_path(&process.args[0], &env)?;
     // Never run the user's program outside its cgroups.
     parent.wait_joined()?;
+    // `create` exits once it has recorded us: from here on its death is told
+    // by EOF on the channel instead (wait_recorded).
+    set_parent_death_signal(0)?;
     ch.send(&Msg::Ready)?;
     // While the parent records the state: off create's path (become_in_init).
     drop(seal_view);
+    wait_recorded(ch)?;
     process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
         // After start, before the user's program, in the container (runc runs them
         // with the "created" state and init's own pid). A failure fails `start`.
@@ -176,7 +180,38 @@ pub(crate) fn init(
     Err(process::exec(&path, &process.args, &env))
 }
 
-/// First: non-dumpable, the switch to the read-only binary, "go" (the parent has
+/// prctl(2) PR_SET_PDEATHSIG: `sig` (0: none) when the runtime that cloned us
+/// dies. Armed with SIGKILL from the start of init until "ready", so a `create`
+/// (or `run`) killed during setup takes its half-made init with it at once, as
+/// runc's init dies with its parent; a createContainer hook it ran stays in the
+/// cgroups, which `delete` kills (lifecycle::delete_unfinished). The kernel
+/// clears the setting on a change of credentials (commit_creds), hence armed
+/// again after becoming root of a new user namespace. Had the parent died
+/// before init armed it, init's next read of the channel gets EOF instead.
+fn set_parent_death_signal(sig: libc::c_int) -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(Error::last("prctl(PR_SET_PDEATHSIG)"));
+    }
+    Ok(())
+}
+
+/// After "ready": wait until the parent has written `state.json`
+/// (Msg::Recorded). EOF instead means `create` was killed before it recorded
+/// us: nothing could find and delete us, so init must not wait for a `start`
+/// that cannot come (runc writes its state before releasing init, `procRun`,
+/// for the same reason).
+fn wait_recorded(ch: &Channel) -> Result<()> {
+    match ch.recv()? {
+        Some((Msg::Recorded, _)) => Ok(()),
+        None => Err(Error::Other(
+            "init: the runtime exited before recording the container".into(),
+        )),
+        Some((m, _)) => Err(Error::Other(format!("init: expected recorded, got {m:?}"))),
+    }
+}
+
+/// First: the parent-death signal, non-dumpable, the switch to the read-only binary, "go" (the parent has
 /// written our id maps), our v1 cgroups. Returns the view to close after "ready".
 fn enter(a: &InitArgs<'_>, seal_view: Option<OwnedFd>, ch: &Channel) -> Result<Option<OwnedFd>> {
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
@@ -186,6 +221,7 @@ fn enter(a: &InitArgs<'_>, seal_view: Option<OwnedFd>, ch: &Channel) -> Result<O
     // /proc/<pid>/{setgroups,uid_map,gid_map}, which a non-dumpable process's
     // /proc files (owned by root) forbid: stay dumpable until "go", as runc's
     // nsexec does (SYNC_USERMAP_PLS). Nothing of the container runs before that.
+    set_parent_death_signal(libc::SIGKILL)?;
     let set_non_dumpable = || -> Result<()> {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -233,6 +269,8 @@ fn namespaces(a: &InitArgs<'_>, parent: &FromParent<'_>) -> Result<()> {
                 return Err(Error::last("become root in the user namespace"));
             }
         }
+        // The id change cleared it (set_parent_death_signal).
+        set_parent_death_signal(libc::SIGKILL)?;
     }
     a.plan.child_join()?;
     if a.plan.new_cgroupns {

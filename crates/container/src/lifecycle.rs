@@ -177,7 +177,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     if l.notify {
         crate::notify::make_dir(&sd.dir)?;
     }
-    let made = make_cgroups(g, o, &l, in_init, &mut guard)?;
+    let made = make_cgroups(g, o, &l, in_init, (&sd, &mut guard))?;
     let (fifo, proc_fd) = make_fifo(&sd)?;
     let idmapped = crate::idmap::prepare(&l.spec, &l.bundle, l.plan.userns)?;
     let lfds = listen_fds();
@@ -212,6 +212,10 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     guard.pid = pid;
     after_clone(g, o, &l, &c, &made, &args, (pid, move_unified, &ch))?;
     record_state(g, o, l, &made.cg, &sd, pid, sockets.pidfd.as_ref())?;
+    // Only now may init go on to wait for `start`: had we died before this, it
+    // sees EOF instead and exits (Msg::Recorded), since nothing could find it.
+    ch.send(&Msg::Recorded)
+        .map_err(|_| Error::Init("container init exited before create finished".into()))?;
     // init sent the master before "ready", so it is queued by now.
     let master = match &sockets.proxy_end {
         Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
@@ -367,17 +371,22 @@ fn connect_sockets(o: &CreateOpts, terminal: bool) -> Result<Sockets> {
 }
 
 /// Step 3: the cgroup2 directory now (clone3 starts init in it), and the rest
-/// now or after the clone.
+/// now or after the clone; where they are is recorded first.
 fn make_cgroups(
     g: &Global,
     o: &CreateOpts,
     l: &Loaded,
     in_init: bool,
-    guard: &mut CreateGuard<'_>,
+    (sd, guard): (&StateDir, &mut CreateGuard<'_>),
 ) -> Result<Made> {
     let spec = &l.spec;
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
+    // Before any directory exists: a `create` killed from here on, whose
+    // CreateGuard never runs, leaves nothing `delete` cannot find
+    // (delete_unfinished). The directories a rootless create skips are
+    // recorded too; removing a missing one is no error.
+    sd.record_cgroups(&cg.to_state()?)?;
     // A rootful create without a user namespace makes only the cgroup2 directory
     // now (clone3 starts init in it) and the v1 ones, with the limits, after the
     // clone, while init sets up its mounts: ~0.7 ms of mkdirs off the critical
@@ -1076,8 +1085,7 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let Some(saved) = sd.load()? else {
-        // A create that died before writing state.json: nothing else to clean.
-        return sd.remove();
+        return delete_unfinished(&sd);
     };
     let cg = Cg::from_state(&saved.cgroup)?;
     let status = state::derive_status(&sd, &saved, cg.frozen());
@@ -1106,6 +1114,23 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     // exist" instead of waiting for our lock.
     saved_hooks(&saved, "poststop", Status::Stopped, |h| &h.poststop);
     Ok(())
+}
+
+/// `delete` of a `create` that died (SIGKILL: its CreateGuard never ran) before
+/// writing `state.json`; we hold the lock, so no `create` of it is running. Its
+/// init does not outlive it (init.rs: the parent-death signal until "ready", then
+/// EOF instead of Msg::Recorded), but may still be exiting, and a createContainer
+/// hook it ran may still be in the cgroups: everything in the recorded cgroups is
+/// killed, then they and the state directory are removed. runc leaves the
+/// (empty) cgroups of such a create behind; its `delete` knows only state.json.
+fn delete_unfinished(sd: &StateDir) -> Result<()> {
+    if let Some(v) = sd.recorded_cgroups()? {
+        let cg = Cg::from_state(&v)?;
+        cg.kill_all(libc::SIGKILL)?;
+        // destroy() waits for killed tasks to leave (rmdir retried on EBUSY).
+        cg.destroy()?;
+    }
+    sd.remove()
 }
 
 fn kill_and_wait(saved: &Saved, cg: &Cg) -> Result<()> {
