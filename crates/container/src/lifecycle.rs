@@ -211,11 +211,14 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     let (pid, move_unified, ch) = clone_init(&args, &l, &sd, seal_view)?;
     guard.pid = pid;
     after_clone(g, o, &l, &c, &made, &args, (pid, move_unified, &ch))?;
-    record_state(g, o, l, &made.cg, &sd, pid, sockets.pidfd.as_ref())?;
-    // Only now may init go on to wait for `start`: had we died before this, it
-    // sees EOF instead and exits (Msg::Recorded), since nothing could find it.
-    ch.send(&Msg::Recorded)
-        .map_err(|_| Error::Init("container init exited before create finished".into()))?;
+    // While init finishes its setup: it reports "ready" (and disarms its
+    // parent-death signal) only once this is done (Msg::Recorded), so an init
+    // left waiting for `start` is always one `delete` can find.
+    let saved = save_state(g, o, &l, &made.cg, &sd, pid)?;
+    // A failed send means init failed: wait_ready reports its error.
+    let _ = ch.send(&Msg::Recorded);
+    wait_ready(&ch, pid, &o.id, &l.bundle, &l.spec)?;
+    after_ready(o, &l, &sd, saved, pid, sockets.pidfd.as_ref())?;
     // init sent the master before "ready", so it is queued by now.
     let master = match &sockets.proxy_end {
         Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
@@ -483,7 +486,7 @@ fn clone_init(
 
 /// The parent while init sets up: id maps, "go", cgroup2 (old kernels),
 /// `oom_score_adj`, the network namespace, the v1 cgroups and the limits,
-/// "joined", then the create hooks and the seccomp listener until "ready".
+/// "joined".
 fn after_clone(
     g: &Global,
     o: &CreateOpts,
@@ -541,28 +544,22 @@ fn after_clone(
         apply_resources(g, spec, &made.cg)?;
     }
     let _ = ch.send(&Msg::Joined);
-    wait_ready(ch, pid, &o.id, &l.bundle, spec)
+    Ok(())
 }
 
-/// Once init is ready: `state.json` (temp file + rename), the pidfd for
-/// `--pidfd-socket`, the pid file.
-fn record_state(
+/// `state.json` (temp file + rename), written while init finishes its setup,
+/// before it may report "ready" (runc likewise writes its state before it lets
+/// init go on, `procRun`, so a killed `runc create` never leaves an init that
+/// `delete` cannot find).
+fn save_state(
     g: &Global,
     o: &CreateOpts,
-    l: Loaded,
+    l: &Loaded,
     cg: &Cg,
     sd: &StateDir,
     pid: libc::pid_t,
-    pidfd_sock: Option<&OwnedFd>,
-) -> Result<()> {
+) -> Result<Saved> {
     let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
-    let rootfs_mount = match l.rootfs_mount_before {
-        Some(_) => Some(
-            sys::mount_id(&sys::cpath(&l.rootfs)?)
-                .ctx(|| format!("statx {}", l.rootfs.display()))?,
-        ),
-        None => None,
-    };
     let uid = std::fs::metadata(&sd.dir).map(|m| m.uid()).unwrap_or(0);
     let saved = Saved {
         id: o.id.clone(),
@@ -573,13 +570,34 @@ fn record_state(
         created: crate::time::now_rfc3339(true),
         owner: state::owner_name(uid),
         annotations: l.spec.annotations.clone(),
-        config: state::SavedConfig::new(l.spec),
+        config: state::SavedConfig::new(l.spec.clone()),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
-        rootfs_mount,
+        // Known once init has bound the rootfs (after_ready).
+        rootfs_mount: None,
     };
     sd.save(&saved)?;
+    Ok(saved)
+}
+
+/// Once init is ready: without a mount namespace, init's rootfs mount recorded
+/// in `state.json`; the pidfd for `--pidfd-socket`; the pid file.
+fn after_ready(
+    o: &CreateOpts,
+    l: &Loaded,
+    sd: &StateDir,
+    mut saved: Saved,
+    pid: libc::pid_t,
+    pidfd_sock: Option<&OwnedFd>,
+) -> Result<()> {
+    if l.rootfs_mount_before.is_some() {
+        saved.rootfs_mount = Some(
+            sys::mount_id(&sys::cpath(&l.rootfs)?)
+                .ctx(|| format!("statx {}", l.rootfs.display()))?,
+        );
+        sd.save(&saved)?;
+    }
     if let Some(sock) = pidfd_sock {
         let fd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
         crate::console::send_fd(sock.as_fd(), "standard", fd.as_raw_fd())?;
@@ -765,20 +783,29 @@ pub(crate) fn compile_seccomp(
     Ok(f)
 }
 
-pub(crate) fn install_seccomp(f: &oxcart_seccomp::Filter, ch: &Channel) -> Result<()> {
+/// Load the filter; a NOTIFY listener fd goes to the parent, and `wait_continue`
+/// waits for its answer (init's may see other messages first, exec's may not).
+pub(crate) fn install_seccomp(
+    f: &oxcart_seccomp::Filter,
+    ch: &Channel,
+    wait_continue: &dyn Fn() -> Result<()>,
+) -> Result<()> {
     let listener = f.install().map_err(|e| Error::Seccomp(e.to_string()))?;
     if let Some(fd) = listener {
         ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_raw_fd()))?;
-        match ch.recv()? {
-            Some((Msg::Continue, _)) => {}
-            other => {
-                return Err(Error::Other(format!(
-                    "init: expected continue, got {other:?}"
-                )))
-            }
-        }
+        wait_continue()?;
     }
     Ok(())
+}
+
+/// The next message must be `Continue`.
+pub(crate) fn expect_continue(ch: &Channel) -> Result<()> {
+    match ch.recv()? {
+        Some((Msg::Continue, _)) => Ok(()),
+        other => Err(Error::Other(format!(
+            "expected continue from the parent, got {other:?}"
+        ))),
+    }
 }
 
 /// `start`: release a created container's init.
@@ -1118,8 +1145,8 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
 
 /// `delete` of a `create` that died (SIGKILL: its CreateGuard never ran) before
 /// writing `state.json`; we hold the lock, so no `create` of it is running. Its
-/// init does not outlive it (init.rs: the parent-death signal until "ready", then
-/// EOF instead of Msg::Recorded), but may still be exiting, and a createContainer
+/// init did not outlive it (init.rs: the parent-death signal until it has been
+/// recorded, Msg::Recorded), but may still be exiting, and a createContainer
 /// hook it ran may still be in the cgroups: everything in the recorded cgroups is
 /// killed, then they and the state directory are removed. runc leaves the
 /// (empty) cgroups of such a create behind; its `delete` knows only state.json.

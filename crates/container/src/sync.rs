@@ -20,13 +20,13 @@ pub enum Msg {
     /// anything of the container runs in its cgroups (hooks, seccomp listener,
     /// ready).
     Joined,
-    /// init → parent: everything is set up; init now waits for `Recorded`.
+    /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,
-    /// parent → init, last: `state.json` is written, so `delete -f` can find and
-    /// kill init from now on; init may wait on exec.fifo. Until it comes, init
-    /// outlives no parent: EOF instead means `create` died before recording the
-    /// container, and init exits (runc writes its state before `procRun` for the
-    /// same reason: an init nobody recorded could never be deleted).
+    /// parent → init, after `Joined`: `state.json` is written, so `delete` can
+    /// find and kill init from now on. init reports `Ready` (and so may outlive
+    /// the parent) only after it; a killed `create` that never sent it takes
+    /// init with it (init's parent-death signal, or EOF here). runc writes its
+    /// state before `procRun` for the same reason.
     Recorded,
     /// init → parent: setup failed with this message.
     Error(String),

@@ -22,8 +22,13 @@ enum Point {
     /// In a createContainer hook, run by init: init is busy, not reading its
     /// channel to the parent.
     InitHook,
-    /// Renaming `state.json` into place: init has reported ready.
+    /// Renaming `state.json` into place: init is set up and waits for it
+    /// before it reports ready.
     StateJson,
+    /// Renaming the pid file into place (the second rename): init has reported
+    /// ready and is recorded, so it waits for `start` and `delete -f` kills it,
+    /// as with runc once its state is written.
+    PidFile,
 }
 
 /// x86_64 syscall numbers, as /proc/<pid>/syscall shows them.
@@ -128,25 +133,29 @@ fn kill_create_at(point: Point) {
     let errf = tmp().join(unique("killed-stderr"));
     // strace stops the runtime on entering the syscall for a minute; it is
     // SIGKILLed there. Only the runtime is traced (no -f), never init.
-    let traced = matches!(point, Point::Clone | Point::StateJson);
+    let traced = matches!(point, Point::Clone | Point::StateJson | Point::PidFile);
     let mut c = if traced {
-        let sys = if point == Point::Clone {
-            "clone3"
-        } else {
-            "rename,renameat,renameat2"
+        let (sys, when) = match point {
+            Point::Clone => ("clone3", 1),
+            Point::StateJson => ("rename,renameat,renameat2", 1),
+            _ => ("rename,renameat,renameat2", 2),
         };
         let mut c = Command::new("strace");
         c.args(["-qq", "-o", "/dev/null", "-e", &format!("trace={sys}")])
             .arg("-e")
-            .arg(format!("inject={sys}:delay_enter=60000000"))
+            .arg(format!("inject={sys}:delay_enter=60000000:when={when}"))
             .arg(oxcart());
         c
     } else {
         Command::new(oxcart())
     };
+    let pid_file = tmp().join(unique("killed-pid"));
     c.arg("--root")
         .arg(&rt.root)
-        .args(["create", "--bundle"])
+        .arg("create")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--bundle")
         .arg(&b.dir)
         .arg(&id)
         .stdin(Stdio::null())
@@ -155,9 +164,14 @@ fn kill_create_at(point: Point) {
     let mut child = c.spawn().unwrap();
     let pid = runtime_pid(&child, traced);
     let tmp_state = rt.root.join(&id).join(format!(".state.json.tmp{pid}"));
+    let tmp_pid = pid_file.parent().unwrap().join(format!(
+        ".{}.tmp{pid}",
+        pid_file.file_name().unwrap().to_string_lossy()
+    ));
     let reached = wait_until(|| match point {
         Point::Clone => syscall_of(pid) == CLONE3,
         Point::StateJson => tmp_state.exists() && RENAMES.contains(&syscall_of(pid).as_str()),
+        Point::PidFile => tmp_pid.exists() && RENAMES.contains(&syscall_of(pid).as_str()),
         Point::ParentHook | Point::InitHook => mark.exists(),
     });
     let at = syscall_of(pid);
@@ -199,8 +213,11 @@ fn kill_create_at(point: Point) {
         point == Point::Clone,
         "{point:?}: {before:?}"
     );
-    if let Some(init) = &init {
-        // Before any delete: init goes by itself, as runc's does.
+    if point == Point::PidFile {
+        let st = rt.state(&id);
+        assert_eq!(st["status"], "created", "{point:?}: {st}");
+    } else if let Some(init) = &init {
+        // Unrecorded, init goes by itself, before any delete.
         assert!(
             wait_until(|| !alive(init)),
             "{point:?}: init {} outlived its killed create",
@@ -226,6 +243,7 @@ fn kill_create_at(point: Point) {
         stderr(&out)
     );
     let _ = std::fs::remove_file(&mark);
+    let _ = std::fs::remove_file(&tmp_pid);
 }
 
 #[test]
@@ -244,6 +262,11 @@ fn killed_while_init_runs_a_create_container_hook() {
 }
 
 #[test]
-fn killed_after_ready_before_state_json() {
+fn killed_writing_state_json() {
     kill_create_at(Point::StateJson);
+}
+
+#[test]
+fn killed_after_ready_writing_the_pid_file() {
+    kill_create_at(Point::PidFile);
 }
