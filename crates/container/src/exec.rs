@@ -635,7 +635,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .as_ref()
         .filter(|f| !p.no_new_privileges || f.uses_notify());
     if let Some(f) = early {
-        lifecycle::install_seccomp(f, ch)?;
+        lifecycle::install_seccomp(f, ch, &|| lifecycle::expect_continue(ch))?;
     }
     if let Some(caps) = &c.caps {
         if let Some(b) = caps.bounding {
