@@ -435,6 +435,7 @@ fn credentials(
     for fd in 3..3 + a.pass_fds {
         let _ = sys::set_cloexec(fd as i32, false);
     }
+    process::reset_signals()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it must happen
     // before the capabilities are dropped (seccomp(2)); a NOTIFY filter is loaded
     // early too, while `create` is still there to receive the listener fd.

@@ -46,6 +46,22 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
             .last(),
         Some("err")
     );
+    // The program starts with no signal ignored or blocked (the runtime ignores
+    // SIGPIPE for itself): `yes | head` ends, as under docker.
+    let st = ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        ox.image(),
+        "sh",
+        "-c",
+        "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -n 2",
+    ]);
+    assert_eq!(
+        st,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\ny\n"
+    );
     ox.assert_clean();
 }
 
