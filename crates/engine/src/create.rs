@@ -104,7 +104,23 @@ impl Engine {
             runtime: runtime.name,
             history: History::default(),
         };
-        self.materialise(&rec, &mut images)?;
+        let mut rec = rec;
+        let mut tries = 0;
+        loop {
+            match self.materialise(&rec, &mut images) {
+                // A generated name taken by another container: docker picks another.
+                Err(EngineError::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
+                    tries += 1;
+                    let seed = names::new_id()?;
+                    rec.name = if tries < 10 {
+                        names::generated_name(&seed)
+                    } else {
+                        format!("{}{}", names::generated_name(&seed), tries)
+                    };
+                }
+                r => break r?,
+            }
+        }
         self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));
         Ok(rec)
     }

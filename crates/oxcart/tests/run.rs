@@ -638,3 +638,21 @@ fn an_oom_kill_is_recorded_as_docker_shows_it() {
     ox.ok(&["rm", "oom", &id]);
     ox.assert_clean();
 }
+
+#[test]
+fn generated_names_never_collide() {
+    let ox = Ox::new().pulled();
+    // 1,656 adjective_scientist pairs: 80 containers collide with near certainty
+    // unless a taken name is replaced, as docker does.
+    for _ in 0..80 {
+        ox.ok(&["create", "--network", "none", ox.image(), "true"]);
+    }
+    let names = ox.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut v: Vec<&str> = names.lines().collect();
+    assert_eq!(v.len(), 80);
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), 80, "names are unique");
+    ox.ok(&["container", "prune", "-f"]);
+    ox.assert_clean();
+}
