@@ -92,6 +92,7 @@ impl Engine {
                 host_config.log_config.config = self.config.engine.log_opts.clone();
             }
         }
+        let volumes = self.plan_volumes(&merged, &host_config)?;
         let rec = Record {
             id: id.clone(),
             name,
@@ -103,8 +104,12 @@ impl Engine {
             args,
             runtime: runtime.name,
             history: History::default(),
+            volumes,
         };
-        self.materialise(&rec, &mut images)?;
+        if let Err(e) = self.materialise(&rec, &mut images) {
+            self.drop_anonymous(&rec.volumes);
+            return Err(e);
+        }
         Ok(rec)
     }
 

@@ -27,13 +27,16 @@ impl Engine {
             rt.delete(id, true)?;
         }
         Snapshot::open(&dir)?.unmount()?;
+        self.volumes_release(&rec)?;
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);
             self.db.update(&rec)?;
         }
         if rec.host_config.auto_remove {
             drop(lock);
-            return self.remove_stopped(&rec);
+            self.remove_stopped(&rec)?;
+            // docker's --rm takes the anonymous volumes too.
+            return self.remove_anonymous_volumes(&rec);
         }
         Ok(())
     }

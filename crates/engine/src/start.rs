@@ -131,7 +131,7 @@ impl Engine {
     }
 
     /// Mount, write the bundle, spawn the monitor (which runs the runtime's create).
-    fn launch(&self, rec: &Record, runtime: &Runtime, dir: &Path) -> Result<(i32, i32)> {
+    fn launch(&mut self, rec: &Record, runtime: &Runtime, dir: &Path) -> Result<(i32, i32)> {
         let images = self.open_images()?;
         let img = images.find(&rec.image_id)?;
         let lowers = images.layer_dirs(&img);
@@ -139,12 +139,14 @@ impl Engine {
         let snap = Snapshot::open(dir)?;
         snap.mount(&lowers)?;
         etcfiles::write_all(dir, rec)?;
+        // Volumes as binds of their `_data`, made ready (mounted, copied up) first.
+        let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
         let netns = self.netns_for(rec)?;
         let cg = cgroups_path(rec);
         let spec = crate::spec::build(&crate::spec::SpecInput {
             id: &rec.id,
             config: &rec.config,
-            host_config: &rec.host_config,
+            host_config: &host_config,
             rootfs: &dir.join("rootfs"),
             container_dir: dir,
             cgroups_path: &cg,
