@@ -54,10 +54,14 @@ pub enum VolumeError {
     #[error("create {0}: \"{0}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")]
     InvalidName(String),
     /// `-d x` other than `local`.
-    #[error("create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found")]
+    #[error(
+        "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+    )]
     NoDriver { name: String, driver: String },
     /// `-o` the local driver does not know.
-    #[error("create {name}: invalid option: {opt:?} (the local driver takes type, device, o, size)")]
+    #[error(
+        "create {name}: invalid option: {opt:?} (the local driver takes type, device, o, size)"
+    )]
     BadOption { name: String, opt: String },
     /// A volume's filesystem (`-o type=…`) cannot be mounted.
     #[error("mounting volume {name} ({typ} {device}): {source}")]
@@ -468,7 +472,9 @@ mod tests {
     #[test]
     fn options() {
         let o = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
-            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert!(check_options("v", &o(&[("type", "tmpfs"), ("device", "tmpfs")])).is_ok());
         assert!(check_options("v", &o(&[("type", "tmpfs")])).is_err());

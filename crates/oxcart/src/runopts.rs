@@ -1026,7 +1026,7 @@ fn check_bind(v: &str) -> R<()> {
         return Err(bad(format!("invalid volume specification: '{v}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'")));
     }
     for m in mode.split(',').filter(|m| !m.is_empty()) {
-        if !BIND_MODES.contains(&m) && !(volume && m == "nocopy") {
+        if !(BIND_MODES.contains(&m) || volume && m == "nocopy") {
             return Err(bad(format!(
                 "invalid volume specification: '{v}': invalid mode: {m}"
             )));
@@ -1098,7 +1098,10 @@ fn parse_mount(spec: &str) -> R<Mount> {
             Some("cannot mix 'tmpfs-*' options with mount type 'volume'".into())
         }
         "volume" if !m.source.is_empty() && !oxcart_engine::volumes::valid_name(&m.source) => {
-            Some(format!("invalid mount config for type \"volume\": invalid volume name {:?}", m.source))
+            Some(format!(
+                "invalid mount config for type \"volume\": invalid volume name {:?}",
+                m.source
+            ))
         }
         "volume" => None,
         "bind" | "tmpfs" if volume_opt => Some(format!(
@@ -1211,9 +1214,7 @@ fn mount_volume_opt(vo: &mut serde_json::Map<String, serde_json::Value>, key: &s
     let (k, val) = v.split_once('=').unwrap_or((v, ""));
     match key {
         "volume-label" => {
-            let l = vo
-                .entry("Labels")
-                .or_insert_with(|| serde_json::json!({}));
+            let l = vo.entry("Labels").or_insert_with(|| serde_json::json!({}));
             l[k] = val.into();
         }
         "volume-driver" => {
@@ -1771,8 +1772,8 @@ mod tests {
             (tm["/run"].as_str(), tm["/x"].as_str()),
             ("size=10m,exec", "")
         );
-        let (c, h, _) = runs("-v data:/d:ro,nocopy -v /anon --volumes-from other:ro img")
-            .expect("volumes");
+        let (c, h, _) =
+            runs("-v data:/d:ro,nocopy -v /anon --volumes-from other:ro img").expect("volumes");
         assert_eq!(h.binds, Some(vec!["data:/d:ro,nocopy".to_string()]));
         assert!(c.volumes.expect("anonymous").contains_key("/anon"));
         assert_eq!(h.volumes_from, Some(vec!["other:ro".to_string()]));

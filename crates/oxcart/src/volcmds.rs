@@ -346,10 +346,9 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
 
 /// docker's RECLAIMABLE: bytes and, when anything is counted, the share in percent.
 fn reclaimable(r: u64, total: u64) -> String {
-    if total > 0 {
-        format!("{} ({}%)", table::human_size(r), r * 100 / total)
-    } else {
-        table::human_size(r)
+    match (r * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", table::human_size(r)),
+        None => table::human_size(r),
     }
 }
 
@@ -402,7 +401,12 @@ fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
 fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     let u = usage(ctx, e)?;
     let isize: u64 = u.images.iter().map(|(i, _)| i.size).sum();
-    let irec: u64 = u.images.iter().filter(|(_, n)| *n == 0).map(|(i, _)| i.size).sum();
+    let irec: u64 = u
+        .images
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(i, _)| i.size)
+        .sum();
     let csize: u64 = u.containers.iter().map(|c| c.2).sum();
     let crec: u64 = u.containers.iter().filter(|c| !c.1).map(|c| c.2).sum();
     let vsize: u64 = u.volumes.iter().map(|v| v.2).sum();
@@ -410,7 +414,13 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     if !verbose {
         let count = |n: usize| n.to_string();
         let lines = vec![
-            vec!["TYPE".into(), "TOTAL".into(), "ACTIVE".into(), "SIZE".into(), "RECLAIMABLE".into()],
+            vec![
+                "TYPE".into(),
+                "TOTAL".into(),
+                "ACTIVE".into(),
+                "SIZE".into(),
+                "RECLAIMABLE".into(),
+            ],
             vec![
                 "Images".into(),
                 count(u.images.len()),
@@ -432,7 +442,13 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
                 table::human_size(vsize),
                 reclaimable(vrec, vsize),
             ],
-            vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
+            vec![
+                "Build Cache".into(),
+                "0".into(),
+                "0".into(),
+                "0B".into(),
+                "0B".into(),
+            ],
         ];
         print!("{}", table::align(&lines));
         return Ok(());
@@ -442,7 +458,11 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
         .map(String::from)
         .to_vec()];
     for (i, n) in &u.images {
-        let tag = i.tags.first().cloned().unwrap_or_else(|| "<none>:<none>".into());
+        let tag = i
+            .tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "<none>:<none>".into());
         let (repo, t) = tag.rsplit_once(':').unwrap_or((&tag, "<none>"));
         lines.push(vec![
             repo.to_string(),
@@ -454,14 +474,25 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     }
     print!("{}", table::align(&lines));
     println!("\nContainers space usage:\n");
-    let mut lines: Vec<Vec<String>> = vec![["CONTAINER ID", "IMAGE", "LOCAL VOLUMES", "SIZE", "STATUS", "NAMES"]
-        .map(String::from)
-        .to_vec()];
+    let mut lines: Vec<Vec<String>> = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "LOCAL VOLUMES",
+        "SIZE",
+        "STATUS",
+        "NAMES",
+    ]
+    .map(String::from)
+    .to_vec()];
     for (r, running, size) in &u.containers {
         lines.push(vec![
             r.id[..12].to_string(),
             r.config.image.clone(),
-            r.volumes.iter().filter(|m| m.kind == "volume").count().to_string(),
+            r.volumes
+                .iter()
+                .filter(|m| m.kind == "volume")
+                .count()
+                .to_string(),
             table::human_size(*size),
             if *running { "running" } else { "not running" }.to_string(),
             r.name.clone(),
@@ -469,9 +500,14 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     }
     print!("{}", table::align(&lines));
     println!("\nLocal Volumes space usage:\n");
-    let mut lines: Vec<Vec<String>> = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+    let mut lines: Vec<Vec<String>> =
+        vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
     for (v, n, size) in &u.volumes {
-        lines.push(vec![v.name.clone(), n.to_string(), table::human_size(*size)]);
+        lines.push(vec![
+            v.name.clone(),
+            n.to_string(),
+            table::human_size(*size),
+        ]);
     }
     print!("{}", table::align(&lines));
     println!("\nBuild cache usage: 0B");

@@ -315,7 +315,9 @@ fn user_mounts(hc: &HostConfig) -> Result<(Vec<Mount>, Option<String>), SpecErro
         let b = parse_bind(spec)?;
         if !b.src.starts_with('/') {
             // Volumes reach the spec as binds of their directories (volumes.rs).
-            return Err(SpecError::Unsupported(format!("-v {spec}: an unresolved volume is")));
+            return Err(SpecError::Unsupported(format!(
+                "-v {spec}: an unresolved volume is"
+            )));
         }
         if !Path::new(&b.src).exists() {
             std::fs::create_dir_all(&b.src).map_err(|source| SpecError::CreateBindSource {
@@ -455,7 +457,10 @@ mod tests {
         assert_eq!(parse_bind("/b").expect("anonymous").src, "");
         assert!(parse_bind("/a:/b:nocopy").is_err(), "nocopy is for volumes");
         let e = parse_bind("a/b:/c").expect_err("bad name").to_string();
-        assert!(e.contains("invalid characters for a local volume name"), "{e}");
+        assert!(
+            e.contains("invalid characters for a local volume name"),
+            "{e}"
+        );
         let e = parse_bind("/a:/").expect_err("root").to_string();
         assert!(e.contains("destination can't be '/'"), "{e}");
         let e = parse_bind("/a:/b:xx").expect_err("mode").to_string();

@@ -87,7 +87,10 @@ fn mount_volume_opts(m: &crate::types::Mount) -> (bool, VolumeCreate) {
         labels: str_map(v.get("Labels")),
         options: str_map(dc.and_then(|d| d.get("Options"))),
     };
-    (v.get("NoCopy").and_then(|b| b.as_bool()).unwrap_or(false), req)
+    (
+        v.get("NoCopy").and_then(|b| b.as_bool()).unwrap_or(false),
+        req,
+    )
 }
 
 impl Engine {
@@ -105,7 +108,11 @@ impl Engine {
 
     /// Resolve a new container's volumes, making those that do not exist. On error the
     /// anonymous volumes made so far are removed again.
-    pub(crate) fn plan_volumes(&mut self, config: &Config, hc: &HostConfig) -> Result<Vec<VolumeMount>> {
+    pub(crate) fn plan_volumes(
+        &mut self,
+        config: &Config,
+        hc: &HostConfig,
+    ) -> Result<Vec<VolumeMount>> {
         let mut out = Vec::new();
         let r = self.plan_volumes_into(config, hc, &mut out);
         if r.is_err() {
@@ -142,7 +149,11 @@ impl Engine {
                 source: v.mountpoint,
                 destination: dst.to_string(),
                 // docker shows `z` for a `-v` without a mode.
-                mode: if mode.is_empty() { "z".into() } else { mode.to_string() },
+                mode: if mode.is_empty() {
+                    "z".into()
+                } else {
+                    mode.to_string()
+                },
                 rw: !mode_ro(mode),
                 copy: !mode_nocopy(mode),
                 anonymous: src.is_empty(),
@@ -414,7 +425,9 @@ fn mount_backing(v: &Volume, data: &Path) -> Result<()> {
             source,
         })
     };
-    let c = |s: &[u8]| CString::new(s).map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)));
+    let c = |s: &[u8]| {
+        CString::new(s).map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)))
+    };
     let (cdev, ctarget, ctyp, cdata) = (
         c(dev.as_bytes())?,
         c(data.as_os_str().as_bytes())?,

@@ -28,7 +28,12 @@ fn cstr(b: &[u8]) -> io::Result<CString> {
     CString::new(b).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn openat(dir: RawFd, name: &CString, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+fn openat(
+    dir: RawFd,
+    name: &CString,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
     // SAFETY: valid C string; the fd is new and ours.
     let fd = cvt(unsafe {
         libc::openat(
@@ -88,9 +93,8 @@ fn copy_xattrs(src: RawFd, dst: RawFd) -> io::Result<()> {
         let mut val = vec![0u8; 256];
         let len = loop {
             // SAFETY: buffer of the length passed.
-            let l = unsafe {
-                libc::fgetxattr(src, cname.as_ptr(), val.as_mut_ptr().cast(), val.len())
-            };
+            let l =
+                unsafe { libc::fgetxattr(src, cname.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
             if l >= 0 {
                 break l as usize;
             }
@@ -151,7 +155,10 @@ impl Copier {
             self.entry(src, dst, &name).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("{}: {e}", OsStr::from_bytes(name.as_bytes()).to_string_lossy()),
+                    format!(
+                        "{}: {e}",
+                        OsStr::from_bytes(name.as_bytes()).to_string_lossy()
+                    ),
                 )
             })?;
         }
@@ -185,7 +192,13 @@ impl Copier {
                 cvt(unsafe { libc::symlinkat(target.as_ptr(), d, name.as_ptr()) })?;
                 // SAFETY: valid C string; NOFOLLOW chowns the link itself.
                 cvt(unsafe {
-                    libc::fchownat(d, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW)
+                    libc::fchownat(
+                        d,
+                        name.as_ptr(),
+                        st.st_uid,
+                        st.st_gid,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
                 })?;
                 Ok(())
             }
@@ -194,7 +207,13 @@ impl Copier {
                 // SAFETY: valid C string.
                 cvt(unsafe { libc::mknodat(d, name.as_ptr(), st.st_mode, st.st_rdev) })?;
                 cvt(unsafe {
-                    libc::fchownat(d, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW)
+                    libc::fchownat(
+                        d,
+                        name.as_ptr(),
+                        st.st_uid,
+                        st.st_gid,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
                 })?;
                 cvt(unsafe { libc::fchmodat(d, name.as_ptr(), st.st_mode & 0o7777, 0) })?;
                 Ok(())
@@ -209,13 +228,24 @@ impl Copier {
                 let empty = cstr(b"")?;
                 // SAFETY: valid C strings; AT_EMPTY_PATH links the O_PATH fd's file.
                 cvt(unsafe {
-                    libc::linkat(first.as_raw_fd(), empty.as_ptr(), d, name.as_ptr(), libc::AT_EMPTY_PATH)
+                    libc::linkat(
+                        first.as_raw_fd(),
+                        empty.as_ptr(),
+                        d,
+                        name.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    )
                 })?;
                 return Ok(());
             }
         }
         let src = openat(s, name, libc::O_RDONLY, 0)?;
-        let dst = openat(d, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        let dst = openat(
+            d,
+            name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        )?;
         let mut sf = std::fs::File::from(src);
         let mut df = std::fs::File::from(dst);
         // std's copy uses copy_file_range (reflinks where the filesystem has them).
