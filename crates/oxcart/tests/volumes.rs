@@ -700,3 +700,287 @@ fn system_df_and_prune_list_what_they_count_and_remove() {
     ox.ok(&["volume", "rm", "keep"]);
     ox.assert_clean();
 }
+
+/// A private podman (its own --root, --runroot, --tmpdir), runc, no network.
+struct Podman {
+    tmp: tempfile::TempDir,
+    base: Vec<String>,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut base = Vec::new();
+        for (k, v) in [
+            ("--root", tmp.path().join("root")),
+            ("--runroot", tmp.path().join("runroot")),
+            // libpod's "alive" state must not be the shared /run/libpod.
+            ("--tmpdir", tmp.path().join("libpod-tmp")),
+        ] {
+            base.extend([k.to_string(), v.display().to_string()]);
+        }
+        for (k, v) in [
+            ("--storage-driver", "overlay"),
+            ("--cgroup-manager", "cgroupfs"),
+            ("--events-backend", "file"),
+            // crun refuses this host's hybrid cgroups; runc takes them.
+            ("--runtime", "runc"),
+        ] {
+            base.extend([k.to_string(), v.to_string()]);
+        }
+        Podman { tmp, base }
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let mut a: Vec<&str> = args.to_vec();
+        if matches!(a.first(), Some(&"run") | Some(&"create")) {
+            // These hosts' hard limits are below podman's defaults.
+            a.splice(
+                1..1,
+                [
+                    "--ulimit",
+                    "nofile=1024:1024",
+                    "--ulimit",
+                    "nproc=1024:1024",
+                ],
+            );
+        }
+        let o = std::process::Command::new("podman")
+            .args(&self.base)
+            .args(&a)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "-a", "-f"]);
+        let _ = self.run(&["system", "reset", "-f"]);
+        // The overlay driver's self bind mount survives a reset (podman 4.3).
+        let ov = std::ffi::CString::new(
+            self.tmp
+                .path()
+                .join("root/overlay")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: valid C string; our own mount or nothing.
+        unsafe { libc::umount2(ov.as_ptr(), libc::UMOUNT_NOFOLLOW) };
+    }
+}
+
+/// The issue's scenarios through one engine's CLI; each step's (succeeded, output).
+/// `/srv/a.txt` and its hard link are left out of the copy-up listing: podman's image
+/// unpack (as docker's) applies a hard link entry's header owner and mode to the shared
+/// inode, oxcart's unpack keeps the first entry's — an unpack difference, not a volume one
+/// (the copy-up test checks both against the layer).
+fn scenarios(
+    run: &dyn Fn(&[&str]) -> (i32, String),
+    img: &str,
+    vimg: &str,
+) -> Vec<(String, bool, String)> {
+    let net = ["--network", "none"];
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "write",
+            [
+                &["run", "--name", "p1"][..],
+                &net,
+                &["-v", "data:/d", img, "sh", "-c", "echo kept > /d/f"],
+            ]
+            .concat(),
+        ),
+        ("rm", vec!["rm", "p1"]),
+        (
+            "read after rm",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &["-v", "data:/d", img, "cat", "/d/f"],
+            ]
+            .concat(),
+        ),
+        (
+            "copy-up",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &[
+                    "-v",
+                    "cu:/srv",
+                    vimg,
+                    "stat",
+                    "-c",
+                    "%n %u %g %a",
+                    "/srv",
+                    "/srv/sub",
+                    "/srv/sub/b",
+                    "/srv/x",
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "nocopy",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &["-v", "nc:/srv:nocopy", vimg, "ls", "-A", "/srv"],
+            ]
+            .concat(),
+        ),
+        (
+            "ro",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &[
+                    "-v",
+                    "data:/d:ro",
+                    img,
+                    "sh",
+                    "-c",
+                    "touch /d/x 2>/dev/null; echo $?",
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "create anon",
+            [
+                &["create", "--name", "c2"][..],
+                &net,
+                &["-v", "named2:/n", "-v", "/anon", vimg, "true"],
+            ]
+            .concat(),
+        ),
+        ("rm -v", vec!["rm", "-v", "c2"]),
+        (
+            "--rm anon",
+            [&["run", "--rm"][..], &net, &["-v", "/anon2", img, "true"]].concat(),
+        ),
+        ("volumes after", vec!["volume", "ls", "-q"]),
+        (
+            "create user",
+            [
+                &["create", "--name", "c3"][..],
+                &net,
+                &["-v", "data:/d", img, "true"],
+            ]
+            .concat(),
+        ),
+        ("rm in use", vec!["volume", "rm", "data"]),
+        (
+            "volumes-from ro",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &[
+                    "--volumes-from",
+                    "c3:ro",
+                    img,
+                    "sh",
+                    "-c",
+                    "cat /d/f; touch /d/y 2>/dev/null; echo $?",
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "tmpfs create",
+            vec![
+                "volume",
+                "create",
+                "-o",
+                "type=tmpfs",
+                "-o",
+                "device=tmpfs",
+                "-o",
+                // podman 4.3 takes `o=size=` as a quota and refuses it here
+                // (no project quota); docker passes it to mount(2), as we do.
+                "o=nodev",
+                "tv",
+            ],
+        ),
+        (
+            "tmpfs use",
+            [
+                &["run", "--rm"][..],
+                &net,
+                &[
+                    "-v",
+                    "tv:/t",
+                    img,
+                    "sh",
+                    "-c",
+                    "grep ' /t ' /proc/mounts | cut -d' ' -f1,3",
+                ],
+            ]
+            .concat(),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (what, args) in steps {
+        let (code, stdout) = run(&args);
+        // Ids and names printed by create/rm/volume create are each engine's own.
+        let shown = match what {
+            "volumes after" => {
+                let mut v: Vec<&str> = stdout.lines().collect();
+                v.sort();
+                v.join(" ")
+            }
+            "write" | "rm" | "create anon" | "rm -v" | "create user" | "rm in use"
+            | "tmpfs create" => String::new(),
+            _ => stdout,
+        };
+        out.push((what.to_string(), code == 0, shown));
+    }
+    out
+}
+
+#[test]
+fn the_issues_scenarios_give_podmans_results() {
+    let ox = with_vol_image();
+    let pm = Podman::new();
+    for i in [ox.image(), vol_image()] {
+        let (c, _) = pm.run(&["pull", "-q", "--tls-verify=false", i]);
+        assert_eq!(c, 0, "podman pull {i}");
+    }
+    let ours = scenarios(
+        &|a| {
+            let o = ox.run(a);
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+            )
+        },
+        ox.image(),
+        vol_image(),
+    );
+    let theirs = scenarios(&|a| pm.run(a), ox.image(), vol_image());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o, t, "oxcart vs podman");
+    }
+    // Spot checks that the comparison compares something.
+    let get = |w: &str| ours.iter().find(|s| s.0 == w).unwrap().clone();
+    assert_eq!(get("read after rm").2, "kept\n");
+    assert_eq!(
+        get("copy-up").2,
+        "/srv 1000 1000 750\n/srv/sub 2000 2000 700\n/srv/sub/b 0 0 604\n/srv/x 0 0 644\n"
+    );
+    assert_eq!(get("ro").2, "1\n");
+    assert_eq!(get("volumes after").2, "cu data named2 nc");
+    assert!(!get("rm in use").1);
+    assert_eq!(get("volumes-from ro").2, "kept\n1\n");
+    assert_eq!(get("tmpfs use").2, "tmpfs tmpfs\n");
+    ox.ok(&["rm", "-f", "c3"]);
+    ox.ok(&["volume", "prune", "-af"]);
+    ox.assert_clean();
+}
