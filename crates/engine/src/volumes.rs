@@ -295,8 +295,12 @@ impl Engine {
             let conn = self.db.conn_mut();
             conn.execute_batch(SCHEMA)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // A `create` that inserted its row since our scan names the volume now.
-            let like = format!("%\"Name\":\"{}\"%", name.replace('_', "\\_"));
+            // A `create` that inserted its row since our scan names the volume now
+            // (a record's VolumeMount serialises `Type` then `Name`).
+            let like = format!(
+                "%\"Type\":\"volume\",\"Name\":\"{}\"%",
+                name.replace('_', "\\_")
+            );
             let late: Option<String> = tx
                 .query_row(
                     "SELECT name FROM containers WHERE record LIKE ?1 ESCAPE '\\' LIMIT 1",
@@ -339,6 +343,13 @@ impl Engine {
         let Ok(rd) = std::fs::read_dir(self.volumes_dir()) else {
             return Ok(());
         };
+        let names: std::collections::HashSet<String> = {
+            let mut st = self
+                .vol_conn()?
+                .prepare_cached("SELECT name FROM volumes")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             let stale = if n.starts_with(".trash-") || n.starts_with(".new-") {
@@ -349,7 +360,7 @@ impl Engine {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|a| n.starts_with(".trash-") || a.as_secs() > 60)
             } else {
-                self.volume_get(&n)?.is_none()
+                !names.contains(&n)
             };
             if stale {
                 container::unmount_data(&e.path());

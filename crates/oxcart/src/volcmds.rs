@@ -133,6 +133,18 @@ impl Filters {
 
     /// Every kind given must match (docker: OR within a kind, AND across kinds).
     fn matches(&self, v: &Volume, users: &HashMap<String, Vec<String>>) -> bool {
+        // `label!=k[=v]` (prune's): none of them may match.
+        let label_has = |val: &str| match val.split_once('=') {
+            Some((k, x)) => v.labels.get(k).is_some_and(|y| y == x),
+            None => v.labels.contains_key(val),
+        };
+        if self
+            .0
+            .iter()
+            .any(|(k, val)| k == "label!" && label_has(val))
+        {
+            return false;
+        }
         let kinds = ["name", "label", "dangling", "driver"];
         kinds.iter().all(|kind| {
             let mut of_kind = self.0.iter().filter(|(k, _)| k == kind).peekable();
@@ -146,10 +158,7 @@ impl Filters {
                     let want = matches!(val.as_str(), "true" | "1");
                     want != users.contains_key(&v.name)
                 }
-                _ => match val.split_once('=') {
-                    Some((k, x)) => v.labels.get(k).is_some_and(|y| y == x),
-                    None => v.labels.contains_key(val.as_str()),
-                },
+                _ => label_has(val),
             })
         })
     }

@@ -414,6 +414,15 @@ fn in_use_volumes_are_refused_shared_and_force_removed() {
         "-f removed the containers using it"
     );
     assert!(volume_names(&ox).is_empty());
+    // prune's label filters, both ways.
+    ox.ok(&["volume", "create", "--label", "keep=1", "l1"]);
+    ox.ok(&["volume", "create", "l2"]);
+    ox.ok(&["volume", "create", "--label", "keep=2", "l3"]);
+    let out = ox.ok(&["volume", "prune", "-a", "-f", "--filter", "label!=keep"]);
+    assert_eq!(out, "Deleted Volumes:\nl2\n\nTotal reclaimed space: 0B\n");
+    ox.ok(&["volume", "prune", "-a", "-f", "--filter", "label=keep=2"]);
+    assert_eq!(volume_names(&ox), vec!["l1"]);
+    ox.ok(&["volume", "rm", "l1"]);
     let e = ox.fail(1, &["volume", "rm", "nosuch"]);
     assert!(e.contains("No such volume: nosuch"), "{e}");
     ox.ok(&["volume", "rm", "-f", "nosuch"]);
