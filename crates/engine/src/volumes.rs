@@ -6,8 +6,8 @@
 //!
 //! Ordering against `kill -9`: `create` writes the directory, then the row; `rm`
 //! deletes the row, then renames the directory to a `.trash-` name and removes it. A
-//! directory without a row is debris that the next `volume create` of that name,
-//! `volume prune` or `volume ls` collects; a row without a directory is an empty
+//! directory without a row is debris that the next `volume create` of that name or
+//! `volume prune` collects; a row without a directory is an empty
 //! volume whose directory is made again when it is used.
 //!
 //! copy-up (docker's "populate volume from the image"): container.rs.
@@ -147,7 +147,8 @@ impl Engine {
         let dir = self.volume_dir(&name);
         Ok(Volume {
             mountpoint: dir.join("_data").to_string_lossy().into_owned(),
-            incomplete: dir.join(COPYING).exists(),
+            // Looked at by `volume_get` only: `ls` of many volumes need not stat each.
+            incomplete: false,
             driver: r.get(1)?,
             created_at: r.get(2)?,
             labels: serde_json::from_str(&labels).unwrap_or_default(),
@@ -223,13 +224,17 @@ impl Engine {
 
     pub fn volume_get(&self, name: &str) -> Result<Option<Volume>> {
         let conn = self.vol_conn()?;
-        Ok(conn
+        let v = conn
             .query_row(
                 "SELECT name, driver, created, labels, options, anonymous FROM volumes WHERE name = ?1",
                 params![name],
                 |r| self.row_to_volume(r),
             )
-            .optional()?)
+            .optional()?;
+        Ok(v.map(|mut v| {
+            v.incomplete = self.volume_dir(&v.name).join(COPYING).exists();
+            v
+        }))
     }
 
     /// `volume inspect NAME`.
@@ -238,7 +243,8 @@ impl Engine {
             .ok_or_else(|| VolumeError::NoSuchVolume(name.to_string()).into())
     }
 
-    /// Every volume, by name (`volume ls`).
+    /// Every volume, by name (`volume ls`; `Incomplete` is left unset: `volume_get`
+    /// has it).
     pub fn volume_list(&self) -> Result<Vec<Volume>> {
         let conn = self.vol_conn()?;
         let mut st = conn.prepare_cached(

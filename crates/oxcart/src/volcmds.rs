@@ -256,7 +256,6 @@ pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
 
 fn volume_ls(e: &Engine, filter: &[String], format: Option<&str>, quiet: bool) -> Result<()> {
     let f = Filters::parse(filter, &["name", "label", "dangling", "driver"])?;
-    let _ = e.collect_volume_debris();
     let list = e.volume_list()?;
     // Only `dangling` and `.Links` need the containers' records.
     let need_users = filter.iter().any(|f| f.starts_with("dangling="))
@@ -274,20 +273,23 @@ fn volume_ls(e: &Engine, filter: &[String], format: Option<&str>, quiet: bool) -
         }
         return Ok(());
     }
+    let fmt = table::list_format(format)?;
+    if let table::ListFormat::Default = fmt {
+        // The default table straight from the list: no JSON rows for 1,000 volumes.
+        let mut lines = vec![vec!["DRIVER", "VOLUME NAME"]];
+        lines.extend(
+            list.iter()
+                .map(|v| vec![v.driver.as_str(), v.name.as_str()]),
+        );
+        out.write_all(table::align(&lines).as_bytes())?;
+        return Ok(());
+    }
     let rows: Vec<Value> = list.iter().map(|v| volume_row(v, &users, None)).collect();
     let headers = json!({
         "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
         "Labels": "LABELS", "CreatedAt": "CREATED", "Links": "LINKS", "Size": "SIZE",
     });
-    let fmt = table::list_format(format)?;
-    table::print_list(&mut out, &fmt, &rows, &headers, |rows| {
-        let mut lines = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
-        for r in rows {
-            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            lines.push(vec![s("Driver"), s("Name")]);
-        }
-        table::align(&lines)
-    })
+    table::print_list(&mut out, &fmt, &rows, &headers, |_| String::new())
 }
 
 fn volume_inspect(e: &Engine, format: Option<&str>, names: &[String]) -> Result<()> {

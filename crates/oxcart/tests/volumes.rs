@@ -581,8 +581,16 @@ fn tmpfs_backed_volume_is_mounted_on_use_and_unmounted_after() {
 
 #[test]
 fn a_hostile_images_symlinked_volume_path_never_touches_the_host() {
+    /// Removes the host directory even when an assertion fails.
+    struct Canary(PathBuf);
+    impl Drop for Canary {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
     let canary = canary_dir();
     std::fs::create_dir_all(&canary).unwrap();
+    let _guard = Canary(canary.clone());
     std::fs::write(canary.join("secret"), "host secret\n").unwrap();
     let ox = with_vol_image();
     let o = ox.run(&[
@@ -613,7 +621,6 @@ fn a_hostile_images_symlinked_volume_path_never_touches_the_host() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     host.sort();
-    std::fs::remove_dir_all(&canary).unwrap();
     assert_eq!(
         host,
         vec!["secret"],
@@ -648,10 +655,14 @@ fn an_interrupted_copy_up_is_reported_and_redone() {
     let v: serde_json::Value =
         serde_json::from_str(&ox.ok(&["volume", "inspect", "half"])).unwrap();
     assert!(v[0].get("Incomplete").is_none(), "{v}");
-    // A removal killed after its row went leaves a directory no row names: collected.
+    // A removal killed after its row went leaves a directory no row names: not listed,
+    // and collected by prune.
     std::fs::create_dir_all(ox.root().join("volumes/ghost/_data")).unwrap();
+    std::fs::create_dir_all(ox.root().join("volumes/.trash-gone-1/_data")).unwrap();
     assert_eq!(volume_names(&ox), vec!["half"]);
+    ox.ok(&["volume", "prune", "-f"]);
     assert!(!ox.root().join("volumes/ghost").exists());
+    assert!(!ox.root().join("volumes/.trash-gone-1").exists());
     ox.ok(&["volume", "rm", "half"]);
     ox.assert_clean();
 }
