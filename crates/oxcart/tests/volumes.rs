@@ -1004,3 +1004,98 @@ fn the_issues_scenarios_give_podmans_results() {
     ox.ok(&["volume", "prune", "-af"]);
     ox.assert_clean();
 }
+
+/// `test/many:latest`: the busybox layer plus `/payload`, 3,000 files of 8 KiB (a
+/// copy-up long enough to be killed in the middle of).
+fn many_image() -> &'static str {
+    static IMG: OnceLock<String> = OnceLock::new();
+    IMG.get_or_init(|| {
+        let mut e = vec![E::Dir("payload/", 0o755, 0, 0)];
+        for d in 0..30 {
+            let dir: &'static str = Box::leak(format!("payload/d{d:02}/").into_boxed_str());
+            e.push(E::Dir(dir, 0o755, 0, 0));
+            for f in 0..100 {
+                let p: &'static str =
+                    Box::leak(format!("payload/d{d:02}/f{f:03}").into_boxed_str());
+                e.push(E::File(p, vec![b'x'; 8192], 0o644, 0, 0));
+            }
+        }
+        let imgs = images();
+        let mut layout = Layout::new();
+        let img = layout.image_with(
+            &[(base_layer(), Comp::Gzip), (tar_of(&e), Comp::Gzip)],
+            "amd64",
+            image_config(),
+        );
+        layout.tag_manifest(&img, "latest");
+        imgs.reg.push(layout.path(), "latest", "test/many", false);
+        format!("{}/test/many:latest", imgs.reg.addr)
+    })
+}
+
+fn file_count(p: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        n += if e.file_type().unwrap().is_dir() {
+            file_count(&e.path())
+        } else {
+            1
+        };
+    }
+    n
+}
+
+#[test]
+fn kill_9_during_copy_up_leaves_a_volume_complete_or_reported_incomplete_and_fixed() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["pull", "-q", many_image()]);
+    ox.ok(&["volume", "create", "big"]);
+    let dir = ox.root().join("volumes/big");
+    let mut child = ox
+        .cmd()
+        .args([
+            "run",
+            "--name",
+            "k9",
+            "--network",
+            "none",
+            "-v",
+            "big:/payload",
+            many_image(),
+            "true",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the copy-up has begun (or the run has ended).
+    loop {
+        if dir.join("copying").exists() || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(&ox.ok(&["volume", "inspect", "big"])).unwrap();
+    let n = file_count(&dir.join("_data"));
+    eprintln!(
+        "killed with {n} of 3000 files copied, marker: {}",
+        dir.join("copying").exists()
+    );
+    // The invariant: never silently half-filled.
+    if dir.join("copying").exists() {
+        assert_eq!(v[0]["Incomplete"], true, "{v}");
+    } else {
+        assert_eq!(n, 3000, "no marker, so the copy must be complete");
+    }
+    // The next start finishes (or redoes) it.
+    let o = ox.run(&["start", "-a", "k9"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dir.join("copying").exists());
+    assert_eq!(file_count(&dir.join("_data")), 3000);
+    ox.ok(&["rm", "-f", "k9"]);
+    ox.ok(&["volume", "rm", "big"]);
+    ox.assert_clean();
+}
