@@ -110,6 +110,7 @@ impl Engine {
             Ok(p) => p,
             Err(e) => {
                 let _ = self.teardown_run(&rec, &runtime);
+                let _ = self.volumes_release(&rec);
                 // docker keeps a failed start's reason in `State.Error`.
                 rec.history.error = e.to_string();
                 let _ = self.db.update(&rec);

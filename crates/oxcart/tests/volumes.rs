@@ -573,6 +573,9 @@ fn tmpfs_backed_volume_is_mounted_on_use_and_unmounted_after() {
     assert!(mounted());
     ox.ok(&["rm", "-f", "t1"]);
     assert!(!mounted());
+    // A start that fails unmounts it too.
+    ox.fail(127, &["run", "--rm", "--network", "none", "-v", "tv:/t", img, "nosuchcmd"]);
+    assert!(!mounted(), "a failed start released the volume");
     let e = ox.fail(125, &["volume", "create", "-o", "color=red", "bad"]);
     assert!(e.contains("invalid option"), "{e}");
     ox.ok(&["volume", "rm", "tv"]);
