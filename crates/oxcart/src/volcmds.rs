@@ -366,7 +366,8 @@ fn reclaimable(r: u64, total: u64) -> String {
 /// What `system df` counts: per kind, (total, active, size, reclaimable).
 struct Usage {
     images: Vec<(oxcart_image::db::ImageRecord, usize)>,
-    containers: Vec<(oxcart_engine::record::Record, bool, u64)>,
+    /// (record, running, writable layer bytes, docker's STATUS text).
+    containers: Vec<(oxcart_engine::record::Record, bool, u64, String)>,
     volumes: Vec<(Volume, usize, u64)>,
 }
 
@@ -386,10 +387,16 @@ fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
         })
         .collect();
     let mut containers = Vec::new();
+    let now = crate::timefmt::now();
     for r in recs {
-        let running = e.observe(&r).is_ok_and(|o| o.status.is_running());
+        let obs = e.observe(&r).ok();
+        let running = obs.as_ref().is_some_and(|o| o.status.is_running());
+        let status = obs
+            .as_ref()
+            .map(|o| crate::ps::status_text(o, now))
+            .unwrap_or_default();
         let size = oxcart_engine::engine::dir_size(&e.ctr_dir(&r.id).join("upper"));
-        containers.push((r, running, size));
+        containers.push((r, running, size, status));
     }
     let users = e.volume_users()?;
     let volumes = e
@@ -464,10 +471,25 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
         print!("{}", table::align(&lines));
         return Ok(());
     }
+    let now = crate::timefmt::now();
+    let ago = |t: Option<&str>| {
+        t.and_then(crate::timefmt::parse_rfc3339)
+            .map(|t| crate::timefmt::ago(now, t))
+            .unwrap_or_else(|| "N/A".into())
+    };
     println!("Images space usage:\n");
-    let mut lines: Vec<Vec<String>> = vec![["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CONTAINERS"]
-        .map(String::from)
-        .to_vec()];
+    // docker's SHARED SIZE and UNIQUE SIZE need per-layer unpacked sizes, which the
+    // image store does not keep: those two columns are left out rather than guessed.
+    let mut lines: Vec<Vec<String>> = vec![[
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "CONTAINERS",
+    ]
+    .map(String::from)
+    .to_vec()];
     for (i, n) in &u.images {
         let tag = i
             .tags
@@ -479,6 +501,7 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
             repo.to_string(),
             t.to_string(),
             i.id.short().to_string(),
+            ago(i.created.as_deref()),
             table::human_size(i.size),
             n.to_string(),
         ]);
@@ -488,24 +511,28 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     let mut lines: Vec<Vec<String>> = vec![[
         "CONTAINER ID",
         "IMAGE",
+        "COMMAND",
         "LOCAL VOLUMES",
         "SIZE",
+        "CREATED",
         "STATUS",
         "NAMES",
     ]
     .map(String::from)
     .to_vec()];
-    for (r, running, size) in &u.containers {
+    for (r, _, size, status) in &u.containers {
         lines.push(vec![
-            r.id[..12].to_string(),
+            r.id.chars().take(12).collect(),
             r.config.image.clone(),
+            crate::ps::command_text(r, true),
             r.volumes
                 .iter()
                 .filter(|m| m.kind == "volume")
                 .count()
                 .to_string(),
             table::human_size(*size),
-            if *running { "running" } else { "not running" }.to_string(),
+            ago(Some(&r.created)),
+            status.clone(),
             r.name.clone(),
         ]);
     }

@@ -574,7 +574,19 @@ fn tmpfs_backed_volume_is_mounted_on_use_and_unmounted_after() {
     ox.ok(&["rm", "-f", "t1"]);
     assert!(!mounted());
     // A start that fails unmounts it too.
-    ox.fail(127, &["run", "--rm", "--network", "none", "-v", "tv:/t", img, "nosuchcmd"]);
+    ox.fail(
+        127,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "tv:/t",
+            img,
+            "nosuchcmd",
+        ],
+    );
     assert!(!mounted(), "a failed start released the volume");
     let e = ox.fail(125, &["volume", "create", "-o", "color=red", "bad"]);
     assert!(e.contains("invalid option"), "{e}");
@@ -704,6 +716,10 @@ fn system_df_and_prune_list_what_they_count_and_remove() {
     let vols: Vec<&str> = lines[3].split_whitespace().collect();
     assert_eq!(&vols[2..4], &["2", "2"], "{df}");
     let dfv = ox.ok(&["system", "df", "-v"]);
+    assert!(
+        dfv.contains("CONTAINER ID   IMAGE") && dfv.contains("Exited (0)") && dfv.contains(" sy\n"),
+        "{dfv}"
+    );
     assert!(
         dfv.contains("Local Volumes space usage:") && dfv.contains("keep "),
         "{dfv}"
