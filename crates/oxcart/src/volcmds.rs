@@ -471,6 +471,12 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
         print!("{}", table::align(&lines));
         return Ok(());
     }
+    df_verbose(&u);
+    Ok(())
+}
+
+/// `system df -v`: a table per kind.
+fn df_verbose(u: &Usage) {
     let now = crate::timefmt::now();
     let ago = |t: Option<&str>| {
         t.and_then(crate::timefmt::parse_rfc3339)
@@ -549,7 +555,6 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     }
     print!("{}", table::align(&lines));
     println!("\nBuild cache usage: 0B");
-    Ok(())
 }
 
 /// `system prune [-a] [--volumes]`: stopped containers, then (anonymous) unused

@@ -137,6 +137,43 @@ impl Engine {
         // Destinations the user mounted: the image's VOLUMEs and --volumes-from's
         // mounts at the same place give way to them (docker's order).
         let mut taken: HashSet<PathBuf> = HashSet::new();
+        self.plan_user_volumes(hc, &mut taken, out)?;
+        for from in hc.volumes_from.iter().flatten() {
+            self.plan_volumes_from(from, &mut taken, out)?;
+        }
+        for dst in config.volumes.iter().flatten().map(|(d, _)| d) {
+            if !taken.insert(clean(dst)) {
+                continue;
+            }
+            if !dst.starts_with('/') || clean(dst) == Path::new("/") {
+                return Err(EngineError::Invalid(format!(
+                    "invalid volume specification: '{dst}': the mount point must be an absolute path other than /"
+                )));
+            }
+            let v = self.volume_create(VolumeCreate::default())?;
+            out.push(VolumeMount {
+                kind: "volume".into(),
+                source: v.mountpoint,
+                destination: dst.clone(),
+                mode: String::new(),
+                rw: true,
+                copy: true,
+                anonymous: true,
+                name: v.name,
+                propagation: String::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The user's `-v`, `--mount` and `--tmpfs`: every destination is `taken`; the
+    /// volumes among them are resolved (named ones made if missing).
+    fn plan_user_volumes(
+        &mut self,
+        hc: &HostConfig,
+        taken: &mut HashSet<PathBuf>,
+        out: &mut Vec<VolumeMount>,
+    ) -> Result<()> {
         for b in hc.binds.iter().flatten() {
             let (src, dst, mode) = split_bind(b);
             taken.insert(clean(dst));
@@ -183,31 +220,6 @@ impl Engine {
         }
         for dst in hc.tmpfs.iter().flatten().map(|(d, _)| d) {
             taken.insert(clean(dst));
-        }
-        for from in hc.volumes_from.iter().flatten() {
-            self.plan_volumes_from(from, &mut taken, out)?;
-        }
-        for dst in config.volumes.iter().flatten().map(|(d, _)| d) {
-            if !taken.insert(clean(dst)) {
-                continue;
-            }
-            if !dst.starts_with('/') || clean(dst) == Path::new("/") {
-                return Err(EngineError::Invalid(format!(
-                    "invalid volume specification: '{dst}': the mount point must be an absolute path other than /"
-                )));
-            }
-            let v = self.volume_create(VolumeCreate::default())?;
-            out.push(VolumeMount {
-                kind: "volume".into(),
-                source: v.mountpoint,
-                destination: dst.clone(),
-                mode: String::new(),
-                rw: true,
-                copy: true,
-                anonymous: true,
-                name: v.name,
-                propagation: String::new(),
-            });
         }
         Ok(())
     }
