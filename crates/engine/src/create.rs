@@ -92,6 +92,7 @@ impl Engine {
                 host_config.log_config.config = self.config.engine.log_opts.clone();
             }
         }
+        let volumes = self.plan_volumes(&merged, &host_config)?;
         let rec = Record {
             id: id.clone(),
             name,
@@ -103,6 +104,7 @@ impl Engine {
             args,
             runtime: runtime.name,
             history: History::default(),
+            volumes,
         };
         let mut rec = rec;
         let mut tries = 0;
@@ -118,7 +120,11 @@ impl Engine {
                         format!("{}{}", names::generated_name(&seed), tries)
                     };
                 }
-                r => break r?,
+                Err(e) => {
+                    self.drop_anonymous(&rec.volumes);
+                    return Err(e);
+                }
+                Ok(()) => break,
             }
         }
         self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));

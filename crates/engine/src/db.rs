@@ -107,6 +107,15 @@ impl Db {
         Ok(())
     }
 
+    /// The connection, for the volumes table (volumes.rs) kept in the same file.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     pub fn delete(&mut self, id: &str) -> Result<bool> {
         Ok(self
             .conn

@@ -64,6 +64,8 @@ pub enum EngineError {
     Commit(#[from] crate::commit::CommitError),
     #[error(transparent)]
     Changes(#[from] crate::changes::ChangesError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
 }
 
 impl EngineError {

@@ -35,12 +35,13 @@ fn state_json(o: &Observed) -> Value {
     })
 }
 
-/// docker's `Mounts`: one entry per bind and tmpfs (volumes come with the volumes issue).
+/// docker's `Mounts`: one entry per bind, volume and tmpfs.
 pub fn mounts_json(rec: &Record) -> Value {
     let mut out = Vec::new();
     for b in rec.host_config.binds.iter().flatten() {
         let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2 {
+        // Volumes (`NAME:/d`, `/d`) are listed from the record's resolved volumes.
+        if parts.len() < 2 || !parts[0].starts_with('/') {
             continue;
         }
         let mode = parts.get(2).copied().unwrap_or("");
@@ -54,7 +55,7 @@ pub fn mounts_json(rec: &Record) -> Value {
             "Mode": mode, "RW": !ro, "Propagation": prop,
         }));
     }
-    for m in &rec.host_config.mounts {
+    for m in rec.host_config.mounts.iter().filter(|m| m.kind != "volume") {
         let prop = m
             .bind_options
             .as_ref()
@@ -71,6 +72,21 @@ pub fn mounts_json(rec: &Record) -> Value {
             "Type": m.kind, "Source": m.source, "Destination": m.target,
             "Mode": "", "RW": !m.read_only, "Propagation": prop,
         }));
+    }
+    for v in &rec.volumes {
+        if v.kind == "volume" {
+            out.push(json!({
+                "Type": "volume", "Name": v.name, "Source": v.source,
+                "Destination": v.destination, "Driver": "local", "Mode": v.mode,
+                "RW": v.rw, "Propagation": v.propagation,
+            }));
+        } else {
+            out.push(json!({
+                "Type": "bind", "Source": v.source, "Destination": v.destination,
+                "Mode": v.mode, "RW": v.rw,
+                "Propagation": if v.propagation.is_empty() { "rprivate" } else { &v.propagation },
+            }));
+        }
     }
     for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
         let ro = opts.split(',').any(|o| o == "ro");

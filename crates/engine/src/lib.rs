@@ -31,6 +31,7 @@ pub mod stop;
 pub mod time;
 pub mod types;
 pub mod update;
+pub mod volumes;
 pub mod wait;
 
 pub use engine::Engine;

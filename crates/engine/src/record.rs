@@ -25,6 +25,10 @@ pub struct Record {
     pub runtime: String,
     #[serde(default)]
     pub history: History,
+    /// The container's volumes, resolved at `create` (volumes.rs): what `start`
+    /// mounts, `rm -v` removes and `volume rm` finds in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::volumes::VolumeMount>,
 }
 
 /// What happened to the container over its life that the monitor's files do not

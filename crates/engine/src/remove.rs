@@ -29,11 +29,15 @@ impl Engine {
         let rt = self.runtime_of(&rec)?;
         rt.delete_if_exists(id)?;
         Snapshot::open(&dir)?.unmount()?;
+        self.volumes_release(&rec)?;
         if rec.host_config.auto_remove {
             // Still under the lock, the runtime's container already gone: straight to
             // the files (the exit is not worth recording in a row about to go; a
             // crash before that leaves exit.json, which `observe` reads first).
-            return self.remove_files(&rec, &lock);
+            self.remove_files(&rec, &lock)?;
+            drop(lock);
+            // docker's --rm takes the anonymous volumes too.
+            return self.remove_anonymous_volumes(&rec);
         }
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);

@@ -110,6 +110,7 @@ impl Engine {
             Ok(p) => p,
             Err(e) => {
                 let _ = self.teardown_run(&rec, &runtime);
+                let _ = self.volumes_release(&rec);
                 // docker keeps a failed start's reason in `State.Error`.
                 rec.history.error = e.to_string();
                 let _ = self.db.update(&rec);
@@ -143,12 +144,14 @@ impl Engine {
         let snap = Snapshot::open(dir)?;
         snap.mount(&lowers)?;
         etcfiles::write_all(dir, rec)?;
+        // Volumes as binds of their `_data`, made ready (mounted, copied up) first.
+        let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
         let netns = self.netns_for(rec)?;
         let cg = cgroups_path(rec);
         let spec = crate::spec::build(&crate::spec::SpecInput {
             id: &rec.id,
             config: &rec.config,
-            host_config: &rec.host_config,
+            host_config: &host_config,
             rootfs: &dir.join("rootfs"),
             container_dir: dir,
             cgroups_path: &cg,

@@ -104,10 +104,14 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
         })?,
         CtrCmd::Rm {
             force,
-            volumes: _,
+            volumes,
             containers,
         } => each(containers, |n| {
-            e.remove(n, *force)?;
+            let rec = e.remove(n, *force)?;
+            // `rm -v`: the container's anonymous volumes; named ones stay (docker).
+            if *volumes {
+                e.remove_anonymous_volumes(&rec)?;
+            }
             done(n)
         })?,
         CtrCmd::Wait { containers } => each(containers, |n| Ok(Some(e.wait(n)?.to_string())))?,

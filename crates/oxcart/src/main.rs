@@ -14,6 +14,7 @@ mod runopts;
 mod table;
 mod term;
 mod timefmt;
+mod volcmds;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -208,6 +209,16 @@ enum Cmd {
     Container {
         #[command(subcommand)]
         cmd: ctr::ContainerCmd,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: volcmds::VolumeCmd,
+    },
+    /// Manage the engine's data (disk usage, prune)
+    System {
+        #[command(subcommand)]
+        cmd: volcmds::SystemCmd,
     },
     /// Print a shell completion script (bash, zsh or fish)
     Completion {
@@ -544,6 +555,8 @@ fn run(cli: &Cli) -> Result<i32> {
         )?,
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
+        Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
+        Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
         Cmd::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -73,16 +73,8 @@ fn ensure_image(
 }
 
 /// What the image asks that this engine does not do yet is said, never silently
-/// dropped: its `VOLUME`s stay in the container's writable layer (no volume is made)
-/// and its `HEALTHCHECK` is not run.
+/// dropped: its `HEALTHCHECK` is not run.
 fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
-    if let Some(v) = c.volumes.as_ref().filter(|v| !v.is_empty()) {
-        let paths: Vec<&str> = v.keys().map(String::as_str).collect();
-        eprintln!(
-            "WARNING: the image's VOLUME {} get no volume yet: their data lives in the container's writable layer and goes with it",
-            paths.join(", ")
-        );
-    }
     let hc = c.healthcheck.as_ref().and_then(|h| h.test.as_ref());
     if hc.is_some_and(|t| t.first().map(String::as_str) != Some("NONE")) {
         eprintln!(
@@ -160,6 +152,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         if let Err(err) = r {
             if rec.host_config.auto_remove {
                 let _ = e.remove(&rec.id, true);
+                let _ = e.remove_anonymous_volumes(&rec);
             }
             return Err(err.into());
         }
@@ -171,6 +164,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     if r.is_err() && rec.host_config.auto_remove {
         // docker removes an --rm container whose start failed.
         let _ = e.remove(&rec.id, true);
+        let _ = e.remove_anonymous_volumes(&rec);
     }
     r
 }

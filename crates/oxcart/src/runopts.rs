@@ -71,6 +71,9 @@ pub struct RunFlags {
     /// Attach a filesystem mount to the container
     #[arg(long, value_name = "mount")]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs directory
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -323,6 +326,13 @@ impl RunFlags {
         let mut hc = self.host_config()?;
         self.apply_resources(&mut hc)?;
         self.apply_mounts(&mut hc)?;
+        // docker's CLI: `-v /path` is an anonymous volume, kept in Config.Volumes.
+        for v in self.volume.iter().filter(|v| !v.contains(':')) {
+            config
+                .volumes
+                .get_or_insert_with(Default::default)
+                .insert(v.clone(), Default::default());
+        }
         self.apply_network(&mut config, &mut hc)?;
         self.apply_security(&mut hc)?;
         if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
@@ -620,7 +630,14 @@ impl RunFlags {
         for v in &self.volume {
             check_bind(v)?;
         }
-        hc.binds = (!self.volume.is_empty()).then(|| self.volume.clone());
+        let binds: Vec<String> = self
+            .volume
+            .iter()
+            .filter(|v| v.contains(':'))
+            .cloned()
+            .collect();
+        hc.binds = (!binds.is_empty()).then_some(binds);
+        hc.volumes_from = (!self.volumes_from.is_empty()).then(|| self.volumes_from.clone());
         hc.mounts = self
             .mount
             .iter()
@@ -987,18 +1004,20 @@ const BIND_MODES: &[&str] = &[
     "delegated",
 ];
 
-/// `-v /host:/ctr[:opts]`; named and anonymous volumes are refused for now.
+/// `-v /host:/ctr[:opts]`, `-v NAME:/ctr[:opts]` (a named volume) or `-v /ctr` (an
+/// anonymous one).
 fn check_bind(v: &str) -> R<()> {
     let bad = |why: String| invalid("-v, --volume", v, why);
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, mode) = match parts[..] {
-        [_] => return Err(bad("anonymous volumes are not supported yet".into())),
+        [d] => ("", d, ""),
         [s, d] => (s, d, ""),
         [s, d, m] => (s, d, m),
         _ => return Err(bad(format!("invalid volume specification: '{v}'"))),
     };
-    if !src.starts_with('/') {
-        return Err(bad("named volumes are not supported yet".into()));
+    let volume = !src.starts_with('/');
+    if volume && !src.is_empty() && !oxcart_engine::volumes::valid_name(src) {
+        return Err(bad(format!("create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")));
     }
     if !dst.starts_with('/') {
         return Err(bad(format!("invalid volume specification: '{v}': invalid mount path: '{dst}' mount path must be absolute")));
@@ -1007,7 +1026,7 @@ fn check_bind(v: &str) -> R<()> {
         return Err(bad(format!("invalid volume specification: '{v}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'")));
     }
     for m in mode.split(',').filter(|m| !m.is_empty()) {
-        if !BIND_MODES.contains(&m) {
+        if !(BIND_MODES.contains(&m) || volume && m == "nocopy") {
             return Err(bad(format!(
                 "invalid volume specification: '{v}': invalid mode: {m}"
             )));
@@ -1052,6 +1071,9 @@ struct MountFields {
     bind: Option<BindOptions>,
     tmpfs: Option<TmpfsOptions>,
     volume_opt: bool,
+    /// docker's `VolumeOptions` (`volume-nocopy`, `volume-label`, `volume-driver`,
+    /// `volume-opt`), as the engine takes them.
+    volume: serde_json::Map<String, serde_json::Value>,
 }
 
 /// docker's `--mount` (`opts.MountOpt.Set`): CSV `key=value` fields, then the checks
@@ -1063,12 +1085,25 @@ fn parse_mount(spec: &str) -> R<Mount> {
         bind,
         tmpfs,
         volume_opt,
+        volume,
     } = mount_fields(spec)?;
     if m.target.is_empty() {
         return Err(bad("target is required".into()));
     }
     let why = match m.kind.as_str() {
-        "volume" => Some("named volumes are not supported yet".to_string()),
+        "volume" if bind.is_some() => {
+            Some("cannot mix 'bind-*' options with mount type 'volume'".into())
+        }
+        "volume" if tmpfs.is_some() => {
+            Some("cannot mix 'tmpfs-*' options with mount type 'volume'".into())
+        }
+        "volume" if !m.source.is_empty() && !oxcart_engine::volumes::valid_name(&m.source) => {
+            Some(format!(
+                "invalid mount config for type \"volume\": invalid volume name {:?}",
+                m.source
+            ))
+        }
+        "volume" => None,
         "bind" | "tmpfs" if volume_opt => Some(format!(
             "cannot mix 'volume-*' options with mount type '{}'",
             m.kind
@@ -1098,6 +1133,7 @@ fn parse_mount(spec: &str) -> R<Mount> {
     }
     m.bind_options = bind;
     m.tmpfs_options = tmpfs;
+    m.volume_options = (!volume.is_empty()).then_some(serde_json::Value::Object(volume));
     Ok(m)
 }
 
@@ -1141,10 +1177,15 @@ fn mount_fields(spec: &str) -> R<MountFields> {
                 f.bind.get_or_insert_with(Default::default).propagation =
                     need(value)?.to_ascii_lowercase()
             }
-            "volume-nocopy" => f.volume_opt = true,
-            "volume-driver" | "volume-label" | "volume-opt" => {
-                need(value)?;
+            "volume-nocopy" => {
+                let b = flag_value(&value)?;
+                f.volume.insert("NoCopy".into(), b.into());
                 f.volume_opt = true;
+            }
+            "volume-driver" | "volume-label" | "volume-opt" => {
+                let v = need(value)?;
+                f.volume_opt = true;
+                mount_volume_opt(&mut f.volume, &key, &v);
             }
             "tmpfs-size" => {
                 f.tmpfs.get_or_insert_with(Default::default).size_bytes =
@@ -1165,6 +1206,33 @@ fn mount_fields(spec: &str) -> R<MountFields> {
         }
     }
     Ok(f)
+}
+
+/// `volume-label=k=v`, `volume-opt=k=v`, `volume-driver=d` into docker's
+/// `VolumeOptions` JSON (`Labels`, `DriverConfig{Name, Options}`).
+fn mount_volume_opt(vo: &mut serde_json::Map<String, serde_json::Value>, key: &str, v: &str) {
+    let (k, val) = v.split_once('=').unwrap_or((v, ""));
+    match key {
+        "volume-label" => {
+            let l = vo.entry("Labels").or_insert_with(|| serde_json::json!({}));
+            l[k] = val.into();
+        }
+        "volume-driver" => {
+            let d = vo
+                .entry("DriverConfig")
+                .or_insert_with(|| serde_json::json!({}));
+            d["Name"] = v.into();
+        }
+        _ => {
+            let d = vo
+                .entry("DriverConfig")
+                .or_insert_with(|| serde_json::json!({}));
+            if d.get("Options").is_none() {
+                d["Options"] = serde_json::json!({});
+            }
+            d["Options"][k] = val.into();
+        }
+    }
 }
 
 fn parse_restart(r: &str) -> R<RestartPolicy> {
@@ -1704,16 +1772,23 @@ mod tests {
             (tm["/run"].as_str(), tm["/x"].as_str()),
             ("size=10m,exec", "")
         );
-        assert_eq!(
-            errs("-v data:/d img"),
-            r#"invalid argument "data:/d" for "-v, --volume" flag: named volumes are not supported yet"#
-        );
-        assert!(errs("-v /d img").ends_with("anonymous volumes are not supported yet"));
+        let (c, h, _) =
+            runs("-v data:/d:ro,nocopy -v /anon --volumes-from other:ro img").expect("volumes");
+        assert_eq!(h.binds, Some(vec!["data:/d:ro,nocopy".to_string()]));
+        assert!(c.volumes.expect("anonymous").contains_key("/anon"));
+        assert_eq!(h.volumes_from, Some(vec!["other:ro".to_string()]));
+        assert!(errs("-v a/b:/d img").contains("invalid characters for a local volume name"));
+        assert!(errs("-v /h:/d:nocopy img").ends_with("invalid mode: nocopy"));
         assert!(errs("-v /a:/b:bogus img").ends_with("invalid mode: bogus"));
         assert!(errs("-v /a:/ img").contains("destination can't be '/'"));
-        assert!(errs("--mount type=volume,src=v,dst=/d img")
-            .ends_with("named volumes are not supported yet"));
-        assert!(errs("--mount src=v,dst=/d img").ends_with("named volumes are not supported yet"));
+        let (_, h, _) = runs("--mount type=volume,src=v,dst=/d,volume-nocopy,volume-label=a=b,volume-opt=type=tmpfs img")
+            .expect("volume mount");
+        let vo = h.mounts[0].volume_options.clone().expect("options");
+        assert_eq!(vo["NoCopy"], true);
+        assert_eq!(vo["Labels"]["a"], "b");
+        assert_eq!(vo["DriverConfig"]["Options"]["type"], "tmpfs");
+        assert!(errs("--mount src=v,dst=/d,bind-propagation=rshared img")
+            .ends_with("cannot mix 'bind-*' options with mount type 'volume'"));
         assert!(errs("--mount type=bind,src=/a img").ends_with("target is required"));
         assert!(errs("--mount type=bind,src=/a,dst=/b,color=red img")
             .ends_with("unexpected key 'color' in 'color=red'"));

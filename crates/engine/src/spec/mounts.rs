@@ -114,11 +114,15 @@ fn parse_bind(spec: &str) -> Result<Bind, SpecError> {
     let (src, dst, mode) = match parts[..] {
         [src, dst] => (src, dst, ""),
         [src, dst, mode] => (src, dst, mode),
-        [_] => return Err(SpecError::Unsupported("anonymous volumes are".into())),
+        // An anonymous volume (volumes.rs makes it at create).
+        [dst] => ("", dst, ""),
         _ => return Err(bad("")),
     };
-    if !src.starts_with('/') {
-        return Err(SpecError::Unsupported("named volumes are".into()));
+    // A named volume: volumes.rs resolves it to its directory before the spec is built.
+    if !src.starts_with('/') && !src.is_empty() && !crate::volumes::valid_name(src) {
+        return Err(SpecError::Mount(format!(
+            "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        )));
     }
     check_destination(dst).map_err(|why| bad(&format!(": {why}")))?;
     let mut b = Bind {
@@ -134,6 +138,8 @@ fn parse_bind(spec: &str) -> Result<Bind, SpecError> {
             // SELinux relabelling: a no-op where SELinux is disabled (as in docker).
             "z" | "Z" => {}
             "consistent" | "cached" | "delegated" => {}
+            // Volumes only: do not fill the volume with the image's content.
+            "nocopy" if !src.starts_with('/') => {}
             p if PROPAGATIONS.contains(&p) => b.propagation = Some(p.to_string()),
             _ => return Err(bad(&format!(": invalid mode: {m}"))),
         }
@@ -184,7 +190,14 @@ pub(crate) fn validate(hc: &HostConfig) -> Result<(), SpecError> {
                 }
             }
             "tmpfs" => {}
-            "volume" => return Err(SpecError::Unsupported("named volumes are".into())),
+            "volume" => {
+                if !m.source.is_empty() && !crate::volumes::valid_name(&m.source) {
+                    return Err(SpecError::Mount(format!(
+                        "invalid mount config for type \"volume\": invalid volume name {:?}",
+                        m.source
+                    )));
+                }
+            }
             t => return Err(SpecError::Mount(format!("mount type unknown: {t:?}"))),
         }
         dup(&m.target)?;
@@ -300,6 +313,12 @@ fn user_mounts(hc: &HostConfig) -> Result<(Vec<Mount>, Option<String>), SpecErro
     let mut out = Vec::new();
     for spec in hc.binds.iter().flatten() {
         let b = parse_bind(spec)?;
+        if !b.src.starts_with('/') {
+            // Volumes reach the spec as binds of their directories (volumes.rs).
+            return Err(SpecError::Unsupported(format!(
+                "-v {spec}: an unresolved volume is"
+            )));
+        }
         if !Path::new(&b.src).exists() {
             std::fs::create_dir_all(&b.src).map_err(|source| SpecError::CreateBindSource {
                 path: b.src.clone(),
@@ -433,19 +452,19 @@ mod tests {
     fn bind_specs() {
         let b = parse_bind("/a:/b:ro,rshared").expect("bind");
         assert!(b.ro && b.propagation.as_deref() == Some("rshared"));
-        assert!(matches!(
-            parse_bind("vol:/b"),
-            Err(SpecError::Unsupported(_))
-        ));
+        let v = parse_bind("vol:/b:ro,nocopy").expect("named volume");
+        assert!(v.ro && v.src == "vol");
+        assert_eq!(parse_bind("/b").expect("anonymous").src, "");
+        assert!(parse_bind("/a:/b:nocopy").is_err(), "nocopy is for volumes");
+        let e = parse_bind("a/b:/c").expect_err("bad name").to_string();
+        assert!(
+            e.contains("invalid characters for a local volume name"),
+            "{e}"
+        );
         let e = parse_bind("/a:/").expect_err("root").to_string();
         assert!(e.contains("destination can't be '/'"), "{e}");
         let e = parse_bind("/a:/b:xx").expect_err("mode").to_string();
         assert!(e.contains("invalid mode: xx"), "{e}");
-        let e = parse_bind("vol:/b")
-            .map(|_| ())
-            .expect_err("named")
-            .to_string();
-        assert_eq!(e, "named volumes are not supported yet");
     }
 
     #[test]
