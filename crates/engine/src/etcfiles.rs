@@ -83,7 +83,7 @@ pub fn resolv_conf(rec: &Record, host: &str) -> String {
 /// `/etc/hosts`: the host's with `--network host`, else docker's base lines; then
 /// `--add-host` entries (`name:ip`; docker's `host-gateway` is refused until bridge
 /// networks exist).
-pub fn hosts(rec: &Record) -> Result<String> {
+pub fn hosts(rec: &Record, own_ip: Option<std::net::Ipv4Addr>) -> Result<String> {
     let mut out = if rec.host_config.network_mode == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_BASE.to_string())
     } else {
@@ -96,22 +96,26 @@ pub fn hosts(rec: &Record) -> Result<String> {
             ))
         })?;
         if ip == "host-gateway" {
+            // docker maps it to the default bridge's gateway; not done yet.
             return Err(crate::error::EngineError::Unsupported(
                 "--add-host NAME:host-gateway needs a bridge network, which oxcart does not have yet".into(),
             ));
         }
         out += &format!("{ip}\t{name}\n");
     }
-    // docker adds the container's own address line only on networks that give it
-    // one (the network issue's bridge); `none` has none.
+    // docker's last line: the container's own address with its hostname, on a
+    // network that gives it one (a bridge); `none` has none.
+    if let Some(ip) = own_ip {
+        out += &format!("{ip}\t{}\n", hostname(rec));
+    }
     Ok(out)
 }
 
 /// Write the three files into the container's directory.
-pub fn write_all(ctr_dir: &Path, rec: &Record) -> Result<()> {
+pub fn write_all(ctr_dir: &Path, rec: &Record, own_ip: Option<std::net::Ipv4Addr>) -> Result<()> {
     let h = hostname(rec);
     write_atomic(&ctr_dir.join("hostname"), format!("{h}\n").as_bytes())?;
-    write_atomic(&ctr_dir.join("hosts"), hosts(rec)?.as_bytes())?;
+    write_atomic(&ctr_dir.join("hosts"), hosts(rec, own_ip)?.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(
         &ctr_dir.join("resolv.conf"),

@@ -27,6 +27,7 @@ impl Engine {
             rt.delete(id, true)?;
         }
         Snapshot::open(&dir)?.unmount()?;
+        crate::network::release(&self.layout, id)?;
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);
             self.db.update(&rec)?;
@@ -81,6 +82,7 @@ impl Engine {
         }
         let snap = Snapshot::open(&dir)?;
         snap.unmount()?;
+        crate::network::release(&self.layout, &rec.id)?;
         self.db.delete(&rec.id)?;
         if let Ok(mut images) = self.open_images() {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));

@@ -7,6 +7,7 @@ mod ctr;
 mod fscmds;
 mod inspect;
 mod logs;
+mod netcmds;
 mod progress;
 mod ps;
 mod run;
@@ -204,6 +205,11 @@ enum Cmd {
     },
     #[command(flatten)]
     Ctr(ctr::CtrCmd),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: netcmds::NetworkCmd,
+    },
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -544,6 +550,7 @@ fn run(cli: &Cli) -> Result<i32> {
         )?,
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
+        Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
         Cmd::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

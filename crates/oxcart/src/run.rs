@@ -91,6 +91,25 @@ fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
     }
 }
 
+/// Network options not done yet are refused rather than silently dropped.
+fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
+    if only.networks.len() > 1 {
+        bail!("--network given more than once: connecting a container to several networks is not supported yet");
+    }
+    if !only.network_aliases.is_empty() {
+        bail!("--network-alias: DNS between containers is not supported yet");
+    }
+    if only.ip.is_some() {
+        bail!(
+            "--ip: a chosen address is not supported yet (addresses come from the network's IPAM)"
+        );
+    }
+    if only.ip6.is_some() {
+        bail!("--ip6: IPv6 networks are not supported yet");
+    }
+    Ok(())
+}
+
 pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Result<i32> {
     let (config, host_config, only) =
         a.flags
@@ -110,9 +129,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         }
     }
     ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
-    if matches!(host_config.network_mode.as_str(), "" | "default" | "bridge") {
-        eprintln!("WARNING: bridge networking is not available yet: the container has its own network namespace with only loopback (as --network none)");
-    }
+    refuse_unsupported_network_flags(&only)?;
     let rec = e.create(CreateRequest {
         name: only.name.clone(),
         config,

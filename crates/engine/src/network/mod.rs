@@ -1,0 +1,796 @@
+//! Bridge networking: a Linux bridge per network, a network namespace and a veth pair
+//! per container, addresses from an IPAM in the engine's database, and egress,
+//! isolation and `--internal` in our own nftables table. docs/networking.md has the
+//! design and the choices (netlink crate, nft transactions, what is not done yet).
+//!
+//! Bridges and rules exist only while a container uses the network (netavark's way):
+//! the first container brings them up, the last one takes them down, so a reboot or a
+//! crash never leaves a half-configured network, only state the next command redoes.
+
+pub mod ipam;
+mod netlink;
+mod netns;
+mod nft;
+
+use crate::paths::Layout;
+use ipam::{Lease, Subnet};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// A bad value the user gave, named.
+    #[error("{0}")]
+    Invalid(String),
+    /// docker: `network x not found`.
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Exhausted(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("firewall: {0}")]
+    Firewall(String),
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("network database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = NetworkError> = std::result::Result<T, E>;
+
+fn nl_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
+    let what = what.into();
+    move |source| NetworkError::Netlink { what, source }
+}
+
+fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> NetworkError {
+    let path = path.into();
+    move |source| NetworkError::Io { path, source }
+}
+
+/// The network every container joins unless told otherwise (docker's `bridge`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// A network as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub subnet: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The bridge's name: `ox-` and the id's first 12 digits (IFNAMSIZ is 16).
+    pub bridge: String,
+}
+
+impl Network {
+    pub fn subnet(&self) -> Result<Subnet> {
+        Subnet::parse(&self.subnet, "subnet")
+    }
+
+    fn gateway_ip(&self) -> Result<Ipv4Addr> {
+        self.gateway
+            .parse()
+            .map_err(|_| NetworkError::Invalid(format!("network {}: bad gateway", self.name)))
+    }
+}
+
+/// `network create`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub driver: Option<String>,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container's place on a network.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub network: Network,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: String,
+}
+
+/// The networks of one engine root.
+pub struct Networks {
+    conn: Connection,
+    runroot: PathBuf,
+    table: String,
+}
+
+/// The pools docker draws default subnets from: 172.17–31.0.0/16, then
+/// 192.168.0.0/16 in /20s.
+fn candidate_subnets() -> impl Iterator<Item = Subnet> {
+    let a = (17u8..=31).map(|b| Subnet {
+        addr: Ipv4Addr::new(172, b, 0, 0),
+        prefix: 16,
+    });
+    let b = (0u8..16).map(|i| Subnet {
+        addr: Ipv4Addr::new(192, 168, i * 16, 0),
+        prefix: 20,
+    });
+    a.chain(b)
+}
+
+/// The host's IPv4 routes (`/proc/net/route`: destination and mask in host order hex).
+fn host_routes() -> Vec<(Subnet, String)> {
+    let Ok(s) = std::fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in s.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let (Ok(d), Ok(m)) = (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16)) else {
+            continue;
+        };
+        let prefix = u32::from_be(m).count_ones() as u8;
+        if prefix == 0 {
+            continue; // the default route overlaps everything and says nothing
+        }
+        out.push((
+            Subnet {
+                addr: Ipv4Addr::from(u32::from_be(d)),
+                prefix,
+            },
+            f[0].to_string(),
+        ));
+    }
+    out
+}
+
+/// A lock across every root's network changes: bridges, subnets on the host's routes
+/// and firewall tables are the host's, not one root's.
+struct HostLock {
+    _file: std::fs::File,
+}
+
+impl HostLock {
+    fn take() -> Result<HostLock> {
+        let dir = Path::new("/run/oxcart");
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let p = dir.join("network.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        // SAFETY: flock on an fd we own; released when the file closes.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io_err(&p)(std::io::Error::last_os_error()));
+        }
+        Ok(HostLock { _file: f })
+    }
+}
+
+fn fnv(s: &[u8]) -> u32 {
+    s.iter().fold(0x811c9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x01000193)
+    })
+}
+
+impl Networks {
+    pub fn open(layout: &Layout) -> Result<Networks> {
+        let conn = Connection::open(layout.db_path())?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(ipam::SCHEMA)?;
+        // One table per engine root, so test roots and the default one never rewrite
+        // each other's rules: `oxcart` for the default runroot.
+        let table = if layout.runroot == Path::new(Layout::DEFAULT_RUNROOT) {
+            "oxcart".to_string()
+        } else {
+            format!(
+                "oxcart_{:08x}",
+                fnv(layout.runroot.as_os_str().as_encoded_bytes())
+            )
+        };
+        Ok(Networks {
+            conn,
+            runroot: layout.runroot.clone(),
+            table,
+        })
+    }
+
+    /// The nftables table this root's rules live in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn list(&self) -> Result<Vec<Network>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT record FROM networks ORDER BY name")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let j = r?;
+            out.push(serde_json::from_str(&j).map_err(|e| {
+                NetworkError::Invalid(format!("network record does not parse: {e}"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// A network by name, id, or unique id prefix (docker's lookup order).
+    pub fn find(&self, key: &str) -> Result<Network> {
+        let all = self.list()?;
+        if let Some(n) = all.iter().find(|n| n.name == key || n.id == key) {
+            return Ok(n.clone());
+        }
+        if key == DEFAULT_NETWORK {
+            return Err(NetworkError::NotFound(key.into()));
+        }
+        let m: Vec<&Network> = all.iter().filter(|n| n.id.starts_with(key)).collect();
+        match m.as_slice() {
+            [n] => Ok((*n).clone()),
+            [] => Err(NetworkError::NotFound(key.into())),
+            _ => Err(NetworkError::Invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                m.len()
+            ))),
+        }
+    }
+
+    /// The default network, recorded on first use.
+    pub fn default_network(&mut self) -> Result<Network> {
+        match self.find(DEFAULT_NETWORK) {
+            Ok(n) => Ok(n),
+            Err(NetworkError::NotFound(_)) => {
+                let r = self.create_locked(
+                    CreateNetwork {
+                        name: DEFAULT_NETWORK.into(),
+                        ..Default::default()
+                    },
+                    true,
+                );
+                match r {
+                    // A concurrent `run` recorded it first.
+                    Err(NetworkError::Conflict(_)) => self.find(DEFAULT_NETWORK),
+                    r => r,
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `network create`.
+    pub fn create(&mut self, req: CreateNetwork) -> Result<Network> {
+        if req.name == DEFAULT_NETWORK || req.name == "host" || req.name == "none" {
+            return Err(NetworkError::Conflict(format!(
+                "{} is a pre-defined network and cannot be created",
+                req.name
+            )));
+        }
+        self.create_locked(req, false)
+    }
+
+    fn create_locked(&mut self, req: CreateNetwork, default: bool) -> Result<Network> {
+        if let Some(d) = req.driver.as_deref().filter(|d| *d != "bridge") {
+            return Err(NetworkError::Unsupported(format!(
+                "-d/--driver {d}: only the bridge driver is supported"
+            )));
+        }
+        if !default {
+            crate::names::validate_name(&req.name).map_err(|_| {
+                NetworkError::Invalid(format!("invalid network name {:?}", req.name))
+            })?;
+        }
+        let _lock = HostLock::take()?;
+        let others = self.list()?;
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let s = Subnet::parse(s, "--subnet")?;
+                if let Some(o) = others
+                    .iter()
+                    .find(|o| o.subnet().is_ok_and(|x| x.overlaps(&s)))
+                {
+                    return Err(NetworkError::Conflict(format!(
+                        "--subnet {s}: overlaps network {}'s {}",
+                        o.name, o.subnet
+                    )));
+                }
+                s
+            }
+            None => self.free_subnet(&others, None)?,
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let ip: Ipv4Addr = g.parse().map_err(|_| {
+                    NetworkError::Invalid(format!("--gateway {g}: not an IPv4 address"))
+                })?;
+                if !subnet.contains(ip) || ip == subnet.addr || ip == subnet.broadcast() {
+                    return Err(NetworkError::Invalid(format!(
+                        "--gateway {g}: not a host address of --subnet {subnet}"
+                    )));
+                }
+                ip
+            }
+            None => subnet.first(),
+        };
+        if let Some(r) = &req.ip_range {
+            let range = Subnet::parse(r, "--ip-range")?;
+            if !(subnet.contains(range.addr) && range.prefix >= subnet.prefix) {
+                return Err(NetworkError::Invalid(format!(
+                    "--ip-range {r}: not within --subnet {subnet}"
+                )));
+            }
+        }
+        if req.ip_range.is_some() && req.subnet.is_none() {
+            return Err(NetworkError::Invalid(
+                "--ip-range needs --subnet (docker: cannot use ip-range without subnet)".into(),
+            ));
+        }
+        let id = crate::names::new_id().map_err(|e| NetworkError::Invalid(e.to_string()))?;
+        let n = Network {
+            bridge: format!("ox-{}", &id[..12]),
+            id,
+            name: req.name,
+            created: crate::time::now(),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            ip_range: req.ip_range,
+            internal: req.internal,
+            labels: req.labels,
+        };
+        let json = serde_json::to_string(&n)
+            .map_err(|e| NetworkError::Invalid(format!("network record: {e}")))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: Option<String> = tx
+            .query_row(
+                "SELECT id FROM networks WHERE name = ?1",
+                params![n.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Err(NetworkError::Conflict(format!(
+                "network with name {} already exists",
+                n.name
+            )));
+        }
+        tx.execute(
+            "INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)",
+            params![n.id, n.name, json],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// The first pool subnet that overlaps no host route and no other network.
+    fn free_subnet(&self, others: &[Network], except: Option<&str>) -> Result<Subnet> {
+        let routes = host_routes();
+        let own: Vec<Subnet> = others
+            .iter()
+            .filter(|o| Some(o.id.as_str()) != except)
+            .filter_map(|o| o.subnet().ok())
+            .collect();
+        candidate_subnets()
+            .find(|c| {
+                !routes.iter().any(|(r, _)| r.overlaps(c)) && !own.iter().any(|o| o.overlaps(c))
+            })
+            .ok_or_else(|| {
+                NetworkError::Exhausted(
+                    "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                )
+            })
+    }
+
+    fn save(&self, n: &Network) -> Result<()> {
+        let json = serde_json::to_string(n)
+            .map_err(|e| NetworkError::Invalid(format!("network record: {e}")))?;
+        self.conn.execute(
+            "UPDATE networks SET record = ?2 WHERE id = ?1",
+            params![n.id, json],
+        )?;
+        Ok(())
+    }
+
+    /// Ids of the containers with an address on a network.
+    pub fn containers_on(&self, network_id: &str) -> Result<Vec<(String, Lease)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT container_id, ip, mac FROM leases WHERE network_id = ?1")?;
+        let rows = st.query_map(params![network_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (c, ip, mac) = r?;
+            if let Ok(ip) = ip.parse() {
+                out.push((
+                    c,
+                    Lease {
+                        network_id: network_id.to_string(),
+                        ip,
+                        mac,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `network rm`: refused while a container is on it (docker: "has active endpoints").
+    pub fn remove(&mut self, key: &str) -> Result<Network> {
+        let n = self.find(key)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(NetworkError::Conflict(format!(
+                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )));
+        }
+        let _lock = HostLock::take()?;
+        if ipam::users(&self.conn, &n.id)? > 0 {
+            return Err(NetworkError::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.conn
+            .execute("DELETE FROM networks WHERE id = ?1", params![n.id])?;
+        Ok(n)
+    }
+
+    /// A container's endpoints (its leases with their networks).
+    pub fn endpoints(&self, ctr: &str) -> Result<Vec<Endpoint>> {
+        let nets = self.list()?;
+        let mut out = Vec::new();
+        for l in ipam::leases_of(&self.conn, ctr)? {
+            if let Some(n) = nets.iter().find(|n| n.id == l.network_id) {
+                out.push(Endpoint {
+                    prefix: n.subnet()?.prefix,
+                    network: n.clone(),
+                    ip: l.ip,
+                    mac: l.mac,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where a container's network namespace is bind-mounted.
+    pub fn netns_path(&self, ctr: &str) -> PathBuf {
+        self.runroot.join("netns").join(ctr)
+    }
+
+    /// Put a container on a network: an address, the bridge (brought up if it is the
+    /// first container), the rules, a namespace with its veth. Returns the namespace's
+    /// path for the OCI spec. Undone by [`Networks::detach`], which is also what
+    /// repairs a `kill -9` in the middle of this.
+    pub fn attach(&mut self, ctr: &str, network: &str, mac: Option<&str>) -> Result<Endpoint> {
+        let mac = mac
+            .filter(|m| !m.is_empty())
+            .map(ipam::parse_mac)
+            .transpose()?;
+        let mut n = if network == DEFAULT_NETWORK {
+            self.default_network()?
+        } else {
+            self.find(network)?
+        };
+        let _lock = HostLock::take()?;
+        for orphan in ipam::reclaim_orphans(&self.conn)? {
+            self.teardown_locked(&orphan)?;
+        }
+        let bridge_up = netlink::index_of(&n.bridge).is_some();
+        if !bridge_up && ipam::users(&self.conn, &n.id)? == 0 {
+            n = self.check_subnet(n)?;
+        }
+        let subnet = n.subnet()?;
+        let range = match &n.ip_range {
+            Some(r) => Subnet::parse(r, "ip range")?,
+            None => subnet,
+        };
+        let lease = ipam::allocate(
+            &mut self.conn,
+            ctr,
+            &ipam::Want {
+                network_id: &n.id,
+                network_name: &n.name,
+                subnet,
+                range,
+                gateway: n.gateway_ip()?,
+                ip: None,
+                mac,
+            },
+        )?;
+        let r = self.plumb(ctr, &n, &lease);
+        if let Err(e) = r {
+            let _ = self.teardown_locked(ctr);
+            return Err(e);
+        }
+        Ok(Endpoint {
+            network: n,
+            ip: lease.ip,
+            prefix: subnet.prefix,
+            mac: lease.mac,
+        })
+    }
+
+    /// Before a network's bridge comes up: its subnet must not overlap a host route (a
+    /// network of another root, or an interface added since). The default network
+    /// moves to a free subnet, as docker picks one at start; a user network's is an error.
+    fn check_subnet(&self, mut n: Network) -> Result<Network> {
+        let s = n.subnet()?;
+        let Some((r, dev)) = host_routes().into_iter().find(|(r, _)| r.overlaps(&s)) else {
+            return Ok(n);
+        };
+        if n.name != DEFAULT_NETWORK {
+            return Err(NetworkError::Conflict(format!(
+                "network {}: its subnet {s} overlaps the host's route {r} on {dev}",
+                n.name
+            )));
+        }
+        let s = self.free_subnet(&self.list()?, Some(&n.id))?;
+        n.subnet = s.to_string();
+        n.gateway = s.first().to_string();
+        self.save(&n)?;
+        Ok(n)
+    }
+
+    fn plumb(&self, ctr: &str, n: &Network, lease: &Lease) -> Result<()> {
+        let subnet = n.subnet()?;
+        let gw = n.gateway_ip()?;
+        let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+        let br = match netlink::index_of(&n.bridge) {
+            Some(i) => i,
+            None => {
+                nl.add_bridge(&n.bridge)
+                    .map_err(nl_err(format!("creating bridge {}", n.bridge)))?;
+                let i = netlink::index_of(&n.bridge).ok_or_else(|| {
+                    nl_err(format!("bridge {}", n.bridge))(std::io::Error::from_raw_os_error(
+                        libc::ENODEV,
+                    ))
+                })?;
+                nl.add_addr(i, gw, subnet.prefix)
+                    .map_err(nl_err(format!("address {gw} on {}", n.bridge)))?;
+                nl.set_up(i, None)
+                    .map_err(nl_err(format!("setting {} up", n.bridge)))?;
+                i
+            }
+        };
+        self.sync_firewall()?;
+        let dir = self.runroot.join("netns");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let host_veth = host_veth(ctr);
+        let mac = ipam::parse_mac(&lease.mac)?;
+        netns::create(
+            &self.netns_path(ctr),
+            &netns::CtrSide {
+                host_veth: &host_veth,
+                mac,
+                ip: lease.ip,
+                prefix: subnet.prefix,
+                gateway: gw,
+            },
+        )
+        .map_err(nl_err(format!(
+            "container network namespace for {}",
+            &ctr[..12.min(ctr.len())]
+        )))?;
+        let v = netlink::index_of(&host_veth).ok_or_else(|| {
+            nl_err(format!("veth {host_veth}"))(std::io::Error::from_raw_os_error(libc::ENODEV))
+        })?;
+        nl.set_up(v, Some(br))
+            .map_err(nl_err(format!("attaching {host_veth} to {}", n.bridge)))
+    }
+
+    /// Take a container off its networks: namespace, veth, leases; a bridge and its
+    /// rules go with the last container. Idempotent: every step tolerates what is
+    /// already gone, so it also repairs an attach or detach killed half-way.
+    pub fn detach(&mut self, ctr: &str) -> Result<()> {
+        let _lock = HostLock::take()?;
+        self.teardown_locked(ctr)
+    }
+
+    fn teardown_locked(&mut self, ctr: &str) -> Result<()> {
+        let nets: Vec<String> = ipam::leases_of(&self.conn, ctr)?
+            .into_iter()
+            .map(|l| l.network_id)
+            .collect();
+        netns::remove(&self.netns_path(ctr));
+        if let Some(i) = netlink::index_of(&host_veth(ctr)) {
+            let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+            match nl.del_link(i) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(nl_err(format!("deleting {}", host_veth(ctr)))(e)),
+            }
+        }
+        ipam::release(&self.conn, ctr)?;
+        let all = self.list()?;
+        for id in nets {
+            if ipam::users(&self.conn, &id)? > 0 {
+                continue;
+            }
+            if let Some(n) = all.iter().find(|n| n.id == id) {
+                self.bridge_down(&n.bridge)?;
+            }
+        }
+        self.sync_firewall()
+    }
+
+    fn bridge_down(&self, bridge: &str) -> Result<()> {
+        if let Some(i) = netlink::index_of(bridge) {
+            let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+            match nl.del_link(i) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(nl_err(format!("deleting bridge {bridge}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuild this root's table from the networks that have containers.
+    fn sync_firewall(&self) -> Result<()> {
+        let mut active = Vec::new();
+        for n in self.list()? {
+            if ipam::users(&self.conn, &n.id)? > 0 {
+                active.push(nft::Active {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet.clone(),
+                    internal: n.internal,
+                });
+            }
+        }
+        nft::apply(&nft::render(&self.table, &active))
+    }
+
+    /// docker's `network inspect` JSON; `containers` maps ids to names.
+    pub fn inspect_json(
+        &self,
+        n: &Network,
+        names: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<serde_json::Value> {
+        let mut ctrs = serde_json::Map::new();
+        for (id, l) in self.containers_on(&n.id)? {
+            let prefix = n.subnet()?.prefix;
+            ctrs.insert(
+                id.clone(),
+                serde_json::json!({
+                    "Name": names(&id).unwrap_or_default(),
+                    "EndpointID": format!("{:016x}", fnv(id.as_bytes())),
+                    "MacAddress": l.mac,
+                    "IPv4Address": format!("{}/{prefix}", l.ip),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let mut cfg = serde_json::json!({"Subnet": n.subnet, "Gateway": n.gateway});
+        if let Some(r) = &n.ip_range {
+            cfg["IPRange"] = r.clone().into();
+        }
+        let mut opts = serde_json::Map::new();
+        opts.insert(
+            "com.docker.network.bridge.name".into(),
+            n.bridge.clone().into(),
+        );
+        Ok(serde_json::json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [cfg]},
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": ctrs,
+            "Options": opts,
+            "Labels": n.labels,
+        }))
+    }
+}
+
+/// The host end of a container's veth: `vx` and the id's first 13 digits.
+pub fn host_veth(ctr: &str) -> String {
+    format!("vx{}", &ctr[..13.min(ctr.len())])
+}
+
+impl Networks {
+    /// Whether a container has anything of ours: a lease, a namespace file, a veth.
+    fn holds_anything(&self, ctr: &str) -> Result<bool> {
+        Ok(!ipam::leases_of(&self.conn, ctr)?.is_empty()
+            || self.netns_path(ctr).exists()
+            || netlink::index_of(&host_veth(ctr)).is_some())
+    }
+}
+
+impl From<NetworkError> for crate::error::EngineError {
+    fn from(e: NetworkError) -> Self {
+        match e {
+            NetworkError::Unsupported(m) => crate::error::EngineError::Unsupported(m),
+            e => crate::error::EngineError::Invalid(e.to_string()),
+        }
+    }
+}
+
+/// The network a `--network` value names, if it is a bridge network (`None` for
+/// `none`, `host` and `container:<id>`).
+pub fn network_of_mode(mode: &str) -> Option<&str> {
+    match mode {
+        "" | "default" | "bridge" => Some(DEFAULT_NETWORK),
+        "none" | "host" => None,
+        m if m.starts_with("container:") => None,
+        m => Some(m),
+    }
+}
+
+/// `create`'s check: a named network must exist (docker: `network x not found`).
+pub fn validate(layout: &Layout, h: &crate::types::HostConfig) -> crate::error::Result<()> {
+    if let Some(n) = network_of_mode(&h.network_mode).filter(|n| *n != DEFAULT_NETWORK) {
+        Networks::open(layout)?.find(n)?;
+    }
+    Ok(())
+}
+
+/// `start`'s call: put a container on its bridge network. The namespace path for the
+/// OCI spec and the endpoint, or `None` when the container is on no bridge network.
+pub fn setup(
+    layout: &Layout,
+    rec: &crate::record::Record,
+) -> crate::error::Result<Option<(PathBuf, Endpoint)>> {
+    let Some(net) = network_of_mode(&rec.host_config.network_mode) else {
+        return Ok(None);
+    };
+    let mut nets = Networks::open(layout)?;
+    let ep = nets.attach(&rec.id, net, Some(&rec.config.mac_address))?;
+    Ok(Some((nets.netns_path(&rec.id), ep)))
+}
+
+/// Release whatever of a container's networking is left (cleanup, `rm`, a new start
+/// after a crash). Cheap when there is nothing: no lock, no firewall change.
+pub fn release(layout: &Layout, id: &str) -> crate::error::Result<()> {
+    let mut nets = Networks::open(layout)?;
+    if nets.holds_anything(id)? {
+        nets.detach(id)?;
+    }
+    Ok(())
+}
+
+/// The container's endpoints for `inspect`'s `NetworkSettings` (empty if none).
+pub fn endpoints_of(layout: &Layout, id: &str) -> Vec<Endpoint> {
+    Networks::open(layout)
+        .and_then(|n| n.endpoints(id))
+        .unwrap_or_default()
+}

@@ -1,0 +1,117 @@
+//! Our own nftables table, rebuilt whole from the database's state in one `nft -f -`
+//! transaction per change (netavark's "one atomic batch per operation"): the ruleset
+//! covers exactly the networks that have a container on them, so a rule disappears
+//! with the last container that needs it, a `kill -9` anywhere leaves rules the next
+//! change replaces, and a reboot (which empties the kernel's tables) is repaired by
+//! the next `run`. Conntrack entries are not part of a table, so rebuilding it does
+//! not break established connections.
+
+use super::NetworkError;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// A network whose rules are wanted.
+pub struct Active {
+    pub bridge: String,
+    pub subnet: String,
+    pub internal: bool,
+}
+
+/// The table's full text: `table; delete table; table { … }` replaces it atomically
+/// (the first line makes the delete valid when the table does not exist yet).
+pub fn render(table: &str, nets: &[Active]) -> String {
+    let mut s = format!("table ip {table}\ndelete table ip {table}\n");
+    if nets.is_empty() {
+        return s;
+    }
+    let bridges: Vec<String> = nets.iter().map(|n| format!("\"{}\"", n.bridge)).collect();
+    s += &format!("table ip {table} {{\n");
+    s += &format!(
+        "  set bridges {{ type ifname; elements = {{ {} }} }}\n",
+        bridges.join(", ")
+    );
+    s += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+    for n in nets {
+        let b = &n.bridge;
+        // Containers of one network talk freely.
+        s += &format!("    iifname \"{b}\" oifname \"{b}\" accept\n");
+        // docker's DOCKER-ISOLATION: never from one of our bridges to another.
+        s += &format!("    iifname \"{b}\" oifname @bridges drop\n");
+        if n.internal {
+            // --internal: nothing in from or out to anything but the bridge itself.
+            s += &format!("    iifname \"{b}\" drop\n    oifname \"{b}\" drop\n");
+        } else {
+            s += &format!("    iifname \"{b}\" accept\n");
+            s += &format!("    oifname \"{b}\" ct state established,related accept\n");
+            s += &format!("    oifname \"{b}\" ct status dnat accept\n");
+        }
+    }
+    s += "  }\n";
+    s += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+    for n in nets.iter().filter(|n| !n.internal) {
+        // docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`: egress takes the host's address.
+        s += &format!(
+            "    ip saddr {} oifname != \"{}\" masquerade\n",
+            n.subnet, n.bridge
+        );
+    }
+    s += "  }\n}\n";
+    s
+}
+
+/// Apply a ruleset as one transaction.
+pub fn apply(ruleset: &str) -> Result<(), NetworkError> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NetworkError::Firewall(format!("cannot run nft (install nftables): {e}")))?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(ruleset.as_bytes())
+            .map_err(|e| NetworkError::Firewall(format!("nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetworkError::Firewall(format!("nft: {e}")))?;
+    if !out.status.success() {
+        return Err(NetworkError::Firewall(format!(
+            "nft -f - failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_state_deletes_the_table() {
+        assert_eq!(render("t", &[]), "table ip t\ndelete table ip t\n");
+    }
+
+    #[test]
+    fn internal_networks_get_no_masquerade() {
+        let r = render(
+            "t",
+            &[
+                Active {
+                    bridge: "ox-a".into(),
+                    subnet: "10.0.0.0/24".into(),
+                    internal: false,
+                },
+                Active {
+                    bridge: "ox-b".into(),
+                    subnet: "10.0.1.0/24".into(),
+                    internal: true,
+                },
+            ],
+        );
+        assert!(r.contains("ip saddr 10.0.0.0/24 oifname != \"ox-a\" masquerade"));
+        assert!(!r.contains("10.0.1.0/24 oifname"));
+        assert!(r.contains("iifname \"ox-b\" drop"));
+    }
+}
