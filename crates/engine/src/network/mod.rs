@@ -303,9 +303,22 @@ impl Networks {
             )));
         }
         if !default {
-            crate::names::validate_name(&req.name).map_err(|_| {
-                NetworkError::Invalid(format!("invalid network name {:?}", req.name))
-            })?;
+            // docker's network name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+            let ok = req
+                .name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+                && req
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(NetworkError::Invalid(format!(
+                    "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                    req.name
+                )));
+            }
         }
         let _lock = HostLock::take()?;
         let others = self.list()?;

@@ -1,0 +1,403 @@
+//! Bridge networking end to end, with real traffic only to namespaces these tests make:
+//! the default bridge, user networks, isolation, `--internal`, egress masquerade to a
+//! "remote host" namespace, IP exhaustion, concurrent allocation, and nothing left.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../image/tests/common/mod.rs"]
+mod common;
+mod engine;
+
+use engine::*;
+use std::io::Read;
+use std::process::{Child, Command};
+
+/// A "remote host": its own network namespace joined to the host by a veth pair with
+/// a /30 the test picks, and a TCP server on it answering `remote-ok`. Only a
+/// masqueraded connection can reach it: it has no route back to container subnets.
+struct Remote {
+    ns: String,
+    server: Child,
+    pub addr: String,
+}
+
+impl Remote {
+    fn new(tag: &str, third_octet: u8) -> Remote {
+        let ns = format!("oxt-{tag}-{}", std::process::id());
+        let host_if = format!("oxh{third_octet}x{}", std::process::id() % 10000);
+        let sh = |a: &str| {
+            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
+            assert!(st.success(), "{a}");
+        };
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
+        ));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
+        ));
+        sh(&format!("ip -n {ns} link set eth0 up"));
+        sh(&format!("ip -n {ns} link set lo up"));
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "busybox",
+                "nc",
+                "-ll",
+                "-p",
+                "9000",
+                "-e",
+                "echo",
+                "remote-ok",
+            ])
+            .spawn()
+            .unwrap();
+        Remote {
+            ns,
+            server,
+            addr: format!("10.250.{third_octet}.2"),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Deleting the namespace deletes its veth and so the host's end too.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// A server container answering every TCP connection on 8080 with its hostname.
+fn server(ox: &Ox, name: &str, net: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--name", name, "--hostname", name];
+    a.extend_from_slice(net);
+    a.extend_from_slice(&[ox.image(), "nc", "-ll", "-p", "8080", "-e", "echo", name]);
+    ox.ok(&a);
+    ox.ip_of(name)
+}
+
+/// What a client container on `net` reads from `ip:port` (empty if unreachable).
+fn fetch_from_ctr(ox: &Ox, net: &str, ip: &str, port: &str) -> String {
+    let o = ox.run(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        ox.image(),
+        "nc",
+        "-w",
+        "2",
+        ip,
+        port,
+    ]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn default_bridge_gives_an_address_route_hosts_entry_and_is_reachable_from_the_host() {
+    let ox = Ox::new().pulled();
+    let ip = server(&ox, "web", &[]);
+    let v = ox.inspect("web");
+    assert_eq!(v["NetworkSettings"]["IPAddress"], ip.as_str());
+    let gw = v["NetworkSettings"]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!gw.is_empty());
+    // The host reaches the container through the bridge (the gateway is the host's).
+    let mut s = std::net::TcpStream::connect((ip.as_str(), 8080)).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got.trim(), "web");
+    // /etc/hosts ends with the container's own address and hostname (docker's line),
+    // and the default route goes through the gateway.
+    let out = ox.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "me",
+        ox.image(),
+        "sh",
+        "-c",
+        "tail -n1 /etc/hosts; cat /proc/net/route; cat /sys/class/net/eth0/address",
+    ]);
+    let mut lines = out.lines();
+    let hosts = lines.next().unwrap();
+    assert!(hosts.ends_with("\tme"), "{hosts}");
+    assert!(out.contains("eth0\t00000000\t"), "no default route: {out}");
+    let own: std::net::Ipv4Addr = hosts.split('\t').next().unwrap().parse().unwrap();
+    let o = own.octets();
+    // docker's MAC: 02:42 and the address.
+    assert!(
+        out.contains(&format!(
+            "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+            o[0], o[1], o[2], o[3]
+        )),
+        "{out}"
+    );
+    let n = ox.inspect_network("bridge");
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 1, "{n}");
+    ox.ok(&["rm", "-f", "web"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn user_networks_connect_their_containers_and_isolate_others() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.1.0/24", "front"]);
+    ox.ok(&["network", "create", "--subnet", "10.201.2.0/24", "back"]);
+    let ip = server(&ox, "api", &["--network", "front"]);
+    assert!(ip.starts_with("10.201.1."), "{ip}");
+    assert_eq!(fetch_from_ctr(&ox, "front", &ip, "8080"), "api");
+    // From another network: no route through our table (docker's isolation).
+    assert_eq!(fetch_from_ctr(&ox, "back", &ip, "8080"), "");
+    let e = ox.fail(1, &["network", "rm", "front"]);
+    assert!(e.contains("has active endpoints"), "{e}");
+    ox.ok(&["rm", "-f", "api"]);
+    ox.ok(&["network", "rm", "front", "back"]);
+    let e = ox.fail(
+        125,
+        &["run", "--rm", "--network", "front", ox.image(), "true"],
+    );
+    assert!(e.contains("network front not found"), "{e}");
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn egress_is_masqueraded_and_internal_networks_have_none() {
+    let ox = Ox::new().pulled();
+    let remote = Remote::new("egress", 17);
+    ox.ok(&["network", "create", "--subnet", "10.201.3.0/24", "out"]);
+    ox.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.201.4.0/24",
+        "closed",
+    ]);
+    assert_eq!(
+        fetch_from_ctr(&ox, "out", &remote.addr, "9000"),
+        "remote-ok"
+    );
+    assert_eq!(
+        fetch_from_ctr(&ox, "bridge", &remote.addr, "9000"),
+        "remote-ok"
+    );
+    assert_eq!(fetch_from_ctr(&ox, "closed", &remote.addr, "9000"), "");
+    // An internal network's containers still reach each other.
+    let ip = server(&ox, "inner", &["--network", "closed"]);
+    assert_eq!(fetch_from_ctr(&ox, "closed", &ip, "8080"), "inner");
+    assert_eq!(ox.inspect_network("closed")["Internal"], true);
+    ox.ok(&["rm", "-f", "inner"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_full_slash_29_is_a_clear_error_and_leases_come_back() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.5.0/29", "tiny"]);
+    let mut ips = Vec::new();
+    for i in 0..5 {
+        let n = format!("t{i}");
+        ox.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &n,
+            "--network",
+            "tiny",
+            ox.image(),
+            "sleep",
+            "60",
+        ]);
+        ips.push(ox.ip_of(&n));
+    }
+    assert_eq!(
+        ips,
+        [
+            "10.201.5.2",
+            "10.201.5.3",
+            "10.201.5.4",
+            "10.201.5.5",
+            "10.201.5.6"
+        ]
+    );
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t5",
+            "--network",
+            "tiny",
+            ox.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(
+        e.contains("no available IPv4 addresses on network tiny"),
+        "{e}"
+    );
+    ox.ok(&["rm", "-f", "t5"]);
+    ox.ok(&["rm", "-f", "t2"]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t6",
+        "--network",
+        "tiny",
+        ox.image(),
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ox.ip_of("t6"), "10.201.5.4");
+    for n in ["t0", "t1", "t3", "t4", "t6"] {
+        ox.ok(&["rm", "-f", n]);
+    }
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn fifty_concurrent_runs_get_fifty_distinct_addresses() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.6.0/24", "many"]);
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            ox.cmd()
+                .args([
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("d{i}"),
+                    "--network",
+                    "many",
+                    ox.image(),
+                    "sleep",
+                    "120",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut ips: Vec<String> = (0..50).map(|i| ox.ip_of(&format!("d{i}"))).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 50);
+    assert_eq!(
+        ox.inspect_network("many")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        50
+    );
+    for i in 0..50 {
+        ox.ok(&["rm", "-f", &format!("d{i}")]);
+    }
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_killed_run_leaves_state_the_next_command_reclaims() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.7.0/29", "k"]);
+    let id = ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "k",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let id = id.trim().to_string();
+    // Kill the monitor and the container as a crash would: no cleanup runs.
+    let v = ox.inspect("victim");
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let mon: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &mon["pid"].to_string()])
+        .status();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(ox.runroot().join("netns").join(&id).exists());
+    // A restart reclaims the namespace, veth and lease and gets the address again.
+    ox.ok(&["start", "victim"]);
+    assert_eq!(ox.ip_of("victim"), "10.201.7.2");
+    ox.ok(&["rm", "-f", "victim"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
+    let ox = Ox::new().pulled();
+    let id = ox.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.201.8.0/24",
+        "--gateway",
+        "10.201.8.254",
+        "--ip-range",
+        "10.201.8.128/25",
+        "--label",
+        "a=b",
+        "lab",
+    ]);
+    let v = ox.inspect_network("lab");
+    assert_eq!(v["Id"], id.trim());
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.201.8.254");
+    assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.201.8.128/25");
+    assert_eq!(v["Labels"]["a"], "b");
+    assert_eq!(v["Driver"], "bridge");
+    assert_eq!(
+        ox.ok(&["network", "inspect", "-f", "{{.Name}} {{.Internal}}", "lab"])
+            .trim(),
+        "lab false"
+    );
+    let ls = ox.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls, "bridge\nlab\n");
+    let e = ox.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.8.0/25", "clash"],
+    );
+    assert!(e.contains("overlaps network lab"), "{e}");
+    let e = ox.fail(125, &["network", "create", "-d", "macvlan", "m"]);
+    assert!(e.contains("only the bridge driver"), "{e}");
+    let e = ox.fail(1, &["network", "rm", "bridge"]);
+    assert!(e.contains("pre-defined"), "{e}");
+    let e = ox.fail(125, &["run", "--rm", "-p", "80", ox.image(), "true"]);
+    assert!(e.contains("not supported yet"), "{e}");
+    assert_eq!(
+        ox.ok(&["network", "prune", "-f"]),
+        "Deleted Networks:\nlab\n"
+    );
+    assert_eq!(ox.ok(&["network", "ls", "-q"]).lines().count(), 1);
+}
