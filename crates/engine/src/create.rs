@@ -229,11 +229,6 @@ pub fn command_of(c: &Config) -> Result<(String, Vec<String>)> {
 
 /// What this engine cannot honour is refused at `create`, naming the flag.
 fn validate_host_config(h: &HostConfig) -> Result<()> {
-    if !h.port_bindings.is_empty() || h.publish_all_ports {
-        return Err(EngineError::Unsupported(
-            "-p/--publish and -P: published ports are not supported yet".into(),
-        ));
-    }
     match h.log_config.kind.as_str() {
         "" | "json-file" | "none" => {}
         d => {

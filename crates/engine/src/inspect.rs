@@ -85,7 +85,12 @@ pub fn mounts_json(rec: &Record) -> Value {
 /// `NetworkSettings`; `Networks` is never null (docker's clients index it). A
 /// container on a bridge network shows its endpoint while it has one (docker clears
 /// the address of a stopped container too).
-fn network_json(rec: &Record, eps: &[crate::network::Endpoint], sandbox: String) -> Value {
+fn network_json(
+    rec: &Record,
+    eps: &[crate::network::Endpoint],
+    ports: &[crate::network::ports::Bound],
+    sandbox: String,
+) -> Value {
     let mode = match rec.host_config.network_mode.as_str() {
         "" | "default" => "bridge",
         m => m,
@@ -114,7 +119,7 @@ fn network_json(rec: &Record, eps: &[crate::network::Endpoint], sandbox: String)
         "SandboxKey": if first.is_some() { sandbox } else { String::new() },
         "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "Ports": crate::network::ports::ports_json(&rec.config, &ports), "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": "",
         "Gateway": top.map(|e| e.network.gateway.clone()).unwrap_or_default(),
         "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
@@ -185,6 +190,7 @@ impl Engine {
             "NetworkSettings": network_json(
                 rec,
                 &crate::network::endpoints_of(&self.layout, &rec.id),
+                &crate::network::ports_of(&self.layout, &rec.id),
                 self.layout.runroot.join("netns").join(&rec.id).display().to_string(),
             ),
         });

@@ -205,6 +205,15 @@ enum Cmd {
     },
     #[command(flatten)]
     Ctr(ctr::CtrCmd),
+    /// List port mappings of a container, or the mapping of one port
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
+    /// The userland proxy of a container's published ports (started by `run`)
+    #[command(hide = true, name = "network-proxy")]
+    NetworkProxy { spec: String, pidfile: PathBuf },
     /// Manage networks
     Network {
         #[command(subcommand)]
@@ -551,6 +560,12 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
+        Cmd::Port { container, port } => {
+            return netcmds::port(&Ctx { cli }, container, port.as_deref())
+        }
+        Cmd::NetworkProxy { spec, pidfile } => {
+            oxcart_engine::network::proxy_main(spec, pidfile)?;
+        }
         Cmd::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -241,3 +241,37 @@ fn inspect(ctx: &Ctx, format: Option<&str>, keys: &[String]) -> Result<i32> {
     }
     Ok(if missing.is_empty() { 0 } else { 1 })
 }
+
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`, docker's lines.
+pub fn port(ctx: &Ctx, key: &str, want: Option<&str>) -> Result<i32> {
+    let e = ctx.engine()?;
+    let rec = e.find(key)?;
+    let bound = oxcart_engine::network::ports_of(&e.layout, &rec.id);
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    match want {
+        None => {
+            for b in &bound {
+                writeln!(
+                    out,
+                    "{}/{} -> {}:{}",
+                    b.ctr_port, b.proto, b.host_ip, b.host_port
+                )?;
+            }
+        }
+        Some(w) => {
+            let (p, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+            let hits: Vec<_> = bound
+                .iter()
+                .filter(|b| b.ctr_port.to_string() == p && b.proto == proto)
+                .collect();
+            if hits.is_empty() {
+                bail!("No public port '{p}/{proto}' published for {key}");
+            }
+            for b in hits {
+                writeln!(out, "{}:{}", b.host_ip, b.host_port)?;
+            }
+        }
+    }
+    Ok(0)
+}

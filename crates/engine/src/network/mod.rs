@@ -11,6 +11,8 @@ pub mod ipam;
 mod netlink;
 mod netns;
 mod nft;
+pub mod ports;
+pub mod proxy;
 
 use crate::paths::Layout;
 use ipam::{Lease, Subnet};
@@ -206,6 +208,7 @@ impl Networks {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(ipam::SCHEMA)?;
+        conn.execute_batch(ports::SCHEMA)?;
         // One table per engine root, so test roots and the default one never rewrite
         // each other's rules: `oxcart` for the default runroot.
         let table = if layout.runroot == Path::new(Layout::DEFAULT_RUNROOT) {
@@ -507,7 +510,13 @@ impl Networks {
     /// first container), the rules, a namespace with its veth. Returns the namespace's
     /// path for the OCI spec. Undone by [`Networks::detach`], which is also what
     /// repairs a `kill -9` in the middle of this.
-    pub fn attach(&mut self, ctr: &str, network: &str, mac: Option<&str>) -> Result<Endpoint> {
+    pub fn attach(
+        &mut self,
+        ctr: &str,
+        network: &str,
+        mac: Option<&str>,
+        publish: Vec<ports::Wanted>,
+    ) -> Result<Endpoint> {
         let mac = mac
             .filter(|m| !m.is_empty())
             .map(ipam::parse_mac)
@@ -543,7 +552,14 @@ impl Networks {
                 mac,
             },
         )?;
-        let r = self.plumb(ctr, &n, &lease);
+        let r = self.plumb(ctr, &n, &lease).and_then(|()| {
+            if publish.is_empty() {
+                return Ok(());
+            }
+            let bound = self.spawn_proxy(ctr, lease.ip, publish)?;
+            ports::record(&self.conn, ctr, &bound)?;
+            self.sync_firewall()
+        });
         if let Err(e) = r {
             let _ = self.teardown_locked(ctr);
             return Err(e);
@@ -637,6 +653,8 @@ impl Networks {
             .into_iter()
             .map(|l| l.network_id)
             .collect();
+        self.kill_proxy(ctr);
+        ports::forget(&self.conn, ctr)?;
         netns::remove(&self.netns_path(ctr));
         if let Some(i) = netlink::index_of(&host_veth(ctr)) {
             let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
@@ -675,13 +693,22 @@ impl Networks {
     fn sync_firewall(&self) -> Result<()> {
         let mut active = Vec::new();
         for n in self.list()? {
-            if ipam::users(&self.conn, &n.id)? > 0 {
-                active.push(nft::Active {
-                    bridge: n.bridge.clone(),
-                    subnet: n.subnet.clone(),
-                    internal: n.internal,
-                });
+            let on = self.containers_on(&n.id)?;
+            if on.is_empty() {
+                continue;
             }
+            let mut published = Vec::new();
+            for (c, l) in &on {
+                for b in ports::of(&self.conn, c)? {
+                    published.push((b, l.ip));
+                }
+            }
+            active.push(nft::Active {
+                bridge: n.bridge.clone(),
+                subnet: n.subnet.clone(),
+                internal: n.internal,
+                published,
+            });
         }
         nft::apply(&nft::render(&self.table, &active))
     }
@@ -745,7 +772,8 @@ impl Networks {
     fn holds_anything(&self, ctr: &str) -> Result<bool> {
         Ok(!ipam::leases_of(&self.conn, ctr)?.is_empty()
             || self.netns_path(ctr).exists()
-            || netlink::index_of(&host_veth(ctr)).is_some())
+            || netlink::index_of(&host_veth(ctr)).is_some()
+            || self.proxy_file(ctr).exists())
     }
 }
 
@@ -771,6 +799,15 @@ pub fn network_of_mode(mode: &str) -> Option<&str> {
 
 /// `create`'s check: a named network must exist (docker: `network x not found`).
 pub fn validate(layout: &Layout, h: &crate::types::HostConfig) -> crate::error::Result<()> {
+    if !h.port_bindings.is_empty() || h.publish_all_ports {
+        let mode = h.network_mode.as_str();
+        if network_of_mode(mode).is_none() {
+            return Err(crate::error::EngineError::Invalid(format!(
+                "conflicting options: port publishing and the container type network mode ({mode}): -p/-P need a bridge network"
+            )));
+        }
+        ports::wanted(&crate::types::Config::default(), h)?;
+    }
     if let Some(n) = network_of_mode(&h.network_mode).filter(|n| *n != DEFAULT_NETWORK) {
         Networks::open(layout)?.find(n)?;
     }
@@ -786,8 +823,9 @@ pub fn setup(
     let Some(net) = network_of_mode(&rec.host_config.network_mode) else {
         return Ok(None);
     };
+    let publish = ports::wanted(&rec.config, &rec.host_config)?;
     let mut nets = Networks::open(layout)?;
-    let ep = nets.attach(&rec.id, net, Some(&rec.config.mac_address))?;
+    let ep = nets.attach(&rec.id, net, Some(&rec.config.mac_address), publish)?;
     Ok(Some((nets.netns_path(&rec.id), ep)))
 }
 
@@ -806,4 +844,111 @@ pub fn endpoints_of(layout: &Layout, id: &str) -> Vec<Endpoint> {
     Networks::open(layout)
         .and_then(|n| n.endpoints(id))
         .unwrap_or_default()
+}
+
+/// A container's published ports (`oxcart port`, `inspect`), empty if none.
+pub fn ports_of(layout: &Layout, id: &str) -> Vec<ports::Bound> {
+    Networks::open(layout)
+        .and_then(|n| ports::of(&n.conn, id))
+        .unwrap_or_default()
+}
+
+/// A process's start time (field 22 of `/proc/PID/stat`), so a reused pid is never
+/// mistaken for our proxy.
+fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProxyPid {
+    pid: i32,
+    start_time: u64,
+}
+
+/// The proxy process's entry point (`oxcart network-proxy SPEC PIDFILE`): record
+/// itself first (so a teardown finds it even if the command that spawned it is
+/// killed now), bind, report one line on stdout, relay until killed.
+pub fn proxy_main(spec: &str, pidfile: &Path) -> Result<()> {
+    let pid = std::process::id() as i32;
+    let me = ProxyPid {
+        pid,
+        start_time: start_time(pid).unwrap_or(0),
+    };
+    let json = serde_json::to_vec(&me).map_err(|e| NetworkError::Invalid(e.to_string()))?;
+    crate::etcfiles::write_atomic(pidfile, &json)
+        .map_err(|e| NetworkError::Invalid(e.to_string()))?;
+    let spec: proxy::ProxySpec = serde_json::from_str(spec)
+        .map_err(|e| NetworkError::Invalid(format!("network-proxy: bad spec: {e}")))?;
+    proxy::run(&spec, &mut std::io::stdout())
+}
+
+impl Networks {
+    fn proxy_file(&self, ctr: &str) -> PathBuf {
+        self.runroot.join("netns").join(format!("{ctr}.proxy"))
+    }
+
+    /// Start the container's proxy (this executable's `network-proxy` verb) and wait
+    /// for its report: the ports it holds, or why one could not be bound.
+    fn spawn_proxy(
+        &self,
+        ctr: &str,
+        ip: Ipv4Addr,
+        publish: Vec<ports::Wanted>,
+    ) -> Result<Vec<ports::Bound>> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
+        let spec = serde_json::to_string(&proxy::ProxySpec {
+            ctr_ip: ip,
+            ports: publish,
+        })
+        .map_err(|e| NetworkError::Invalid(e.to_string()))?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("network-proxy")
+            .arg(spec)
+            .arg(self.proxy_file(ctr))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe; the proxy leaves our session so a
+        // terminal's hangup does not end it with the command that started it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(io_err(&exe))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        let rep: proxy::ProxyReport =
+            serde_json::from_str(line.trim()).unwrap_or(proxy::ProxyReport {
+                bound: Vec::new(),
+                error: Some("the port proxy exited without a report".into()),
+            });
+        if let Some(e) = rep.error {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(NetworkError::Conflict(e));
+        }
+        Ok(rep.bound)
+    }
+
+    /// Kill the container's proxy if it is still the process its file names.
+    fn kill_proxy(&self, ctr: &str) {
+        let f = self.proxy_file(ctr);
+        if let Ok(b) = std::fs::read(&f) {
+            if let Ok(p) = serde_json::from_slice::<ProxyPid>(&b) {
+                if p.pid > 0 && start_time(p.pid) == Some(p.start_time) {
+                    // SAFETY: a signal to the pid we started, checked by start time.
+                    unsafe { libc::kill(p.pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&f);
+    }
 }

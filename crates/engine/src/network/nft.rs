@@ -15,6 +15,8 @@ pub struct Active {
     pub bridge: String,
     pub subnet: String,
     pub internal: bool,
+    /// Published ports of its containers, with the container's address.
+    pub published: Vec<(super::ports::Bound, std::net::Ipv4Addr)>,
 }
 
 /// The table's full text: `table; delete table; table { … }` replaces it atomically
@@ -47,7 +49,20 @@ pub fn render(table: &str, nets: &[Active]) -> String {
         }
     }
     s += "  }\n";
+    s += &prerouting(nets);
     s += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+    for n in nets
+        .iter()
+        .filter(|n| !n.internal && !n.published.is_empty())
+    {
+        // Hairpin: a container reaching a published port of its own network through
+        // a host address must see the reply come back through the host (docker's
+        // MASQUERADE of DNATed traffic that leaves by the bridge it came in on).
+        s += &format!(
+            "    iifname \"{b}\" oifname \"{b}\" ct status dnat masquerade\n",
+            b = n.bridge
+        );
+    }
     for n in nets.iter().filter(|n| !n.internal) {
         // docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`: egress takes the host's address.
         s += &format!(
@@ -57,6 +72,30 @@ pub fn render(table: &str, nets: &[Active]) -> String {
     }
     s += "  }\n}\n";
     s
+}
+
+/// DNAT of published ports for traffic arriving from elsewhere (other hosts, other
+/// containers) to one of the host's addresses: `fib daddr type local` is docker's
+/// `-m addrtype --dst-type LOCAL`. The host's own connections go to the proxy
+/// (proxy.rs: why not an output-chain DNAT for 127.0.0.1).
+fn prerouting(nets: &[Active]) -> String {
+    let mut s =
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n"
+            .to_string();
+    for n in nets.iter().filter(|n| !n.internal) {
+        for (b, ip) in &n.published {
+            let daddr = if b.host_ip.is_unspecified() {
+                String::new()
+            } else {
+                format!("ip daddr {} ", b.host_ip)
+            };
+            s += &format!(
+                "    fib daddr type local {daddr}{} dport {} dnat to {ip}:{}\n",
+                b.proto, b.host_port, b.ctr_port
+            );
+        }
+    }
+    s + "  }\n"
 }
 
 /// Apply a ruleset as one transaction.
@@ -102,11 +141,13 @@ mod tests {
                     bridge: "ox-a".into(),
                     subnet: "10.0.0.0/24".into(),
                     internal: false,
+                    published: Vec::new(),
                 },
                 Active {
                     bridge: "ox-b".into(),
                     subnet: "10.0.1.0/24".into(),
                     internal: true,
+                    published: Vec::new(),
                 },
             ],
         );
