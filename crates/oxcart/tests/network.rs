@@ -393,11 +393,210 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
     assert!(e.contains("only the bridge driver"), "{e}");
     let e = ox.fail(1, &["network", "rm", "bridge"]);
     assert!(e.contains("pre-defined"), "{e}");
-    let e = ox.fail(125, &["run", "--rm", "-p", "80", ox.image(), "true"]);
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--ip",
+            "10.201.8.130",
+            "--network",
+            "lab",
+            ox.image(),
+            "true",
+        ],
+    );
     assert!(e.contains("not supported yet"), "{e}");
     assert_eq!(
         ox.ok(&["network", "prune", "-f"]),
         "Deleted Networks:\nlab\n"
     );
     assert_eq!(ox.ok(&["network", "ls", "-q"]).lines().count(), 1);
+}
+
+/// A host port nobody holds right now (the kernel's pick, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_tcp(addr: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    got.trim().to_string()
+}
+
+/// A "client host": its own namespace joined to the host by a veth pair; it reaches
+/// the host at `host_addr`, as another machine on the LAN would.
+struct ClientHost {
+    ns: String,
+    host_addr: String,
+}
+
+impl ClientHost {
+    fn new(tag: &str, third_octet: u8) -> ClientHost {
+        let ns = format!("oxc-{tag}-{}", std::process::id());
+        let host_if = format!("oxc{third_octet}x{}", std::process::id() % 10000);
+        let sh = |a: &str| {
+            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
+            assert!(st.success(), "{a}");
+        };
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
+        ));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
+        ));
+        sh(&format!("ip -n {ns} link set eth0 up"));
+        ClientHost {
+            ns,
+            host_addr: format!("10.250.{third_octet}.1"),
+        }
+    }
+
+    /// What a TCP client in this namespace reads from the host's `port`.
+    fn fetch(&self, port: u16) -> String {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "busybox",
+                "nc",
+                "-w",
+                "3",
+                &self.host_addr,
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for ClientHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_localhost_and_from_another_host() {
+    let ox = Ox::new().pulled();
+    let client = ClientHost::new("pub", 21);
+    let hp = free_port();
+    let spec = format!("{hp}:8080");
+    server(
+        &ox,
+        "pweb",
+        &["-p", &spec, "-p", "8080", "--expose", "9999", "-P"],
+    );
+    // The fixed port: from the host's 127.0.0.1 (the proxy) and from another host (DNAT).
+    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "pweb");
+    assert_eq!(client.fetch(hp), "pweb");
+    // `-p 8080` got a free port; `oxcart port` and inspect say which.
+    let lines = ox.ok(&["port", "pweb", "8080"]);
+    let ports: Vec<u16> = lines
+        .lines()
+        .map(|l| l.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 2, "{lines}");
+    assert!(ports.contains(&hp), "{lines}");
+    let other = *ports.iter().find(|p| **p != hp).unwrap();
+    assert_eq!(read_tcp(&format!("127.0.0.1:{other}")), "pweb");
+    assert_eq!(client.fetch(other), "pweb");
+    let v = ox.inspect("pweb");
+    let p = &v["NetworkSettings"]["Ports"];
+    assert_eq!(p["8080/tcp"].as_array().unwrap().len(), 2, "{p}");
+    // -P published the exposed 9999 too.
+    let h9999 = p["9999/tcp"][0]["HostPort"].as_str().unwrap();
+    assert_ne!(h9999, "0");
+    let all = ox.ok(&["port", "pweb"]);
+    assert!(all.contains(&format!("8080/tcp -> 0.0.0.0:{hp}")), "{all}");
+    assert!(
+        all.contains(&format!("9999/tcp -> 0.0.0.0:{h9999}")),
+        "{all}"
+    );
+    ox.ok(&["rm", "-f", "pweb"]);
+    // The ports are free again: nothing holds them once the container is gone.
+    std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap();
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_taken_host_port_is_a_clear_error_before_the_container_starts() {
+    let ox = Ox::new().pulled();
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let hp = held.local_addr().unwrap().port();
+    let spec = format!("{hp}:8080");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "clash",
+            "-p",
+            &spec,
+            ox.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(
+        e.contains(&format!("Bind for 0.0.0.0:{hp}/tcp failed")),
+        "{e}"
+    );
+    assert_eq!(ox.inspect("clash")["State"]["Status"], "created");
+    // A range takes the first free port of it.
+    let spec = format!("{hp}-{}:8080", hp + 1);
+    let e = ox.run(&[
+        "run",
+        "-d",
+        "--name",
+        "ranged",
+        "-p",
+        &spec,
+        ox.image(),
+        "sleep",
+        "60",
+    ]);
+    if e.status.success() {
+        assert_eq!(
+            ox.ok(&["port", "ranged", "8080"]).trim(),
+            format!("0.0.0.0:{}", hp + 1)
+        );
+    }
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "80",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("conflicting options: port publishing"), "{e}");
+    drop(held);
+    let _ = ox.run(&["rm", "-f", "ranged"]);
+    ox.ok(&["rm", "-f", "clash"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
 }
