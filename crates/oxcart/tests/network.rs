@@ -600,3 +600,81 @@ fn a_taken_host_port_is_a_clear_error_before_the_container_starts() {
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+/// A UDP echo server for the container: the host's python3, bind-mounted read-only
+/// (busybox has no UDP server applet).
+const UDP_ECHO: &str = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',5353))\nwhile True:\n d,a=s.recvfrom(999)\n s.sendto(b'udp:'+d,a)\n";
+
+/// Send `msg` to `addr` over UDP from the namespace `ns` (or the host) and return the
+/// reply, retrying while the server starts.
+fn udp_ask(ns: Option<&str>, host: &str, port: u16, msg: &str) -> String {
+    let py = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(1)\nfor i in range(10):\n s.sendto(b'{msg}',('{host}',{port}))\n try:\n  print(s.recvfrom(999)[0].decode());break\n except Exception: pass\n"
+    );
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "python3", "-c", &py]);
+            c
+        }
+        None => {
+            let mut c = Command::new("python3");
+            c.args(["-c", &py]);
+            c
+        }
+    };
+    String::from_utf8_lossy(&c.output().unwrap().stdout)
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn published_udp_ports_answer_from_localhost_and_from_another_host() {
+    let ox = Ox::new().pulled();
+    let client = ClientHost::new("udp", 22);
+    let hp = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("{hp}:5353/udp");
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        &spec,
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "-v",
+        "/lib:/lib:ro",
+        ox.image(),
+        "/usr/bin/python3",
+        "-c",
+        UDP_ECHO,
+    ]);
+    let got = udp_ask(None, "127.0.0.1", hp, "one");
+    let logs = ox.run(&["logs", "udp"]);
+    assert_eq!(
+        got,
+        "udp:one",
+        "{} {} {}",
+        String::from_utf8_lossy(&logs.stderr),
+        String::from_utf8_lossy(&logs.stdout),
+        ox.inspect("udp")["State"]
+    );
+    assert_eq!(
+        udp_ask(Some(&client.ns), &client.host_addr, hp, "two"),
+        "udp:two"
+    );
+    assert_eq!(
+        ox.ok(&["port", "udp"]).trim(),
+        format!("5353/udp -> 0.0.0.0:{hp}")
+    );
+    ox.ok(&["rm", "-f", "udp"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
