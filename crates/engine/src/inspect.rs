@@ -119,7 +119,7 @@ fn network_json(
         "SandboxKey": if first.is_some() { sandbox } else { String::new() },
         "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": crate::network::ports::ports_json(&rec.config, &ports), "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "Ports": crate::network::ports::ports_json(&rec.config, ports), "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": "",
         "Gateway": top.map(|e| e.network.gateway.clone()).unwrap_or_default(),
         "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,

@@ -350,7 +350,33 @@ fn a_killed_run_leaves_state_the_next_command_reclaims() {
     // A restart reclaims the namespace, veth and lease and gets the address again.
     ox.ok(&["start", "victim"]);
     assert_eq!(ox.ip_of("victim"), "10.201.7.2");
-    ox.ok(&["rm", "-f", "victim"]);
+    // A "reboot" of the network state: namespace file, veth, bridge and table gone
+    // behind our back, the lease still recorded. The next run reclaims the lease and
+    // brings bridge and rules back.
+    let mon: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    let pid = ox.inspect("victim")["State"]["Pid"].to_string();
+    let _ = Command::new("kill")
+        .args(["-9", &mon["pid"].to_string()])
+        .status();
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ns = ox.runroot().join("netns").join(&id);
+    assert!(Command::new("umount").arg(&ns).status().unwrap().success());
+    std::fs::remove_file(&ns).unwrap();
+    let br = format!(
+        "ox-{}",
+        &ox.inspect_network("k")["Id"].as_str().unwrap()[..12]
+    );
+    let _ = Command::new("ip").args(["link", "del", &br]).status();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &nft_table(&ox)])
+        .status();
+    let ip = server(&ox, "after", &["--network", "k"]);
+    assert_eq!(ip, "10.201.7.2");
+    assert_eq!(fetch_from_ctr(&ox, "k", &ip, "8080"), "after");
+    ox.ok(&["rm", "-f", "victim", "after"]);
     ox.assert_clean();
     ox.assert_net_clean();
 }

@@ -527,9 +527,7 @@ impl Networks {
             self.find(network)?
         };
         let _lock = HostLock::take()?;
-        for orphan in ipam::reclaim_orphans(&self.conn)? {
-            self.teardown_locked(&orphan)?;
-        }
+        self.reclaim_stale()?;
         let bridge_up = netlink::index_of(&n.bridge).is_some();
         if !bridge_up && ipam::users(&self.conn, &n.id)? == 0 {
             n = self.check_subnet(n)?;
@@ -570,6 +568,27 @@ impl Networks {
             prefix: subnet.prefix,
             mac: lease.mac,
         })
+    }
+
+    /// Under the host lock, leases nobody can be using: of containers whose record is
+    /// gone (an `rm` killed half-way), or whose namespace file is gone (a reboot
+    /// emptied `/run`, or an attach was killed before making it — attach makes it
+    /// under this same lock, so none is in progress).
+    fn reclaim_stale(&mut self) -> Result<()> {
+        let mut stale = ipam::reclaim_orphans(&self.conn)?;
+        let mut st = self.conn.prepare("SELECT DISTINCT container_id FROM leases")?;
+        let ids: Vec<String> = st
+            .query_map([], |r| r.get(0))?
+            .filter_map(|r| r.ok())
+            .collect();
+        drop(st);
+        stale.extend(ids.into_iter().filter(|c| !self.netns_path(c).exists()));
+        stale.sort();
+        stale.dedup();
+        for c in stale {
+            self.teardown_locked(&c)?;
+        }
+        Ok(())
     }
 
     /// Before a network's bridge comes up: its subnet must not overlap a host route (a
