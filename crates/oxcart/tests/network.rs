@@ -28,7 +28,10 @@ impl Remote {
             let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
             assert!(st.success(), "{a}");
         };
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&format!("ip netns add {ns}"));
         sh(&format!(
             "ip link add {host_if} type veth peer name eth0 netns {ns}"
@@ -473,7 +476,10 @@ impl ClientHost {
             let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
             assert!(st.success(), "{a}");
         };
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&format!("ip netns add {ns}"));
         sh(&format!(
             "ip link add {host_if} type veth peer name eth0 netns {ns}"

@@ -576,7 +576,9 @@ impl Networks {
     /// under this same lock, so none is in progress).
     fn reclaim_stale(&mut self) -> Result<()> {
         let mut stale = ipam::reclaim_orphans(&self.conn)?;
-        let mut st = self.conn.prepare("SELECT DISTINCT container_id FROM leases")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT container_id FROM leases")?;
         let ids: Vec<String> = st
             .query_map([], |r| r.get(0))?
             .filter_map(|r| r.ok())
@@ -729,7 +731,32 @@ impl Networks {
                 published,
             });
         }
-        nft::apply(&nft::render(&self.table, &active))
+        let text = nft::render(&self.table, &active);
+        // Unchanged since our last apply (another container joined a network that
+        // already had rules): nothing to do. The record lives in /run, which a reboot
+        // empties together with the kernel's tables.
+        let applied = self.runroot.join("nft.applied");
+        if std::fs::read_to_string(&applied).is_ok_and(|t| t == text) {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&applied);
+        nft::apply(&text)?;
+        let _ = crate::etcfiles::write_atomic(&applied, text.as_bytes());
+        Ok(())
+    }
+
+    /// `network rm`/`prune`: with no container on any network of this root, its
+    /// table goes too.
+    pub fn drop_firewall_if_idle(&mut self) -> Result<()> {
+        let _lock = HostLock::take()?;
+        let n: u32 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))?;
+        if n > 0 {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(self.runroot.join("nft.applied"));
+        nft::apply(&nft::delete(&self.table))
     }
 
     /// docker's `network inspect` JSON; `containers` maps ids to names.

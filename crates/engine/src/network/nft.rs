@@ -19,38 +19,45 @@ pub struct Active {
     pub published: Vec<(super::ports::Bound, std::net::Ipv4Addr)>,
 }
 
-/// The table's full text: `table; delete table; table { … }` replaces it atomically
-/// (the first line makes the delete valid when the table does not exist yet).
+/// The table's full text as one transaction: the table and its base chains declared
+/// (a no-op when they exist), emptied, and refilled. The base chains stay while the
+/// root has any network state: registering and unregistering netfilter hooks (a table
+/// made or deleted) costs ~35 ms of RCU grace periods per `nft` run, flushing and
+/// refilling chains a few; [`delete`] removes the table when nothing is left.
 pub fn render(table: &str, nets: &[Active]) -> String {
-    let mut s = format!("table ip {table}\ndelete table ip {table}\n");
+    let mut s = format!(
+        "table ip {table} {{\n  set bridges {{ type ifname; }}\n  chain forward {{ type filter hook forward priority filter; policy accept; }}\n  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n}}\n"
+    );
+    for c in ["forward", "prerouting", "postrouting"] {
+        s += &format!("flush chain ip {table} {c}\n");
+    }
+    s += &format!("flush set ip {table} bridges\n");
     if nets.is_empty() {
         return s;
     }
     let bridges: Vec<String> = nets.iter().map(|n| format!("\"{}\"", n.bridge)).collect();
-    s += &format!("table ip {table} {{\n");
     s += &format!(
-        "  set bridges {{ type ifname; elements = {{ {} }} }}\n",
+        "add element ip {table} bridges {{ {} }}\n",
         bridges.join(", ")
     );
-    s += "  chain forward {\n    type filter hook forward priority filter; policy accept;\n";
+    let fwd = format!("add rule ip {table} forward");
     for n in nets {
         let b = &n.bridge;
         // Containers of one network talk freely.
-        s += &format!("    iifname \"{b}\" oifname \"{b}\" accept\n");
+        s += &format!("{fwd} iifname \"{b}\" oifname \"{b}\" accept\n");
         // docker's DOCKER-ISOLATION: never from one of our bridges to another.
-        s += &format!("    iifname \"{b}\" oifname @bridges drop\n");
+        s += &format!("{fwd} iifname \"{b}\" oifname @bridges drop\n");
         if n.internal {
             // --internal: nothing in from or out to anything but the bridge itself.
-            s += &format!("    iifname \"{b}\" drop\n    oifname \"{b}\" drop\n");
+            s += &format!("{fwd} iifname \"{b}\" drop\n{fwd} oifname \"{b}\" drop\n");
         } else {
-            s += &format!("    iifname \"{b}\" accept\n");
-            s += &format!("    oifname \"{b}\" ct state established,related accept\n");
-            s += &format!("    oifname \"{b}\" ct status dnat accept\n");
+            s += &format!("{fwd} iifname \"{b}\" accept\n");
+            s += &format!("{fwd} oifname \"{b}\" ct state established,related accept\n");
+            s += &format!("{fwd} oifname \"{b}\" ct status dnat accept\n");
         }
     }
-    s += "  }\n";
-    s += &prerouting(nets);
-    s += "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+    s += &prerouting(table, nets);
+    let post = format!("add rule ip {table} postrouting");
     for n in nets
         .iter()
         .filter(|n| !n.internal && !n.published.is_empty())
@@ -59,29 +66,31 @@ pub fn render(table: &str, nets: &[Active]) -> String {
         // a host address must see the reply come back through the host (docker's
         // MASQUERADE of DNATed traffic that leaves by the bridge it came in on).
         s += &format!(
-            "    iifname \"{b}\" oifname \"{b}\" ct status dnat masquerade\n",
+            "{post} iifname \"{b}\" oifname \"{b}\" ct status dnat masquerade\n",
             b = n.bridge
         );
     }
     for n in nets.iter().filter(|n| !n.internal) {
         // docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`: egress takes the host's address.
         s += &format!(
-            "    ip saddr {} oifname != \"{}\" masquerade\n",
+            "{post} ip saddr {} oifname != \"{}\" masquerade\n",
             n.subnet, n.bridge
         );
     }
-    s += "  }\n}\n";
     s
+}
+
+/// Remove the table (the first line makes the delete valid when it does not exist).
+pub fn delete(table: &str) -> String {
+    format!("table ip {table}\ndelete table ip {table}\n")
 }
 
 /// DNAT of published ports for traffic arriving from elsewhere (other hosts, other
 /// containers) to one of the host's addresses: `fib daddr type local` is docker's
 /// `-m addrtype --dst-type LOCAL`. The host's own connections go to the proxy
 /// (proxy.rs: why not an output-chain DNAT for 127.0.0.1).
-fn prerouting(nets: &[Active]) -> String {
-    let mut s =
-        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n"
-            .to_string();
+fn prerouting(table: &str, nets: &[Active]) -> String {
+    let mut s = String::new();
     for n in nets.iter().filter(|n| !n.internal) {
         for (b, ip) in &n.published {
             let daddr = if b.host_ip.is_unspecified() {
@@ -90,12 +99,12 @@ fn prerouting(nets: &[Active]) -> String {
                 format!("ip daddr {} ", b.host_ip)
             };
             s += &format!(
-                "    fib daddr type local {daddr}{} dport {} dnat to {ip}:{}\n",
+                "add rule ip {table} prerouting fib daddr type local {daddr}{} dport {} dnat to {ip}:{}\n",
                 b.proto, b.host_port, b.ctr_port
             );
         }
     }
-    s + "  }\n"
+    s
 }
 
 /// Apply a ruleset as one transaction.
@@ -128,8 +137,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_empty_state_deletes_the_table() {
-        assert_eq!(render("t", &[]), "table ip t\ndelete table ip t\n");
+    fn an_empty_state_empties_the_table() {
+        let r = render("t", &[]);
+        assert!(r.contains("flush chain ip t forward"), "{r}");
+        assert!(!r.contains("add rule"), "{r}");
     }
 
     #[test]

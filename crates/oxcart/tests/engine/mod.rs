@@ -378,6 +378,17 @@ impl Ox {
                 "leases left on {id}"
             );
         }
+        // No rule is left in the table; the table itself goes with `network prune`.
+        let t = Command::new("nft")
+            .args(["list", "table", "ip", &nft_table(self)])
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            !t.contains("ox-") && !t.contains("dnat"),
+            "nft rules left: {t}"
+        );
+        self.ok(&["network", "prune", "-f"]);
         let tables = String::from_utf8(
             Command::new("nft")
                 .args(["list", "tables"])
