@@ -120,7 +120,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             let (_e, mut nets) = open(ctx)?;
             let mut failed = false;
             for n in networks {
-                match nets.remove(n).and_then(|_| nets.drop_firewall_if_idle()) {
+                match nets.remove(n).and_then(|_| nets.release_idle()) {
                     Ok(_) => println!("{n}"),
                     Err(err) => {
                         eprintln!("Error response from daemon: {err}");
@@ -142,7 +142,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
                     out.push(n.name);
                 }
             }
-            nets.drop_firewall_if_idle()?;
+            nets.release_idle()?;
             if !out.is_empty() {
                 println!("Deleted Networks:");
                 for n in out {

@@ -360,17 +360,12 @@ impl Ox {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(ns.is_empty(), "netns files left: {ns:?}");
-        let links = String::from_utf8(
-            Command::new("ip")
-                .args(["-o", "link"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        for id in self.ok(&["network", "ls", "-q", "--no-trunc"]).lines() {
-            let br = format!("ox-{}", &id[..12]);
-            assert!(!links.contains(&format!(" {br}:")), "bridge {br} left");
+        let ids: Vec<String> = self
+            .ok(&["network", "ls", "-q", "--no-trunc"])
+            .lines()
+            .map(String::from)
+            .collect();
+        for id in &ids {
             let v = self.inspect_network(id);
             assert_eq!(
                 v["Containers"],
@@ -378,7 +373,7 @@ impl Ox {
                 "leases left on {id}"
             );
         }
-        // No rule is left in the table; the table itself goes with `network prune`.
+        // No rule is left in the table; the table and the bridges go with `network prune`.
         let t = Command::new("nft")
             .args(["list", "table", "ip", &nft_table(self)])
             .output()
@@ -389,6 +384,18 @@ impl Ox {
             "nft rules left: {t}"
         );
         self.ok(&["network", "prune", "-f"]);
+        let links = String::from_utf8(
+            Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        for id in &ids {
+            let br = format!("ox-{}", &id[..12]);
+            assert!(!links.contains(&format!(" {br}:")), "bridge {br} left");
+        }
         let tables = String::from_utf8(
             Command::new("nft")
                 .args(["list", "tables"])
