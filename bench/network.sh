@@ -48,3 +48,4 @@ dt = time.perf_counter() - t0
 print(f"127.0.0.1 -> published port (userland proxy): {n / dt / 1e6:.0f} MB/s ({n} bytes)")
 PY
 $ox rm -f oxnet-bench >/dev/null
+$ox network prune -f >/dev/null   # the default bridge and the table go when idle
