@@ -138,8 +138,8 @@ impl Engine {
         drop(images);
         let snap = Snapshot::open(dir)?;
         snap.mount(&lowers)?;
-        let (netns, own_ip) = self.netns_for(rec)?;
-        etcfiles::write_all(dir, rec, own_ip)?;
+        let (netns, own) = self.netns_for(rec)?;
+        etcfiles::write_all(dir, rec, own)?;
         let cg = cgroups_path(rec);
         let spec = crate::spec::build(&crate::spec::SpecInput {
             id: &rec.id,
@@ -203,7 +203,7 @@ impl Engine {
     }
 
     /// The network namespace a container joins, and its address on a bridge network.
-    fn netns_for(&self, rec: &Record) -> Result<(crate::spec::NetNs, Option<std::net::Ipv4Addr>)> {
+    fn netns_for(&self, rec: &Record) -> Result<(crate::spec::NetNs, Option<etcfiles::OwnAddr>)> {
         let mode = rec.host_config.network_mode.as_str();
         if mode == "host" {
             return Ok((crate::spec::NetNs::Host, None));
@@ -224,7 +224,15 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep)) => (crate::spec::NetNs::Path(path), Some(ep.ip)),
+            Some((path, ep)) => (
+                crate::spec::NetNs::Path(path),
+                Some(etcfiles::OwnAddr {
+                    ip: ep.ip,
+                    gateway: ep.network.gateway.parse().map_err(|_| {
+                        EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))
+                    })?,
+                }),
+            ),
             None => (crate::spec::NetNs::New, None),
         })
     }

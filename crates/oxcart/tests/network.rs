@@ -127,25 +127,28 @@ fn default_bridge_gives_an_address_route_hosts_entry_and_is_reachable_from_the_h
         "--rm",
         "-h",
         "me",
+        "--add-host",
+        "hgw:host-gateway",
+        "--mac-address",
+        "02:00:00:aa:bb:cc",
         ox.image(),
         "sh",
         "-c",
-        "tail -n1 /etc/hosts; cat /proc/net/route; cat /sys/class/net/eth0/address",
+        "tail -n1 /etc/hosts; cat /proc/net/route; cat /sys/class/net/eth0/address; grep hgw /etc/hosts",
     ]);
+    // --add-host NAME:host-gateway is the bridge's address (the host); --mac-address
+    // is eth0's.
+    assert!(out.contains(&format!("{gw}\thgw")), "{out}");
+    assert!(out.contains("02:00:00:aa:bb:cc"), "{out}");
     let mut lines = out.lines();
     let hosts = lines.next().unwrap();
     assert!(hosts.ends_with("\tme"), "{hosts}");
     assert!(out.contains("eth0\t00000000\t"), "no default route: {out}");
-    let own: std::net::Ipv4Addr = hosts.split('\t').next().unwrap().parse().unwrap();
-    let o = own.octets();
     // docker's MAC: 02:42 and the address.
-    assert!(
-        out.contains(&format!(
-            "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
-            o[0], o[1], o[2], o[3]
-        )),
-        "{out}"
-    );
+    let o: std::net::Ipv4Addr = ip.parse().unwrap();
+    let o = o.octets();
+    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    assert_eq!(v["NetworkSettings"]["MacAddress"], mac.as_str());
     let n = ox.inspect_network("bridge");
     assert_eq!(n["Containers"].as_object().unwrap().len(), 1, "{n}");
     ox.ok(&["rm", "-f", "web"]);
