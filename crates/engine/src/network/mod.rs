@@ -955,6 +955,8 @@ impl Networks {
         cmd.arg("network-proxy")
             .arg(spec)
             .arg(self.proxy_file(ctr))
+            // Not the caller's directory: a long-lived process must not pin its mount.
+            .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
