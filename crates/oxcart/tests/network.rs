@@ -564,6 +564,17 @@ fn published_ports_reach_the_container_from_localhost_and_from_another_host() {
         all.contains(&format!("9999/tcp -> 0.0.0.0:{h9999}")),
         "{all}"
     );
+    // A stop releases the ports (the exit's cleanup kills the proxy, drops the rules);
+    // a start publishes them again.
+    ox.ok(&["stop", "-t", "1", "pweb"]);
+    drop(std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap());
+    assert_eq!(
+        ox.inspect("pweb")["NetworkSettings"]["Ports"]["8080/tcp"],
+        serde_json::Value::Null
+    );
+    ox.ok(&["start", "pweb"]);
+    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "pweb");
+    assert_eq!(client.fetch(hp), "pweb");
     ox.ok(&["rm", "-f", "pweb"]);
     // The ports are free again: nothing holds them once the container is gone.
     std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap();
