@@ -109,7 +109,13 @@ fn network_json(
     };
     let mut networks = serde_json::Map::new();
     if !mode.starts_with("container:") {
-        networks.insert(mode.to_string(), ep_json(eps.first()));
+        if eps.is_empty() {
+            networks.insert(mode.to_string(), ep_json(None));
+        }
+        // Every network it is on (its --network first, then `network connect`ed ones).
+        for ep in eps {
+            networks.insert(ep.network.name.clone(), ep_json(Some(ep)));
+        }
     }
     let first = eps.first();
     // docker fills the top-level fields only for the default bridge network.

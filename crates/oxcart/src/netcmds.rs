@@ -66,10 +66,25 @@ pub enum NetworkCmd {
         #[arg(short, long)]
         force: bool,
     },
-    /// Connect a container to a network (not supported yet)
-    Connect { network: String, container: String },
-    /// Disconnect a container from a network (not supported yet)
-    Disconnect { network: String, container: String },
+    /// Connect a container to a network
+    Connect {
+        /// Add a network-scoped alias (needs DNS: not supported yet)
+        #[arg(long = "alias")]
+        alias: Vec<String>,
+        /// IPv4 address (not supported yet)
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Force the container to disconnect
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
 }
 
 fn open(ctx: &Ctx) -> Result<(oxcart_engine::Engine, Networks)> {
@@ -150,13 +165,30 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
                 }
             }
         }
-        NetworkCmd::Connect { .. } => {
-            bail!("network connect: connecting a container to another network is not supported yet (give --network at run)")
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            if !alias.is_empty() {
+                bail!("network connect --alias: DNS between containers is not supported yet");
+            }
+            if ip.is_some() {
+                bail!("network connect --ip: a chosen address is not supported yet");
+            }
+            let (e, mut nets) = open(ctx)?;
+            let rec = e.find(container)?;
+            nets.connect(&rec.id, &rec.host_config.network_mode, network)?;
         }
-        NetworkCmd::Disconnect { .. } => {
-            bail!(
-                "network disconnect: disconnecting a container from a network is not supported yet"
-            )
+        NetworkCmd::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            let (e, mut nets) = open(ctx)?;
+            let rec = e.find(container)?;
+            nets.disconnect(&rec.id, &rec.host_config.network_mode, network)?;
         }
     }
     Ok(0)

@@ -94,7 +94,7 @@ fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
 /// Network options not done yet are refused rather than silently dropped.
 fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
     if only.networks.len() > 1 {
-        bail!("--network given more than once: connecting a container to several networks is not supported yet");
+        bail!("--network given more than once: not supported yet (run with one, then `oxcart network connect NET CTR`)");
     }
     if !only.network_aliases.is_empty() {
         bail!("--network-alias: DNS between containers is not supported yet");

@@ -724,3 +724,73 @@ fn published_udp_ports_answer_from_localhost_and_from_another_host() {
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.9.0/24", "c-a"]);
+    ox.ok(&["network", "create", "--subnet", "10.201.10.0/24", "c-b"]);
+    let ip = server(&ox, "sa", &["--network", "c-a"]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cb",
+        "--network",
+        "c-b",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let reach = || {
+        let o = ox.run(&["exec", "cb", "nc", "-w", "2", &ip, "8080"]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(reach(), "");
+    ox.ok(&["network", "connect", "c-a", "cb"]);
+    assert_eq!(reach(), "sa");
+    let v = ox.inspect("cb");
+    let nets = v["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert!(
+        nets["c-a"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.201.9."),
+        "{v}"
+    );
+    assert!(
+        nets["c-b"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.201.10."),
+        "{v}"
+    );
+    assert_eq!(
+        ox.inspect_network("c-a")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    let e = ox.fail(125, &["network", "connect", "c-a", "cb"]);
+    assert!(e.contains("already exists in network c-a"), "{e}");
+    // The connection outlives a restart, as docker keeps it in the container's config.
+    ox.ok(&["restart", "-t", "1", "cb"]);
+    assert_eq!(reach(), "sa");
+    ox.ok(&["network", "disconnect", "c-a", "cb"]);
+    assert_eq!(reach(), "");
+    assert_eq!(
+        ox.inspect_network("c-a")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = ox.fail(125, &["network", "disconnect", "c-a", "cb"]);
+    assert!(e.contains("is not connected to network c-a"), "{e}");
+    let e = ox.fail(125, &["network", "disconnect", "c-b", "cb"]);
+    assert!(e.contains("not supported yet"), "{e}");
+    ox.ok(&["rm", "-f", "sa", "cb"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}

@@ -70,6 +70,16 @@ fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> NetworkErr
     move |source| NetworkError::Io { path, source }
 }
 
+/// Networks a container was connected to besides its `--network` (`network
+/// connect`): applied at every start, as docker keeps them in the container's config.
+const CONNECTIONS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS connections (
+    container_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    PRIMARY KEY (container_id, network_id)
+);
+";
+
 /// The network every container joins unless told otherwise (docker's `bridge`).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
@@ -211,6 +221,7 @@ impl Networks {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(ipam::SCHEMA)?;
         conn.execute_batch(ports::SCHEMA)?;
+        conn.execute_batch(CONNECTIONS_SCHEMA)?;
         // One table per engine root, so test roots and the default one never rewrite
         // each other's rules: `oxcart` for the default runroot.
         let table = if layout.runroot == Path::new(Layout::DEFAULT_RUNROOT) {
@@ -579,6 +590,12 @@ impl Networks {
     /// under this same lock, so none is in progress).
     fn reclaim_stale(&mut self) -> Result<()> {
         let mut stale = ipam::reclaim_orphans(&self.conn)?;
+        if !stale.is_empty() || self.has_containers_table()? {
+            self.conn.execute(
+                "DELETE FROM connections WHERE container_id NOT IN (SELECT id FROM containers)",
+                [],
+            )?;
+        }
         let mut st = self
             .conn
             .prepare("SELECT DISTINCT container_id FROM leases")?;
@@ -617,11 +634,11 @@ impl Networks {
         Ok(n)
     }
 
-    fn plumb(&self, ctr: &str, n: &Network, lease: &Lease) -> Result<()> {
+    /// The network's bridge, made (down → address → up) if it does not exist.
+    fn ensure_bridge(&self, nl: &mut netlink::Netlink, n: &Network) -> Result<u32> {
         let subnet = n.subnet()?;
         let gw = n.gateway_ip()?;
-        let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
-        let br = match netlink::index_of(&n.bridge) {
+        Ok(match netlink::index_of(&n.bridge) {
             Some(i) => i,
             None => {
                 nl.add_bridge(&n.bridge)
@@ -637,7 +654,14 @@ impl Networks {
                     .map_err(nl_err(format!("setting {} up", n.bridge)))?;
                 i
             }
-        };
+        })
+    }
+
+    fn plumb(&self, ctr: &str, n: &Network, lease: &Lease) -> Result<()> {
+        let subnet = n.subnet()?;
+        let gw = n.gateway_ip()?;
+        let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+        let br = self.ensure_bridge(&mut nl, n)?;
         self.sync_firewall()?;
         let dir = self.runroot.join("netns");
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -872,6 +896,15 @@ pub fn setup(
     let publish = ports::wanted(&rec.config, &rec.host_config)?;
     let mut nets = Networks::open(layout)?;
     let ep = nets.attach(&rec.id, net, Some(&rec.config.mac_address), publish)?;
+    for extra in nets.connections_of(&rec.id)? {
+        if extra == ep.network.id {
+            continue;
+        }
+        if let Err(e) = nets.plug(&rec.id, &extra) {
+            let _ = nets.detach(&rec.id);
+            return Err(e.into());
+        }
+    }
     Ok(Some((nets.netns_path(&rec.id), ep)))
 }
 
@@ -998,5 +1031,200 @@ impl Networks {
             }
         }
         let _ = std::fs::remove_file(&f);
+    }
+}
+
+/// The host end of a container's veth on a network it was connected to later.
+fn conn_veth(ctr: &str, network_id: &str) -> String {
+    format!(
+        "vy{}{:04x}",
+        &ctr[..9.min(ctr.len())],
+        fnv(network_id.as_bytes()) & 0xffff
+    )
+}
+
+impl Networks {
+    fn has_containers_table(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='containers'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Ids of the networks a container was `connect`ed to.
+    pub fn connections_of(&self, ctr: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT network_id FROM connections WHERE container_id = ?1")?;
+        let ids = st
+            .query_map(params![ctr], |r| r.get(0))?
+            .filter_map(|r| r.ok())
+            .collect();
+        Ok(ids)
+    }
+
+    fn is_primary(n: &Network, mode: &str) -> bool {
+        network_of_mode(mode).is_some_and(|m| m == n.name || m == n.id)
+    }
+
+    /// `network connect NET CTR`: recorded, and applied now if the container runs
+    /// (its namespace exists), else at its next start.
+    pub fn connect(&mut self, ctr: &str, mode: &str, network: &str) -> Result<Network> {
+        if network_of_mode(mode).is_none() {
+            return Err(NetworkError::Invalid(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (--network {mode})"
+            )));
+        }
+        let n = if network == DEFAULT_NETWORK {
+            self.default_network()?
+        } else {
+            self.find(network)?
+        };
+        let on: Vec<String> = ipam::leases_of(&self.conn, ctr)?
+            .into_iter()
+            .map(|l| l.network_id)
+            .collect();
+        if Self::is_primary(&n, mode)
+            || on.contains(&n.id)
+            || self.connections_of(ctr)?.contains(&n.id)
+        {
+            return Err(NetworkError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                &ctr[..12.min(ctr.len())],
+                n.name
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO connections (container_id, network_id) VALUES (?1, ?2)",
+            params![ctr, n.id],
+        )?;
+        if self.netns_path(ctr).exists() {
+            if let Err(e) = self.plug(ctr, &n.id) {
+                self.conn.execute(
+                    "DELETE FROM connections WHERE container_id = ?1 AND network_id = ?2",
+                    params![ctr, n.id],
+                )?;
+                return Err(e);
+            }
+        }
+        Ok(n)
+    }
+
+    /// `network disconnect NET CTR`: forgotten, and unplugged now if it runs.
+    pub fn disconnect(&mut self, ctr: &str, mode: &str, network: &str) -> Result<Network> {
+        let n = self.find(network)?;
+        if Self::is_primary(&n, mode) {
+            return Err(NetworkError::Unsupported(format!(
+                "network disconnect: {} is the container's --network; disconnecting it is not supported yet",
+                n.name
+            )));
+        }
+        let known = self.conn.execute(
+            "DELETE FROM connections WHERE container_id = ?1 AND network_id = ?2",
+            params![ctr, n.id],
+        )?;
+        let _lock = HostLock::take()?;
+        let leased = self.conn.execute(
+            "DELETE FROM leases WHERE container_id = ?1 AND network_id = ?2",
+            params![ctr, n.id],
+        )?;
+        if known == 0 && leased == 0 {
+            return Err(NetworkError::Invalid(format!(
+                "container {} is not connected to network {}",
+                &ctr[..12.min(ctr.len())],
+                n.name
+            )));
+        }
+        self.unplug_veth(ctr, &n.id)?;
+        self.sync_firewall()?;
+        Ok(n)
+    }
+
+    fn unplug_veth(&self, ctr: &str, network_id: &str) -> Result<()> {
+        let v = conn_veth(ctr, network_id);
+        if let Some(i) = netlink::index_of(&v) {
+            let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+            match nl.del_link(i) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(nl_err(format!("deleting {v}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Put a running container on one more network: a lease, the bridge, the rules,
+    /// a veth into its namespace. Undone on failure.
+    pub(crate) fn plug(&mut self, ctr: &str, network_id: &str) -> Result<Endpoint> {
+        let n = self.find(network_id)?;
+        let _lock = HostLock::take()?;
+        if netlink::index_of(&n.bridge).is_none() && ipam::users(&self.conn, &n.id)? == 0 {
+            self.check_subnet(n.clone())?;
+        }
+        let n = self.find(network_id)?;
+        let subnet = n.subnet()?;
+        let range = match &n.ip_range {
+            Some(r) => Subnet::parse(r, "ip range")?,
+            None => subnet,
+        };
+        let lease = ipam::allocate(
+            &mut self.conn,
+            ctr,
+            &ipam::Want {
+                network_id: &n.id,
+                network_name: &n.name,
+                subnet,
+                range,
+                gateway: n.gateway_ip()?,
+                ip: None,
+                mac: None,
+            },
+        )?;
+        let r = self.plug_veth(ctr, &n, &lease);
+        if let Err(e) = r {
+            let _ = self.conn.execute(
+                "DELETE FROM leases WHERE container_id = ?1 AND network_id = ?2",
+                params![ctr, n.id],
+            );
+            let _ = self.unplug_veth(ctr, &n.id);
+            let _ = self.sync_firewall();
+            return Err(e);
+        }
+        Ok(Endpoint {
+            prefix: subnet.prefix,
+            network: n,
+            ip: lease.ip,
+            mac: lease.mac,
+        })
+    }
+
+    fn plug_veth(&self, ctr: &str, n: &Network, lease: &Lease) -> Result<()> {
+        let subnet = n.subnet()?;
+        let mut nl = netlink::Netlink::open().map_err(nl_err("netlink"))?;
+        let br = self.ensure_bridge(&mut nl, n)?;
+        self.sync_firewall()?;
+        let v = conn_veth(ctr, &n.id);
+        self.unplug_veth(ctr, &n.id)?;
+        netns::add_link(
+            &self.netns_path(ctr),
+            &netns::CtrSide {
+                host_veth: &v,
+                mac: ipam::parse_mac(&lease.mac)?,
+                ip: lease.ip,
+                prefix: subnet.prefix,
+                gateway: n.gateway_ip()?,
+            },
+        )
+        .map_err(nl_err(format!("connecting to network {}", n.name)))?;
+        let i = netlink::index_of(&v).ok_or_else(|| {
+            nl_err(format!("veth {v}"))(std::io::Error::from_raw_os_error(libc::ENODEV))
+        })?;
+        nl.set_up(i, Some(br))
+            .map_err(nl_err(format!("attaching {v} to {}", n.bridge)))
     }
 }

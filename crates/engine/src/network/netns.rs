@@ -7,7 +7,7 @@
 use super::netlink::{index_of, Netlink};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// The container's end of the veth pair, as docker names it.
@@ -84,4 +84,32 @@ pub fn remove(path: &Path) {
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
     let _ = std::fs::remove_file(path);
+}
+
+/// Add a veth pair to an existing namespace (`network connect`): the container's end
+/// is the first free `ethN`, with an address and no default route (the first
+/// network's stays the container's way out, as docker's).
+pub fn add_link(path: &Path, side: &CtrSide<'_>) -> io::Result<String> {
+    let host_ns: OwnedFd = std::fs::File::open("/proc/thread-self/ns/net")?.into();
+    let target: OwnedFd = std::fs::File::open(path)?.into();
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<String> {
+            // SAFETY: setns on an fd we own; it moves only this thread.
+            if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let name = (1..100)
+                .map(|i| format!("eth{i}"))
+                .find(|n| index_of(n).is_none())
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSPC))?;
+            let mut nl = Netlink::open()?;
+            nl.add_veth(&name, side.mac, side.host_veth, host_ns.as_fd())?;
+            let i = index_of(&name).ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
+            nl.add_addr(i, side.ip, side.prefix)?;
+            nl.set_up(i, None)?;
+            Ok(name)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("network namespace thread panicked")))
+    })
 }
