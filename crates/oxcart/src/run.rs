@@ -93,9 +93,6 @@ fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
 
 /// Network options not done yet are refused rather than silently dropped.
 fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
-    if only.networks.len() > 1 {
-        bail!("--network given more than once: not supported yet (run with one, then `oxcart network connect NET CTR`)");
-    }
     if !only.network_aliases.is_empty() {
         bail!("--network-alias: DNS between containers is not supported yet");
     }
@@ -135,6 +132,17 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         config,
         host_config,
     })?;
+    // Every further --network: connected before the first start (docker's run does
+    // the same with the API's network connect).
+    if only.networks.len() > 1 {
+        let mut nets = oxcart_engine::network::Networks::open(&e.layout)?;
+        for n in &only.networks[1..] {
+            if let Err(err) = nets.connect(&rec.id, &rec.host_config.network_mode, n) {
+                let _ = e.remove(&rec.id, true);
+                return Err(err.into());
+            }
+        }
+    }
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }

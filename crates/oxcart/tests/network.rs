@@ -790,7 +790,37 @@ fn connect_and_disconnect_a_running_container() {
     assert!(e.contains("is not connected to network c-a"), "{e}");
     let e = ox.fail(125, &["network", "disconnect", "c-b", "cb"]);
     assert!(e.contains("not supported yet"), "{e}");
-    ox.ok(&["rm", "-f", "sa", "cb"]);
+    // Two --network at run: on both from the start.
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "c-b",
+        "--network",
+        "c-a",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let o = ox.run(&["exec", "both", "nc", "-w", "2", &ip, "8080"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "sa");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--network",
+            "c-a",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("cannot be connected"), "{e}");
+    ox.ok(&["rm", "-f", "sa", "cb", "both"]);
     ox.assert_clean();
     ox.assert_net_clean();
 }
