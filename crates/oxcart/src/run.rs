@@ -96,11 +96,6 @@ fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()
     if !only.network_aliases.is_empty() {
         bail!("--network-alias: DNS between containers is not supported yet");
     }
-    if only.ip.is_some() {
-        bail!(
-            "--ip: a chosen address is not supported yet (addresses come from the network's IPAM)"
-        );
-    }
     if only.ip6.is_some() {
         bail!("--ip6: IPv6 networks are not supported yet");
     }
@@ -134,13 +129,23 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     })?;
     // Every further --network: connected before the first start (docker's run does
     // the same with the API's network connect).
-    if only.networks.len() > 1 {
+    // --ip: docker's IPAMConfig of the first network, kept for every start.
+    if only.networks.len() > 1 || only.ip.is_some() {
         let mut nets = oxcart_engine::network::Networks::open(&e.layout)?;
-        for n in &only.networks[1..] {
-            if let Err(err) = nets.connect(&rec.id, &rec.host_config.network_mode, n) {
-                let _ = e.remove(&rec.id, true);
-                return Err(err.into());
-            }
+        let mode = &rec.host_config.network_mode;
+        let r = only
+            .ip
+            .iter()
+            .try_for_each(|ip| nets.request_ip(&rec.id, mode, ip))
+            .and_then(|()| {
+                only.networks
+                    .iter()
+                    .skip(1)
+                    .try_for_each(|n| nets.connect(&rec.id, mode, n).map(drop))
+            });
+        if let Err(err) = r {
+            let _ = e.remove(&rec.id, true);
+            return Err(err.into());
         }
     }
     if let Some(f) = &only.cidfile {

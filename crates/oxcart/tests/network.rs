@@ -425,13 +425,46 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
     assert!(e.contains("only the bridge driver"), "{e}");
     let e = ox.fail(1, &["network", "rm", "bridge"]);
     assert!(e.contains("pre-defined"), "{e}");
+    // --ip: the address asked for, checked against the subnet.
+    let out = ox.ok(&[
+        "run",
+        "--rm",
+        "--ip",
+        "10.201.8.7",
+        "--network",
+        "lab",
+        ox.image(),
+        "sh",
+        "-c",
+        "tail -n1 /etc/hosts",
+    ]);
+    assert!(out.starts_with("10.201.8.7\t"), "{out}");
     let e = ox.fail(
         125,
         &[
             "run",
             "--rm",
             "--ip",
-            "10.201.8.130",
+            "10.9.9.9",
+            "--network",
+            "lab",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("--ip 10.9.9.9"), "{e}");
+    let e = ox.fail(
+        125,
+        &["run", "--rm", "--ip", "172.17.0.9", ox.image(), "true"],
+    );
+    assert!(e.contains("user defined networks only"), "{e}");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network-alias",
+            "x",
             "--network",
             "lab",
             ox.image(),

@@ -78,6 +78,12 @@ CREATE TABLE IF NOT EXISTS connections (
     network_id TEXT NOT NULL,
     PRIMARY KEY (container_id, network_id)
 );
+CREATE TABLE IF NOT EXISTS requested_ips (
+    container_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    PRIMARY KEY (container_id, network_id)
+);
 ";
 
 /// The network every container joins unless told otherwise (docker's `bridge`).
@@ -551,6 +557,7 @@ impl Networks {
             Some(r) => Subnet::parse(r, "ip range")?,
             None => subnet,
         };
+        let want_ip = self.requested_ip(ctr, &n.id)?;
         let lease = ipam::allocate(
             &mut self.conn,
             ctr,
@@ -560,7 +567,7 @@ impl Networks {
                 subnet,
                 range,
                 gateway: n.gateway_ip()?,
-                ip: None,
+                ip: want_ip,
                 mac,
             },
         )?;
@@ -591,9 +598,9 @@ impl Networks {
     fn reclaim_stale(&mut self) -> Result<()> {
         let mut stale = ipam::reclaim_orphans(&self.conn)?;
         if !stale.is_empty() || self.has_containers_table()? {
-            self.conn.execute(
-                "DELETE FROM connections WHERE container_id NOT IN (SELECT id FROM containers)",
-                [],
+            self.conn.execute_batch(
+                "DELETE FROM connections WHERE container_id NOT IN (SELECT id FROM containers);
+                 DELETE FROM requested_ips WHERE container_id NOT IN (SELECT id FROM containers);",
             )?;
         }
         let mut st = self
@@ -1172,6 +1179,7 @@ impl Networks {
             Some(r) => Subnet::parse(r, "ip range")?,
             None => subnet,
         };
+        let want_ip = self.requested_ip(ctr, &n.id)?;
         let lease = ipam::allocate(
             &mut self.conn,
             ctr,
@@ -1181,7 +1189,7 @@ impl Networks {
                 subnet,
                 range,
                 gateway: n.gateway_ip()?,
-                ip: None,
+                ip: want_ip,
                 mac: None,
             },
         )?;
@@ -1226,5 +1234,54 @@ impl Networks {
         })?;
         nl.set_up(i, Some(br))
             .map_err(nl_err(format!("attaching {v} to {}", n.bridge)))
+    }
+}
+
+impl Networks {
+    /// `--ip`: the address a container asks for on a network (docker's
+    /// `IPAMConfig.IPv4Address`), checked now and used at every start.
+    pub fn request_ip(&mut self, ctr: &str, network: &str, ip: &str) -> Result<()> {
+        let Some(net) = network_of_mode(network) else {
+            return Err(NetworkError::Invalid(format!(
+                "--ip {ip}: the container has no bridge network (--network {network})"
+            )));
+        };
+        if net == DEFAULT_NETWORK {
+            return Err(NetworkError::Invalid(
+                "--ip: user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        let n = self.find(net)?;
+        let addr: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| NetworkError::Invalid(format!("--ip {ip}: not an IPv4 address")))?;
+        let s = n.subnet()?;
+        if !s.contains(addr)
+            || addr == s.addr
+            || addr == s.broadcast()
+            || n.gateway_ip().is_ok_and(|g| g == addr)
+        {
+            return Err(NetworkError::Invalid(format!(
+                "--ip {ip}: not a free host address of network {}'s subnet {s}",
+                n.name
+            )));
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO requested_ips (container_id, network_id, ip) VALUES (?1, ?2, ?3)",
+            params![ctr, n.id, ip],
+        )?;
+        Ok(())
+    }
+
+    fn requested_ip(&self, ctr: &str, network_id: &str) -> Result<Option<Ipv4Addr>> {
+        let ip: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT ip FROM requested_ips WHERE container_id = ?1 AND network_id = ?2",
+                params![ctr, network_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(ip.and_then(|s| s.parse().ok()))
     }
 }
