@@ -1,5 +1,5 @@
-//! `network create|ls|inspect|rm|prune` (docker's output and JSON). Connecting a
-//! running container to another network is not done yet and says so.
+//! `network create|ls|inspect|rm|prune|connect|disconnect` and `port` (docker's
+//! output and JSON).
 
 use crate::table::{align, list_format, print_list};
 use crate::Ctx;

@@ -3,9 +3,10 @@
 //! isolation and `--internal` in our own nftables table. docs/networking.md has the
 //! design and the choices (netlink crate, nft transactions, what is not done yet).
 //!
-//! A network's rules exist only while a container uses it; its bridge is made by the
-//! first container and stays until `network rm`/`prune` (docker's `docker0` does too:
-//! making and deleting a bridge costs ~50 ms each). Everything is recreated on demand,
+//! A network's bridge is made by its first container and stays, with the network's
+//! rules, until `network rm`/`prune` (docker's `docker0` does too: making and deleting
+//! a bridge costs ~50 ms each, an `nft` run ~20 ms); published ports' rules go with
+//! their container. Everything is recreated on demand,
 //! so a reboot or a crash never leaves a half-configured network, only state the next
 //! command redoes.
 
@@ -739,7 +740,11 @@ impl Networks {
         let mut active = Vec::new();
         for n in self.list()? {
             let on = self.containers_on(&n.id)?;
-            if on.is_empty() {
+            // A network's own rules (egress, isolation, --internal) live as long as
+            // its bridge, as docker's do (its bridge stays until `network rm`/`prune`):
+            // a `run --rm` on a network in use then changes no rule at all. Published
+            // ports are per container and go with it.
+            if on.is_empty() && netlink::index_of(&n.bridge).is_none() {
                 continue;
             }
             let mut published = Vec::new();
@@ -780,13 +785,14 @@ impl Networks {
                 self.bridge_down(&n.bridge)?;
             }
         }
+        // Reapplied unconditionally: this is also how a table someone deleted comes back.
+        let _ = std::fs::remove_file(self.runroot.join("nft.applied"));
         let n: u32 = self
             .conn
             .query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))?;
         if n > 0 {
-            return Ok(());
+            return self.sync_firewall();
         }
-        let _ = std::fs::remove_file(self.runroot.join("nft.applied"));
         nft::apply(&nft::delete(&self.table))
     }
 

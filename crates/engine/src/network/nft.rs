@@ -1,9 +1,10 @@
 //! Our own nftables table, rebuilt whole from the database's state in one `nft -f -`
 //! transaction per change (netavark's "one atomic batch per operation"): the ruleset
-//! covers exactly the networks that have a container on them, so a rule disappears
-//! with the last container that needs it, a `kill -9` anywhere leaves rules the next
-//! change replaces, and a reboot (which empties the kernel's tables) is repaired by
-//! the next `run`. Conntrack entries are not part of a table, so rebuilding it does
+//! covers exactly the networks whose bridge exists or that have a container, and the
+//! ports published by running containers, so a port's rule disappears with its
+//! container and a network's with its bridge; a `kill -9` anywhere leaves rules the
+//! next change replaces, and a reboot (which empties the kernel's tables) is repaired
+//! by the next `run`. Conntrack entries are not part of a table, so rebuilding it does
 //! not break established connections.
 
 use super::NetworkError;
