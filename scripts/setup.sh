@@ -35,6 +35,8 @@ PACKAGES=(
     # networking (bridge, host-local, loopback, portmap); protoc, which k8s-cri's
     # build script needs to generate the CRI v1 client
     containernetworking-plugins protobuf-compiler
+    # gVisor: the engine's runsc tests (crates/oxcart/tests/runsc.rs) run `--runtime runsc`
+    runsc
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
     # the engine's bridge networks: firewall rules are applied with `nft -f -`;

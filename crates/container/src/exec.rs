@@ -628,6 +628,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
     for fd in 3..3 + c.preserve_fds {
         let _ = sys::set_cloexec(fd as i32, false);
     }
+    process::reset_signals()?;
     // As in create: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes
     // in before the capabilities are dropped; NOTIFY needs the parent still there.
     let early = c
@@ -635,7 +636,7 @@ fn exec_child(c: &Child<'_>, ch: &Channel) -> Result<std::convert::Infallible> {
         .as_ref()
         .filter(|f| !p.no_new_privileges || f.uses_notify());
     if let Some(f) = early {
-        lifecycle::install_seccomp(f, ch)?;
+        lifecycle::install_seccomp(f, ch, &|| lifecycle::expect_continue(ch))?;
     }
     if let Some(caps) = &c.caps {
         if let Some(b) = caps.bounding {

@@ -4,7 +4,7 @@
 //! create hooks, the switch of root and what is done on the new one), [`identity`]
 //! (hostname, `lo`, rlimits, LSMs, keyring, no_new_privs), [`credentials`] (fds,
 //! an early seccomp filter, bounding set, user, capabilities, umask, cwd), then
-//! "ready", `exec.fifo` and execve.
+//! "recorded" (the parent wrote `state.json`), "ready", `exec.fifo` and execve.
 
 use crate::error::{Ctx, Error, Result};
 use crate::hooks;
@@ -55,8 +55,10 @@ pub(crate) struct InitArgs<'a> {
 
 /// What init waits for from the parent after "go", sent in this order: the
 /// network namespace the parent made (`Msg::NetNs`), the v1 cgroups it made
-/// (`Msg::TasksFds`, then `Msg::CgroupsMade`: enough for the cgroup mounts), and
-/// `Msg::Joined` once the limits are set. [`FromParent::wait`] reads until what
+/// (`Msg::TasksFds`, then `Msg::CgroupsMade`: enough for the cgroup mounts),
+/// `Msg::Joined` once the limits are set, and `Msg::Recorded` once `state.json`
+/// is written; `Msg::Continue` answers a request of ours (hooks, seccomp
+/// listener), which may come before or after `Recorded`. [`FromParent::wait`] reads until what
 /// init needs has come, acting on each message as it comes: the namespace is
 /// entered at once, the v1 cgroups are joined at `Joined`.
 struct FromParent<'a> {
@@ -64,6 +66,8 @@ struct FromParent<'a> {
     in_netns: std::cell::Cell<bool>,
     made: std::cell::Cell<bool>,
     joined: std::cell::Cell<bool>,
+    recorded: std::cell::Cell<bool>,
+    continued: std::cell::Cell<bool>,
     v1: std::cell::RefCell<Vec<(PathBuf, OwnedFd)>>,
 }
 
@@ -81,6 +85,8 @@ impl FromParent<'_> {
                     v1.extend(paths.into_iter().map(PathBuf::from).zip(fds));
                 }
                 Some((Msg::CgroupsMade, _)) => self.made.set(true),
+                Some((Msg::Recorded, _)) => self.recorded.set(true),
+                Some((Msg::Continue, _)) => self.continued.set(true),
                 Some((Msg::Joined, _)) => {
                     // Only now, with every limit set: a device rule list is
                     // rewritten deny-all first, and a memory limit below what
@@ -99,6 +105,10 @@ impl FromParent<'_> {
             }
         }
         Ok(())
+    }
+    /// The parent's answer to our last request.
+    fn wait_continue(&self) -> Result<()> {
+        self.wait(|p| p.continued.replace(false))
     }
     /// In every cgroup, with every limit set.
     fn wait_joined(&self) -> Result<()> {
@@ -131,6 +141,8 @@ pub(crate) fn init(
         in_netns: std::cell::Cell::new(!a.netns_from_parent),
         made: std::cell::Cell::new(!a.cgroups_after_clone),
         joined: std::cell::Cell::new(false),
+        recorded: std::cell::Cell::new(false),
+        continued: std::cell::Cell::new(false),
         v1: std::cell::RefCell::new(Vec::new()),
     };
     namespaces(a, &parent)?;
@@ -144,10 +156,13 @@ pub(crate) fn init(
         env.push(format!("LISTEN_PID={}", sys::getpid()));
     }
     let path = process::look_path(&process.args[0], &env)?;
-    // Never run the user's program outside its cgroups.
-    parent.wait_joined()?;
+    // Never run the user's program outside its cgroups, and never wait for
+    // `start` unrecorded: `delete` could not find us (Msg::Recorded).
+    parent.wait(|p| p.joined.get() && p.recorded.get())?;
+    // `create` exits soon after "ready": from here on, recorded, we outlive it.
+    set_parent_death_signal(0)?;
     ch.send(&Msg::Ready)?;
-    // While the parent records the state: off create's path (become_in_init).
+    // While the parent finishes: off create's path (become_in_init).
     drop(seal_view);
     process::wait_fifo(a.proc_fd.as_fd(), &a.fifo, || {
         // After start, before the user's program, in the container (runc runs them
@@ -176,7 +191,23 @@ pub(crate) fn init(
     Err(process::exec(&path, &process.args, &env))
 }
 
-/// First: non-dumpable, the switch to the read-only binary, "go" (the parent has
+/// prctl(2) PR_SET_PDEATHSIG: `sig` (0: none) when the runtime that cloned us
+/// dies. Armed with SIGKILL from the start of init until "ready", so a `create`
+/// (or `run`) killed during setup takes its half-made init with it at once, as
+/// runc's init dies with its parent; a createContainer hook it ran stays in the
+/// cgroups, which `delete` kills (lifecycle::delete_unfinished). The kernel
+/// clears the setting on a change of credentials (commit_creds), hence armed
+/// again after becoming root of a new user namespace. Had the parent died
+/// before init armed it, init's next read of the channel gets EOF instead.
+fn set_parent_death_signal(sig: libc::c_int) -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(Error::last("prctl(PR_SET_PDEATHSIG)"));
+    }
+    Ok(())
+}
+
+/// First: the parent-death signal, non-dumpable, the switch to the read-only binary, "go" (the parent has
 /// written our id maps), our v1 cgroups. Returns the view to close after "ready".
 fn enter(a: &InitArgs<'_>, seal_view: Option<OwnedFd>, ch: &Channel) -> Result<Option<OwnedFd>> {
     // Until execve, init is a copy of the runtime: /proc/<init>/exe is the host's
@@ -186,6 +217,7 @@ fn enter(a: &InitArgs<'_>, seal_view: Option<OwnedFd>, ch: &Channel) -> Result<O
     // /proc/<pid>/{setgroups,uid_map,gid_map}, which a non-dumpable process's
     // /proc files (owned by root) forbid: stay dumpable until "go", as runc's
     // nsexec does (SYNC_USERMAP_PLS). Nothing of the container runs before that.
+    set_parent_death_signal(libc::SIGKILL)?;
     let set_non_dumpable = || -> Result<()> {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -233,6 +265,8 @@ fn namespaces(a: &InitArgs<'_>, parent: &FromParent<'_>) -> Result<()> {
                 return Err(Error::last("become root in the user namespace"));
             }
         }
+        // The id change cleared it (set_parent_death_signal).
+        set_parent_death_signal(libc::SIGKILL)?;
     }
     a.plan.child_join()?;
     if a.plan.new_cgroupns {
@@ -320,11 +354,10 @@ fn create_hooks(a: &InitArgs<'_>, parent: &FromParent<'_>, ch: &Channel) -> Resu
     parent.wait_joined()?;
     if !(h.prestart.is_empty() && h.create_runtime.is_empty()) {
         ch.send(&Msg::Hooks)?;
-        match ch.recv()? {
-            Some((Msg::Continue, _)) => {}
-            // The parent reports the hook's error; just stop.
-            _ => return Err(Error::Other("create hooks failed".into())),
-        }
+        // On a hook's error the parent reports it and closes the channel.
+        parent
+            .wait_continue()
+            .map_err(|_| Error::Other("create hooks failed".into()))?;
     }
     hooks::run(
         "createContainer",
@@ -402,6 +435,7 @@ fn credentials(
     for fd in 3..3 + a.pass_fds {
         let _ = sys::set_cloexec(fd as i32, false);
     }
+    process::reset_signals()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it must happen
     // before the capabilities are dropped (seccomp(2)); a NOTIFY filter is loaded
     // early too, while `create` is still there to receive the listener fd.
@@ -411,7 +445,7 @@ fn credentials(
         .filter(|f| !process.no_new_privileges || f.uses_notify());
     if let Some(f) = early_seccomp {
         parent.wait_joined()?;
-        install_seccomp(f, ch)?;
+        install_seccomp(f, ch, &|| parent.wait_continue())?;
     }
     if let Some(c) = &a.prepared.caps {
         if let Some(b) = c.bounding {

@@ -177,7 +177,7 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     if l.notify {
         crate::notify::make_dir(&sd.dir)?;
     }
-    let made = make_cgroups(g, o, &l, in_init, &mut guard)?;
+    let made = make_cgroups(g, o, &l, in_init, (&sd, &mut guard))?;
     let (fifo, proc_fd) = make_fifo(&sd)?;
     let idmapped = crate::idmap::prepare(&l.spec, &l.bundle, l.plan.userns)?;
     let lfds = listen_fds();
@@ -211,7 +211,14 @@ fn create_inner(g: &Global, o: &CreateOpts, detach: bool) -> Result<(Created, Op
     let (pid, move_unified, ch) = clone_init(&args, &l, &sd, seal_view)?;
     guard.pid = pid;
     after_clone(g, o, &l, &c, &made, &args, (pid, move_unified, &ch))?;
-    record_state(g, o, l, &made.cg, &sd, pid, sockets.pidfd.as_ref())?;
+    // While init finishes its setup: it reports "ready" (and disarms its
+    // parent-death signal) only once this is done (Msg::Recorded), so an init
+    // left waiting for `start` is always one `delete` can find.
+    let saved = save_state(g, o, &l, &made.cg, &sd, pid)?;
+    // A failed send means init failed: wait_ready reports its error.
+    let _ = ch.send(&Msg::Recorded);
+    wait_ready(&ch, pid, &o.id, &l.bundle, &l.spec)?;
+    after_ready(o, &l, &sd, saved, pid, sockets.pidfd.as_ref())?;
     // init sent the master before "ready", so it is queued by now.
     let master = match &sockets.proxy_end {
         Some(sock) => Some(crate::console::recv_master(sock.as_fd())?),
@@ -367,17 +374,22 @@ fn connect_sockets(o: &CreateOpts, terminal: bool) -> Result<Sockets> {
 }
 
 /// Step 3: the cgroup2 directory now (clone3 starts init in it), and the rest
-/// now or after the clone.
+/// now or after the clone; where they are is recorded first.
 fn make_cgroups(
     g: &Global,
     o: &CreateOpts,
     l: &Loaded,
     in_init: bool,
-    guard: &mut CreateGuard<'_>,
+    (sd, guard): (&StateDir, &mut CreateGuard<'_>),
 ) -> Result<Made> {
     let spec = &l.spec;
     let cgroups_path = spec.linux.as_ref().and_then(|l| l.cgroups_path.as_deref());
     let cg = Cg::new(cgroups_path, &o.id, g.systemd_cgroup)?;
+    // Before any directory exists: a `create` killed from here on, whose
+    // CreateGuard never runs, leaves nothing `delete` cannot find
+    // (delete_unfinished). The directories a rootless create skips are
+    // recorded too; removing a missing one is no error.
+    sd.record_cgroups(&cg.to_state()?)?;
     // A rootful create without a user namespace makes only the cgroup2 directory
     // now (clone3 starts init in it) and the v1 ones, with the limits, after the
     // clone, while init sets up its mounts: ~0.7 ms of mkdirs off the critical
@@ -474,7 +486,7 @@ fn clone_init(
 
 /// The parent while init sets up: id maps, "go", cgroup2 (old kernels),
 /// `oom_score_adj`, the network namespace, the v1 cgroups and the limits,
-/// "joined", then the create hooks and the seccomp listener until "ready".
+/// "joined".
 fn after_clone(
     g: &Global,
     o: &CreateOpts,
@@ -532,28 +544,22 @@ fn after_clone(
         apply_resources(g, spec, &made.cg)?;
     }
     let _ = ch.send(&Msg::Joined);
-    wait_ready(ch, pid, &o.id, &l.bundle, spec)
+    Ok(())
 }
 
-/// Once init is ready: `state.json` (temp file + rename), the pidfd for
-/// `--pidfd-socket`, the pid file.
-fn record_state(
+/// `state.json` (temp file + rename), written while init finishes its setup,
+/// before it may report "ready" (runc likewise writes its state before it lets
+/// init go on, `procRun`, so a killed `runc create` never leaves an init that
+/// `delete` cannot find).
+fn save_state(
     g: &Global,
     o: &CreateOpts,
-    l: Loaded,
+    l: &Loaded,
     cg: &Cg,
     sd: &StateDir,
     pid: libc::pid_t,
-    pidfd_sock: Option<&OwnedFd>,
-) -> Result<()> {
+) -> Result<Saved> {
     let start_time = sys::proc_start_time(pid).ctx(|| format!("read start time of init {pid}"))?;
-    let rootfs_mount = match l.rootfs_mount_before {
-        Some(_) => Some(
-            sys::mount_id(&sys::cpath(&l.rootfs)?)
-                .ctx(|| format!("statx {}", l.rootfs.display()))?,
-        ),
-        None => None,
-    };
     let uid = std::fs::metadata(&sd.dir).map(|m| m.uid()).unwrap_or(0);
     let saved = Saved {
         id: o.id.clone(),
@@ -564,13 +570,34 @@ fn record_state(
         created: crate::time::now_rfc3339(true),
         owner: state::owner_name(uid),
         annotations: l.spec.annotations.clone(),
-        config: state::SavedConfig::new(l.spec),
+        config: state::SavedConfig::new(l.spec.clone()),
         cgroup: cg.to_state()?,
         systemd_cgroup: g.systemd_cgroup,
         rootless: g.rootless,
-        rootfs_mount,
+        // Known once init has bound the rootfs (after_ready).
+        rootfs_mount: None,
     };
     sd.save(&saved)?;
+    Ok(saved)
+}
+
+/// Once init is ready: without a mount namespace, init's rootfs mount recorded
+/// in `state.json`; the pidfd for `--pidfd-socket`; the pid file.
+fn after_ready(
+    o: &CreateOpts,
+    l: &Loaded,
+    sd: &StateDir,
+    mut saved: Saved,
+    pid: libc::pid_t,
+    pidfd_sock: Option<&OwnedFd>,
+) -> Result<()> {
+    if l.rootfs_mount_before.is_some() {
+        saved.rootfs_mount = Some(
+            sys::mount_id(&sys::cpath(&l.rootfs)?)
+                .ctx(|| format!("statx {}", l.rootfs.display()))?,
+        );
+        sd.save(&saved)?;
+    }
     if let Some(sock) = pidfd_sock {
         let fd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
         crate::console::send_fd(sock.as_fd(), "standard", fd.as_raw_fd())?;
@@ -756,20 +783,29 @@ pub(crate) fn compile_seccomp(
     Ok(f)
 }
 
-pub(crate) fn install_seccomp(f: &oxcart_seccomp::Filter, ch: &Channel) -> Result<()> {
+/// Load the filter; a NOTIFY listener fd goes to the parent, and `wait_continue`
+/// waits for its answer (init's may see other messages first, exec's may not).
+pub(crate) fn install_seccomp(
+    f: &oxcart_seccomp::Filter,
+    ch: &Channel,
+    wait_continue: &dyn Fn() -> Result<()>,
+) -> Result<()> {
     let listener = f.install().map_err(|e| Error::Seccomp(e.to_string()))?;
     if let Some(fd) = listener {
         ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_raw_fd()))?;
-        match ch.recv()? {
-            Some((Msg::Continue, _)) => {}
-            other => {
-                return Err(Error::Other(format!(
-                    "init: expected continue, got {other:?}"
-                )))
-            }
-        }
+        wait_continue()?;
     }
     Ok(())
+}
+
+/// The next message must be `Continue`.
+pub(crate) fn expect_continue(ch: &Channel) -> Result<()> {
+    match ch.recv()? {
+        Some((Msg::Continue, _)) => Ok(()),
+        other => Err(Error::Other(format!(
+            "expected continue from the parent, got {other:?}"
+        ))),
+    }
 }
 
 /// `start`: release a created container's init.
@@ -1076,8 +1112,7 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let Some(saved) = sd.load()? else {
-        // A create that died before writing state.json: nothing else to clean.
-        return sd.remove();
+        return delete_unfinished(&sd);
     };
     let cg = Cg::from_state(&saved.cgroup)?;
     let status = state::derive_status(&sd, &saved, cg.frozen());
@@ -1106,6 +1141,23 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     // exist" instead of waiting for our lock.
     saved_hooks(&saved, "poststop", Status::Stopped, |h| &h.poststop);
     Ok(())
+}
+
+/// `delete` of a `create` that died (SIGKILL: its CreateGuard never ran) before
+/// writing `state.json`; we hold the lock, so no `create` of it is running. Its
+/// init did not outlive it (init.rs: the parent-death signal until it has been
+/// recorded, Msg::Recorded), but may still be exiting, and a createContainer
+/// hook it ran may still be in the cgroups: everything in the recorded cgroups is
+/// killed, then they and the state directory are removed. runc leaves the
+/// (empty) cgroups of such a create behind; its `delete` knows only state.json.
+fn delete_unfinished(sd: &StateDir) -> Result<()> {
+    if let Some(v) = sd.recorded_cgroups()? {
+        let cg = Cg::from_state(&v)?;
+        cg.kill_all(libc::SIGKILL)?;
+        // destroy() waits for killed tasks to leave (rmdir retried on EBUSY).
+        cg.destroy()?;
+    }
+    sd.remove()
 }
 
 fn kill_and_wait(saved: &Saved, cg: &Cg) -> Result<()> {

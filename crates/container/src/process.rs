@@ -327,6 +327,44 @@ pub fn wait_fifo(
     Ok(())
 }
 
+/// Give the program the signal state a process starts with: every signal at its
+/// default disposition and none blocked. execve(2) resets only *handled* signals;
+/// an *ignored* one stays ignored, and the runtime ignores SIGPIPE for itself
+/// (runtime/src/main.rs), so without this `yes | head` in a container never ends
+/// (a SIGPIPE-ignoring writer spins on EPIPE). runc's children start this way too.
+/// Called before the seccomp filter is loaded, which may forbid rt_sigaction.
+pub fn reset_signals() -> Result<()> {
+    // Every signal up to 64, glibc's internal 32 and 33 included, which its
+    // signal()/sigaction() wrappers refuse: the raw syscall takes them.
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the kernel's struct sigaction is handler, flags, restorer, mask
+        // (8 bytes with a 64-signal mask); all zero is SIG_DFL with no flags.
+        unsafe {
+            let act = [0u64; 4];
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty, initialised set; the old mask is not wanted.
+    let r = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    if r != 0 {
+        return Err(Error::last("sigprocmask"));
+    }
+    Ok(())
+}
+
 /// execve the user's program.
 pub fn exec(path: &CString, args: &[String], env: &[String]) -> Error {
     let cargs: Vec<CString> = args

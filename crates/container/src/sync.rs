@@ -22,6 +22,12 @@ pub enum Msg {
     Joined,
     /// init → parent: everything is set up; init now waits on exec.fifo.
     Ready,
+    /// parent → init, after `Joined`: `state.json` is written, so `delete` can
+    /// find and kill init from now on. init reports `Ready` (and so may outlive
+    /// the parent) only after it; a killed `create` that never sent it takes
+    /// init with it (init's parent-death signal, or EOF here). runc writes its
+    /// state before `procRun` for the same reason.
+    Recorded,
     /// init → parent: setup failed with this message.
     Error(String),
     /// init → parent: init could not switch to the read-only view of the
@@ -54,6 +60,7 @@ impl Msg {
             Msg::Go => b"G".to_vec(),
             Msg::Joined => b"J".to_vec(),
             Msg::Ready => b"R".to_vec(),
+            Msg::Recorded => b"D".to_vec(),
             Msg::Error(m) => {
                 let mut v = b"E".to_vec();
                 v.extend_from_slice(m.as_bytes());
@@ -82,6 +89,7 @@ impl Msg {
             b'G' => Msg::Go,
             b'J' => Msg::Joined,
             b'R' => Msg::Ready,
+            b'D' => Msg::Recorded,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'X' => Msg::SealFailed(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'N' => Msg::NetNs,

@@ -64,7 +64,7 @@ pub fn layer_tar(upper: &Path, out: &mut dyn Write) -> Result<(), CopyError> {
         what: format!("open {}", upper.display()),
         source,
     })?;
-    let mut a = Archiver::new(out, true);
+    let mut a = Archiver::new(out, true).without_mount_stubs();
     a.children(&d, "")?;
     a.finish()
 }

@@ -338,7 +338,22 @@ pub(crate) struct Archiver<'w> {
     /// Reading an overlay upper directory for a layer tar: whiteouts become `.wh.`
     /// files and opaque directories get `.wh..wh..opq` (image-spec `layer.md`).
     layer: bool,
+    /// Names (tar paths) left out when they are an empty file or directory: the
+    /// stubs the runtime made as mount points (see `MOUNT_STUBS`).
+    skip_stubs: &'static [&'static str],
 }
+
+/// The mount points the runtime creates in the writable layer when the image lacks
+/// them: not the container's changes, so not in a committed layer (docker keeps them
+/// in an "init" layer that commit leaves out).
+pub(crate) const MOUNT_STUBS: &[&str] = &[
+    "dev",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "proc",
+    "sys",
+];
 
 /// `fgetxattr`, `None` when absent.
 fn fxattr(fd: &OwnedFd, name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
@@ -371,6 +386,29 @@ impl<'w> Archiver<'w> {
             tar,
             links: HashMap::new(),
             layer,
+            skip_stubs: &[],
+        }
+    }
+
+    /// Leave out the runtime's mount-point stubs (`MOUNT_STUBS`).
+    pub(crate) fn without_mount_stubs(mut self) -> Self {
+        self.skip_stubs = MOUNT_STUBS;
+        self
+    }
+
+    /// Whether `name` in `d` is an empty regular file or an empty directory.
+    fn is_stub(d: &OwnedFd, name: &[u8]) -> bool {
+        match fstatat(d.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => st.st_size == 0,
+            Ok(st) if is_dir(&st) => openat(
+                d.as_raw_fd(),
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .and_then(|fd| dir_names(&fd))
+            .is_ok_and(|v| v.is_empty()),
+            _ => false,
         }
     }
 
@@ -533,6 +571,9 @@ impl<'w> Archiver<'w> {
                     entry: child,
                     reason: "the name is not UTF-8".into(),
                 });
+            }
+            if self.skip_stubs.contains(&child.as_str()) && Self::is_stub(d, n.as_bytes()) {
+                continue;
             }
             self.add(d, n.as_bytes(), &child)?;
         }
@@ -823,6 +864,11 @@ impl Root {
         let p = parse_path(src);
         let (dir, name, st) = self.locate(&p, follow)?;
         let st = st.ok_or_else(|| self.missing(&p))?;
+        if follow && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            // -L on a link whose target the container lacks: docker's "no such file",
+            // never the link itself (it would resolve in the host's tree where it lands).
+            return Err(self.missing(&p));
+        }
         if p.dir_syntax && !is_dir(&st) {
             return Err(CopyError::Invalid(format!(
                 "{}:{}: not a directory",
@@ -865,6 +911,11 @@ impl Root {
         let p = parse_path(src);
         let (dir, name, st) = self.locate(&p, follow)?;
         let st = st.ok_or_else(|| self.missing(&p))?;
+        if follow && st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            // -L on a link whose target the container lacks: docker's "no such file",
+            // never the link itself (it would resolve in the host's tree where it lands).
+            return Err(self.missing(&p));
+        }
         if p.dir_syntax && !is_dir(&st) {
             return Err(CopyError::Invalid(format!(
                 "{}:{}: not a directory",

@@ -105,7 +105,24 @@ impl Engine {
             runtime: runtime.name,
             history: History::default(),
         };
-        self.materialise(&rec, &mut images)?;
+        let mut rec = rec;
+        let mut tries = 0;
+        loop {
+            match self.materialise(&rec, &mut images) {
+                // A generated name taken by another container: docker picks another.
+                Err(EngineError::NameInUse { .. }) if req.name.is_none() && tries < 20 => {
+                    tries += 1;
+                    let seed = names::new_id()?;
+                    rec.name = if tries < 10 {
+                        names::generated_name(&seed)
+                    } else {
+                        format!("{}{}", names::generated_name(&seed), tries)
+                    };
+                }
+                r => break r?,
+            }
+        }
+        self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));
         Ok(rec)
     }
 
@@ -115,10 +132,15 @@ impl Engine {
         // The directory appears under its id already locked (made under a temporary
         // name, locked, renamed): the debris collector of a concurrent `create` only
         // takes id directories whose lock it can take, so it never takes this one.
+        // The temporary name carries the creator's pid and start time: the collector
+        // leaves it alone while that process lives (it has not locked it yet just
+        // after the mkdir), and takes it once the process is gone.
+        let me = std::process::id() as i32;
+        let start = crate::state::proc_start_time(me).unwrap_or(0);
         let tmp = self
             .layout
             .containers_dir()
-            .join(format!(".new-{}", rec.id));
+            .join(format!(".new-{}-{me}-{start}", rec.id));
         std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
         let lock = match CtrLock::acquire(&tmp) {
             Ok(l) => l,
@@ -157,21 +179,18 @@ impl Engine {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = name.strip_prefix(".new-").unwrap_or(&name).to_string();
+            let (id, creator) = match name.strip_prefix(".new-") {
+                Some(rest) => (rest.get(..64).unwrap_or(rest).to_string(), creator_of(rest)),
+                None => (name.clone(), None),
+            };
             if id.len() != 64 || self.db.has(&id).unwrap_or(true) {
                 continue;
             }
             let dir = e.path();
-            // A `.new-` directory is locked only just after its mkdir: one younger than
-            // a minute may be a live `create` between the two.
-            let young = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_none_or(|age| age.as_secs() < 60);
-            if name.starts_with(".new-") && young {
-                continue;
+            if let Some((pid, start)) = creator {
+                if crate::state::proc_start_time(pid) == Some(start) {
+                    continue;
+                }
             }
             // A live `create` holds the lock until its row exists.
             if let Ok(Some(_l)) = CtrLock::try_acquire(&dir) {
@@ -208,6 +227,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The `(pid, start time)` in a `.new-<id>-<pid>-<start>` name.
+fn creator_of(rest: &str) -> Option<(i32, u64)> {
+    let mut parts = rest.get(65..)?.splitn(2, '-');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 pub(crate) fn img_digest(s: &str) -> oxcart_image::Digest {

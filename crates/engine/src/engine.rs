@@ -15,6 +15,10 @@ pub struct Engine {
     pub layout: Layout,
     pub config: EngineConfig,
     pub(crate) db: Db,
+    /// The layer directories of the image `create` just used (id, dirs), so a `start`
+    /// in the same command (`run`) need not open the image store again. Layers are
+    /// content-addressed and the container holds its image, so they cannot change.
+    pub(crate) layers_hint: Option<(String, Vec<PathBuf>)>,
 }
 
 impl Engine {
@@ -22,7 +26,12 @@ impl Engine {
         let cdir = layout.containers_dir();
         std::fs::create_dir_all(&cdir).map_err(io_err(&cdir))?;
         let db = Db::open(&layout.db_path())?;
-        Ok(Engine { layout, config, db })
+        Ok(Engine {
+            layout,
+            config,
+            db,
+            layers_hint: None,
+        })
     }
 
     pub fn ctr_dir(&self, id: &str) -> PathBuf {

@@ -24,6 +24,21 @@ pub struct CommitRequest {
     pub pause: bool,
 }
 
+/// Paths `diff` leaves out (podman's `initInodes`): mount points made for the engine.
+const INIT_INODES: &[&str] = &[
+    "/dev",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/run",
+    "/run/.containerenv",
+    "/run/notify",
+    "/run/secrets",
+    "/sys",
+];
+
 impl Engine {
     fn lowers(&self, rec: &Record) -> Result<Vec<PathBuf>> {
         let images = self.open_images()?;
@@ -56,11 +71,43 @@ impl Engine {
         Ok(v)
     }
 
+    /// Run `f` on the root `cp` works in: a running container's own view
+    /// (`/proc/PID/root`, its mount namespace: `-v` binds, `--tmpfs`, `--read-only`
+    /// as the container sees them, as podman's cp does), else the merged rootfs.
+    pub fn with_container_root<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Record, &Path) -> Result<T>,
+    ) -> Result<T> {
+        use std::os::unix::fs::MetadataExt;
+        let rec = self.find(key)?;
+        let o = self.observe(&rec)?;
+        if o.status.is_running() && o.pid > 0 {
+            let root = PathBuf::from(format!("/proc/{}/root", o.pid));
+            let rootfs = Snapshot::open(&self.ctr_dir(&rec.id))?.rootfs();
+            // Only when the process's root is our rootfs: a sandboxing runtime's
+            // (runsc's) pid is its sandbox, whose root is elsewhere.
+            let same = match (std::fs::metadata(&root), std::fs::metadata(&rootfs)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
+            };
+            if same {
+                return f(&rec, &root);
+            }
+        }
+        self.with_rootfs(key, f)
+    }
+
     /// `diff`: the changes in the container's writable layer.
     pub fn diff(&self, key: &str) -> Result<Vec<Change>> {
         let rec = self.find(key)?;
         let snap = Snapshot::open(&self.ctr_dir(&rec.id))?;
-        Ok(crate::changes::changes(&snap.upper(), &self.lowers(&rec)?)?)
+        let mut all = crate::changes::changes(&snap.upper(), &self.lowers(&rec)?)?;
+        // The mount points the runtime creates for the engine's own mounts are not the
+        // container's changes: docker keeps them in an "init" layer below the writable
+        // one, podman leaves out this same list (libpod diff.go `initInodes`).
+        all.retain(|c| !INIT_INODES.iter().any(|p| c.path == Path::new(p)));
+        Ok(all)
     }
 
     /// `commit`: a new image of the container's image plus its writable layer.

@@ -17,24 +17,28 @@ impl Engine {
     /// The monitor's exit command: the runtime's container and the mount go; the
     /// exit is copied into the record; `--rm` removes the container.
     pub fn cleanup(&mut self, id: &str) -> Result<()> {
+        if !self.db.has(id)? {
+            return Ok(());
+        }
+        let dir = self.ctr_dir(id);
+        let lock = CtrLock::acquire(&dir)?;
+        // Re-read under the lock: a concurrent `rm` may have finished meanwhile.
         let Some(mut rec) = self.db.get(id)? else {
             return Ok(());
         };
-        let dir = self.ctr_dir(id);
-        let lock = CtrLock::acquire(&dir)?;
         let rt = self.runtime_of(&rec)?;
-        if rt.state(id)?.is_some() {
-            rt.delete(id, true)?;
-        }
+        rt.delete_if_exists(id)?;
         Snapshot::open(&dir)?.unmount()?;
         crate::network::release(&self.layout, id)?;
+        if rec.host_config.auto_remove {
+            // Still under the lock, the runtime's container already gone: straight to
+            // the files (the exit is not worth recording in a row about to go; a
+            // crash before that leaves exit.json, which `observe` reads first).
+            return self.remove_files(&rec, &lock);
+        }
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);
             self.db.update(&rec)?;
-        }
-        if rec.host_config.auto_remove {
-            drop(lock);
-            return self.remove_stopped(&rec);
         }
         Ok(())
     }
@@ -71,15 +75,20 @@ impl Engine {
     /// directory — in that order.
     pub(crate) fn remove_stopped(&mut self, rec: &Record) -> Result<()> {
         let dir = self.ctr_dir(&rec.id);
-        let _lock = CtrLock::acquire(&dir)?;
+        let lock = CtrLock::acquire(&dir)?;
         if !self.db.has(&rec.id)? {
             return Ok(());
         }
         if let Ok(rt) = self.runtime_of(rec) {
-            if rt.state(&rec.id)?.is_some() {
-                rt.delete(&rec.id, true)?;
-            }
+            rt.delete_if_exists(&rec.id)?;
         }
+        self.remove_files(rec, &lock)
+    }
+
+    /// The tail of a removal, under the container's lock once the runtime has no
+    /// container: mount, row, image hold, directory — in that order.
+    fn remove_files(&mut self, rec: &Record, _lock: &CtrLock) -> Result<()> {
+        let dir = self.ctr_dir(&rec.id);
         let snap = Snapshot::open(&dir)?;
         snap.unmount()?;
         crate::network::release(&self.layout, &rec.id)?;

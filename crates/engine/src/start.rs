@@ -131,11 +131,15 @@ impl Engine {
     }
 
     /// Mount, write the bundle, spawn the monitor (which runs the runtime's create).
-    fn launch(&self, rec: &Record, runtime: &Runtime, dir: &Path) -> Result<(i32, i32)> {
-        let images = self.open_images()?;
-        let img = images.find(&rec.image_id)?;
-        let lowers = images.layer_dirs(&img);
-        drop(images);
+    fn launch(&mut self, rec: &Record, runtime: &Runtime, dir: &Path) -> Result<(i32, i32)> {
+        let lowers = match self.layers_hint.take() {
+            Some((image_id, dirs)) if image_id == rec.image_id => dirs,
+            _ => {
+                let images = self.open_images()?;
+                let img = images.find(&rec.image_id)?;
+                images.layer_dirs(&img)
+            }
+        };
         let snap = Snapshot::open(dir)?;
         snap.mount(&lowers)?;
         let (netns, own) = self.netns_for(rec)?;
@@ -241,8 +245,11 @@ impl Engine {
     /// cleanup, `rm` and a new `start` all call it for whatever is left.
     pub(crate) fn teardown_run(&self, rec: &Record, runtime: &Runtime) -> Result<()> {
         let dir = self.ctr_dir(&rec.id);
-        if runtime.state(&rec.id)?.is_some() {
-            runtime.delete(&rec.id, true)?;
+        // The runtime can know the container only if a start wrote its bundle:
+        // config.json is written before the monitor (hence the runtime's `create`)
+        // runs, and never removed. A container never started needs no runtime call.
+        if dir.join("config.json").exists() {
+            runtime.delete_if_exists(&rec.id)?;
         }
         Snapshot::open(&dir)?.unmount()?;
         crate::network::release(&self.layout, &rec.id)?;

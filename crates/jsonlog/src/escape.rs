@@ -31,35 +31,41 @@ pub fn escape_json_string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn escape_str(out: &mut Vec<u8>, s: &str) {
+    // Byte by byte, not char by char (this is the log writer's hot loop): every
+    // character Go escapes is ASCII except U+2028 and U+2029, whose UTF-8 is
+    // E2 80 A8 / E2 80 A9; `s` is valid UTF-8, so other bytes >= 0x80 are copied.
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let short: Option<&[u8]> = match c {
-            '"' => Some(b"\\\""),
-            '\\' => Some(b"\\\\"),
-            '\n' => Some(b"\\n"),
-            '\r' => Some(b"\\r"),
-            _ => None,
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (esc_len, code): (usize, u32) = match b {
+            b'"' | b'\\' | b'\n' | b'\r' | 0..=0x1f | b'<' | b'>' | b'&' => (1, b as u32),
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8) | Some(0xa9)) =>
+            {
+                (3, 0x2000 | (bytes[i + 2] as u32 - 0xa8 + 0x28))
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
-        let needs_u = matches!(
-            c,
-            '\u{0}'..='\u{1f}' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}'
-        );
-        if short.is_none() && !needs_u {
-            continue;
-        }
         out.extend_from_slice(&bytes[start..i]);
-        match short {
-            Some(esc) => out.extend_from_slice(esc),
-            None => {
-                let v = c as u32;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => {
                 out.extend_from_slice(b"\\u");
                 for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((v >> shift) & 0xf) as usize]);
+                    out.push(HEX[((code >> shift) & 0xf) as usize]);
                 }
             }
         }
-        start = i + c.len_utf8();
+        i += esc_len;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
 }

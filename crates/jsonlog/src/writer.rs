@@ -41,6 +41,9 @@ pub struct Writer {
     partial: [Vec<u8>; 2],
     /// Encoded entries not yet written.
     out: Vec<u8>,
+    /// The last time formatted, and its text: one `write` call stamps every line of
+    /// its chunk with the same time, formatted once.
+    stamp: (Timestamp, Vec<u8>),
 }
 
 impl Writer {
@@ -57,6 +60,7 @@ impl Writer {
             opts,
             partial: [Vec::new(), Vec::new()],
             out: Vec::new(),
+            stamp: (Timestamp::default(), Vec::new()),
         })
     }
 
@@ -76,6 +80,11 @@ impl Writer {
                 .map_or(data.len(), |p| p + 1);
             let (mut seg, rest) = data.split_at(end);
             data = rest;
+            if self.partial[idx].is_empty() && seg.ends_with(b"\n") && seg.len() <= MAX_LINE {
+                // A whole line: encoded straight from the chunk, without a copy.
+                self.emit(stream, seg, now)?;
+                continue;
+            }
             while self.partial[idx].len() + seg.len() > MAX_LINE {
                 let n = MAX_LINE - self.partial[idx].len();
                 self.partial[idx].extend_from_slice(&seg[..n]);
@@ -117,7 +126,13 @@ impl Writer {
 
     fn emit(&mut self, stream: Stream, log: &[u8], now: Timestamp) -> io::Result<()> {
         let start = self.out.len();
-        encode_entry(&mut self.out, stream, log, now);
+        if self.stamp.1.is_empty() || self.stamp.0 != now {
+            self.stamp.1.clear();
+            // Timestamp's Display writes ASCII only.
+            let _ = write!(self.stamp.1, "{now}");
+            self.stamp.0 = now;
+        }
+        encode_entry(&mut self.out, stream, log, &self.stamp.1);
         let len = (self.out.len() - start) as u64;
         if let Some(max) = self.opts.max_size {
             let before = self.size + start as u64;
@@ -199,14 +214,13 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// One line of the file: the field order of moby's `JSONLogs.MarshalJSONBuf`.
-fn encode_entry(out: &mut Vec<u8>, stream: Stream, log: &[u8], now: Timestamp) {
+fn encode_entry(out: &mut Vec<u8>, stream: Stream, log: &[u8], time: &[u8]) {
     out.extend_from_slice(b"{\"log\":");
     escape_json_string(out, log);
     out.extend_from_slice(b",\"stream\":\"");
     out.extend_from_slice(stream.as_str().as_bytes());
     out.extend_from_slice(b"\",\"time\":\"");
-    // Timestamp's Display writes ASCII only.
-    let _ = write!(out, "{now}");
+    out.extend_from_slice(time);
     out.extend_from_slice(b"\"}\n");
 }
 

@@ -242,14 +242,20 @@ pub fn reap_one() -> Option<(libc::pid_t, libc::c_int)> {
     (pid > 0).then_some((pid, status))
 }
 
-/// Waits for one specific child.
+/// Waits for one specific child, reaping every other child that exits meanwhile: as
+/// a subreaper we inherit the runtime's helpers (runsc's gofer and sandbox), and
+/// `runsc delete`, run by the exit command, polls `kill(gofer, 0)` until it fails —
+/// which it never does for a zombie left unreaped, so its 1 s deadline expires.
 pub fn wait_for(pid: libc::pid_t) -> io::Result<libc::c_int> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let r = unsafe { libc::waitpid(-1, &mut status, 0) };
         if r == pid {
             return Ok(status);
+        }
+        if r > 0 {
+            continue;
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

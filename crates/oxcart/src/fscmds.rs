@@ -19,7 +19,7 @@ pub fn cmd_cp(e: &mut Engine, src: &str, dst: &str, archive: bool, follow: bool)
     match (split_container_path(src), split_container_path(dst)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
-        (Some((ctr, path)), None) => e.with_rootfs(ctr, |_, root| {
+        (Some((ctr, path)), None) => e.with_container_root(ctr, |_, root| {
             let r = Root::open(root, ctr)?;
             if dst == "-" {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -38,7 +38,7 @@ pub fn cmd_cp(e: &mut Engine, src: &str, dst: &str, archive: bool, follow: bool)
             } else {
                 Owner::Set(0, 0)
             };
-            e.with_rootfs(ctr, |_, root| {
+            e.with_container_root(ctr, |_, root| {
                 let r = Root::open(root, ctr)?;
                 if src == "-" {
                     let mut input = std::io::stdin().lock();

@@ -120,13 +120,27 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
             bail!("Container ID file found, make sure the other container isn't running or delete {f}");
         }
     }
-    ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
     refuse_unsupported_network_flags(&only)?;
-    let rec = e.create(CreateRequest {
+    let req = CreateRequest {
         name: only.name.clone(),
         config,
         host_config,
-    })?;
+    };
+    let rec = if only.pull == PullPolicy::Missing {
+        // `create` looks the image up anyway: only when it fails is the store opened
+        // again to tell a missing image (pull it, try again) from another error.
+        match e.create(req.clone()) {
+            Ok(rec) => rec,
+            Err(err) if e.open_images()?.find(&a.image).is_ok() => return Err(err.into()),
+            Err(_) => {
+                ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
+                e.create(req)?
+            }
+        }
+    } else {
+        ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
+        e.create(req)?
+    };
     // Every further --network: connected before the first start (docker's run does
     // the same with the API's network connect).
     // --ip: docker's IPAMConfig of the first network, kept for every start.

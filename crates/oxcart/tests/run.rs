@@ -46,6 +46,22 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
             .last(),
         Some("err")
     );
+    // The program starts with no signal ignored or blocked (the runtime ignores
+    // SIGPIPE for itself): `yes | head` ends, as under docker.
+    let st = ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        ox.image(),
+        "sh",
+        "-c",
+        "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -n 2",
+    ]);
+    assert_eq!(
+        st,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\ny\n"
+    );
     ox.assert_clean();
 }
 
@@ -620,5 +636,23 @@ fn an_oom_kill_is_recorded_as_docker_shows_it() {
     assert_eq!(ox.ok(&["wait", &id]), "137\n");
     assert_eq!(ox.inspect(&id)["State"]["OOMKilled"], false);
     ox.ok(&["rm", "oom", &id]);
+    ox.assert_clean();
+}
+
+#[test]
+fn generated_names_never_collide() {
+    let ox = Ox::new().pulled();
+    // 1,656 adjective_scientist pairs: 80 containers collide with near certainty
+    // unless a taken name is replaced, as docker does.
+    for _ in 0..80 {
+        ox.ok(&["create", "--network", "none", ox.image(), "true"]);
+    }
+    let names = ox.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut v: Vec<&str> = names.lines().collect();
+    assert_eq!(v.len(), 80);
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), 80, "names are unique");
+    ox.ok(&["container", "prune", "-f"]);
     ox.assert_clean();
 }

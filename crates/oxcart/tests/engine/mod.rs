@@ -227,6 +227,7 @@ impl Ox {
 
     /// Pull the test image once into this engine's store.
     pub fn pulled(self) -> Ox {
+        clean_images_at_exit();
         self.ok(&["pull", "-q", self.image()]);
         self
     }
@@ -423,4 +424,135 @@ impl Ox {
             .unwrap()
             .to_string()
     }
+}
+
+// ---- helpers for verbs.rs / podman_diff.rs / runsc.rs ----
+
+impl Ox {
+    /// `run --rm --network none FLAGS IMAGE sh -c SCRIPT`, which must succeed; stdout.
+    pub fn sh(&self, flags: &[&str], script: &str) -> String {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[self.image(), "sh", "-c", script]);
+        self.ok(&a)
+    }
+
+    /// `run -d --network none FLAGS IMAGE ARGS...`; the full id.
+    pub fn detached(&self, flags: &[&str], args: &[&str]) -> String {
+        let mut a = vec!["run", "-d", "--network", "none"];
+        a.extend_from_slice(flags);
+        a.push(self.image());
+        a.extend_from_slice(args);
+        let id = self.ok(&a).trim().to_string();
+        assert_eq!(id.len(), 64, "{id}");
+        id
+    }
+
+    /// `oxcart ARGS` with `input` on its stdin; the output.
+    pub fn with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut si = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let w = std::thread::spawn(move || {
+            let _ = si.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        w.join().unwrap();
+        out
+    }
+}
+
+/// Poll `cond` every 50 ms for up to `secs`; whether it became true (never a timing
+/// assertion: the bound only keeps a broken engine from hanging the suite).
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// The member names of a tar stream, as `tar -t` lists them.
+pub fn tar_names(data: &[u8]) -> Vec<String> {
+    let mut c = Command::new("tar")
+        .arg("-tf")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut si = c.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = si.write_all(&data);
+        });
+    }
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "not a tar stream");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .collect()
+}
+
+/// `images()` lives in a static, which Rust never drops: without this its registry
+/// process and the two temporary directories outlive the test binary. Registers (once)
+/// an exit handler that kills the registry this process started and removes them.
+pub fn clean_images_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        images();
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(stop_registry) };
+    });
+}
+
+extern "C" fn stop_registry() {
+    let me = std::process::id();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm != "docker-registry" || ppid != Some(me) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let config = cmdline
+            .split(|b| *b == 0)
+            .rfind(|a| !a.is_empty())
+            .map(|a| PathBuf::from(String::from_utf8_lossy(a).into_owned()));
+        // SAFETY: our own child, found by its parent pid; reaped right after.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        if let Some(dir) = config.as_deref().and_then(Path::parent) {
+            if dir.starts_with(std::env::temp_dir()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(images()._layout.path());
 }
