@@ -39,6 +39,9 @@ PACKAGES=(
     runsc
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
+    # the engine's bridge networks: firewall rules are applied with `nft -f -`;
+    # the network tests' UDP echo server and clients are python3 scripts
+    nftables python3
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -73,6 +73,7 @@ impl Engine {
             .config
             .runtime(&req.host_config.runtime, &self.layout)?;
         validate_host_config(&req.host_config)?;
+        crate::network::validate(&self.layout, &req.host_config)?;
         crate::spec::validate_host_config(&req.host_config)?;
         let id = names::new_id()?;
         let name = match &req.name {
@@ -259,20 +260,6 @@ pub fn command_of(c: &Config) -> Result<(String, Vec<String>)> {
 
 /// What this engine cannot honour is refused at `create`, naming the flag.
 fn validate_host_config(h: &HostConfig) -> Result<()> {
-    match h.network_mode.as_str() {
-        "" | "none" | "host" | "default" | "bridge" => {}
-        m if m.starts_with("container:") => {}
-        m => {
-            return Err(EngineError::Unsupported(format!(
-                "--network {m}: user-defined networks are not supported yet (only none, host, bridge and container:<name>)"
-            )))
-        }
-    }
-    if !h.port_bindings.is_empty() || h.publish_all_ports {
-        return Err(EngineError::Unsupported(
-            "-p/--publish and -P: published ports need bridge networking, which oxcart does not have yet".into(),
-        ));
-    }
     match h.log_config.kind.as_str() {
         "" | "json-file" | "none" => {}
         d => {

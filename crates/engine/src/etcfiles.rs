@@ -80,10 +80,18 @@ pub fn resolv_conf(rec: &Record, host: &str) -> String {
     out
 }
 
+/// A container's addresses on a bridge network, for `/etc/hosts`.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnAddr {
+    pub ip: std::net::Ipv4Addr,
+    /// The bridge's address: the host as the container reaches it (`host-gateway`).
+    pub gateway: std::net::Ipv4Addr,
+}
+
 /// `/etc/hosts`: the host's with `--network host`, else docker's base lines; then
-/// `--add-host` entries (`name:ip`; docker's `host-gateway` is refused until bridge
-/// networks exist).
-pub fn hosts(rec: &Record) -> Result<String> {
+/// `--add-host` entries (`name:ip`, `host-gateway` the bridge's address); then, on a
+/// bridge network, the container's own address and hostname.
+pub fn hosts(rec: &Record, own: Option<OwnAddr>) -> Result<String> {
     let mut out = if rec.host_config.network_mode == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_BASE.to_string())
     } else {
@@ -96,22 +104,32 @@ pub fn hosts(rec: &Record) -> Result<String> {
             ))
         })?;
         if ip == "host-gateway" {
-            return Err(crate::error::EngineError::Unsupported(
-                "--add-host NAME:host-gateway needs a bridge network, which oxcart does not have yet".into(),
-            ));
+            // docker maps it to the host's address on the default bridge; we use the
+            // gateway of the container's own network, which is the host too and which
+            // isolation between networks never blocks.
+            let Some(o) = own else {
+                return Err(crate::error::EngineError::Unsupported(
+                    "--add-host NAME:host-gateway needs a bridge network (not --network none, host or container:)".into(),
+                ));
+            };
+            out += &format!("{}\t{name}\n", o.gateway);
+            continue;
         }
         out += &format!("{ip}\t{name}\n");
     }
-    // docker adds the container's own address line only on networks that give it
-    // one (the network issue's bridge); `none` has none.
+    // docker's last line: the container's own address with its hostname, on a
+    // network that gives it one (a bridge); `none` has none.
+    if let Some(o) = own {
+        out += &format!("{}\t{}\n", o.ip, hostname(rec));
+    }
     Ok(out)
 }
 
 /// Write the three files into the container's directory.
-pub fn write_all(ctr_dir: &Path, rec: &Record) -> Result<()> {
+pub fn write_all(ctr_dir: &Path, rec: &Record, own: Option<OwnAddr>) -> Result<()> {
     let h = hostname(rec);
     write_atomic(&ctr_dir.join("hostname"), format!("{h}\n").as_bytes())?;
-    write_atomic(&ctr_dir.join("hosts"), hosts(rec)?.as_bytes())?;
+    write_atomic(&ctr_dir.join("hosts"), hosts(rec, own)?.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(
         &ctr_dir.join("resolv.conf"),

@@ -98,30 +98,56 @@ pub fn mounts_json(rec: &Record) -> Value {
     Value::Array(out)
 }
 
-/// `NetworkSettings`; `Networks` is never null (docker's clients index it).
-fn network_json(rec: &Record) -> Value {
+/// `NetworkSettings`; `Networks` is never null (docker's clients index it). A
+/// container on a bridge network shows its endpoint while it has one (docker clears
+/// the address of a stopped container too).
+fn network_json(
+    rec: &Record,
+    eps: &[crate::network::Endpoint],
+    ports: &[crate::network::ports::Bound],
+    sandbox: String,
+) -> Value {
     let mode = match rec.host_config.network_mode.as_str() {
         "" | "default" => "bridge",
         m => m,
     };
+    let ep_json = |ep: Option<&crate::network::Endpoint>| {
+        json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null,
+            "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+            "NetworkID": ep.map(|e| e.network.id.clone()).unwrap_or_default(),
+            "EndpointID": "",
+            "Gateway": ep.map(|e| e.network.gateway.clone()).unwrap_or_default(),
+            "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
+        })
+    };
     let mut networks = serde_json::Map::new();
     if !mode.starts_with("container:") {
-        networks.insert(
-            mode.to_string(),
-            json!({
-                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
-            }),
-        );
+        if eps.is_empty() {
+            networks.insert(mode.to_string(), ep_json(None));
+        }
+        // Every network it is on (its --network first, then `network connect`ed ones).
+        for ep in eps {
+            networks.insert(ep.network.name.clone(), ep_json(Some(ep)));
+        }
     }
+    let first = eps.first();
+    // docker fills the top-level fields only for the default bridge network.
+    let top = first.filter(|e| e.network.name == crate::network::DEFAULT_NETWORK);
     json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+        "Bridge": "", "SandboxID": "",
+        "SandboxKey": if first.is_some() { sandbox } else { String::new() },
+        "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Ports": crate::network::ports::ports_json(&rec.config, ports), "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": top.map(|e| e.network.gateway.clone()).unwrap_or_default(),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": top.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": "",
+        "MacAddress": top.map(|e| e.mac.clone()).unwrap_or_default(),
         "Networks": networks,
     })
 }
@@ -183,7 +209,12 @@ impl Engine {
             },
             "Mounts": mounts_json(rec),
             "Config": rec.config,
-            "NetworkSettings": network_json(rec),
+            "NetworkSettings": network_json(
+                rec,
+                &crate::network::endpoints_of(&self.layout, &rec.id),
+                &crate::network::ports_of(&self.layout, &rec.id),
+                self.layout.runroot.join("netns").join(&rec.id).display().to_string(),
+            ),
         });
         Ok((v, obs))
     }

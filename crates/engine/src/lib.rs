@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod lock;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod paths;
 pub mod record;
 pub mod remove;

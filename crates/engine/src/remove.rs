@@ -30,6 +30,7 @@ impl Engine {
         rt.delete_if_exists(id)?;
         Snapshot::open(&dir)?.unmount()?;
         self.volumes_release(&rec)?;
+        crate::network::release(&self.layout, id)?;
         if rec.host_config.auto_remove {
             // Still under the lock, the runtime's container already gone: straight to
             // the files (the exit is not worth recording in a row about to go; a
@@ -94,6 +95,7 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let snap = Snapshot::open(&dir)?;
         snap.unmount()?;
+        crate::network::release(&self.layout, &rec.id)?;
         self.db.delete(&rec.id)?;
         if let Ok(mut images) = self.open_images() {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));

@@ -143,10 +143,10 @@ impl Engine {
         };
         let snap = Snapshot::open(dir)?;
         snap.mount(&lowers)?;
-        etcfiles::write_all(dir, rec)?;
         // Volumes as binds of their `_data`, made ready (mounted, copied up) first.
         let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
-        let netns = self.netns_for(rec)?;
+        let (netns, own) = self.netns_for(rec)?;
+        etcfiles::write_all(dir, rec, own)?;
         let cg = cgroups_path(rec);
         let spec = crate::spec::build(&crate::spec::SpecInput {
             id: &rec.id,
@@ -209,11 +209,11 @@ impl Engine {
         Ok((started.monitor_pid, started.ctr_pid))
     }
 
-    /// The network namespace a container joins (the network issue adds bridges).
-    fn netns_for(&self, rec: &Record) -> Result<crate::spec::NetNs> {
+    /// The network namespace a container joins, and its address on a bridge network.
+    fn netns_for(&self, rec: &Record) -> Result<(crate::spec::NetNs, Option<etcfiles::OwnAddr>)> {
         let mode = rec.host_config.network_mode.as_str();
         if mode == "host" {
-            return Ok(crate::spec::NetNs::Host);
+            return Ok((crate::spec::NetNs::Host, None));
         }
         if let Some(other) = mode.strip_prefix("container:") {
             let o = self.find(other)?;
@@ -225,12 +225,23 @@ impl Engine {
                     why: "it is not running".into(),
                 });
             }
-            return Ok(crate::spec::NetNs::Path(PathBuf::from(format!(
-                "/proc/{}/ns/net",
-                obs.pid
-            ))));
+            return Ok((
+                crate::spec::NetNs::Path(PathBuf::from(format!("/proc/{}/ns/net", obs.pid))),
+                None,
+            ));
         }
-        Ok(crate::spec::NetNs::New)
+        Ok(match crate::network::setup(&self.layout, rec)? {
+            Some((path, ep)) => (
+                crate::spec::NetNs::Path(path),
+                Some(etcfiles::OwnAddr {
+                    ip: ep.ip,
+                    gateway: ep.network.gateway.parse().map_err(|_| {
+                        EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))
+                    })?,
+                }),
+            ),
+            None => (crate::spec::NetNs::New, None),
+        })
     }
 
     /// Undo a run: the runtime's container, the mount, the run's files. Idempotent:
@@ -244,6 +255,7 @@ impl Engine {
             runtime.delete_if_exists(&rec.id)?;
         }
         Snapshot::open(&dir)?.unmount()?;
+        crate::network::release(&self.layout, &rec.id)?;
         for f in [MONITOR_FILE, EXIT_FILE, PAUSED_FILE, "pidfile"] {
             match std::fs::remove_file(dir.join(f)) {
                 Ok(()) => {}

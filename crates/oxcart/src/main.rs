@@ -7,6 +7,7 @@ mod ctr;
 mod fscmds;
 mod inspect;
 mod logs;
+mod netcmds;
 mod progress;
 mod ps;
 mod run;
@@ -205,6 +206,20 @@ enum Cmd {
     },
     #[command(flatten)]
     Ctr(ctr::CtrCmd),
+    /// List port mappings of a container, or the mapping of one port
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        port: Option<String>,
+    },
+    /// The userland proxy of a container's published ports (started by `run`)
+    #[command(hide = true, name = "network-proxy")]
+    NetworkProxy { spec: String, pidfile: PathBuf },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: netcmds::NetworkCmd,
+    },
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -557,6 +572,13 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
+        Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
+        Cmd::Port { container, port } => {
+            return netcmds::port(&Ctx { cli }, container, port.as_deref())
+        }
+        Cmd::NetworkProxy { spec, pidfile } => {
+            oxcart_engine::network::proxy_main(spec, pidfile)?;
+        }
         Cmd::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -83,6 +83,17 @@ fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
     }
 }
 
+/// Network options not done yet are refused rather than silently dropped.
+fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
+    if !only.network_aliases.is_empty() {
+        bail!("--network-alias: DNS between containers is not supported yet");
+    }
+    if only.ip6.is_some() {
+        bail!("--ip6: IPv6 networks are not supported yet");
+    }
+    Ok(())
+}
+
 pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Result<i32> {
     let (config, host_config, only) =
         a.flags
@@ -101,12 +112,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
             bail!("Container ID file found, make sure the other container isn't running or delete {f}");
         }
     }
-    let bridge = matches!(host_config.network_mode.as_str(), "" | "default" | "bridge");
-    let warn = || {
-        if bridge {
-            eprintln!("WARNING: bridge networking is not available yet: the container has its own network namespace with only loopback (as --network none)");
-        }
-    };
+    refuse_unsupported_network_flags(&only)?;
     let req = CreateRequest {
         name: only.name.clone(),
         config,
@@ -116,25 +122,38 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         // `create` looks the image up anyway: only when it fails is the store opened
         // again to tell a missing image (pull it, try again) from another error.
         match e.create(req.clone()) {
-            Ok(rec) => {
-                warn();
-                rec
-            }
-            Err(err) if e.open_images()?.find(&a.image).is_ok() => {
-                warn();
-                return Err(err.into());
-            }
+            Ok(rec) => rec,
+            Err(err) if e.open_images()?.find(&a.image).is_ok() => return Err(err.into()),
             Err(_) => {
                 ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
-                warn();
                 e.create(req)?
             }
         }
     } else {
         ensure_image(ctx, e, &a.image, only.pull, only.platform.as_deref())?;
-        warn();
         e.create(req)?
     };
+    // Every further --network: connected before the first start (docker's run does
+    // the same with the API's network connect).
+    // --ip: docker's IPAMConfig of the first network, kept for every start.
+    if only.networks.len() > 1 || only.ip.is_some() {
+        let mut nets = oxcart_engine::network::Networks::open(&e.layout)?;
+        let mode = &rec.host_config.network_mode;
+        let r = only
+            .ip
+            .iter()
+            .try_for_each(|ip| nets.request_ip(&rec.id, mode, ip))
+            .and_then(|()| {
+                only.networks
+                    .iter()
+                    .skip(1)
+                    .try_for_each(|n| nets.connect(&rec.id, mode, n).map(drop))
+            });
+        if let Err(err) = r {
+            let _ = e.remove(&rec.id, true);
+            return Err(err.into());
+        }
+    }
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }

@@ -291,6 +291,8 @@ impl Drop for Ox {
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        // Networks a test made (their bridges and rules went with their containers).
+        let _ = self.run(&["network", "prune", "-f"]);
         for m in self.leftover_mounts().iter().rev() {
             if let Some(p) = m.split(' ').nth(4) {
                 let _ = Command::new("umount").arg("-l").arg(p).status();
@@ -336,6 +338,92 @@ pub fn in_pty(ox: &Ox, args: &[&str], input: &str) -> (String, i32) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         out.status.code().unwrap_or(-1),
     )
+}
+
+/// The nftables table of this engine root (docs/networking.md: one per runroot).
+pub fn nft_table(ox: &Ox) -> String {
+    let h = ox
+        .runroot()
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c9dc5u32, |h, b| {
+            (h ^ u32::from(*b)).wrapping_mul(0x01000193)
+        });
+    format!("oxcart_{h:08x}")
+}
+
+impl Ox {
+    /// No container network state left: no namespace file, no veth or bridge of this
+    /// root's networks, no nft table, no lease.
+    pub fn assert_net_clean(&self) {
+        let ns: Vec<_> = std::fs::read_dir(self.runroot().join("netns"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(ns.is_empty(), "netns files left: {ns:?}");
+        let ids: Vec<String> = self
+            .ok(&["network", "ls", "-q", "--no-trunc"])
+            .lines()
+            .map(String::from)
+            .collect();
+        for id in &ids {
+            let v = self.inspect_network(id);
+            assert_eq!(
+                v["Containers"],
+                serde_json::json!({}),
+                "leases left on {id}"
+            );
+        }
+        let t = Command::new("nft")
+            .args(["list", "table", "ip", &nft_table(self)])
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&t.stdout);
+        // Published ports go with their container; a network's own rules go with its
+        // bridge (`network prune` below).
+        assert!(!t.contains("dnat to"), "port rules left: {t}");
+        self.ok(&["network", "prune", "-f"]);
+        let links = String::from_utf8(
+            Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        for id in &ids {
+            let br = format!("ox-{}", &id[..12]);
+            assert!(!links.contains(&format!(" {br}:")), "bridge {br} left");
+        }
+        let tables = String::from_utf8(
+            Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(
+            !tables.contains(&nft_table(self)),
+            "nft table left: {tables}"
+        );
+    }
+
+    pub fn inspect_network(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["network", "inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// A running container's address on its (only) network.
+    pub fn ip_of(&self, name: &str) -> String {
+        let v = self.inspect(name);
+        let nets = v["NetworkSettings"]["Networks"].as_object().unwrap();
+        nets.values().next().unwrap()["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
 }
 
 // ---- helpers for verbs.rs / podman_diff.rs / runsc.rs ----

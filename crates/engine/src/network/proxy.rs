@@ -1,0 +1,190 @@
+//! The userland proxy for connections the host makes to its own published ports
+//! (docker's `docker-proxy`). DNAT serves traffic from other hosts, but a connection
+//! from 127.0.0.1 cannot be DNATed onto the bridge without `route_localnet=1` there
+//! (the reply's destination, 127.0.0.1, is a martian on any non-loopback device), and
+//! `route_localnet` on a bridge opens the host's localhost services to its containers
+//! and neighbours (CVE-2020-8558). So, as docker does by default, a small process per
+//! container with published ports listens on each host port and relays; it also holds
+//! the ports from before the container starts.
+
+use super::ports::{Bound, Wanted};
+use super::NetworkError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the proxy process is given (as JSON, its one argument).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProxySpec {
+    pub ctr_ip: Ipv4Addr,
+    pub ports: Vec<Wanted>,
+}
+
+/// The proxy's one line of report on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProxyReport {
+    #[serde(default)]
+    pub bound: Vec<Bound>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+enum Listener {
+    Tcp(TcpListener, SocketAddr),
+    Udp(UdpSocket, SocketAddr),
+}
+
+fn bind_one(w: &Wanted, target: SocketAddr) -> Result<(Listener, u16), NetworkError> {
+    let (lo, hi) = (w.host_lo, w.host_hi);
+    let mut last = None;
+    for p in lo..=hi {
+        let addr = SocketAddr::from((w.host_ip, p));
+        let r = if w.proto == "udp" {
+            UdpSocket::bind(addr).and_then(|s| {
+                let port = s.local_addr()?.port();
+                Ok((Listener::Udp(s, target), port))
+            })
+        } else {
+            TcpListener::bind(addr).and_then(|s| {
+                let port = s.local_addr()?.port();
+                Ok((Listener::Tcp(s, target), port))
+            })
+        };
+        match r {
+            Ok(x) => return Ok(x),
+            Err(e) => last = Some(e),
+        }
+    }
+    let range = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    };
+    Err(NetworkError::Conflict(format!(
+        "driver failed programming external connectivity: Bind for {}:{range}/{} failed: {}",
+        w.host_ip,
+        w.proto,
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+/// Bind every port, report on `out`, then relay until killed.
+pub fn run(spec: &ProxySpec, out: &mut dyn Write) -> Result<(), NetworkError> {
+    let mut ls = Vec::new();
+    let mut bound = Vec::new();
+    for w in &spec.ports {
+        let target = SocketAddr::from((spec.ctr_ip, w.ctr_port));
+        match bind_one(w, target) {
+            Ok((l, port)) => {
+                ls.push(l);
+                bound.push(Bound {
+                    proto: w.proto.clone(),
+                    host_ip: w.host_ip,
+                    host_port: port,
+                    ctr_port: w.ctr_port,
+                });
+            }
+            Err(e) => {
+                let rep = ProxyReport {
+                    bound: Vec::new(),
+                    error: Some(e.to_string()),
+                };
+                let _ = writeln!(out, "{}", serde_json::to_string(&rep).unwrap_or_default());
+                return Err(e);
+            }
+        }
+    }
+    let rep = ProxyReport { bound, error: None };
+    let _ = writeln!(out, "{}", serde_json::to_string(&rep).unwrap_or_default());
+    let _ = out.flush();
+    let handles: Vec<_> = ls
+        .into_iter()
+        .map(|l| {
+            std::thread::spawn(move || match l {
+                Listener::Tcp(s, t) => tcp_loop(s, t),
+                Listener::Udp(s, t) => udp_loop(s, t),
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn tcp_loop(l: TcpListener, target: SocketAddr) {
+    for c in l.incoming().flatten() {
+        std::thread::spawn(move || {
+            let Ok(up) = TcpStream::connect_timeout(&target, Duration::from_secs(10)) else {
+                return;
+            };
+            let (Ok(c2), Ok(up2)) = (c.try_clone(), up.try_clone()) else {
+                return;
+            };
+            let t = std::thread::spawn(move || pump(c2, up2));
+            pump(up, c);
+            let _ = t.join();
+        });
+    }
+}
+
+/// Copy until EOF, then pass the half-close on (a client's shutdown reaches the server).
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// UDP: one upstream socket per client address, forgotten after 90 s of silence
+/// (docker-proxy's timeout), replies sent back from the published port.
+fn udp_loop(s: UdpSocket, target: SocketAddr) {
+    let s = Arc::new(s);
+    let clients: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, from)) = s.recv_from(&mut buf) else {
+            continue;
+        };
+        let up = {
+            let Ok(mut m) = clients.lock() else { return };
+            match m.get(&from) {
+                Some(u) => u.clone(),
+                None => {
+                    let Ok(u) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
+                        continue;
+                    };
+                    if u.connect(target).is_err() {
+                        continue;
+                    }
+                    let _ = u.set_read_timeout(Some(Duration::from_secs(90)));
+                    let u = Arc::new(u);
+                    m.insert(from, u.clone());
+                    let (s2, u2, cl) = (s.clone(), u.clone(), clients.clone());
+                    std::thread::spawn(move || {
+                        let mut b = vec![0u8; 65536];
+                        while let Ok(k) = u2.recv(&mut b) {
+                            let _ = s2.send_to(&b[..k], from);
+                        }
+                        if let Ok(mut m) = cl.lock() {
+                            m.remove(&from);
+                        }
+                    });
+                    u
+                }
+            }
+        };
+        let _ = up.send(&buf[..n]);
+    }
+}

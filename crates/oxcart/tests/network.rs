@@ -1,0 +1,859 @@
+//! Bridge networking end to end, with real traffic only to namespaces these tests make:
+//! the default bridge, user networks, isolation, `--internal`, egress masquerade to a
+//! "remote host" namespace, IP exhaustion, concurrent allocation, and nothing left.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../image/tests/common/mod.rs"]
+mod common;
+mod engine;
+
+use engine::*;
+use std::io::Read;
+use std::process::{Child, Command};
+
+/// A "remote host": its own network namespace joined to the host by a veth pair with
+/// a /30 the test picks, and a TCP server on it answering `remote-ok`. Only a
+/// masqueraded connection can reach it: it has no route back to container subnets.
+struct Remote {
+    ns: String,
+    server: Child,
+    pub addr: String,
+}
+
+impl Remote {
+    fn new(tag: &str, third_octet: u8) -> Remote {
+        let ns = format!("oxt-{tag}-{}", std::process::id());
+        let host_if = format!("oxh{third_octet}x{}", std::process::id() % 10000);
+        let sh = |a: &str| {
+            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
+            assert!(st.success(), "{a}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
+        ));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
+        ));
+        sh(&format!("ip -n {ns} link set eth0 up"));
+        sh(&format!("ip -n {ns} link set lo up"));
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "busybox",
+                "nc",
+                "-ll",
+                "-p",
+                "9000",
+                "-e",
+                "echo",
+                "remote-ok",
+            ])
+            .spawn()
+            .unwrap();
+        Remote {
+            ns,
+            server,
+            addr: format!("10.250.{third_octet}.2"),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Deleting the namespace deletes its veth and so the host's end too.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// A server container answering every TCP connection on 8080 with its hostname.
+fn server(ox: &Ox, name: &str, net: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--name", name, "--hostname", name];
+    a.extend_from_slice(net);
+    a.extend_from_slice(&[ox.image(), "nc", "-ll", "-p", "8080", "-e", "echo", name]);
+    ox.ok(&a);
+    ox.ip_of(name)
+}
+
+/// What a client container on `net` reads from `ip:port` (empty if unreachable).
+fn fetch_from_ctr(ox: &Ox, net: &str, ip: &str, port: &str) -> String {
+    let o = ox.run(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        ox.image(),
+        "nc",
+        "-w",
+        "2",
+        ip,
+        port,
+    ]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn default_bridge_gives_an_address_route_hosts_entry_and_is_reachable_from_the_host() {
+    let ox = Ox::new().pulled();
+    let ip = server(&ox, "web", &[]);
+    let v = ox.inspect("web");
+    assert_eq!(v["NetworkSettings"]["IPAddress"], ip.as_str());
+    let gw = v["NetworkSettings"]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!gw.is_empty());
+    // The host reaches the container through the bridge (the gateway is the host's).
+    let mut s = std::net::TcpStream::connect((ip.as_str(), 8080)).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got.trim(), "web");
+    // /etc/hosts ends with the container's own address and hostname (docker's line),
+    // and the default route goes through the gateway.
+    let out = ox.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "me",
+        "--add-host",
+        "hgw:host-gateway",
+        "--mac-address",
+        "02:00:00:aa:bb:cc",
+        ox.image(),
+        "sh",
+        "-c",
+        "tail -n1 /etc/hosts; cat /proc/net/route; cat /sys/class/net/eth0/address; grep hgw /etc/hosts",
+    ]);
+    // --add-host NAME:host-gateway is the bridge's address (the host); --mac-address
+    // is eth0's.
+    assert!(out.contains(&format!("{gw}\thgw")), "{out}");
+    assert!(out.contains("02:00:00:aa:bb:cc"), "{out}");
+    let mut lines = out.lines();
+    let hosts = lines.next().unwrap();
+    assert!(hosts.ends_with("\tme"), "{hosts}");
+    assert!(out.contains("eth0\t00000000\t"), "no default route: {out}");
+    // docker's MAC: 02:42 and the address.
+    let o: std::net::Ipv4Addr = ip.parse().unwrap();
+    let o = o.octets();
+    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    assert_eq!(v["NetworkSettings"]["MacAddress"], mac.as_str());
+    let n = ox.inspect_network("bridge");
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 1, "{n}");
+    ox.ok(&["rm", "-f", "web"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn user_networks_connect_their_containers_and_isolate_others() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.1.0/24", "front"]);
+    ox.ok(&["network", "create", "--subnet", "10.201.2.0/24", "back"]);
+    let ip = server(&ox, "api", &["--network", "front"]);
+    assert!(ip.starts_with("10.201.1."), "{ip}");
+    assert_eq!(fetch_from_ctr(&ox, "front", &ip, "8080"), "api");
+    // From another network: no route through our table (docker's isolation).
+    assert_eq!(fetch_from_ctr(&ox, "back", &ip, "8080"), "");
+    let e = ox.fail(1, &["network", "rm", "front"]);
+    assert!(e.contains("has active endpoints"), "{e}");
+    ox.ok(&["rm", "-f", "api"]);
+    ox.ok(&["network", "rm", "front", "back"]);
+    let e = ox.fail(
+        125,
+        &["run", "--rm", "--network", "front", ox.image(), "true"],
+    );
+    assert!(e.contains("network front not found"), "{e}");
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn egress_is_masqueraded_and_internal_networks_have_none() {
+    let ox = Ox::new().pulled();
+    let remote = Remote::new("egress", 17);
+    ox.ok(&["network", "create", "--subnet", "10.201.3.0/24", "out"]);
+    ox.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.201.4.0/24",
+        "closed",
+    ]);
+    assert_eq!(
+        fetch_from_ctr(&ox, "out", &remote.addr, "9000"),
+        "remote-ok"
+    );
+    assert_eq!(
+        fetch_from_ctr(&ox, "bridge", &remote.addr, "9000"),
+        "remote-ok"
+    );
+    assert_eq!(fetch_from_ctr(&ox, "closed", &remote.addr, "9000"), "");
+    // An internal network's containers still reach each other.
+    let ip = server(&ox, "inner", &["--network", "closed"]);
+    assert_eq!(fetch_from_ctr(&ox, "closed", &ip, "8080"), "inner");
+    assert_eq!(ox.inspect_network("closed")["Internal"], true);
+    ox.ok(&["rm", "-f", "inner"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_full_slash_29_is_a_clear_error_and_leases_come_back() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.5.0/29", "tiny"]);
+    let mut ips = Vec::new();
+    for i in 0..5 {
+        let n = format!("t{i}");
+        ox.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &n,
+            "--network",
+            "tiny",
+            ox.image(),
+            "sleep",
+            "60",
+        ]);
+        ips.push(ox.ip_of(&n));
+    }
+    assert_eq!(
+        ips,
+        [
+            "10.201.5.2",
+            "10.201.5.3",
+            "10.201.5.4",
+            "10.201.5.5",
+            "10.201.5.6"
+        ]
+    );
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t5",
+            "--network",
+            "tiny",
+            ox.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(
+        e.contains("no available IPv4 addresses on network tiny"),
+        "{e}"
+    );
+    ox.ok(&["rm", "-f", "t5"]);
+    ox.ok(&["rm", "-f", "t2"]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t6",
+        "--network",
+        "tiny",
+        ox.image(),
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(ox.ip_of("t6"), "10.201.5.4");
+    for n in ["t0", "t1", "t3", "t4", "t6"] {
+        ox.ok(&["rm", "-f", n]);
+    }
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn fifty_concurrent_runs_get_fifty_distinct_addresses() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.6.0/24", "many"]);
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            ox.cmd()
+                .args([
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("d{i}"),
+                    "--network",
+                    "many",
+                    ox.image(),
+                    "sleep",
+                    "120",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut ips: Vec<String> = (0..50).map(|i| ox.ip_of(&format!("d{i}"))).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 50);
+    assert_eq!(
+        ox.inspect_network("many")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        50
+    );
+    for i in 0..50 {
+        ox.ok(&["rm", "-f", &format!("d{i}")]);
+    }
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_killed_run_leaves_state_the_next_command_reclaims() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.7.0/29", "k"]);
+    let id = ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "k",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let id = id.trim().to_string();
+    // Kill the monitor and the container as a crash would: no cleanup runs.
+    let v = ox.inspect("victim");
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let mon: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &mon["pid"].to_string()])
+        .status();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(ox.runroot().join("netns").join(&id).exists());
+    // A restart reclaims the namespace, veth and lease and gets the address again.
+    ox.ok(&["start", "victim"]);
+    assert_eq!(ox.ip_of("victim"), "10.201.7.2");
+    // A "reboot" of the network state: namespace file, veth, bridge and table gone
+    // behind our back, the lease still recorded. The next run reclaims the lease and
+    // brings bridge and rules back.
+    let mon: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    let pid = ox.inspect("victim")["State"]["Pid"].to_string();
+    let _ = Command::new("kill")
+        .args(["-9", &mon["pid"].to_string()])
+        .status();
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ns = ox.runroot().join("netns").join(&id);
+    assert!(Command::new("umount").arg(&ns).status().unwrap().success());
+    std::fs::remove_file(&ns).unwrap();
+    let br = format!(
+        "ox-{}",
+        &ox.inspect_network("k")["Id"].as_str().unwrap()[..12]
+    );
+    let _ = Command::new("ip").args(["link", "del", &br]).status();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &nft_table(&ox)])
+        .status();
+    let ip = server(&ox, "after", &["--network", "k"]);
+    assert_eq!(ip, "10.201.7.2");
+    assert_eq!(fetch_from_ctr(&ox, "k", &ip, "8080"), "after");
+    ox.ok(&["rm", "-f", "victim", "after"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
+    let ox = Ox::new().pulled();
+    let id = ox.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.201.8.0/24",
+        "--gateway",
+        "10.201.8.254",
+        "--ip-range",
+        "10.201.8.128/25",
+        "--label",
+        "a=b",
+        "lab",
+    ]);
+    let v = ox.inspect_network("lab");
+    assert_eq!(v["Id"], id.trim());
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "10.201.8.254");
+    assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.201.8.128/25");
+    assert_eq!(v["Labels"]["a"], "b");
+    assert_eq!(v["Driver"], "bridge");
+    assert_eq!(
+        ox.ok(&["network", "inspect", "-f", "{{.Name}} {{.Internal}}", "lab"])
+            .trim(),
+        "lab false"
+    );
+    let ls = ox.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls, "bridge\nlab\n");
+    let e = ox.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.8.0/25", "clash"],
+    );
+    assert!(e.contains("overlaps network lab"), "{e}");
+    let e = ox.fail(125, &["network", "create", "-d", "macvlan", "m"]);
+    assert!(e.contains("only the bridge driver"), "{e}");
+    let e = ox.fail(1, &["network", "rm", "bridge"]);
+    assert!(e.contains("pre-defined"), "{e}");
+    // --ip: the address asked for, checked against the subnet.
+    let out = ox.ok(&[
+        "run",
+        "--rm",
+        "--ip",
+        "10.201.8.7",
+        "--network",
+        "lab",
+        ox.image(),
+        "sh",
+        "-c",
+        "tail -n1 /etc/hosts",
+    ]);
+    assert!(out.starts_with("10.201.8.7\t"), "{out}");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--ip",
+            "10.9.9.9",
+            "--network",
+            "lab",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("--ip 10.9.9.9"), "{e}");
+    let e = ox.fail(
+        125,
+        &["run", "--rm", "--ip", "172.17.0.9", ox.image(), "true"],
+    );
+    assert!(e.contains("user defined networks only"), "{e}");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network-alias",
+            "x",
+            "--network",
+            "lab",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("not supported yet"), "{e}");
+    assert_eq!(
+        ox.ok(&["network", "prune", "-f"]),
+        "Deleted Networks:\nlab\n"
+    );
+    assert_eq!(ox.ok(&["network", "ls", "-q"]).lines().count(), 1);
+}
+
+/// A host port nobody holds right now (the kernel's pick, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_tcp(addr: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    got.trim().to_string()
+}
+
+/// A "client host": its own namespace joined to the host by a veth pair; it reaches
+/// the host at `host_addr`, as another machine on the LAN would.
+struct ClientHost {
+    ns: String,
+    host_addr: String,
+}
+
+impl ClientHost {
+    fn new(tag: &str, third_octet: u8) -> ClientHost {
+        let ns = format!("oxc-{tag}-{}", std::process::id());
+        let host_if = format!("oxc{third_octet}x{}", std::process::id() % 10000);
+        let sh = |a: &str| {
+            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
+            assert!(st.success(), "{a}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
+        ));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
+        ));
+        sh(&format!("ip -n {ns} link set eth0 up"));
+        ClientHost {
+            ns,
+            host_addr: format!("10.250.{third_octet}.1"),
+        }
+    }
+
+    /// What a TCP client in this namespace reads from the host's `port`.
+    fn fetch(&self, port: u16) -> String {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "busybox",
+                "nc",
+                "-w",
+                "3",
+                &self.host_addr,
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for ClientHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_localhost_and_from_another_host() {
+    let ox = Ox::new().pulled();
+    let client = ClientHost::new("pub", 21);
+    let hp = free_port();
+    let spec = format!("{hp}:8080");
+    server(
+        &ox,
+        "pweb",
+        &["-p", &spec, "-p", "8080", "--expose", "9999", "-P"],
+    );
+    // The fixed port: from the host's 127.0.0.1 (the proxy) and from another host (DNAT).
+    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "pweb");
+    assert_eq!(client.fetch(hp), "pweb");
+    // `-p 8080` got a free port; `oxcart port` and inspect say which.
+    let lines = ox.ok(&["port", "pweb", "8080"]);
+    let ports: Vec<u16> = lines
+        .lines()
+        .map(|l| l.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 2, "{lines}");
+    assert!(ports.contains(&hp), "{lines}");
+    let other = *ports.iter().find(|p| **p != hp).unwrap();
+    assert_eq!(read_tcp(&format!("127.0.0.1:{other}")), "pweb");
+    assert_eq!(client.fetch(other), "pweb");
+    let v = ox.inspect("pweb");
+    let p = &v["NetworkSettings"]["Ports"];
+    assert_eq!(p["8080/tcp"].as_array().unwrap().len(), 2, "{p}");
+    // -P published the exposed 9999 too.
+    let h9999 = p["9999/tcp"][0]["HostPort"].as_str().unwrap();
+    assert_ne!(h9999, "0");
+    let all = ox.ok(&["port", "pweb"]);
+    assert!(all.contains(&format!("8080/tcp -> 0.0.0.0:{hp}")), "{all}");
+    assert!(
+        all.contains(&format!("9999/tcp -> 0.0.0.0:{h9999}")),
+        "{all}"
+    );
+    // A stop releases the ports (the exit's cleanup kills the proxy, drops the rules);
+    // a start publishes them again.
+    ox.ok(&["stop", "-t", "1", "pweb"]);
+    drop(std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap());
+    assert_eq!(
+        ox.inspect("pweb")["NetworkSettings"]["Ports"]["8080/tcp"],
+        serde_json::Value::Null
+    );
+    ox.ok(&["start", "pweb"]);
+    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "pweb");
+    assert_eq!(client.fetch(hp), "pweb");
+    ox.ok(&["rm", "-f", "pweb"]);
+    // The ports are free again: nothing holds them once the container is gone.
+    std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap();
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn a_taken_host_port_is_a_clear_error_before_the_container_starts() {
+    let ox = Ox::new().pulled();
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let hp = held.local_addr().unwrap().port();
+    let spec = format!("{hp}:8080");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "clash",
+            "-p",
+            &spec,
+            ox.image(),
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(
+        e.contains(&format!("Bind for 0.0.0.0:{hp}/tcp failed")),
+        "{e}"
+    );
+    assert_eq!(ox.inspect("clash")["State"]["Status"], "created");
+    // A range takes the first free port of it.
+    let spec = format!("{hp}-{}:8080", hp + 1);
+    let e = ox.run(&[
+        "run",
+        "-d",
+        "--name",
+        "ranged",
+        "-p",
+        &spec,
+        ox.image(),
+        "sleep",
+        "60",
+    ]);
+    if e.status.success() {
+        assert_eq!(
+            ox.ok(&["port", "ranged", "8080"]).trim(),
+            format!("0.0.0.0:{}", hp + 1)
+        );
+    }
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "80",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("conflicting options: port publishing"), "{e}");
+    drop(held);
+    let _ = ox.run(&["rm", "-f", "ranged"]);
+    ox.ok(&["rm", "-f", "clash"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+/// A UDP echo server for the container: the host's python3, bind-mounted read-only
+/// (busybox has no UDP server applet).
+const UDP_ECHO: &str = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',5353))\nwhile True:\n d,a=s.recvfrom(999)\n s.sendto(b'udp:'+d,a)\n";
+
+/// Send `msg` to `addr` over UDP from the namespace `ns` (or the host) and return the
+/// reply, retrying while the server starts.
+fn udp_ask(ns: Option<&str>, host: &str, port: u16, msg: &str) -> String {
+    let py = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(1)\nfor i in range(10):\n s.sendto(b'{msg}',('{host}',{port}))\n try:\n  print(s.recvfrom(999)[0].decode());break\n except Exception: pass\n"
+    );
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "python3", "-c", &py]);
+            c
+        }
+        None => {
+            let mut c = Command::new("python3");
+            c.args(["-c", &py]);
+            c
+        }
+    };
+    String::from_utf8_lossy(&c.output().unwrap().stdout)
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn published_udp_ports_answer_from_localhost_and_from_another_host() {
+    let ox = Ox::new().pulled();
+    let client = ClientHost::new("udp", 22);
+    let hp = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("{hp}:5353/udp");
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        &spec,
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "-v",
+        "/lib:/lib:ro",
+        ox.image(),
+        "/usr/bin/python3",
+        "-c",
+        UDP_ECHO,
+    ]);
+    let got = udp_ask(None, "127.0.0.1", hp, "one");
+    let logs = ox.run(&["logs", "udp"]);
+    assert_eq!(
+        got,
+        "udp:one",
+        "{} {} {}",
+        String::from_utf8_lossy(&logs.stderr),
+        String::from_utf8_lossy(&logs.stdout),
+        ox.inspect("udp")["State"]
+    );
+    assert_eq!(
+        udp_ask(Some(&client.ns), &client.host_addr, hp, "two"),
+        "udp:two"
+    );
+    assert_eq!(
+        ox.ok(&["port", "udp"]).trim(),
+        format!("5353/udp -> 0.0.0.0:{hp}")
+    );
+    ox.ok(&["rm", "-f", "udp"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let ox = Ox::new().pulled();
+    ox.ok(&["network", "create", "--subnet", "10.201.9.0/24", "c-a"]);
+    ox.ok(&["network", "create", "--subnet", "10.201.10.0/24", "c-b"]);
+    let ip = server(&ox, "sa", &["--network", "c-a"]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cb",
+        "--network",
+        "c-b",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let reach = || {
+        let o = ox.run(&["exec", "cb", "nc", "-w", "2", &ip, "8080"]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(reach(), "");
+    ox.ok(&["network", "connect", "c-a", "cb"]);
+    assert_eq!(reach(), "sa");
+    let v = ox.inspect("cb");
+    let nets = v["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert!(
+        nets["c-a"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.201.9."),
+        "{v}"
+    );
+    assert!(
+        nets["c-b"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.201.10."),
+        "{v}"
+    );
+    assert_eq!(
+        ox.inspect_network("c-a")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    let e = ox.fail(125, &["network", "connect", "c-a", "cb"]);
+    assert!(e.contains("already exists in network c-a"), "{e}");
+    // The connection outlives a restart, as docker keeps it in the container's config.
+    ox.ok(&["restart", "-t", "1", "cb"]);
+    assert_eq!(reach(), "sa");
+    ox.ok(&["network", "disconnect", "c-a", "cb"]);
+    assert_eq!(reach(), "");
+    assert_eq!(
+        ox.inspect_network("c-a")["Containers"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = ox.fail(125, &["network", "disconnect", "c-a", "cb"]);
+    assert!(e.contains("is not connected to network c-a"), "{e}");
+    let e = ox.fail(125, &["network", "disconnect", "c-b", "cb"]);
+    assert!(e.contains("not supported yet"), "{e}");
+    // Two --network at run: on both from the start.
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "c-b",
+        "--network",
+        "c-a",
+        ox.image(),
+        "sleep",
+        "120",
+    ]);
+    let o = ox.run(&["exec", "both", "nc", "-w", "2", &ip, "8080"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "sa");
+    let e = ox.fail(
+        125,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--network",
+            "c-a",
+            ox.image(),
+            "true",
+        ],
+    );
+    assert!(e.contains("cannot be connected"), "{e}");
+    ox.ok(&["rm", "-f", "sa", "cb", "both"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
