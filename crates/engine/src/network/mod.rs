@@ -554,6 +554,9 @@ impl Networks {
             n = self.check_subnet(n)?;
         }
         let subnet = n.subnet()?;
+        if !n.internal {
+            ensure_ip_forward()?;
+        }
         let range = match &n.ip_range {
             Some(r) => Subnet::parse(r, "ip range")?,
             None => subnet,
@@ -899,6 +902,22 @@ pub fn validate(layout: &Layout, h: &crate::types::HostConfig) -> crate::error::
 
 /// `start`'s call: put a container on its bridge network. The namespace path for the
 /// OCI spec and the endpoint, or `None` when the container is on no bridge network.
+/// docker's daemon and netavark switch on IPv4 forwarding when they bring up a
+/// bridge network with egress: without it neither the masquerade nor ports published
+/// to other hosts work, and the containers would silently lack the network docker
+/// gives them. An `--internal` network needs none and leaves the setting alone.
+/// The one host setting the engine changes (docs/networking.md, "Host settings").
+fn ensure_ip_forward() -> Result<()> {
+    const P: &str = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(P).is_ok_and(|s| s.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(P, "1").map_err(|source| NetworkError::Io {
+        path: PathBuf::from(P),
+        source,
+    })
+}
+
 pub fn setup(
     layout: &Layout,
     rec: &crate::record::Record,
