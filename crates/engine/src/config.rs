@@ -113,7 +113,8 @@ impl EngineConfig {
     }
 }
 
-fn fnv(b: &[u8]) -> u32 {
+/// FNV-1a: short, stable names from paths (runtime state roots, nft table names).
+pub(crate) fn fnv(b: &[u8]) -> u32 {
     b.iter().fold(0x811c_9dc5u32, |h, &c| {
         (h ^ c as u32).wrapping_mul(0x0100_0193)
     })

@@ -22,7 +22,6 @@ use crate::error::{io_err, EngineError, Result};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const SCHEMA: &str = "
@@ -447,28 +446,14 @@ fn check_options(name: &str, opts: &BTreeMap<String, String>) -> Result<()> {
 
 /// `flock` on `<volume>/lock`: one copy-up or mount of a volume at a time.
 pub(crate) struct VolLock {
-    _f: std::fs::File,
+    _lock: crate::lock::FileLock,
 }
 
 impl VolLock {
     pub(crate) fn acquire(dir: &Path) -> Result<VolLock> {
         let p = dir.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        loop {
-            // SAFETY: flock on a file we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(VolLock { _f: f });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io_err(&p)(e));
-            }
-        }
+        let l = crate::lock::FileLock::acquire(&p).map_err(io_err(&p))?;
+        Ok(VolLock { _lock: l })
     }
 }
 

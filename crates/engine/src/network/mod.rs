@@ -23,7 +23,6 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,7 +192,7 @@ fn host_routes() -> Vec<(Subnet, String)> {
 /// A lock across every root's network changes: bridges, subnets on the host's routes
 /// and firewall tables are the host's, not one root's.
 struct HostLock {
-    _file: std::fs::File,
+    _lock: crate::lock::FileLock,
 }
 
 impl HostLock {
@@ -201,25 +200,12 @@ impl HostLock {
         let dir = Path::new("/run/oxcart");
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let p = dir.join("network.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        // SAFETY: flock on an fd we own; released when the file closes.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io_err(&p)(std::io::Error::last_os_error()));
-        }
-        Ok(HostLock { _file: f })
+        let l = crate::lock::FileLock::acquire(&p).map_err(io_err(&p))?;
+        Ok(HostLock { _lock: l })
     }
 }
 
-fn fnv(s: &[u8]) -> u32 {
-    s.iter().fold(0x811c9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x01000193)
-    })
-}
+use crate::config::fnv;
 
 impl Networks {
     pub fn open(layout: &Layout) -> Result<Networks> {
