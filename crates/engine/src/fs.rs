@@ -73,11 +73,13 @@ impl Engine {
 
     /// Run `f` on the root `cp` works in: a running container's own view
     /// (`/proc/PID/root`, its mount namespace: `-v` binds, `--tmpfs`, `--read-only`
-    /// as the container sees them, as podman's cp does), else the merged rootfs.
-    pub fn with_container_root<T>(
+    /// as the container sees them, as podman's cp does), else the merged rootfs with
+    /// the container's volumes and binds mounted at their destinations (in a private
+    /// mount namespace of a thread, volumes/offline.rs), as docker's cp mounts them.
+    pub fn with_container_root<T: Send>(
         &self,
         key: &str,
-        f: impl FnOnce(&Record, &Path) -> Result<T>,
+        f: impl FnOnce(&Record, &Path) -> Result<T> + Send,
     ) -> Result<T> {
         use std::os::unix::fs::MetadataExt;
         let rec = self.find(key)?;
@@ -95,7 +97,10 @@ impl Engine {
                 return f(&rec, &root);
             }
         }
-        self.with_rootfs(key, f)
+        self.with_rootfs(key, |rec, root| {
+            let mounts = crate::volumes::offline_mounts(rec);
+            crate::volumes::with_offline_mounts(root, &mounts, || f(rec, root))
+        })
     }
 
     /// `diff`: the changes in the container's writable layer.

@@ -14,6 +14,9 @@
 
 mod container;
 mod copyup;
+mod offline;
+
+pub(crate) use offline::{offline_mounts, with_offline_mounts};
 
 pub use container::VolumeMount;
 

@@ -1118,3 +1118,93 @@ fn kill_9_during_copy_up_leaves_a_volume_complete_or_reported_incomplete_and_fix
     ox.ok(&["volume", "rm", "big"]);
     ox.assert_clean();
 }
+
+#[test]
+fn cp_reaches_the_volumes_and_binds_of_a_container_that_is_not_running() {
+    let ox = Ox::new().pulled();
+    let img = ox.image();
+    let host = tempfile::tempdir().unwrap();
+    let bind = host.path().join("bind");
+    std::fs::create_dir(&bind).unwrap();
+    std::fs::write(bind.join("b"), "from the host\n").unwrap();
+    let ro = host.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    ox.ok(&[
+        "create",
+        "--name",
+        "cpv",
+        "--network",
+        "none",
+        "-v",
+        "cpdata:/data",
+        "-v",
+        &format!("{}:/mnt/b", bind.display()),
+        "-v",
+        &format!("{}:/ro:ro", ro.display()),
+        img,
+        "true",
+    ]);
+    let data = mountpoint(&ox, "cpdata");
+    // A symlink in the volume aiming out of it (and out of the rootfs): resolved in
+    // the container's root, as a running container's cp would, never on the host.
+    let canary = host.path().join("canary");
+    std::os::unix::fs::symlink(
+        format!("/../../../..{}", canary.display()),
+        data.join("esc"),
+    )
+    .unwrap();
+    std::fs::write(data.join("old"), "in the volume\n").unwrap();
+
+    // Into the volume and the bind while created (never run).
+    let src = host.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").unwrap();
+    ox.ok(&["cp", src.to_str().unwrap(), "cpv:/data/new"]);
+    ox.ok(&["cp", src.to_str().unwrap(), "cpv:/mnt/b/new"]);
+    assert_eq!(
+        std::fs::read_to_string(data.join("new")).unwrap(),
+        "copied in\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bind.join("new")).unwrap(),
+        "copied in\n"
+    );
+    ox.ok(&["cp", src.to_str().unwrap(), "cpv:/data/esc"]);
+    assert!(
+        !canary.exists(),
+        "a symlink in a volume escaped to the host"
+    );
+    // A read-only bind stays read-only for cp, as docker refuses it.
+    let r = ox.run(&["cp", src.to_str().unwrap(), "cpv:/ro/x"]);
+    assert!(!r.status.success());
+    assert!(!ro.join("x").exists());
+
+    // Out of the volume and the bind, and a parent directory holding a mount point.
+    let out = host.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    ox.ok(&["cp", "cpv:/data/old", out.join("old").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("old")).unwrap(),
+        "in the volume\n"
+    );
+    ox.ok(&["cp", "cpv:/mnt", out.join("mnt").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("mnt/b/b")).unwrap(),
+        "from the host\n",
+        "a copied parent directory includes the bind's content, as docker's"
+    );
+    // The run sees what cp wrote: it went into the volume, not under its mount point.
+    ox.ok(&["start", "-a", "cpv"]);
+    assert_eq!(
+        run_out(&ox, &["-v", "cpdata:/data", img, "cat", "/data/new"]),
+        "copied in\n"
+    );
+    // Nothing of the copies stays mounted on the host.
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.contains(bind.to_str().unwrap()) && !mi.contains(&*data.to_string_lossy()),
+        "{mi}"
+    );
+    ox.ok(&["rm", "cpv"]);
+    ox.ok(&["volume", "rm", "cpdata"]);
+    ox.assert_clean();
+}
