@@ -136,6 +136,11 @@ impl ImageStore {
         Ok(self.store.read_blob(&rec.manifest_digest)?)
     }
 
+    /// A layer's unpacked size as recorded when it was stored (`None`: not recorded).
+    pub fn layer_size(&self, chain: &Digest) -> Result<Option<u64>, Error> {
+        Ok(self.db.layer_size(chain)?)
+    }
+
     /// Directories of the image's layers, base first (overlayfs wants them top first).
     pub fn layer_dirs(&self, rec: &ImageRecord) -> Vec<std::path::PathBuf> {
         rec.layers

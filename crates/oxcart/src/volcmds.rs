@@ -365,10 +365,40 @@ fn reclaimable(r: u64, total: u64) -> String {
 
 /// What `system df` counts: per kind, (total, active, size, reclaimable).
 struct Usage {
-    images: Vec<(oxcart_image::db::ImageRecord, usize)>,
+    /// (record, containers using it, docker's SharedSize: `None` when a layer's size
+    /// is not recorded, which docker shows as `N/A`).
+    images: Vec<(oxcart_image::db::ImageRecord, usize, Option<u64>)>,
     /// (record, running, writable layer bytes, docker's STATUS text).
     containers: Vec<(oxcart_engine::record::Record, bool, u64, String)>,
     volumes: Vec<(Volume, usize, u64)>,
+}
+
+/// docker's SharedSize per image (daemon/images image_list.go): the unpacked sizes of
+/// its layers (by ChainID) that at least one other image also has; UNIQUE is the rest.
+fn shared_sizes(
+    st: &oxcart_image::images::ImageStore,
+    list: &[oxcart_image::db::ImageRecord],
+) -> Result<Vec<Option<u64>>> {
+    let mut refs: HashMap<String, usize> = HashMap::new();
+    for i in list {
+        for l in &i.layers {
+            *refs.entry(l.chain_id.to_string()).or_default() += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for i in list {
+        let mut shared = Some(0u64);
+        for l in i
+            .layers
+            .iter()
+            .filter(|l| refs[&l.chain_id.to_string()] > 1)
+        {
+            let size = st.layer_size(&l.chain_id)?;
+            shared = shared.zip(size).map(|(a, b)| a + b);
+        }
+        out.push(shared);
+    }
+    Ok(out)
 }
 
 fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
@@ -378,12 +408,14 @@ fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
     for r in &recs {
         *per_image.entry(r.image_id.clone()).or_default() += 1;
     }
-    let images = st
-        .list()?
+    let list = st.list()?;
+    let shared = shared_sizes(&st, &list)?;
+    let images = list
         .into_iter()
-        .map(|i| {
+        .zip(shared)
+        .map(|(i, shared)| {
             let n = per_image.get(&i.id.to_string()).copied().unwrap_or(0);
-            (i, n)
+            (i, n, shared)
         })
         .collect();
     let mut containers = Vec::new();
@@ -418,12 +450,12 @@ fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
 /// `system df [-v]`.
 fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
     let u = usage(ctx, e)?;
-    let isize: u64 = u.images.iter().map(|(i, _)| i.size).sum();
+    let isize: u64 = u.images.iter().map(|(i, _, _)| i.size).sum();
     let irec: u64 = u
         .images
         .iter()
-        .filter(|(_, n)| *n == 0)
-        .map(|(i, _)| i.size)
+        .filter(|(_, n, _)| *n == 0)
+        .map(|(i, _, _)| i.size)
         .sum();
     let csize: u64 = u.containers.iter().map(|c| c.2).sum();
     let crec: u64 = u.containers.iter().filter(|c| !c.1).map(|c| c.2).sum();
@@ -442,7 +474,7 @@ fn system_df(ctx: &Ctx, e: &mut Engine, verbose: bool) -> Result<()> {
             vec![
                 "Images".into(),
                 count(u.images.len()),
-                count(u.images.iter().filter(|(_, n)| *n > 0).count()),
+                count(u.images.iter().filter(|(_, n, _)| *n > 0).count()),
                 table::human_size(isize),
                 reclaimable(irec, isize),
             ],
@@ -484,19 +516,19 @@ fn df_verbose(u: &Usage) {
             .unwrap_or_else(|| "N/A".into())
     };
     println!("Images space usage:\n");
-    // docker's SHARED SIZE and UNIQUE SIZE need per-layer unpacked sizes, which the
-    // image store does not keep: those two columns are left out rather than guessed.
     let mut lines: Vec<Vec<String>> = vec![[
         "REPOSITORY",
         "TAG",
         "IMAGE ID",
         "CREATED",
         "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
         "CONTAINERS",
     ]
     .map(String::from)
     .to_vec()];
-    for (i, n) in &u.images {
+    for (i, n, shared) in &u.images {
         let tag = i
             .tags
             .first()
@@ -509,6 +541,12 @@ fn df_verbose(u: &Usage) {
             i.id.short().to_string(),
             ago(i.created.as_deref()),
             table::human_size(i.size),
+            // docker's cli formatter: N/A for both when SharedSize is unknown.
+            shared.map_or_else(|| "N/A".into(), table::human_size),
+            shared.map_or_else(
+                || "N/A".into(),
+                |s| table::human_size(i.size.saturating_sub(s)),
+            ),
             n.to_string(),
         ]);
     }

@@ -1208,3 +1208,69 @@ fn cp_reaches_the_volumes_and_binds_of_a_container_that_is_not_running() {
     ox.ok(&["volume", "rm", "cpdata"]);
     ox.assert_clean();
 }
+
+/// `system df -v`'s images table, as maps from column title to cell.
+fn df_images(ox: &Ox) -> Vec<std::collections::HashMap<String, String>> {
+    let out = ox.ok(&["system", "df", "-v"]);
+    let part = out
+        .split("Containers space usage:")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    // Columns are set apart by runs of spaces; titles and cells hold single ones.
+    let cells = |l: &str| -> Vec<String> {
+        l.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut lines = part.lines().skip_while(|l| !l.starts_with("REPOSITORY"));
+    let head = cells(lines.next().unwrap());
+    assert_eq!(
+        head,
+        [
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS"
+        ],
+        "{out}"
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| head.iter().cloned().zip(cells(l)).collect())
+        .collect()
+}
+
+#[test]
+fn system_df_v_splits_image_sizes_into_shared_and_unique_layers() {
+    let ox = Ox::new().pulled();
+    let only = df_images(&ox);
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0]["SHARED SIZE"], "0B", "{only:?}");
+    assert_eq!(only[0]["UNIQUE SIZE"], only[0]["SIZE"], "{only:?}");
+    // test/vol is the busybox layer plus one: that layer is shared, the rest unique.
+    ox.ok(&["pull", "-q", vol_image()]);
+    let both = df_images(&ox);
+    assert_eq!(both.len(), 2, "{both:?}");
+    let base = both
+        .iter()
+        .find(|r| r["REPOSITORY"] != format!("{}/test/vol", images().reg.addr))
+        .unwrap();
+    let vol = both
+        .iter()
+        .find(|r| r["REPOSITORY"].ends_with("/test/vol"))
+        .unwrap();
+    assert_eq!(base["SHARED SIZE"], base["SIZE"], "{both:?}");
+    assert_eq!(base["UNIQUE SIZE"], "0B", "{both:?}");
+    assert_eq!(vol["SHARED SIZE"], base["SIZE"], "{both:?}");
+    assert_ne!(vol["UNIQUE SIZE"], "0B", "{both:?}");
+    assert_ne!(vol["UNIQUE SIZE"], vol["SIZE"], "{both:?}");
+    ox.assert_clean();
+}
