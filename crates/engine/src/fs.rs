@@ -98,6 +98,7 @@ impl Engine {
             }
         }
         self.with_rootfs(key, |rec, root| {
+            self.volumes_for_cp(rec, root)?;
             let mounts = crate::volumes::offline_mounts(rec);
             crate::volumes::with_offline_mounts(root, &mounts, || f(rec, root))
         })

@@ -1274,3 +1274,54 @@ fn system_df_v_splits_image_sizes_into_shared_and_unique_layers() {
     assert_ne!(vol["UNIQUE SIZE"], vol["SIZE"], "{both:?}");
     ox.assert_clean();
 }
+
+#[test]
+fn cp_into_a_never_started_containers_image_volume_keeps_the_images_content() {
+    let ox = with_vol_image();
+    ox.ok(&[
+        "create",
+        "--name",
+        "cpu",
+        "--network",
+        "none",
+        vol_image(),
+        "true",
+    ]);
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), "added\n").unwrap();
+    // docker copies the image's /srv into the anonymous volume at create, so a later
+    // cp adds to it; here the copy-up runs before the copy.
+    ox.ok(&["cp", f.path().to_str().unwrap(), "cpu:/srv/added"]);
+    let vol = ox.inspect("cpu")["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/srv")
+        .unwrap()["Source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vol = Path::new(&vol);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("added")).unwrap(),
+        "added\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    let out = tempfile::tempdir().unwrap();
+    ox.ok(&[
+        "cp",
+        "cpu:/srv/sub/b",
+        out.path().join("b").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("b")).unwrap(),
+        "beta\n"
+    );
+    // The image's /evil VOLUME, a symlink to a host path, was made inside the rootfs.
+    assert!(!canary_dir().exists(), "cp made a host directory");
+    ox.ok(&["rm", "-v", "cpu"]);
+    ox.assert_clean();
+}

@@ -328,6 +328,27 @@ impl Engine {
         Ok((hc, locks))
     }
 
+    /// Before a `cp` of a container that is not running: what `start` does to its
+    /// volumes short of mounting a filesystem-backed one — `_data` made, the copy-up
+    /// done — so a file copied into a still empty volume does not keep the image's
+    /// content out of it (docker copies up at create, before any cp can run).
+    pub(crate) fn volumes_for_cp(&self, rec: &Record, rootfs: &Path) -> Result<()> {
+        for m in rec.volumes.iter().filter(|m| m.kind == "volume") {
+            let dir = self.volume_dir(&m.name);
+            let data = dir.join("_data");
+            std::fs::create_dir_all(&data).map_err(io_err(&data))?;
+            // An unmounted filesystem-backed volume's `_data` is not its content.
+            let backed = self
+                .volume_get(&m.name)?
+                .is_some_and(|v| v.options.contains_key("type"));
+            if m.copy && !backed {
+                let _lock = VolLock::acquire(&dir)?;
+                copy_up_once(&m.name, &dir, rootfs, &m.destination)?;
+            }
+        }
+        Ok(())
+    }
+
     /// After a container stopped: unmount its filesystem-backed volumes that no
     /// running container uses any more (docker's local driver unmounts on the last
     /// user's stop).

@@ -133,7 +133,8 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
 fn bind_into(root: &Path, m: &OfflineMount) -> Result<()> {
     let is_dir = std::fs::metadata(&m.src).map_err(io_err(&m.src))?.is_dir();
     let rootfd = crate::copy::open_dir(root).map_err(io_err(root))?;
-    let target = make_target(&rootfd, &m.dst, is_dir).map_err(io_err(&m.dst))?;
+    // 40: the kernel's limit of symlinks followed in one lookup (path_resolution(7)).
+    let target = make_target(&rootfd, Path::new(&m.dst), is_dir, 40).map_err(io_err(&m.dst))?;
     let src = cstr(&m.src)?;
     let tgt = cstr(&fd_path(&target))?;
     // SAFETY: valid C strings, null fstype/data.
@@ -173,29 +174,51 @@ fn bind_into(root: &Path, m: &OfflineMount) -> Result<()> {
 }
 
 /// Open (O_PATH) the mount point `dst` inside the root, making missing directories
-/// and a missing final directory or empty file as the runtime does at start.
-fn make_target(rootfd: &OwnedFd, dst: &str, is_dir: bool) -> std::io::Result<OwnedFd> {
-    let names: Vec<&std::ffi::OsStr> = Path::new(dst)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+/// and a missing final directory or empty file as the runtime does at start. A
+/// dangling symlink on the way is followed inside the root and its target made (runc's
+/// securejoin MkdirAll), so an image whose `VOLUME` is a symlink gets the same
+/// in-root directory its start gets, never a host path.
+fn make_target(rootfd: &OwnedFd, dst: &Path, is_dir: bool, hops: u32) -> std::io::Result<OwnedFd> {
+    let comps: Vec<Component> = dst.components().collect();
     let mut cur = PathBuf::new();
-    for (i, name) in names.iter().enumerate() {
+    for (i, comp) in comps.iter().enumerate() {
+        let name = match comp {
+            Component::Normal(n) => *n,
+            Component::ParentDir => {
+                cur.push("..");
+                continue;
+            }
+            _ => continue,
+        };
         let parent = open_in_root(
             rootfd.as_raw_fd(),
             cur.as_os_str().as_bytes(),
             libc::O_PATH | libc::O_DIRECTORY,
         )?;
+        let up = cur.clone();
         cur.push(name);
-        let last = i + 1 == names.len();
+        let last = i + 1 == comps.len();
         match open_in_root(rootfd.as_raw_fd(), cur.as_os_str().as_bytes(), libc::O_PATH) {
             Ok(fd) if last => return Ok(fd),
             Ok(_) => continue,
             Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
             Err(_) => {}
+        }
+        // The entry itself, not what it points at: the magic link names exactly the
+        // parent directory resolved above.
+        let entry = fd_path(&parent).join(name);
+        if std::fs::symlink_metadata(&entry).is_ok_and(|m| m.file_type().is_symlink()) {
+            if hops == 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = std::fs::read_link(&entry)?;
+            let mut next = if target.is_absolute() {
+                target
+            } else {
+                up.join(target)
+            };
+            next.extend(&comps[i + 1..]);
+            return make_target(rootfd, &next, is_dir, hops - 1);
         }
         let c = CString::new(name.as_bytes())?;
         if last && !is_dir {
