@@ -131,17 +131,15 @@ pub fn follow(
         // Rotated: finish the old file (the writer may have added to it before the
         // rename), then read the files that came after it, then the new live file.
         while !done {
-            let Some((next, ino)) = open_with_ino(path)? else {
-                break;
-            };
-            if ino == cur_ino {
-                break;
+            match open_with_ino(path)? {
+                Some((_, ino)) if ino != cur_ino => {}
+                _ => break,
             }
             done |= lines.read_available(&mut cur, &mut emit)?;
-            for file in successors(path, cur_ino) {
-                let Some((mut f, _)) = open_with_ino(&file)? else {
-                    continue;
-                };
+            let Some((after, (next, ino))) = files_after(path, cur_ino)? else {
+                break;
+            };
+            for (file, mut f) in after {
                 if !done {
                     done |= LineReader::new(file).read_available(&mut f, &mut emit)?;
                 }
@@ -178,21 +176,69 @@ fn wait_for_file(
     }
 }
 
+/// The rotated files after the one with inode `ino` (oldest first), opened, and the
+/// live file, opened: taken as one consistent look. The names are looked at twice
+/// around the opens; a rotation in between shifts them (a file opened as `ctr.log.1`
+/// may by then be `ctr.log.2`, and would be read twice, or one missed), so the look
+/// is redone until both agree.
+#[allow(clippy::type_complexity)]
+fn files_after(
+    path: &Path,
+    ino: u64,
+) -> Result<Option<(Vec<(PathBuf, File)>, (File, u64))>, Error> {
+    loop {
+        let names = successors(path, ino);
+        let mut opened = Vec::new();
+        for p in &names {
+            if let Some((f, i)) = open_with_ino(p)? {
+                opened.push((p.clone(), f, i));
+            }
+        }
+        let Some((live, live_ino)) = open_with_ino(path)? else {
+            return Ok(None);
+        };
+        let same_names = successors(path, ino) == names;
+        let same_files = opened
+            .iter()
+            .all(|(p, _, i)| std::fs::metadata(p).is_ok_and(|m| m.ino() == *i));
+        let same_live = std::fs::metadata(path).is_ok_and(|m| m.ino() == live_ino);
+        if same_names && same_files && same_live && opened.len() == names.len() {
+            let files = opened.into_iter().map(|(p, f, _)| (p, f)).collect();
+            return Ok(Some((files, (live, live_ino))));
+        }
+    }
+}
+
 /// The rotated files newer than the one with inode `ino`, oldest first: after two
 /// rotations in one poll interval the old file is `ctr.log.2` and `ctr.log.1` comes
 /// between it and the live file.
 fn successors(path: &Path, ino: u64) -> Vec<PathBuf> {
+    // The directory is listed rather than walked `.1`, `.2`, … until a gap: while the
+    // writer shifts the files (`.k` → `.k+1`, newest last) one number is missing for a
+    // moment, and a walk that stopped there would skip every file behind the gap.
+    let mut numbered: Vec<(u32, PathBuf)> = Vec::new();
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", base.to_string_lossy());
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            numbered.push((n, e.path()));
+        }
+    }
+    numbered.sort();
     let mut out = Vec::new();
-    let mut n = 1;
-    loop {
-        let p = rotated(path, n);
+    for (_, p) in numbered {
         match std::fs::metadata(&p) {
             Ok(m) if m.ino() == ino => break,
             Ok(_) => out.push(p),
-            // Not found among the kept files: it was dropped; what is kept is newer.
-            Err(_) => break,
+            // Renamed away since the listing: the second look of `files_after` sees it.
+            Err(_) => {}
         }
-        n += 1;
     }
     out.reverse();
     out
