@@ -21,6 +21,40 @@ CREATE TABLE IF NOT EXISTS containers (
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 ";
 
+/// Run `f` again while SQLite answers busy or locked. The busy timeout covers waits
+/// for a lock, but not every case: switching a new database to WAL needs an exclusive
+/// lock for which SQLite gives up at once while another process opens it, and
+/// schema statements can meet the same (CI: six concurrent `create`s on a fresh root
+/// failed "database is locked" at open).
+pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// WAL mode, set only when the database is not in it yet (once per database): asking
+/// for it every time would take the exclusive lock on every open.
+pub(crate) fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String = retry_busy(|| conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
+    }
+    Ok(())
+}
+
 pub struct Db {
     conn: Connection,
 }
@@ -37,7 +71,7 @@ impl Db {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
         // WAL: readers (`ps`) never wait for a writer (`run`).
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Every command is a short process, hence the last connection, which SQLite
         // makes checkpoint the WAL into the database on close: two fsyncs per command.
@@ -46,7 +80,7 @@ impl Db {
         // process rebuilds from it stays cheap to read.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 64)?;
-        conn.execute_batch(SCHEMA)?;
+        retry_busy(|| conn.execute_batch(SCHEMA))?;
         Ok(Db { conn })
     }
 

@@ -138,7 +138,7 @@ impl Engine {
 
     fn vol_conn(&self) -> Result<&rusqlite::Connection> {
         let c = self.db.conn();
-        c.execute_batch(SCHEMA)?;
+        crate::db::retry_busy(|| c.execute_batch(SCHEMA))?;
         Ok(c)
     }
 
@@ -301,7 +301,7 @@ impl Engine {
         let users = self.volume_users()?.remove(name).unwrap_or_default();
         {
             let conn = self.db.conn_mut();
-            conn.execute_batch(SCHEMA)?;
+            crate::db::retry_busy(|| conn.execute_batch(SCHEMA))?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // A `create` that inserted its row since our scan names the volume now
             // (a record's VolumeMount serialises `Type` then `Name`).

@@ -211,10 +211,12 @@ impl Networks {
     pub fn open(layout: &Layout) -> Result<Networks> {
         let conn = Connection::open(layout.db_path())?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(ipam::SCHEMA)?;
-        conn.execute_batch(ports::SCHEMA)?;
-        conn.execute_batch(CONNECTIONS_SCHEMA)?;
+        crate::db::set_wal(&conn)?;
+        crate::db::retry_busy(|| {
+            conn.execute_batch(ipam::SCHEMA)?;
+            conn.execute_batch(ports::SCHEMA)?;
+            conn.execute_batch(CONNECTIONS_SCHEMA)
+        })?;
         // One table per engine root, so test roots and the default one never rewrite
         // each other's rules: `oxcart` for the default runroot.
         let table = if layout.runroot == Path::new(Layout::DEFAULT_RUNROOT) {
