@@ -541,28 +541,7 @@ impl Networks {
         if !bridge_up && ipam::users(&self.conn, &n.id)? == 0 {
             n = self.check_subnet(n)?;
         }
-        let subnet = n.subnet()?;
-        if !n.internal {
-            ensure_ip_forward()?;
-        }
-        let range = match &n.ip_range {
-            Some(r) => Subnet::parse(r, "ip range")?,
-            None => subnet,
-        };
-        let want_ip = self.requested_ip(ctr, &n.id)?;
-        let lease = ipam::allocate(
-            &mut self.conn,
-            ctr,
-            &ipam::Want {
-                network_id: &n.id,
-                network_name: &n.name,
-                subnet,
-                range,
-                gateway: n.gateway_ip()?,
-                ip: want_ip,
-                mac,
-            },
-        )?;
+        let (subnet, lease) = self.lease(ctr, &n, mac)?;
         let r = self.plumb(ctr, &n, &lease).and_then(|()| {
             if publish.is_empty() {
                 return Ok(());
@@ -1178,16 +1157,14 @@ impl Networks {
         Ok(())
     }
 
-    /// Put a running container on one more network: a lease, the bridge, the rules,
-    /// a veth into its namespace. Undone on failure.
-    pub(crate) fn plug(&mut self, ctr: &str, network_id: &str) -> Result<Endpoint> {
-        let n = self.find(network_id)?;
-        let _lock = HostLock::take()?;
-        if netlink::index_of(&n.bridge).is_none() && ipam::users(&self.conn, &n.id)? == 0 {
-            self.check_subnet(n.clone())?;
-        }
-        let n = self.find(network_id)?;
+    /// A container's lease on a network (its requested `--ip`, else the next free
+    /// address of the range), for `attach` and `plug` alike; a network with egress
+    /// switches on forwarding first, whichever of them brings the container to it.
+    fn lease(&mut self, ctr: &str, n: &Network, mac: Option<[u8; 6]>) -> Result<(Subnet, Lease)> {
         let subnet = n.subnet()?;
+        if !n.internal {
+            ensure_ip_forward()?;
+        }
         let range = match &n.ip_range {
             Some(r) => Subnet::parse(r, "ip range")?,
             None => subnet,
@@ -1203,9 +1180,22 @@ impl Networks {
                 range,
                 gateway: n.gateway_ip()?,
                 ip: want_ip,
-                mac: None,
+                mac,
             },
         )?;
+        Ok((subnet, lease))
+    }
+
+    /// Put a running container on one more network: a lease, the bridge, the rules,
+    /// a veth into its namespace. Undone on failure.
+    pub(crate) fn plug(&mut self, ctr: &str, network_id: &str) -> Result<Endpoint> {
+        let n = self.find(network_id)?;
+        let _lock = HostLock::take()?;
+        if netlink::index_of(&n.bridge).is_none() && ipam::users(&self.conn, &n.id)? == 0 {
+            self.check_subnet(n.clone())?;
+        }
+        let n = self.find(network_id)?;
+        let (subnet, lease) = self.lease(ctr, &n, None)?;
         let r = self.plug_veth(ctr, &n, &lease);
         if let Err(e) = r {
             let _ = self.conn.execute(
