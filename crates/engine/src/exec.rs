@@ -92,7 +92,11 @@ impl Engine {
 }
 
 /// The exec's process: the container's own (config.json), changed by the flags.
-fn exec_process(dir: &Path, rec: &Record, opts: &ExecOptions) -> Result<oxcart_spec::Process> {
+pub(crate) fn exec_process(
+    dir: &Path,
+    rec: &Record,
+    opts: &ExecOptions,
+) -> Result<oxcart_spec::Process> {
     let cfg_path = dir.join("config.json");
     let spec = oxcart_spec::load_config(&cfg_path)
         .map_err(|e| EngineError::Invalid(format!("{}: {e}", cfg_path.display())))?;

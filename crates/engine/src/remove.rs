@@ -49,8 +49,8 @@ impl Engine {
 
     /// `rm [-f]`.
     pub fn remove(&mut self, key: &str, force: bool) -> Result<Record> {
-        let rec = self.find(key)?;
-        let obs = self.observe(&rec)?;
+        let mut rec = self.find(key)?;
+        let mut obs = self.observe(&rec)?;
         if obs.status.is_running() {
             if !force {
                 return Err(EngineError::CannotRemove {
@@ -58,6 +58,9 @@ impl Engine {
                     state: obs.status.as_str().to_string(),
                 });
             }
+            // docker's rm -f kills: no restart policy brings the container back.
+            self.mark_user_stop(&mut rec, crate::restart::UserStop::Canceled)?;
+            obs = self.observe(&rec)?;
             let rt = self.runtime_of(&rec)?;
             if obs.status == Status::Paused {
                 let _ = rt.resume(&rec.id);

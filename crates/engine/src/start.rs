@@ -9,7 +9,9 @@ use crate::lock::CtrLock;
 use crate::record::Record;
 use crate::runtime::Runtime;
 use crate::snapshot::Snapshot;
-use crate::state::{Status, EXIT_FILE, MONITOR_FILE, PAUSED_FILE};
+use crate::state::{
+    Status, CANCELED_FILE, EXIT_FILE, MONITOR_FILE, PAUSED_FILE, RESTART_FILE, STOPPED_FILE,
+};
 use std::path::{Path, PathBuf};
 
 /// A container the monitor has created but the runtime has not started: attach now,
@@ -105,6 +107,12 @@ impl Engine {
         let runtime = self.runtime_of(&rec)?;
         // A previous run's leftovers (its monitor died before cleanup): clear them.
         self.teardown_run(&rec, &runtime)?;
+        // A user's start begins a new restart manager (docker's
+        // ResetRestartManager(true)): no count, no stop markers.
+        for f in [RESTART_FILE, STOPPED_FILE, CANCELED_FILE] {
+            crate::restart::remove_file(&dir.join(f))?;
+        }
+        rec.history.restart_count = 0;
         let started = self.launch(&rec, &runtime, &dir);
         let (monitor_pid, ctr_pid) = match started {
             Ok(p) => p,
@@ -163,6 +171,8 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(format!("config.json: {e}")))?;
         write_atomic(&dir.join("config.json"), &json)?;
         std::fs::create_dir_all(runtime.root()).map_err(io_err(runtime.root()))?;
+        crate::restart::write_policy(dir, &rec.host_config.restart_policy)?;
+        let health = crate::health::monitor_health(dir, rec)?;
         let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
         let lc = &rec.host_config.log_config;
         let args = crate::monitor::MonitorArgs {
@@ -201,6 +211,12 @@ impl Engine {
                 "cleanup".into(),
                 rec.id.clone().into(),
             ],
+            stop_signal: crate::stop::signal_number(&rec.config.stop_signal)?,
+            stop_timeout: rec
+                .config
+                .stop_timeout
+                .unwrap_or(crate::stop::DEFAULT_STOP_TIMEOUT),
+            health,
         };
         let started = crate::monitor::spawn(&args).map_err(|e| match e {
             crate::monitor::MonitorError::Runtime(msg) => classify_runtime_error("create", msg),

@@ -5,7 +5,8 @@
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::record::{ExitInfo, Record};
-use crate::state::{read_exit, Observed, Status, PAUSED_FILE};
+use crate::restart::UserStop;
+use crate::state::{read_exit, read_restart, Observed, Status, PAUSED_FILE};
 use crate::wait::{until, wait_pid_exit};
 use std::time::Duration;
 
@@ -21,9 +22,25 @@ impl Engine {
             return Err(EngineError::NotRunning(rec.id.clone()));
         }
         let sig = normalise_signal(signal)?;
+        // docker's killWithSignal: every kill is the user's (HasBeenManuallyStopped);
+        // SIGKILL, the stop signal, or any signal when none is set also cancels the
+        // restart policy (ExitOnNext).
+        let n = signal_number(&sig)?;
+        let cancels = n == libc::SIGKILL
+            || rec.config.stop_signal.is_empty()
+            || signal_number(&rec.config.stop_signal)? == n;
+        let how = if cancels {
+            UserStop::Canceled
+        } else {
+            UserStop::Stopped
+        };
+        self.mark_user_stop(&mut rec, how)?;
+        let obs = self.observe(&rec)?;
+        if obs.status == Status::Restarting || !obs.status.is_running() {
+            // Nothing to signal: the monitor, woken, ends the pending restart.
+            return Ok(rec);
+        }
         self.runtime_of(&rec)?.kill(&rec.id, &sig, false)?;
-        rec.history.stopped_by_user = true;
-        self.db.update(&rec)?;
         if obs.status == Status::Paused && (sig == "KILL" || sig == "9") {
             // A frozen process gets SIGKILL only once thawed.
             let _ = self.runtime_of(&rec)?.resume(&rec.id);
@@ -45,12 +62,20 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<Record> {
         let mut rec = self.find(key)?;
+        if !self.observe(&rec)?.status.is_running() {
+            return Ok(rec);
+        }
+        self.mark_user_stop(&mut rec, UserStop::Canceled)?;
         let obs = self.observe(&rec)?;
+        if obs.status == Status::Restarting {
+            // docker's stop of a restarting container: the pending restart is
+            // cancelled and the monitor, woken by the markers, ends it.
+            self.wait_recorded(&rec, &obs)?;
+            return Ok(rec);
+        }
         if !obs.status.is_running() {
             return Ok(rec);
         }
-        rec.history.stopped_by_user = true;
-        self.db.update(&rec)?;
         let rt = self.runtime_of(&rec)?;
         if obs.status == Status::Paused {
             rt.resume(&rec.id)?;
@@ -122,16 +147,35 @@ impl Engine {
                 return Ok(obs.exit.map(|e| e.exit_code).unwrap_or(0));
             }
             if obs.monitor_alive {
-                wait_pid_exit(obs.pid, None);
-                let pid = obs.monitor.as_ref().map(|m| m.pid).unwrap_or(0);
-                // exit.json is written before the monitor's cleanup; wait for it.
                 let dir = self.ctr_dir(&rec.id);
+                let restarts = |d: &std::path::Path| {
+                    read_restart(d)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.restart_count)
+                        .unwrap_or(0)
+                };
+                let before = restarts(&dir);
+                if obs.status != Status::Restarting {
+                    wait_pid_exit(obs.pid, None);
+                }
+                let pid = obs.monitor.as_ref().map(|m| m.pid).unwrap_or(0);
+                // exit.json is written before the monitor's cleanup; wait for it, or
+                // for the restart that follows an exit (docker's wait returns when a
+                // container begins restarting too).
                 until(Duration::from_secs(30), || {
                     dir.join(crate::state::EXIT_FILE).exists()
+                        || restarts(&dir) > before
                         || wait_pid_exit(pid, Some(Duration::ZERO))
                 });
                 if let Some(e) = read_exit(&dir)? {
                     return Ok(e.exit_code);
+                }
+                if let Some(r) = read_restart(&dir)?.filter(|r| r.restart_count > before) {
+                    return Ok(r.exit_code);
+                }
+                if obs.status == Status::Restarting {
+                    continue;
                 }
                 if let Ok(Some(r)) = self.db.get(&rec.id) {
                     if let Some(e) = r.history.last_exit {
@@ -174,6 +218,71 @@ impl Engine {
         std::fs::remove_file(&p).map_err(crate::error::io_err(&p))?;
         Ok(rec)
     }
+}
+
+/// A signal's number (`TERM`, `SIGTERM`, `15`); "" is docker's default SIGTERM.
+pub fn signal_number(s: &str) -> Result<i32> {
+    if s.is_empty() {
+        return Ok(libc::SIGTERM);
+    }
+    let t = normalise_signal(s)?;
+    if let Ok(n) = t.parse::<i32>() {
+        return Ok(n);
+    }
+    const NUMBERED: &[(&str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP),
+        ("ABRT", libc::SIGABRT),
+        ("IOT", libc::SIGABRT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("STKFLT", libc::SIGSTKFLT),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("POLL", libc::SIGIO),
+        ("PWR", libc::SIGPWR),
+        ("SYS", libc::SIGSYS),
+    ];
+    if let Some((_, n)) = NUMBERED.iter().find(|(name, _)| *name == t) {
+        return Ok(*n);
+    }
+    let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        let off = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches(['+', '-']).parse::<i32>().ok()?
+        };
+        Some(base + sign * off)
+    };
+    let n = if let Some(r) = t.strip_prefix("RTMIN") {
+        rt(libc::SIGRTMIN(), r, 1)
+    } else if let Some(r) = t.strip_prefix("RTMAX") {
+        rt(libc::SIGRTMAX(), r, -1)
+    } else {
+        None
+    };
+    n.ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {s}")))
 }
 
 /// `KILL`, `SIGKILL`, `9` → the runtime's spelling (runc takes names without `SIG`

@@ -28,12 +28,42 @@ pub struct Args {
     pub oom_files: Vec<PathBuf>,
     pub sync_fd: i32,
     pub exit_command: Vec<OsString>,
+    /// The container's stop signal and timeout (seconds; < 0: never SIGKILL), for a
+    /// `--health-on-failure stop|restart`.
+    pub stop_signal: i32,
+    pub stop_timeout: i64,
+    /// The healthcheck: the probe's OCI process file for the runtime's `exec`, and
+    /// docker's timings (ns) with its defaults already applied by the engine.
+    pub health: Option<HealthArgs>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HealthArgs {
+    pub process: PathBuf,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub start_period_ns: u64,
+    pub start_interval_ns: u64,
+    pub retries: u32,
+    pub on_failure: OnFailure,
+}
+
+/// podman's `--health-on-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    #[default]
+    None,
+    Kill,
+    Restart,
+    Stop,
 }
 
 pub const USAGE: &str = "usage: oxcart-monitor --id ID --ctr-dir DIR --bundle DIR --runtime PATH \
 [--runtime-arg A]... --runtime-root DIR [--tty] [--stdin] [--stdin-once] \
 [--log-driver json-file|none] [--log-max-size BYTES] [--log-max-file N] [--oom-file PATH]... \
---sync-fd N [--exit-command ARG]...";
+--sync-fd N [--exit-command ARG]... [--stop-signal N] [--stop-timeout S] \
+[--health-process FILE --health-interval NS --health-timeout NS --health-start-period NS \
+--health-start-interval NS --health-retries N --health-on-failure none|kill|restart|stop]";
 
 /// Only the sync fd, for reporting an argument error to the engine.
 pub fn sync_fd_of(argv: &[OsString]) -> Option<i32> {
@@ -58,6 +88,9 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
         oom_files: Vec::new(),
         sync_fd: -1,
         exit_command: Vec::new(),
+        stop_signal: libc::SIGTERM,
+        stop_timeout: 10,
+        health: None,
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -114,12 +147,61 @@ fn set_value(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
                 .map_err(|_| format!("--sync-fd {v:?}: not a descriptor"))?
         }
         "--exit-command" => a.exit_command.push(v.clone()),
+        "--stop-signal" => {
+            a.stop_signal = i32::try_from(number(name, &s()?)?)
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| format!("--stop-signal {v:?}: not a signal number"))?
+        }
+        "--stop-timeout" => {
+            a.stop_timeout = s()?
+                .parse()
+                .map_err(|_| format!("--stop-timeout {v:?}: not an integer"))?
+        }
+        h if h.starts_with("--health-") => set_health(a, h, v)?,
+        _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
+    }
+    Ok(())
+}
+
+fn set_health(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
+    let h = a.health.get_or_insert_with(HealthArgs::default);
+    let s = v
+        .to_str()
+        .ok_or_else(|| format!("{name}: not UTF-8: {v:?}"))?;
+    match name {
+        "--health-process" => h.process = v.into(),
+        "--health-interval" => h.interval_ns = number(name, s)?,
+        "--health-timeout" => h.timeout_ns = number(name, s)?,
+        "--health-start-period" => h.start_period_ns = number(name, s)?,
+        "--health-start-interval" => h.start_interval_ns = number(name, s)?,
+        "--health-retries" => {
+            h.retries =
+                u32::try_from(number(name, s)?).map_err(|_| format!("{name} {s:?}: too large"))?
+        }
+        "--health-on-failure" => {
+            h.on_failure = match s {
+                "none" => OnFailure::None,
+                "kill" => OnFailure::Kill,
+                "restart" => OnFailure::Restart,
+                "stop" => OnFailure::Stop,
+                _ => return Err(format!("{name} {s:?}: must be none, kill, restart or stop")),
+            }
+        }
         _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
     }
     Ok(())
 }
 
 fn check(a: &Args) -> Result<(), String> {
+    if let Some(h) = &a.health {
+        if h.process.as_os_str().is_empty() || h.interval_ns == 0 || h.timeout_ns == 0 {
+            return Err(
+                "a healthcheck needs --health-process, --health-interval and --health-timeout"
+                    .into(),
+            );
+        }
+    }
     for (flag, empty) in [
         ("--id", a.id.is_empty()),
         ("--ctr-dir", a.ctr_dir.as_os_str().is_empty()),
@@ -158,6 +240,9 @@ fn absolutize(a: &mut Args) -> Result<(), String> {
     // A bare name is looked up in $PATH, as Command does.
     if a.runtime.components().count() > 1 {
         abs(&mut a.runtime)?;
+    }
+    if let Some(h) = &mut a.health {
+        abs(&mut h.process)?;
     }
     a.oom_files.iter_mut().try_for_each(abs)
 }

@@ -4,8 +4,10 @@
 
 mod args;
 mod create;
+mod health;
 mod json;
 mod relay;
+mod restart;
 mod sys;
 
 use std::ffi::OsString;
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use oxcart_jsonlog::{Timestamp, Writer, WriterOptions};
 
@@ -109,7 +112,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
         Err(msg) => return Err(fail(sync, &msg)),
     };
     let ctr_pid = setup.ctr_pid;
-    let oom_before = oom_counts(&a.oom_files);
+    let mut oom_before = oom_counts(&a.oom_files);
     let report = format!(
         "{{\"pid\":{ctr_pid},\"monitor_pid\":{}}}\n",
         std::process::id()
@@ -118,22 +121,110 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     drop(sync);
 
     let mut relay = relay::Relay::new(setup).map_err(|e| format!("setting up stdio: {e}"))?;
-    let status = relay.run().map_err(|e| format!("poll: {e}"))?;
-    let exit_code = sys::exit_code(status);
-    let oom_killed = oom_counts(&a.oom_files)
-        .iter()
-        .zip(&oom_before)
-        .any(|(after, before)| after > before);
-    let log_result = match relay.close_log() {
-        Some(e) => Err(format!("closing the log: {e}")),
-        None => Ok(()),
+    let mut restarts = restart::Manager::default();
+    let mut started = Instant::now();
+    let (exit, result) = loop {
+        let status = relay.run(a).map_err(|e| format!("poll: {e}"))?;
+        let exit = Exit {
+            code: sys::exit_code(status),
+            oom_killed: oom_counts(&a.oom_files)
+                .iter()
+                .zip(&oom_before)
+                .any(|(after, before)| after > before),
+            finished_at: Timestamp::now(),
+            error: String::new(),
+        };
+        let log_result = match relay.close_log() {
+            Some(e) => Err(format!("closing the log: {e}")),
+            None => Ok(()),
+        };
+        // Attached clients (`run` without -d) end with this run, as docker's do.
+        relay.finish(exit.code, exit.oom_killed);
+        match next_run(a, &dir, &mut relay, &mut restarts, &exit, started.elapsed()) {
+            Ok(true) => {
+                oom_before = oom_counts(&a.oom_files);
+                started = Instant::now();
+            }
+            Ok(false) => break (exit, log_result),
+            Err(msg) => {
+                // docker: a restart that fails to start leaves the container
+                // stopped with the error in State.Error.
+                let exit = Exit { error: msg, ..exit };
+                break (exit, log_result);
+            }
+        }
     };
-    let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
-    relay.finish(exit_code, oom_killed);
+    let result = write_exit_json(a, &exit).and(result);
+    if restarts.count > 0 {
+        let _ = write_restart_json(a, restarts.count, false, &exit);
+    }
+    relay.close_listener();
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
     result.and(run_exit_command(a))
+}
+
+/// How a run ended.
+pub struct Exit {
+    code: i32,
+    oom_killed: bool,
+    finished_at: Timestamp,
+    /// Why the container is not running although its policy wanted it to.
+    error: String,
+}
+
+/// After a run's exit: the restart policy's decision, its backoff, and the next
+/// run (the runtime's delete, create and start with the same bundle: rootfs,
+/// volumes and network namespace stay). Ok(false): the container stays exited.
+fn next_run(
+    a: &Args,
+    dir: &CtrDir,
+    relay: &mut relay::Relay,
+    restarts: &mut restart::Manager,
+    exit: &Exit,
+    ran: Duration,
+) -> Result<bool, String> {
+    let markers = restart::Markers::read(&a.ctr_dir);
+    // podman's --health-on-failure restart: at once, and not the policy's restart.
+    let delay = if relay.health_restart && !markers.canceled {
+        Some(Duration::ZERO)
+    } else {
+        restarts.should_restart(restart::Policy::read(&a.ctr_dir), exit.code, &markers, ran)
+    };
+    let Some(delay) = delay else {
+        return Ok(false);
+    };
+    write_restart_json(a, restarts.count, true, exit)?;
+    let until = Instant::now() + delay;
+    // A user's stop or kill during the backoff cancels it (docker's Cancel()).
+    while relay
+        .wait_backoff(until)
+        .map_err(|e| format!("poll: {e}"))?
+    {
+        if restart::Markers::read(&a.ctr_dir).canceled {
+            return Ok(false);
+        }
+    }
+    // The container's lock: a `stop` writes its markers under it, so after this
+    // check either it sees the new run in monitor.json or we see its markers.
+    let lock_path = a.ctr_dir.join("lock");
+    let _lock = sys::flock(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if restart::Markers::read(&a.ctr_dir).canceled {
+        return Ok(false);
+    }
+    create::delete_container(a);
+    let mut reaped = Vec::new();
+    let created = create::create(a, dir, relay.sigfd(), &mut reaped)?;
+    let log = open_log(a)
+        .and_then(|log| write_monitor_json(a, created.pid).map(|()| log))
+        .and_then(|log| create::start_container(a).map(|()| log))
+        .inspect_err(|_| create::delete_container(a))?;
+    write_restart_json(a, restarts.count, false, exit)?;
+    relay
+        .new_run(created.io, a.stdin, a.stdin_once, log, created.pid, &reaped)
+        .map_err(|e| format!("setting up stdio: {e}"))?;
+    Ok(true)
 }
 
 /// Steps 2–4 up to the report: the attach socket, the runtime's create, the log and
@@ -165,6 +256,7 @@ fn prepare(a: &Args) -> Result<(CtrDir, relay::Setup), String> {
         log,
         ctr_pid: created.pid,
         reaped,
+        health: a.health.clone().map(|h| health::Health::new(h, &a.ctr_dir)),
     };
     Ok((dir, setup))
 }
@@ -190,7 +282,7 @@ fn open_log(a: &Args) -> Result<Option<Writer>, String> {
 
 /// Writes `name` in the container's directory through a temporary file and a
 /// rename: readers see the whole file or none.
-fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), String> {
+pub fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), String> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let dst = dir.join(name);
     let r = File::create(&tmp)
@@ -224,12 +316,26 @@ fn start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn write_exit_json(a: &Args, exit_code: i32, oom_killed: bool) -> Result<(), String> {
-    let content = format!(
-        "{{\"exit_code\":{exit_code},\"finished_at\":\"{}\",\"oom_killed\":{oom_killed}}}\n",
-        Timestamp::now()
+fn write_exit_json(a: &Args, e: &Exit) -> Result<(), String> {
+    let mut content = format!(
+        "{{\"exit_code\":{},\"finished_at\":\"{}\",\"oom_killed\":{}",
+        e.code, e.finished_at, e.oom_killed
     );
+    if !e.error.is_empty() {
+        content += &format!(",\"error\":{}", json::string(&e.error));
+    }
+    content += "}\n";
     write_atomic(&a.ctr_dir, "exit.json", &content)
+}
+
+/// `restart.json`: docker's RestartCount, whether a restart is pending (the
+/// container's status is then `restarting`) and the run's exit that led to it.
+fn write_restart_json(a: &Args, count: u64, restarting: bool, e: &Exit) -> Result<(), String> {
+    let content = format!(
+        "{{\"restart_count\":{count},\"restarting\":{restarting},\"exit_code\":{},\"finished_at\":\"{}\",\"oom_killed\":{}}}\n",
+        e.code, e.finished_at, e.oom_killed
+    );
+    write_atomic(&a.ctr_dir, restart::STATE_FILE, &content)
 }
 
 /// The `oom_kill` counter of each `--oom-file` (v1 memory.oom_control, v2

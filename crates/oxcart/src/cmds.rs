@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use oxcart_engine::exec::ExecOptions;
 use oxcart_engine::start::StartOutcome;
 use oxcart_engine::update::UpdateRequest;
-use oxcart_engine::{Engine, EngineError};
+use oxcart_engine::Engine;
 use std::io::{IsTerminal, Write};
 
 /// A failure that ends the command with a given exit code after its message.
@@ -259,12 +259,11 @@ fn prune_filter(f: &[String]) -> Result<Vec<(String, Option<String>)>> {
 }
 
 fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
-    if let Some(r) = &a.restart {
-        return Err(EngineError::Unsupported(format!(
-            "--restart {r}: restart policies are not supported yet"
-        ))
-        .into());
-    }
+    let restart = a
+        .restart
+        .as_deref()
+        .map(crate::runopts::parse_restart)
+        .transpose()?;
     let mem = |flag: &'static str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
             .map(|s| {
@@ -298,13 +297,55 @@ fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
     };
-    if req.is_empty() {
+    if req.is_empty() && restart.is_none() {
         bail!("you must provide one or more flags when using this command");
     }
     each(&a.containers, |n| {
-        e.update(n, &req)?;
+        if !req.is_empty() {
+            e.update(n, &req)?;
+        }
+        // docker's update --restart: the record, and a running container's monitor
+        // applies it at the next exit.
+        if let Some(p) = &restart {
+            e.update_restart(n, p)?;
+        }
         Ok(Some(n.to_string()))
     })
+}
+
+/// podman's `healthcheck run`: 0 when the probe passed; else the container's
+/// health (`unhealthy`, `starting`) printed and 1.
+pub fn cmd_healthcheck_run(ctx: &Ctx, container: &str) -> Result<i32> {
+    let mut e = ctx.engine()?;
+    let r = e.healthcheck_run(container)?;
+    if r.exit_code == 0 {
+        return Ok(0);
+    }
+    let status = if r.status == "healthy" {
+        "unhealthy"
+    } else {
+        &r.status
+    };
+    println!("{status}");
+    Ok(1)
+}
+
+/// `system boot` (what contrib/systemd/oxcart-boot.service runs): reclaim what a
+/// reboot left and start the containers whose restart policy brings them back.
+pub fn cmd_system_boot(ctx: &Ctx) -> Result<i32> {
+    let mut e = ctx.engine()?;
+    let mut failed = false;
+    for a in e.boot()? {
+        match &a.started {
+            Some(Ok(())) => println!("{}: started", a.name),
+            Some(Err(err)) => {
+                failed = true;
+                eprintln!("Error: {}: {err}", a.name);
+            }
+            None => println!("{}: reclaimed", a.name),
+        }
+    }
+    Ok(if failed { crate::EXIT_ENGINE } else { 0 })
 }
 
 fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {

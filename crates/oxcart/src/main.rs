@@ -230,6 +230,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: volcmds::VolumeCmd,
     },
+    /// Manage healthchecks of containers
+    Healthcheck {
+        #[command(subcommand)]
+        cmd: HealthcheckCmd,
+    },
     /// Manage the engine's data (disk usage, prune)
     System {
         #[command(subcommand)]
@@ -240,6 +245,12 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum HealthcheckCmd {
+    /// Run the healthcheck of a container now: exit 0 if it passed, else 1
+    Run { container: String },
 }
 
 fn credential_store(cli: &Cli) -> CredentialStore {
@@ -573,6 +584,9 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
         Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
+        Cmd::Healthcheck {
+            cmd: HealthcheckCmd::Run { container },
+        } => return cmds::cmd_healthcheck_run(&Ctx { cli }, container),
         Cmd::Port { container, port } => {
             return netcmds::port(&Ctx { cli }, container, port.as_deref())
         }

@@ -72,17 +72,6 @@ fn ensure_image(
     }
 }
 
-/// What the image asks that this engine does not do yet is said, never silently
-/// dropped: its `HEALTHCHECK` is not run.
-fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
-    let hc = c.healthcheck.as_ref().and_then(|h| h.test.as_ref());
-    if hc.is_some_and(|t| t.first().map(String::as_str) != Some("NONE")) {
-        eprintln!(
-            "WARNING: the image's HEALTHCHECK is not run yet (the container has no health status)"
-        );
-    }
-}
-
 /// Network options not done yet are refused rather than silently dropped.
 fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
     if !only.network_aliases.is_empty() {
@@ -117,6 +106,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         name: only.name.clone(),
         config,
         host_config,
+        health_on_failure: only.health_on_failure.clone(),
     };
     let rec = if only.pull == PullPolicy::Missing {
         // `create` looks the image up anyway: only when it fails is the store opened
@@ -157,7 +147,6 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }
-    warn_unsupported_image_config(&rec.config);
     if create_only {
         println!("{}", rec.id);
         return Ok(0);

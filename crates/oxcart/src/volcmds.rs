@@ -77,6 +77,8 @@ pub enum VolumeCmd {
 
 #[derive(Subcommand)]
 pub enum SystemCmd {
+    /// Start the containers a reboot stopped (restart policies), reclaiming what it left
+    Boot,
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -330,8 +332,16 @@ fn print_deleted(title: &str, names: &[String]) {
 }
 
 pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
+    if let SystemCmd::Boot = cmd {
+        let code = crate::cmds::cmd_system_boot(ctx)?;
+        if code != 0 {
+            return Err(crate::cmds::Exit(code).into());
+        }
+        return Ok(());
+    }
     let mut e = ctx.engine()?;
     match cmd {
+        SystemCmd::Boot => Ok(()),
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
         SystemCmd::Prune {
             all,

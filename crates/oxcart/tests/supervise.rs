@@ -1,0 +1,304 @@
+//! Supervision without a daemon (issue 16): restart policies, healthchecks and the
+//! reboot, end to end against real containers and their monitors. Timing is only
+//! ever checked as order and growth, never as milliseconds.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../image/tests/common/mod.rs"]
+mod common;
+mod engine;
+
+use engine::*;
+use serde_json::Value;
+
+fn new_ox() -> Ox {
+    clean_images_at_exit();
+    Ox::new().pulled()
+}
+
+fn state(ox: &Ox, name: &str) -> Value {
+    ox.inspect(name)["State"].clone()
+}
+
+fn restarts(ox: &Ox, name: &str) -> i64 {
+    ox.inspect(name)["RestartCount"].as_i64().unwrap()
+}
+
+fn status(ox: &Ox, name: &str) -> String {
+    state(ox, name)["Status"].as_str().unwrap().to_string()
+}
+
+/// Wait (bounded) until the container's inspect satisfies `cond`; its inspect.
+fn until_inspect(ox: &Ox, name: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let ok = eventually(secs, || {
+        last = ox.inspect(name);
+        cond(&last)
+    });
+    assert!(ok, "{name} never reached the expected state: {last:#}");
+    last
+}
+
+/// The container's log lines (`logs -t`): (timestamp in seconds, text).
+fn log_times(ox: &Ox, name: &str) -> Vec<(f64, String)> {
+    ox.ok(&["logs", "-t", name])
+        .lines()
+        .filter_map(|l| {
+            let (ts, text) = l.split_once(' ')?;
+            let secs = ts.get(17..)?.trim_end_matches('Z').parse::<f64>().ok()?;
+            let min = ts.get(14..16)?.parse::<f64>().ok()?;
+            let hour = ts.get(11..13)?.parse::<f64>().ok()?;
+            Some((hour * 3600.0 + min * 60.0 + secs, text.to_string()))
+        })
+        .collect()
+}
+
+/// The host pid of the container's init (SIGKILLed "from the host" by the tests).
+fn pid_of(ox: &Ox, name: &str) -> i32 {
+    state(ox, name)["Pid"].as_i64().unwrap() as i32
+}
+
+fn host_kill(pid: i32) {
+    assert!(pid > 0);
+    // SAFETY: kill(2) of a container process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+}
+
+#[test]
+fn on_failure_restarts_only_failures_and_stops_at_its_maximum() {
+    let ox = new_ox();
+    ox.detached(
+        &["--name", "fails", "--restart", "on-failure:2"],
+        &["sh", "-c", "echo run; exit 3"],
+    );
+    ox.detached(
+        &["--name", "succeeds", "--restart", "on-failure"],
+        &["sh", "-c", "echo run; exit 0"],
+    );
+    let v = until_inspect(&ox, "fails", 30, |v| {
+        v["State"]["Status"] == "exited" && v["RestartCount"] == 2
+    });
+    assert_eq!(v["State"]["ExitCode"], 3);
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    // Three runs: the first and two restarts, each writing to the same log.
+    assert_eq!(ox.ok(&["logs", "fails"]), "run\nrun\nrun\n");
+    let v = until_inspect(&ox, "succeeds", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(
+        (v["RestartCount"].as_i64(), v["State"]["ExitCode"].as_i64()),
+        (Some(0), Some(0))
+    );
+    // A SIGKILL from the host is a failure (137): on-failure restarts it.
+    ox.detached(
+        &["--name", "killed", "--restart", "on-failure"],
+        &["sleep", "1000"],
+    );
+    let pid = pid_of(&ox, "killed");
+    host_kill(pid);
+    let v = until_inspect(&ox, "killed", 30, |v| {
+        v["RestartCount"] == 1 && v["State"]["Status"] == "running"
+    });
+    assert_ne!(v["State"]["Pid"].as_i64().unwrap() as i32, pid);
+    ox.ok(&["rm", "-f", "fails", "succeeds", "killed"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn always_restarts_every_exit_with_a_growing_backoff_and_stop_is_final() {
+    let ox = new_ox();
+    ox.detached(
+        &["--name", "zero", "--restart", "always"],
+        &["sh", "-c", "echo up; exit 0"],
+    );
+    ox.detached(
+        &["--name", "one", "--restart", "always"],
+        &["sh", "-c", "echo up; exit 1"],
+    );
+    for n in ["zero", "one"] {
+        until_inspect(&ox, n, 60, |v| v["RestartCount"].as_i64().unwrap() >= 5);
+    }
+    // docker's backoff: 100 ms, doubling — so the gaps between runs grow.
+    let t: Vec<f64> = log_times(&ox, "one").iter().map(|(t, _)| *t).collect();
+    assert!(t.len() >= 5, "{t:?}");
+    let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[3] > gaps[2] && gaps[2] > gaps[0] && gaps[3] > gaps[0] * 2.0,
+        "backoff did not grow: {gaps:?}"
+    );
+    // A user's stop ends it, whatever the policy: no restart after it.
+    ox.ok(&["stop", "zero", "one"]);
+    let before = (restarts(&ox, "zero"), restarts(&ox, "one"));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for n in ["zero", "one"] {
+        assert_eq!(status(&ox, n), "exited", "{n}");
+    }
+    assert_eq!((restarts(&ox, "zero"), restarts(&ox, "one")), before);
+    // A user's start begins again from 0 (docker's ResetRestartManager(true)).
+    ox.ok(&["rm", "-f", "one"]);
+    ox.ok(&["update", "--restart", "no", "zero"]);
+    ox.ok(&["start", "zero"]);
+    until_inspect(&ox, "zero", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(restarts(&ox, "zero"), 0);
+    // SIGKILL from the host: always restarts it.
+    ox.detached(
+        &["--name", "kil", "--restart", "always"],
+        &["sleep", "1000"],
+    );
+    host_kill(pid_of(&ox, "kil"));
+    until_inspect(&ox, "kil", 30, |v| {
+        v["RestartCount"] == 1 && v["State"]["Status"] == "running"
+    });
+    // `kill` by the user (SIGKILL) cancels the policy, as docker's ExitOnNext.
+    ox.ok(&["kill", "kil"]);
+    until_inspect(&ox, "kil", 30, |v| v["State"]["Status"] == "exited");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(status(&ox, "kil"), "exited");
+    assert_eq!(state(&ox, "kil")["ExitCode"], 137);
+    ox.ok(&["rm", "-f", "zero", "kil"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn unless_stopped_and_no_against_exits_and_host_kills() {
+    let ox = new_ox();
+    ox.detached(
+        &["--name", "us", "--restart", "unless-stopped"],
+        &["sleep", "1000"],
+    );
+    ox.detached(&["--name", "none"], &["sleep", "1000"]);
+    ox.detached(
+        &["--name", "us1", "--restart", "unless-stopped"],
+        &["sh", "-c", "exit 1"],
+    );
+    host_kill(pid_of(&ox, "us"));
+    host_kill(pid_of(&ox, "none"));
+    until_inspect(&ox, "us", 30, |v| {
+        v["RestartCount"] == 1 && v["State"]["Status"] == "running"
+    });
+    let v = until_inspect(&ox, "none", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(
+        (v["State"]["ExitCode"].as_i64(), v["RestartCount"].as_i64()),
+        (Some(137), Some(0))
+    );
+    until_inspect(&ox, "us1", 30, |v| v["RestartCount"].as_i64().unwrap() >= 2);
+    // A user's stop is not undone.
+    ox.ok(&["stop", "-t", "1", "us"]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let v = ox.inspect("us");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["RestartCount"], 1);
+    ox.ok(&["rm", "-f", "us", "none", "us1"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn restarting_shows_in_ps_inspect_and_filters_and_stop_or_start_end_it() {
+    let ox = new_ox();
+    ox.detached(
+        &["--name", "rst", "--restart", "always"],
+        &["sh", "-c", "exit 2"],
+    );
+    // After a few quick exits the backoff is long enough to be seen.
+    let v = until_inspect(&ox, "rst", 60, |v| v["State"]["Status"] == "restarting");
+    let st = &v["State"];
+    assert_eq!(
+        (st["Running"].as_bool(), st["Restarting"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        (st["Pid"].as_i64(), st["ExitCode"].as_i64()),
+        (Some(0), Some(2))
+    );
+    assert_ne!(st["FinishedAt"], "0001-01-01T00:00:00Z");
+    let mut row = String::new();
+    assert!(
+        eventually(60, || {
+            row = ox.ok(&[
+                "ps",
+                "--filter",
+                "status=restarting",
+                "--format",
+                "{{.Names}} {{.Status}}",
+            ]);
+            row.starts_with("rst Restarting (2) ")
+        }),
+        "{row}"
+    );
+    assert!(row.trim_end().ends_with(" ago"), "{row}");
+    // `start` of a restarting container is docker's no-op; `wait` returns at the
+    // next exit with its code.
+    assert_eq!(ox.ok(&["start", "rst"]), "rst\n");
+    assert_eq!(ox.ok(&["wait", "rst"]), "2\n");
+    // `stop` during the backoff cancels the restart at once.
+    until_inspect(&ox, "rst", 60, |v| v["State"]["Status"] == "restarting");
+    ox.ok(&["stop", "rst"]);
+    let v = ox.inspect("rst");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 2);
+    assert!(v["RestartCount"].as_i64().unwrap() >= 2);
+    assert_eq!(ox.ok(&["ps", "-q", "--filter", "status=restarting"]), "");
+    // A restarting container is removed by rm -f without waiting out its backoff.
+    ox.ok(&["start", "rst"]);
+    until_inspect(&ox, "rst", 60, |v| v["State"]["Status"] == "restarting");
+    ox.ok(&["rm", "-f", "rst"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn update_restart_applies_to_a_running_container() {
+    let ox = new_ox();
+    ox.detached(&["--name", "upd"], &["sleep", "1000"]);
+    assert_eq!(ox.ok(&["update", "--restart", "always", "upd"]), "upd\n");
+    assert_eq!(
+        ox.inspect("upd")["HostConfig"]["RestartPolicy"]["Name"],
+        "always"
+    );
+    host_kill(pid_of(&ox, "upd"));
+    until_inspect(&ox, "upd", 30, |v| {
+        v["RestartCount"] == 1 && v["State"]["Status"] == "running"
+    });
+    let err = ox.fail(125, &["update", "--restart", "sometimes", "upd"]);
+    assert!(err.contains("invalid restart policy 'sometimes'"), "{err}");
+    ox.ok(&["update", "--restart", "no", "upd"]);
+    host_kill(pid_of(&ox, "upd"));
+    let v = until_inspect(&ox, "upd", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(v["RestartCount"], 1);
+    // docker's conflicts are refused before anything is made.
+    let err = ox.fail(
+        125,
+        &["run", "--rm", "--restart", "always", ox.image(), "true"],
+    );
+    assert!(
+        err.contains("Conflicting options: --restart and --rm"),
+        "{err}"
+    );
+    ox.ok(&["rm", "-f", "upd"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn kill_9_of_the_monitor_during_the_backoff_leaves_a_truthful_exited_container() {
+    let ox = new_ox();
+    let id = ox.detached(
+        &["--name", "mon", "--restart", "always"],
+        &["sh", "-c", "exit 4"],
+    );
+    until_inspect(&ox, "mon", 60, |v| v["State"]["Status"] == "restarting");
+    let mon: Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    host_kill(mon["pid"].as_i64().unwrap() as i32);
+    let v = until_inspect(&ox, "mon", 10, |v| v["State"]["Status"] == "exited");
+    assert_eq!(v["State"]["ExitCode"], 4);
+    assert!(
+        v["State"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("monitor died"),
+        "{v:#}"
+    );
+    assert!(v["RestartCount"].as_i64().unwrap() >= 1);
+    // It starts again and is removed like any other.
+    ox.ok(&["start", "mon"]);
+    ox.ok(&["rm", "-f", "mon"]);
+    ox.assert_clean();
+}
