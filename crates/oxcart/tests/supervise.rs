@@ -302,3 +302,285 @@ fn kill_9_of_the_monitor_during_the_backoff_leaves_a_truthful_exited_container()
     ox.ok(&["rm", "-f", "mon"]);
     ox.assert_clean();
 }
+
+fn health(ox: &Ox, name: &str) -> Value {
+    state(ox, name)["Health"].clone()
+}
+
+fn ps_status(ox: &Ox, name: &str) -> String {
+    ox.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.Status}}",
+    ])
+    .trim()
+    .to_string()
+}
+
+fn ps_names(ox: &Ox, filter: &str) -> Vec<String> {
+    let mut v: Vec<String> = ox
+        .ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_container_turns_unhealthy_then_healthy_as_its_check_says() {
+    let ox = new_ox();
+    ox.detached(
+        &[
+            "--name",
+            "hc",
+            "--health-cmd",
+            "cat /tmp/ok",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "5s",
+        ],
+        &["sleep", "1000"],
+    );
+    ox.detached(
+        &[
+            "--name",
+            "slow",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1h",
+        ],
+        &["sleep", "1000"],
+    );
+    ox.detached(&["--name", "plain"], &["sleep", "1000"]);
+    // No probe yet: starting.
+    assert_eq!(health(&ox, "slow")["Status"], "starting");
+    assert!(
+        ps_status(&ox, "slow").ends_with("(health: starting)"),
+        "{}",
+        ps_status(&ox, "slow")
+    );
+    let v = until_inspect(&ox, "hc", 30, |v| {
+        v["State"]["Health"]["Status"] == "unhealthy"
+    });
+    let h = &v["State"]["Health"];
+    assert!(h["FailingStreak"].as_i64().unwrap() >= 2, "{h:#}");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 1);
+    assert!(
+        last["Output"].as_str().unwrap().contains("/tmp/ok"),
+        "{last:#}"
+    );
+    assert!(last["Start"].as_str().unwrap() <= last["End"].as_str().unwrap());
+    assert!(
+        ps_status(&ox, "hc").ends_with("(unhealthy)"),
+        "{}",
+        ps_status(&ox, "hc")
+    );
+    assert_eq!(ps_names(&ox, "health=unhealthy"), ["hc"]);
+    assert_eq!(ps_names(&ox, "health=starting"), ["slow"]);
+    assert_eq!(ps_names(&ox, "health=none"), ["plain"]);
+    let o = ox.run(&["healthcheck", "run", "hc"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "unhealthy\n");
+    // It flips back once the check passes.
+    ox.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    let v = until_inspect(&ox, "hc", 30, |v| {
+        v["State"]["Health"]["Status"] == "healthy"
+    });
+    let h = &v["State"]["Health"];
+    assert_eq!(h["FailingStreak"], 0);
+    let log = h["Log"].as_array().unwrap();
+    assert!(
+        log.len() <= 5 && log.last().unwrap()["ExitCode"] == 0,
+        "{h:#}"
+    );
+    assert!(ps_status(&ox, "hc").ends_with("(healthy)"));
+    assert_eq!(ox.run(&["healthcheck", "run", "hc"]).status.code(), Some(0));
+    // podman's healthcheck run on a container without a check, or not running.
+    let err = ox.fail(125, &["healthcheck", "run", "plain"]);
+    assert!(err.contains("has no defined healthcheck"), "{err}");
+    // A stopped container keeps its log; docker shows it unhealthy.
+    ox.ok(&["stop", "-t", "1", "hc"]);
+    assert_eq!(health(&ox, "hc")["Status"], "unhealthy");
+    assert!(!health(&ox, "hc")["Log"].as_array().unwrap().is_empty());
+    ox.fail(125, &["healthcheck", "run", "hc"]);
+    ox.ok(&["rm", "-f", "hc", "slow", "plain"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn probe_timeouts_and_bad_health_flags_are_dockers() {
+    let ox = new_ox();
+    ox.detached(
+        &[
+            "--name",
+            "to",
+            "--health-cmd",
+            "echo partial; sleep 30",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "300ms",
+            "--health-retries",
+            "1",
+        ],
+        &["sleep", "1000"],
+    );
+    let v = until_inspect(&ox, "to", 30, |v| {
+        v["State"]["Health"]["Status"] == "unhealthy"
+    });
+    let last = v["State"]["Health"]["Log"].as_array().unwrap()[0].clone();
+    assert_eq!(last["ExitCode"], -1);
+    assert_eq!(
+        last["Output"],
+        "Health check exceeded timeout (300ms): partial\n"
+    );
+    for (flags, want) in [
+        (
+            &["--health-interval", "1us"][..],
+            "Interval in Healthcheck cannot be less than 1ms",
+        ),
+        (
+            &["--health-retries", "-1"][..],
+            "--health-retries cannot be negative",
+        ),
+        (
+            &["--health-on-failure", "reboot"][..],
+            "invalid on-failure action",
+        ),
+        (
+            &["--no-healthcheck", "--health-cmd", "true"][..],
+            "--no-healthcheck conflicts",
+        ),
+    ] {
+        let mut a = vec!["create", "--health-cmd", "true"];
+        if flags[0] == "--no-healthcheck" {
+            a.truncate(1);
+        }
+        a.extend_from_slice(flags);
+        a.push(ox.image());
+        let err = ox.fail(125, &a);
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    ox.ok(&["rm", "-f", "to"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn the_images_healthcheck_runs_and_no_healthcheck_turns_it_off() {
+    let ox = new_ox();
+    ox.ok(&["create", "--name", "base", ox.image(), "true"]);
+    ox.ok(&[
+        "commit",
+        "--change",
+        r#"HEALTHCHECK --interval=200ms --retries=1 CMD ["cat", "/data/hello.txt"]"#,
+        "base",
+        "hc-img:1",
+    ]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "img",
+        "hc-img:1",
+        "sleep",
+        "1000",
+    ]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "off",
+        "--no-healthcheck",
+        "hc-img:1",
+        "sleep",
+        "1000",
+    ]);
+    let v = until_inspect(&ox, "img", 30, |v| {
+        v["State"]["Health"]["Status"] == "healthy"
+    });
+    assert_eq!(
+        v["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "cat", "/data/hello.txt"])
+    );
+    let log = &v["State"]["Health"]["Log"][0];
+    assert_eq!(log["Output"], "hello from the image\n");
+    assert!(health(&ox, "off").is_null());
+    assert_eq!(ps_names(&ox, "health=none"), ["base", "off"]);
+    ox.ok(&["rm", "-f", "img", "off", "base"]);
+    ox.ok(&["rmi", "hc-img:1"]);
+    ox.assert_clean();
+}
+
+#[test]
+fn health_on_failure_restart_restarts_it_and_kill_ends_it_for_good() {
+    let ox = new_ox();
+    // /dev/shm is a new tmpfs each run: the restarted container is healthy again.
+    ox.detached(
+        &[
+            "--name",
+            "hr",
+            "--health-cmd",
+            "test ! -e /dev/shm/bad",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-on-failure",
+            "restart",
+            "--stop-timeout",
+            "1",
+        ],
+        &["sh", "-c", "echo started; exec sleep 1000"],
+    );
+    ox.detached(
+        &[
+            "--name",
+            "hk",
+            "--restart",
+            "always",
+            "--health-cmd",
+            "test ! -e /dev/shm/bad",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-on-failure",
+            "kill",
+        ],
+        &["sleep", "1000"],
+    );
+    until_inspect(&ox, "hr", 30, |v| {
+        v["State"]["Health"]["Status"] == "healthy"
+    });
+    let before = state(&ox, "hr");
+    ox.ok(&["exec", "hr", "touch", "/dev/shm/bad"]);
+    ox.ok(&["exec", "hk", "touch", "/dev/shm/bad"]);
+    let v = until_inspect(&ox, "hr", 30, |v| {
+        v["State"]["StartedAt"] != before["StartedAt"]
+            && v["State"]["Health"]["Status"] == "healthy"
+    });
+    assert_eq!(v["State"]["Status"], "running");
+    assert_ne!(v["State"]["Pid"], before["Pid"]);
+    assert_eq!(ox.ok(&["logs", "hr"]), "started\nstarted\n");
+    // podman's kill is the user's: --restart always does not bring it back.
+    let v = until_inspect(&ox, "hk", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(status(&ox, "hk"), "exited");
+    assert_eq!(restarts(&ox, "hk"), 0);
+    ox.ok(&["rm", "-f", "hr", "hk"]);
+    ox.assert_clean();
+}
