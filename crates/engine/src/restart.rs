@@ -173,6 +173,9 @@ impl Engine {
             let dir = self.ctr_dir(&rec.id);
             let obs = self.observe(&rec)?;
             let stale = obs.monitor.is_some() && !obs.monitor_alive && !obs.status.is_running();
+            // A run cut short (no exit recorded) is what a reboot leaves; one that
+            // exited is reclaimed too, in case its cleanup was cut, but not reported.
+            let cut = stale && read_exit(&dir)?.is_none();
             if stale {
                 self.reclaim(&rec, &dir)?;
             }
@@ -195,10 +198,10 @@ impl Engine {
             if wanted {
                 todo.push(rec.clone());
             }
-            if stale || wanted {
+            if cut || wanted {
                 out.push(BootAction {
                     name: rec.name.clone(),
-                    reclaimed: stale,
+                    reclaimed: cut,
                     started: None,
                 });
             }

@@ -584,3 +584,231 @@ fn health_on_failure_restart_restarts_it_and_kill_ends_it_for_good() {
     ox.ok(&["rm", "-f", "hr", "hk"]);
     ox.assert_clean();
 }
+
+/// A host port nobody holds right now (the kernel's pick, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_tcp(addr: &str) -> String {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    got.trim().to_string()
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+fn kill_and_wait(pids: &[i32]) {
+    for &p in pids {
+        // SAFETY: kill(2) of processes this test's engine started.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    assert!(
+        eventually(10, || pids.iter().all(|&p| !alive(p))),
+        "{pids:?}"
+    );
+}
+
+/// Every cgroup directory of a container (v1 hierarchies and v2), as runc places it
+/// under the engine's `/oxcart` parent.
+fn cgroup_dirs(id: &str) -> Vec<std::path::PathBuf> {
+    let mut v = vec![std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/oxcart/{id}"
+    ))];
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        v.push(h.path().join("oxcart").join(id));
+    }
+    v.into_iter().filter(|p| p.is_dir()).collect()
+}
+
+/// What a host reboot does to this engine root: every process of its containers,
+/// monitors and proxies dies, its mounts go, `/run` (the runroot) is emptied, the
+/// cgroups, bridges and nft table vanish. The root's files stay.
+fn simulate_reboot(ox: &Ox) {
+    let ids: Vec<String> = ox
+        .ok(&["ps", "-aq", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let nets: Vec<String> = ox
+        .ok(&["network", "ls", "-q", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    // Monitors first: a living monitor would see its container die and restart it.
+    let mut monitors = Vec::new();
+    for id in &ids {
+        if let Ok(b) = std::fs::read(ox.ctr_dir(id).join("monitor.json")) {
+            let m: Value = serde_json::from_slice(&b).unwrap();
+            let pid = m["pid"].as_i64().unwrap() as i32;
+            if alive(pid) {
+                monitors.push(pid);
+            }
+        }
+    }
+    kill_and_wait(&monitors);
+    let mut rest = Vec::new();
+    for id in &ids {
+        for d in cgroup_dirs(id) {
+            if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                rest.extend(s.lines().filter_map(|l| l.parse::<i32>().ok()));
+            }
+        }
+        if let Ok(b) = std::fs::read(ox.runroot().join("netns").join(format!("{id}.proxy"))) {
+            let p: Value = serde_json::from_slice(&b).unwrap();
+            rest.push(p["pid"].as_i64().unwrap() as i32);
+        }
+    }
+    rest.sort();
+    rest.dedup();
+    kill_and_wait(&rest);
+    for m in ox.leftover_mounts().iter().rev() {
+        let p = m.split(' ').nth(4).unwrap();
+        assert!(std::process::Command::new("umount")
+            .args(["-l", p])
+            .status()
+            .unwrap()
+            .success());
+    }
+    std::fs::remove_dir_all(ox.runroot()).unwrap();
+    for id in &ids {
+        for d in cgroup_dirs(id) {
+            std::fs::remove_dir(&d).unwrap();
+        }
+    }
+    for n in &nets {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &format!("ox-{}", &n[..12])])
+            .output();
+    }
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "ip", &nft_table(ox)])
+        .output();
+}
+
+#[test]
+fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
+    let ox = new_ox();
+    let hp = free_port();
+    let publish = format!("127.0.0.1:{hp}:8080");
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--restart",
+        "always",
+        "-p",
+        &publish,
+        "-v",
+        "bootvol:/vol",
+        ox.image(),
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "cat",
+        "/vol/msg",
+    ]);
+    ox.ok(&["exec", "web", "sh", "-c", "echo before-reboot > /vol/msg"]);
+    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "before-reboot");
+    let run = |name: &str, flags: &[&str]| {
+        let mut a = vec!["run", "-d", "--name", name];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[ox.image(), "sleep", "1000"]);
+        ox.ok(&a);
+    };
+    run("us-run", &["--restart", "unless-stopped"]);
+    run("us-stopped", &["--restart", "unless-stopped"]);
+    run("al-stopped", &["--restart", "always", "--network", "none"]);
+    run("plain", &[]);
+    run("onf", &["--restart", "on-failure:3", "--network", "none"]);
+    run("gone", &["--rm"]);
+    ox.ok(&[
+        "create",
+        "--name",
+        "never",
+        "--restart",
+        "always",
+        ox.image(),
+    ]);
+    ox.ok(&["stop", "-t", "0", "us-stopped", "al-stopped"]);
+    let old_ip = ox.ip_of("web");
+
+    simulate_reboot(&ox);
+    // Before boot the state is read truthfully: nothing runs.
+    assert_eq!(ox.ok(&["ps", "-q"]), "");
+
+    let out = ox.ok(&["system", "boot"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "al-stopped: started",
+            "onf: started",
+            "plain: reclaimed",
+            "us-run: started",
+            "web: started"
+        ],
+        "{out}"
+    );
+    let mut running = ps_names(&ox, "status=running");
+    running.sort();
+    assert_eq!(running, ["al-stopped", "onf", "us-run", "web"]);
+    // Its port and its volume came back with it.
+    assert!(eventually(10, || read_tcp(&format!("127.0.0.1:{hp}"))
+        == "before-reboot"));
+    assert!(!ox.ip_of("web").is_empty() && !old_ip.is_empty());
+    let plain = state(&ox, "plain");
+    assert_eq!(
+        (plain["Status"].as_str(), plain["ExitCode"].as_i64()),
+        (Some("exited"), Some(255))
+    );
+    assert_eq!(status(&ox, "us-stopped"), "exited");
+    assert_eq!(status(&ox, "never"), "created");
+    // --rm: docker removes those at daemon start.
+    assert!(!ox.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("gone"));
+    // Nothing stale: only the running containers hold leases, namespaces, runtime
+    // state.
+    let leases = ox.inspect_network("bridge")["Containers"]
+        .as_object()
+        .unwrap()
+        .len();
+    assert_eq!(leases, 2, "web and us-run");
+    let netns: Vec<_> = std::fs::read_dir(ox.runroot().join("netns"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().contains('.'))
+        .collect();
+    assert_eq!(netns.len(), 2);
+    // A second boot in the same boot starts nothing (the user may have stopped one).
+    ox.ok(&["stop", "-t", "0", "al-stopped"]);
+    assert_eq!(ox.ok(&["system", "boot"]), "");
+    assert_eq!(status(&ox, "al-stopped"), "exited");
+    let ids = ox.ok(&["ps", "-aq"]);
+    let ids: Vec<&str> = ids.lines().collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids);
+    ox.ok(&rm);
+    ox.ok(&["volume", "rm", "bootvol"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
