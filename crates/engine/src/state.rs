@@ -189,9 +189,12 @@ pub fn observe(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Resul
             o.pid = 0;
             o.exit = Some(last);
         } else if o.status == Status::Exited && !o.monitor_alive && o.exit_is_guess {
-            // Killed while restarting: the last exit is known, the restart is not.
+            // Killed (or rebooted) while restarting: the last exit is known, the
+            // restart never happened.
             o.exit = Some(last);
-            o.error = "oxcart-monitor died while the container was restarting".into();
+            if o.monitor.as_ref().is_some_and(|m| m.boot_id == boot_id()) {
+                o.error = "oxcart-monitor died while the container was restarting".into();
+            }
         }
     }
     o.health = read_health(ctr_dir, o.status == Status::Running);
@@ -271,4 +274,63 @@ fn observe_run(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Resul
         }
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        serde_json::from_str(
+            r#"{"id":"c","name":"c","created":"","image_id":"","config":{},
+                "host_config":{},"path":"","args":[],"runtime":""}"#,
+        )
+        .expect("a minimal record")
+    }
+
+    /// Our own process as the "monitor": alive by pid and start time, so only the
+    /// boot id can tell the run is from before a reboot.
+    fn write_monitor(dir: &Path, boot: &str) {
+        let pid = std::process::id() as i32;
+        let m = serde_json::json!({
+            "pid": pid, "start_time": proc_start_time(pid).expect("our stat"),
+            "boot_id": boot, "ctr_pid": 1, "started_at": "2024-01-01T00:00:00Z",
+        });
+        std::fs::write(dir.join(MONITOR_FILE), m.to_string()).expect("write");
+    }
+
+    #[test]
+    fn a_run_from_another_boot_is_never_trusted() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write_monitor(d.path(), &boot_id());
+        assert_eq!(
+            observe(d.path(), &record(), None).expect("observe").status,
+            Status::Running
+        );
+        write_monitor(d.path(), "another-boot");
+        let o = observe(d.path(), &record(), None).expect("observe");
+        assert_eq!(o.status, Status::Exited);
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(255));
+        assert!(o.error.contains("rebooted"), "{}", o.error);
+    }
+
+    #[test]
+    fn restarting_comes_from_restart_json_while_the_monitor_lives() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write_monitor(d.path(), &boot_id());
+        let r = r#"{"restart_count":3,"restarting":true,"exit_code":7,"finished_at":"2024-01-01T00:00:01Z"}"#;
+        std::fs::write(d.path().join(RESTART_FILE), r).expect("write");
+        let o = observe(d.path(), &record(), None).expect("observe");
+        assert_eq!(
+            (o.status, o.pid, o.restart_count),
+            (Status::Restarting, 0, 3)
+        );
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
+        // The same files after a reboot: exited with the last run's code.
+        write_monitor(d.path(), "another-boot");
+        let o = observe(d.path(), &record(), None).expect("observe");
+        assert_eq!(o.status, Status::Exited);
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
+        assert!(o.error.contains("rebooted"), "{}", o.error);
+    }
 }

@@ -785,7 +785,9 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
     assert_eq!(status(&ox, "us-stopped"), "exited");
     assert_eq!(status(&ox, "never"), "created");
     // --rm: docker removes those at daemon start.
-    assert!(!ox.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("gone"));
+    assert!(!ox
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains("gone"));
     // Nothing stale: only the running containers hold leases, namespaces, runtime
     // state.
     let leases = ox.inspect_network("bridge")["Containers"]
