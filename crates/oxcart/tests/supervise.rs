@@ -814,3 +814,299 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+/// A private dockerd (docker.io 20.10): its own daemon.json, data and exec roots,
+/// socket and pidfile; no iptables, no bridge, vfs, cgroupfs under a private cgroup
+/// parent. Stopped, and its files and cgroups removed, on drop.
+struct Docker {
+    dir: tempfile::TempDir,
+    daemon: std::process::Child,
+    cgroup: String,
+    made_run_docker: bool,
+}
+
+impl Docker {
+    fn start() -> Docker {
+        for bin in ["/usr/sbin/dockerd", "/usr/local/bin/docker"] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} is needed (apt-get install docker.io)"
+            );
+        }
+        let made_run_docker = !std::path::Path::new("/run/docker").exists();
+        let dir = tempfile::Builder::new()
+            .prefix("oxsv")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        let cgroup = format!("oxsv-{}", std::process::id());
+        // deprecated-key-path: otherwise dockerd 20.10 writes /etc/docker/key.json.
+        std::fs::write(
+            d.join("daemon.json"),
+            serde_json::json!({"deprecated-key-path": d.join("key.json")}).to_string(),
+        )
+        .unwrap();
+        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        let daemon = std::process::Command::new("/usr/sbin/dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("x"))
+            .arg("--pidfile")
+            .arg(d.join("d.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("d.sock").display()))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+                "--exec-opt=native.cgroupdriver=cgroupfs",
+            ])
+            .arg(format!("--cgroup-parent=/{cgroup}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let dk = Docker {
+            dir,
+            daemon,
+            cgroup,
+            made_run_docker,
+        };
+        assert!(
+            eventually(60, || dk.run(&["version"]).status.success()),
+            "dockerd did not come up: {}",
+            std::fs::read_to_string(dk.dir.path().join("dockerd.log")).unwrap_or_default()
+        );
+        dk
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("/usr/local/bin/docker")
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("d.sock").display()
+            ))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        // SAFETY: SIGTERM to the dockerd this test started.
+        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        let _ = self.daemon.wait();
+        for m in std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&*self.dir.path().to_string_lossy()))
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+        {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", m])
+                .status();
+        }
+        let _ = std::process::Command::new("find")
+            .args(["/sys/fs/cgroup", "-depth", "-type", "d", "-path"])
+            .arg(format!("*/{}*", self.cgroup))
+            .args(["-exec", "rmdir", "{}", "+"])
+            .output();
+        if self.made_run_docker {
+            let _ = std::fs::remove_dir("/run/docker/plugins");
+            let _ = std::fs::remove_dir("/run/docker");
+        }
+    }
+}
+
+/// Both engines, the same scenario, the same restart counts, states and health.
+#[test]
+fn docker_agrees_on_restart_counts_states_and_health_transitions() {
+    let ox = new_ox();
+    let dk = Docker::start();
+    let tar = ox.dir.path().join("bb.tar");
+    ox.ok(&["save", "-o", tar.to_str().unwrap(), ox.image()]);
+    dk.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let image = ox.image();
+    let both = |args: &[&str]| {
+        let mut a = vec!["run", "-d", "--network", "none"];
+        a.extend_from_slice(args);
+        let i = a.iter().position(|x| *x == "IMG").unwrap();
+        a[i] = image;
+        ox.ok(&a);
+        dk.ok(&a);
+    };
+    both(&[
+        "--name",
+        "onf",
+        "--restart",
+        "on-failure:2",
+        "IMG",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    both(&[
+        "--name",
+        "alw",
+        "--restart",
+        "always",
+        "IMG",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    both(&[
+        "--name",
+        "kil",
+        "--restart",
+        "always",
+        "IMG",
+        "sleep",
+        "1000",
+    ]);
+    both(&[
+        "--name",
+        "hc",
+        "--health-cmd",
+        "cat /tmp/ok",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "2",
+        "IMG",
+        "sleep",
+        "1000",
+    ]);
+    // on-failure:2: exited after two restarts, the last code kept.
+    let pick = |v: &Value| {
+        (
+            v["State"]["Status"].clone(),
+            v["State"]["ExitCode"].clone(),
+            v["RestartCount"].clone(),
+        )
+    };
+    let want = pick(&until_inspect(&ox, "onf", 60, |v| {
+        v["State"]["Status"] == "exited"
+    }));
+    assert!(
+        eventually(60, || pick(&dk.inspect("onf")) == want),
+        "{want:?} {:?}",
+        pick(&dk.inspect("onf"))
+    );
+    // always + exit 1: both reach restarting, with docker's fields.
+    let rs = |v: &Value| {
+        (
+            v["State"]["Running"].clone(),
+            v["State"]["Restarting"].clone(),
+            v["State"]["Pid"].clone(),
+            v["State"]["ExitCode"].clone(),
+        )
+    };
+    let ours = rs(&until_inspect(&ox, "alw", 60, |v| {
+        v["State"]["Status"] == "restarting"
+    }));
+    let mut theirs = Value::Null;
+    assert!(eventually(60, || {
+        theirs = dk.inspect("alw");
+        theirs["State"]["Status"] == "restarting"
+    }));
+    assert_eq!(ours, rs(&theirs));
+    // A user's stop of a restarting container: exited, the last code, no restart.
+    ox.ok(&["stop", "alw"]);
+    dk.ok(&["stop", "alw"]);
+    let st = |v: &Value| (v["State"]["Status"].clone(), v["State"]["ExitCode"].clone());
+    assert!(
+        eventually(20, || st(&dk.inspect("alw")) == st(&ox.inspect("alw"))),
+        "{:?} {:?}",
+        st(&ox.inspect("alw")),
+        st(&dk.inspect("alw"))
+    );
+    // `kill` of an always container: not restarted by either.
+    ox.ok(&["kill", "kil"]);
+    dk.ok(&["kill", "kil"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(pick(&ox.inspect("kil")), pick(&dk.inspect("kil")));
+    assert_eq!(ox.inspect("kil")["State"]["Status"], "exited");
+    // Health: unhealthy after two failures, then healthy; the same streaks and codes.
+    let h = |v: &Value| {
+        let h = &v["State"]["Health"];
+        let last = h["Log"]
+            .as_array()
+            .and_then(|l| l.last().cloned())
+            .unwrap_or_default();
+        (
+            h["Status"].clone(),
+            h["FailingStreak"].as_i64().map(|n| n >= 2),
+            last["ExitCode"].clone(),
+            last["Output"].clone(),
+        )
+    };
+    let ours = h(&until_inspect(&ox, "hc", 30, |v| {
+        v["State"]["Health"]["Status"] == "unhealthy"
+    }));
+    let mut theirs = Value::Null;
+    assert!(eventually(30, || {
+        theirs = dk.inspect("hc");
+        theirs["State"]["Health"]["Status"] == "unhealthy"
+    }));
+    assert_eq!(ours, h(&theirs));
+    let psf = [
+        "ps",
+        "--filter",
+        "health=unhealthy",
+        "--format",
+        "{{.Names}}",
+    ];
+    assert_eq!(ox.ok(&psf), dk.ok(&psf));
+    ox.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    dk.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    let ours = h(&until_inspect(&ox, "hc", 30, |v| {
+        v["State"]["Health"]["Status"] == "healthy"
+    }));
+    assert!(eventually(30, || {
+        theirs = dk.inspect("hc");
+        theirs["State"]["Health"]["Status"] == "healthy"
+    }));
+    assert_eq!(ours, h(&theirs));
+    let status = |s: String| {
+        s.split_once(" (")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default()
+    };
+    let fmt = ["ps", "--filter", "name=hc", "--format", "{{.Status}}"];
+    assert_eq!(status(ox.ok(&fmt)), status(dk.ok(&fmt)));
+    ox.ok(&["rm", "-f", "onf", "alw", "kil", "hc"]);
+    ox.assert_clean();
+}
