@@ -75,7 +75,7 @@ measure() {
     for p in "$@"; do t1=$((t1 + $(ticks "$p"))); done
     c1=$(cg_ns "$cg")
     awk -v t="$((t1 - t0))" -v tck="$TCK" -v c="$((c1 - c0))" -v s="$SECS" \
-        'BEGIN { printf "%.3f %.3f", 100 * t / tck / s, 100 * c / 1e9 / s }'
+        'BEGIN { printf "%.3f %.3f\n", 100 * t / tck / s, 100 * c / 1e9 / s }'
 }
 
 # A busybox image for both engines.

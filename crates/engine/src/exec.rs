@@ -38,12 +38,20 @@ fn merge_env(base: &mut Vec<String>, extra: &[String]) {
     }
 }
 
+/// docker's `errContainerIsRestarting`.
+pub fn restarting(id: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "Container {id} is restarting, wait until the container is running"
+    ))
+}
+
 impl Engine {
     /// Build the runtime's `exec` for a running container.
     pub fn prepare_exec(&self, rec: &Record, opts: &ExecOptions) -> Result<PreparedExec> {
         let obs = self.observe(rec)?;
         match obs.status {
             crate::state::Status::Running => {}
+            crate::state::Status::Restarting => return Err(restarting(&rec.id)),
             crate::state::Status::Paused => {
                 return Err(EngineError::Invalid(format!(
                     "Container {} is paused, unpause the container before exec",

@@ -193,6 +193,7 @@ impl Engine {
         let _lock = crate::lock::CtrLock::acquire(&self.ctr_dir(&rec.id))?;
         match self.observe(&rec)?.status {
             Status::Running => {}
+            Status::Restarting => return Err(crate::exec::restarting(&rec.id)),
             Status::Paused => {
                 return Err(EngineError::WrongState {
                     op: "pause".into(),

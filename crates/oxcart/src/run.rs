@@ -307,6 +307,9 @@ pub fn cmd_attach(
     if o.status == oxcart_engine::state::Status::Paused {
         bail!("You cannot attach to a paused container, unpause it first");
     }
+    if o.status == oxcart_engine::state::Status::Restarting {
+        bail!("You cannot attach to a restarting container, wait until it is running");
+    }
     if !o.monitor_alive {
         bail!(
             "cannot attach to {}: its monitor died ({})",
