@@ -815,6 +815,15 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
     ox.assert_net_clean();
 }
 
+/// Debian's docker CLI, else one installed by hand.
+fn docker_cli() -> std::path::PathBuf {
+    ["/usr/bin/docker", "/usr/local/bin/docker"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "/usr/bin/docker".into())
+}
+
 /// A private dockerd (docker.io 20.10): its own daemon.json, data and exec roots,
 /// socket and pidfile; no iptables, no bridge, vfs, cgroupfs under a private cgroup
 /// parent. Stopped, and its files and cgroups removed, on drop.
@@ -827,12 +836,10 @@ struct Docker {
 
 impl Docker {
     fn start() -> Docker {
-        for bin in ["/usr/sbin/dockerd", "/usr/local/bin/docker"] {
-            assert!(
-                std::path::Path::new(bin).exists(),
-                "{bin} is needed (apt-get install docker.io)"
-            );
-        }
+        assert!(
+            std::path::Path::new("/usr/sbin/dockerd").exists() && docker_cli().exists(),
+            "dockerd and docker are needed (apt-get install docker.io)"
+        );
         let made_run_docker = !std::path::Path::new("/run/docker").exists();
         let dir = tempfile::Builder::new()
             .prefix("oxsv")
@@ -887,7 +894,7 @@ impl Docker {
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("/usr/local/bin/docker")
+        std::process::Command::new(docker_cli())
             .env("DOCKER_CONFIG", self.dir.path().join("cli"))
             .env_remove("DOCKER_CONTEXT")
             .arg("-H")
