@@ -302,6 +302,62 @@ mod tests {
     }
 
     #[test]
+    fn health_and_stop_flags() {
+        let mut argv = v(&[
+            "--id",
+            "x",
+            "--ctr-dir",
+            "/d",
+            "--bundle",
+            "/b",
+            "--runtime",
+            "r",
+            "--runtime-root",
+            "/r",
+            "--sync-fd",
+            "3",
+            "--stop-signal",
+            "2",
+            "--stop-timeout",
+            "-1",
+        ]);
+        let a = parse(&argv).unwrap();
+        assert_eq!((a.stop_signal, a.stop_timeout), (2, -1));
+        assert!(a.health.is_none());
+        argv.extend(v(&[
+            "--health-process",
+            "/d/p.json",
+            "--health-interval",
+            "1000000000",
+            "--health-timeout",
+            "5",
+            "--health-start-period",
+            "0",
+            "--health-start-interval",
+            "7",
+            "--health-retries",
+            "3",
+            "--health-on-failure",
+            "restart",
+        ]));
+        let h = parse(&argv).unwrap().health.unwrap();
+        assert_eq!(
+            (h.interval_ns, h.timeout_ns, h.start_interval_ns),
+            (1_000_000_000, 5, 7)
+        );
+        assert_eq!((h.retries, h.on_failure), (3, OnFailure::Restart));
+        let mut bad = argv.clone();
+        bad.extend(v(&["--health-on-failure", "reboot"]));
+        assert!(parse(&bad).unwrap_err().contains("--health-on-failure"));
+        let mut no_process = v(&["--health-interval", "1", "--health-timeout", "1"]);
+        no_process.splice(0..0, argv[..12].iter().cloned());
+        assert!(parse(&no_process).unwrap_err().contains("--health-process"));
+        let mut bad_sig = argv[..12].to_vec();
+        bad_sig.extend(v(&["--stop-signal", "99"]));
+        assert!(parse(&bad_sig).unwrap_err().contains("--stop-signal"));
+    }
+
+    #[test]
     fn errors_name_the_flag() {
         let base = [
             "--id",
