@@ -133,7 +133,14 @@ impl Engine {
             .db
             .get(&rec.id)?
             .ok_or_else(|| EngineError::NoSuchContainer(key.to_string()))?;
-        validate(p, rec.host_config.auto_remove)?;
+        // docker's update: its own wording for an --rm container.
+        if rec.host_config.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+            return Err(EngineError::Invalid(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        validate(p, false)?;
         rec.host_config.restart_policy = p.clone();
         self.db.update(&rec)?;
         if dir.join(POLICY_FILE).exists() || self.observe(&rec)?.status.is_running() {
