@@ -1117,3 +1117,59 @@ fn docker_agrees_on_restart_counts_states_and_health_transitions() {
     ox.ok(&["rm", "-f", "onf", "alw", "kil", "hc"]);
     ox.assert_clean();
 }
+
+#[test]
+fn kill_9_of_the_monitor_inside_a_restart_leaves_a_truthful_exited_container() {
+    // A runtime whose `create` hangs once `hang` exists: the monitor is caught in a
+    // restart, holding the container's lock, its new run not yet created.
+    let dir = tempfile::tempdir().unwrap();
+    let (hang, pidf, rt) = (
+        dir.path().join("hang"),
+        dir.path().join("pid"),
+        dir.path().join("rt"),
+    );
+    std::fs::write(
+        &rt,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = create ] && [ -e {h} ]; then echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 1000; fi\ndone\nexec {real} \"$@\"\n",
+            h = hang.display(),
+            p = pidf.display(),
+            real = helper_bins().0.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    clean_images_at_exit();
+    let ox = Ox::with_runtime(rt.to_str().unwrap()).pulled();
+    let id = ox.detached(
+        &["--name", "hang", "--restart", "always"],
+        &["sh", "-c", "sleep 1; exit 5"],
+    );
+    std::fs::write(&hang, b"").unwrap();
+    assert!(eventually(30, || pidf.exists()));
+    assert_eq!(status(&ox, "hang"), "restarting");
+    let mon: Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    kill_and_wait(&[mon["pid"].as_i64().unwrap() as i32]);
+    let creator: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill_and_wait(&[creator]);
+    let v = ox.inspect("hang");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 5);
+    assert!(
+        v["State"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("died while the container was restarting"),
+        "{v:#}"
+    );
+    // The lock died with the monitor: every verb works on it.
+    std::fs::remove_file(&hang).unwrap();
+    ox.ok(&["rm", "-f", "hang"]);
+    ox.assert_clean();
+}
