@@ -220,7 +220,10 @@ fn next_run(
         .and_then(|log| write_monitor_json(a, created.pid).map(|()| log))
         .and_then(|log| create::start_container(a).map(|()| log))
         .inspect_err(|_| create::delete_container(a))?;
-    write_restart_json(a, restarts.count, false, exit)?;
+    // The new run is started: a failure to say so must not end it.
+    if let Err(e) = write_restart_json(a, restarts.count, false, exit) {
+        eprintln!("oxcart-monitor: {}: {e}", a.id);
+    }
     relay
         .new_run(created.io, a.stdin, a.stdin_once, log, created.pid, &reaped)
         .map_err(|e| format!("setting up stdio: {e}"))?;
