@@ -138,23 +138,40 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             Some(e) => Err(format!("closing the log: {e}")),
             None => Ok(()),
         };
-        // Attached clients (`run` without -d) end with this run, as docker's do.
+        let delay = decide(a, &relay, &mut restarts, &exit, started.elapsed());
+        // The state files before the exit frame: an attached `run` that returns on
+        // it may be followed at once by an `inspect`, which must not see `running`.
+        let pending = match delay {
+            Some(d) => write_restart_json(a, restarts.count, true, &exit).map(|()| d),
+            None => Err(String::new()),
+        };
+        let Ok(delay) = pending else {
+            let error = pending.err().unwrap_or_default();
+            let exit = Exit { error, ..exit };
+            let result = write_exit_json(a, &exit).and(log_result);
+            // Attached clients (`run` without -d) end with the run, as docker's do.
+            relay.finish(exit.code, exit.oom_killed);
+            break (exit, result);
+        };
         relay.finish(exit.code, exit.oom_killed);
-        match next_run(a, &dir, &mut relay, &mut restarts, &exit, started.elapsed()) {
+        match restart_after(a, &dir, &mut relay, restarts.count, &exit, delay) {
             Ok(true) => {
                 oom_before = oom_counts(&a.oom_files);
                 started = Instant::now();
             }
-            Ok(false) => break (exit, log_result),
-            Err(msg) => {
-                // docker: a restart that fails to start leaves the container
-                // stopped with the error in State.Error.
-                let exit = Exit { error: msg, ..exit };
-                break (exit, log_result);
+            // Cancelled by the user during the backoff, or (docker) a restart that
+            // fails to start leaves the container stopped with the error in
+            // State.Error.
+            other => {
+                let exit = Exit {
+                    error: other.err().unwrap_or_default(),
+                    ..exit
+                };
+                let result = write_exit_json(a, &exit).and(log_result);
+                break (exit, result);
             }
         }
     };
-    let result = write_exit_json(a, &exit).and(result);
     if restarts.count > 0 {
         let _ = write_restart_json(a, restarts.count, false, &exit);
     }
@@ -174,28 +191,34 @@ pub struct Exit {
     error: String,
 }
 
-/// After a run's exit: the restart policy's decision, its backoff, and the next
-/// run (the runtime's delete, create and start with the same bundle: rootfs,
-/// volumes and network namespace stay). Ok(false): the container stays exited.
-fn next_run(
+/// After a run's exit: whether (and after how long) it runs again — the restart
+/// policy's decision, or podman's `--health-on-failure restart` (at once, and not
+/// counted as the policy's restart).
+fn decide(
     a: &Args,
-    dir: &CtrDir,
-    relay: &mut relay::Relay,
+    relay: &relay::Relay,
     restarts: &mut restart::Manager,
     exit: &Exit,
     ran: Duration,
-) -> Result<bool, String> {
+) -> Option<Duration> {
     let markers = restart::Markers::read(&a.ctr_dir);
-    // podman's --health-on-failure restart: at once, and not the policy's restart.
-    let delay = if relay.health_restart && !markers.canceled {
-        Some(Duration::ZERO)
-    } else {
-        restarts.should_restart(restart::Policy::read(&a.ctr_dir), exit.code, &markers, ran)
-    };
-    let Some(delay) = delay else {
-        return Ok(false);
-    };
-    write_restart_json(a, restarts.count, true, exit)?;
+    if relay.health_restart && !markers.canceled {
+        return Some(Duration::ZERO);
+    }
+    restarts.should_restart(restart::Policy::read(&a.ctr_dir), exit.code, &markers, ran)
+}
+
+/// The backoff, then the next run: the runtime's delete, create and start with the
+/// same bundle (rootfs, volumes and network namespace stay). Ok(false): a user's
+/// stop or kill cancelled it.
+fn restart_after(
+    a: &Args,
+    dir: &CtrDir,
+    relay: &mut relay::Relay,
+    count: u64,
+    exit: &Exit,
+    delay: Duration,
+) -> Result<bool, String> {
     let until = Instant::now() + delay;
     // A user's stop or kill during the backoff cancels it (docker's Cancel()).
     while relay
@@ -221,7 +244,7 @@ fn next_run(
         .and_then(|log| create::start_container(a).map(|()| log))
         .inspect_err(|_| create::delete_container(a))?;
     // The new run is started: a failure to say so must not end it.
-    if let Err(e) = write_restart_json(a, restarts.count, false, exit) {
+    if let Err(e) = write_restart_json(a, count, false, exit) {
         eprintln!("oxcart-monitor: {}: {e}", a.id);
     }
     relay

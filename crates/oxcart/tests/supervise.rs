@@ -98,7 +98,26 @@ fn on_failure_restarts_only_failures_and_stops_at_its_maximum() {
         v["RestartCount"] == 1 && v["State"]["Status"] == "running"
     });
     assert_ne!(v["State"]["Pid"].as_i64().unwrap() as i32, pid);
-    ox.ok(&["rm", "-f", "fails", "succeeds", "killed"]);
+    // An attached run returns the first run's code, as docker's CLI; the policy
+    // goes on in the background.
+    let o = ox.run(&[
+        "run",
+        "--name",
+        "att",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:1",
+        ox.image(),
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    until_inspect(&ox, "att", 30, |v| {
+        v["State"]["Status"] == "exited" && v["RestartCount"] == 1
+    });
+    ox.ok(&["rm", "-f", "fails", "succeeds", "killed", "att"]);
     ox.assert_clean();
 }
 
