@@ -1069,6 +1069,14 @@ fn docker_agrees_on_restart_counts_states_and_health_transitions() {
         theirs["State"]["Status"] == "restarting"
     }));
     assert_eq!(ours, rs(&theirs));
+    // `ps`: listed without -a, `Restarting (1) … ago` (the time varies).
+    let restarting = |out: String| {
+        out.lines()
+            .any(|l| l.starts_with("alw Restarting (1) ") && l.ends_with(" ago"))
+    };
+    let fmt = ["ps", "--format", "{{.Names}} {{.Status}}"];
+    assert!(eventually(60, || restarting(ox.ok(&fmt))));
+    assert!(eventually(60, || restarting(dk.ok(&fmt))));
     // A user's stop of a restarting container: exited, the last code, no restart.
     ox.ok(&["stop", "alw"]);
     dk.ok(&["stop", "alw"]);
