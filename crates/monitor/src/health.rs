@@ -382,7 +382,91 @@ pub fn go_duration(ns: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::go_duration;
+    use super::*;
+
+    fn health(dir: &Path, start_period_ns: u64) -> Health {
+        let cfg = HealthArgs {
+            process: dir.join("p.json"),
+            interval_ns: 1_000_000_000,
+            timeout_ns: 1_000_000_000,
+            start_period_ns,
+            start_interval_ns: 1_000_000,
+            retries: 2,
+            on_failure: OnFailure::Kill,
+        };
+        let mut h = Health::new(cfg, dir);
+        h.reset();
+        h
+    }
+
+    fn result(h: &mut Health, code: i32) {
+        h.record(code, "out", Timestamp::now(), Instant::now());
+    }
+
+    fn file(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(FILE))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn docker_handle_probe_result() {
+        let d = tempfile::tempdir().unwrap();
+        // Inside the start period a failure leaves it starting, with no streak.
+        let mut h = health(d.path(), 3_600_000_000_000);
+        result(&mut h, 1);
+        assert_eq!((h.status, h.streak), (Status::Starting, 0));
+        // While starting inside the period, the start interval applies.
+        assert_eq!(h.interval(), Duration::from_millis(1));
+        result(&mut h, 0);
+        assert_eq!((h.status, h.streak), (Status::Healthy, 0));
+        assert_eq!(h.interval(), Duration::from_secs(1));
+        // Once healthy, failures count even inside the period; `retries` of them
+        // make it unhealthy.
+        result(&mut h, 1);
+        assert_eq!((h.status, h.streak), (Status::Healthy, 1));
+        result(&mut h, 3);
+        assert_eq!((h.status, h.streak), (Status::Unhealthy, 2));
+        for _ in 0..4 {
+            result(&mut h, 0);
+        }
+        let lines = file(d.path());
+        assert_eq!(lines[0], r#"{"Status":"healthy","FailingStreak":0}"#);
+        assert_eq!(lines.len(), 1 + MAX_LOG, "the last five results");
+        // A new run starts again as starting and keeps the log (docker's Health.Log).
+        let h2 = Health::new(h.cfg.clone(), d.path());
+        assert_eq!(h2.log.len(), MAX_LOG);
+    }
+
+    #[test]
+    fn a_failure_turning_unhealthy_asks_for_the_action_once_and_output_is_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = health(d.path(), 0);
+        let probe = |h: &mut Health, big: bool| {
+            h.probe = Some(Probe {
+                pid: 0,
+                out: None,
+                buf: vec![b'x'; if big { MAX_OUTPUT } else { 1 }],
+                truncated: big,
+                start: Timestamp::now(),
+                start_at: Instant::now(),
+                deadline: Instant::now(),
+                timed_out: false,
+            });
+        };
+        // Exit status 1 << 8: exit code 1.
+        probe(&mut h, true);
+        assert_eq!(h.finished(1 << 8), None);
+        probe(&mut h, false);
+        assert_eq!(h.finished(1 << 8), Some(OnFailure::Kill));
+        probe(&mut h, false);
+        assert_eq!(h.finished(1 << 8), None, "already unhealthy");
+        let first = file(d.path())[1].clone();
+        let v: Vec<&str> = first.split("\"Output\":\"").collect();
+        assert_eq!(v[1], format!("{}...\"}}", "x".repeat(MAX_OUTPUT)));
+    }
 
     #[test]
     fn durations_print_as_go() {

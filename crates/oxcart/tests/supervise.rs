@@ -581,12 +581,32 @@ fn health_on_failure_restart_restarts_it_and_kill_ends_it_for_good() {
         ],
         &["sleep", "1000"],
     );
+    ox.detached(
+        &[
+            "--name",
+            "hs",
+            "--restart",
+            "always",
+            "--health-cmd",
+            "test ! -e /dev/shm/bad",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-on-failure",
+            "stop",
+            "--stop-timeout",
+            "1",
+        ],
+        &["sleep", "1000"],
+    );
     until_inspect(&ox, "hr", 30, |v| {
         v["State"]["Health"]["Status"] == "healthy"
     });
     let before = state(&ox, "hr");
-    ox.ok(&["exec", "hr", "touch", "/dev/shm/bad"]);
-    ox.ok(&["exec", "hk", "touch", "/dev/shm/bad"]);
+    for n in ["hr", "hk", "hs"] {
+        ox.ok(&["exec", n, "touch", "/dev/shm/bad"]);
+    }
     let v = until_inspect(&ox, "hr", 30, |v| {
         v["State"]["StartedAt"] != before["StartedAt"]
             && v["State"]["Health"]["Status"] == "healthy"
@@ -600,7 +620,14 @@ fn health_on_failure_restart_restarts_it_and_kill_ends_it_for_good() {
     std::thread::sleep(std::time::Duration::from_millis(800));
     assert_eq!(status(&ox, "hk"), "exited");
     assert_eq!(restarts(&ox, "hk"), 0);
-    ox.ok(&["rm", "-f", "hr", "hk"]);
+    // stop: the stop signal, SIGKILL after the stop timeout (sleep ignores SIGTERM
+    // as a namespace's init), and no restart either.
+    let v = until_inspect(&ox, "hs", 30, |v| v["State"]["Status"] == "exited");
+    assert_eq!(
+        (v["State"]["ExitCode"].as_i64(), v["RestartCount"].as_i64()),
+        (Some(137), Some(0))
+    );
+    ox.ok(&["rm", "-f", "hr", "hk", "hs"]);
     ox.assert_clean();
 }
 
