@@ -231,9 +231,10 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep)) => (
+            Some((path, ep, embedded_dns)) => (
                 crate::spec::NetNs::Path(path),
                 Some(etcfiles::OwnAddr {
+                    embedded_dns,
                     ip: ep.ip,
                     gateway: ep.network.gateway.parse().map_err(|_| {
                         EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))

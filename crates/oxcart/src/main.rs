@@ -215,6 +215,9 @@ enum Cmd {
     /// The userland proxy of a container's published ports (started by `run`)
     #[command(hide = true, name = "network-proxy")]
     NetworkProxy { spec: String, pidfile: PathBuf },
+    /// The DNS resolver of an engine root's user networks (started on demand)
+    #[command(hide = true, name = "network-dns")]
+    NetworkDns { runroot: PathBuf },
     /// Manage networks
     Network {
         #[command(subcommand)]
@@ -578,6 +581,9 @@ fn run(cli: &Cli) -> Result<i32> {
         }
         Cmd::NetworkProxy { spec, pidfile } => {
             oxcart_engine::network::proxy_main(spec, pidfile)?;
+        }
+        Cmd::NetworkDns { runroot } => {
+            oxcart_engine::network::resolver::main(runroot)?;
         }
         Cmd::Completion { shell } => {
             use clap::CommandFactory;

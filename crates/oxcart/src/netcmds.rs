@@ -68,7 +68,7 @@ pub enum NetworkCmd {
     },
     /// Connect a container to a network
     Connect {
-        /// Add a network-scoped alias (needs DNS: not supported yet)
+        /// Add a network-scoped alias for the container
         #[arg(long = "alias")]
         alias: Vec<String>,
         /// IPv4 address (not supported yet)
@@ -171,15 +171,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             network,
             container,
         } => {
-            if !alias.is_empty() {
-                bail!("network connect --alias: DNS between containers is not supported yet");
-            }
             if ip.is_some() {
                 bail!("network connect --ip: a chosen address is not supported yet");
             }
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            nets.connect(&rec.id, &rec.host_config.network_mode, network)?;
+            nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
         }
         NetworkCmd::Disconnect {
             force: _,

@@ -269,6 +269,24 @@ impl Ox {
         let rt = self.runroot().join("runtime");
         let states: Vec<_> = walk_dirs(&rt);
         assert!(states.is_empty(), "runtime state left: {states:?}");
+        // No DNS resolver of this root (it exits with the last container on a user
+        // network), nor its socket, pid file or records.
+        let dns = self.runroot().join("dns");
+        assert!(
+            !dns.exists(),
+            "resolver state left: {:?}",
+            std::fs::read_dir(&dns).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        let mut me = b"network-dns\0".to_vec();
+        me.extend_from_slice(self.runroot().as_os_str().as_encoded_bytes());
+        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+            let c = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            assert!(
+                !c.windows(me.len()).any(|w| w == me.as_slice()),
+                "resolver process left: {:?}",
+                p.file_name()
+            );
+        }
     }
 }
 
