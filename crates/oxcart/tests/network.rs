@@ -458,6 +458,7 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
         &["run", "--rm", "--ip", "172.17.0.9", ox.image(), "true"],
     );
     assert!(e.contains("user defined networks only"), "{e}");
+    // --network-alias: user networks only (docker's error), nothing left behind.
     let e = ox.fail(
         125,
         &[
@@ -466,12 +467,18 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
             "--network-alias",
             "x",
             "--network",
-            "lab",
+            "none",
             ox.image(),
             "true",
         ],
     );
-    assert!(e.contains("not supported yet"), "{e}");
+    assert!(
+        e.contains(
+            "network-scoped alias is supported only for containers in user defined networks"
+        ),
+        "{e}"
+    );
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
     assert_eq!(
         ox.ok(&["network", "prune", "-f"]),
         "Deleted Networks:\nlab\n"
@@ -955,7 +962,15 @@ fn sleeper(ox: &Ox, name: &str, dns: &str, extra: &[&str]) -> String {
 }
 
 fn resolver_pid(ox: &Ox) -> Option<i32> {
-    let s = std::fs::read_to_string(ox.runroot().join("dns/resolver.pid")).ok()?;
+    pid_in(ox, "resolver.pid")
+}
+
+fn worker_pid(ox: &Ox) -> Option<i32> {
+    pid_in(ox, "worker.pid")
+}
+
+fn pid_in(ox: &Ox, file: &str) -> Option<i32> {
+    let s = std::fs::read_to_string(ox.runroot().join("dns").join(file)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&s).ok()?;
     v["pid"].as_i64().map(|p| p as i32)
 }
@@ -986,7 +1001,7 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
     let rc = ox.ok(&["exec", "cli", "cat", "/etc/resolv.conf"]);
     assert_eq!(rc, "nameserver 127.0.0.11\noptions ndots:0\n");
     for name in ["srv", "web", "WWW", short, "srv.names"] {
-        assert_eq!(lookup(&ox, "cli", name), [ip.clone()], "{name}");
+        assert_eq!(lookup(&ox, "cli", name), [ip.as_str()], "{name}");
     }
     // TCP by name (busybox resolves through the libc of the host, mounted read-only).
     let libs = [
@@ -1040,7 +1055,7 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
     // The resolver binds nothing on the host: port 53 is in the containers only.
     let ss =
         String::from_utf8(Command::new("ss").args(["-Hlnup"]).output().unwrap().stdout).unwrap();
-    let pid = resolver_pid(&ox).expect("a resolver runs");
+    let pid = worker_pid(&ox).expect("a resolver runs");
     assert!(!ss.contains(&format!("pid={pid},")), "{ss}");
     // The default bridge has no name resolution (docker): no alias, no 127.0.0.11.
     let e = ox.fail(
@@ -1083,13 +1098,13 @@ fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
     // connect --alias of a running container: it resolves na's names, and na's
     // containers resolve it by name and alias.
     ox.ok(&["network", "connect", "--alias", "bee", "na", "b1"]);
-    assert_eq!(lookup(&ox, "b1", "a1"), [a1.clone()]);
+    assert_eq!(lookup(&ox, "b1", "a1"), [a1.as_str()]);
     let b1_on_na = ox.inspect("b1")["NetworkSettings"]["Networks"]["na"]["IPAddress"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(lookup(&ox, "a1", "bee"), [b1_on_na.clone()]);
-    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.clone()]);
+    assert_eq!(lookup(&ox, "a1", "bee"), [b1_on_na.as_str()]);
+    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.as_str()]);
     assert_eq!(
         ox.inspect("b1")["NetworkSettings"]["Networks"]["na"]["Aliases"],
         serde_json::json!(["bee"])
@@ -1100,12 +1115,23 @@ fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
     assert_eq!(lookup(&ox, "a1", "a2"), [a2]);
     ox.ok(&["rm", "-f", "a2"]);
     assert!(lookup(&ox, "a1", "a2").is_empty());
-    // kill -9 of the resolver: lookups fail (nothing answers on 127.0.0.11) until
-    // the next network change of this root restarts it, which serves every running
-    // container again.
-    let pid = resolver_pid(&ox).expect("a resolver runs");
+    // kill -9 of the serving worker: its supervisor starts a new one, which binds
+    // every running container's socket again, with no command run.
+    let w = worker_pid(&ox).expect("a resolver worker runs");
     // SAFETY: a pid the engine recorded for this test's root.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    unsafe { libc::kill(w, libc::SIGKILL) };
+    assert!(eventually(20, || worker_pid(&ox).is_some_and(|p| p != w)));
+    assert!(eventually(20, || lookup(&ox, "a1", "b1") == [b1_on_na.clone()]));
+    // kill -9 of supervisor and worker: lookups fail (nothing answers on
+    // 127.0.0.11) until the next network change of this root starts a resolver,
+    // which serves every running container again.
+    let pid = resolver_pid(&ox).expect("a resolver runs");
+    let w = worker_pid(&ox).unwrap();
+    // SAFETY: pids the engine recorded for this test's root.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::kill(w, libc::SIGKILL);
+    }
     assert!(eventually(10, || lookup(&ox, "a1", "b1").is_empty()));
     let out = ox.ok(&[
         "run",
@@ -1122,7 +1148,7 @@ fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
     ]);
     assert!(out.contains(&a1), "{out}");
     assert_ne!(resolver_pid(&ox), Some(pid));
-    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.clone()]);
+    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.as_str()]);
     // disconnect: b1 no longer resolves na's names, nor na's containers b1.
     ox.ok(&["network", "disconnect", "na", "b1"]);
     assert!(lookup(&ox, "b1", "a1").is_empty());

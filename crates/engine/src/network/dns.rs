@@ -279,9 +279,7 @@ impl Networks {
             let _ = std::fs::remove_file(&file);
             // The resolver exits on this reload; nothing to start if none runs.
             let _ = ask_reload(&dir);
-            let _ = std::fs::remove_file(dir.join(CTL));
-            let _ = std::fs::remove_file(dir.join(PIDFILE));
-            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
             return Ok(());
         }
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -317,6 +315,7 @@ impl Networks {
 /// The resolver's control socket and pid file in `<runroot>/dns/`.
 pub const CTL: &str = "ctl.sock";
 pub const PIDFILE: &str = "resolver.pid";
+pub const WORKER_PIDFILE: &str = "worker.pid";
 
 enum Reply {
     Ok,
@@ -343,10 +342,15 @@ fn ask_reload(dir: &Path) -> std::io::Result<Reply> {
     }
 }
 
-/// After `bye`: wait until the resolver process is gone, so the command that removed
-/// the last container leaves no process behind.
+/// After `bye`: wait until the worker and then its supervisor are gone, so the
+/// command that removed the last container leaves no process behind.
 fn wait_exit(dir: &Path) {
-    let Some(pid) = std::fs::read_to_string(dir.join(PIDFILE))
+    wait_pidfile(&dir.join(WORKER_PIDFILE));
+    wait_pidfile(&dir.join(PIDFILE));
+}
+
+fn wait_pidfile(path: &Path) {
+    let Some(pid) = std::fs::read_to_string(path)
         .ok()
         .and_then(|s| serde_json::from_str::<super::ProxyPid>(&s).ok())
     else {

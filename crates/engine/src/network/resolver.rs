@@ -13,7 +13,7 @@
 //! control socket (`<runroot>/dns/ctl.sock`), answering `ok` once every container's
 //! sockets exist, and exits (answering `bye`) when no container needs it.
 
-use super::dns::{CtrRecord, Records, CTL, PIDFILE, RESOLVER_IP};
+use super::dns::{CtrRecord, Records, CTL, PIDFILE, RESOLVER_IP, WORKER_PIDFILE};
 use super::{NetworkError, ProxyPid};
 use simple_dns::rdata::{RData, A, PTR};
 use simple_dns::{Name, Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
@@ -43,7 +43,7 @@ struct NetView {
 
 struct CtrView {
     rec: CtrRecord,
-    servers: Vec<IpAddr>,
+    servers: Vec<SocketAddr>,
     /// The container's namespace, for `--dns` servers asked from inside it.
     netns: Option<Arc<OwnedFd>>,
 }
@@ -75,11 +75,112 @@ fn fail(e: impl std::fmt::Display) -> NetworkError {
     NetworkError::Invalid(format!("network-dns: {e}"))
 }
 
-/// The process's entry point.
+/// `oxcart network-dns RUNROOT`: the supervisor. It starts the worker (the process
+/// that serves), passes its first report on to the command that started it, and
+/// starts a new worker whenever one dies other than by its own exit (a `kill -9`, a
+/// crash), so running containers lose name resolution only for the moment the new
+/// one needs to bind their sockets again. It exits with the worker's clean exit.
 pub fn main(runroot: &Path) -> Result<(), NetworkError> {
     let dir = runroot.join("dns");
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    write_pid(&dir.join(PIDFILE))?;
     let mut out = std::io::stdout();
-    let ctl = match start(runroot, &dir) {
+    let (mut child, line) = spawn_worker(runroot)?;
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    to_dev_null();
+    if line != "ready" && !line.starts_with("failed:") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(fail(line));
+    }
+    let mut restarts: Vec<std::time::Instant> = Vec::new();
+    loop {
+        match child.wait() {
+            Ok(st) if st.code() == Some(0) => return Ok(()),
+            _ => {}
+        }
+        if !dir.join("records.json").exists() {
+            return Ok(());
+        }
+        // A worker that keeps dying is not restarted for ever: five in ten seconds
+        // and the next engine command (which starts a resolver when none answers)
+        // gets to report why.
+        let now = std::time::Instant::now();
+        restarts.retain(|t| now.duration_since(*t) < Duration::from_secs(10));
+        if restarts.len() >= 5 {
+            let _ = std::fs::remove_file(dir.join(CTL));
+            return Err(fail("the worker keeps dying"));
+        }
+        restarts.push(now);
+        std::thread::sleep(Duration::from_millis(50));
+        // Under the host network lock, as an engine command starts one: no command
+        // talks to a half-started worker or starts a second one meanwhile.
+        let _lock = super::HostLock::take()?;
+        // A command found no worker answering and started a whole new resolver
+        // meanwhile: it serves; this supervisor is done.
+        if !dir.join("records.json").exists() || worker_answers(&dir) {
+            return Ok(());
+        }
+        let (c, _) = spawn_worker(runroot)?;
+        child = c;
+    }
+}
+
+fn worker_answers(dir: &Path) -> bool {
+    UnixStream::connect(dir.join(CTL))
+        .and_then(|mut s| s.write_all(b"ping\n"))
+        .is_ok()
+}
+
+fn write_pid(path: &Path) -> Result<(), NetworkError> {
+    let pid = std::process::id() as i32;
+    let me = ProxyPid {
+        pid,
+        start_time: super::start_time(pid).unwrap_or(0),
+    };
+    let json = serde_json::to_vec(&me).map_err(fail)?;
+    crate::etcfiles::write_atomic(path, &json).map_err(fail)
+}
+
+/// Nothing reads our stdout after the report: point it at /dev/null so the pipe
+/// closes and a late write cannot fail.
+fn to_dev_null() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 of an fd we own onto stdout.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}
+
+/// Start a worker (`oxcart network-dns --worker RUNROOT`) and read its report.
+fn spawn_worker(runroot: &Path) -> Result<(std::process::Child, String), NetworkError> {
+    let exe = std::fs::read_link("/proc/self/exe").map_err(fail)?;
+    let mut child = std::process::Command::new(&exe)
+        .arg("network-dns")
+        .arg("--worker")
+        .arg(runroot)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(fail)?;
+    let mut line = String::new();
+    if let Some(o) = child.stdout.take() {
+        let _ = BufReader::new(o).read_line(&mut line);
+    }
+    let line = match line.trim() {
+        "" => "error: the resolver worker exited without a report".to_string(),
+        l => l.to_string(),
+    };
+    Ok((child, line))
+}
+
+/// `oxcart network-dns --worker RUNROOT`: the process that serves.
+pub fn worker_main(runroot: &Path) -> Result<(), NetworkError> {
+    let dir = runroot.join("dns");
+    let mut out = std::io::stdout();
+    let (ctl, _lock) = match start(&dir) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
@@ -97,7 +198,6 @@ pub fn main(runroot: &Path) -> Result<(), NetworkError> {
     if r.bound.is_empty() && errs.is_empty() {
         // Nobody needs us (the last container went while we started).
         let _ = std::fs::remove_file(dir.join(CTL));
-        let _ = std::fs::remove_file(dir.join(PIDFILE));
         let _ = writeln!(out, "ready");
         return Ok(());
     }
@@ -106,45 +206,42 @@ pub fn main(runroot: &Path) -> Result<(), NetworkError> {
         false => writeln!(out, "failed: {}", errs.join("; ")),
     };
     let _ = out.flush();
-    // Nothing reads our stdout from here on: point it at /dev/null so the pipe closes.
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        // SAFETY: dup2 of an fd we own onto stdout.
-        unsafe { libc::dup2(null.as_raw_fd(), 1) };
-    }
+    to_dev_null();
     r.serve(ctl)
 }
 
-fn start(runroot: &Path, dir: &Path) -> Result<UnixListener, NetworkError> {
+fn start(dir: &Path) -> Result<(UnixListener, crate::lock::FileLock), NetworkError> {
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let pid = std::process::id() as i32;
-    let me = ProxyPid {
-        pid,
-        start_time: super::start_time(pid).unwrap_or(0),
-    };
-    let json = serde_json::to_vec(&me).map_err(fail)?;
-    crate::etcfiles::write_atomic(&dir.join(PIDFILE), &json).map_err(fail)?;
+    // One worker per root: a second one (a supervisor restarting its worker while a
+    // command started a new resolver) would find every container's port taken.
+    let lock = crate::lock::FileLock::try_acquire(&dir.join("worker.lock"))
+        .map_err(fail)?
+        .ok_or_else(|| fail("another resolver worker of this root is running"))?;
+    write_pid(&dir.join(WORKER_PIDFILE))?;
     let ctl = dir.join(CTL);
-    // A killed resolver's socket file: we are started under the host lock, so no
-    // other resolver of this root is starting.
+    // A killed worker's socket file: workers are started under the host lock, so no
+    // other one of this root is starting.
     let _ = std::fs::remove_file(&ctl);
     let l = UnixListener::bind(&ctl).map_err(|e| fail(format!("{}: {e}", ctl.display())))?;
-    let _ = runroot;
-    Ok(l)
+    Ok((l, lock))
 }
 
 /// Make a container's sockets inside its namespace: a thread enters it, binds, and
 /// ends; the sockets stay in that namespace.
 fn bind_in(ns_path: &Path) -> std::io::Result<Bound> {
-    let ns: OwnedFd = std::fs::File::open(ns_path)?.into();
-    let (udp, tcp) = std::thread::scope(|s| {
-        s.spawn(|| -> std::io::Result<(UdpSocket, TcpListener)> {
+    let file: OwnedFd = std::fs::File::open(ns_path)?.into();
+    let (udp, tcp, ns) = std::thread::scope(|s| {
+        s.spawn(|| -> std::io::Result<(UdpSocket, TcpListener, OwnedFd)> {
             // SAFETY: setns on an fd we own; it moves only this short-lived thread.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             let u = UdpSocket::bind((RESOLVER_IP, 53))?;
             let t = TcpListener::bind((RESOLVER_IP, 53))?;
-            Ok((u, t))
+            // The namespace as /proc names it, kept for `--dns` forwarding: an open
+            // fd of the bind-mounted file would keep that mount busy.
+            let ns: OwnedFd = std::fs::File::open("/proc/thread-self/ns/net")?.into();
+            Ok((u, t, ns))
         })
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("namespace thread panicked")))
@@ -212,6 +309,7 @@ impl Resolver {
                 .servers
                 .iter()
                 .filter_map(|s| s.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
                 .take(MAX_UPSTREAMS)
                 .collect();
             let netns = self.bound.get(&c.id).map(|b| b.netns.clone());
@@ -542,7 +640,7 @@ fn forward(snap: &Snapshot, id: &str, q: &[u8], tcp: bool) -> Option<Vec<u8>> {
         } else {
             None
         };
-        let to = SocketAddr::new(*s, 53);
+        let to = *s;
         let r = if tcp {
             exchange_tcp(ns, to, q)
         } else {
@@ -626,7 +724,6 @@ mod tests {
             bound: HashMap::new(),
             inflight: Arc::default(),
         };
-        let _ = &mut r;
         let recs = Records {
             networks: vec![
                 NetRecord {
@@ -664,7 +761,7 @@ mod tests {
         r.dir = dir.path().to_path_buf();
         r.runroot = dir.path().to_path_buf();
         assert!(r.reload().is_empty());
-        let s = r.snapshot();
+        let s = std::mem::take(&mut *r.shared.write().unwrap());
         Arc::try_unwrap(s).ok().unwrap()
     }
 
@@ -699,7 +796,8 @@ mod tests {
         }
         // db is on a network the container is not on: not answered here. With
         // ndots set, a single-label name is answered empty, not forwarded.
-        let p = Packet::parse(&reply(answer(&s, "c", &query("db", TYPE::A), true))).unwrap();
+        let r = reply(answer(&s, "c", &query("db", TYPE::A), true));
+        let p = Packet::parse(&r).unwrap();
         assert!(p.answers.is_empty());
         assert!(matches!(
             answer(&s, "c", &query("db.back", TYPE::A), true),
@@ -713,11 +811,81 @@ mod tests {
         ));
         let p = Packet::parse(&r).unwrap();
         assert!(matches!(&p.answers[0].rdata, RData::PTR(n) if n.0.to_string() == "web.front"));
-        let p = Packet::parse(&reply(answer(&s, "c", &query("web", TYPE::AAAA), true))).unwrap();
+        let r = reply(answer(&s, "c", &query("web", TYPE::AAAA), true));
+        let p = Packet::parse(&r).unwrap();
         assert!(p.answers.is_empty());
         assert!(matches!(
             answer(&s, "c", &query("example.com", TYPE::A), true),
             Outcome::Forward
         ));
+    }
+
+    /// Host-side forwarding (the host's resolvers, loopback ones included): the
+    /// first upstream that answers other than SERVFAIL, verbatim; never for a
+    /// container whose networks are all `--internal`.
+    #[test]
+    fn forwards_to_the_host_side_servers_in_turn() {
+        let failing = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let good = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (fa, ga) = (failing.local_addr().unwrap(), good.local_addr().unwrap());
+        let serve = |s: UdpSocket, rcode: RCODE| {
+            std::thread::spawn(move || {
+                let mut b = [0u8; 512];
+                while let Ok((n, from)) = s.recv_from(&mut b) {
+                    let q = Packet::parse(&b[..n]).unwrap();
+                    let mut r = Packet::new_reply(q.id());
+                    *r.rcode_mut() = rcode;
+                    r.questions = q.questions.clone();
+                    if rcode == RCODE::NoError {
+                        r.answers.push(ResourceRecord::new(
+                            q.questions[0].qname.clone(),
+                            CLASS::IN,
+                            5,
+                            RData::A(A {
+                                address: 0xc0000201,
+                            }),
+                        ));
+                    }
+                    s.send_to(&r.build_bytes_vec().unwrap(), from).unwrap();
+                }
+            })
+        };
+        serve(failing, RCODE::ServerFailure);
+        serve(good, RCODE::NoError);
+        let mut s = Snapshot::default();
+        let rec = CtrRecord {
+            id: "c".into(),
+            networks: vec![],
+            servers: vec![],
+            servers_in_container: false,
+            external: true,
+            ndots_set: false,
+        };
+        s.ctrs.insert(
+            "c".into(),
+            CtrView {
+                rec: rec.clone(),
+                servers: vec![fa, ga],
+                netns: None,
+            },
+        );
+        let q = query("ext.test", TYPE::A);
+        let r = forward(&s, "c", &q, false).expect("an answer");
+        let p = Packet::parse(&r).unwrap();
+        assert_eq!(p.id(), 7);
+        assert!(matches!(&p.answers[0].rdata, RData::A(a) if a.address == 0xc0000201));
+        // Only --internal networks: the host's servers are not asked.
+        s.ctrs.insert(
+            "c".into(),
+            CtrView {
+                rec: CtrRecord {
+                    external: false,
+                    ..rec
+                },
+                servers: vec![ga],
+                netns: None,
+            },
+        );
+        assert!(forward(&s, "c", &q, false).is_none());
     }
 }

@@ -277,12 +277,12 @@ impl Ox {
             "resolver state left: {:?}",
             std::fs::read_dir(&dns).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
         );
-        let mut me = b"network-dns\0".to_vec();
-        me.extend_from_slice(self.runroot().as_os_str().as_encoded_bytes());
+        let me = self.runroot().as_os_str().as_encoded_bytes().to_vec();
+        let has = |c: &[u8], w: &[u8]| c.windows(w.len()).any(|x| x == w);
         for p in std::fs::read_dir("/proc").unwrap().flatten() {
             let c = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
             assert!(
-                !c.windows(me.len()).any(|w| w == me.as_slice()),
+                !(has(&c, b"network-dns\0") && has(&c, &me)),
                 "resolver process left: {:?}",
                 p.file_name()
             );
