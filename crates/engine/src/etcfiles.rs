@@ -180,3 +180,25 @@ pub fn write_all(ctr_dir: &Path, rec: &Record, own: Option<OwnAddr>) -> Result<(
         resolv_conf_for(rec, &host_resolv, own.is_some_and(|o| o.embedded_dns)).as_bytes(),
     )
 }
+
+/// After `network connect` of a running container to a user network: docker's
+/// `rebuildDNS` points its resolv.conf at the embedded resolver. Written in place (the
+/// file is bind-mounted into the container: a rename would not reach it), and only
+/// when it is still what the engine wrote (docker leaves a file the user changed).
+pub fn switch_to_embedded_dns(ctr_dir: &Path, rec: &Record) -> Result<()> {
+    let p = ctr_dir.join("resolv.conf");
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Ok(cur) = std::fs::read_to_string(&p) else {
+        return Ok(());
+    };
+    if cur != legacy_resolv_conf(rec, &host) {
+        return Ok(());
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(resolv_conf_for(rec, &host, true).as_bytes()))
+        .map_err(io_err(&p))
+}

@@ -176,7 +176,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             }
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
+            let n = nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
+            // A running container on the default bridge joining a user network now
+            // asks the resolver (docker rewrites its resolv.conf the same way).
+            if n.name != DEFAULT_NETWORK && nets.netns_path(&rec.id).exists() {
+                oxcart_engine::etcfiles::switch_to_embedded_dns(&e.ctr_dir(&rec.id), &rec)?;
+            }
         }
         NetworkCmd::Disconnect {
             force: _,

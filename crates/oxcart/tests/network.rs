@@ -1038,6 +1038,19 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
     a.extend_from_slice(&libs);
     a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", ask]);
     assert_eq!(ox.ok(&a).trim(), "udp:hi");
+    // --network container:cli shares cli's resolv.conf and so its resolver's answers.
+    let o = ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:cli",
+        ox.image(),
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "web",
+    ]);
+    assert!(o.contains(&format!("Address: {ip}")), "{o}");
     // PTR: the container's name and network (docker's `name.network`).
     let o = ox.ok(&["exec", "cli", "busybox", "nslookup", &ip]);
     assert!(o.contains("name = srv.names"), "{o}");
@@ -1109,6 +1122,14 @@ fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
         ox.inspect("b1")["NetworkSettings"]["Networks"]["na"]["Aliases"],
         serde_json::json!(["bee"])
     );
+    // A running container on the default bridge connected to a user network asks the
+    // resolver from then on (docker rewrites its resolv.conf).
+    sleeper(&ox, "br", &dns.addr, &[]);
+    ox.ok(&["network", "connect", "na", "br"]);
+    let rc = ox.ok(&["exec", "br", "cat", "/etc/resolv.conf"]);
+    assert_eq!(rc, "nameserver 127.0.0.11\noptions ndots:0\n");
+    assert_eq!(lookup(&ox, "br", "a1"), [a1.as_str()]);
+    ox.ok(&["rm", "-f", "br"]);
     // A container leaving takes its names along.
     sleeper(&ox, "a2", &dns.addr, &["--network", "na"]);
     let a2 = ox.ip_of("a2");
