@@ -1038,6 +1038,12 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
     a.extend_from_slice(&libs);
     a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", ask]);
     assert_eq!(ox.ok(&a).trim(), "udp:hi");
+    // DNS over TCP too (what a client does after a truncated UDP answer).
+    let tcpq = "import socket,struct\nq=struct.pack('>HHHHHH',9,256,1,0,0,0)+b'\\x03www\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('127.0.0.11',53))\ns.sendall(struct.pack('>H',len(q))+q)\nr=s.recv(2);r=s.recv(struct.unpack('>H',r)[0])\nprint(struct.unpack('>H',r[6:8])[0],'.'.join(map(str,r[-4:])))\n";
+    let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
+    a.extend_from_slice(&libs);
+    a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", tcpq]);
+    assert_eq!(ox.ok(&a).trim(), format!("1 {ip}"));
     // --network container:cli shares cli's resolv.conf and so its resolver's answers.
     let o = ox.ok(&[
         "run",

@@ -31,7 +31,8 @@ use std::time::Duration;
 const TTL: u32 = 600;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(4);
 const MAX_UPSTREAMS: usize = 3;
-/// Forwarded queries in flight at once; more are refused (docker: 1024).
+/// Forwarded UDP queries and TCP connections in flight at once (a thread each); more
+/// are refused (docker: 1024 forwarded queries).
 const MAX_FORWARDS: usize = 256;
 
 /// One network's names: lower-cased name → addresses, address → PTR name.
@@ -445,8 +446,17 @@ impl Resolver {
     fn on_tcp(&self, id: &str) {
         let Some(b) = self.bound.get(id) else { return };
         let Ok((s, _)) = b.tcp.accept() else { return };
-        let (shared, id) = (self.shared.clone(), id.to_string());
-        std::thread::spawn(move || tcp_conn(s, &shared, &id));
+        // A thread per connection, so a bounded number: a container opening
+        // connections by the thousand must not starve the others' resolution.
+        if self.inflight.fetch_add(1, Ordering::SeqCst) >= MAX_FORWARDS {
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
+            return; // dropped: the client sees the connection closed
+        }
+        let (shared, id, inflight) = (self.shared.clone(), id.to_string(), self.inflight.clone());
+        std::thread::spawn(move || {
+            tcp_conn(s, &shared, &id);
+            inflight.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 
