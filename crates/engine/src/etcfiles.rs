@@ -202,3 +202,49 @@ pub fn switch_to_embedded_dns(ctr_dir: &Path, rec: &Record) -> Result<()> {
         .and_then(|mut f| f.write_all(resolv_conf_for(rec, &host, true).as_bytes()))
         .map_err(io_err(&p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(dns_options: &[&str]) -> Record {
+        let mut hc = crate::types::HostConfig {
+            network_mode: "net".into(),
+            ..Default::default()
+        };
+        hc.dns_options = dns_options.iter().map(|s| s.to_string()).collect();
+        Record {
+            id: "0123456789abcdef".repeat(4),
+            name: "c".into(),
+            created: String::new(),
+            image_id: String::new(),
+            config: Default::default(),
+            host_config: hc,
+            path: String::new(),
+            args: Vec::new(),
+            runtime: String::new(),
+            history: Default::default(),
+            volumes: Vec::new(),
+        }
+    }
+
+    /// docker 20.10's rebuildDNS: search kept, only 127.0.0.11, ndots:0 added unless
+    /// an ndots is set (the host's or the user's).
+    #[test]
+    fn a_user_network_container_asks_the_embedded_resolver() {
+        let host = "search corp.example\nnameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(
+            resolv_conf_for(&rec(&[]), host, true),
+            "search corp.example\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
+        );
+        assert_eq!(
+            resolv_conf_for(&rec(&["ndots:2"]), host, true),
+            "search corp.example\nnameserver 127.0.0.11\noptions ndots:2\n"
+        );
+        // The default bridge: the host's, loopback resolvers dropped (docker's fallback).
+        assert_eq!(
+            resolv_conf_for(&rec(&[]), host, false),
+            "search corp.example\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
+        );
+    }
+}
