@@ -219,41 +219,11 @@ impl Networks {
         }
         out.networks.retain(|n| !n.endpoints.is_empty());
         ctrs.sort();
-        for (id, mut networks, external) in ctrs {
-            let Some(rec) = recs.get(&id) else { continue };
-            let hc = &rec.host_config;
-            // Its --network first: docker answers from the first network knowing a name.
-            if let Some(p) = super::network_of_mode(&hc.network_mode) {
-                if let Some(i) = networks.iter().position(|nid| {
-                    nets.iter()
-                        .any(|n| n.id == *nid && (n.name == p || n.id == p))
-                }) {
-                    let first = networks.remove(i);
-                    networks.insert(0, first);
-                }
+        for (id, networks, external) in ctrs {
+            if let Some(rec) = recs.get(&id) {
+                out.containers
+                    .push(ctr_record(rec, networks, external, &nets, &host));
             }
-            let options = if hc.dns_options.is_empty() {
-                host_options(&host)
-            } else {
-                hc.dns_options.clone()
-            };
-            let (servers, in_ctr) = if hc.dns.is_empty() {
-                (nameservers(&host), false)
-            } else {
-                (hc.dns.clone(), true)
-            };
-            out.containers.push(CtrRecord {
-                id,
-                networks,
-                servers: servers
-                    .into_iter()
-                    // Never ourselves (docker's filterExtServers).
-                    .filter(|s| !(in_ctr && s == &RESOLVER_IP.to_string()))
-                    .collect(),
-                servers_in_container: in_ctr,
-                external,
-                ndots_set: has_ndots(&options),
-            });
         }
         Ok(out)
     }
@@ -309,6 +279,50 @@ impl Networks {
             nets.iter()
                 .any(|n| n.id == l.network_id && n.name != DEFAULT_NETWORK)
         }))
+    }
+}
+
+/// What the resolver needs of one container: its user networks (its `--network`
+/// first), its upstream servers and where to ask them, whether it may go out.
+fn ctr_record(
+    rec: &crate::record::Record,
+    mut networks: Vec<String>,
+    external: bool,
+    nets: &[Network],
+    host: &str,
+) -> CtrRecord {
+    let hc = &rec.host_config;
+    // Its --network first: docker answers from the first network knowing a name.
+    if let Some(p) = super::network_of_mode(&hc.network_mode) {
+        if let Some(i) = networks.iter().position(|nid| {
+            nets.iter()
+                .any(|n| n.id == *nid && (n.name == p || n.id == p))
+        }) {
+            let first = networks.remove(i);
+            networks.insert(0, first);
+        }
+    }
+    let options = if hc.dns_options.is_empty() {
+        host_options(host)
+    } else {
+        hc.dns_options.clone()
+    };
+    let (servers, in_ctr) = if hc.dns.is_empty() {
+        (nameservers(host), false)
+    } else {
+        (hc.dns.clone(), true)
+    };
+    CtrRecord {
+        id: rec.id.clone(),
+        networks,
+        servers: servers
+            .into_iter()
+            // Never ourselves (docker's filterExtServers).
+            .filter(|s| !(in_ctr && s == &RESOLVER_IP.to_string()))
+            .collect(),
+        servers_in_container: in_ctr,
+        external,
+        ndots_set: has_ndots(&options),
     }
 }
 

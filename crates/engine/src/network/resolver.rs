@@ -285,6 +285,15 @@ impl Resolver {
                 )),
             }
         }
+        let snap = self.snapshot_of(recs);
+        if let Ok(mut s) = self.shared.write() {
+            *s = Arc::new(snap);
+        }
+        errs
+    }
+
+    /// The lookup tables of the records, for queries to answer from.
+    fn snapshot_of(&self, recs: Records) -> Snapshot {
         let mut snap = Snapshot::default();
         for n in recs.networks {
             let mut v = NetView {
@@ -323,10 +332,7 @@ impl Resolver {
                 },
             );
         }
-        if let Ok(mut s) = self.shared.write() {
-            *s = Arc::new(snap);
-        }
-        errs
+        snap
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -587,6 +593,14 @@ fn answer(snap: &Snapshot, id: &str, q: &[u8], udp: bool) -> Outcome {
     if found.is_none() && !(is_addr && ctr.rec.ndots_set && !name.contains('.')) {
         return Outcome::Forward;
     }
+    reply_with(&p, answers, udp)
+        .or_else(|| rcode_reply(q, RCODE::ServerFailure))
+        .map_or(Outcome::Drop, Outcome::Reply)
+}
+
+/// The answer to `p`'s first question with `answers` (none: an empty NOERROR).
+fn reply_with(p: &Packet, answers: Vec<RData>, udp: bool) -> Option<Vec<u8>> {
+    let question = p.questions.first()?;
     let mut r = Packet::new_reply(p.id());
     r.set_flags(PacketFlag::RECURSION_AVAILABLE);
     if p.has_flags(PacketFlag::RECURSION_DESIRED) {
@@ -601,9 +615,7 @@ fn answer(snap: &Snapshot, id: &str, q: &[u8], udp: bool) -> Outcome {
             a,
         ));
     }
-    let Ok(mut bytes) = r.build_bytes_vec_compressed() else {
-        return rcode_reply(q, RCODE::ServerFailure).map_or(Outcome::Drop, Outcome::Reply);
-    };
+    let bytes = r.build_bytes_vec_compressed().ok()?;
     // Over UDP, a reply is at most 512 bytes (or the client's EDNS size).
     let limit = p
         .opt()
@@ -611,12 +623,9 @@ fn answer(snap: &Snapshot, id: &str, q: &[u8], udp: bool) -> Outcome {
     if udp && bytes.len() > limit {
         r.answers.clear();
         r.set_flags(PacketFlag::TRUNCATION);
-        match r.build_bytes_vec() {
-            Ok(b) => bytes = b,
-            Err(_) => return Outcome::Drop,
-        }
+        return r.build_bytes_vec().ok();
     }
-    Outcome::Reply(bytes)
+    Some(bytes)
 }
 
 /// A reply carrying only an error code, its question echoed.
