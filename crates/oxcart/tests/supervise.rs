@@ -631,6 +631,18 @@ fn health_on_failure_restart_restarts_it_and_kill_ends_it_for_good() {
     ox.assert_clean();
 }
 
+/// `nslookup NAME` in a running container: the addresses of the answer.
+fn lookup(ox: &Ox, ctr: &str, name: &str) -> Vec<String> {
+    let o = ox.run(&["exec", ctr, "busybox", "nslookup", "-type=a", name]);
+    // busybox prints the server first ("Server:" / "Address: 127.0.0.11:53").
+    String::from_utf8_lossy(&o.stdout)
+        .split("\n\n")
+        .skip(1)
+        .flat_map(|b| b.lines().map(String::from).collect::<Vec<_>>())
+        .filter_map(|l| l.strip_prefix("Address:").map(|a| a.trim().to_string()))
+        .collect()
+}
+
 /// A host port nobody holds right now (the kernel's pick, released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -721,6 +733,13 @@ fn simulate_reboot(ox: &Ox) {
             rest.push(p["pid"].as_i64().unwrap() as i32);
         }
     }
+    // The root's DNS resolver (user networks) and its worker.
+    for f in ["resolver.pid", "worker.pid"] {
+        if let Ok(b) = std::fs::read(ox.runroot().join("dns").join(f)) {
+            let p: Value = serde_json::from_slice(&b).unwrap();
+            rest.push(p["pid"].as_i64().unwrap() as i32);
+        }
+    }
     rest.sort();
     rest.dedup();
     kill_and_wait(&rest);
@@ -774,7 +793,7 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
         "/vol/msg",
     ]);
     ox.ok(&["exec", "web", "sh", "-c", "echo before-reboot > /vol/msg"]);
-    assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "before-reboot");
+    assert!(eventually(10, || read_tcp(&format!("127.0.0.1:{hp}")) == "before-reboot"));
     let run = |name: &str, flags: &[&str]| {
         let mut a = vec!["run", "-d", "--name", name];
         a.extend_from_slice(flags);
@@ -797,6 +816,11 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
     ]);
     ox.ok(&["stop", "-t", "0", "us-stopped", "al-stopped"]);
     let old_ip = ox.ip_of("web");
+    // Two containers on a user network find each other by name (its resolver).
+    ox.ok(&["network", "create", "bootnet"]);
+    run("named", &["--restart", "always", "--network", "bootnet"]);
+    run("asker", &["--restart", "always", "--network", "bootnet"]);
+    assert_eq!(lookup(&ox, "asker", "named"), [ox.ip_of("named")]);
 
     simulate_reboot(&ox);
     // Before boot the state is read truthfully: nothing runs.
@@ -809,6 +833,8 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
         lines,
         [
             "al-stopped: started",
+            "asker: started",
+            "named: started",
             "onf: started",
             "plain: reclaimed",
             "us-run: started",
@@ -818,7 +844,11 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
     );
     let mut running = ps_names(&ox, "status=running");
     running.sort();
-    assert_eq!(running, ["al-stopped", "onf", "us-run", "web"]);
+    assert_eq!(
+        running,
+        ["al-stopped", "asker", "named", "onf", "us-run", "web"]
+    );
+    assert!(eventually(10, || lookup(&ox, "asker", "named") == [ox.ip_of("named")]));
     // Its port and its volume came back with it.
     assert!(eventually(10, || read_tcp(&format!("127.0.0.1:{hp}"))
         == "before-reboot"));
@@ -846,7 +876,7 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().contains('.'))
         .collect();
-    assert_eq!(netns.len(), 2);
+    assert_eq!(netns.len(), 4, "web, us-run, named, asker");
     // A second boot in the same boot starts nothing (the user may have stopped one).
     ox.ok(&["stop", "-t", "0", "al-stopped"]);
     assert_eq!(ox.ok(&["system", "boot"]), "");
