@@ -243,7 +243,7 @@ enum Cmd {
         #[command(subcommand)]
         cmd: HealthcheckCmd,
     },
-    /// Manage the engine's data (disk usage, prune)
+    /// Manage the engine (disk usage, prune, boot)
     System {
         #[command(subcommand)]
         cmd: volcmds::SystemCmd,
