@@ -122,6 +122,19 @@ impl Db {
         // process crashes (the case we must survive) and cheap.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every command is a short process, hence usually the last connection, which
+        // SQLite makes checkpoint the WAL into the database and delete it on close —
+        // and the next command's first commit creates it again: four fsyncs (WAL
+        // header, directory, WAL, database) per command that writes, e.g. each
+        // `run`'s image hold and its release. The WAL is as crash-safe as the
+        // database; leave it for the automatic checkpoint of a later commit, kept
+        // short so a fresh process's WAL-index rebuild stays cheap (as the engine's
+        // containers.db does).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        conn.pragma_update(None, "wal_autocheckpoint", 64)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Schema version: refuse a database written by a newer oxcart rather than
         // misread it; older ones are upgraded by the idempotent CREATEs above.
