@@ -66,6 +66,14 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> EngineError {
     }
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Left in WAL mode on close (below): keep the log short (oxcart_image's
+        // trim_wal says why).
+        oxcart_image::db::trim_wal(&self.conn);
+    }
+}
+
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let conn = Connection::open(path)?;
