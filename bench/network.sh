@@ -3,7 +3,8 @@
 # podman's (+ runc) default network, rotating within each round (bench/engine.py's
 # `bridge` figure: private roots, medians, per-round ratios). Then published-port
 # throughput from 127.0.0.1 (through oxcart's userland proxy) of a 64 MiB body, on the
-# host's default roots with IMG pulled.
+# host's default roots with IMG pulled. Last, bench/netpeers.py: DNS latency and port
+# throughput against podman + netavark + aardvark-dns.
 #
 # Usage: sudo bench/network.sh [--rounds 20] [--oxcart target/release/oxcart] [--image busybox]
 set -euo pipefail
@@ -21,7 +22,8 @@ done
 # per-round ratios): bench/engine.py's `bridge` figure.
 python3 bench/engine.py --only bridge --pairs "$rounds" --oxcart "$ox"
 
-# Throughput from 127.0.0.1: a 64 MiB body served by busybox nc in the container.
+# Throughput from 127.0.0.1: a 64 MiB body served by busybox nc in the container
+# (oxcart alone; netpeers.py below has it side by side with podman).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])')
 $ox run -d --name oxnet-bench -p "$port:8080" "$img" sh -c \
     'dd if=/dev/zero bs=1M count=64 2>/dev/null > /tmp/body; nc -ll -p 8080 -e cat /tmp/body' >/dev/null
@@ -39,3 +41,7 @@ print(f"127.0.0.1 -> published port (userland proxy): {n / dt / 1e6:.0f} MB/s ({
 PY
 $ox rm -f oxnet-bench >/dev/null
 $ox network prune -f >/dev/null   # the default bridge and the table go when idle
+
+# Side by side with podman 4.3 + netavark + aardvark-dns, in private roots: name
+# resolution latency inside a container, and published-port throughput from 127.0.0.1.
+python3 bench/netpeers.py --oxcart "$ox" --rounds "${NETPEERS_ROUNDS:-7}"
