@@ -179,7 +179,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
-    result.and(run_exit_command(a))
+    exec_exit_command(a, result)
 }
 
 /// How a run ended.
@@ -382,8 +382,45 @@ fn oom_counts(files: &[std::path::PathBuf]) -> Vec<u64> {
         .collect()
 }
 
-/// Step 6's end: the engine's cleanup (`container cleanup ID`), waited for so that
-/// the monitor's exit means the container is fully gone.
+/// Step 6's end, when nothing follows it: the monitor *becomes* the engine's cleanup
+/// (`execve`, same pid), so the monitor's exit still means the container is fully
+/// gone (`run --rm` waits for this pid) without a fork, a second process's exit and
+/// the wake-ups between them on the exit path. `before` is what the monitor has to
+/// report first (its stderr is the container's `monitor.log`, which the cleanup
+/// inherits, with our stdin and stdout on /dev/null); returns only if there is no
+/// exit command or it cannot be executed.
+fn exec_exit_command(a: &Args, before: Result<(), String>) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, rest)) = a.exit_command.split_first() else {
+        return before;
+    };
+    // A child still alive (runsc's gofer and sandbox are adopted by us as the
+    // subreaper) must keep being reaped while the cleanup runs (sys::wait_for says
+    // why): only a monitor left without children can become the cleanup.
+    if sys::has_children() {
+        return before.and(run_exit_command(a));
+    }
+    if let Err(msg) = &before {
+        eprintln!("oxcart-monitor: {}: {msg}", a.id);
+    }
+    // The signalfd's SIGCHLD block would survive execve (signal(7)): the cleanup
+    // gets SIGCHLD back. SIGUSR1/SIGUSR2 stay blocked: a late `stop`'s wake or
+    // `healthcheck run`'s request, pending now, would otherwise end this process
+    // (their default action) before it became the cleanup; the cleanup's own
+    // children start with an empty mask (std's Command resets it).
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut chld: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut chld);
+        libc::sigaddset(&mut chld, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &chld, std::ptr::null_mut());
+    }
+    let e = Command::new(prog).args(rest).exec();
+    Err(format!("exit command {prog:?}: {e}"))
+}
+
+/// The engine's cleanup as a child, waited for (reaping the other children that
+/// exit meanwhile) so that the monitor's exit means the container is fully gone.
 fn run_exit_command(a: &Args) -> Result<(), String> {
     let Some((prog, rest)) = a.exit_command.split_first() else {
         return Ok(());

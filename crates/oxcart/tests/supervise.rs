@@ -793,7 +793,8 @@ fn system_boot_after_a_simulated_reboot_brings_back_what_docker_would() {
         "/vol/msg",
     ]);
     ox.ok(&["exec", "web", "sh", "-c", "echo before-reboot > /vol/msg"]);
-    assert!(eventually(10, || read_tcp(&format!("127.0.0.1:{hp}")) == "before-reboot"));
+    assert!(eventually(10, || read_tcp(&format!("127.0.0.1:{hp}"))
+        == "before-reboot"));
     let run = |name: &str, flags: &[&str]| {
         let mut a = vec!["run", "-d", "--name", name];
         a.extend_from_slice(flags);
