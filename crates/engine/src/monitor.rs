@@ -41,6 +41,11 @@ pub struct MonitorArgs {
     pub oom_files: Vec<PathBuf>,
     /// Run (and waited for) after `exit.json` is written: `oxcart … container cleanup ID`.
     pub exit_command: Vec<OsString>,
+    /// The events journal, for the `oom` and `die` events (docs/engine.md "Events").
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's labels, `image`, `name`).
+    pub event_attrs: Vec<(String, String)>,
 }
 
 /// A monitor that has the container created (not yet started: the engine runs the
@@ -147,6 +152,13 @@ pub fn monitor_argv(a: &MonitorArgs) -> Vec<OsString> {
     flag("--sync-fd", SYNC_FD.to_string().into());
     for arg in &a.exit_command {
         flag("--exit-command", arg.clone());
+    }
+    if let Some(d) = &a.events_dir {
+        flag("--events-dir", d.clone().into());
+        flag("--events-max-size", a.events_max_size.to_string().into());
+        for (k, val) in &a.event_attrs {
+            flag("--event-attr", format!("{k}={val}").into());
+        }
     }
     for (on, f) in [
         (a.tty, "--tty"),

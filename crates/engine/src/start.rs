@@ -201,6 +201,9 @@ impl Engine {
                 "cleanup".into(),
                 rec.id.clone().into(),
             ],
+            events_dir: Some(self.layout.events_dir()),
+            events_max_size: self.config.events_max_size(),
+            event_attrs: crate::events::container_attrs(rec),
         };
         let started = crate::monitor::spawn(&args).map_err(|e| match e {
             crate::monitor::MonitorError::Runtime(msg) => classify_runtime_error("create", msg),
@@ -231,15 +234,21 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep)) => (
-                crate::spec::NetNs::Path(path),
-                Some(etcfiles::OwnAddr {
-                    ip: ep.ip,
-                    gateway: ep.network.gateway.parse().map_err(|_| {
-                        EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))
-                    })?,
-                }),
-            ),
+            Some((path, ep)) => {
+                self.emit_net_connect("connect", &rec.id, &ep.network);
+                (
+                    crate::spec::NetNs::Path(path),
+                    Some(etcfiles::OwnAddr {
+                        ip: ep.ip,
+                        gateway: ep.network.gateway.parse().map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "network {}: bad gateway",
+                                ep.network.name
+                            ))
+                        })?,
+                    }),
+                )
+            }
             None => (crate::spec::NetNs::New, None),
         })
     }
@@ -278,11 +287,17 @@ impl Starting<'_> {
         }
         r?;
         self.lock.take();
+        self.engine.emit_ctr(&self.record, "start", &[]);
         Ok(self.record.clone())
     }
 
     pub fn ctr_dir(&self) -> PathBuf {
         self.engine.ctr_dir(&self.record.id)
+    }
+
+    /// docker's `attach` event, for a caller that attached before the start.
+    pub fn emit_attach(&self) {
+        self.engine.emit_ctr(&self.record, "attach", &[]);
     }
 
     fn abort(&mut self) {

@@ -21,6 +21,8 @@ impl Engine {
             return Err(EngineError::NotRunning(rec.id.clone()));
         }
         let sig = normalise_signal(signal)?;
+        // Before the signal: the monitor's `die` it may cause must come after it.
+        self.emit_ctr(&rec, "kill", &[("signal", &signal_number(&sig))]);
         self.runtime_of(&rec)?.kill(&rec.id, &sig, false)?;
         rec.history.stopped_by_user = true;
         self.db.update(&rec)?;
@@ -66,6 +68,7 @@ impl Engine {
         };
         if t != 0 {
             // The process may be gone already; its exit is what we wait for below.
+            self.emit_ctr(&rec, "kill", &[("signal", &signal_number(&sig))]);
             let _ = rt.kill(&rec.id, &sig, false);
         }
         let grace = if t < 0 {
@@ -74,10 +77,12 @@ impl Engine {
             Some(Duration::from_secs(t as u64))
         };
         if !wait_pid_exit(obs.pid, grace) {
+            self.emit_ctr(&rec, "kill", &[("signal", "9")]);
             let _ = rt.kill(&rec.id, "KILL", true);
             wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
         }
         self.wait_recorded(&rec, &obs)?;
+        self.emit_ctr(&rec, "stop", &[]);
         Ok(rec)
     }
 
@@ -103,6 +108,8 @@ impl Engine {
             };
             let json = serde_json::to_vec(&e).map_err(|e| EngineError::Invalid(e.to_string()))?;
             crate::etcfiles::write_atomic(&dir.join(crate::state::EXIT_FILE), &json)?;
+            // The monitor that would have said it is dead.
+            self.emit_ctr(rec, "die", &[("exitCode", "137")]);
         }
         self.cleanup(&rec.id)
     }
@@ -160,6 +167,7 @@ impl Engine {
         }
         self.runtime_of(&rec)?.pause(&rec.id)?;
         crate::etcfiles::write_atomic(&self.ctr_dir(&rec.id).join(PAUSED_FILE), b"")?;
+        self.emit_ctr(&rec, "pause", &[]);
         Ok(rec)
     }
 
@@ -172,7 +180,66 @@ impl Engine {
         self.runtime_of(&rec)?.resume(&rec.id)?;
         let p = self.ctr_dir(&rec.id).join(PAUSED_FILE);
         std::fs::remove_file(&p).map_err(crate::error::io_err(&p))?;
+        self.emit_ctr(&rec, "unpause", &[]);
         Ok(rec)
+    }
+}
+
+/// A normalised signal's number, as docker's `kill` event's `signal` attribute.
+pub fn signal_number(sig: &str) -> String {
+    if sig.parse::<u32>().is_ok() {
+        return sig.to_string();
+    }
+    const NUMS: &[(&str, u32)] = &[
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    if let Some((_, n)) = NUMS.iter().find(|(name, _)| *name == sig) {
+        return n.to_string();
+    }
+    // RTMIN+n / RTMAX-n: Linux's SIGRTMIN is 34, SIGRTMAX 64.
+    let rt = |rest: &str, base: i64, sign: i64| {
+        let off = rest
+            .trim_start_matches(['+', '-'])
+            .parse::<i64>()
+            .unwrap_or(0);
+        (base + sign * off).to_string()
+    };
+    match (sig.strip_prefix("RTMIN"), sig.strip_prefix("RTMAX")) {
+        (Some(r), _) => rt(r, 34, 1),
+        (_, Some(r)) => rt(r, 64, -1),
+        _ => sig.to_string(),
     }
 }
 

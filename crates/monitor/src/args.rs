@@ -28,12 +28,18 @@ pub struct Args {
     pub oom_files: Vec<PathBuf>,
     pub sync_fd: i32,
     pub exit_command: Vec<OsString>,
+    /// The events journal's directory (`oom` and `die` are the monitor's to emit).
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's `name`, `image`, labels).
+    pub event_attrs: Vec<(String, String)>,
 }
 
 pub const USAGE: &str = "usage: oxcart-monitor --id ID --ctr-dir DIR --bundle DIR --runtime PATH \
 [--runtime-arg A]... --runtime-root DIR [--tty] [--stdin] [--stdin-once] \
 [--log-driver json-file|none] [--log-max-size BYTES] [--log-max-file N] [--oom-file PATH]... \
---sync-fd N [--exit-command ARG]...";
+--sync-fd N [--exit-command ARG]... [--events-dir DIR [--events-max-size BYTES] \
+[--event-attr KEY=VALUE]...]";
 
 /// Only the sync fd, for reporting an argument error to the engine.
 pub fn sync_fd_of(argv: &[OsString]) -> Option<i32> {
@@ -58,6 +64,9 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
         oom_files: Vec::new(),
         sync_fd: -1,
         exit_command: Vec::new(),
+        events_dir: None,
+        events_max_size: oxcart_jsonlog::events::DEFAULT_MAX_SIZE,
+        event_attrs: Vec::new(),
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -114,6 +123,15 @@ fn set_value(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
                 .map_err(|_| format!("--sync-fd {v:?}: not a descriptor"))?
         }
         "--exit-command" => a.exit_command.push(v.clone()),
+        "--events-dir" => a.events_dir = Some(v.into()),
+        "--events-max-size" => a.events_max_size = number(name, &s()?)?,
+        "--event-attr" => {
+            let kv = s()?;
+            let (k, val) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--event-attr {kv:?}: not KEY=VALUE"))?;
+            a.event_attrs.push((k.to_string(), val.to_string()));
+        }
         _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
     }
     Ok(())
@@ -155,6 +173,9 @@ fn absolutize(a: &mut Args) -> Result<(), String> {
     abs(&mut a.ctr_dir)?;
     abs(&mut a.bundle)?;
     abs(&mut a.runtime_root)?;
+    if let Some(d) = a.events_dir.as_mut() {
+        abs(d)?;
+    }
     // A bare name is looked up in $PATH, as Command does.
     if a.runtime.components().count() > 1 {
         abs(&mut a.runtime)?;

@@ -129,6 +129,11 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
         None => Ok(()),
     };
     let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
+    // docker's order: `oom`, then `die` with the exit code.
+    if oom_killed {
+        emit(a, "oom", &[]);
+    }
+    emit(a, "die", &[("exitCode", &exit_code.to_string())]);
     relay.finish(exit_code, oom_killed);
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
@@ -230,6 +235,41 @@ fn write_exit_json(a: &Args, exit_code: i32, oom_killed: bool) -> Result<(), Str
         Timestamp::now()
     );
     write_atomic(&a.ctr_dir, "exit.json", &content)
+}
+
+/// Append a container event to the journal; a failure is only logged (events are
+/// best-effort, the exit is what matters).
+fn emit(a: &Args, action: &str, extra: &[(&str, &str)]) {
+    let Some(dir) = &a.events_dir else { return };
+    // The engine's `event-attrs` (written by a `rename`) over the command line's.
+    let file = std::fs::read(a.ctr_dir.join("event-attrs")).ok();
+    let from_file: Vec<(&str, &str)> = file
+        .as_deref()
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut attrs: Vec<(&str, &str)> = if file.is_some() {
+        from_file
+    } else {
+        a.event_attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    };
+    attrs.extend_from_slice(extra);
+    let ev = oxcart_jsonlog::events::Event {
+        kind: "container",
+        action,
+        actor: &a.id,
+        attributes: &attrs,
+    };
+    let journal = oxcart_jsonlog::events::Journal::new(dir, a.events_max_size);
+    if let Err(e) = journal.append(&ev) {
+        eprintln!("oxcart-monitor: {}: event {action}: {e}", a.id);
+    }
 }
 
 /// The `oom_kill` counter of each `--oom-file` (v1 memory.oom_control, v2

@@ -77,6 +77,8 @@ pub enum VolumeCmd {
 
 #[derive(Subcommand)]
 pub enum SystemCmd {
+    /// Get real time events from the engine
+    Events(crate::events::EventsArgs),
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -333,6 +335,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
     let mut e = ctx.engine()?;
     match cmd {
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
+        SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {
             all,
             volumes,
