@@ -1,10 +1,9 @@
 //! `stats`: one sample of a container's resource use, from its cgroup (the cgroups
-//! crate's `Manager::stats`, v1, v2 and hybrid alike) and its network namespace
+//! crate's `Manager::usage`, v1, v2 and hybrid alike) and its network namespace
 //! (`/proc/<pid>/net/dev`). The figures docker's CLI derives are computed here
 //! (memory without the inactive file cache, block I/O summed by direction); the
 //! CLI turns two samples into a CPU percentage and prints.
 
-use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::record::Record;
 use crate::state::Observed;
@@ -36,10 +35,12 @@ pub struct Sample {
     pub pids: u64,
 }
 
-/// What is read once per `stats` command rather than per container.
+/// What is read once per `stats` command (the cgroup layout, the host's memory) or
+/// once per frame (the host's CPU time) rather than per container.
 pub struct StatsHost {
     layout: CgLayout,
     mem_total: u64,
+    system: (u64, u32),
 }
 
 impl StatsHost {
@@ -55,7 +56,16 @@ impl StatsHost {
             })
             .map(|kb| kb * 1024)
             .unwrap_or(0);
-        Ok(StatsHost { layout, mem_total })
+        Ok(StatsHost {
+            layout,
+            mem_total,
+            system: system_cpu(),
+        })
+    }
+
+    /// Read the host's CPU time again (once per frame).
+    pub fn refresh(&mut self) {
+        self.system = system_cpu();
     }
 }
 
@@ -111,63 +121,53 @@ pub fn net_bytes(pid: i32) -> (u64, u64) {
     (rx, tx)
 }
 
-impl Engine {
-    /// A sample of a container as `observe` left it.
-    pub fn stats_sample(&self, host: &StatsHost, rec: &Record, obs: &Observed) -> Result<Sample> {
-        if !obs.status.is_running() || obs.pid <= 0 {
-            return Ok(Sample::default());
-        }
-        let cg = crate::start::cgroups_path(rec);
-        let m = Manager::with_layout(&host.layout, Some(&cg), &rec.id)
-            .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", rec.id)))?;
-        let st = m
-            .stats()
-            .map_err(|e| EngineError::Invalid(format!("stats of {}: {e}", rec.id)))?;
-        let mem = &st.memory;
-        let raw = |k: &str| mem.raw.get(k).copied();
-        // docker CLI's calculateMemUsageUnixNoCache.
-        let cache = raw("total_inactive_file").or_else(|| raw("inactive_file"));
-        let mem_usage = match cache {
-            Some(c) if c < mem.usage.usage => mem.usage.usage - c,
-            _ => mem.usage.usage,
-        };
-        let mem_limit = match mem.usage.limit {
-            0 => host.mem_total,
-            l if host.mem_total > 0 => l.min(host.mem_total),
-            l => l,
-        };
-        let (mut blk_read, mut blk_write) = (0, 0);
-        for e in &st.blkio.io_service_bytes_recursive {
-            match e.op.to_ascii_lowercase().as_str() {
-                "read" => blk_read += e.value,
-                "write" => blk_write += e.value,
-                _ => {}
-            }
-        }
-        let (net_rx, net_tx) = if rec.host_config.network_mode == "host" {
-            (0, 0)
-        } else {
-            net_bytes(obs.pid)
-        };
-        let (system_ns, online_cpus) = system_cpu();
-        Ok(Sample {
-            running: true,
-            cpu_ns: st.cpu.usage.total,
-            system_ns,
-            online_cpus,
-            at_ns: oxcart_jsonlog::events::now_nanos(),
-            started_ns: crate::time::parse(&obs.started_at)
-                .map(|(s, n)| s * 1_000_000_000 + i64::from(n))
-                .unwrap_or(0),
-            mem_usage,
-            mem_limit,
-            net_rx,
-            net_tx,
-            blk_read,
-            blk_write,
-            pids: st.pids.current,
-        })
+/// A sample of a container as `Engine::observe` left it. Needs no engine, so the
+/// caller may sample many containers on several threads.
+pub fn sample(host: &StatsHost, rec: &Record, obs: &Observed) -> Result<Sample> {
+    if !obs.status.is_running() || obs.pid <= 0 {
+        return Ok(Sample::default());
     }
+    let cg = crate::start::cgroups_path(rec);
+    let m = Manager::with_layout(&host.layout, Some(&cg), &rec.id)
+        .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", rec.id)))?;
+    let u = m
+        .usage()
+        .map_err(|e| EngineError::Invalid(format!("stats of {}: {e}", rec.id)))?;
+    // docker CLI's calculateMemUsageUnixNoCache.
+    let mem_usage = if u.mem_inactive_file < u.mem_usage {
+        u.mem_usage - u.mem_inactive_file
+    } else {
+        u.mem_usage
+    };
+    let mem_limit = match u.mem_limit {
+        0 => host.mem_total,
+        l if host.mem_total > 0 => l.min(host.mem_total),
+        l => l,
+    };
+    // No endpoint of its own: docker shows 0B / 0B for `host` and `none`.
+    let (net_rx, net_tx) = if matches!(rec.host_config.network_mode.as_str(), "host" | "none") {
+        (0, 0)
+    } else {
+        net_bytes(obs.pid)
+    };
+    let (system_ns, online_cpus) = host.system;
+    Ok(Sample {
+        running: true,
+        cpu_ns: u.cpu_ns,
+        system_ns,
+        online_cpus,
+        at_ns: oxcart_jsonlog::events::now_nanos(),
+        started_ns: crate::time::parse(&obs.started_at)
+            .map(|(s, n)| s * 1_000_000_000 + i64::from(n))
+            .unwrap_or(0),
+        mem_usage,
+        mem_limit,
+        net_rx,
+        net_tx,
+        blk_read: u.blk_read,
+        blk_write: u.blk_write,
+        pids: u.pids,
+    })
 }
 
 /// docker CLI's CPU percentage between two samples (calculateCPUPercentUnix):

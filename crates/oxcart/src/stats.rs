@@ -5,12 +5,15 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use oxcart_engine::record::Record;
-use oxcart_engine::stats::{cpu_percent, cpu_percent_since_start, Sample, StatsHost};
+use oxcart_engine::runtime::Runtime;
+use oxcart_engine::state::{observe, Observed};
+use oxcart_engine::stats::{cpu_percent, cpu_percent_since_start, sample, Sample, StatsHost};
 use oxcart_engine::Engine;
 use oxcart_template::Formatter;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -55,7 +58,7 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
     };
     let formatter =
         Formatter::new(fmt).with_context(|| format!("template parsing error: {fmt}"))?;
-    let host = StatsHost::new()?;
+    let mut host = StatsHost::new()?;
     // Named containers are resolved once: a missing one is an error up front.
     let named: Vec<(String, Record)> = a
         .containers
@@ -65,12 +68,16 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
     let mut prev: HashMap<String, Sample> = HashMap::new();
     let stdout = std::io::stdout();
     loop {
-        let targets = targets(e, a, &named)?;
+        let targets = targets(e, &named)?;
+        let samples = sample_all(&host, &targets)?;
         let mut rows = Vec::with_capacity(targets.len());
         let mut next = HashMap::with_capacity(targets.len());
-        for (label, rec) in &targets {
-            let obs = e.observe(rec)?;
-            let s = e.stats_sample(&host, rec, &obs)?;
+        for (t, (obs, s)) in targets.iter().zip(samples) {
+            // Without names: the running containers, or all with -a (docker).
+            if named.is_empty() && !a.all && !obs.status.is_running() {
+                continue;
+            }
+            let (label, rec) = (&t.label, &t.rec);
             let cpu = match prev.get(&rec.id) {
                 Some(p) if p.running && s.running => cpu_percent(p, &s),
                 _ => cpu_percent_since_start(&s),
@@ -92,23 +99,89 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
         }
         drop(out);
         std::thread::sleep(Duration::from_secs(1));
+        host.refresh();
     }
 }
 
-/// The containers of this frame: the named ones, else the running ones (`-a`: all),
-/// listed anew each frame as docker follows starts and stops.
-fn targets(e: &Engine, a: &StatsArgs, named: &[(String, Record)]) -> Result<Vec<(String, Record)>> {
-    if !named.is_empty() {
-        return Ok(named.to_vec());
+/// A container of this frame: what `observe` needs, gathered from the engine (whose
+/// database handle stays on this thread).
+struct Target {
+    label: String,
+    rec: Record,
+    dir: PathBuf,
+    runtime: Option<Runtime>,
+}
+
+fn observe_and_sample(host: &StatsHost, t: &Target) -> Result<(Observed, Sample)> {
+    let obs = observe(&t.dir, &t.rec, t.runtime.as_ref())?;
+    let s = sample(host, &t.rec, &obs)?;
+    Ok((obs, s))
+}
+
+/// Each container's state and sample, on up to as many threads as CPUs (at most 4):
+/// each is a handful of small file reads, so with many containers they overlap.
+fn sample_all(host: &StatsHost, targets: &[Target]) -> Result<Vec<(Observed, Sample)>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if targets.len() < 8 || threads < 2 {
+        return targets
+            .iter()
+            .map(|t| observe_and_sample(host, t))
+            .collect();
     }
-    let mut out = Vec::new();
-    for rec in e.list()? {
-        if !a.all && !e.observe(&rec)?.status.is_running() {
-            continue;
+    let chunk = targets.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|t| observe_and_sample(host, t))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(targets.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a stats thread panicked"))??;
+            out.extend(part);
         }
-        out.push((rec.id[..12.min(rec.id.len())].to_string(), rec));
-    }
-    Ok(out)
+        Ok(out)
+    })
+}
+
+/// The containers of this frame: the named ones, else every container (filtered to
+/// the running ones once observed), listed anew each frame as docker follows starts
+/// and stops.
+fn targets(e: &Engine, named: &[(String, Record)]) -> Result<Vec<Target>> {
+    let recs: Vec<(String, Record)> = if named.is_empty() {
+        e.list()?
+            .into_iter()
+            .map(|r| (r.id[..12.min(r.id.len())].to_string(), r))
+            .collect()
+    } else {
+        named.to_vec()
+    };
+    let mut runtimes: HashMap<String, Option<Runtime>> = HashMap::new();
+    Ok(recs
+        .into_iter()
+        .map(|(label, rec)| {
+            let runtime = runtimes
+                .entry(rec.runtime.clone())
+                .or_insert_with(|| e.runtime_of(&rec).ok())
+                .clone();
+            Target {
+                dir: e.ctr_dir(&rec.id),
+                label,
+                rec,
+                runtime,
+            }
+        })
+        .collect())
 }
 
 fn row(label: &str, rec: &Record, s: &Sample, cpu: f64, no_trunc: bool) -> Value {
