@@ -82,6 +82,26 @@ impl Engine {
         );
     }
 
+    /// docker's `volume mount` (at a start) and `volume unmount` (at the stop) for
+    /// each named or anonymous volume of the container.
+    pub(crate) fn emit_volume_mounts(&self, action: &str, rec: &Record) {
+        for m in rec.volumes.iter().filter(|m| m.kind == "volume") {
+            let rw = m.rw.to_string();
+            let attrs: &[(&str, &str)] = if action == "mount" {
+                &[
+                    ("container", &rec.id),
+                    ("destination", &m.destination),
+                    ("driver", "local"),
+                    ("propagation", &m.propagation),
+                    ("read/write", &rw),
+                ]
+            } else {
+                &[("container", &rec.id), ("driver", "local")]
+            };
+            self.emit("volume", action, &m.name, attrs);
+        }
+    }
+
     pub(crate) fn emit_net_disconnects(&self, ctr: &str, nets: &[crate::network::Network]) {
         for n in nets {
             self.emit_net_connect("disconnect", ctr, n);

@@ -30,6 +30,7 @@ impl Engine {
         rt.delete_if_exists(id)?;
         Snapshot::open(&dir)?.unmount()?;
         self.volumes_release(&rec)?;
+        self.emit_volume_mounts("unmount", &rec);
         let unplugged = crate::network::release(&self.layout, id)?;
         self.emit_net_disconnects(id, &unplugged);
         if rec.host_config.auto_remove {

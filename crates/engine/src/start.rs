@@ -287,6 +287,8 @@ impl Starting<'_> {
         }
         r?;
         self.lock.take();
+        // docker: the volumes' `mount` (after an `attach`), then `start`.
+        self.engine.emit_volume_mounts("mount", &self.record);
         self.engine.emit_ctr(&self.record, "start", &[]);
         Ok(self.record.clone())
     }

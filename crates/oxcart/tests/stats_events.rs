@@ -428,13 +428,23 @@ fn events_of_the_other_verbs() {
     );
     ox.ok(&["kill", "-s", "USR1", "v2"]);
     ox.ok(&["volume", "create", "vol1"]);
+    ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vol1:/v:ro",
+        ox.image(),
+        "true",
+    ]);
     ox.ok(&["volume", "rm", "vol1"]);
     ox.ok(&["network", "create", "evnet"]);
     ox.ok(&["network", "rm", "evnet"]);
     ox.ok(&["tag", ox.image(), "evtag:1"]);
     ox.ok(&["rm", "-f", "v2"]);
     let got = collect_until(&rx, |l| {
-        l.contains("\"destroy\"") && l.contains("\"container\"")
+        l.contains("\"destroy\"") && l.contains("\"name\":\"v2\"")
     });
     let _ = f.kill();
     let _ = f.wait();
@@ -450,6 +460,13 @@ fn events_of_the_other_verbs() {
         "container exec_die",
         "container kill",
         "volume create",
+        "container create",
+        "container attach",
+        "volume mount",
+        "container start",
+        "container die",
+        "volume unmount",
+        "container destroy",
         "volume destroy",
         "network create",
         "network destroy",
@@ -458,12 +475,14 @@ fn events_of_the_other_verbs() {
         "container die",
         "container destroy",
     ];
-    assert_eq!(
-        serde_json::from_str::<Value>(&got[15]).unwrap()["Actor"]["Attributes"]["name"],
-        "v2",
-        "the monitor's die names the container as renamed"
-    );
+
     assert_eq!(acts, want, "{got:#?}");
+    let mount: Value = serde_json::from_str(&got[12]).unwrap();
+    assert_eq!(mount["Actor"]["ID"], "vol1");
+    assert_eq!(mount["Actor"]["Attributes"]["destination"], "/v");
+    assert_eq!(mount["Actor"]["Attributes"]["read/write"], "false");
+    // The --rm container's events are done; the rest is as before.
+    let got: Vec<String> = got[..10].iter().chain(&got[17..]).cloned().collect();
     let v: Vec<Value> = got
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -486,6 +505,10 @@ fn events_of_the_other_verbs() {
         .unwrap()
         .starts_with("sha256:"));
     assert_eq!(v[14]["Actor"]["Attributes"]["signal"], "9");
+    assert_eq!(
+        v[15]["Actor"]["Attributes"]["name"], "v2",
+        "the monitor's die names the container as renamed"
+    );
     ox.ok(&["rmi", "evtag:1"]);
 }
 
