@@ -47,7 +47,7 @@ pub fn cgroups_path(rec: &Record) -> String {
 /// The files whose `oom_kill` counter tells the monitor the container was OOM-killed:
 /// v1 `memory.oom_control` where the memory controller is v1 (hybrid hosts), else
 /// v2 `memory.events` (kernel ≥ 4.13 both).
-fn oom_files(cg: &str) -> Vec<PathBuf> {
+pub fn oom_files(cg: &str) -> Vec<PathBuf> {
     let v1 = Path::new("/sys/fs/cgroup/memory");
     if v1.join("memory.oom_control").exists() {
         return vec![v1
