@@ -288,6 +288,12 @@ impl Engine {
 impl Starting<'_> {
     /// The runtime's `start`: the container's process runs from here on.
     pub fn finish(mut self) -> Result<Record> {
+        // docker: the volumes' `mount` (after an `attach`), then `start` — written
+        // before the process is released, so a container that exits at once cannot
+        // have its monitor's `die` land first. If the start fails, the abort kills
+        // the init and the monitor's `die` follows.
+        self.engine.emit_volume_mounts("mount", &self.record);
+        self.engine.emit_ctr(&self.record, "start", &[]);
         let r = self.runtime.start(&self.record.id);
         self.done = true;
         if let Err(EngineError::Runtime { msg, .. }) = r {
@@ -296,9 +302,6 @@ impl Starting<'_> {
         }
         r?;
         self.lock.take();
-        // docker: the volumes' `mount` (after an `attach`), then `start`.
-        self.engine.emit_volume_mounts("mount", &self.record);
-        self.engine.emit_ctr(&self.record, "start", &[]);
         Ok(self.record.clone())
     }
 
