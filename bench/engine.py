@@ -15,12 +15,15 @@ Figures (--only picks some):
           `logs` read back to /dev/null (json-file via oxcart-monitor vs k8s-file via conmon)
   rss     VmRSS of oxcart-monitor vs conmon for one running container
   stats   `stats --no-stream` of 50 running containers (`sleep 1000`, --network none)
+  bridge  `run --rm IMG true` on each engine's default network (oxcart's bridge,
+          podman's CNI or netavark bridge), with oxcart's `--network none` in the same
+          rounds: ratio to podman, and oxcart's bridge minus its `none` (issue 14)
 
 Everything lives in a private temp dir: oxcart's --root/--runroot, podman's --root,
 --runroot, --tmpdir and events log; the host's podman and oxcart state is not touched.
 All containers, images and roots made are removed at the end.
 
-Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,stats]
+Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,stats,bridge]
                             [--oxcart target/release/oxcart] [--calibrate]
                             [--log-mib 1024] [--log-pairs 3]
 """
@@ -89,6 +92,8 @@ class Oxcart:
     def cleanup(self):
         self.rm_all()
         subprocess.run(self.cmd("rmi", "-f", "bb"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The default bridge and this root's nftables table go when idle.
+        subprocess.run(self.cmd("network", "prune", "-f"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class Podman:
@@ -159,6 +164,27 @@ def pairs(a, b, n, pause, one):
 
 def fig_run(e):
     return timed(e, ["run", "--rm", "--network", "none"] + e.run_args() + [e.image, "true"])[0]
+
+
+def fig_bridge(e):
+    return timed(e, ["run", "--rm"] + e.run_args() + [e.image, "true"])[0]
+
+
+def bridge_rounds(ox, pod, n, pause):
+    """oxcart bridge, oxcart none and podman bridge in every round, in rotating order."""
+    kinds = [("ox-bridge", ox, fig_bridge), ("ox-none", ox, fig_run), ("podman-bridge", pod, fig_bridge)]
+    t = {k: [] for k, _, _ in kinds}
+    for i in range(n):
+        for k, e, f in kinds[i % 3:] + kinds[:i % 3]:
+            time.sleep(pause)
+            t[k].append(f(e))
+    med = {k: statistics.median(v) * 1000 for k, v in t.items()}
+    ratio = statistics.median(b / p for b, p in zip(t["ox-bridge"], t["podman-bridge"]))
+    diff = statistics.median((b - z) * 1000 for b, z in zip(t["ox-bridge"], t["ox-none"]))
+    print(f"{'run --rm IMG true, default bridge':<42} {ox.name} {med['ox-bridge']:8.1f} ms   "
+          f"{pod.name} {med['podman-bridge']:8.1f} ms   ratio {ratio:.3f}  ({n} rounds)", flush=True)
+    print(f"{'  oxcart --network none, same rounds':<42} {ox.name} {med['ox-none']:8.1f} ms   "
+          f"bridge minus none (median of per-round differences) {diff:+.1f} ms", flush=True)
 
 
 def fig_detach(e):
@@ -283,6 +309,9 @@ def main():
             for what, xs in ((f"{o.log_mib} MiB stdout -> log (run -d + wait)", w), ("logs > /dev/null", r)):
                 report(what, a, b, statistics.median(x for x, _ in xs), statistics.median(y for _, y in xs),
                        statistics.median(x / y for x, y in xs), o.log_pairs)
+        if "bridge" in only and not o.calibrate:
+            fig_bridge(a); fig_bridge(b)  # the first use makes the bridge
+            bridge_rounds(a, b, o.pairs, o.pause)
         if "rss" in only:
             ka, kb = fig_rss(a), fig_rss(b)
             print(f"{'monitor VmRSS, one running container':<42} {a.name} {ka / 1024:8.2f} MiB   "

@@ -142,7 +142,12 @@ impl Engine {
             }
         };
         let snap = Snapshot::open(dir)?;
-        snap.mount(&lowers)?;
+        // A `--rm` container's layer is deleted when it exits: no syncfs at unmount.
+        if rec.host_config.auto_remove {
+            snap.mount_volatile(&lowers)?;
+        } else {
+            snap.mount(&lowers)?;
+        }
         // Volumes as binds of their `_data`, made ready (mounted, copied up) first.
         let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
         let (netns, own) = self.netns_for(rec)?;

@@ -138,7 +138,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
-    result.and(run_exit_command(a))
+    exec_exit_command(a, result)
 }
 
 /// Steps 2–4 up to the report: the attach socket, the runtime's create, the log and
@@ -290,8 +290,41 @@ fn oom_counts(files: &[std::path::PathBuf]) -> Vec<u64> {
         .collect()
 }
 
-/// Step 6's end: the engine's cleanup (`container cleanup ID`), waited for so that
-/// the monitor's exit means the container is fully gone.
+/// Step 6's end, when nothing follows it: the monitor *becomes* the engine's cleanup
+/// (`execve`, same pid), so the monitor's exit still means the container is fully
+/// gone (`run --rm` waits for this pid) without a fork, a second process's exit and
+/// the wake-ups between them on the exit path. `before` is what the monitor has to
+/// report first (its stderr is the container's `monitor.log`, which the cleanup
+/// inherits, with our stdin and stdout on /dev/null); returns only if there is no
+/// exit command or it cannot be executed.
+fn exec_exit_command(a: &Args, before: Result<(), String>) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, rest)) = a.exit_command.split_first() else {
+        return before;
+    };
+    // A child still alive (runsc's gofer and sandbox are adopted by us as the
+    // subreaper) must keep being reaped while the cleanup runs (sys::wait_for says
+    // why): only a monitor left without children can become the cleanup.
+    if sys::has_children() {
+        return before.and(run_exit_command(a));
+    }
+    if let Err(msg) = &before {
+        eprintln!("oxcart-monitor: {}: {msg}", a.id);
+    }
+    // The signalfd's SIGCHLD block would survive execve (signal(7)): the cleanup
+    // and the runtime it runs start with the mask a fresh process has.
+    // SAFETY: sigset_t is plain data; an empty mask is valid.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+    let e = Command::new(prog).args(rest).exec();
+    Err(format!("exit command {prog:?}: {e}"))
+}
+
+/// The engine's cleanup as a child, waited for (reaping the other children that
+/// exit meanwhile) so that the monitor's exit means the container is fully gone.
 fn run_exit_command(a: &Args) -> Result<(), String> {
     let Some((prog, rest)) = a.exit_command.split_first() else {
         return Ok(());

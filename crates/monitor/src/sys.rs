@@ -242,6 +242,16 @@ pub fn reap_one() -> Option<(libc::pid_t, libc::c_int)> {
     (pid > 0).then_some((pid, status))
 }
 
+/// Whether any child is left once every exited one is reaped: `waitpid` answers
+/// ECHILD only when there is none (wait(2)).
+pub fn has_children() -> bool {
+    while reap_one().is_some() {}
+    let mut status = 0;
+    // SAFETY: waitpid with a valid status pointer; WNOHANG does not block.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    !(r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+}
+
 /// Waits for one specific child, reaping every other child that exits meanwhile: as
 /// a subreaper we inherit the runtime's helpers (runsc's gofer and sandbox), and
 /// `runsc delete`, run by the exit command, polls `kill(gofer, 0)` until it fails —

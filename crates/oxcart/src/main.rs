@@ -27,7 +27,7 @@ use oxcart_image::pull::PullOptions;
 use oxcart_image::registry::{Client, Insecure};
 use oxcart_image::{ImageStore, Reference};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "oxcart", version, about = "A daemonless container engine")]
@@ -749,7 +749,36 @@ pub fn pull_image(ctx: &Ctx, image: &str, platform: Option<&str>) -> Result<()> 
     .map(drop)
 }
 
+/// The monitor's exit command, exactly as the engine writes it (oxcart_engine's
+/// `launch`): `--root R --runroot RR container cleanup ID`. Recognised before clap,
+/// whose command tree (every verb's flags, built at each start) is most of this
+/// binary's start-up cost, on a path every container's exit waits for.
+fn exit_command_args() -> Option<(PathBuf, PathBuf, String)> {
+    let mut a = std::env::args_os().skip(1);
+    let mut next = || a.next();
+    let (f1, root, f2, runroot) = (next()?, next()?, next()?, next()?);
+    let (c, v, id) = (next()?, next()?, next()?);
+    let shape = f1 == "--root" && f2 == "--runroot" && c == "container" && v == "cleanup";
+    if !shape || next().is_some() {
+        return None;
+    }
+    let id = id.into_string().ok().filter(|i| !i.starts_with('-'))?;
+    Some((root.into(), runroot.into(), id))
+}
+
+fn cleanup_fast(root: &Path, runroot: &Path, id: &str) -> Result<i32> {
+    let cfg = oxcart_engine::config::EngineConfig::load(None)?;
+    let layout = oxcart_engine::Layout::new(root, runroot);
+    let mut e = oxcart_engine::Engine::open(layout, cfg)
+        .with_context(|| format!("opening the engine at {}", root.display()))?;
+    e.cleanup(id)?;
+    Ok(0)
+}
+
 fn main() {
+    if let Some((root, runroot, id)) = exit_command_args() {
+        exit_with(cleanup_fast(&root, &runroot, &id));
+    }
     // clap's own errors exit 125 as docker's and podman's flag errors do; help and
     // version are not errors.
     let cli = match Cli::try_parse() {
@@ -760,7 +789,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    match run(&cli) {
+    exit_with(run(&cli));
+}
+
+fn exit_with(r: Result<i32>) -> ! {
+    match r {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             if let Some(x) = e.downcast_ref::<cmds::Exit>() {

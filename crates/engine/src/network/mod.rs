@@ -150,6 +150,13 @@ pub struct Networks {
     table: String,
 }
 
+impl Drop for Networks {
+    fn drop(&mut self) {
+        // The same database as the engine's (crate::db::tune): keep its WAL short.
+        oxcart_image::db::trim_wal(&self.conn);
+    }
+}
+
 /// The pools docker draws default subnets from: 172.17–31.0.0/16, then
 /// 192.168.0.0/16 in /20s.
 fn candidate_subnets() -> impl Iterator<Item = Subnet> {
@@ -216,6 +223,7 @@ impl Networks {
         let conn = Connection::open(layout.db_path())?;
         conn.busy_timeout(Duration::from_secs(30))?;
         crate::db::set_wal(&conn)?;
+        crate::db::tune(&conn)?;
         crate::db::retry_busy(|| {
             conn.execute_batch(ipam::SCHEMA)?;
             conn.execute_batch(ports::SCHEMA)?;
