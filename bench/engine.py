@@ -14,6 +14,7 @@ Figures (--only picks some):
   logs    1 GiB of lines to stdout: `run -d` + `wait` until the log has it all, then
           `logs` read back to /dev/null (json-file via oxcart-monitor vs k8s-file via conmon)
   rss     VmRSS of oxcart-monitor vs conmon for one running container
+  stats   `stats --no-stream` of 50 running containers (`sleep 1000`, --network none)
   bridge  `run --rm IMG true` on each engine's default network (oxcart's bridge,
           podman's CNI or netavark bridge), with oxcart's `--network none` in the same
           rounds: ratio to podman, and oxcart's bridge minus its `none` (issue 14)
@@ -22,7 +23,7 @@ Everything lives in a private temp dir: oxcart's --root/--runroot, podman's --ro
 --runroot, --tmpdir and events log; the host's podman and oxcart state is not touched.
 All containers, images and roots made are removed at the end.
 
-Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,bridge]
+Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,stats,bridge]
                             [--oxcart target/release/oxcart] [--calibrate]
                             [--log-mib 1024] [--log-pairs 3]
 """
@@ -221,6 +222,20 @@ def fig_logs(e, mib):
     return dt, dl
 
 
+def start_sleepers(e, n):
+    for i in range(n):
+        sh(e.cmd("run", "-d", "--name", f"st{i}", "--network", "none", *e.run_args(), e.image,
+                 "sleep", "1000"), stdout=subprocess.DEVNULL, env=getattr(e, "env", None))
+
+
+def fig_stats(e):
+    dt, r = timed(e, ["stats", "--no-stream"], stdout=subprocess.PIPE)
+    rows = len(r.stdout.decode().splitlines()) - 1
+    if rows != 50:
+        raise RuntimeError(f"{e.name} stats --no-stream listed {rows} containers, not 50")
+    return dt
+
+
 def rss_kib(pid):
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmRSS:"):
@@ -277,6 +292,11 @@ def main():
         if "ps" in only:
             fill(a, 100); fill(b, 100)
             report("ps -a, 100 containers", a, b, *pairs(a, b, o.pairs, o.pause, fig_ps), o.pairs)
+            a.rm_all(); b.rm_all()
+        if "stats" in only:
+            start_sleepers(a, 50); start_sleepers(b, 50)
+            report("stats --no-stream, 50 running containers", a, b,
+                   *pairs(a, b, o.pairs, o.pause, fig_stats), o.pairs)
             a.rm_all(); b.rm_all()
         if "logs" in only:
             w, r = [], []

@@ -46,6 +46,11 @@ pub struct MonitorArgs {
     pub stop_signal: i32,
     pub stop_timeout: i64,
     pub health: Option<HealthArgs>,
+    /// The events journal, for the `oom` and `die` events (docs/engine.md "Events").
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's labels, `image`, `name`).
+    pub event_attrs: Vec<(String, String)>,
 }
 
 /// The healthcheck the monitor runs: docker's timings with its defaults applied.
@@ -190,6 +195,13 @@ pub fn monitor_argv(a: &MonitorArgs) -> Vec<OsString> {
             &h.on_failure
         };
         flag("--health-on-failure", action.into());
+    }
+    if let Some(d) = &a.events_dir {
+        flag("--events-dir", d.clone().into());
+        flag("--events-max-size", a.events_max_size.to_string().into());
+        for (k, val) in &a.event_attrs {
+            flag("--event-attr", format!("{k}={val}").into());
+        }
     }
     for (on, f) in [
         (a.tty, "--tty"),

@@ -49,7 +49,7 @@ pub fn cgroups_path(rec: &Record) -> String {
 /// The files whose `oom_kill` counter tells the monitor the container was OOM-killed:
 /// v1 `memory.oom_control` where the memory controller is v1 (hybrid hosts), else
 /// v2 `memory.events` (kernel ≥ 4.13 both).
-fn oom_files(cg: &str) -> Vec<PathBuf> {
+pub fn oom_files(cg: &str) -> Vec<PathBuf> {
     let v1 = Path::new("/sys/fs/cgroup/memory");
     if v1.join("memory.oom_control").exists() {
         return vec![v1
@@ -230,6 +230,9 @@ impl Engine {
                 .stop_timeout
                 .unwrap_or(crate::stop::DEFAULT_STOP_TIMEOUT),
             health,
+            events_dir: Some(self.layout.events_dir()),
+            events_max_size: self.config.events_max_size(),
+            event_attrs: crate::events::container_attrs(rec),
         };
         let started = crate::monitor::spawn(&args).map_err(|e| match e {
             crate::monitor::MonitorError::Runtime(msg) => classify_runtime_error("create", msg),
@@ -260,16 +263,22 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep, embedded_dns)) => (
-                crate::spec::NetNs::Path(path),
-                Some(etcfiles::OwnAddr {
-                    embedded_dns,
-                    ip: ep.ip,
-                    gateway: ep.network.gateway.parse().map_err(|_| {
-                        EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))
-                    })?,
-                }),
-            ),
+            Some((path, ep, embedded_dns)) => {
+                self.emit_net_connect("connect", &rec.id, &ep.network);
+                (
+                    crate::spec::NetNs::Path(path),
+                    Some(etcfiles::OwnAddr {
+                        embedded_dns,
+                        ip: ep.ip,
+                        gateway: ep.network.gateway.parse().map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "network {}: bad gateway",
+                                ep.network.name
+                            ))
+                        })?,
+                    }),
+                )
+            }
             None => (crate::spec::NetNs::New, None),
         })
     }
@@ -300,6 +309,12 @@ impl Engine {
 impl Starting<'_> {
     /// The runtime's `start`: the container's process runs from here on.
     pub fn finish(mut self) -> Result<Record> {
+        // docker: the volumes' `mount` (after an `attach`), then `start` — written
+        // before the process is released, so a container that exits at once cannot
+        // have its monitor's `die` land first. If the start fails, the abort kills
+        // the init and the monitor's `die` follows.
+        self.engine.emit_volume_mounts("mount", &self.record);
+        self.engine.emit_ctr(&self.record, "start", &[]);
         let r = self.runtime.start(&self.record.id);
         self.done = true;
         if let Err(EngineError::Runtime { msg, .. }) = r {
@@ -313,6 +328,11 @@ impl Starting<'_> {
 
     pub fn ctr_dir(&self) -> PathBuf {
         self.engine.ctr_dir(&self.record.id)
+    }
+
+    /// docker's `attach` event, for a caller that attached before the start.
+    pub fn emit_attach(&self) {
+        self.engine.emit_ctr(&self.record, "attach", &[]);
     }
 
     fn abort(&mut self) {

@@ -40,6 +40,8 @@ impl Engine {
             // Nothing to signal: the monitor, woken, ends the pending restart.
             return Ok(rec);
         }
+        // Before the signal: the monitor's `die` it may cause must come after it.
+        self.emit_ctr(&rec, "kill", &[("signal", &n.to_string())]);
         self.runtime_of(&rec)?.kill(&rec.id, &sig, false)?;
         if obs.status == Status::Paused && (sig == "KILL" || sig == "9") {
             // A frozen process gets SIGKILL only once thawed.
@@ -91,6 +93,7 @@ impl Engine {
         };
         if t != 0 {
             // The process may be gone already; its exit is what we wait for below.
+            self.emit_ctr(&rec, "kill", &[("signal", &signal_number(&sig)?.to_string())]);
             let _ = rt.kill(&rec.id, &sig, false);
         }
         let grace = if t < 0 {
@@ -99,10 +102,12 @@ impl Engine {
             Some(Duration::from_secs(t as u64))
         };
         if !wait_pid_exit(obs.pid, grace) {
+            self.emit_ctr(&rec, "kill", &[("signal", "9")]);
             let _ = rt.kill(&rec.id, "KILL", true);
             wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
         }
         self.wait_recorded(&rec, &obs)?;
+        self.emit_ctr(&rec, "stop", &[]);
         Ok(rec)
     }
 
@@ -128,6 +133,8 @@ impl Engine {
             };
             let json = serde_json::to_vec(&e).map_err(|e| EngineError::Invalid(e.to_string()))?;
             crate::etcfiles::write_atomic(&dir.join(crate::state::EXIT_FILE), &json)?;
+            // The monitor that would have said it is dead.
+            self.emit_ctr(rec, "die", &[("exitCode", "137")]);
         }
         self.cleanup(&rec.id)
     }
@@ -205,6 +212,7 @@ impl Engine {
         }
         self.runtime_of(&rec)?.pause(&rec.id)?;
         crate::etcfiles::write_atomic(&self.ctr_dir(&rec.id).join(PAUSED_FILE), b"")?;
+        self.emit_ctr(&rec, "pause", &[]);
         Ok(rec)
     }
 
@@ -217,73 +225,21 @@ impl Engine {
         self.runtime_of(&rec)?.resume(&rec.id)?;
         let p = self.ctr_dir(&rec.id).join(PAUSED_FILE);
         std::fs::remove_file(&p).map_err(crate::error::io_err(&p))?;
+        self.emit_ctr(&rec, "unpause", &[]);
         Ok(rec)
     }
 }
 
-/// A signal's number (`TERM`, `SIGTERM`, `15`); "" is docker's default SIGTERM.
+/// A signal's number (`TERM`, `SIGTERM`, `15`, `RTMIN+1`); "" is docker's default
+/// SIGTERM. The names are the runtime library's table, so the engine and the runtime
+/// never disagree on one.
 pub fn signal_number(s: &str) -> Result<i32> {
     if s.is_empty() {
         return Ok(libc::SIGTERM);
     }
     let t = normalise_signal(s)?;
-    if let Ok(n) = t.parse::<i32>() {
-        return Ok(n);
-    }
-    const NUMBERED: &[(&str, i32)] = &[
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("ILL", libc::SIGILL),
-        ("TRAP", libc::SIGTRAP),
-        ("ABRT", libc::SIGABRT),
-        ("IOT", libc::SIGABRT),
-        ("BUS", libc::SIGBUS),
-        ("FPE", libc::SIGFPE),
-        ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1),
-        ("SEGV", libc::SIGSEGV),
-        ("USR2", libc::SIGUSR2),
-        ("PIPE", libc::SIGPIPE),
-        ("ALRM", libc::SIGALRM),
-        ("TERM", libc::SIGTERM),
-        ("STKFLT", libc::SIGSTKFLT),
-        ("CHLD", libc::SIGCHLD),
-        ("CONT", libc::SIGCONT),
-        ("STOP", libc::SIGSTOP),
-        ("TSTP", libc::SIGTSTP),
-        ("TTIN", libc::SIGTTIN),
-        ("TTOU", libc::SIGTTOU),
-        ("URG", libc::SIGURG),
-        ("XCPU", libc::SIGXCPU),
-        ("XFSZ", libc::SIGXFSZ),
-        ("VTALRM", libc::SIGVTALRM),
-        ("PROF", libc::SIGPROF),
-        ("WINCH", libc::SIGWINCH),
-        ("IO", libc::SIGIO),
-        ("POLL", libc::SIGIO),
-        ("PWR", libc::SIGPWR),
-        ("SYS", libc::SIGSYS),
-    ];
-    if let Some((_, n)) = NUMBERED.iter().find(|(name, _)| *name == t) {
-        return Ok(*n);
-    }
-    let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
-        let off = if rest.is_empty() {
-            0
-        } else {
-            rest.trim_start_matches(['+', '-']).parse::<i32>().ok()?
-        };
-        Some(base + sign * off)
-    };
-    let n = if let Some(r) = t.strip_prefix("RTMIN") {
-        rt(libc::SIGRTMIN(), r, 1)
-    } else if let Some(r) = t.strip_prefix("RTMAX") {
-        rt(libc::SIGRTMAX(), r, -1)
-    } else {
-        None
-    };
-    n.ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {s}")))
+    oxcart_container::sys::signal_number(&t)
+        .ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {s}")))
 }
 
 /// `KILL`, `SIGKILL`, `9` → the runtime's spelling (runc takes names without `SIG`

@@ -35,6 +35,11 @@ pub struct Args {
     /// The healthcheck: the probe's OCI process file for the runtime's `exec`, and
     /// docker's timings (ns) with its defaults already applied by the engine.
     pub health: Option<HealthArgs>,
+    /// The events journal's directory (`oom` and `die` are the monitor's to emit).
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's `name`, `image`, labels).
+    pub event_attrs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -63,7 +68,8 @@ pub const USAGE: &str = "usage: oxcart-monitor --id ID --ctr-dir DIR --bundle DI
 [--log-driver json-file|none] [--log-max-size BYTES] [--log-max-file N] [--oom-file PATH]... \
 --sync-fd N [--exit-command ARG]... [--stop-signal N] [--stop-timeout S] \
 [--health-process FILE --health-interval NS --health-timeout NS --health-start-period NS \
---health-start-interval NS --health-retries N --health-on-failure none|kill|restart|stop]";
+--health-start-interval NS --health-retries N --health-on-failure none|kill|restart|stop] \
+[--events-dir DIR [--events-max-size BYTES] [--event-attr KEY=VALUE]...]";
 
 /// Only the sync fd, for reporting an argument error to the engine.
 pub fn sync_fd_of(argv: &[OsString]) -> Option<i32> {
@@ -91,6 +97,9 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
         stop_signal: libc::SIGTERM,
         stop_timeout: 10,
         health: None,
+        events_dir: None,
+        events_max_size: oxcart_jsonlog::events::DEFAULT_MAX_SIZE,
+        event_attrs: Vec::new(),
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -157,6 +166,15 @@ fn set_value(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
             a.stop_timeout = s()?
                 .parse()
                 .map_err(|_| format!("--stop-timeout {v:?}: not an integer"))?
+        }
+        "--events-dir" => a.events_dir = Some(v.into()),
+        "--events-max-size" => a.events_max_size = number(name, &s()?)?,
+        "--event-attr" => {
+            let kv = s()?;
+            let (k, val) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--event-attr {kv:?}: not KEY=VALUE"))?;
+            a.event_attrs.push((k.to_string(), val.to_string()));
         }
         h if h.starts_with("--health-") => set_health(a, h, v)?,
         _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
@@ -237,6 +255,9 @@ fn absolutize(a: &mut Args) -> Result<(), String> {
     abs(&mut a.ctr_dir)?;
     abs(&mut a.bundle)?;
     abs(&mut a.runtime_root)?;
+    if let Some(d) = a.events_dir.as_mut() {
+        abs(d)?;
+    }
     // A bare name is looked up in $PATH, as Command does.
     if a.runtime.components().count() > 1 {
         abs(&mut a.runtime)?;

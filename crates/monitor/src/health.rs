@@ -56,6 +56,8 @@ pub struct Health {
     cfg: HealthArgs,
     dir: PathBuf,
     status: Status,
+    /// A status the last probe changed to, not yet announced as an event.
+    changed: Option<Status>,
     streak: u32,
     log: VecDeque<String>,
     /// When this run of the container started (docker's State.StartedAt).
@@ -85,6 +87,7 @@ impl Health {
             cfg,
             dir: dir.to_path_buf(),
             status: Status::Starting,
+            changed: None,
             streak: 0,
             log,
             run_start: Instant::now(),
@@ -205,6 +208,11 @@ impl Health {
         }
     }
 
+    /// The status the last probe changed to, once (for the `health_status` event).
+    pub fn take_change(&mut self) -> Option<Status> {
+        self.changed.take()
+    }
+
     /// The probe's runtime process was reaped: record its result. Returns the
     /// action to take if the container just turned unhealthy.
     pub fn finished(&mut self, status: libc::c_int) -> Option<Action> {
@@ -232,6 +240,9 @@ impl Health {
         };
         let before = self.status;
         self.record(code, &output, p.start, p.start_at);
+        if self.status != before {
+            self.changed = Some(self.status);
+        }
         let turned = before != Status::Unhealthy && self.status == Status::Unhealthy;
         (turned && self.cfg.on_failure != OnFailure::None).then_some(self.cfg.on_failure)
     }

@@ -150,12 +150,17 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             let exit = Exit { error, ..exit };
             let result = write_exit_json(a, &exit).and(log_result);
             // Attached clients (`run` without -d) end with the run, as docker's do.
-            relay.finish(exit.code, exit.oom_killed);
+            announce_exit(a, &exit);
+        relay.finish(exit.code, exit.oom_killed);
             break (exit, result);
         };
+        announce_exit(a, &exit);
         relay.finish(exit.code, exit.oom_killed);
         match restart_after(a, &dir, &mut relay, restarts.count, &exit, delay) {
             Ok(true) => {
+                // docker's restart manager: every run's exit is a `die`, every
+                // restart a `start` (`restart` is the user's verb only).
+                emit(a, "start", &[]);
                 oom_before = oom_counts(&a.oom_files);
                 started = Instant::now();
             }
@@ -362,6 +367,50 @@ fn write_restart_json(a: &Args, count: u64, restarting: bool, e: &Exit) -> Resul
         e.code, e.finished_at, e.oom_killed
     );
     write_atomic(&a.ctr_dir, restart::STATE_FILE, &content)
+}
+
+/// docker's order at an exit: `oom` (if the OOM killer struck), then `die` with
+/// the exit code.
+fn announce_exit(a: &Args, exit: &Exit) {
+    if exit.oom_killed {
+        emit(a, "oom", &[]);
+    }
+    emit(a, "die", &[("exitCode", &exit.code.to_string())]);
+}
+
+/// Append a container event to the journal; a failure is only logged (events are
+/// best-effort, the exit is what matters).
+fn emit(a: &Args, action: &str, extra: &[(&str, &str)]) {
+    let Some(dir) = &a.events_dir else { return };
+    // The engine's `event-attrs` (written by a `rename`) over the command line's.
+    let file = std::fs::read(a.ctr_dir.join("event-attrs")).ok();
+    let from_file: Vec<(&str, &str)> = file
+        .as_deref()
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut attrs: Vec<(&str, &str)> = if file.is_some() {
+        from_file
+    } else {
+        a.event_attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    };
+    attrs.extend_from_slice(extra);
+    let ev = oxcart_jsonlog::events::Event {
+        kind: "container",
+        action,
+        actor: &a.id,
+        attributes: &attrs,
+    };
+    let journal = oxcart_jsonlog::events::Journal::new(dir, a.events_max_size);
+    if let Err(e) = journal.append(&ev) {
+        eprintln!("oxcart-monitor: {}: event {action}: {e}", a.id);
+    }
 }
 
 /// The `oom_kill` counter of each `--oom-file` (v1 memory.oom_control, v2

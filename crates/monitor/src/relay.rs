@@ -200,6 +200,10 @@ impl Relay {
                     .min(i32::MAX as u128) as i32,
             };
             self.poll_once(ms)?;
+            // docker's handleProbeResult logs `health_status: <status>` on a change.
+            if let Some(st) = self.health.as_mut().and_then(|h| h.take_change()) {
+                crate::emit(a, &format!("health_status: {}", st.as_str()), &[]);
+            }
             if let Some(action) = self.pending_action.take() {
                 self.on_unhealthy(a, action, &a.ctr_dir);
             }

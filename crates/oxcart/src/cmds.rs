@@ -125,8 +125,12 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
         })?,
         CtrCmd::Restart { time, containers } => each(containers, |n| {
             e.stop(n, *time)?;
-            if let StartOutcome::Starting(s) = e.start_prepare(n)? {
-                s.finish()?;
+            let started = match e.start_prepare(n)? {
+                StartOutcome::Starting(s) => Some(s.finish()?),
+                StartOutcome::AlreadyRunning(_) => None,
+            };
+            if let Some(rec) = started {
+                e.emit_ctr(&rec, "restart", &[]);
             }
             done(n)
         })?,
@@ -146,6 +150,7 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
 fn fs_or_view_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<()> {
     match cmd {
         CtrCmd::Ps(a) => crate::ps::cmd_ps(e, a)?,
+        CtrCmd::Stats(a) => crate::stats::cmd_stats(e, a)?,
         CtrCmd::Logs(a) => crate::logs::cmd_logs(e, a)?,
         CtrCmd::Top { container, ps_args } => {
             let (titles, rows) = e.top(container, ps_args)?;
@@ -374,6 +379,19 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         privileged: a.privileged,
     };
     let mut p = e.prepare_exec(&rec, &opts)?;
+    // docker's exec events: the action carries the command, `execID` the exec's id.
+    let exec_id = oxcart_engine::names::new_id()?;
+    let cmdline = format!("{} {}", a.command[0], a.command[1..].join(" "));
+    e.emit_ctr(
+        &rec,
+        &format!("exec_create: {cmdline}"),
+        &[("execID", &exec_id)],
+    );
+    e.emit_ctr(
+        &rec,
+        &format!("exec_start: {cmdline}"),
+        &[("execID", &exec_id)],
+    );
     if a.detach || !a.interactive {
         p.command.stdin(std::process::Stdio::null());
     }
@@ -396,7 +414,12 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         });
     }
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if !a.detach {
+        let c = code.to_string();
+        e.emit_ctr(&rec, "exec_die", &[("execID", &exec_id), ("exitCode", &c)]);
+    }
+    Ok(code)
 }

@@ -246,6 +246,8 @@ pub enum CtrCmd {
     },
     /// Update configuration of one or more containers
     Update(Box<UpdateArgs>),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::stats::StatsArgs),
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -4,6 +4,7 @@
 
 mod cmds;
 mod ctr;
+mod events;
 mod fscmds;
 mod inspect;
 mod logs;
@@ -12,6 +13,7 @@ mod progress;
 mod ps;
 mod run;
 mod runopts;
+mod stats;
 mod table;
 mod term;
 mod timefmt;
@@ -243,7 +245,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: HealthcheckCmd,
     },
-    /// Manage the engine (disk usage, prune, boot)
+    /// Get real time events from the engine
+    Events(events::EventsArgs),
+    /// Manage the engine (disk usage, prune, events, boot)
     System {
         #[command(subcommand)]
         cmd: volcmds::SystemCmd,
@@ -438,6 +442,38 @@ fn cmd_login(
     Ok(())
 }
 
+/// Append an event to `--root`'s journal for a verb that has no engine open (image
+/// verbs); best-effort as the engine's `emit` (docs/engine.md "Events").
+fn emit_event(cli: &Cli, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
+    let max = oxcart_engine::config::EngineConfig::load(cli.config.as_deref())
+        .map(|c| c.events_max_size())
+        .unwrap_or(oxcart_jsonlog::events::DEFAULT_MAX_SIZE);
+    let layout = oxcart_engine::Layout::new(&cli.root, &cli.runroot);
+    let ev = oxcart_jsonlog::events::Event {
+        kind,
+        action,
+        actor,
+        attributes: attrs,
+    };
+    let _ = oxcart_jsonlog::events::Journal::new(layout.events_dir(), max).append(&ev);
+}
+
+/// docker's `image pull` event: the reference with its tag (`busybox:latest`) and
+/// `name` without it.
+fn emit_pull(cli: &Cli, image: &str) {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let full = if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    };
+    let name = match full.rfind(':') {
+        Some(i) if !full.contains('@') && !full[i..].contains('/') => &full[..i],
+        _ => full.as_str(),
+    };
+    emit_event(cli, "image", "pull", &full, &[("name", name)]);
+}
+
 fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
     let mut st = open(cli)?;
     Ctx { cli }.engine()?.release_stale_holds(&mut st)?;
@@ -454,13 +490,23 @@ fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
     }
     let mut failed = 0;
     for i in images {
+        let id = st.find(i).map(|r| r.id.to_string()).unwrap_or_default();
         match st.remove(i, force) {
             Ok((removed, freed)) => {
                 for n in removed.untagged {
                     println!("Untagged: {n}");
+                    // docker names the image id in both places of an untag.
+                    emit_event(cli, "image", "untag", &id, &[("name", &id)]);
                 }
                 for d in removed.deleted {
                     println!("Deleted: {d}");
+                    emit_event(
+                        cli,
+                        "image",
+                        "delete",
+                        &d.to_string(),
+                        &[("name", &d.to_string())],
+                    );
                 }
                 if freed.layers + freed.blobs > 0 {
                     println!("Freed {} layers, {} blobs", freed.layers, freed.blobs);
@@ -536,11 +582,14 @@ fn cmd_load(cli: &Cli, input: &Option<PathBuf>) -> Result<()> {
         .load(reader, &name, &reporter)
         .with_context(|| format!("loading {}", name.display()))?;
     for r in recs {
+        let id = r.id.to_string();
         if r.tags.is_empty() {
             println!("Loaded image: {}", r.id);
+            emit_event(cli, "image", "load", &id, &[("name", &id)]);
         }
         for t in &r.tags {
             println!("Loaded image: {t}");
+            emit_event(cli, "image", "load", &id, &[("name", t)]);
         }
     }
     Ok(())
@@ -591,6 +640,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
+        Cmd::Events(a) => events::cmd_events(&Ctx { cli }.engine()?, a)?,
         Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
         Cmd::Healthcheck {
             cmd: HealthcheckCmd::Run { container },
@@ -621,6 +671,11 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Tag { source, target } => {
             let mut st = open(cli)?;
             st.tag(source, target)?;
+            let id = st
+                .find(target)
+                .map(|r| r.id.to_string())
+                .unwrap_or_default();
+            emit_event(cli, "image", "tag", &id, &[("name", target)]);
         }
         Cmd::Login {
             registry,
@@ -666,6 +721,7 @@ fn pull_with(
     let rec = st
         .pull(&reference, &opts, reporter)
         .with_context(|| format!("pulling {reference}"))?;
+    emit_pull(cli, image);
     Ok((reference, rec))
 }
 

@@ -188,6 +188,8 @@ fn run_attached(
     let started = match e.start_prepare(id)? {
         StartOutcome::Starting(s) => {
             let att = attach::connect(&s.ctr_dir())?;
+            // docker: `attach` comes between `create` and `start`.
+            s.emit_attach();
             let monitor_pid = s.monitor_pid;
             let rec = s.finish()?;
             Some((att, rec, monitor_pid))
@@ -198,7 +200,9 @@ fn run_attached(
         Some(x) => x,
         None => {
             let rec = e.find(id)?;
-            (attach::connect(&e.ctr_dir(&rec.id))?, rec, 0)
+            let att = attach::connect(&e.ctr_dir(&rec.id))?;
+            e.emit_ctr(&rec, "attach", &[]);
+            (att, rec, 0)
         }
     };
     if sig_proxy && !rec.config.tty {
@@ -317,6 +321,7 @@ pub fn cmd_attach(
         );
     }
     let att = attach::connect(&e.ctr_dir(&rec.id))?;
+    e.emit_ctr(&rec, "attach", &[]);
     if sig_proxy && !rec.config.tty {
         proxy_signals(e.runtime_of(&rec)?, rec.id.clone());
     }

@@ -79,6 +79,8 @@ pub enum VolumeCmd {
 pub enum SystemCmd {
     /// Start the containers a reboot stopped (restart policies), reclaiming what it left
     Boot,
+    /// Get real time events from the engine
+    Events(crate::events::EventsArgs),
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -343,6 +345,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
     match cmd {
         SystemCmd::Boot => Ok(()),
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
+        SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {
             all,
             volumes,

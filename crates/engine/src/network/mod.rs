@@ -944,12 +944,18 @@ pub fn setup(
 
 /// Release whatever of a container's networking is left (cleanup, `rm`, a new start
 /// after a crash). Cheap when there is nothing: no lock, no firewall change.
-pub fn release(layout: &Layout, id: &str) -> crate::error::Result<()> {
+pub fn release(layout: &Layout, id: &str) -> crate::error::Result<Vec<Network>> {
     let mut nets = Networks::open(layout)?;
-    if nets.holds_anything(id)? {
-        nets.detach(id)?;
+    if !nets.holds_anything(id)? {
+        return Ok(Vec::new());
     }
-    Ok(())
+    // What is detached, for the `network disconnect` events of cleanup and rm.
+    let gone = nets
+        .endpoints(id)
+        .map(|eps| eps.into_iter().map(|ep| ep.network).collect())
+        .unwrap_or_default();
+    nets.detach(id)?;
+    Ok(gone)
 }
 
 /// The container's endpoints for `inspect`'s `NetworkSettings` (empty if none).
