@@ -93,7 +93,11 @@ impl Engine {
         };
         if t != 0 {
             // The process may be gone already; its exit is what we wait for below.
-            self.emit_ctr(&rec, "kill", &[("signal", &signal_number(&sig)?.to_string())]);
+            self.emit_ctr(
+                &rec,
+                "kill",
+                &[("signal", &signal_number(&sig)?.to_string())],
+            );
             let _ = rt.kill(&rec.id, &sig, false);
         }
         let grace = if t < 0 {

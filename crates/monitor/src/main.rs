@@ -149,9 +149,9 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             let error = pending.err().unwrap_or_default();
             let exit = Exit { error, ..exit };
             let result = write_exit_json(a, &exit).and(log_result);
-            // Attached clients (`run` without -d) end with the run, as docker's do.
             announce_exit(a, &exit);
-        relay.finish(exit.code, exit.oom_killed);
+            // Attached clients (`run` without -d) end with the run, as docker's do.
+            relay.finish(exit.code, exit.oom_killed);
             break (exit, result);
         };
         announce_exit(a, &exit);

@@ -143,6 +143,30 @@ fn always_restarts_every_exit_with_a_growing_backoff_and_stop_is_final() {
         gaps[3] > gaps[0] * 2.0 && gaps[2] + gaps[3] > 2.0 * (gaps[0] + gaps[1]),
         "backoff did not grow: {gaps:?}"
     );
+    // docker's restart manager: every exit a `die`, every restart a `start`.
+    let ev = ox.ok(&[
+        "events",
+        "--until",
+        "0s",
+        "--filter",
+        "container=one",
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    let ev: Vec<&str> = ev.lines().map(str::trim_end).collect();
+    let runs: Vec<&&str> = ev.iter().filter(|a| a.starts_with("start")).collect();
+    let dies: Vec<&&str> = ev.iter().filter(|a| a.starts_with("die")).collect();
+    assert!(runs.len() >= 5 && dies.len() >= 5, "{ev:?}");
+    assert!(dies.iter().all(|d| **d == "die 1"), "{ev:?}");
+    let firsts: Vec<&str> = ev
+        .iter()
+        .filter(|a| a.starts_with("start") || a.starts_with("die"))
+        .map(|a| a.split(' ').next().unwrap_or(""))
+        .collect();
+    assert!(
+        firsts.windows(2).all(|w| w[0] != w[1]),
+        "start and die alternate: {ev:?}"
+    );
     // A user's stop ends it, whatever the policy: no restart after it.
     ox.ok(&["stop", "zero", "one"]);
     let before = (restarts(&ox, "zero"), restarts(&ox, "one"));
@@ -423,6 +447,24 @@ fn a_container_turns_unhealthy_then_healthy_as_its_check_says() {
     );
     assert!(ps_status(&ox, "hc").ends_with("(healthy)"));
     assert_eq!(ox.run(&["healthcheck", "run", "hc"]).status.code(), Some(0));
+    // Each change of status was an event (docker's handleProbeResult), in order.
+    let ev = ox.ok(&[
+        "events",
+        "--until",
+        "0s",
+        "--filter",
+        "container=hc",
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let ev: Vec<&str> = ev.lines().collect();
+    assert_eq!(
+        ev,
+        ["health_status: unhealthy", "health_status: healthy"],
+        "{ev:?}"
+    );
     // podman's healthcheck run on a container without a check, or not running.
     let err = ox.fail(125, &["healthcheck", "run", "plain"]);
     assert!(err.contains("has no defined healthcheck"), "{err}");
