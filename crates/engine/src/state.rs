@@ -139,10 +139,30 @@ pub fn read_health(ctr_dir: &Path, running: bool) -> Option<Health> {
 }
 
 /// This boot's id: a `monitor.json` from another boot describes processes that are gone.
+/// Read once per process (a process does not outlive its boot): listings ask once per
+/// container.
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            read_proc("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// A small procfs file in one read: procfs reports size 0, so `fs::read_to_string`
+/// asks for the size and position and then reads up from a 32-byte probe (8 syscalls
+/// for a `/proc/<pid>/stat`, read per container by every listing); through `take`
+/// into a buffer that holds it, open, read, read (EOF), close.
+fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::with_capacity(1024);
+    std::fs::File::open(path)?
+        .take(u64::MAX)
+        .read_to_string(&mut s)?;
+    Ok(s)
 }
 
 /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks), or None if no such
@@ -152,7 +172,7 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = read_proc(&format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     // After ") " the fields start at 3 (state); starttime is field 22.
