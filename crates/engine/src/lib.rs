@@ -16,6 +16,7 @@ pub mod etcfiles;
 pub mod exec;
 pub mod fs;
 pub mod inspect;
+pub mod listing;
 pub mod lock;
 pub mod monitor;
 pub mod names;

@@ -331,6 +331,7 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         tty: a.tty,
         detach: a.detach,
         privileged: a.privileged,
+        console_socket: None,
     };
     let mut p = e.prepare_exec(&rec, &opts)?;
     if a.detach || !a.interactive {
