@@ -216,7 +216,10 @@ pub async fn relay(
     o: RelayOpts,
 ) -> Option<i64> {
     let sock = Arc::new(sock);
-    let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
+    // The pump says "detached" here; a sender kept by us means the channel never
+    // reads as closed, so only a detach ends the relay from this side.
+    let (detached_tx, mut detached_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let _keep = detached_tx.clone();
     let pump = input.map(|r| {
         tokio::spawn(stdin_pump(
             sock.clone(),
@@ -230,7 +233,8 @@ pub async fn relay(
     loop {
         let n = tokio::select! {
             r = sock.recv(&mut buf) => r.unwrap_or(0),
-            _ = &mut detached_rx => break,
+            // Only a detach ends it; a pump that ended (input closed) does not.
+            Some(()) = detached_rx.recv() => break,
         };
         let Some((&kind, payload)) = buf[..n].split_first() else {
             break;
@@ -269,7 +273,7 @@ async fn stdin_pump(
     sock: Arc<MonitorSock>,
     mut r: tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>,
     keys: Option<Vec<u8>>,
-    detached: tokio::sync::oneshot::Sender<()>,
+    detached: tokio::sync::mpsc::Sender<()>,
 ) {
     let mut esc = keys.map(|k| oxcart_engine::attach::Detach::new(&k));
     let mut buf = vec![0u8; 32 * 1024];
@@ -295,7 +299,7 @@ async fn stdin_pump(
             return;
         }
         if detach {
-            let _ = detached.send(());
+            let _ = detached.send(()).await;
             return;
         }
     }
@@ -325,7 +329,7 @@ pub struct Hijack {
 /// to upgrade (docker's clients do for attach and exec), else `200` with a streamed
 /// body (output only). `f` runs once the stream is there.
 pub fn stream_response<F, Fut>(
-    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    req: Option<hyper::Request<hyper::body::Incoming>>,
     content_type: &str,
     want_stdin: bool,
     f: F,
@@ -334,9 +338,13 @@ where
     F: FnOnce(Hijack) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    if let Some(on) = upgrade {
+    if let Some(mut req) = req {
+        // The request lives until the upgrade completes: hyper hands the connection
+        // over only then.
         tokio::spawn(async move {
-            let Ok(up) = on.await else { return };
+            let Ok(up) = hyper::upgrade::on(&mut req).await else {
+                return;
+            };
             let (rd, wr) = tokio::io::split(TokioIo::new(up));
             f(Hijack {
                 out: Out::Io(wr),
@@ -355,7 +363,7 @@ where
     }
 }
 
-pub async fn attach(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
+pub async fn attach(st: Arc<State>, id: String, r: Req) -> ApiResult {
     let q = r.query.clone();
     let (stdin, stdout, stderr) = (q.bool("stdin"), q.bool("stdout"), q.bool("stderr"));
     let (stream, logs) = (q.bool("stream"), q.bool("logs"));
@@ -384,7 +392,7 @@ pub async fn attach(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
     };
     let want_stdin = stdin && rec.config.open_stdin;
     let st2 = st.clone();
-    let up = r.wants_upgrade().then(|| hyper::upgrade::on(&mut r.req));
+    let up = r.wants_upgrade().then_some(r.req);
     Ok(stream_response(
         up,
         ctype,

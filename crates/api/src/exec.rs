@@ -200,11 +200,10 @@ fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((m, s))
 }
 
-async fn start(st: Arc<State>, id: String, r: Req) -> ApiResult {
-    let mut r = r;
+async fn start(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
     let inst = find(&st, &id)?;
-    let up = r.wants_upgrade().then(|| hyper::upgrade::on(&mut r.req));
-    let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
+    let b = http::read_body(r.req.body_mut(), http::MAX_JSON_BODY).await?;
+    let up = r.wants_upgrade().then_some(r.req);
     let sb: StartBody = crate::containers::parse_docker_json(&b)?;
     let already = inst.with(|r| std::mem::replace(&mut r.started, true));
     if already {

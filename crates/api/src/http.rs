@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Frame, Incoming};
+use hyper::body::{Body as _, Frame};
 use hyper::{Response, StatusCode};
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -253,7 +253,11 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// The request body, whole, refused past `limit` bytes (413 naming the limit).
-pub async fn read_body(body: Incoming, limit: usize) -> ApiResult<Bytes> {
+pub async fn read_body<B>(body: B, limit: usize) -> ApiResult<Bytes>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large(limit));
     }
@@ -274,7 +278,9 @@ fn too_large(limit: usize) -> ApiError {
 
 /// A JSON body parsed into `T`; a body that is not JSON or has a field of the wrong
 /// type is a 400 naming the field (docker: "json: cannot unmarshal …").
-pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> ApiResult<T> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    body: hyper::body::Incoming,
+) -> ApiResult<T> {
     let b = read_body(body, MAX_JSON_BODY).await?;
     parse_json(&b)
 }

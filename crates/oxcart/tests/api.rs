@@ -199,3 +199,173 @@ fn ping_version_info_and_errors_speak_dockers_wire() {
         assert_eq!(out.trim(), "linux 0", "{d}");
     }
 }
+
+#[test]
+fn docker_run_attached_detached_and_rm_over_the_same_engine() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    for d in DOCKERS {
+        // Attached, --rm: output, exit code, and nothing left.
+        let o = svc.docker(
+            d,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                img,
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(3), "{d}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "out\n", "{d}");
+        assert!(stderr(&o).contains("err\n"), "{d}: {}", stderr(&o));
+        assert_eq!(ox.ok(&["ps", "-aq"]), "", "{d}: --rm left a container");
+        // The image's default command and a name.
+        let o = svc.ok(d, &["run", "--name", "named", "--network", "none", img]);
+        assert_eq!(o, "default-cmd\n");
+        assert_eq!(
+            ox.inspect("named")["State"]["Status"],
+            "exited",
+            "oxcart sees it"
+        );
+        svc.ok(d, &["rm", "named"]);
+    }
+    // Detached: listed by both CLIs, logs, stop, rm.
+    let id = svc.ok(
+        "/usr/bin/docker",
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--label",
+            "k=v",
+            img,
+            "sh",
+            "-c",
+            "echo started; exec sleep 100",
+        ],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(eventually(10, || svc.ok("/usr/bin/docker", &["logs", id])
+        == "started\n"));
+    let ps = svc.ok(
+        "/usr/local/bin/docker",
+        &["ps", "--format", "{{.ID}} {{.Status}} {{.Labels}}"],
+    );
+    assert!(
+        ps.starts_with(&id[..12]) && ps.contains("Up ") && ps.contains("k=v"),
+        "{ps}"
+    );
+    assert!(
+        ox.ok(&["ps", "-q"]).contains(&id[..12]),
+        "oxcart ps lists it"
+    );
+    assert_eq!(ox.ok(&["logs", id]), "started\n", "oxcart logs reads it");
+    let v: serde_json::Value =
+        serde_json::from_str(&svc.ok("/usr/bin/docker", &["inspect", id])).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true);
+    assert!(
+        v[0]["NetworkSettings"]["Networks"].is_object(),
+        "Networks never null"
+    );
+    svc.ok("/usr/bin/docker", &["stop", "-t", "1", id]);
+    let v = ox.inspect(id);
+    assert_eq!(v["State"]["Status"], "exited");
+    svc.ok("/usr/local/bin/docker", &["rm", id]);
+    // Errors keep docker's wording and the CLI's exit codes.
+    let o = svc.docker("/usr/bin/docker", &["rm", "nosuch"]);
+    assert!(
+        stderr(&o).contains("No such container: nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    let o = svc.docker(
+        "/usr/bin/docker",
+        &["run", "--rm", "--network", "none", img, "nosuchcmd"],
+    );
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    ox.assert_clean();
+}
+
+#[test]
+fn attach_before_start_and_wait_conditions() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    let d = "/usr/bin/docker";
+    // start -a attaches before the start: the first line is not lost.
+    let id = svc.ok(
+        d,
+        &[
+            "create",
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "echo first; echo second; exit 4",
+        ],
+    );
+    let id = id.trim().to_string();
+    let first = id.clone();
+    let o = svc.docker(d, &["start", "-a", &id]);
+    assert_eq!(stdout(&o), "first\nsecond\n");
+    assert_eq!(o.status.code(), Some(4));
+    // wait on an exited container answers at once with its code.
+    assert_eq!(svc.ok(d, &["wait", &id]).trim(), "4");
+    // next-exit: the headers come before the exit, the code after it.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.write_all(format!("POST /v1.41/containers/{id}/wait?condition=next-exit HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n").as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    svc.ok(d, &["start", &id]);
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&rest).contains("StatusCode") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&rest).contains("\"StatusCode\":4"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    // wait?condition=removed returns once an --rm container is gone.
+    let id = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "sleep 1; exit 2",
+        ],
+    );
+    let (code, v) = svc.json(
+        "POST",
+        &format!("/containers/{}/wait?condition=removed", id.trim()),
+        "",
+    );
+    assert_eq!((code, v["StatusCode"].as_i64()), (200, Some(2)), "{v}");
+    let gone = ox.run(&["inspect", id.trim()]);
+    assert!(
+        !gone.status.success(),
+        "the --rm container is gone once wait returns"
+    );
+    svc.ok(d, &["rm", &first]);
+    ox.assert_clean();
+}
