@@ -369,3 +369,146 @@ fn attach_before_start_and_wait_conditions() {
     svc.ok(d, &["rm", &first]);
     ox.assert_clean();
 }
+
+/// `docker ARGS` under a real pty (util-linux `script`), feeding `input` in chunks
+/// separated by `\u{1}`; output and exit code.
+fn docker_in_pty(svc: &Svc, bin: &str, args: &[&str], input: &str) -> (String, i32) {
+    let line = std::iter::once(bin.to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &line, "/dev/null"])
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.cfg.path())
+        .env("HOME", svc.cfg.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut si = child.stdin.take().unwrap();
+        for chunk in input.split('\u{1}') {
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            si.write_all(chunk.as_bytes()).unwrap();
+            si.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn run_it_and_exec_it_through_a_terminal() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    for d in DOCKERS {
+        // The container's tty has the client's size, and typed input reaches it.
+        let (out, code) = docker_in_pty(
+            &svc,
+            d,
+            &["run", "-it", "--rm", "--network", "none", img, "sh", "-c", "stty size; read x; echo got-$x; exit 5"],
+            "hello\r",
+        );
+        assert_eq!(code, 5, "{d}: {out}");
+        assert!(out.contains("got-hello"), "{d}: {out}");
+        assert!(!out.contains("0 0"), "{d}: the tty was never sized: {out}");
+    }
+    let id = svc.ok("/usr/bin/docker", &["run", "-d", "--network", "none", img, "sleep", "100"]);
+    let id = id.trim();
+    for d in DOCKERS {
+        let (out, code) = docker_in_pty(&svc, d, &["exec", "-it", id, "sh", "-c", "tty; read y; echo exec-$y; exit 7"], "there\r");
+        assert_eq!(code, 7, "{d}: {out}");
+        assert!(out.contains("/dev/pts/") && out.contains("exec-there"), "{d}: {out}");
+        // Without a tty: stdout and stderr apart, the exit code, stdin to its end.
+        let mut c = svc.docker_cmd(d, &["exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 9"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"piped input\n").unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(9), "{d}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "piped input\n", "{d}");
+        assert_eq!(stderr(&o), "e\n", "{d}");
+        let o = svc.docker(d, &["exec", id, "nosuchcmd"]);
+        assert!(matches!(o.status.code(), Some(126 | 127)), "{d}: {:?} {}", o.status.code(), stderr(&o));
+    }
+    // The exit code is there as soon as the stream ends.
+    let (code, v) = svc.json("POST", &format!("/containers/{id}/exec"), r#"{"Cmd":["sh","-c","exit 3"],"AttachStdout":true,"AttachStderr":true}"#);
+    assert_eq!(code, 201, "{v}");
+    let eid = v["Id"].as_str().unwrap().to_string();
+    let (code, _, _) = svc.raw("POST", &format!("/exec/{eid}/start"), br#"{"Detach":false,"Tty":false}"#);
+    assert_eq!(code, 200);
+    let (_, v) = svc.json("GET", &format!("/exec/{eid}/json"), "");
+    assert_eq!((v["Running"].as_bool(), v["ExitCode"].as_i64()), (Some(false), Some(3)), "{v}");
+    svc.ok("/usr/bin/docker", &["rm", "-f", id]);
+    ox.assert_clean();
+}
+
+#[test]
+fn logs_follow_cp_and_the_state_verbs() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    let d = "/usr/bin/docker";
+    let id = svc.ok(d, &["run", "-d", "--name", "verbs", "--network", "none", img, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done; echo bye >&2; sleep 100"]);
+    let id = id.trim().to_string();
+    // logs -f streams as lines come; stops with the container.
+    let mut follow = svc.docker_cmd(d, &["logs", "-f", "verbs"]);
+    follow.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let follow = follow.spawn().unwrap();
+    assert!(eventually(20, || stderr(&svc.docker(d, &["logs", "verbs"])) == "bye\n"));
+    let o = svc.docker(d, &["logs", "--tail", "1", "verbs"]);
+    assert_eq!(stdout(&o), "", "the last line is stderr's");
+    assert_eq!(stderr(&o), "bye\n");
+    // top, pause/unpause, rename, kill, restart.
+    let top = svc.ok(d, &["top", "verbs"]);
+    assert!(top.contains("PID") && top.contains("sleep"), "{top}");
+    svc.ok(d, &["pause", "verbs"]);
+    assert_eq!(ox.inspect("verbs")["State"]["Status"], "paused");
+    svc.ok(d, &["unpause", "verbs"]);
+    svc.ok(d, &["rename", "verbs", "renamed"]);
+    assert_eq!(ox.inspect(&id)["Name"], "/renamed");
+    // cp both ways; a path out of the container's root is refused.
+    let host = ox.dir.path().join("cp");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "into the container\n").unwrap();
+    svc.ok(d, &["cp", host.join("in.txt").to_str().unwrap(), "renamed:/tmp/"]);
+    assert_eq!(ox.ok(&["exec", "renamed", "cat", "/tmp/in.txt"]), "into the container\n");
+    svc.ok(d, &["cp", "renamed:/data/hello.txt", host.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(host.join("hello.txt")).unwrap(), "hello from the image\n");
+    svc.ok(d, &["cp", "renamed:/../../../../etc/hostname", host.join("h").to_str().unwrap()]);
+    let h = std::fs::read_to_string(host.join("h")).unwrap();
+    assert_eq!(h, ox.ok(&["exec", "renamed", "cat", "/etc/hostname"]), "resolved in the container's root");
+    svc.ok(d, &["kill", "-s", "KILL", "renamed"]);
+    let o = follow.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "line1\nline2\nline3\n");
+    assert_eq!(stderr(&o), "bye\n");
+    svc.ok(d, &["restart", "-t", "1", "renamed"]);
+    assert_eq!(ox.inspect("renamed")["State"]["Running"], true);
+    // ps filters, in both JSON shapes.
+    svc.ok(d, &["run", "-d", "--label", "role=db", "--network", "none", img, "sleep", "100"]);
+    for f in [r#"{"label":{"role=db":true}}"#, r#"{"label":["role=db"]}"#] {
+        let path = format!("/containers/json?filters={}", f.replace('"', "%22").replace('{', "%7B").replace('}', "%7D").replace('[', "%5B").replace(']', "%5D").replace('=', "%3D").replace(':', "%3A"));
+        let (code, v) = svc.json("GET", &path, "");
+        assert_eq!(code, 200, "{v}");
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{f}: {v}");
+        assert_eq!(rows[0]["Labels"]["role"], "db");
+    }
+    let ps = svc.ok("/usr/local/bin/docker", &["ps", "-q", "--filter", "label=role=db"]);
+    assert_eq!(ps.lines().count(), 1, "{ps}");
+    let o = svc.docker(d, &["rm", "renamed"]);
+    assert!(!o.status.success() && stderr(&o).contains("Stop the container"), "{}", stderr(&o));
+    svc.ok(d, &["rm", "-f", "renamed"]);
+    let all = svc.ok(d, &["ps", "-aq"]);
+    for c in all.lines() {
+        svc.ok(d, &["rm", "-f", c]);
+    }
+    ox.assert_clean();
+}
