@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Frame};
+use hyper::body::Frame;
 use hyper::{Response, StatusCode};
 use std::collections::BTreeMap;
 use std::pin::Pin;

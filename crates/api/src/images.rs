@@ -1,6 +1,6 @@
 //! `/images/…` and the container filesystem endpoints (`archive` for `cp`, `export`).
 
-use crate::http::{self, ApiError, ApiResult, Resp};
+use crate::http::{self, parse_filters, ApiError, ApiResult, Resp};
 use crate::router::{not_found_route, Req};
 use crate::server::{blocking, State};
 use bytes::Bytes;
@@ -25,15 +25,11 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
         (&M::GET, "json") if n > 2 => inspect(st, name(true)).await,
         (&M::POST, "tag") if n > 2 => tag(st, name(true), &r).await,
         (&M::DELETE, _) if n > 1 => remove(st, name(false), r.query.bool("force")).await,
-        (&M::POST, "create") if n == 2 => Err(ApiError::not_implemented(
-            "image pull through the API is not supported yet (POST /images/create): pull with `oxcart pull`",
-        )),
-        (&M::POST, "load") | (&M::GET, "get") | (&M::GET, "get") if n >= 2 => Err(ApiError::not_implemented(
-            "image save/load through the API is not supported yet: use `oxcart save`/`oxcart load`",
-        )),
-        (&M::POST, "prune") if n == 2 => Err(ApiError::not_implemented(
-            "image prune through the API is not supported yet: use `oxcart system prune`",
-        )),
+        (&M::POST, "create") if n == 2 => pull(st, &r),
+        (&M::POST, "load") if n == 2 => load(st, r),
+        (&M::GET, "get") if n == 2 => save(st, r.query.all("names").to_vec()).await,
+        (&M::GET, "get") if n > 2 => save(st, vec![name(true)]).await,
+        (&M::POST, "prune") if n == 2 => prune(st, &r).await,
         _ => Err(not_found_route(&r)),
     }
 }
@@ -133,10 +129,236 @@ async fn remove(st: Arc<State>, name: String, force: bool) -> ApiResult {
     Ok(http::json(&v))
 }
 
-pub async fn system_df(_st: Arc<State>) -> ApiResult {
-    Err(ApiError::not_implemented(
-        "system df through the API is not supported yet: use `oxcart system df`",
+/// Pull progress in docker's JSON message stream (`jsonmessage`), one object a line.
+struct PullProgress {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl PullProgress {
+    fn send(&self, v: serde_json::Value) {
+        let _ = self.tx.blocking_send(Bytes::from(format!("{v}\r\n")));
+    }
+}
+
+fn short(d: &oxcart_image::Digest) -> String {
+    let s = d.to_string();
+    s.split_once(':')
+        .map(|x| x.1)
+        .unwrap_or(&s)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+impl oxcart_image::pull::Progress for PullProgress {
+    fn layer(&self, layer: &oxcart_image::Digest, state: oxcart_image::pull::LayerState) {
+        use oxcart_image::pull::LayerState as L;
+        let id = short(layer);
+        let v = match state {
+            L::Waiting => json!({"status": "Pulling fs layer", "progressDetail": {}, "id": id}),
+            L::Exists => json!({"status": "Already exists", "progressDetail": {}, "id": id}),
+            L::Downloading { done, total, .. } => json!({
+                "status": "Downloading", "progressDetail": {"current": done, "total": total}, "id": id,
+            }),
+            L::Verifying => json!({"status": "Verifying Checksum", "progressDetail": {}, "id": id}),
+            L::Done => json!({"status": "Pull complete", "progressDetail": {}, "id": id}),
+        };
+        self.send(v);
+    }
+}
+
+/// `POST /images/create?fromImage=…&tag=…`: a pull, its progress streamed (chunked);
+/// a failure after the stream began is docker's `{"errorDetail":…,"error":…}` line.
+fn pull(st: Arc<State>, r: &Req) -> ApiResult {
+    if r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::not_implemented(
+            "image import through the API (fromSrc) is not supported yet: use `oxcart import`",
+        ));
+    }
+    let from = r.query.get("fromImage").unwrap_or("").to_string();
+    if from.is_empty() {
+        return Err(ApiError::bad("fromImage is required"));
+    }
+    let tag = r.query.get("tag").unwrap_or("").to_string();
+    let name = if tag.is_empty() {
+        from
+    } else if tag.starts_with("sha256:") {
+        format!("{from}@{tag}")
+    } else {
+        format!("{from}:{tag}")
+    };
+    let reference =
+        oxcart_image::Reference::parse(&name).map_err(|e| ApiError::bad(e.to_string()))?;
+    let platform = match r.query.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            Some(oxcart_image::oci::Platform::parse(p).map_err(|e| ApiError::bad(e.to_string()))?)
+        }
+        None => None,
+    };
+    let (tx, body) = http::channel(64);
+    tokio::task::spawn_blocking(move || {
+        let prog = PullProgress { tx };
+        prog.send(json!({"status": format!("Pulling from {}", reference.repository), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
+        let mut opts = st.opts.pull.clone();
+        opts.platform = platform;
+        let res = st
+            .images()
+            .and_then(|mut imgs| Ok(imgs.pull(&reference, &opts, &prog)?));
+        match res {
+            Ok(rec) => {
+                if let Some(d) = rec.digests.first().and_then(|d| d.split_once('@')) {
+                    prog.send(json!({"status": format!("Digest: {}", d.1)}));
+                }
+                prog.send(
+                    json!({"status": format!("Status: Downloaded newer image for {reference}")}),
+                );
+            }
+            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+        }
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}
+
+async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult {
+    if names.is_empty() {
+        return Err(ApiError::bad("names: at least one image is required"));
+    }
+    let f = blocking(move || {
+        let imgs = st.images()?;
+        for n in &names {
+            imgs.find(n)
+                .map_err(|_| ApiError::not_found(format!("No such image: {n}")))?;
+        }
+        let mut f = tempfile_in(&st.opts.layout.root)?;
+        {
+            let mut w = std::io::BufWriter::new(&mut f);
+            imgs.save(&names, oxcart_image::archive::SaveFormat::Docker, &mut w)?;
+            w.flush().map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(f)
+    })
+    .await?;
+    Ok(http::response(
+        StatusCode::OK,
+        "application/x-tar",
+        file_body(f),
     ))
+}
+
+fn load(st: Arc<State>, r: Req) -> ApiResult {
+    let quiet = r.query.bool("quiet");
+    let reader = body_reader(r.req.into_body());
+    let (tx, body) = http::channel(16);
+    tokio::task::spawn_blocking(move || {
+        let prog = PullProgress { tx };
+        let res = st.images().and_then(|mut imgs| {
+            Ok(imgs.load(
+                Box::new(reader),
+                std::path::Path::new("<request body>"),
+                &oxcart_image::pull::NoProgress,
+            )?)
+        });
+        match res {
+            Ok(recs) => {
+                for rec in recs {
+                    if rec.tags.is_empty() {
+                        prog.send(json!({"stream": format!("Loaded image ID: {}\n", rec.id)}));
+                    }
+                    for t in &rec.tags {
+                        prog.send(json!({"stream": format!("Loaded image: {t}\n")}));
+                    }
+                }
+            }
+            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+        }
+        let _ = quiet;
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}
+
+/// `POST /images/prune`: dangling images (untagged), or with `dangling=false` every
+/// image no container uses.
+async fn prune(st: Arc<State>, r: &Req) -> ApiResult {
+    let f = parse_filters(&r.query)?;
+    for k in f.keys() {
+        if k != "dangling" {
+            return Err(ApiError::bad(format!(
+                "invalid filter '{k}' (image prune takes dangling=)"
+            )));
+        }
+    }
+    let all = f
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let (deleted, bytes) = blocking(move || {
+        let mut imgs = st.images()?;
+        let e = st.engine()?;
+        e.release_stale_holds(&mut imgs)?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for rec in imgs.list()? {
+            let id = rec.id.to_string();
+            if (!all && !rec.tags.is_empty()) || !e.image_users(&id)?.is_empty() {
+                continue;
+            }
+            if let Ok((removed, _)) = imgs.remove(&id, true) {
+                bytes += rec.size;
+                out.extend(removed.untagged.iter().map(|u| json!({"Untagged": u})));
+                out.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
+            }
+        }
+        Ok((out, bytes))
+    })
+    .await?;
+    Ok(http::json(
+        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": bytes}),
+    ))
+}
+
+/// `GET /system/df`: images, containers and volumes with their sizes.
+pub async fn system_df(st: Arc<State>) -> ApiResult {
+    let v = blocking(move || {
+        let imgs = st.images()?;
+        let e = st.engine()?;
+        let now = oxcart_engine::time::parse(&oxcart_engine::time::now()).map(|(s, _)| s).unwrap_or(0);
+        let mut images = Vec::new();
+        let mut layers = 0u64;
+        for r in imgs.list()? {
+            let id = r.id.to_string();
+            layers += r.size;
+            images.push(json!({
+                "Id": id, "ParentId": "", "RepoTags": r.tags, "RepoDigests": r.digests,
+                "Created": r.created.as_deref().and_then(oxcart_engine::time::parse).map(|x| x.0).unwrap_or(0),
+                "Size": r.size, "SharedSize": -1, "VirtualSize": r.size, "Labels": {},
+                "Containers": e.image_users(&id).map(|u| u.len()).unwrap_or(0),
+            }));
+        }
+        let mut containers = Vec::new();
+        for rec in e.list()? {
+            let o = e.observe(&rec)?;
+            let rw = oxcart_engine::engine::dir_size(&e.ctr_dir(&rec.id).join("upper"));
+            containers.push(json!({
+                "Id": rec.id, "Names": [format!("/{}", rec.name)], "Image": rec.config.image,
+                "ImageID": rec.image_id, "Command": oxcart_engine::listing::command_text(&rec, false),
+                "Created": oxcart_engine::time::parse(&rec.created).map(|x| x.0).unwrap_or(0),
+                "State": o.status.as_str(), "Status": oxcart_engine::listing::status_text(&o, now),
+                "SizeRw": rw, "SizeRootFs": rw, "Labels": rec.config.labels, "Mounts": [],
+            }));
+        }
+        let users = e.volume_users()?;
+        let mut volumes = Vec::new();
+        for v in e.volume_list()? {
+            let size = oxcart_engine::engine::dir_size(std::path::Path::new(&v.mountpoint));
+            let n = users.get(&v.name).map(Vec::len).unwrap_or(0);
+            let mut j = serde_json::to_value(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+            j["UsageData"] = json!({"Size": size, "RefCount": n});
+            volumes.push(j);
+        }
+        Ok(json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}))
+    })
+    .await?;
+    Ok(http::json(&v))
 }
 
 /// Go's `os.FileMode` bits docker puts in the path stat header.

@@ -413,39 +413,94 @@ fn run_it_and_exec_it_through_a_terminal() {
         let (out, code) = docker_in_pty(
             &svc,
             d,
-            &["run", "-it", "--rm", "--network", "none", img, "sh", "-c", "stty size; read x; echo got-$x; exit 5"],
+            &[
+                "run",
+                "-it",
+                "--rm",
+                "--network",
+                "none",
+                img,
+                "sh",
+                "-c",
+                "stty size; read x; echo got-$x; exit 5",
+            ],
             "hello\r",
         );
         assert_eq!(code, 5, "{d}: {out}");
         assert!(out.contains("got-hello"), "{d}: {out}");
         assert!(!out.contains("0 0"), "{d}: the tty was never sized: {out}");
     }
-    let id = svc.ok("/usr/bin/docker", &["run", "-d", "--network", "none", img, "sleep", "100"]);
+    let id = svc.ok(
+        "/usr/bin/docker",
+        &["run", "-d", "--network", "none", img, "sleep", "100"],
+    );
     let id = id.trim();
     for d in DOCKERS {
-        let (out, code) = docker_in_pty(&svc, d, &["exec", "-it", id, "sh", "-c", "tty; read y; echo exec-$y; exit 7"], "there\r");
+        let (out, code) = docker_in_pty(
+            &svc,
+            d,
+            &[
+                "exec",
+                "-it",
+                id,
+                "sh",
+                "-c",
+                "tty; read y; echo exec-$y; exit 7",
+            ],
+            "there\r",
+        );
         assert_eq!(code, 7, "{d}: {out}");
-        assert!(out.contains("/dev/pts/") && out.contains("exec-there"), "{d}: {out}");
+        assert!(
+            out.contains("/dev/pts/") && out.contains("exec-there"),
+            "{d}: {out}"
+        );
         // Without a tty: stdout and stderr apart, the exit code, stdin to its end.
-        let mut c = svc.docker_cmd(d, &["exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 9"]);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut c = svc.docker_cmd(
+            d,
+            &["exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 9"],
+        );
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(b"piped input\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"piped input\n")
+            .unwrap();
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(9), "{d}: {}", stderr(&o));
         assert_eq!(stdout(&o), "piped input\n", "{d}");
         assert_eq!(stderr(&o), "e\n", "{d}");
         let o = svc.docker(d, &["exec", id, "nosuchcmd"]);
-        assert!(matches!(o.status.code(), Some(126 | 127)), "{d}: {:?} {}", o.status.code(), stderr(&o));
+        assert!(
+            matches!(o.status.code(), Some(126 | 127)),
+            "{d}: {:?} {}",
+            o.status.code(),
+            stderr(&o)
+        );
     }
     // The exit code is there as soon as the stream ends.
-    let (code, v) = svc.json("POST", &format!("/containers/{id}/exec"), r#"{"Cmd":["sh","-c","exit 3"],"AttachStdout":true,"AttachStderr":true}"#);
+    let (code, v) = svc.json(
+        "POST",
+        &format!("/containers/{id}/exec"),
+        r#"{"Cmd":["sh","-c","exit 3"],"AttachStdout":true,"AttachStderr":true}"#,
+    );
     assert_eq!(code, 201, "{v}");
     let eid = v["Id"].as_str().unwrap().to_string();
-    let (code, _, _) = svc.raw("POST", &format!("/exec/{eid}/start"), br#"{"Detach":false,"Tty":false}"#);
+    let (code, _, _) = svc.raw(
+        "POST",
+        &format!("/exec/{eid}/start"),
+        br#"{"Detach":false,"Tty":false}"#,
+    );
     assert_eq!(code, 200);
     let (_, v) = svc.json("GET", &format!("/exec/{eid}/json"), "");
-    assert_eq!((v["Running"].as_bool(), v["ExitCode"].as_i64()), (Some(false), Some(3)), "{v}");
+    assert_eq!(
+        (v["Running"].as_bool(), v["ExitCode"].as_i64()),
+        (Some(false), Some(3)),
+        "{v}"
+    );
     svc.ok("/usr/bin/docker", &["rm", "-f", id]);
     ox.assert_clean();
 }
@@ -456,13 +511,29 @@ fn logs_follow_cp_and_the_state_verbs() {
     let svc = Svc::start(&ox, &[]);
     let img = ox.image();
     let d = "/usr/bin/docker";
-    let id = svc.ok(d, &["run", "-d", "--name", "verbs", "--network", "none", img, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done; echo bye >&2; sleep 100"]);
+    let id = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "verbs",
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; sleep 1; done; echo bye >&2; sleep 100",
+        ],
+    );
     let id = id.trim().to_string();
     // logs -f streams as lines come; stops with the container.
     let mut follow = svc.docker_cmd(d, &["logs", "-f", "verbs"]);
     follow.stdout(Stdio::piped()).stderr(Stdio::piped());
     let follow = follow.spawn().unwrap();
-    assert!(eventually(20, || stderr(&svc.docker(d, &["logs", "verbs"])) == "bye\n"));
+    assert!(eventually(20, || stderr(
+        &svc.docker(d, &["logs", "verbs"])
+    ) == "bye\n"));
     let o = svc.docker(d, &["logs", "--tail", "1", "verbs"]);
     assert_eq!(stdout(&o), "", "the last line is stderr's");
     assert_eq!(stderr(&o), "bye\n");
@@ -478,13 +549,36 @@ fn logs_follow_cp_and_the_state_verbs() {
     let host = ox.dir.path().join("cp");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in.txt"), "into the container\n").unwrap();
-    svc.ok(d, &["cp", host.join("in.txt").to_str().unwrap(), "renamed:/tmp/"]);
-    assert_eq!(ox.ok(&["exec", "renamed", "cat", "/tmp/in.txt"]), "into the container\n");
-    svc.ok(d, &["cp", "renamed:/data/hello.txt", host.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(host.join("hello.txt")).unwrap(), "hello from the image\n");
-    svc.ok(d, &["cp", "renamed:/../../../../etc/hostname", host.join("h").to_str().unwrap()]);
+    svc.ok(
+        d,
+        &["cp", host.join("in.txt").to_str().unwrap(), "renamed:/tmp/"],
+    );
+    assert_eq!(
+        ox.ok(&["exec", "renamed", "cat", "/tmp/in.txt"]),
+        "into the container\n"
+    );
+    svc.ok(
+        d,
+        &["cp", "renamed:/data/hello.txt", host.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("hello.txt")).unwrap(),
+        "hello from the image\n"
+    );
+    svc.ok(
+        d,
+        &[
+            "cp",
+            "renamed:/../../../../etc/hostname",
+            host.join("h").to_str().unwrap(),
+        ],
+    );
     let h = std::fs::read_to_string(host.join("h")).unwrap();
-    assert_eq!(h, ox.ok(&["exec", "renamed", "cat", "/etc/hostname"]), "resolved in the container's root");
+    assert_eq!(
+        h,
+        ox.ok(&["exec", "renamed", "cat", "/etc/hostname"]),
+        "resolved in the container's root"
+    );
     svc.ok(d, &["kill", "-s", "KILL", "renamed"]);
     let o = follow.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "line1\nline2\nline3\n");
@@ -492,23 +586,139 @@ fn logs_follow_cp_and_the_state_verbs() {
     svc.ok(d, &["restart", "-t", "1", "renamed"]);
     assert_eq!(ox.inspect("renamed")["State"]["Running"], true);
     // ps filters, in both JSON shapes.
-    svc.ok(d, &["run", "-d", "--label", "role=db", "--network", "none", img, "sleep", "100"]);
+    svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--label",
+            "role=db",
+            "--network",
+            "none",
+            img,
+            "sleep",
+            "100",
+        ],
+    );
     for f in [r#"{"label":{"role=db":true}}"#, r#"{"label":["role=db"]}"#] {
-        let path = format!("/containers/json?filters={}", f.replace('"', "%22").replace('{', "%7B").replace('}', "%7D").replace('[', "%5B").replace(']', "%5D").replace('=', "%3D").replace(':', "%3A"));
+        let path = format!(
+            "/containers/json?filters={}",
+            f.replace('"', "%22")
+                .replace('{', "%7B")
+                .replace('}', "%7D")
+                .replace('[', "%5B")
+                .replace(']', "%5D")
+                .replace('=', "%3D")
+                .replace(':', "%3A")
+        );
         let (code, v) = svc.json("GET", &path, "");
         assert_eq!(code, 200, "{v}");
         let rows = v.as_array().unwrap();
         assert_eq!(rows.len(), 1, "{f}: {v}");
         assert_eq!(rows[0]["Labels"]["role"], "db");
     }
-    let ps = svc.ok("/usr/local/bin/docker", &["ps", "-q", "--filter", "label=role=db"]);
+    let ps = svc.ok(
+        "/usr/local/bin/docker",
+        &["ps", "-q", "--filter", "label=role=db"],
+    );
     assert_eq!(ps.lines().count(), 1, "{ps}");
     let o = svc.docker(d, &["rm", "renamed"]);
-    assert!(!o.status.success() && stderr(&o).contains("Stop the container"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("Stop the container"),
+        "{}",
+        stderr(&o)
+    );
     svc.ok(d, &["rm", "-f", "renamed"]);
     let all = svc.ok(d, &["ps", "-aq"]);
     for c in all.lines() {
         svc.ok(d, &["rm", "-f", c]);
     }
     ox.assert_clean();
+}
+
+#[test]
+fn images_networks_volumes_and_df() {
+    let ox = Ox::new();
+    clean_images_at_exit();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    let d = "/usr/bin/docker";
+    // Pull with docker's progress stream; the CLI prints its own summary from it.
+    let out = svc.ok(d, &["pull", img]);
+    assert!(
+        out.contains("Pull complete") || out.contains("Downloaded newer image"),
+        "{out}"
+    );
+    let (code, v) = svc.json("GET", &format!("/images/{img}/json"), "");
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["ContainerConfig"].is_object(),
+        "ContainerConfig present: {v}"
+    );
+    assert_eq!(v["Config"]["WorkingDir"], "/data");
+    // A pull of what is not there fails in the stream with docker's error shape.
+    let o = svc.docker(
+        d,
+        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    svc.ok(d, &["tag", img, "other/name:v1"]);
+    let list = svc.ok(
+        "/usr/local/bin/docker",
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+    );
+    assert!(list.contains("other/name:v1"), "{list}");
+    // save | load round trip.
+    let tar = ox.dir.path().join("img.tar");
+    svc.ok(d, &["save", "-o", tar.to_str().unwrap(), "other/name:v1"]);
+    let o = svc.ok(d, &["rmi", "other/name:v1"]);
+    assert!(o.contains("Untagged: "), "{o}");
+    let o = svc.ok(d, &["load", "-i", tar.to_str().unwrap()]);
+    assert!(
+        o.contains("Loaded image: ") && o.contains("other/name:v1"),
+        "{o}"
+    );
+    let o = svc.docker(d, &["rmi", "nosuch:latest"]);
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    // Networks and volumes.
+    let net = svc.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
+    assert_eq!(net.trim().len(), 64, "{net}");
+    let ls = svc.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+    let v: serde_json::Value =
+        serde_json::from_str(&svc.ok(d, &["network", "inspect", "apinet"])).unwrap();
+    assert_eq!(v[0]["Labels"]["t"], "1");
+    let vol = svc.ok(d, &["volume", "create", "--label", "x=y", "apivol"]);
+    assert_eq!(vol.trim(), "apivol");
+    // A container on the network with the volume: it sees its address and the volume.
+    let out = svc.ok(
+        d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "apinet",
+            "-v",
+            "apivol:/v",
+            img,
+            "sh",
+            "-c",
+            "echo hi > /v/f; cat /v/f; hostname -i 2>/dev/null || true",
+        ],
+    );
+    assert!(out.starts_with("hi\n"), "{out}");
+    assert_eq!(ox.ok(&["volume", "ls", "-q"]).trim(), "apivol");
+    let df = svc.ok(d, &["system", "df"]);
+    assert!(
+        df.contains("Images") && df.contains("Local Volumes"),
+        "{df}"
+    );
+    svc.ok(d, &["volume", "rm", "apivol"]);
+    let o = svc.docker(d, &["volume", "inspect", "apivol"]);
+    assert!(!o.status.success());
+    svc.ok(d, &["network", "rm", "apinet"]);
+    let o = svc.docker(d, &["network", "inspect", "apinet"]);
+    assert!(!o.status.success());
+    ox.assert_clean();
+    ox.assert_net_clean();
 }
