@@ -39,6 +39,8 @@ PACKAGES=(
     runsc
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
+    # the API service's end-to-end tests drive Debian's docker-compose (1.29) against it
+    docker-compose
     # the engine's bridge networks: firewall rules are applied with `nft -f -`;
     # the network tests' UDP echo server and clients are python3 scripts
     nftables python3

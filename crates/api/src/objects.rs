@@ -214,25 +214,37 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
             let verb = verb.to_string();
             let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
             let c: Connect = crate::containers::parse_docker_json(&b)?;
-            if let Some(ec) = &c.endpoint_config {
-                if ec
-                    .get("Aliases")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    return Err(ApiError::not_implemented(
-                        "EndpointConfig.Aliases: DNS between containers is not supported yet",
-                    ));
-                }
-            }
-            let _ = c.force;
+            // Aliases are taken but not served: the engine has no DNS between
+            // containers yet (docs/api.md); compose sends its service names here.
+            let _ = (c.force, &c.endpoint_config);
             blocking(move || {
-                let (e, mut nets) = open(&st)?;
-                let rec = e.find(&c.container)?;
+                let (mut e, mut nets) = open(&st)?;
+                let mut rec = e.find(&c.container)?;
+                let running = e.observe(&rec)?.status.is_running();
+                let mode = rec.host_config.network_mode.clone();
+                let net = nets.find(&key)?;
+                let primary = oxcart_engine::network::network_of_mode(&mode)
+                    .is_some_and(|m| m == net.name || m == net.id);
+                // compose disconnects a created container from its first network and
+                // connects it again (to set aliases): before a start that is the
+                // container's NetworkMode changing, which the record can say.
+                if !running && verb == "disconnect" && primary {
+                    rec.host_config.network_mode = "none".into();
+                    e.save(&rec)?;
+                    return Ok(());
+                }
+                if !running && verb == "connect" && mode == "none" {
+                    rec.host_config.network_mode = net.name.clone();
+                    e.save(&rec)?;
+                    return Ok(());
+                }
                 if verb == "connect" {
-                    nets.connect(&rec.id, &rec.host_config.network_mode, &key)?;
+                    if primary {
+                        return Ok(());
+                    }
+                    nets.connect(&rec.id, &mode, &key)?;
                 } else {
-                    nets.disconnect(&rec.id, &rec.host_config.network_mode, &key)?;
+                    nets.disconnect(&rec.id, &mode, &key)?;
                 }
                 Ok(())
             })

@@ -74,7 +74,7 @@ pub fn command_text(rec: &Record, trunc: bool) -> String {
 }
 
 /// `ps`'s filters (`--filter k=v` and the API's `filters`): values of one key are
-/// ORed, different keys ANDed.
+/// ORed (labels ANDed, as docker), different keys ANDed.
 #[derive(Debug, Clone, Default)]
 pub struct Filters(pub Vec<(String, String)>);
 
@@ -116,10 +116,14 @@ impl Filters {
         let keys: std::collections::BTreeSet<&str> =
             self.0.iter().map(|(k, _)| k.as_str()).collect();
         keys.into_iter().all(|k| {
-            self.0
-                .iter()
-                .filter(|(kk, _)| kk == k)
-                .any(|(_, v)| one_matches(e, k, v, rec, o))
+            let mut vals = self.0.iter().filter(|(kk, _)| kk == k);
+            // docker's `MatchKVList`: every label filter must hold (compose finds a
+            // project's containers by two labels at once); other keys are ORed.
+            if k == "label" {
+                vals.all(|(_, v)| one_matches(e, k, v, rec, o))
+            } else {
+                vals.any(|(_, v)| one_matches(e, k, v, rec, o))
+            }
         })
     }
 

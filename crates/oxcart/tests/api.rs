@@ -722,3 +722,117 @@ fn images_networks_volumes_and_df() {
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+/// Debian's docker-compose 1.29 against the service.
+fn compose(svc: &Svc, dir: &Path, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .args(["--no-ansi", "-p", "apiproj"])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.cfg.path())
+        .env("HOME", svc.cfg.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn compose_ok(svc: &Svc, dir: &Path, args: &[&str]) -> String {
+    let o = compose(svc, dir, args);
+    assert!(
+        o.status.success(),
+        "docker-compose {args:?} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn docker_compose_project_up_ps_logs_exec_restart_down() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let dir = ox.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    // web serves the named volume, which the image's /data fills on first use; its
+    // port is published on an ephemeral host port (empty HostPort).
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        format!(
+            r#"version: "3.7"
+services:
+  web:
+    image: {img}
+    command: ["busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/data"]
+    ports: ["8080"]
+    volumes: ["data:/data"]
+    networks: [back]
+  worker:
+    image: {img}
+    command: ["sh", "-c", "echo worker-up; exec sleep 1000"]
+    depends_on: [web]
+    networks: [back]
+networks:
+  back: {{}}
+volumes:
+  data: {{}}
+"#,
+            img = ox.image()
+        ),
+    )
+    .unwrap();
+    compose_ok(&svc, &dir, &["up", "-d"]);
+    let ps = compose_ok(&svc, &dir, &["ps"]);
+    assert!(
+        ps.contains("apiproj_web_1") && ps.contains("apiproj_worker_1") && ps.contains("Up"),
+        "{ps}"
+    );
+    assert!(
+        ox.ok(&["ps", "--format", "{{.Names}}"])
+            .contains("apiproj_web_1"),
+        "oxcart ps lists compose's containers"
+    );
+    let port = compose_ok(&svc, &dir, &["port", "web", "8080"]);
+    let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        eventually(20, || http_get(port, "/hello.txt")
+            .contains("hello from the image")),
+        "the volume was filled from the image and served on the published port"
+    );
+    assert!(eventually(10, || compose_ok(
+        &svc,
+        &dir,
+        &["logs", "worker"]
+    )
+    .contains("worker-up")));
+    let out = compose_ok(
+        &svc,
+        &dir,
+        &["exec", "-T", "worker", "sh", "-c", "echo exec-ok; ls /"],
+    );
+    assert!(out.contains("exec-ok"), "{out}");
+    compose_ok(&svc, &dir, &["restart", "-t", "1", "worker"]);
+    let ps = compose_ok(&svc, &dir, &["ps"]);
+    assert!(ps.contains("apiproj_worker_1") && ps.contains("Up"), "{ps}");
+    compose_ok(&svc, &dir, &["down", "-v", "-t", "1"]);
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
+    assert_eq!(
+        ox.ok(&["volume", "ls", "-q"]),
+        "",
+        "down -v removed the named volume"
+    );
+    assert!(!ox.ok(&["network", "ls"]).contains("apiproj_back"));
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
