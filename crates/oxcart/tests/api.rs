@@ -836,3 +836,94 @@ volumes:
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+/// testcontainers-python's venv (scripts/setup.sh makes it).
+const VENV_PYTHON: &str = "/opt/oxcart-venv/bin/python";
+
+#[test]
+fn testcontainers_python_mapped_port_and_log_wait() {
+    assert!(
+        Path::new(VENV_PYTHON).exists(),
+        "{VENV_PYTHON} missing: run scripts/setup.sh (it installs testcontainers-python)"
+    );
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let script = r#"
+import sys, urllib.request
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import wait_for_logs
+img = sys.argv[1]
+c = (DockerContainer(img)
+     .with_command(["sh", "-c", "echo server-ready; exec busybox httpd -f -p 8080 -h /data"])
+     .with_exposed_ports(8080)
+     .with_kwargs(network_mode="bridge"))
+with c:
+    wait_for_logs(c, "server-ready", timeout=30)
+    host = c.get_container_host_ip()
+    port = c.get_exposed_port(8080)
+    body = urllib.request.urlopen(f"http://{host}:{port}/hello.txt", timeout=10).read().decode()
+    print("BODY", body.strip())
+    print("ID", c.get_wrapped_container().id)
+"#;
+    let o = Command::new(VENV_PYTHON)
+        .args(["-c", script, ox.image()])
+        .env("DOCKER_HOST", svc.host())
+        // Ryuk's image is on Docker Hub, which this machine cannot reach, and
+        // building it needs its Go toolchain and modules: the reaper is off here,
+        // and `a_container_reaches_the_api_through_the_bind_mounted_socket` checks
+        // what Ryuk needs of us (the API from inside a container).
+        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
+        .env("HOME", svc.cfg.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("BODY hello from the image"), "{out}");
+    // The context manager removed its container.
+    assert_eq!(ox.ok(&["ps", "-aq"]), "", "{out}");
+    ox.assert_clean();
+}
+
+#[test]
+fn a_container_reaches_the_api_through_the_bind_mounted_socket() {
+    let docker = "/usr/local/bin/docker";
+    assert!(
+        Path::new(docker).exists(),
+        "the static docker CLI ({docker}) is what the container runs"
+    );
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let sock = format!("{}:/var/run/docker.sock", svc.sock.display());
+    let cli = format!("{docker}:/usr/bin/docker:ro");
+    // As Ryuk does: list and remove containers by label from inside a container.
+    svc.ok(
+        "/usr/bin/docker",
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--label",
+            "reap=me",
+            ox.image(),
+            "sleep",
+            "100",
+        ],
+    );
+    let out = svc.ok(
+        "/usr/bin/docker",
+        &[
+            "run", "--rm", "--network", "none", "-v", &sock, "-v", &cli, "-e", "HOME=/tmp", ox.image(),
+            "sh", "-c", "docker version --format '{{.Server.APIVersion}}' && docker ps -q --filter label=reap=me | while read id; do docker rm -f $id; done",
+        ],
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("1.41"), "{out}");
+    assert_eq!(lines.next().map(str::len), Some(12), "{out}");
+    assert_eq!(
+        ox.ok(&["ps", "-aq"]),
+        "",
+        "the labelled container was removed from inside"
+    );
+    ox.assert_clean();
+}
