@@ -58,13 +58,63 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
 
 /// docker's create body: the `Config` fields at the top level, and beside them
 /// `HostConfig` and `NetworkingConfig`.
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
+#[derive(Default)]
 struct CreateBody {
-    #[serde(flatten)]
     config: Config,
     host_config: HostConfig,
     networking_config: NetworkingConfig,
+}
+
+/// One part of a body, a wrong type named by its path (`HostConfig.Memory`).
+fn from_value<T: serde::de::DeserializeOwned>(v: Value, prefix: &str) -> ApiResult<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (prefix.is_empty(), path.as_str()) {
+            (true, p) => p.to_string(),
+            (false, ".") => prefix.to_string(),
+            (false, p) => format!("{prefix}.{p}"),
+        };
+        ApiError::bad(format!(
+            "invalid JSON body: field {field}: {}",
+            e.into_inner()
+        ))
+    })
+}
+
+/// docker's `strslice.StrSlice` takes a string as a one-element list
+/// (`"Cmd": "date"`).
+fn str_slice(m: &mut serde_json::Map<String, Value>, k: &str) {
+    if let Some(Value::String(s)) = m.get(k) {
+        let s = s.clone();
+        m.insert(k.to_string(), json!([s]));
+    }
+}
+
+fn parse_create(b: &[u8]) -> ApiResult<CreateBody> {
+    let mut v: Value = if b.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))?
+    };
+    strip_nulls(&mut v);
+    let Value::Object(mut m) = v else {
+        return Err(ApiError::bad("invalid JSON body: not an object"));
+    };
+    str_slice(&mut m, "Cmd");
+    str_slice(&mut m, "Entrypoint");
+    let host_config = match m.remove("HostConfig") {
+        Some(h) => from_value(h, "HostConfig")?,
+        None => HostConfig::default(),
+    };
+    let networking_config = match m.remove("NetworkingConfig") {
+        Some(n) => from_value(n, "NetworkingConfig")?,
+        None => NetworkingConfig::default(),
+    };
+    Ok(CreateBody {
+        config: from_value(Value::Object(m), "")?,
+        host_config,
+        networking_config,
+    })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -195,7 +245,7 @@ async fn create(st: Arc<State>, r: Req) -> ApiResult {
         .filter(|n| !n.is_empty())
         .map(String::from);
     let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
-    let body: CreateBody = parse_docker_json(&b)?;
+    let body = parse_create(&b)?;
     let (req, extra, warnings) = create_request(name, body)?;
     let id = blocking(move || {
         let mut e = st.engine()?;
@@ -562,7 +612,7 @@ mod tests {
     #[test]
     fn compose_bodies_with_nulls_parse() {
         let b = br#"{"Image":"x","Cmd":null,"Env":null,"HostConfig":{"Binds":null,"Dns":null,"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":""}]},"NetworkMode":"proj_default"},"NetworkingConfig":{"EndpointsConfig":{"proj_default":{"Aliases":["web"],"IPAMConfig":null}}}}"#;
-        let body: CreateBody = parse_docker_json(b).expect("parses");
+        let body = parse_create(b).expect("parses");
         let (req, extra, warnings) = create_request(Some("n".into()), body).expect("maps");
         assert!(req
             .config
@@ -575,12 +625,18 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        let e = parse_docker_json::<CreateBody>(br#"{"Image":"x","HostConfig":{"Memory":"lots"}}"#)
+        let e = parse_create(br#"{"Image":"x","HostConfig":{"Memory":"lots"}}"#)
             .err()
             .expect("refused");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("Memory"), "{e}");
-        assert!(parse_docker_json::<CreateBody>(b"{nope").is_err());
-        assert!(parse_docker_json::<CreateBody>(b"[1]").is_err());
+        assert!(e.message.contains("HostConfig.Memory"), "{e}");
+        let e = parse_create(br#"{"Image":"x","Cmd":3}"#)
+            .err()
+            .expect("refused");
+        assert!(e.message.contains("field Cmd"), "{e}");
+        assert!(parse_create(b"{nope").is_err());
+        assert!(parse_create(b"[1]").is_err());
+        let c = parse_create(br#"{"Image":"x","Cmd":"date"}"#).expect("a string is a list");
+        assert_eq!(c.config.cmd, Some(vec!["date".to_string()]));
     }
 }

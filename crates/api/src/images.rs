@@ -532,9 +532,18 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
             };
             let mut reader = body_reader(r.req.into_body());
             blocking(move || {
+                // The whole upload is spooled and its entries checked before anything
+                // is written: a refused entry leaves the container untouched.
+                let mut f = tempfile_in(&st.opts.layout.root)?;
+                std::io::copy(&mut reader, &mut f)
+                    .map_err(|e| ApiError::bad(format!("reading the archive: {e}")))?;
+                f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
+                check_entries(&mut f)?;
+                f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
                 let e = st.engine()?;
+                let mut rd = std::io::BufReader::new(f);
                 e.with_container_root(&id, |_, root| {
-                    Ok(Root::open(root, &id)?.copy_in_tar(&mut reader, &path, owner)?)
+                    Ok(Root::open(root, &id)?.copy_in_tar(&mut rd, &path, owner)?)
                 })?;
                 Ok(())
             })
@@ -555,6 +564,29 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
             Ok(resp)
         }
     }
+}
+
+/// Every entry of an uploaded archive stays below the destination: a `..` anywhere
+/// in a name is refused, naming the entry (docker refuses breakouts too).
+fn check_entries(f: &mut std::fs::File) -> ApiResult<()> {
+    let mut a = tar::Archive::new(f);
+    let entries = a
+        .entries()
+        .map_err(|e| ApiError::bad(format!("not a tar archive: {e}")))?;
+    for en in entries {
+        let en = en.map_err(|e| ApiError::bad(format!("not a tar archive: {e}")))?;
+        let p = en
+            .path()
+            .map_err(|e| ApiError::bad(format!("archive entry name: {e}")))?
+            .into_owned();
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            return Err(ApiError::bad(format!(
+                "archive entry {:?}: a path with '..' is refused (it would leave the destination)",
+                p.display().to_string()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub async fn export(st: Arc<State>, id: String) -> ApiResult {

@@ -222,7 +222,7 @@ async fn connection(io: Conn, state: Arc<State>, _guard: ActiveGuard) {
         async move { Ok::<_, std::convert::Infallible>(crate::router::route(st, req).await) }
     });
     let mut b = hyper::server::conn::http1::Builder::new();
-    b.max_buf_size(MAX_HEADER_BUF);
+    b.max_header_size(MAX_HEADER_BUF).max_headers(128);
     let _ = b
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades()

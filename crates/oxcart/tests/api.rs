@@ -86,9 +86,10 @@ impl Svc {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
+        // A server that refuses a body early (413) closes before taking it all.
+        let _ = s.write_all(body);
         let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
+        let _ = s.read_to_end(&mut out);
         parse_response(&out)
     }
 
@@ -925,5 +926,156 @@ fn a_container_reaches_the_api_through_the_bind_mounted_socket() {
         "",
         "the labelled container was removed from inside"
     );
+    ox.assert_clean();
+}
+
+/// A small deterministic generator (xorshift64*), so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random edits of a valid body: byte flips, cuts, duplicated spans, type swaps.
+fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(5) {
+            0 if !b.is_empty() => {
+                let i = rng.below(b.len());
+                b[i] = rng.next() as u8;
+            }
+            1 if !b.is_empty() => b.truncate(rng.below(b.len())),
+            2 if b.len() > 2 => {
+                let i = rng.below(b.len() - 1);
+                let j = i + rng.below(b.len() - i);
+                let span = b[i..j].to_vec();
+                b.splice(i..i, span);
+            }
+            3 => {
+                let s = String::from_utf8_lossy(&b).into_owned();
+                let swaps = [
+                    ("\"sh\"", "3"),
+                    ("[", "{"),
+                    ("true", "\"x\""),
+                    ("1024", "\"1k\""),
+                    ("{}", "null"),
+                ];
+                let (a, z) = swaps[rng.below(swaps.len())];
+                b = s.replacen(a, z, 1).into_bytes();
+            }
+            _ => b.insert(rng.below(b.len() + 1), b"{}[]\",:\\\x00\xff"[rng.below(10)]),
+        }
+    }
+    b
+}
+
+fn tar_of_entries(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in entries {
+        // Names written raw into the header: the tar crate's builder refuses `..`,
+        // which is the point of the test.
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&c| u32::from(c)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let img = ox.image();
+    let create = |body: &[u8]| svc.raw("POST", "/v1.41/containers/create?name=bad", body);
+    let msg = |b: &[u8]| -> String {
+        let v: serde_json::Value = serde_json::from_slice(b).unwrap_or_default();
+        v["message"].as_str().unwrap_or("").to_string()
+    };
+    for (body, want) in [
+        (&b"{nope"[..], "invalid JSON"),
+        (&b"[1,2]"[..], "invalid JSON"),
+        (format!(r#"{{"Image":"{img}","HostConfig":{{"Memory":"lots"}}}}"#).as_bytes(), "HostConfig.Memory"),
+        (format!(r#"{{"Image":"{img}","Cmd":3}}"#).as_bytes(), "field Cmd"),
+        (format!(r#"{{"Image":"{img}","HostConfig":{{"RestartPolicy":{{"Name":"always"}},"AutoRemove":true}}}}"#).as_bytes(), "AutoRemove"),
+        (format!(r#"{{"Image":"{img}","HostConfig":{{"Binds":["/nonexistent-src-x:/x:zz"]}}}}"#).as_bytes(), ""),
+    ] {
+        let (code, _, b) = create(body);
+        assert!((400..500).contains(&code), "{code} for {}", String::from_utf8_lossy(body));
+        assert!(msg(&b).contains(want), "{}: {}", String::from_utf8_lossy(body), msg(&b));
+    }
+    // Bounded bodies and headers.
+    let big = vec![b' '; 5 << 20];
+    let (code, _, b) = create(&big);
+    assert_eq!(code, 413, "{}", msg(&b));
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    let huge = "x".repeat(100 << 10);
+    let _ =
+        s.write_all(format!("GET /_ping HTTP/1.1\r\nHost: d\r\nX-Big: {huge}\r\n\r\n").as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let code = parse_response(&out).0;
+    assert!((400..500).contains(&code), "oversized header: {code}");
+    // An archive with a `..` entry is refused whole: its harmless entry is not written.
+    let id = svc.ok(
+        "/usr/bin/docker",
+        &["create", "--network", "none", img, "true"],
+    );
+    let id = id.trim();
+    let tar = tar_of_entries(&[("ok.txt", b"fine"), ("../../../../escape.txt", b"out")]);
+    let (code, _, b) = svc.raw("PUT", &format!("/containers/{id}/archive?path=/tmp"), &tar);
+    assert_eq!(code, 400, "{}", msg(&b));
+    assert!(msg(&b).contains(".."), "{}", msg(&b));
+    let (code, _, _) = svc.raw(
+        "HEAD",
+        &format!("/containers/{id}/archive?path=/tmp/ok.txt"),
+        b"",
+    );
+    assert_eq!(code, 404, "nothing of a refused archive was written");
+    assert!(!Path::new("/escape.txt").exists() && !ox.root().join("escape.txt").exists());
+    svc.ok("/usr/bin/docker", &["rm", id]);
+    // Fuzzed create bodies and filters: always an answer, never a 5xx, never a
+    // container (the image does not exist, so nothing valid can be made either).
+    let base = br#"{"Image":"nosuch/image:1","Cmd":["sh","-c","echo"],"Env":["A=1"],"Tty":true,"HostConfig":{"Memory":1024,"Binds":["/a:/b"],"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"RestartPolicy":{"Name":"no"}},"NetworkingConfig":{"EndpointsConfig":{}},"Labels":{}}"#;
+    let mut rng = Rng(0x5eed_0a91);
+    for i in 0..400 {
+        let body = mutate(&mut rng, base);
+        let (code, _, b) = create(&body);
+        assert!(
+            (400..500).contains(&code) && !msg(&b).is_empty(),
+            "case {i}: {code} {} for {}",
+            msg(&b),
+            String::from_utf8_lossy(&body)
+        );
+        let f = mutate(&mut rng, br#"{"label":{"a=b":true},"status":["running"]}"#);
+        let q: String = f.iter().map(|c| format!("%{c:02X}")).collect();
+        let (code, _, _) = svc.raw("GET", &format!("/containers/json?all=1&filters={q}"), b"");
+        assert!(code == 200 || code == 400, "case {i}: filters gave {code}");
+    }
+    let (code, _, _) = svc.raw("GET", "/_ping", b"");
+    assert_eq!(code, 200, "the service still answers");
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
     ox.assert_clean();
 }
