@@ -157,6 +157,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ServeError> {
     rt.block_on(async move {
         let listener = Listener::open(&opts)?;
         let idle = opts.idle;
+        tokio::spawn(reap_proxies());
         let state = Arc::new(State::new(opts));
         loop {
             let idle_sleep = async {
@@ -183,6 +184,42 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ServeError> {
             }
         }
     })
+}
+
+/// The port proxies `start` spawns (`oxcart network-proxy`) are this process's
+/// children; another process's cleanup kills them. The CLI exits and init reaps
+/// them; a long-lived service must, or each would stay a zombie. Only children whose
+/// command is `oxcart` are reaped: the runtimes and monitors the engine waits for
+/// itself, and the execs tokio waits for, are left alone.
+async fn reap_proxies() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let _ = tokio::task::spawn_blocking(reap_once).await;
+    }
+}
+
+fn reap_once() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let comm = &stat[a + 1..b];
+            let zombie = stat[b + 1..].trim_start().starts_with('Z');
+            if zombie && comm == "oxcart" {
+                // SAFETY: a zombie child of ours, found by pid; WNOHANG never blocks.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+        }
+    }
 }
 
 /// A connection from either listener, boxed to one type for hyper.

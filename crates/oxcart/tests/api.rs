@@ -750,6 +750,22 @@ fn compose_ok(svc: &Svc, dir: &Path, args: &[&str]) -> String {
     stdout(&o)
 }
 
+/// Zombie children of `pid`.
+fn zombies_of(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(b) = stat.rfind(')') else { continue };
+        let f: Vec<&str> = stat[b + 2..].split(' ').collect();
+        if f.first() == Some(&"Z") && f.get(1) == Some(&pid.to_string().as_str()) {
+            out.push(stat.clone());
+        }
+    }
+    out
+}
+
 fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -827,6 +843,12 @@ volumes:
     let ps = compose_ok(&svc, &dir, &["ps"]);
     assert!(ps.contains("apiproj_worker_1") && ps.contains("Up"), "{ps}");
     compose_ok(&svc, &dir, &["down", "-v", "-t", "1"]);
+    // The port proxy the service started was killed by cleanup: no zombie stays.
+    assert!(
+        eventually(20, || zombies_of(svc.child.id()).is_empty()),
+        "{:?}",
+        zombies_of(svc.child.id())
+    );
     assert_eq!(ox.ok(&["ps", "-aq"]), "");
     assert_eq!(
         ox.ok(&["volume", "ls", "-q"]),
