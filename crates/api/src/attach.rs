@@ -278,10 +278,8 @@ async fn stdin_pump(
     let mut esc = keys.map(|k| oxcart_engine::attach::Detach::new(&k));
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let n = match r.read(&mut buf).await {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        // An error reading the client is its end of input too.
+        let n: usize = r.read(&mut buf).await.unwrap_or_default();
         if n == 0 {
             // The client half-closed: the container's stdin ends, output goes on.
             let _ = sock.send(&[1]).await;

@@ -166,11 +166,14 @@ pub fn parse_docker_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> ApiResult<
     http::parse_json(&s)
 }
 
+/// A network to connect after create (`""`: the first one), with an address asked.
+type ExtraNetwork = (String, Option<String>);
+
 /// What create does with a parsed body; shared with tests of the mapping.
 fn create_request(
     name: Option<String>,
     body: CreateBody,
-) -> ApiResult<(CreateRequest, Vec<(String, Option<String>)>, Vec<String>)> {
+) -> ApiResult<(CreateRequest, Vec<ExtraNetwork>, Vec<String>)> {
     let mut config = body.config;
     let mut hc = body.host_config;
     if config.image.is_empty() {
