@@ -77,7 +77,11 @@ impl Pending {
     /// The connection once the container runs; `None` if it was removed, or runs
     /// without a monitor. A start by another process (the CLI) is noticed by a
     /// look every quarter second.
-    pub async fn get(self, st: &Arc<State>) -> Option<AttachConn> {
+    pub async fn get(
+        self,
+        st: &Arc<State>,
+        gone: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Option<AttachConn> {
         let (id, mut rx) = match self {
             Pending::Ready(c) => return Some(c),
             Pending::Waiting { id, rx } => (id, rx),
@@ -86,6 +90,9 @@ impl Pending {
             tokio::select! {
                 r = &mut rx => return r.ok(),
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            if gone() {
+                return None;
             }
             let st2 = st.clone();
             let id2 = id.clone();
@@ -177,6 +184,14 @@ pub enum Out {
 }
 
 impl Out {
+    /// For a streamed body, a handle that tells when the client went away.
+    pub fn closed_flag(&self) -> Option<tokio::sync::mpsc::Sender<Bytes>> {
+        match self {
+            Out::Chan(tx) => Some(tx.clone()),
+            Out::Io(_) => None,
+        }
+    }
+
     /// False once the client is gone.
     pub async fn write(&mut self, b: Bytes) -> bool {
         match self {
@@ -422,8 +437,11 @@ pub async fn attach(st: Arc<State>, id: String, r: Req) -> ApiResult {
                 h.out.close().await;
                 return;
             };
+            let closed = h.out.closed_flag();
             match pending
-                .get(&st2)
+                .get(&st2, &move || {
+                    closed.as_ref().is_some_and(|c| c.is_closed())
+                })
                 .await
                 .and_then(|c| MonitorSock::new(c).ok())
             {
@@ -578,7 +596,8 @@ pub async fn wait(st: Arc<State>, id: String, r: Req) -> ApiResult {
     let (tx, body) = http::channel(1);
     let full = rec.id.clone();
     tokio::spawn(async move {
-        let code = match pending.get(&st).await {
+        let tx2 = tx.clone();
+        let code = match pending.get(&st, &move || tx2.is_closed()).await {
             Some(c) => match MonitorSock::new(c) {
                 Ok(sock) => {
                     let mut buf = vec![0u8; 32 * 1024 + 2];

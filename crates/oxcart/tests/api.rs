@@ -720,6 +720,17 @@ fn images_networks_volumes_and_df() {
     svc.ok(d, &["network", "rm", "apinet"]);
     let o = svc.docker(d, &["network", "inspect", "apinet"]);
     assert!(!o.status.success());
+    // prune: a stopped container, then everything unused.
+    svc.ok(d, &["create", "--network", "none", img, "true"]);
+    let out = svc.ok(d, &["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let out = svc.ok(d, &["system", "prune", "-af"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(
+        svc.ok(d, &["images", "-q"]),
+        "",
+        "system prune -a removed the unused images"
+    );
     ox.assert_clean();
     ox.assert_net_clean();
 }
