@@ -1112,3 +1112,96 @@ fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
     assert_eq!(ox.ok(&["ps", "-aq"]), "");
     ox.assert_clean();
 }
+
+#[test]
+fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
+    let ox = Ox::new().pulled();
+    let img = ox.image();
+    let mut svc = Svc::start(&ox, &[]);
+    // Piped stdin ends; the container's output after that still arrives.
+    let mut c = svc.docker_cmd(
+        "/usr/bin/docker",
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "cat; sleep 1; echo after-eof",
+        ],
+    );
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "from-stdin\nafter-eof\n", "{}", stderr(&o));
+    // Killing the service stops no container; a new one sees it running.
+    let id = svc.ok(
+        "/usr/bin/docker",
+        &["run", "-d", "--network", "none", img, "sleep", "100"],
+    );
+    let id = id.trim().to_string();
+    let _ = svc.child.kill();
+    let _ = svc.child.wait();
+    assert_eq!(ox.inspect(&id)["State"]["Running"], true);
+    drop(svc);
+    svc = Svc::start(&ox, &[]);
+    let ps = svc.ok("/usr/bin/docker", &["ps", "-q", "--no-trunc"]);
+    assert_eq!(ps.trim(), id);
+    svc.ok("/usr/bin/docker", &["rm", "-f", &id]);
+    drop(svc);
+    // --time: the service exits by itself once idle.
+    let sock = ox.dir.path().join("idle.sock");
+    let mut child = ox
+        .cmd()
+        .args(["system", "service", "--time", "1"])
+        .arg(format!("unix://{}", sock.display()))
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(20, || matches!(child.try_wait(), Ok(Some(_)))),
+        "no idle exit"
+    );
+    assert!(child.wait().unwrap().success());
+    // Socket activation, by systemd's own tool: the socket is made by it and passed
+    // as fd 3 (LISTEN_FDS), as oxcart.socket does.
+    let sock = ox.dir.path().join("act.sock");
+    let c = ox.cmd();
+    let mut sa = Command::new("systemd-socket-activate");
+    sa.arg("-l")
+        .arg(&sock)
+        .arg(c.get_program())
+        .args(c.get_args());
+    sa.args(["system", "service", "--time", "0"]);
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            sa.env(k, v);
+        }
+    }
+    sa.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = sa.spawn().unwrap();
+    assert!(eventually(10, || sock.exists()));
+    let act = Svc {
+        child: Command::new("true").spawn().unwrap(),
+        sock: sock.clone(),
+        cfg: tempfile::tempdir().unwrap(),
+    };
+    let out = act.ok(
+        "/usr/bin/docker",
+        &["version", "--format", "{{.Server.APIVersion}}"],
+    );
+    assert_eq!(out.trim(), "1.41");
+    let _ = child.kill();
+    let _ = child.wait();
+    ox.assert_clean();
+}
