@@ -2,7 +2,8 @@
 # `oxcart run --rm IMG true` on the default bridge against `--network none`, and
 # podman's default network when podman has the image, alternating within each round;
 # medians in ms. Then published-port throughput from 127.0.0.1 (through oxcart's
-# userland proxy) of a 64 MiB body.
+# userland proxy) of a 64 MiB body. Last, bench/netpeers.py: DNS latency and port
+# throughput against podman + netavark + aardvark-dns.
 #
 # Usage: sudo bench/network.sh [--rounds 20] [--oxcart target/release/oxcart] [--image busybox]
 set -euo pipefail
@@ -31,7 +32,8 @@ echo "run --rm true, default bridge: $(median </tmp/oxnet.bridge) ms"
 echo "run --rm true, --network none: $(median </tmp/oxnet.none) ms"
 [ -n "$pod" ] && echo "podman run --rm true (default network): $(median </tmp/oxnet.podman) ms"
 
-# Throughput from 127.0.0.1: a 64 MiB body served by busybox nc in the container.
+# Throughput from 127.0.0.1: a 64 MiB body served by busybox nc in the container
+# (oxcart alone; netpeers.py below has it side by side with podman).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])')
 $ox run -d --name oxnet-bench -p "$port:8080" "$img" sh -c \
     'dd if=/dev/zero bs=1M count=64 2>/dev/null > /tmp/body; nc -ll -p 8080 -e cat /tmp/body' >/dev/null
@@ -49,3 +51,7 @@ print(f"127.0.0.1 -> published port (userland proxy): {n / dt / 1e6:.0f} MB/s ({
 PY
 $ox rm -f oxnet-bench >/dev/null
 $ox network prune -f >/dev/null   # the default bridge and the table go when idle
+
+# Side by side with podman 4.3 + netavark + aardvark-dns, in private roots: name
+# resolution latency inside a container, and published-port throughput from 127.0.0.1.
+python3 bench/netpeers.py --oxcart "$ox" --rounds "${NETPEERS_ROUNDS:-7}"

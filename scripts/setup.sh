@@ -20,6 +20,9 @@ PACKAGES=(
     docker-registry skopeo umoci apache2-utils openssl
     # real clients of the runtime (end-to-end tests drive each against oxcart-runtime)
     podman conmon containerd docker.io
+    # podman's netavark + aardvark-dns backend: the anchor of bench/network.sh's DNS and
+    # published-port figures (Debian's podman picks it when both are installed)
+    netavark aardvark-dns
     # podman run --init (the client tests) runs catatonit, only a Recommends of podman
     catatonit
     # the cgroup-v2 lane: a pure-v2 kernel booted under qemu

@@ -35,6 +35,48 @@ pub fn hostname(rec: &Record) -> String {
 /// and docker's public fallbacks stand in if none is left; `--dns`, `--dns-search`,
 /// `--dns-option` replace the host's lines.
 pub fn resolv_conf(rec: &Record, host: &str) -> String {
+    resolv_conf_for(rec, host, false)
+}
+
+/// `resolv.conf` of a container on a user network (docker 20.10's `rebuildDNS`): the
+/// embedded resolver as the only nameserver (the host's or `--dns` servers are its
+/// upstreams, not the container's), the search domains and options kept, and
+/// `ndots:0` added unless an `ndots` is set, so a container's name is looked up as is
+/// before any search domain.
+pub fn resolv_conf_for(rec: &Record, host: &str, embedded_dns: bool) -> String {
+    if !embedded_dns {
+        return legacy_resolv_conf(rec, host);
+    }
+    let hc = &rec.host_config;
+    let mut search = Vec::new();
+    let mut options = Vec::new();
+    for line in host.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("search") | Some("domain") => search = w.map(String::from).collect(),
+            Some("options") => options.extend(w.map(String::from)),
+            _ => {}
+        }
+    }
+    if !hc.dns_search.is_empty() {
+        search = hc.dns_search.clone();
+    }
+    if !hc.dns_options.is_empty() {
+        options = hc.dns_options.clone();
+    }
+    if !crate::network::dns::has_ndots(&options) {
+        options.push("ndots:0".into());
+    }
+    let mut out = String::new();
+    if !search.is_empty() && search != ["."] {
+        out += &format!("search {}\n", search.join(" "));
+    }
+    out += &format!("nameserver {}\n", crate::network::dns::RESOLVER_IP);
+    out += &format!("options {}\n", options.join(" "));
+    out
+}
+
+fn legacy_resolv_conf(rec: &Record, host: &str) -> String {
     let hc = &rec.host_config;
     let mut ns = Vec::new();
     let mut search = Vec::new();
@@ -83,6 +125,8 @@ pub fn resolv_conf(rec: &Record, host: &str) -> String {
 /// A container's addresses on a bridge network, for `/etc/hosts`.
 #[derive(Debug, Clone, Copy)]
 pub struct OwnAddr {
+    /// On a user network: names are resolved by the engine's resolver (127.0.0.11).
+    pub embedded_dns: bool,
     pub ip: std::net::Ipv4Addr,
     /// The bridge's address: the host as the container reaches it (`host-gateway`).
     pub gateway: std::net::Ipv4Addr,
@@ -133,6 +177,74 @@ pub fn write_all(ctr_dir: &Path, rec: &Record, own: Option<OwnAddr>) -> Result<(
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(
         &ctr_dir.join("resolv.conf"),
-        resolv_conf(rec, &host_resolv).as_bytes(),
+        resolv_conf_for(rec, &host_resolv, own.is_some_and(|o| o.embedded_dns)).as_bytes(),
     )
+}
+
+/// After `network connect` of a running container to a user network: docker's
+/// `rebuildDNS` points its resolv.conf at the embedded resolver. Written in place (the
+/// file is bind-mounted into the container: a rename would not reach it), and only
+/// when it is still what the engine wrote (docker leaves a file the user changed).
+pub fn switch_to_embedded_dns(ctr_dir: &Path, rec: &Record) -> Result<()> {
+    let p = ctr_dir.join("resolv.conf");
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Ok(cur) = std::fs::read_to_string(&p) else {
+        return Ok(());
+    };
+    if cur != legacy_resolv_conf(rec, &host) {
+        return Ok(());
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(resolv_conf_for(rec, &host, true).as_bytes()))
+        .map_err(io_err(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(dns_options: &[&str]) -> Record {
+        let mut hc = crate::types::HostConfig {
+            network_mode: "net".into(),
+            ..Default::default()
+        };
+        hc.dns_options = dns_options.iter().map(|s| s.to_string()).collect();
+        Record {
+            id: "0123456789abcdef".repeat(4),
+            name: "c".into(),
+            created: String::new(),
+            image_id: String::new(),
+            config: Default::default(),
+            host_config: hc,
+            path: String::new(),
+            args: Vec::new(),
+            runtime: String::new(),
+            history: Default::default(),
+            volumes: Vec::new(),
+        }
+    }
+
+    /// docker 20.10's rebuildDNS: search kept, only 127.0.0.11, ndots:0 added unless
+    /// an ndots is set (the host's or the user's).
+    #[test]
+    fn a_user_network_container_asks_the_embedded_resolver() {
+        let host = "search corp.example\nnameserver 127.0.0.53\noptions edns0\n";
+        assert_eq!(
+            resolv_conf_for(&rec(&[]), host, true),
+            "search corp.example\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
+        );
+        assert_eq!(
+            resolv_conf_for(&rec(&["ndots:2"]), host, true),
+            "search corp.example\nnameserver 127.0.0.11\noptions ndots:2\n"
+        );
+        // The default bridge: the host's, loopback resolvers dropped (docker's fallback).
+        assert_eq!(
+            resolv_conf_for(&rec(&[]), host, false),
+            "search corp.example\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
+        );
+    }
 }

@@ -111,16 +111,23 @@ fn network_json(
         "" | "default" => "bridge",
         m => m,
     };
+    // docker (API 1.45+): `Aliases` as given, `DNSNames` every name the container
+    // answers to on a user network (the default bridge has no name resolution).
     let ep_json = |ep: Option<&crate::network::Endpoint>| {
+        let user = ep.filter(|e| e.network.name != crate::network::DEFAULT_NETWORK);
+        let aliases = user
+            .filter(|e| !e.aliases.is_empty())
+            .map(|e| json!(e.aliases));
+        let dns_names = user.map(|e| json!(crate::network::dns::dns_names(rec, &e.aliases)));
         json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null,
+            "IPAMConfig": null, "Links": null, "Aliases": aliases,
             "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
             "NetworkID": ep.map(|e| e.network.id.clone()).unwrap_or_default(),
             "EndpointID": "",
             "Gateway": ep.map(|e| e.network.gateway.clone()).unwrap_or_default(),
             "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
             "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0), "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": dns_names,
         })
     };
     let mut networks = serde_json::Map::new();

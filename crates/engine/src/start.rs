@@ -147,6 +147,14 @@ impl Engine {
         let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
         let (netns, own) = self.netns_for(rec)?;
         etcfiles::write_all(dir, rec, own)?;
+        if let Some(other) = rec.host_config.network_mode.strip_prefix("container:") {
+            // docker shares the joined container's resolv.conf: on a user network, the
+            // same resolver and so the same names.
+            let from = self.ctr_dir(&self.find(other)?.id).join("resolv.conf");
+            if let Ok(b) = std::fs::read(&from) {
+                write_atomic(&dir.join("resolv.conf"), &b)?;
+            }
+        }
         let cg = cgroups_path(rec);
         let spec = crate::spec::build(&crate::spec::SpecInput {
             id: &rec.id,
@@ -231,9 +239,10 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep)) => (
+            Some((path, ep, embedded_dns)) => (
                 crate::spec::NetNs::Path(path),
                 Some(etcfiles::OwnAddr {
+                    embedded_dns,
                     ip: ep.ip,
                     gateway: ep.network.gateway.parse().map_err(|_| {
                         EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))

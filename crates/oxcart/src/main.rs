@@ -216,6 +216,14 @@ enum Cmd {
     /// The userland proxy of a container's published ports (started by `run`)
     #[command(hide = true, name = "network-proxy")]
     NetworkProxy { spec: String, pidfile: PathBuf },
+    /// The DNS resolver of an engine root's user networks (started on demand)
+    #[command(hide = true, name = "network-dns")]
+    NetworkDns {
+        /// The serving process (started by the supervisor)
+        #[arg(long)]
+        worker: bool,
+        runroot: PathBuf,
+    },
     /// Manage networks
     Network {
         #[command(subcommand)]
@@ -579,6 +587,13 @@ fn run(cli: &Cli) -> Result<i32> {
         }
         Cmd::NetworkProxy { spec, pidfile } => {
             oxcart_engine::network::proxy_main(spec, pidfile)?;
+        }
+        Cmd::NetworkDns { worker, runroot } => {
+            if *worker {
+                oxcart_engine::network::resolver::worker_main(runroot)?;
+            } else {
+                oxcart_engine::network::resolver::main(runroot)?;
+            }
         }
         Cmd::Completion { shell } => {
             use clap::CommandFactory;

@@ -68,7 +68,7 @@ pub enum NetworkCmd {
     },
     /// Connect a container to a network
     Connect {
-        /// Add a network-scoped alias (needs DNS: not supported yet)
+        /// Add a network-scoped alias for the container
         #[arg(long = "alias")]
         alias: Vec<String>,
         /// IPv4 address (not supported yet)
@@ -171,15 +171,17 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             network,
             container,
         } => {
-            if !alias.is_empty() {
-                bail!("network connect --alias: DNS between containers is not supported yet");
-            }
             if ip.is_some() {
                 bail!("network connect --ip: a chosen address is not supported yet");
             }
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            nets.connect(&rec.id, &rec.host_config.network_mode, network)?;
+            let n = nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
+            // A running container on the default bridge joining a user network now
+            // asks the resolver (docker rewrites its resolv.conf the same way).
+            if n.name != DEFAULT_NETWORK && nets.netns_path(&rec.id).exists() {
+                oxcart_engine::etcfiles::switch_to_embedded_dns(&e.ctr_dir(&rec.id), &rec)?;
+            }
         }
         NetworkCmd::Disconnect {
             force: _,

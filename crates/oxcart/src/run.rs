@@ -85,9 +85,6 @@ fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
 
 /// Network options not done yet are refused rather than silently dropped.
 fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
-    if !only.network_aliases.is_empty() {
-        bail!("--network-alias: DNS between containers is not supported yet");
-    }
     if only.ip6.is_some() {
         bail!("--ip6: IPv6 networks are not supported yet");
     }
@@ -136,18 +133,20 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     // Every further --network: connected before the first start (docker's run does
     // the same with the API's network connect).
     // --ip: docker's IPAMConfig of the first network, kept for every start.
-    if only.networks.len() > 1 || only.ip.is_some() {
+    if only.networks.len() > 1 || only.ip.is_some() || !only.network_aliases.is_empty() {
         let mut nets = oxcart_engine::network::Networks::open(&e.layout)?;
         let mode = &rec.host_config.network_mode;
         let r = only
             .ip
             .iter()
             .try_for_each(|ip| nets.request_ip(&rec.id, mode, ip))
+            // --network-alias: docker's EndpointsConfig of the first network.
+            .and_then(|()| nets.add_aliases(&rec.id, mode, &only.network_aliases))
             .and_then(|()| {
                 only.networks
                     .iter()
                     .skip(1)
-                    .try_for_each(|n| nets.connect(&rec.id, mode, n).map(drop))
+                    .try_for_each(|n| nets.connect(&rec.id, mode, n, &[]).map(drop))
             });
         if let Err(err) = r {
             let _ = e.remove(&rec.id, true);

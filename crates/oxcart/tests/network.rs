@@ -458,6 +458,7 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
         &["run", "--rm", "--ip", "172.17.0.9", ox.image(), "true"],
     );
     assert!(e.contains("user defined networks only"), "{e}");
+    // --network-alias: user networks only (docker's error), nothing left behind.
     let e = ox.fail(
         125,
         &[
@@ -466,12 +467,18 @@ fn network_verbs_speak_dockers_json_and_refuse_what_is_not_done() {
             "--network-alias",
             "x",
             "--network",
-            "lab",
+            "none",
             ox.image(),
             "true",
         ],
     );
-    assert!(e.contains("not supported yet"), "{e}");
+    assert!(
+        e.contains(
+            "network-scoped alias is supported only for containers in user defined networks"
+        ),
+        "{e}"
+    );
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
     assert_eq!(
         ox.ok(&["network", "prune", "-f"]),
         "Deleted Networks:\nlab\n"
@@ -854,6 +861,331 @@ fn connect_and_disconnect_a_running_container() {
     );
     assert!(e.contains("cannot be connected"), "{e}");
     ox.ok(&["rm", "-f", "sa", "cb", "both"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+/// A DNS server of the test's own in a "remote host" namespace (never the real
+/// internet): `ext.test` is 192.0.2.77, every other name NXDOMAIN. Containers reach
+/// it through `--dns`, which docker's resolver asks from the container's namespace.
+const FAKE_DNS: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    d, a = s.recvfrom(512)
+    i = 12; labels = []
+    while d[i]:
+        l = d[i]; labels.append(d[i+1:i+1+l].decode()); i += 1 + l
+    q = d[12:i+5]; qtype = struct.unpack('>H', d[i+1:i+3])[0]
+    name = '.'.join(labels).lower()
+    if name == 'ext.test':
+        ans = b'\xc0\x0c' + struct.pack('>HHIH', 1, 1, 60, 4) + bytes([192, 0, 2, 77]) if qtype == 1 else b''
+        r = d[:2] + struct.pack('>HHHHH', 0x8180, 1, 1 if ans else 0, 0, 0) + q + ans
+    else:
+        r = d[:2] + struct.pack('>HHHHH', 0x8183, 1, 0, 0, 0) + q
+    s.sendto(r, a)
+"#;
+
+struct FakeDns {
+    ns: String,
+    server: Child,
+    addr: String,
+}
+
+impl FakeDns {
+    fn new(third_octet: u8) -> FakeDns {
+        let ns = format!("oxd-{third_octet}-{}", std::process::id());
+        let host_if = format!("oxd{third_octet}x{}", std::process::id() % 10000);
+        let sh = |a: &str| {
+            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
+            assert!(st.success(), "{a}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
+        ));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
+        ));
+        sh(&format!("ip -n {ns} link set eth0 up"));
+        sh(&format!("ip -n {ns} link set lo up"));
+        let addr = format!("10.250.{third_octet}.2");
+        let server = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c", FAKE_DNS, &addr])
+            .spawn()
+            .unwrap();
+        FakeDns { ns, server, addr }
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// `nslookup NAME` in a running container: the addresses of the answer (empty when
+/// the name does not resolve).
+fn lookup(ox: &Ox, ctr: &str, name: &str) -> Vec<String> {
+    let o = ox.run(&["exec", ctr, "busybox", "nslookup", "-type=a", name]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!(
+        "nslookup {name}: {out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // busybox prints the server first ("Server:\t\t127.0.0.11" / "Address:\t127.0.0.11:53").
+    out.split("\n\n")
+        .skip(1)
+        .flat_map(|b| b.lines())
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+/// A container that only sleeps, on `net`, asking the test's DNS server upstream.
+fn sleeper(ox: &Ox, name: &str, dns: &str, extra: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--name", name, "--dns", dns];
+    a.extend_from_slice(extra);
+    a.extend_from_slice(&[ox.image(), "sleep", "300"]);
+    ox.ok(&a).trim().to_string()
+}
+
+fn resolver_pid(ox: &Ox) -> Option<i32> {
+    pid_in(ox, "resolver.pid")
+}
+
+fn worker_pid(ox: &Ox) -> Option<i32> {
+    pid_in(ox, "worker.pid")
+}
+
+fn pid_in(ox: &Ox, file: &str) -> Option<i32> {
+    let s = std::fs::read_to_string(ox.runroot().join("dns").join(file)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    v["pid"].as_i64().map(|p| p as i32)
+}
+
+#[test]
+fn containers_resolve_each_other_by_name_alias_and_short_id() {
+    let ox = Ox::new().pulled();
+    let dns = FakeDns::new(31);
+    ox.ok(&["network", "create", "--subnet", "10.201.11.0/24", "names"]);
+    let ip = server(
+        &ox,
+        "srv",
+        &[
+            "--network",
+            "names",
+            "--network-alias",
+            "web",
+            "--network-alias",
+            "www",
+            "--dns",
+            &dns.addr,
+        ],
+    );
+    let id = ox.inspect("srv")["Id"].as_str().unwrap().to_string();
+    let short = &id[..12];
+    sleeper(&ox, "cli", &dns.addr, &["--network", "names"]);
+    // docker's resolv.conf on a user network: the embedded resolver only, ndots:0.
+    let rc = ox.ok(&["exec", "cli", "cat", "/etc/resolv.conf"]);
+    assert_eq!(rc, "nameserver 127.0.0.11\noptions ndots:0\n");
+    for name in ["srv", "web", "WWW", short, "srv.names"] {
+        assert_eq!(lookup(&ox, "cli", name), [ip.as_str()], "{name}");
+    }
+    // TCP by name (busybox resolves through the libc of the host, mounted read-only).
+    let libs = [
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "-v",
+        "/usr:/usr:ro",
+    ];
+    let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
+    a.extend_from_slice(&libs);
+    a.extend_from_slice(&[ox.image(), "sh", "-c", "nc -w 3 web 8080; nc -w 3 srv 8080"]);
+    assert_eq!(
+        ox.ok(&a).split_whitespace().collect::<Vec<_>>(),
+        ["srv", "srv"]
+    );
+    // UDP by name: a python echo server behind the alias `echo`.
+    let mut a = vec![
+        "run",
+        "-d",
+        "--name",
+        "udpsrv",
+        "--network",
+        "names",
+        "--network-alias",
+        "echo",
+    ];
+    a.extend_from_slice(&libs);
+    a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", UDP_ECHO]);
+    ox.ok(&a);
+    let ask = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(1)\nfor i in range(10):\n s.sendto(b'hi',('echo',5353))\n try:\n  print(s.recvfrom(99)[0].decode());break\n except Exception: pass\n";
+    let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
+    a.extend_from_slice(&libs);
+    a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", ask]);
+    assert_eq!(ox.ok(&a).trim(), "udp:hi");
+    // DNS over TCP too (what a client does after a truncated UDP answer).
+    let tcpq = "import socket,struct\nq=struct.pack('>HHHHHH',9,256,1,0,0,0)+b'\\x03www\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('127.0.0.11',53))\ns.sendall(struct.pack('>H',len(q))+q)\nr=s.recv(2);r=s.recv(struct.unpack('>H',r)[0])\nprint(struct.unpack('>H',r[6:8])[0],'.'.join(map(str,r[-4:])))\n";
+    let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
+    a.extend_from_slice(&libs);
+    a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", tcpq]);
+    assert_eq!(ox.ok(&a).trim(), format!("1 {ip}"));
+    // --network container:cli shares cli's resolv.conf and so its resolver's answers.
+    let o = ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:cli",
+        ox.image(),
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "web",
+    ]);
+    assert!(o.contains(&format!("Address: {ip}")), "{o}");
+    // PTR: the container's name and network (docker's `name.network`).
+    let o = ox.ok(&["exec", "cli", "busybox", "nslookup", &ip]);
+    assert!(o.contains("name = srv.names"), "{o}");
+    // Other names go upstream (the test's server, asked from the container's side).
+    assert_eq!(lookup(&ox, "cli", "ext.test"), ["192.0.2.77"]);
+    assert!(lookup(&ox, "cli", "nothing.test").is_empty());
+    // inspect: the aliases as given, and every name (docker 25+'s DNSNames).
+    let v = ox.inspect("srv");
+    let ep = &v["NetworkSettings"]["Networks"]["names"];
+    assert_eq!(ep["Aliases"], serde_json::json!(["web", "www"]));
+    assert_eq!(
+        ep["DNSNames"],
+        serde_json::json!(["srv", "web", "www", short])
+    );
+    // The resolver binds nothing on the host: port 53 is in the containers only.
+    let ss =
+        String::from_utf8(Command::new("ss").args(["-Hlnup"]).output().unwrap().stdout).unwrap();
+    let pid = worker_pid(&ox).expect("a resolver runs");
+    assert!(!ss.contains(&format!("pid={pid},")), "{ss}");
+    // The default bridge has no name resolution (docker): no alias, no 127.0.0.11.
+    let e = ox.fail(
+        125,
+        &["run", "--rm", "--network-alias", "x", ox.image(), "true"],
+    );
+    assert!(
+        e.contains(
+            "network-scoped alias is supported only for containers in user defined networks"
+        ),
+        "{e}"
+    );
+    let rc = ox.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        &dns.addr,
+        ox.image(),
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(rc, format!("nameserver {}\n", dns.addr));
+    ox.ok(&["rm", "-f", "srv", "cli", "udpsrv"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+#[test]
+fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
+    let ox = Ox::new().pulled();
+    let dns = FakeDns::new(32);
+    ox.ok(&["network", "create", "--subnet", "10.201.12.0/24", "na"]);
+    ox.ok(&["network", "create", "--subnet", "10.201.13.0/24", "nb"]);
+    sleeper(&ox, "a1", &dns.addr, &["--network", "na"]);
+    sleeper(&ox, "b1", &dns.addr, &["--network", "nb"]);
+    let a1 = ox.ip_of("a1");
+    // Isolation: a container gets answers for its own networks only.
+    assert!(lookup(&ox, "b1", "a1").is_empty());
+    assert!(lookup(&ox, "b1", "a1.na").is_empty());
+    // connect --alias of a running container: it resolves na's names, and na's
+    // containers resolve it by name and alias.
+    ox.ok(&["network", "connect", "--alias", "bee", "na", "b1"]);
+    assert_eq!(lookup(&ox, "b1", "a1"), [a1.as_str()]);
+    let b1_on_na = ox.inspect("b1")["NetworkSettings"]["Networks"]["na"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(lookup(&ox, "a1", "bee"), [b1_on_na.as_str()]);
+    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.as_str()]);
+    assert_eq!(
+        ox.inspect("b1")["NetworkSettings"]["Networks"]["na"]["Aliases"],
+        serde_json::json!(["bee"])
+    );
+    // A running container on the default bridge connected to a user network asks the
+    // resolver from then on (docker rewrites its resolv.conf).
+    sleeper(&ox, "br", &dns.addr, &[]);
+    ox.ok(&["network", "connect", "na", "br"]);
+    let rc = ox.ok(&["exec", "br", "cat", "/etc/resolv.conf"]);
+    assert_eq!(rc, "nameserver 127.0.0.11\noptions ndots:0\n");
+    assert_eq!(lookup(&ox, "br", "a1"), [a1.as_str()]);
+    ox.ok(&["rm", "-f", "br"]);
+    // A container leaving takes its names along.
+    sleeper(&ox, "a2", &dns.addr, &["--network", "na"]);
+    let a2 = ox.ip_of("a2");
+    assert_eq!(lookup(&ox, "a1", "a2"), [a2]);
+    ox.ok(&["rm", "-f", "a2"]);
+    assert!(lookup(&ox, "a1", "a2").is_empty());
+    // kill -9 of the serving worker: its supervisor starts a new one, which binds
+    // every running container's socket again, with no command run.
+    let w = worker_pid(&ox).expect("a resolver worker runs");
+    // SAFETY: a pid the engine recorded for this test's root.
+    unsafe { libc::kill(w, libc::SIGKILL) };
+    assert!(eventually(20, || worker_pid(&ox).is_some_and(|p| p != w)));
+    assert!(eventually(20, || lookup(&ox, "a1", "b1") == [b1_on_na.clone()]));
+    // kill -9 of supervisor and worker: lookups fail (nothing answers on
+    // 127.0.0.11) until the next network change of this root starts a resolver,
+    // which serves every running container again.
+    let pid = resolver_pid(&ox).expect("a resolver runs");
+    let w = worker_pid(&ox).unwrap();
+    // SAFETY: pids the engine recorded for this test's root.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::kill(w, libc::SIGKILL);
+    }
+    assert!(eventually(10, || lookup(&ox, "a1", "b1").is_empty()));
+    let out = ox.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "na",
+        "--dns",
+        &dns.addr,
+        ox.image(),
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "a1",
+    ]);
+    assert!(out.contains(&a1), "{out}");
+    assert_ne!(resolver_pid(&ox), Some(pid));
+    assert_eq!(lookup(&ox, "a1", "b1"), [b1_on_na.as_str()]);
+    // disconnect: b1 no longer resolves na's names, nor na's containers b1.
+    ox.ok(&["network", "disconnect", "na", "b1"]);
+    assert!(lookup(&ox, "b1", "a1").is_empty());
+    assert!(lookup(&ox, "a1", "bee").is_empty());
+    assert!(lookup(&ox, "a1", "b1").is_empty());
+    // A restart keeps the names (the resolver follows the new namespace).
+    ox.ok(&["restart", "-t", "0", "a1"]);
+    sleeper(&ox, "a3", &dns.addr, &["--network", "na"]);
+    assert_eq!(lookup(&ox, "a3", "a1"), [ox.ip_of("a1")]);
+    ox.ok(&["rm", "-f", "a1", "b1", "a3"]);
     ox.assert_clean();
     ox.assert_net_clean();
 }

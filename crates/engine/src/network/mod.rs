@@ -10,12 +10,14 @@
 //! so a reboot or a crash never leaves a half-configured network, only state the next
 //! command redoes.
 
+pub mod dns;
 pub mod ipam;
 mod netlink;
 mod netns;
 mod nft;
 pub mod ports;
 pub mod proxy;
+pub mod resolver;
 
 use crate::paths::Layout;
 use ipam::{Lease, Subnet};
@@ -137,6 +139,8 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub mac: String,
+    /// `--network-alias` / `connect --alias` on this network.
+    pub aliases: Vec<String>,
 }
 
 /// The networks of one engine root.
@@ -215,6 +219,7 @@ impl Networks {
         crate::db::retry_busy(|| {
             conn.execute_batch(ipam::SCHEMA)?;
             conn.execute_batch(ports::SCHEMA)?;
+            conn.execute_batch(dns::SCHEMA)?;
             conn.execute_batch(CONNECTIONS_SCHEMA)
         })?;
         // One table per engine root, so test roots and the default one never rewrite
@@ -501,6 +506,7 @@ impl Networks {
             if let Some(n) = nets.iter().find(|n| n.id == l.network_id) {
                 out.push(Endpoint {
                     prefix: n.subnet()?.prefix,
+                    aliases: self.aliases_of(ctr, &n.id)?,
                     network: n.clone(),
                     ip: l.ip,
                     mac: l.mac,
@@ -559,6 +565,7 @@ impl Networks {
             ip: lease.ip,
             prefix: subnet.prefix,
             mac: lease.mac,
+            aliases: Vec::new(),
         })
     }
 
@@ -571,7 +578,8 @@ impl Networks {
         if !stale.is_empty() || self.has_containers_table()? {
             self.conn.execute_batch(
                 "DELETE FROM connections WHERE container_id NOT IN (SELECT id FROM containers);
-                 DELETE FROM requested_ips WHERE container_id NOT IN (SELECT id FROM containers);",
+                 DELETE FROM requested_ips WHERE container_id NOT IN (SELECT id FROM containers);
+                 DELETE FROM aliases WHERE container_id NOT IN (SELECT id FROM containers);",
             )?;
         }
         let mut st = self
@@ -685,11 +693,18 @@ impl Networks {
     fn teardown_locked(&mut self, ctr: &str) -> Result<()> {
         self.kill_proxy(ctr);
         ports::forget(&self.conn, ctr)?;
+        let named = self.on_user_network(ctr)?;
         // Unmounting the namespace file ends the namespace (its processes are gone by
         // now); the kernel then deletes its veth pair in the background. Deleting the
         // veth ourselves would cost ~30 ms of RCU grace period on every `rm`.
         netns::remove(&self.netns_path(ctr));
         ipam::release(&self.conn, ctr)?;
+        if named {
+            // Its names go, and the resolver closes its sockets there (they would
+            // keep the namespace, and so the veth, alive). Best effort: a resolver
+            // that cannot be reached is repaired by the next change.
+            let _ = self.sync_dns_locked();
+        }
         self.sync_firewall()
     }
 
@@ -888,23 +903,35 @@ fn ensure_ip_forward() -> Result<()> {
 pub fn setup(
     layout: &Layout,
     rec: &crate::record::Record,
-) -> crate::error::Result<Option<(PathBuf, Endpoint)>> {
+) -> crate::error::Result<Option<(PathBuf, Endpoint, bool)>> {
     let Some(net) = network_of_mode(&rec.host_config.network_mode) else {
         return Ok(None);
     };
     let publish = ports::wanted(&rec.config, &rec.host_config)?;
     let mut nets = Networks::open(layout)?;
     let ep = nets.attach(&rec.id, net, Some(&rec.config.mac_address), publish)?;
+    let mut named = ep.network.name != DEFAULT_NETWORK;
     for extra in nets.connections_of(&rec.id)? {
         if extra == ep.network.id {
             continue;
         }
-        if let Err(e) = nets.plug(&rec.id, &extra) {
+        match nets.plug(&rec.id, &extra) {
+            Ok(e) => named |= e.network.name != DEFAULT_NETWORK,
+            Err(e) => {
+                let _ = nets.detach(&rec.id);
+                return Err(e.into());
+            }
+        }
+    }
+    // On a user network: its names are served, and it asks 127.0.0.11 (its resolver
+    // socket exists before it starts). The default bridge needs none of this.
+    if named {
+        if let Err(e) = nets.sync_dns() {
             let _ = nets.detach(&rec.id);
             return Err(e.into());
         }
     }
-    Ok(Some((nets.netns_path(&rec.id), ep)))
+    Ok(Some((nets.netns_path(&rec.id), ep, named)))
 }
 
 /// Release whatever of a container's networking is left (cleanup, `rm`, a new start
@@ -940,7 +967,7 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ProxyPid {
+pub(crate) struct ProxyPid {
     pid: i32,
     start_time: u64,
 }
@@ -1073,7 +1100,13 @@ impl Networks {
 
     /// `network connect NET CTR`: recorded, and applied now if the container runs
     /// (its namespace exists), else at its next start.
-    pub fn connect(&mut self, ctr: &str, mode: &str, network: &str) -> Result<Network> {
+    pub fn connect(
+        &mut self,
+        ctr: &str,
+        mode: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<Network> {
         if network_of_mode(mode).is_none() {
             return Err(NetworkError::Invalid(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network (--network {mode})"
@@ -1098,16 +1131,19 @@ impl Networks {
                 n.name
             )));
         }
+        self.add_aliases(ctr, &n.name, aliases)?;
         self.conn.execute(
             "INSERT INTO connections (container_id, network_id) VALUES (?1, ?2)",
             params![ctr, n.id],
         )?;
         if self.netns_path(ctr).exists() {
-            if let Err(e) = self.plug(ctr, &n.id) {
+            let r = self.plug(ctr, &n.id).and_then(|_| self.sync_dns());
+            if let Err(e) = r {
                 self.conn.execute(
                     "DELETE FROM connections WHERE container_id = ?1 AND network_id = ?2",
                     params![ctr, n.id],
                 )?;
+                let _ = self.forget_endpoint(ctr, &n.id);
                 return Err(e);
             }
         }
@@ -1139,9 +1175,32 @@ impl Networks {
                 n.name
             )));
         }
+        self.conn.execute(
+            "DELETE FROM aliases WHERE container_id = ?1 AND network_id = ?2",
+            params![ctr, n.id],
+        )?;
         self.unplug_veth(ctr, &n.id)?;
+        if n.name != DEFAULT_NETWORK {
+            self.sync_dns_locked()?;
+        }
         self.sync_firewall()?;
         Ok(n)
+    }
+
+    /// Undo a failed `connect` of a running container: its lease, aliases and veth.
+    fn forget_endpoint(&mut self, ctr: &str, network_id: &str) -> Result<()> {
+        let _lock = HostLock::take()?;
+        self.conn.execute(
+            "DELETE FROM aliases WHERE container_id = ?1 AND network_id = ?2",
+            params![ctr, network_id],
+        )?;
+        self.conn.execute(
+            "DELETE FROM leases WHERE container_id = ?1 AND network_id = ?2",
+            params![ctr, network_id],
+        )?;
+        self.unplug_veth(ctr, network_id)?;
+        let _ = self.sync_dns_locked();
+        self.sync_firewall()
     }
 
     fn unplug_veth(&self, ctr: &str, network_id: &str) -> Result<()> {
@@ -1211,6 +1270,7 @@ impl Networks {
             network: n,
             ip: lease.ip,
             mac: lease.mac,
+            aliases: Vec::new(),
         })
     }
 

@@ -269,6 +269,24 @@ impl Ox {
         let rt = self.runroot().join("runtime");
         let states: Vec<_> = walk_dirs(&rt);
         assert!(states.is_empty(), "runtime state left: {states:?}");
+        // No DNS resolver of this root (it exits with the last container on a user
+        // network), nor its socket, pid file or records.
+        let dns = self.runroot().join("dns");
+        assert!(
+            !dns.exists(),
+            "resolver state left: {:?}",
+            std::fs::read_dir(&dns).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        let me = self.runroot().as_os_str().as_encoded_bytes().to_vec();
+        let has = |c: &[u8], w: &[u8]| c.windows(w.len()).any(|x| x == w);
+        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+            let c = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            assert!(
+                !(has(&c, b"network-dns\0") && has(&c, &me)),
+                "resolver process left: {:?}",
+                p.file_name()
+            );
+        }
     }
 }
 

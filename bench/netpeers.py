@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Network figures of issue 14 side by side with podman 4.3 + netavark + aardvark-dns
+(rootful, runc), in one run (../shared/BENCHMARKING.md): the engines alternate within
+every round and we report medians and their ratio.
+
+  dns   name-resolution latency inside a container: a client container sends N UDP
+        queries, one at a time, for another container's name to the nameserver its
+        /etc/resolv.conf names (oxcart: its resolver on 127.0.0.11 inside the
+        container; podman: aardvark-dns on the network's gateway) and times each
+        round trip. The client is the host's python3, mounted read-only.
+  port  published-port throughput from the host's 127.0.0.1: a 64 MiB body served by
+        busybox nc in the container, read by a client on the host. oxcart relays it
+        with its userland proxy (docker-proxy's job: no route_localnet on the bridge);
+        podman's netavark DNATs 127.0.0.1 in the kernel (it sets route_localnet=1).
+
+Everything lives in a private temp dir (both engines' roots, podman's network config
+and containers.conf); networks use 10.203.0.0/24 (oxcart) and 10.203.1.0/24 (podman).
+
+Usage: sudo bench/netpeers.py [--rounds 7] [--queries 2000] [--only dns,port]
+                              [--oxcart target/release/oxcart]
+"""
+import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from engine import make_tar, sh  # noqa: E402
+
+LIBS = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"]
+
+QLOOP = r"""
+import socket, struct, sys, time
+ns = [l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')][0]
+name, n = sys.argv[1], int(sys.argv[2])
+def q(i):
+    return (struct.pack('>HHHHHH', i, 0x0100, 1, 0, 0, 0)
+            + b''.join(bytes([len(p)]) + p.encode() for p in name.split('.'))
+            + b'\0' + struct.pack('>HH', 1, 1))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((ns, 53)); s.settimeout(2)
+lat = []
+for i in range(n + 100):
+    m = q(i & 0xffff)
+    t = time.perf_counter(); s.send(m); r = s.recv(512); dt = time.perf_counter() - t
+    assert r[:2] == m[:2] and struct.unpack('>H', r[6:8])[0] >= 1, r
+    if i >= 100:
+        lat.append(dt)
+lat.sort()
+print(ns, lat[len(lat) // 2] * 1e6, lat[len(lat) * 99 // 100] * 1e6)
+"""
+
+
+class Engine:
+    def run(self, *a, **kw):
+        return subprocess.run(self.base + list(a), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, check=True, env=self.env, **kw).stdout
+
+    def quiet(self, *a):
+        subprocess.run(self.base + list(a), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=self.env)
+
+
+class Oxcart(Engine):
+    name = "oxcart"
+
+    def __init__(self, binary, tmp, tar):
+        self.base = [binary, "--root", os.path.join(tmp, "ox-root"), "--runroot", os.path.join(tmp, "ox-run")]
+        self.env = None
+        self.run("import", tar, "bb")
+        self.image, self.extra, self.subnet = "bb", [], "10.203.0.0/24"
+
+    def cleanup(self):
+        ids = self.run("ps", "-aq").split()
+        if ids:
+            self.quiet("rm", "-f", *ids)
+        self.quiet("network", "prune", "-f")
+        self.quiet("rmi", "-f", "bb")
+
+
+class Podman(Engine):
+    name = "podman"
+
+    def __init__(self, tmp, tar):
+        d = os.path.join(tmp, "podman")
+        os.makedirs(os.path.join(d, "tmp"))
+        os.makedirs(os.path.join(d, "networks"))
+        self.base = ["podman", "--root", os.path.join(d, "storage"), "--runroot", os.path.join(d, "run"),
+                     "--tmpdir", os.path.join(d, "tmp"), "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "file", "--runtime", "runc",
+                     "--network-config-dir", os.path.join(d, "networks")]
+        self.env = dict(os.environ, CONTAINERS_CONF=os.path.join(d, "containers.conf"))
+        with open(self.env["CONTAINERS_CONF"], "w") as f:
+            f.write(f'[engine]\nevents_logfile_path = "{d}/events.log"\n'
+                    f'[network]\nnetwork_backend = "netavark"\n')
+        self.run("import", tar, "localhost/bb")
+        self.image, self.subnet = "localhost/bb", "10.203.1.0/24"
+        # podman's default ulimits exceed these hosts' hard limits (docs/clients.md).
+        self.extra = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+        backend = self.run("info", "--format", "{{.Host.NetworkBackend}}").strip()
+        assert backend == "netavark", backend
+
+    def cleanup(self):
+        self.quiet("rm", "-af", "-t0")
+        self.quiet("network", "prune", "-f")
+        self.quiet("rmi", "-af")
+        d = os.path.dirname(self.base[2])
+        mounts = [l.split()[1] for l in open("/proc/self/mounts") if l.split()[1].startswith(d + "/")]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+
+
+def dns_setup(e):
+    e.run("network", "create", "--subnet", e.subnet, "benchnet")
+    e.run("run", "-d", "--name", "target", "--network", "benchnet", *e.extra, e.image, "sleep", "3600")
+
+
+def dns_round(e, n):
+    out = e.run("run", "--rm", "--network", "benchnet", *e.extra, *LIBS, e.image,
+                "/usr/bin/python3", "-c", QLOOP, "target", str(n))
+    ns, med, p99 = out.split()
+    return ns, float(med), float(p99)
+
+
+def port_setup(e, port):
+    # On the user network: this host has a stale CNI bridge routing podman's default
+    # 10.88.0.0/16 elsewhere, and both engines publish the same way on any bridge.
+    e.run("run", "-d", "--name", "body", "--network", "benchnet", "-p", f"{port}:8080", *e.extra,
+          e.image, "sh", "-c",
+          "dd if=/dev/zero bs=1M count=64 2>/dev/null > /tmp/body; nc -ll -p 8080 -e cat /tmp/body")
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+def port_round(port):
+    t0 = time.perf_counter()
+    n = 0
+    s = socket.create_connection(("127.0.0.1", port))
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        n += len(b)
+    dt = time.perf_counter() - t0
+    assert n == 64 << 20, n
+    return n / dt / 1e6
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--only", default="dns,port")
+    ap.add_argument("--oxcart", default=os.path.join(HERE, "..", "target", "release", "oxcart"))
+    a = ap.parse_args()
+    only = a.only.split(",")
+    tmp = tempfile.mkdtemp(prefix="oxnetpeers-")
+    engines = []
+    try:
+        tar = make_tar(tmp)
+        engines = [Oxcart(os.path.abspath(a.oxcart), tmp, tar), Podman(tmp, tar)]
+        if "dns" in only:
+            for e in engines:
+                dns_setup(e)
+            res = {e.name: [] for e in engines}
+            for r in range(a.rounds):
+                for e in (engines if r % 2 == 0 else engines[::-1]):
+                    time.sleep(0.25)
+                    res[e.name].append(dns_round(e, a.queries))
+            for e in engines:
+                ns = res[e.name][0][0]
+                med = statistics.median(x[1] for x in res[e.name])
+                p99 = statistics.median(x[2] for x in res[e.name])
+                print(f"dns {e.name:7} (nameserver {ns}): median {med:.0f} us, p99 {p99:.0f} us per query")
+            ratios = [o[1] / p[1] for o, p in zip(res["oxcart"], res["podman"])]
+            print(f"dns oxcart/podman median latency ratio: {statistics.median(ratios):.2f}")
+        if "port" in only:
+            if "dns" not in only:
+                for e in engines:
+                    e.run("network", "create", "--subnet", e.subnet, "benchnet")
+            ports = {}
+            for e in engines:
+                ports[e.name] = free_port()
+                port_setup(e, ports[e.name])
+            res = {e.name: [] for e in engines}
+            for r in range(a.rounds):
+                for e in (engines if r % 2 == 0 else engines[::-1]):
+                    time.sleep(0.25)
+                    res[e.name].append(port_round(ports[e.name]))
+            for e in engines:
+                print(f"port {e.name:7} 127.0.0.1 -> published port: {statistics.median(res[e.name]):.0f} MB/s "
+                      f"(64 MiB, median of {a.rounds})")
+            ratios = [o / p for o, p in zip(res["oxcart"], res["podman"])]
+            print(f"port oxcart/podman throughput ratio: {statistics.median(ratios):.2f}")
+    finally:
+        for e in engines:
+            e.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
