@@ -166,14 +166,19 @@ pub fn parse_docker_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> ApiResult<
     http::parse_json(&s)
 }
 
-/// A network to connect after create (`""`: the first one), with an address asked.
-type ExtraNetwork = (String, Option<String>);
+/// A network to set up after create (`""`: the first one, `NetworkMode`'s), with the
+/// address and the DNS aliases asked for it.
+struct ExtraNetwork {
+    network: String,
+    ip: Option<String>,
+    aliases: Vec<String>,
+}
 
 /// What create does with a parsed body; shared with tests of the mapping.
 fn create_request(
     name: Option<String>,
     body: CreateBody,
-) -> ApiResult<(CreateRequest, Vec<ExtraNetwork>, Vec<String>)> {
+) -> ApiResult<(CreateRequest, Vec<ExtraNetwork>)> {
     let mut config = body.config;
     let mut hc = body.host_config;
     if config.image.is_empty() {
@@ -199,7 +204,6 @@ fn create_request(
             .entry(port.clone())
             .or_default();
     }
-    let mut warnings = Vec::new();
     let mut extra = Vec::new();
     let first = oxcart_engine::network::network_of_mode(&hc.network_mode).map(String::from);
     for (net, ep) in body.networking_config.endpoints_config {
@@ -216,17 +220,19 @@ fn create_request(
             .ipam_config
             .map(|i| i.ipv4_address)
             .filter(|s| !s.is_empty());
-        if ep.aliases.as_ref().is_some_and(|a| !a.is_empty()) {
-            warnings.push(format!(
-                "network {net}: aliases are not served (DNS between containers is not supported yet)"
-            ));
-        }
+        let aliases = ep.aliases.unwrap_or_default();
         let is_first = first.as_deref() == Some(net.as_str())
             || (first.is_none() && net == "bridge" && hc.network_mode == "default");
-        if !is_first {
-            extra.push((net, ip));
-        } else if let Some(ip) = ip {
-            extra.insert(0, (String::new(), Some(ip)));
+        let network = if is_first { String::new() } else { net };
+        let e = ExtraNetwork {
+            network,
+            ip,
+            aliases,
+        };
+        if is_first {
+            extra.insert(0, e);
+        } else {
+            extra.push(e);
         }
     }
     config.attach_stdin = config.attach_stdin && config.open_stdin;
@@ -237,7 +243,6 @@ fn create_request(
             host_config: hc,
         },
         extra,
-        warnings,
     ))
 }
 
@@ -249,7 +254,7 @@ async fn create(st: Arc<State>, r: Req) -> ApiResult {
         .map(String::from);
     let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
     let body = parse_create(&b)?;
-    let (req, extra, warnings) = create_request(name, body)?;
+    let (req, extra) = create_request(name, body)?;
     let id = blocking(move || {
         let mut e = st.engine()?;
         let rec = e.create(req)?;
@@ -264,25 +269,31 @@ async fn create(st: Arc<State>, r: Req) -> ApiResult {
     .await?;
     Ok(http::json_status(
         StatusCode::CREATED,
-        &json!({"Id": id, "Warnings": warnings}),
+        &json!({"Id": id, "Warnings": []}),
     ))
 }
 
 /// Further networks of `NetworkingConfig` (connected before the first start, as the
-/// CLI's `run --network a --network b`), and a requested address on the first.
-fn connect_extra(e: &Engine, rec: &Record, extra: &[(String, Option<String>)]) -> ApiResult<()> {
+/// CLI's `run --network a --network b`), and the address and aliases asked on the
+/// first (`--ip`, `--network-alias`).
+fn connect_extra(e: &Engine, rec: &Record, extra: &[ExtraNetwork]) -> ApiResult<()> {
     let mut nets = oxcart_engine::network::Networks::open(&e.layout)?;
     let mode = &rec.host_config.network_mode;
-    for (net, ip) in extra {
-        if net.is_empty() {
-            if let Some(ip) = ip {
+    for x in extra {
+        if x.network.is_empty() {
+            if let Some(ip) = &x.ip {
                 nets.request_ip(&rec.id, mode, ip)?;
+            }
+            if oxcart_engine::network::network_of_mode(mode)
+                .is_some_and(|n| n != oxcart_engine::network::DEFAULT_NETWORK)
+            {
+                nets.add_aliases(&rec.id, mode, &x.aliases)?;
             }
             continue;
         }
-        nets.connect(&rec.id, mode, net)?;
-        if let Some(ip) = ip {
-            nets.request_ip(&rec.id, net, ip)?;
+        nets.connect(&rec.id, mode, &x.network, &x.aliases)?;
+        if let Some(ip) = &x.ip {
+            nets.request_ip(&rec.id, &x.network, ip)?;
         }
     }
     Ok(())
@@ -616,14 +627,15 @@ mod tests {
     fn compose_bodies_with_nulls_parse() {
         let b = br#"{"Image":"x","Cmd":null,"Env":null,"HostConfig":{"Binds":null,"Dns":null,"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":""}]},"NetworkMode":"proj_default"},"NetworkingConfig":{"EndpointsConfig":{"proj_default":{"Aliases":["web"],"IPAMConfig":null}}}}"#;
         let body = parse_create(b).expect("parses");
-        let (req, extra, warnings) = create_request(Some("n".into()), body).expect("maps");
+        let (req, extra) = create_request(Some("n".into()), body).expect("maps");
         assert!(req
             .config
             .exposed_ports
             .expect("exposed")
             .contains_key("80/tcp"));
-        assert!(extra.is_empty(), "the first network is NetworkMode");
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(extra.len(), 1, "the first network is NetworkMode");
+        assert!(extra[0].network.is_empty());
+        assert_eq!(extra[0].aliases, vec!["web".to_string()]);
     }
 
     #[test]

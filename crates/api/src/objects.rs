@@ -214,9 +214,26 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
             let verb = verb.to_string();
             let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
             let c: Connect = crate::containers::parse_docker_json(&b)?;
-            // Aliases are taken but not served: the engine has no DNS between
-            // containers yet (docs/api.md); compose sends its service names here.
-            let _ = (c.force, &c.endpoint_config);
+            let _ = c.force;
+            // docker's EndpointConfig: the DNS aliases (compose sends its service
+            // names); an address is not taken here yet.
+            let ec = c.endpoint_config.unwrap_or(Value::Null);
+            if ec["IPAMConfig"]["IPv4Address"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(ApiError::not_implemented(
+                    "EndpointConfig.IPAMConfig.IPv4Address: a chosen address on connect is not supported yet",
+                ));
+            }
+            let aliases: Vec<String> = ec["Aliases"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
             blocking(move || {
                 let (mut e, mut nets) = open(&st)?;
                 let mut rec = e.find(&c.container)?;
@@ -236,13 +253,13 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                 if !running && verb == "connect" && mode == "none" {
                     rec.host_config.network_mode = net.name.clone();
                     e.save(&rec)?;
+                    if net.name != DEFAULT_NETWORK {
+                        nets.add_aliases(&rec.id, &net.name, &aliases)?;
+                    }
                     return Ok(());
                 }
                 if verb == "connect" {
-                    if primary {
-                        return Ok(());
-                    }
-                    nets.connect(&rec.id, &mode, &key)?;
+                    nets.connect(&rec.id, &mode, &key, &aliases)?;
                 } else {
                     nets.disconnect(&rec.id, &mode, &key)?;
                 }
