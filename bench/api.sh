@@ -28,8 +28,9 @@ cleanup() {
     wait 2>/dev/null
     "$ox" --root "$dir/ox" --runroot "$dir/oxrun" rm -f $("$ox" --root "$dir/ox" --runroot "$dir/oxrun" ps -aq) >/dev/null 2>&1 || true
     podman --root "$dir/pod" --runroot "$dir/podrun" rm -af >/dev/null 2>&1 || true
-    podman --root "$dir/pod" --runroot "$dir/podrun" system reset -f >/dev/null 2>&1 || true
-    umount -R "$dir"/pod/overlay 2>/dev/null || true
+    podman --root "$dir/pod" --runroot "$dir/podrun" rmi -af >/dev/null 2>&1 || true
+    # (not `system reset`: it would also drop the host's podman networks)
+    grep -o " $dir[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -57,16 +58,29 @@ echo "idle RSS after start-up: oxcart $(rss $oxpid), podman $(rss $podpid)"
 dox() { DOCKER_HOST="unix://$dir/ox.sock" DOCKER_CONFIG="$dir" /usr/bin/docker "$@"; }
 dpod() { DOCKER_HOST="unix://$dir/pod.sock" DOCKER_CONFIG="$dir" /usr/bin/docker "$@"; }
 dox run --rm --network none bench/bb true >/dev/null
-dpod run --rm --network none localhost/bench/bb true >/dev/null
+# podman's compat API asks the OCI runtime for RLIMIT_NOFILE/NPROC above a hard limit
+# a sandbox without CAP_SYS_RESOURCE cannot raise: then it runs nothing, and only
+# oxcart's side is timed (said so below).
+pod_runs=1
+if ! err=$(dpod run --rm --network none localhost/bench/bb true 2>&1 >/dev/null); then
+    pod_runs=
+    echo "podman system service cannot run a container here: $err"
+fi
 
 : >"$dir/t.ox"; : >"$dir/t.pod"; : >"$dir/t.ratio"
 for _ in $(seq "$rounds"); do
     sleep 0.25; a=$(ms dox run --rm --network none bench/bb true)
+    echo "$a" >>"$dir/t.ox"
+    [ -n "$pod_runs" ] || continue
     sleep 0.25; b=$(ms dpod run --rm --network none localhost/bench/bb true)
-    echo "$a" >>"$dir/t.ox"; echo "$b" >>"$dir/t.pod"
+    echo "$b" >>"$dir/t.pod"
     awk -v a="$a" -v b="$b" 'BEGIN {print a / b}' >>"$dir/t.ratio"
 done
-echo "docker run --rm --network none IMG true: oxcart $(median <"$dir/t.ox") ms, podman $(median <"$dir/t.pod") ms, per-pair ratio $(median <"$dir/t.ratio")"
+if [ -n "$pod_runs" ]; then
+    echo "docker run --rm --network none IMG true: oxcart $(median <"$dir/t.ox") ms, podman $(median <"$dir/t.pod") ms, per-pair ratio $(median <"$dir/t.ratio")"
+else
+    echo "docker run --rm --network none IMG true: oxcart $(median <"$dir/t.ox") ms (podman: no figure, above)"
+fi
 
 for _ in $(seq 100); do
     dox create --network none bench/bb true >/dev/null

@@ -300,8 +300,15 @@ fn connect_extra(e: &Engine, rec: &Record, extra: &[ExtraNetwork]) -> ApiResult<
 }
 
 /// docker's `types.Container` (a `GET /containers/json` row).
-fn summary(e: &Engine, rec: &Record, o: &Observed, now: i64, size: bool) -> Value {
-    let ports = oxcart_engine::network::ports_of(&e.layout, &rec.id);
+fn summary(
+    e: &Engine,
+    nets: Option<&oxcart_engine::network::Networks>,
+    rec: &Record,
+    o: &Observed,
+    now: i64,
+    size: bool,
+) -> Value {
+    let ports = nets.and_then(|n| n.ports(&rec.id).ok()).unwrap_or_default();
     let mut port_list = Vec::new();
     for b in &ports {
         port_list.push(json!({"IP": b.host_ip.to_string(), "PrivatePort": b.ctr_port, "PublicPort": b.host_port, "Type": b.proto}));
@@ -313,7 +320,9 @@ fn summary(e: &Engine, rec: &Record, o: &Observed, now: i64, size: bool) -> Valu
             port_list.push(json!({"PrivatePort": p, "Type": proto}));
         }
     }
-    let eps = oxcart_engine::network::endpoints_of(&e.layout, &rec.id);
+    let eps = nets
+        .and_then(|n| n.endpoints(&rec.id).ok())
+        .unwrap_or_default();
     let mut nets = serde_json::Map::new();
     for ep in &eps {
         nets.insert(
@@ -384,13 +393,16 @@ async fn list(st: Arc<State>, r: Req) -> ApiResult {
         if let Some(n) = limit {
             recs.truncate(n as usize);
         }
+        // One handle on the network database for every row (opening it per
+        // container was most of a listing's time).
+        let nets = oxcart_engine::network::Networks::open(&e.layout).ok();
         let mut rows = Vec::new();
         for rec in &recs {
             let o = e.observe(rec)?;
             if (!all && !o.status.is_running()) || !filters.matches(&e, rec, &o) {
                 continue;
             }
-            rows.push(summary(&e, rec, &o, now, size));
+            rows.push(summary(&e, nets.as_ref(), rec, &o, now, size));
         }
         Ok(rows)
     })

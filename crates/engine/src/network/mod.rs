@@ -951,6 +951,14 @@ pub fn endpoints_of(layout: &Layout, id: &str) -> Vec<Endpoint> {
         .unwrap_or_default()
 }
 
+impl Networks {
+    /// A container's published ports, from an open handle (a listing of many
+    /// containers opens the database once).
+    pub fn ports(&self, id: &str) -> Result<Vec<ports::Bound>> {
+        ports::of(&self.conn, id)
+    }
+}
+
 /// A container's published ports (`oxcart port`, `inspect`), empty if none.
 pub fn ports_of(layout: &Layout, id: &str) -> Vec<ports::Bound> {
     Networks::open(layout)
