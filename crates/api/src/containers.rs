@@ -396,6 +396,7 @@ async fn list(st: Arc<State>, r: Req) -> ApiResult {
         // One handle on the network database for every row (opening it per
         // container was most of a listing's time).
         let nets = oxcart_engine::network::Networks::open(&e.layout).ok();
+        let _snap = nets.as_ref().and_then(|n| n.read_snapshot().ok());
         let mut rows = Vec::new();
         for rec in &recs {
             let o = e.observe(rec)?;

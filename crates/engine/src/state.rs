@@ -106,9 +106,13 @@ pub fn monitor_alive(m: &MonitorInfo, boot: &str) -> bool {
     m.boot_id == boot && proc_start_time(m.pid) == Some(m.start_time)
 }
 
-/// Derive a container's state. `runtime` is consulted only when the monitor died
+/// Derive a container's state. `runtime` is asked for (and consulted) only when the monitor died
 /// without writing an exit: then the runtime alone knows whether the container runs.
-pub fn observe(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Result<Observed> {
+pub fn observe(
+    ctr_dir: &Path,
+    rec: &Record,
+    runtime: &dyn Fn() -> Option<Runtime>,
+) -> Result<Observed> {
     let monitor = read_monitor(ctr_dir)?;
     let exit = read_exit(ctr_dir)?;
     let mut o = Observed {
@@ -155,7 +159,7 @@ pub fn observe(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Resul
         return Ok(o);
     }
     // The monitor died (kill -9, OOM): ask the runtime, then the container's pid.
-    let rt_state = match runtime {
+    let rt_state = match runtime() {
         Some(rt) => rt.state(&rec.id).ok().flatten(),
         None => None,
     };

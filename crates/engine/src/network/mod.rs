@@ -957,6 +957,24 @@ impl Networks {
     pub fn ports(&self, id: &str) -> Result<Vec<ports::Bound>> {
         ports::of(&self.conn, id)
     }
+
+    /// Hold one read transaction until the guard drops: a listing's many queries
+    /// see one snapshot and take SQLite's shared lock once instead of per query.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadSnapshot { conn: &self.conn })
+    }
+}
+
+/// An open read transaction ([`Networks::read_snapshot`]); ended on drop.
+pub struct ReadSnapshot<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("COMMIT");
+    }
 }
 
 /// A container's published ports (`oxcart port`, `inspect`), empty if none.
