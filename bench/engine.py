@@ -14,12 +14,16 @@ Figures (--only picks some):
   logs    1 GiB of lines to stdout: `run -d` + `wait` until the log has it all, then
           `logs` read back to /dev/null (json-file via oxcart-monitor vs k8s-file via conmon)
   rss     VmRSS of oxcart-monitor vs conmon for one running container
+  stats   `stats --no-stream` of 50 running containers (`sleep 1000`, --network none)
+  bridge  `run --rm IMG true` on each engine's default network (oxcart's bridge,
+          podman's CNI or netavark bridge), with oxcart's `--network none` in the same
+          rounds: ratio to podman, and oxcart's bridge minus its `none` (issue 14)
 
 Everything lives in a private temp dir: oxcart's --root/--runroot, podman's --root,
 --runroot, --tmpdir and events log; the host's podman and oxcart state is not touched.
 All containers, images and roots made are removed at the end.
 
-Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss]
+Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,stats,bridge]
                             [--oxcart target/release/oxcart] [--calibrate]
                             [--log-mib 1024] [--log-pairs 3]
 """
@@ -88,6 +92,8 @@ class Oxcart:
     def cleanup(self):
         self.rm_all()
         subprocess.run(self.cmd("rmi", "-f", "bb"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The default bridge and this root's nftables table go when idle.
+        subprocess.run(self.cmd("network", "prune", "-f"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class Podman:
@@ -160,6 +166,27 @@ def fig_run(e):
     return timed(e, ["run", "--rm", "--network", "none"] + e.run_args() + [e.image, "true"])[0]
 
 
+def fig_bridge(e):
+    return timed(e, ["run", "--rm"] + e.run_args() + [e.image, "true"])[0]
+
+
+def bridge_rounds(ox, pod, n, pause):
+    """oxcart bridge, oxcart none and podman bridge in every round, in rotating order."""
+    kinds = [("ox-bridge", ox, fig_bridge), ("ox-none", ox, fig_run), ("podman-bridge", pod, fig_bridge)]
+    t = {k: [] for k, _, _ in kinds}
+    for i in range(n):
+        for k, e, f in kinds[i % 3:] + kinds[:i % 3]:
+            time.sleep(pause)
+            t[k].append(f(e))
+    med = {k: statistics.median(v) * 1000 for k, v in t.items()}
+    ratio = statistics.median(b / p for b, p in zip(t["ox-bridge"], t["podman-bridge"]))
+    diff = statistics.median((b - z) * 1000 for b, z in zip(t["ox-bridge"], t["ox-none"]))
+    print(f"{'run --rm IMG true, default bridge':<42} {ox.name} {med['ox-bridge']:8.1f} ms   "
+          f"{pod.name} {med['podman-bridge']:8.1f} ms   ratio {ratio:.3f}  ({n} rounds)", flush=True)
+    print(f"{'  oxcart --network none, same rounds':<42} {ox.name} {med['ox-none']:8.1f} ms   "
+          f"bridge minus none (median of per-round differences) {diff:+.1f} ms", flush=True)
+
+
 def fig_detach(e):
     dt, r = timed(e, ["run", "-d", "--network", "none"] + e.run_args() + [e.image, "sleep", "1000"],
                   stdout=subprocess.PIPE)
@@ -193,6 +220,20 @@ def fig_logs(e, mib):
     dl, r = timed(e, ["logs", cid], stdout=subprocess.DEVNULL)
     timed(e, ["rm", "-f"] + e.rm_args() + [cid])
     return dt, dl
+
+
+def start_sleepers(e, n):
+    for i in range(n):
+        sh(e.cmd("run", "-d", "--name", f"st{i}", "--network", "none", *e.run_args(), e.image,
+                 "sleep", "1000"), stdout=subprocess.DEVNULL, env=getattr(e, "env", None))
+
+
+def fig_stats(e):
+    dt, r = timed(e, ["stats", "--no-stream"], stdout=subprocess.PIPE)
+    rows = len(r.stdout.decode().splitlines()) - 1
+    if rows != 50:
+        raise RuntimeError(f"{e.name} stats --no-stream listed {rows} containers, not 50")
+    return dt
 
 
 def rss_kib(pid):
@@ -252,6 +293,11 @@ def main():
             fill(a, 100); fill(b, 100)
             report("ps -a, 100 containers", a, b, *pairs(a, b, o.pairs, o.pause, fig_ps), o.pairs)
             a.rm_all(); b.rm_all()
+        if "stats" in only:
+            start_sleepers(a, 50); start_sleepers(b, 50)
+            report("stats --no-stream, 50 running containers", a, b,
+                   *pairs(a, b, o.pairs, o.pause, fig_stats), o.pairs)
+            a.rm_all(); b.rm_all()
         if "logs" in only:
             w, r = [], []
             for i in range(o.log_pairs):
@@ -263,6 +309,9 @@ def main():
             for what, xs in ((f"{o.log_mib} MiB stdout -> log (run -d + wait)", w), ("logs > /dev/null", r)):
                 report(what, a, b, statistics.median(x for x, _ in xs), statistics.median(y for _, y in xs),
                        statistics.median(x / y for x, y in xs), o.log_pairs)
+        if "bridge" in only and not o.calibrate:
+            fig_bridge(a); fig_bridge(b)  # the first use makes the bridge
+            bridge_rounds(a, b, o.pairs, o.pause)
         if "rss" in only:
             ka, kb = fig_rss(a), fig_rss(b)
             print(f"{'monitor VmRSS, one running container':<42} {a.name} {ka / 1024:8.2f} MiB   "

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `oxcart run --rm IMG true` on the default bridge against `--network none`, and
-# podman's default network when podman has the image, alternating within each round;
-# medians in ms. Then published-port throughput from 127.0.0.1 (through oxcart's
-# userland proxy) of a 64 MiB body. Last, bench/netpeers.py: DNS latency and port
+# `oxcart run --rm IMG true` on the default bridge against its `--network none` and
+# podman's (+ runc) default network, rotating within each round (bench/engine.py's
+# `bridge` figure: private roots, medians, per-round ratios). Then published-port
+# throughput from 127.0.0.1 (through oxcart's userland proxy) of a 64 MiB body, on the
+# host's default roots with IMG pulled. Last, bench/netpeers.py: DNS latency and port
 # throughput against podman + netavark + aardvark-dns.
 #
 # Usage: sudo bench/network.sh [--rounds 20] [--oxcart target/release/oxcart] [--image busybox]
@@ -17,20 +18,9 @@ while [ $# -gt 0 ]; do
         *) echo "network.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-pod=
-if command -v podman >/dev/null && podman image exists "$img" 2>/dev/null; then pod=1; fi
-: >/tmp/oxnet.bridge; : >/tmp/oxnet.none; : >/tmp/oxnet.podman
-$ox run --rm "$img" true >/dev/null   # first use records the network
-for _ in $(seq "$rounds"); do
-    ms $ox run --rm "$img" true >>/tmp/oxnet.bridge; sleep 0.2
-    ms $ox run --rm --network none "$img" true >>/tmp/oxnet.none; sleep 0.2
-    if [ -n "$pod" ]; then ms podman run --rm "$img" true >>/tmp/oxnet.podman; sleep 0.2; fi
-done
-echo "run --rm true, default bridge: $(median </tmp/oxnet.bridge) ms"
-echo "run --rm true, --network none: $(median </tmp/oxnet.none) ms"
-[ -n "$pod" ] && echo "podman run --rm true (default network): $(median </tmp/oxnet.podman) ms"
+# Latency, side by side with podman (private roots, the same imported busybox image,
+# per-round ratios): bench/engine.py's `bridge` figure.
+python3 bench/engine.py --only bridge --pairs "$rounds" --oxcart "$ox"
 
 # Throughput from 127.0.0.1: a 64 MiB body served by busybox nc in the container
 # (oxcart alone; netpeers.py below has it side by side with podman).

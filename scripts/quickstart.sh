@@ -14,6 +14,13 @@ cargo build --release -p oxcart -p oxcart-monitor >&2
 install -m 0755 "$runtime" /usr/local/bin/oxcart-runtime
 install -m 0755 target/release/oxcart target/release/oxcart-monitor /usr/local/bin/
 
+# Restart policies across reboots: the unit runs `oxcart system boot` at startup.
+if [ -d /run/systemd/system ]; then
+    install -m 0644 contrib/systemd/oxcart-boot.service /etc/systemd/system/
+    systemctl daemon-reload
+    systemctl enable oxcart-boot.service >/dev/null 2>&1
+fi
+
 # A busybox image: the static binary, its applets as links, root's passwd entry.
 if ! oxcart inspect --type image busybox >/dev/null 2>&1; then
     rootfs="$(mktemp -d /tmp/oxcart-quickstart.XXXXXX)"

@@ -241,6 +241,8 @@ fn create_request(
             name,
             config,
             host_config: hc,
+            // podman's own flag; docker's API has no field for it.
+            health_on_failure: None,
         },
         extra,
     ))

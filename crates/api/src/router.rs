@@ -122,9 +122,7 @@ async fn dispatch(st: Arc<State>, r: Req) -> ApiResult {
         ("_ping", &M::GET) | ("_ping", &M::HEAD) => Ok(crate::system::ping(m == M::HEAD)),
         ("version", &M::GET) => crate::system::version().await,
         ("info", &M::GET) => crate::system::info(st).await,
-        ("events", &M::GET) => Err(ApiError::not_implemented(
-            "events: the engine keeps no events journal yet (GET /events is not supported)",
-        )),
+        ("events", &M::GET) => crate::system::events(st, &r),
         ("system", _) => crate::system::system(st, r).await,
         ("containers", _) => crate::containers::route(st, r).await,
         ("exec", _) => crate::exec::route(st, r).await,

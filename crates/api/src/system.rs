@@ -208,3 +208,60 @@ pub async fn system(st: Arc<State>, r: Req) -> ApiResult {
         ))),
     }
 }
+
+/// docker's `since`/`until` for events: unix seconds with an optional fraction, in
+/// nanoseconds.
+fn event_time(q: &crate::http::Query, k: &str) -> ApiResult<Option<i64>> {
+    let Some(s) = q.get(k).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad(format!(
+            "invalid value for {k}: {s:?} (unix seconds[.nanoseconds])"
+        ))
+    };
+    let (a, b) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = a.parse().map_err(|_| bad())?;
+    let nanos: i64 = if b.is_empty() {
+        0
+    } else if b.len() <= 9 && b.bytes().all(|c| c.is_ascii_digit()) {
+        format!("{b:0<9}").parse().map_err(|_| bad())?
+    } else {
+        return Err(bad());
+    };
+    Ok(Some(
+        secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+    ))
+}
+
+/// `GET /events`: the engine's journal (docker's JSON lines), past ones from `since`,
+/// then followed until `until` (or the client goes), streamed chunked.
+pub fn events(st: Arc<State>, r: &Req) -> ApiResult {
+    let since = event_time(&r.query, "since")?;
+    let until = event_time(&r.query, "until")?;
+    let mut flat = Vec::new();
+    for (k, vals) in crate::http::parse_filters(&r.query)? {
+        for v in vals {
+            flat.push(format!("{k}={v}"));
+        }
+    }
+    let filter = oxcart_engine::events::EventFilter::parse(&flat)?;
+    let opts = oxcart_engine::events::ReadOptions {
+        // docker: `until` alone lists the past events up to it.
+        since: since.or(until.map(|_| 0)),
+        until,
+        filter,
+    };
+    let (tx, body) = http::channel(64);
+    tokio::task::spawn_blocking(move || {
+        let dir = st.opts.layout.events_dir();
+        // A client that went away is noticed at the next event (the journal is
+        // followed by polling it, as the CLI's `events` does).
+        let _ = oxcart_engine::events::follow(&dir, &opts, |m| {
+            Ok(tx
+                .blocking_send(bytes::Bytes::from(format!("{}\n", m.raw)))
+                .is_ok())
+        });
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}

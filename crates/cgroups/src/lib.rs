@@ -80,4 +80,4 @@ pub use join::JoinFiles;
 pub use layout::{HostMode, Layout};
 pub use manager::{Manager, ManagerState, V1Dir, V2Dir};
 pub use oom::{OomEvent, OomWatcher};
-pub use stats::Stats;
+pub use stats::{Stats, Usage};

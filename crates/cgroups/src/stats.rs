@@ -272,7 +272,136 @@ fn limit_of(d: &Path, file: &str) -> Result<u64> {
     opt_u64(d, file)
 }
 
+/// The few figures `docker stats` shows, read with as few files as possible
+/// ([`Manager::usage`]); [`Manager::stats`] is the full runc shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time in nanoseconds (v1 `cpuacct.usage`, v2 `cpu.stat` `usage_usec`).
+    pub cpu_ns: u64,
+    /// v1 `memory.usage_in_bytes`, v2 `memory.current`.
+    pub mem_usage: u64,
+    /// v1 `memory.limit_in_bytes`, v2 `memory.max` (`u64::MAX` for none).
+    pub mem_limit: u64,
+    /// The inactive file cache docker's CLI subtracts: v1 `total_inactive_file`,
+    /// v2 `inactive_file` of `memory.stat`.
+    pub mem_inactive_file: u64,
+    pub pids: u64,
+    /// Bytes read and written by the block layer (v1 `io_service_bytes_recursive`,
+    /// v2 `io.stat` `rbytes`/`wbytes`), summed over devices.
+    pub blk_read: u64,
+    pub blk_write: u64,
+}
+
+/// A file's text, `None` if it does not exist (a controller the host lacks);
+/// one open instead of a stat and an open.
+fn read_opt(d: &Path, file: &str) -> Result<Option<String>> {
+    match fsutil::read_string(d, file) {
+        Ok(s) => Ok(Some(s)),
+        Err(CgroupError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn u64_opt(d: &Path, file: &str) -> Result<u64> {
+    Ok(read_opt(d, file)?
+        .and_then(|s| fsutil::parse_u64(s.trim()))
+        .unwrap_or(0))
+}
+
+fn key_of(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
 impl Manager {
+    /// The figures of [`Usage`], for `stats` over many containers: only the files
+    /// that hold them are read (a fifth of what [`Manager::stats`] reads on v1).
+    pub fn usage(&self) -> Result<Usage> {
+        let mut u = Usage::default();
+        match self.target("cpuacct", "cpu", "stats") {
+            Ok(Target::V1(d)) => u.cpu_ns = u64_opt(d, "cpuacct.usage")?,
+            Ok(Target::V2(d)) => {
+                u.cpu_ns = read_opt(d, "cpu.stat")?
+                    .map_or(0, |s| key_of(&s, "usage_usec").saturating_mul(1000))
+            }
+            Err(_) => {}
+        }
+        match self.target("memory", "memory", "stats") {
+            Ok(Target::V1(d)) => {
+                u.mem_usage = u64_opt(d, "memory.usage_in_bytes")?;
+                u.mem_limit = u64_opt(d, "memory.limit_in_bytes")?;
+                u.mem_inactive_file =
+                    read_opt(d, "memory.stat")?.map_or(0, |s| key_of(&s, "total_inactive_file"));
+            }
+            Ok(Target::V2(d)) => {
+                u.mem_usage = u64_opt(d, "memory.current")?;
+                u.mem_limit = u64_opt(d, "memory.max")?;
+                u.mem_inactive_file =
+                    read_opt(d, "memory.stat")?.map_or(0, |s| key_of(&s, "inactive_file"));
+            }
+            Err(_) => {}
+        }
+        if let Ok(Target::V1(d) | Target::V2(d)) = self.target("pids", "pids", "stats") {
+            u.pids = u64_opt(d, "pids.current")?;
+        }
+        match self.target("blkio", "io", "stats") {
+            Ok(Target::V1(d)) => {
+                // runc's preference: CFQ's files, else BFQ's, else the throttle layer's.
+                // Which exist is the host kernel's (its I/O schedulers), the same for
+                // every cgroup: the one found last is tried first.
+                const FILES: [&str; 3] = [
+                    "blkio.io_service_bytes_recursive",
+                    "blkio.bfq.io_service_bytes_recursive",
+                    "blkio.throttle.io_service_bytes_recursive",
+                ];
+                static FOUND: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let first = FOUND.load(std::sync::atomic::Ordering::Relaxed);
+                for i in (first..FILES.len()).chain(0..first) {
+                    if let Some(text) = read_opt(d, FILES[i])? {
+                        FOUND.store(i, std::sync::atomic::Ordering::Relaxed);
+                        for l in text.lines() {
+                            let mut it = l.split_whitespace();
+                            let (Some(dev), Some(op), Some(v)) = (it.next(), it.next(), it.next())
+                            else {
+                                continue;
+                            };
+                            if !dev.contains(':') {
+                                continue;
+                            }
+                            let v: u64 = v.parse().unwrap_or(0);
+                            match op {
+                                "Read" => u.blk_read += v,
+                                "Write" => u.blk_write += v,
+                                _ => {}
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            Ok(Target::V2(d)) => {
+                for l in read_opt(d, "io.stat")?.unwrap_or_default().lines() {
+                    for kv in l.split_whitespace().skip(1) {
+                        match kv.split_once('=') {
+                            Some(("rbytes", v)) => u.blk_read += v.parse().unwrap_or(0),
+                            Some(("wbytes", v)) => u.blk_write += v.parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        Ok(u)
+    }
+
     /// Current statistics of every controller the cgroup has.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = Stats::default();
@@ -561,6 +690,14 @@ fn blkio_stats(t: Target<'_>) -> Result<Blkio> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_keys() {
+        let stat = "cache 5\ntotal_inactive_file 7\ninactive_file 3\n";
+        assert_eq!(key_of(stat, "total_inactive_file"), 7);
+        assert_eq!(key_of(stat, "inactive_file"), 3);
+        assert_eq!(key_of(stat, "missing"), 0);
+    }
 
     #[test]
     fn json_shape_matches_runc() {

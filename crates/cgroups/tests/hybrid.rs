@@ -548,6 +548,20 @@ fn stats_report_usage() {
     assert!(!s.cpuset.cpus.is_empty());
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["pids"]["limit"], 50);
+    // `stats`' lean read (docker's columns) agrees with the full one.
+    let u = g.m.usage().unwrap();
+    assert_eq!(u.mem_limit, 256 << 20);
+    assert!(u.cpu_ns >= s.cpu.usage.total, "{u:?}");
+    assert!(u.mem_usage > 0, "{u:?}");
+    assert_eq!(u.pids, s.pids.current);
+    assert_eq!(
+        u.mem_inactive_file,
+        s.memory
+            .raw
+            .get("total_inactive_file")
+            .copied()
+            .unwrap_or(0)
+    );
 }
 
 #[test]

@@ -387,6 +387,12 @@ fn v2_oom_and_stats() {
     assert_eq!(s.pids.limit, 20);
     assert!(s.cpu.usage.total > 0);
     assert!(!s.memory.raw.is_empty());
+    // `stats`' lean read (docker's columns) agrees with the full one.
+    let u = g.m.usage().unwrap();
+    assert_eq!(u.mem_limit, 16 << 20);
+    assert!(u.cpu_ns >= s.cpu.usage.total, "{u:?}");
+    assert!(u.mem_usage > 0 && u.mem_usage <= 16 << 20, "{u:?}");
+    assert_eq!(u.pids, s.pids.current);
     g.m.kill_all(libc::SIGKILL).unwrap();
     g.wait_empty();
     g.m.destroy().unwrap();

@@ -33,6 +33,8 @@ pub struct EngineSection {
     pub log_driver: Option<String>,
     #[serde(default)]
     pub log_opts: BTreeMap<String, String>,
+    /// The events journal's bound (`"1m"`; docs/engine.md "Events").
+    pub events_max_size: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +46,16 @@ pub struct RuntimeEntry {
 }
 
 impl EngineConfig {
+    /// `[engine] events_max_size` in bytes; unset or unparsable (checked by
+    /// [`EngineConfig::check`]) is the default.
+    pub fn events_max_size(&self) -> u64 {
+        self.engine
+            .events_max_size
+            .as_deref()
+            .and_then(|s| crate::start::parse_size(s).ok())
+            .unwrap_or(oxcart_jsonlog::events::DEFAULT_MAX_SIZE)
+    }
+
     /// Load `path`, or `$OXCART_CONFIG`, or the default path; absent means defaults.
     pub fn load(path: Option<&Path>) -> Result<EngineConfig> {
         let env = std::env::var_os("OXCART_CONFIG").map(PathBuf::from);
@@ -58,8 +70,17 @@ impl EngineConfig {
             }
             Err(e) => return Err(EngineError::Io { path: p, source: e }),
         };
-        toml::from_str(&text)
-            .map_err(|e| EngineError::Invalid(format!("engine config {}: {e}", p.display())))
+        let c: EngineConfig = toml::from_str(&text)
+            .map_err(|e| EngineError::Invalid(format!("engine config {}: {e}", p.display())))?;
+        if let Some(s) = &c.engine.events_max_size {
+            if crate::start::parse_size(s).is_err() {
+                return Err(EngineError::Invalid(format!(
+                    "engine config {}: events_max_size = {s:?}: invalid size (a positive number with k, m or g)",
+                    p.display()
+                )));
+            }
+        }
+        Ok(c)
     }
 
     /// The runtime a container asks for: empty means the configured default; a path

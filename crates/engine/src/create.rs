@@ -18,6 +18,8 @@ pub struct CreateRequest {
     /// The user's config; `image` names the image as given.
     pub config: Config,
     pub host_config: HostConfig,
+    /// podman's `--health-on-failure`.
+    pub health_on_failure: Option<String>,
 }
 
 /// How an image holds a container in the image store (`rmi` names it).
@@ -55,19 +57,10 @@ impl Engine {
             }
             e => e.into(),
         })?;
-        if let Some(t) = req
-            .config
-            .healthcheck
-            .as_ref()
-            .and_then(|h| h.test.as_ref())
-        {
-            if t.first().map(String::as_str) != Some("NONE") {
-                return Err(EngineError::Unsupported(
-                    "--health-cmd: healthchecks are not supported yet (--no-healthcheck is)".into(),
-                ));
-            }
-        }
         let merged = crate::spec::merge_image_config(&image_config(&images, &img)?, req.config);
+        crate::health::validate(merged.healthcheck.as_ref())?;
+        let on_failure = req.health_on_failure.clone().unwrap_or_default();
+        crate::health::validate_on_failure(&on_failure)?;
         let (path, args) = command_of(&merged)?;
         let runtime = self
             .config
@@ -106,6 +99,7 @@ impl Engine {
             runtime: runtime.name,
             history: History::default(),
             volumes,
+            health_on_failure: on_failure,
         };
         let mut rec = rec;
         let mut tries = 0;
@@ -129,6 +123,7 @@ impl Engine {
             }
         }
         self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));
+        self.emit_ctr(&rec, "create", &[]);
         Ok(rec)
     }
 
@@ -275,11 +270,5 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             )));
         }
     }
-    let rp = h.restart_policy.name.as_str();
-    if !(rp.is_empty() || rp == "no") {
-        return Err(EngineError::Unsupported(format!(
-            "--restart {rp}: restart policies are not supported yet"
-        )));
-    }
-    Ok(())
+    crate::restart::validate(&h.restart_policy, h.auto_remove)
 }

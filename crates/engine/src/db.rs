@@ -55,6 +55,22 @@ pub(crate) fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Durability and checkpoint settings of every connection to `containers.db` (the
+/// network code has its own): a connection without them would `fsync` the WAL at
+/// every commit (SQLite's default `synchronous=FULL`).
+pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    // NORMAL in WAL mode is durable across process crashes, the case we must survive.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Every command is a short process, hence the last connection, which SQLite
+    // makes checkpoint the WAL into the database on close: two fsyncs per command.
+    // Leave the WAL (it is as crash-safe as the database) for the automatic
+    // checkpoint of a later commit instead; kept short (oxcart_image's trim_wal), so
+    // the WAL-index a fresh process rebuilds from it stays cheap to read.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 64)?;
+    Ok(())
+}
+
 pub struct Db {
     conn: Connection,
 }
@@ -66,20 +82,21 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> EngineError {
     }
 }
 
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Left in WAL mode on close (below): keep the log short (oxcart_image's
+        // trim_wal says why).
+        oxcart_image::db::trim_wal(&self.conn);
+    }
+}
+
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
         // WAL: readers (`ps`) never wait for a writer (`run`).
         set_wal(&conn)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Every command is a short process, hence the last connection, which SQLite
-        // makes checkpoint the WAL into the database on close: two fsyncs per command.
-        // Leave the WAL (it is as crash-safe as the database) for the automatic
-        // checkpoint of a later commit instead; kept short, so the WAL-index a fresh
-        // process rebuilds from it stays cheap to read.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 64)?;
+        tune(&conn)?;
         retry_busy(|| conn.execute_batch(SCHEMA))?;
         Ok(Db { conn })
     }

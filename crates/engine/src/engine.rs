@@ -79,8 +79,13 @@ impl Engine {
                 "Renaming a container with the same name as its current name: {name}"
             )));
         }
-        rec.name = name;
+        let old = std::mem::replace(&mut rec.name, name);
         self.db.update(&rec)?;
+        // A running container's monitor names it in its `die` (and later) events.
+        crate::events::write_event_attrs(&self.ctr_dir(&rec.id), &rec)?;
+        // docker's attribute keeps the old name's leading slash.
+        let old = format!("/{}", old.trim_start_matches('/'));
+        self.emit_ctr(&rec, "rename", &[("oldName", &old)]);
         Ok(rec)
     }
 }

@@ -225,6 +225,7 @@ mod tests {
             runtime: String::new(),
             history: Default::default(),
             volumes: Vec::new(),
+            health_on_failure: String::new(),
         }
     }
 

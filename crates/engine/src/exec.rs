@@ -41,12 +41,20 @@ fn merge_env(base: &mut Vec<String>, extra: &[String]) {
     }
 }
 
+/// docker's `errContainerIsRestarting`.
+pub fn restarting(id: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "Container {id} is restarting, wait until the container is running"
+    ))
+}
+
 impl Engine {
     /// Build the runtime's `exec` for a running container.
     pub fn prepare_exec(&self, rec: &Record, opts: &ExecOptions) -> Result<PreparedExec> {
         let obs = self.observe(rec)?;
         match obs.status {
             crate::state::Status::Running => {}
+            crate::state::Status::Restarting => return Err(restarting(&rec.id)),
             crate::state::Status::Paused => {
                 return Err(EngineError::Invalid(format!(
                     "Container {} is paused, unpause the container before exec",
@@ -98,7 +106,11 @@ impl Engine {
 }
 
 /// The exec's process: the container's own (config.json), changed by the flags.
-fn exec_process(dir: &Path, rec: &Record, opts: &ExecOptions) -> Result<oxcart_spec::Process> {
+pub(crate) fn exec_process(
+    dir: &Path,
+    rec: &Record,
+    opts: &ExecOptions,
+) -> Result<oxcart_spec::Process> {
     let cfg_path = dir.join("config.json");
     let spec = oxcart_spec::load_config(&cfg_path)
         .map_err(|e| EngineError::Invalid(format!("{}: {e}", cfg_path.display())))?;

@@ -19,12 +19,15 @@ fn or_zero(s: &str) -> &str {
 
 fn state_json(o: &Observed) -> Value {
     let exit = o.exit.as_ref();
-    let running = o.status.is_running();
-    json!({
+    // docker's SetRestarting: Running stays true, Pid is 0, and the exit code and
+    // finish time of the run that ended are shown.
+    let restarting = o.status == Status::Restarting;
+    let running = o.status.is_running() && !restarting;
+    let mut v = json!({
         "Status": o.status.as_str(),
-        "Running": running,
+        "Running": o.status.is_running(),
         "Paused": o.status == Status::Paused,
-        "Restarting": o.status == Status::Restarting,
+        "Restarting": restarting,
         "OOMKilled": exit.map(|e| e.oom_killed).unwrap_or(false) && !running,
         "Dead": o.status == Status::Dead,
         "Pid": if running { o.pid } else { 0 },
@@ -32,7 +35,15 @@ fn state_json(o: &Observed) -> Value {
         "Error": o.error,
         "StartedAt": or_zero(&o.started_at),
         "FinishedAt": if running { ZERO } else { exit.map(|e| or_zero(&e.finished_at)).unwrap_or(ZERO) },
-    })
+    });
+    if let Some(h) = &o.health {
+        v["Health"] = json!({
+            "Status": h.status,
+            "FailingStreak": h.failing_streak,
+            "Log": h.log,
+        });
+    }
+    v
 }
 
 /// docker's `Mounts`: one entry per bind, volume and tmpfs.
@@ -197,7 +208,7 @@ impl Engine {
             "HostsPath": p("hosts"),
             "LogPath": log_path,
             "Name": format!("/{}", rec.name),
-            "RestartCount": rec.history.restart_count,
+            "RestartCount": obs.restart_count,
             "Driver": "overlay",
             "Platform": "linux",
             "MountLabel": "",

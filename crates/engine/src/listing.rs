@@ -33,13 +33,31 @@ pub fn since(ts: &str, now: i64) -> Option<i64> {
 pub fn status_text(o: &Observed, now: i64) -> String {
     match o.status {
         Status::Created => "Created".into(),
-        Status::Running | Status::Paused | Status::Restarting => {
+        Status::Restarting => {
+            // docker: `Restarting (1) 2 seconds ago`, from the run that ended.
+            let code = o.exit.as_ref().map(|e| e.exit_code).unwrap_or(0);
+            let ago = o
+                .exit
+                .as_ref()
+                .and_then(|e| since(&e.finished_at, now))
+                .map(human_duration)
+                .unwrap_or_default();
+            format!("Restarting ({code}) {ago} ago")
+        }
+        Status::Running | Status::Paused => {
             let up = since(&o.started_at, now)
                 .map(human_duration)
                 .unwrap_or_default();
             let mut s = format!("Up {up}");
             if o.status == Status::Paused {
                 s += " (Paused)";
+            } else if let Some(h) = &o.health {
+                // docker's Health.String(): `health: starting`, else the status.
+                if h.status == "starting" {
+                    s += " (health: starting)";
+                } else {
+                    s += &format!(" ({})", h.status);
+                }
             }
             s
         }
@@ -87,8 +105,15 @@ impl Filters {
                     "bad format of filter (expected name=value): {f}"
                 )));
             };
-            if !["status", "name", "id", "label", "ancestor", "exited"].contains(&k) {
+            if ![
+                "status", "name", "id", "label", "ancestor", "exited", "health",
+            ]
+            .contains(&k)
+            {
                 return Err(EngineError::Invalid(format!("invalid filter '{k}'")));
+            }
+            if k == "health" && !["none", "starting", "healthy", "unhealthy"].contains(&val) {
+                return Err(EngineError::Invalid(format!("invalid filter 'health={val}': invalid value for health ({val}): must be one of none, starting, healthy, unhealthy")));
             }
             if k == "status"
                 && ![
@@ -149,6 +174,14 @@ fn one_matches(e: &Engine, k: &str, v: &str, rec: &Record, o: &Observed) -> bool
                     .and_then(|i| Ok(i.find(v)?))
                     .map(|img| img.id.to_string() == rec.image_id)
                     .unwrap_or(false)
+        }
+        // docker's snapshot: `none` without a health state.
+        "health" => {
+            o.health
+                .as_ref()
+                .map(|h| h.status.as_str())
+                .unwrap_or("none")
+                == v
         }
         "exited" => {
             o.status == Status::Exited

@@ -41,6 +41,30 @@ pub struct MonitorArgs {
     pub oom_files: Vec<PathBuf>,
     /// Run (and waited for) after `exit.json` is written: `oxcart … container cleanup ID`.
     pub exit_command: Vec<OsString>,
+    /// The container's stop signal (a number) and timeout (seconds, < 0: none), for
+    /// `--health-on-failure stop|restart`.
+    pub stop_signal: i32,
+    pub stop_timeout: i64,
+    pub health: Option<HealthArgs>,
+    /// The events journal, for the `oom` and `die` events (docs/engine.md "Events").
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's labels, `image`, `name`).
+    pub event_attrs: Vec<(String, String)>,
+}
+
+/// The healthcheck the monitor runs: docker's timings with its defaults applied.
+#[derive(Debug, Clone, Default)]
+pub struct HealthArgs {
+    /// The probe's OCI process (for the runtime's `exec --process`).
+    pub process: PathBuf,
+    pub interval_ns: i64,
+    pub timeout_ns: i64,
+    pub start_period_ns: i64,
+    pub start_interval_ns: i64,
+    pub retries: i64,
+    /// podman's `--health-on-failure`: none, kill, restart, stop.
+    pub on_failure: String,
 }
 
 /// A monitor that has the container created (not yet started: the engine runs the
@@ -147,6 +171,37 @@ pub fn monitor_argv(a: &MonitorArgs) -> Vec<OsString> {
     flag("--sync-fd", SYNC_FD.to_string().into());
     for arg in &a.exit_command {
         flag("--exit-command", arg.clone());
+    }
+    if a.stop_signal > 0 {
+        flag("--stop-signal", a.stop_signal.to_string().into());
+    }
+    flag("--stop-timeout", a.stop_timeout.to_string().into());
+    if let Some(h) = &a.health {
+        flag("--health-process", h.process.clone().into());
+        flag("--health-interval", h.interval_ns.to_string().into());
+        flag("--health-timeout", h.timeout_ns.to_string().into());
+        flag(
+            "--health-start-period",
+            h.start_period_ns.to_string().into(),
+        );
+        flag(
+            "--health-start-interval",
+            h.start_interval_ns.to_string().into(),
+        );
+        flag("--health-retries", h.retries.to_string().into());
+        let action = if h.on_failure.is_empty() {
+            "none"
+        } else {
+            &h.on_failure
+        };
+        flag("--health-on-failure", action.into());
+    }
+    if let Some(d) = &a.events_dir {
+        flag("--events-dir", d.clone().into());
+        flag("--events-max-size", a.events_max_size.to_string().into());
+        for (k, val) in &a.event_attrs {
+            flag("--event-attr", format!("{k}={val}").into());
+        }
     }
     for (on, f) in [
         (a.tty, "--tty"),

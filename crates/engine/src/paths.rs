@@ -27,6 +27,11 @@ impl Layout {
         self.root.join("containers.db")
     }
 
+    /// The events journal (docs/engine.md "Events").
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
     pub fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")
     }

@@ -29,6 +29,10 @@ pub struct Record {
     /// mounts, `rm -v` removes and `volume rm` finds in use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<crate::volumes::VolumeMount>,
+    /// podman's `--health-on-failure` (docker has no such field): `none`, `kill`,
+    /// `restart` or `stop`; empty is `none`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health_on_failure: String,
 }
 
 /// What happened to the container over its life that the monitor's files do not

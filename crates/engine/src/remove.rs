@@ -30,7 +30,9 @@ impl Engine {
         rt.delete_if_exists(id)?;
         Snapshot::open(&dir)?.unmount()?;
         self.volumes_release(&rec)?;
-        crate::network::release(&self.layout, id)?;
+        self.emit_volume_mounts("unmount", &rec);
+        let unplugged = crate::network::release(&self.layout, id)?;
+        self.emit_net_disconnects(id, &unplugged);
         if rec.host_config.auto_remove {
             // Still under the lock, the runtime's container already gone: straight to
             // the files (the exit is not worth recording in a row about to go; a
@@ -49,8 +51,8 @@ impl Engine {
 
     /// `rm [-f]`.
     pub fn remove(&mut self, key: &str, force: bool) -> Result<Record> {
-        let rec = self.find(key)?;
-        let obs = self.observe(&rec)?;
+        let mut rec = self.find(key)?;
+        let mut obs = self.observe(&rec)?;
         if obs.status.is_running() {
             if !force {
                 return Err(EngineError::CannotRemove {
@@ -58,10 +60,15 @@ impl Engine {
                     state: obs.status.as_str().to_string(),
                 });
             }
+            // docker's rm -f kills: no restart policy brings the container back.
+            self.mark_user_stop(&mut rec, crate::restart::UserStop::Canceled)?;
+            obs = self.observe(&rec)?;
             let rt = self.runtime_of(&rec)?;
             if obs.status == Status::Paused {
                 let _ = rt.resume(&rec.id);
             }
+            // Before the signal: the monitor's `die` must not precede it.
+            self.emit_ctr(&rec, "kill", &[("signal", "9")]);
             let _ = rt.kill(&rec.id, "KILL", true);
             wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
             self.wait_recorded(&rec, &obs)?;
@@ -95,13 +102,16 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let snap = Snapshot::open(&dir)?;
         snap.unmount()?;
-        crate::network::release(&self.layout, &rec.id)?;
+        let unplugged = crate::network::release(&self.layout, &rec.id)?;
+        self.emit_net_disconnects(&rec.id, &unplugged);
         self.db.delete(&rec.id)?;
         if let Ok(mut images) = self.open_images() {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
         }
         snap.remove()?;
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        self.emit_ctr(rec, "destroy", &[]);
+        Ok(())
     }
 
     /// `container prune`: every container that does not run; their ids and the bytes

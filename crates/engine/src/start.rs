@@ -9,7 +9,9 @@ use crate::lock::CtrLock;
 use crate::record::Record;
 use crate::runtime::Runtime;
 use crate::snapshot::Snapshot;
-use crate::state::{Status, EXIT_FILE, MONITOR_FILE, PAUSED_FILE};
+use crate::state::{
+    Status, CANCELED_FILE, EXIT_FILE, MONITOR_FILE, PAUSED_FILE, RESTART_FILE, STOPPED_FILE,
+};
 use std::path::{Path, PathBuf};
 
 /// A container the monitor has created but the runtime has not started: attach now,
@@ -47,7 +49,7 @@ pub fn cgroups_path(rec: &Record) -> String {
 /// The files whose `oom_kill` counter tells the monitor the container was OOM-killed:
 /// v1 `memory.oom_control` where the memory controller is v1 (hybrid hosts), else
 /// v2 `memory.events` (kernel ≥ 4.13 both).
-fn oom_files(cg: &str) -> Vec<PathBuf> {
+pub fn oom_files(cg: &str) -> Vec<PathBuf> {
     let v1 = Path::new("/sys/fs/cgroup/memory");
     if v1.join("memory.oom_control").exists() {
         return vec![v1
@@ -105,6 +107,12 @@ impl Engine {
         let runtime = self.runtime_of(&rec)?;
         // A previous run's leftovers (its monitor died before cleanup): clear them.
         self.teardown_run(&rec, &runtime)?;
+        // A user's start begins a new restart manager (docker's
+        // ResetRestartManager(true)): no count, no stop markers.
+        for f in [RESTART_FILE, STOPPED_FILE, CANCELED_FILE] {
+            crate::restart::remove_file(&dir.join(f))?;
+        }
+        rec.history.restart_count = 0;
         let started = self.launch(&rec, &runtime, &dir);
         let (monitor_pid, ctr_pid) = match started {
             Ok(p) => p,
@@ -142,7 +150,12 @@ impl Engine {
             }
         };
         let snap = Snapshot::open(dir)?;
-        snap.mount(&lowers)?;
+        // A `--rm` container's layer is deleted when it exits: no syncfs at unmount.
+        if rec.host_config.auto_remove {
+            snap.mount_volatile(&lowers)?;
+        } else {
+            snap.mount(&lowers)?;
+        }
         // Volumes as binds of their `_data`, made ready (mounted, copied up) first.
         let (host_config, _vol_locks) = self.volumes_for_start(rec, &dir.join("rootfs"))?;
         let (netns, own) = self.netns_for(rec)?;
@@ -171,6 +184,8 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(format!("config.json: {e}")))?;
         write_atomic(&dir.join("config.json"), &json)?;
         std::fs::create_dir_all(runtime.root()).map_err(io_err(runtime.root()))?;
+        crate::restart::write_policy(dir, &rec.host_config.restart_policy)?;
+        let health = crate::health::monitor_health(dir, rec)?;
         let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
         let lc = &rec.host_config.log_config;
         let args = crate::monitor::MonitorArgs {
@@ -209,6 +224,15 @@ impl Engine {
                 "cleanup".into(),
                 rec.id.clone().into(),
             ],
+            stop_signal: crate::stop::signal_number(&rec.config.stop_signal)?,
+            stop_timeout: rec
+                .config
+                .stop_timeout
+                .unwrap_or(crate::stop::DEFAULT_STOP_TIMEOUT),
+            health,
+            events_dir: Some(self.layout.events_dir()),
+            events_max_size: self.config.events_max_size(),
+            event_attrs: crate::events::container_attrs(rec),
         };
         let started = crate::monitor::spawn(&args).map_err(|e| match e {
             crate::monitor::MonitorError::Runtime(msg) => classify_runtime_error("create", msg),
@@ -239,16 +263,22 @@ impl Engine {
             ));
         }
         Ok(match crate::network::setup(&self.layout, rec)? {
-            Some((path, ep, embedded_dns)) => (
-                crate::spec::NetNs::Path(path),
-                Some(etcfiles::OwnAddr {
-                    embedded_dns,
-                    ip: ep.ip,
-                    gateway: ep.network.gateway.parse().map_err(|_| {
-                        EngineError::Invalid(format!("network {}: bad gateway", ep.network.name))
-                    })?,
-                }),
-            ),
+            Some((path, ep, embedded_dns)) => {
+                self.emit_net_connect("connect", &rec.id, &ep.network);
+                (
+                    crate::spec::NetNs::Path(path),
+                    Some(etcfiles::OwnAddr {
+                        embedded_dns,
+                        ip: ep.ip,
+                        gateway: ep.network.gateway.parse().map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "network {}: bad gateway",
+                                ep.network.name
+                            ))
+                        })?,
+                    }),
+                )
+            }
             None => (crate::spec::NetNs::New, None),
         })
     }
@@ -279,6 +309,12 @@ impl Engine {
 impl Starting<'_> {
     /// The runtime's `start`: the container's process runs from here on.
     pub fn finish(mut self) -> Result<Record> {
+        // docker: the volumes' `mount` (after an `attach`), then `start` — written
+        // before the process is released, so a container that exits at once cannot
+        // have its monitor's `die` land first. If the start fails, the abort kills
+        // the init and the monitor's `die` follows.
+        self.engine.emit_volume_mounts("mount", &self.record);
+        self.engine.emit_ctr(&self.record, "start", &[]);
         let r = self.runtime.start(&self.record.id);
         self.done = true;
         if let Err(EngineError::Runtime { msg, .. }) = r {
@@ -292,6 +328,11 @@ impl Starting<'_> {
 
     pub fn ctr_dir(&self) -> PathBuf {
         self.engine.ctr_dir(&self.record.id)
+    }
+
+    /// docker's `attach` event, for a caller that attached before the start.
+    pub fn emit_attach(&self) {
+        self.engine.emit_ctr(&self.record, "attach", &[]);
     }
 
     fn abort(&mut self) {

@@ -50,6 +50,36 @@ pub struct Observed {
     pub exit: Option<ExitInfo>,
     pub started_at: String,
     pub error: String,
+    /// docker's RestartCount: the monitor's `restart.json` since the last start,
+    /// else the record's.
+    pub restart_count: i64,
+    /// docker's `State.Health`, once a run with a healthcheck began.
+    pub health: Option<Health>,
+    /// The exit is the engine's 255, not one the monitor recorded.
+    pub exit_is_guess: bool,
+}
+
+/// docker's `State.Health`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// `starting`, `healthy`, `unhealthy`.
+    pub status: String,
+    pub failing_streak: i64,
+    /// docker's `HealthcheckResult`s, oldest first (at most 5).
+    pub log: Vec<serde_json::Value>,
+}
+
+/// `restart.json`, as the monitor writes it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct RestartInfo {
+    pub restart_count: i64,
+    /// A restart is pending (its backoff, or the runtime's create).
+    pub restarting: bool,
+    /// The run that ended last.
+    pub exit_code: i64,
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 pub const MONITOR_FILE: &str = "monitor.json";
@@ -57,6 +87,16 @@ pub const EXIT_FILE: &str = "exit.json";
 /// Present while the container is paused (written after the runtime's `pause`
 /// succeeded): `ps` then needs no runtime call to tell paused from running.
 pub const PAUSED_FILE: &str = "paused";
+/// The monitor's restarts (monitor/src/restart.rs).
+pub const RESTART_FILE: &str = "restart.json";
+/// Written by `start` and `update --restart`: the policy the monitor applies.
+pub const POLICY_FILE: &str = "restart-policy";
+/// docker's HasBeenManuallyStopped: a user's `stop` or `kill`, until the next start.
+pub const STOPPED_FILE: &str = "stopped-by-user";
+/// docker's ExitOnNext: no policy restarts the container until the next start.
+pub const CANCELED_FILE: &str = "restart-canceled";
+/// The monitor's healthcheck state (monitor/src/health.rs).
+pub const HEALTH_FILE: &str = "health.jsonl";
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
@@ -75,6 +115,27 @@ pub fn read_monitor(ctr_dir: &Path) -> Result<Option<MonitorInfo>> {
 
 pub fn read_exit(ctr_dir: &Path) -> Result<Option<ExitInfo>> {
     read_json(&ctr_dir.join(EXIT_FILE))
+}
+
+pub fn read_restart(ctr_dir: &Path) -> Result<Option<RestartInfo>> {
+    read_json(&ctr_dir.join(RESTART_FILE))
+}
+
+/// `health.jsonl`: `{"Status","FailingStreak"}`, then one result a line. docker shows
+/// a container whose checks stopped (it exited) as `unhealthy`.
+pub fn read_health(ctr_dir: &Path, running: bool) -> Option<Health> {
+    let s = std::fs::read_to_string(ctr_dir.join(HEALTH_FILE)).ok()?;
+    let mut lines = s.lines();
+    let head: serde_json::Value = serde_json::from_str(lines.next()?).ok()?;
+    let status = head.get("Status")?.as_str()?.to_string();
+    Some(Health {
+        status: if running { status } else { "unhealthy".into() },
+        failing_streak: head
+            .get("FailingStreak")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0),
+        log: lines.filter_map(|l| serde_json::from_str(l).ok()).collect(),
+    })
 }
 
 /// This boot's id: a `monitor.json` from another boot describes processes that are gone.
@@ -113,6 +174,43 @@ pub fn observe(
     rec: &Record,
     runtime: &dyn Fn() -> Option<Runtime>,
 ) -> Result<Observed> {
+    let mut o = observe_run(ctr_dir, rec, runtime)?;
+    let restart = read_restart(ctr_dir)?;
+    if let Some(r) = &restart {
+        o.restart_count = r.restart_count;
+    }
+    if let Some(r) = restart.filter(|r| r.restarting) {
+        let last = ExitInfo {
+            exit_code: r.exit_code,
+            finished_at: r.finished_at,
+            oom_killed: r.oom_killed,
+            error: String::new(),
+        };
+        if o.monitor_alive && o.status == Status::Running {
+            // The monitor waits out the backoff: docker's Restarting (Pid 0, the
+            // last run's exit code and finish time).
+            o.status = Status::Restarting;
+            o.pid = 0;
+            o.exit = Some(last);
+        } else if o.status == Status::Exited && !o.monitor_alive && o.exit_is_guess {
+            // Killed (or rebooted) while restarting: the last exit is known, the
+            // restart never happened.
+            o.exit = Some(last);
+            if o.monitor.as_ref().is_some_and(|m| m.boot_id == boot_id()) {
+                o.error = "oxcart-monitor died while the container was restarting".into();
+            }
+        }
+    }
+    o.health = read_health(ctr_dir, o.status == Status::Running);
+    Ok(o)
+}
+
+/// The state of the current run alone, before restarts and health are read.
+fn observe_run(
+    ctr_dir: &Path,
+    rec: &Record,
+    runtime: &dyn Fn() -> Option<Runtime>,
+) -> Result<Observed> {
     let monitor = read_monitor(ctr_dir)?;
     let exit = read_exit(ctr_dir)?;
     let mut o = Observed {
@@ -123,6 +221,9 @@ pub fn observe(
         started_at: String::new(),
         error: rec.history.error.clone(),
         monitor: monitor.clone(),
+        restart_count: rec.history.restart_count,
+        health: None,
+        exit_is_guess: false,
     };
     let Some(m) = monitor else {
         if o.exit.is_some() {
@@ -148,6 +249,7 @@ pub fn observe(
         return Ok(o);
     }
     o.status = Status::Exited;
+    o.exit_is_guess = true;
     o.exit = Some(ExitInfo {
         exit_code: 255,
         finished_at: String::new(),
@@ -172,6 +274,7 @@ pub fn observe(
             };
             o.pid = s.pid;
             o.exit = None;
+            o.exit_is_guess = false;
             o.error = "oxcart-monitor died: the container runs without log or exit code collection; stop or rm -f it".into();
         }
         _ => {
@@ -179,4 +282,65 @@ pub fn observe(
         }
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        serde_json::from_str(
+            r#"{"id":"c","name":"c","created":"","image_id":"","config":{},
+                "host_config":{},"path":"","args":[],"runtime":""}"#,
+        )
+        .expect("a minimal record")
+    }
+
+    /// Our own process as the "monitor": alive by pid and start time, so only the
+    /// boot id can tell the run is from before a reboot.
+    fn write_monitor(dir: &Path, boot: &str) {
+        let pid = std::process::id() as i32;
+        let m = serde_json::json!({
+            "pid": pid, "start_time": proc_start_time(pid).expect("our stat"),
+            "boot_id": boot, "ctr_pid": 1, "started_at": "2024-01-01T00:00:00Z",
+        });
+        std::fs::write(dir.join(MONITOR_FILE), m.to_string()).expect("write");
+    }
+
+    #[test]
+    fn a_run_from_another_boot_is_never_trusted() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write_monitor(d.path(), &boot_id());
+        assert_eq!(
+            observe(d.path(), &record(), &|| None)
+                .expect("observe")
+                .status,
+            Status::Running
+        );
+        write_monitor(d.path(), "another-boot");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
+        assert_eq!(o.status, Status::Exited);
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(255));
+        assert!(o.error.contains("rebooted"), "{}", o.error);
+    }
+
+    #[test]
+    fn restarting_comes_from_restart_json_while_the_monitor_lives() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write_monitor(d.path(), &boot_id());
+        let r = r#"{"restart_count":3,"restarting":true,"exit_code":7,"finished_at":"2024-01-01T00:00:01Z"}"#;
+        std::fs::write(d.path().join(RESTART_FILE), r).expect("write");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
+        assert_eq!(
+            (o.status, o.pid, o.restart_count),
+            (Status::Restarting, 0, 3)
+        );
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
+        // The same files after a reboot: exited with the last run's code.
+        write_monitor(d.path(), "another-boot");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
+        assert_eq!(o.status, Status::Exited);
+        assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
+        assert!(o.error.contains("rebooted"), "{}", o.error);
+    }
 }

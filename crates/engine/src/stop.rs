@@ -5,7 +5,8 @@
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::record::{ExitInfo, Record};
-use crate::state::{read_exit, Observed, Status, PAUSED_FILE};
+use crate::restart::UserStop;
+use crate::state::{read_exit, read_restart, Observed, Status, PAUSED_FILE};
 use crate::wait::{until, wait_pid_exit};
 use std::time::Duration;
 
@@ -21,9 +22,27 @@ impl Engine {
             return Err(EngineError::NotRunning(rec.id.clone()));
         }
         let sig = normalise_signal(signal)?;
+        // docker's killWithSignal: every kill is the user's (HasBeenManuallyStopped);
+        // SIGKILL, the stop signal, or any signal when none is set also cancels the
+        // restart policy (ExitOnNext).
+        let n = signal_number(&sig)?;
+        let cancels = n == libc::SIGKILL
+            || rec.config.stop_signal.is_empty()
+            || signal_number(&rec.config.stop_signal)? == n;
+        let how = if cancels {
+            UserStop::Canceled
+        } else {
+            UserStop::Stopped
+        };
+        self.mark_user_stop(&mut rec, how)?;
+        let obs = self.observe(&rec)?;
+        if obs.status == Status::Restarting || !obs.status.is_running() {
+            // Nothing to signal: the monitor, woken, ends the pending restart.
+            return Ok(rec);
+        }
+        // Before the signal: the monitor's `die` it may cause must come after it.
+        self.emit_ctr(&rec, "kill", &[("signal", &n.to_string())]);
         self.runtime_of(&rec)?.kill(&rec.id, &sig, false)?;
-        rec.history.stopped_by_user = true;
-        self.db.update(&rec)?;
         if obs.status == Status::Paused && (sig == "KILL" || sig == "9") {
             // A frozen process gets SIGKILL only once thawed.
             let _ = self.runtime_of(&rec)?.resume(&rec.id);
@@ -45,12 +64,20 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<Record> {
         let mut rec = self.find(key)?;
+        if !self.observe(&rec)?.status.is_running() {
+            return Ok(rec);
+        }
+        self.mark_user_stop(&mut rec, UserStop::Canceled)?;
         let obs = self.observe(&rec)?;
+        if obs.status == Status::Restarting {
+            // docker's stop of a restarting container: the pending restart is
+            // cancelled and the monitor, woken by the markers, ends it.
+            self.wait_recorded(&rec, &obs)?;
+            return Ok(rec);
+        }
         if !obs.status.is_running() {
             return Ok(rec);
         }
-        rec.history.stopped_by_user = true;
-        self.db.update(&rec)?;
         let rt = self.runtime_of(&rec)?;
         if obs.status == Status::Paused {
             rt.resume(&rec.id)?;
@@ -66,6 +93,11 @@ impl Engine {
         };
         if t != 0 {
             // The process may be gone already; its exit is what we wait for below.
+            self.emit_ctr(
+                &rec,
+                "kill",
+                &[("signal", &signal_number(&sig)?.to_string())],
+            );
             let _ = rt.kill(&rec.id, &sig, false);
         }
         let grace = if t < 0 {
@@ -74,10 +106,12 @@ impl Engine {
             Some(Duration::from_secs(t as u64))
         };
         if !wait_pid_exit(obs.pid, grace) {
+            self.emit_ctr(&rec, "kill", &[("signal", "9")]);
             let _ = rt.kill(&rec.id, "KILL", true);
             wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
         }
         self.wait_recorded(&rec, &obs)?;
+        self.emit_ctr(&rec, "stop", &[]);
         Ok(rec)
     }
 
@@ -103,6 +137,8 @@ impl Engine {
             };
             let json = serde_json::to_vec(&e).map_err(|e| EngineError::Invalid(e.to_string()))?;
             crate::etcfiles::write_atomic(&dir.join(crate::state::EXIT_FILE), &json)?;
+            // The monitor that would have said it is dead.
+            self.emit_ctr(rec, "die", &[("exitCode", "137")]);
         }
         self.cleanup(&rec.id)
     }
@@ -122,16 +158,35 @@ impl Engine {
                 return Ok(obs.exit.map(|e| e.exit_code).unwrap_or(0));
             }
             if obs.monitor_alive {
-                wait_pid_exit(obs.pid, None);
-                let pid = obs.monitor.as_ref().map(|m| m.pid).unwrap_or(0);
-                // exit.json is written before the monitor's cleanup; wait for it.
                 let dir = self.ctr_dir(&rec.id);
+                let restarts = |d: &std::path::Path| {
+                    read_restart(d)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.restart_count)
+                        .unwrap_or(0)
+                };
+                let before = restarts(&dir);
+                if obs.status != Status::Restarting {
+                    wait_pid_exit(obs.pid, None);
+                }
+                let pid = obs.monitor.as_ref().map(|m| m.pid).unwrap_or(0);
+                // exit.json is written before the monitor's cleanup; wait for it, or
+                // for the restart that follows an exit (docker's wait returns when a
+                // container begins restarting too).
                 until(Duration::from_secs(30), || {
                     dir.join(crate::state::EXIT_FILE).exists()
+                        || restarts(&dir) > before
                         || wait_pid_exit(pid, Some(Duration::ZERO))
                 });
                 if let Some(e) = read_exit(&dir)? {
                     return Ok(e.exit_code);
+                }
+                if let Some(r) = read_restart(&dir)?.filter(|r| r.restart_count > before) {
+                    return Ok(r.exit_code);
+                }
+                if obs.status == Status::Restarting {
+                    continue;
                 }
                 if let Ok(Some(r)) = self.db.get(&rec.id) {
                     if let Some(e) = r.history.last_exit {
@@ -149,6 +204,7 @@ impl Engine {
         let _lock = crate::lock::CtrLock::acquire(&self.ctr_dir(&rec.id))?;
         match self.observe(&rec)?.status {
             Status::Running => {}
+            Status::Restarting => return Err(crate::exec::restarting(&rec.id)),
             Status::Paused => {
                 return Err(EngineError::WrongState {
                     op: "pause".into(),
@@ -160,6 +216,7 @@ impl Engine {
         }
         self.runtime_of(&rec)?.pause(&rec.id)?;
         crate::etcfiles::write_atomic(&self.ctr_dir(&rec.id).join(PAUSED_FILE), b"")?;
+        self.emit_ctr(&rec, "pause", &[]);
         Ok(rec)
     }
 
@@ -172,8 +229,21 @@ impl Engine {
         self.runtime_of(&rec)?.resume(&rec.id)?;
         let p = self.ctr_dir(&rec.id).join(PAUSED_FILE);
         std::fs::remove_file(&p).map_err(crate::error::io_err(&p))?;
+        self.emit_ctr(&rec, "unpause", &[]);
         Ok(rec)
     }
+}
+
+/// A signal's number (`TERM`, `SIGTERM`, `15`, `RTMIN+1`); "" is docker's default
+/// SIGTERM. The names are the runtime library's table, so the engine and the runtime
+/// never disagree on one.
+pub fn signal_number(s: &str) -> Result<i32> {
+    if s.is_empty() {
+        return Ok(libc::SIGTERM);
+    }
+    let t = normalise_signal(s)?;
+    oxcart_container::sys::signal_number(&t)
+        .ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {s}")))
 }
 
 /// `KILL`, `SIGKILL`, `9` → the runtime's spelling (runc takes names without `SIG`

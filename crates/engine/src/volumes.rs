@@ -207,6 +207,9 @@ impl Engine {
             "INSERT OR IGNORE INTO volumes (name, driver, created, labels, options, anonymous) VALUES (?1, 'local', ?2, ?3, ?4, ?5)",
             params![name, created, lj, oj, anonymous as i64],
         )?;
+        if inserted != 0 {
+            self.emit("volume", "create", &name, &[("driver", "local")]);
+        }
         if inserted == 0 {
             // A concurrent create of the same name won: theirs is the volume.
             let _ = std::fs::remove_dir_all(&tmp);
@@ -326,7 +329,9 @@ impl Engine {
             tx.execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
             tx.commit()?;
         }
-        self.trash(name)
+        self.trash(name)?;
+        self.emit("volume", "destroy", name, &[("driver", "local")]);
+        Ok(())
     }
 
     /// Move a volume's directory out of the way, unmount what is mounted on it, and

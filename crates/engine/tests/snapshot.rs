@@ -270,6 +270,34 @@ fn lines(ch: &[Change]) -> Vec<String> {
 // ------------------------------------------------------------------ snapshot
 
 #[test]
+fn a_volatile_mount_can_be_mounted_again() {
+    in_private_ns(|| {
+        let env = Env::new();
+        let mut st = env.store();
+        let img = env.image(&mut st);
+        let lowers = st.layer_dirs(&img);
+        let snap = env.snapshot("cv");
+        snap.mount_volatile(&lowers).unwrap();
+        let m = Mounted(snap.clone());
+        // This thread has its own mount namespace (in_private_ns).
+        let opts = std::fs::read_to_string("/proc/thread-self/mounts").unwrap();
+        let line = opts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some(snap.rootfs().to_str().unwrap()))
+            .expect("the overlay in /proc/self/mounts");
+        // Shown as `volatile`, or `fsync=volatile` since Linux 6.7.
+        assert!(line.contains("volatile"), "{line}");
+        std::fs::write(snap.rootfs().join("kept"), b"k").unwrap();
+        drop(m);
+        // The kernel's marker stays after a clean unmount and would refuse this.
+        assert!(snap.work().join("work/incompat/volatile").exists());
+        snap.mount(&lowers).unwrap();
+        let _m = Mounted(snap.clone());
+        assert_eq!(std::fs::read(snap.rootfs().join("kept")).unwrap(), b"k");
+    });
+}
+
+#[test]
 fn mount_sees_image_and_keeps_layers_untouched() {
     in_private_ns(|| {
         let env = Env::new();

@@ -113,6 +113,35 @@ CREATE TABLE IF NOT EXISTS image_users (
 );
 "#;
 
+/// The WAL size past which a closing connection truncates it: the automatic
+/// checkpoint's threshold (64 pages of 4 KiB, plus frame headers).
+const WAL_TRIM_BYTES: u64 = 64 * 4120;
+
+/// For a database left in WAL mode on close (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`):
+/// truncate its WAL when it has grown past [`WAL_TRIM_BYTES`]. Why: the next process
+/// to open it is usually the only connection, so it rebuilds the WAL-index by
+/// reading every valid frame, and that rebuild forgets what was checkpointed — so
+/// the log is never restarted by a later writer, grows by every command's commits
+/// and is read, and checkpointed again, in full by every command (1.3 MB read at
+/// each open after ~300 runs). `TRUNCATE` empties it; it is tried without waiting
+/// (another process using the database will trim it when it closes), and its cost
+/// (the checkpoint's fsyncs) is paid once per ~64 pages written, not per command.
+pub fn trim_wal(conn: &Connection) {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let big = std::fs::metadata(format!("{path}-wal")).is_ok_and(|m| m.len() > WAL_TRIM_BYTES);
+    if big && conn.busy_timeout(Duration::ZERO).is_ok() {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        trim_wal(&self.conn);
+    }
+}
+
 impl Db {
     /// Open (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
@@ -122,6 +151,19 @@ impl Db {
         // process crashes (the case we must survive) and cheap.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every command is a short process, hence usually the last connection, which
+        // SQLite makes checkpoint the WAL into the database and delete it on close —
+        // and the next command's first commit creates it again: four fsyncs (WAL
+        // header, directory, WAL, database) per command that writes, e.g. each
+        // `run`'s image hold and its release. The WAL is as crash-safe as the
+        // database; leave it for the automatic checkpoint of a later commit, kept
+        // short so a fresh process's WAL-index rebuild stays cheap (as the engine's
+        // containers.db does).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        conn.pragma_update(None, "wal_autocheckpoint", 64)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Schema version: refuse a database written by a newer oxcart rather than
         // misread it; older ones are upgraded by the idempotent CREATEs above.

@@ -6,6 +6,7 @@
 //! `reader`) is for `logs` and parses with serde_json.
 
 mod escape;
+pub mod events;
 mod time;
 mod writer;
 

@@ -28,12 +28,48 @@ pub struct Args {
     pub oom_files: Vec<PathBuf>,
     pub sync_fd: i32,
     pub exit_command: Vec<OsString>,
+    /// The container's stop signal and timeout (seconds; < 0: never SIGKILL), for a
+    /// `--health-on-failure stop|restart`.
+    pub stop_signal: i32,
+    pub stop_timeout: i64,
+    /// The healthcheck: the probe's OCI process file for the runtime's `exec`, and
+    /// docker's timings (ns) with its defaults already applied by the engine.
+    pub health: Option<HealthArgs>,
+    /// The events journal's directory (`oom` and `die` are the monitor's to emit).
+    pub events_dir: Option<PathBuf>,
+    pub events_max_size: u64,
+    /// The container's event attributes (docker's `name`, `image`, labels).
+    pub event_attrs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HealthArgs {
+    pub process: PathBuf,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub start_period_ns: u64,
+    pub start_interval_ns: u64,
+    pub retries: u32,
+    pub on_failure: OnFailure,
+}
+
+/// podman's `--health-on-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    #[default]
+    None,
+    Kill,
+    Restart,
+    Stop,
 }
 
 pub const USAGE: &str = "usage: oxcart-monitor --id ID --ctr-dir DIR --bundle DIR --runtime PATH \
 [--runtime-arg A]... --runtime-root DIR [--tty] [--stdin] [--stdin-once] \
 [--log-driver json-file|none] [--log-max-size BYTES] [--log-max-file N] [--oom-file PATH]... \
---sync-fd N [--exit-command ARG]...";
+--sync-fd N [--exit-command ARG]... [--stop-signal N] [--stop-timeout S] \
+[--health-process FILE --health-interval NS --health-timeout NS --health-start-period NS \
+--health-start-interval NS --health-retries N --health-on-failure none|kill|restart|stop] \
+[--events-dir DIR [--events-max-size BYTES] [--event-attr KEY=VALUE]...]";
 
 /// Only the sync fd, for reporting an argument error to the engine.
 pub fn sync_fd_of(argv: &[OsString]) -> Option<i32> {
@@ -58,6 +94,12 @@ pub fn parse(argv: &[OsString]) -> Result<Args, String> {
         oom_files: Vec::new(),
         sync_fd: -1,
         exit_command: Vec::new(),
+        stop_signal: libc::SIGTERM,
+        stop_timeout: 10,
+        health: None,
+        events_dir: None,
+        events_max_size: oxcart_jsonlog::events::DEFAULT_MAX_SIZE,
+        event_attrs: Vec::new(),
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -114,12 +156,70 @@ fn set_value(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
                 .map_err(|_| format!("--sync-fd {v:?}: not a descriptor"))?
         }
         "--exit-command" => a.exit_command.push(v.clone()),
+        "--stop-signal" => {
+            a.stop_signal = i32::try_from(number(name, &s()?)?)
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| format!("--stop-signal {v:?}: not a signal number"))?
+        }
+        "--stop-timeout" => {
+            a.stop_timeout = s()?
+                .parse()
+                .map_err(|_| format!("--stop-timeout {v:?}: not an integer"))?
+        }
+        "--events-dir" => a.events_dir = Some(v.into()),
+        "--events-max-size" => a.events_max_size = number(name, &s()?)?,
+        "--event-attr" => {
+            let kv = s()?;
+            let (k, val) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--event-attr {kv:?}: not KEY=VALUE"))?;
+            a.event_attrs.push((k.to_string(), val.to_string()));
+        }
+        h if h.starts_with("--health-") => set_health(a, h, v)?,
+        _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
+    }
+    Ok(())
+}
+
+fn set_health(a: &mut Args, name: &str, v: &OsString) -> Result<(), String> {
+    let h = a.health.get_or_insert_with(HealthArgs::default);
+    let s = v
+        .to_str()
+        .ok_or_else(|| format!("{name}: not UTF-8: {v:?}"))?;
+    match name {
+        "--health-process" => h.process = v.into(),
+        "--health-interval" => h.interval_ns = number(name, s)?,
+        "--health-timeout" => h.timeout_ns = number(name, s)?,
+        "--health-start-period" => h.start_period_ns = number(name, s)?,
+        "--health-start-interval" => h.start_interval_ns = number(name, s)?,
+        "--health-retries" => {
+            h.retries =
+                u32::try_from(number(name, s)?).map_err(|_| format!("{name} {s:?}: too large"))?
+        }
+        "--health-on-failure" => {
+            h.on_failure = match s {
+                "none" => OnFailure::None,
+                "kill" => OnFailure::Kill,
+                "restart" => OnFailure::Restart,
+                "stop" => OnFailure::Stop,
+                _ => return Err(format!("{name} {s:?}: must be none, kill, restart or stop")),
+            }
+        }
         _ => return Err(format!("unknown flag {name:?}\n{USAGE}")),
     }
     Ok(())
 }
 
 fn check(a: &Args) -> Result<(), String> {
+    if let Some(h) = &a.health {
+        if h.process.as_os_str().is_empty() || h.interval_ns == 0 || h.timeout_ns == 0 {
+            return Err(
+                "a healthcheck needs --health-process, --health-interval and --health-timeout"
+                    .into(),
+            );
+        }
+    }
     for (flag, empty) in [
         ("--id", a.id.is_empty()),
         ("--ctr-dir", a.ctr_dir.as_os_str().is_empty()),
@@ -155,9 +255,15 @@ fn absolutize(a: &mut Args) -> Result<(), String> {
     abs(&mut a.ctr_dir)?;
     abs(&mut a.bundle)?;
     abs(&mut a.runtime_root)?;
+    if let Some(d) = a.events_dir.as_mut() {
+        abs(d)?;
+    }
     // A bare name is looked up in $PATH, as Command does.
     if a.runtime.components().count() > 1 {
         abs(&mut a.runtime)?;
+    }
+    if let Some(h) = &mut a.health {
+        abs(&mut h.process)?;
     }
     a.oom_files.iter_mut().try_for_each(abs)
 }
@@ -214,6 +320,62 @@ mod tests {
             (Some(1000), 3, 3)
         );
         assert!(a.tty && a.stdin && a.stdin_once);
+    }
+
+    #[test]
+    fn health_and_stop_flags() {
+        let mut argv = v(&[
+            "--id",
+            "x",
+            "--ctr-dir",
+            "/d",
+            "--bundle",
+            "/b",
+            "--runtime",
+            "r",
+            "--runtime-root",
+            "/r",
+            "--sync-fd",
+            "3",
+            "--stop-signal",
+            "2",
+            "--stop-timeout",
+            "-1",
+        ]);
+        let a = parse(&argv).unwrap();
+        assert_eq!((a.stop_signal, a.stop_timeout), (2, -1));
+        assert!(a.health.is_none());
+        argv.extend(v(&[
+            "--health-process",
+            "/d/p.json",
+            "--health-interval",
+            "1000000000",
+            "--health-timeout",
+            "5",
+            "--health-start-period",
+            "0",
+            "--health-start-interval",
+            "7",
+            "--health-retries",
+            "3",
+            "--health-on-failure",
+            "restart",
+        ]));
+        let h = parse(&argv).unwrap().health.unwrap();
+        assert_eq!(
+            (h.interval_ns, h.timeout_ns, h.start_interval_ns),
+            (1_000_000_000, 5, 7)
+        );
+        assert_eq!((h.retries, h.on_failure), (3, OnFailure::Restart));
+        let mut bad = argv.clone();
+        bad.extend(v(&["--health-on-failure", "reboot"]));
+        assert!(parse(&bad).unwrap_err().contains("--health-on-failure"));
+        let mut no_process = v(&["--health-interval", "1", "--health-timeout", "1"]);
+        no_process.splice(0..0, argv[..12].iter().cloned());
+        assert!(parse(&no_process).unwrap_err().contains("--health-process"));
+        let mut bad_sig = argv[..12].to_vec();
+        bad_sig.extend(v(&["--stop-signal", "99"]));
+        assert!(parse(&bad_sig).unwrap_err().contains("--stop-signal"));
     }
 
     #[test]

@@ -325,3 +325,23 @@ pub fn delete_container(a: &Args) {
         .stderr(Stdio::null())
         .status();
 }
+
+/// The runtime's `start` of a restarted container (the engine runs it for the
+/// first run, once its caller has attached); the runtime's message on failure.
+pub fn start_container(a: &Args) -> Result<(), String> {
+    let out = Command::new(&a.runtime)
+        .args(&a.runtime_args)
+        .arg("--root")
+        .arg(&a.runtime_root)
+        .args(["start", &a.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("running {}: {e}", a.runtime.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(crate::json::last_error_msg(&msg).unwrap_or(msg))
+}

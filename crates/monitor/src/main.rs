@@ -4,8 +4,10 @@
 
 mod args;
 mod create;
+mod health;
 mod json;
 mod relay;
+mod restart;
 mod sys;
 
 use std::ffi::OsString;
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use oxcart_jsonlog::{Timestamp, Writer, WriterOptions};
 
@@ -109,7 +112,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
         Err(msg) => return Err(fail(sync, &msg)),
     };
     let ctr_pid = setup.ctr_pid;
-    let oom_before = oom_counts(&a.oom_files);
+    let mut oom_before = oom_counts(&a.oom_files);
     let report = format!(
         "{{\"pid\":{ctr_pid},\"monitor_pid\":{}}}\n",
         std::process::id()
@@ -118,22 +121,141 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     drop(sync);
 
     let mut relay = relay::Relay::new(setup).map_err(|e| format!("setting up stdio: {e}"))?;
-    let status = relay.run().map_err(|e| format!("poll: {e}"))?;
-    let exit_code = sys::exit_code(status);
-    let oom_killed = oom_counts(&a.oom_files)
-        .iter()
-        .zip(&oom_before)
-        .any(|(after, before)| after > before);
-    let log_result = match relay.close_log() {
-        Some(e) => Err(format!("closing the log: {e}")),
-        None => Ok(()),
+    let mut restarts = restart::Manager::default();
+    let mut started = Instant::now();
+    let (exit, result) = loop {
+        let status = relay.run(a).map_err(|e| format!("poll: {e}"))?;
+        let exit = Exit {
+            code: sys::exit_code(status),
+            oom_killed: oom_counts(&a.oom_files)
+                .iter()
+                .zip(&oom_before)
+                .any(|(after, before)| after > before),
+            finished_at: Timestamp::now(),
+            error: String::new(),
+        };
+        let log_result = match relay.close_log() {
+            Some(e) => Err(format!("closing the log: {e}")),
+            None => Ok(()),
+        };
+        let delay = decide(a, &relay, &mut restarts, &exit, started.elapsed());
+        // The state files before the exit frame: an attached `run` that returns on
+        // it may be followed at once by an `inspect`, which must not see `running`.
+        let pending = match delay {
+            Some(d) => write_restart_json(a, restarts.count, true, &exit).map(|()| d),
+            None => Err(String::new()),
+        };
+        let Ok(delay) = pending else {
+            let error = pending.err().unwrap_or_default();
+            let exit = Exit { error, ..exit };
+            let result = write_exit_json(a, &exit).and(log_result);
+            announce_exit(a, &exit);
+            // Attached clients (`run` without -d) end with the run, as docker's do.
+            relay.finish(exit.code, exit.oom_killed);
+            break (exit, result);
+        };
+        announce_exit(a, &exit);
+        relay.finish(exit.code, exit.oom_killed);
+        match restart_after(a, &dir, &mut relay, restarts.count, &exit, delay) {
+            Ok(true) => {
+                // docker's restart manager: every run's exit is a `die`, every
+                // restart a `start` (`restart` is the user's verb only).
+                emit(a, "start", &[]);
+                oom_before = oom_counts(&a.oom_files);
+                started = Instant::now();
+            }
+            // Cancelled by the user during the backoff, or (docker) a restart that
+            // fails to start leaves the container stopped with the error in
+            // State.Error.
+            other => {
+                let exit = Exit {
+                    error: other.err().unwrap_or_default(),
+                    ..exit
+                };
+                let result = write_exit_json(a, &exit).and(log_result);
+                break (exit, result);
+            }
+        }
     };
-    let result = write_exit_json(a, exit_code, oom_killed).and(log_result);
-    relay.finish(exit_code, oom_killed);
+    if restarts.count > 0 {
+        let _ = write_restart_json(a, restarts.count, false, &exit);
+    }
+    relay.close_listener();
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
-    result.and(run_exit_command(a))
+    exec_exit_command(a, result)
+}
+
+/// How a run ended.
+pub struct Exit {
+    code: i32,
+    oom_killed: bool,
+    finished_at: Timestamp,
+    /// Why the container is not running although its policy wanted it to.
+    error: String,
+}
+
+/// After a run's exit: whether (and after how long) it runs again — the restart
+/// policy's decision, or podman's `--health-on-failure restart` (at once, and not
+/// counted as the policy's restart).
+fn decide(
+    a: &Args,
+    relay: &relay::Relay,
+    restarts: &mut restart::Manager,
+    exit: &Exit,
+    ran: Duration,
+) -> Option<Duration> {
+    let markers = restart::Markers::read(&a.ctr_dir);
+    if relay.health_restart && !markers.canceled {
+        return Some(Duration::ZERO);
+    }
+    restarts.should_restart(restart::Policy::read(&a.ctr_dir), exit.code, &markers, ran)
+}
+
+/// The backoff, then the next run: the runtime's delete, create and start with the
+/// same bundle (rootfs, volumes and network namespace stay). Ok(false): a user's
+/// stop or kill cancelled it.
+fn restart_after(
+    a: &Args,
+    dir: &CtrDir,
+    relay: &mut relay::Relay,
+    count: u64,
+    exit: &Exit,
+    delay: Duration,
+) -> Result<bool, String> {
+    let until = Instant::now() + delay;
+    // A user's stop or kill during the backoff cancels it (docker's Cancel()).
+    while relay
+        .wait_backoff(until)
+        .map_err(|e| format!("poll: {e}"))?
+    {
+        if restart::Markers::read(&a.ctr_dir).canceled {
+            return Ok(false);
+        }
+    }
+    // The container's lock: a `stop` writes its markers under it, so after this
+    // check either it sees the new run in monitor.json or we see its markers.
+    let lock_path = a.ctr_dir.join("lock");
+    let _lock = sys::flock(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if restart::Markers::read(&a.ctr_dir).canceled {
+        return Ok(false);
+    }
+    create::delete_container(a);
+    let mut reaped = Vec::new();
+    let created = create::create(a, dir, relay.sigfd(), &mut reaped)?;
+    let log = open_log(a)
+        .and_then(|log| write_monitor_json(a, created.pid).map(|()| log))
+        .and_then(|log| create::start_container(a).map(|()| log))
+        .inspect_err(|_| create::delete_container(a))?;
+    // The new run is started: a failure to say so must not end it.
+    if let Err(e) = write_restart_json(a, count, false, exit) {
+        eprintln!("oxcart-monitor: {}: {e}", a.id);
+    }
+    relay
+        .new_run(created.io, a.stdin, a.stdin_once, log, created.pid, &reaped)
+        .map_err(|e| format!("setting up stdio: {e}"))?;
+    Ok(true)
 }
 
 /// Steps 2–4 up to the report: the attach socket, the runtime's create, the log and
@@ -165,6 +287,7 @@ fn prepare(a: &Args) -> Result<(CtrDir, relay::Setup), String> {
         log,
         ctr_pid: created.pid,
         reaped,
+        health: a.health.clone().map(|h| health::Health::new(h, &a.ctr_dir)),
     };
     Ok((dir, setup))
 }
@@ -190,7 +313,7 @@ fn open_log(a: &Args) -> Result<Option<Writer>, String> {
 
 /// Writes `name` in the container's directory through a temporary file and a
 /// rename: readers see the whole file or none.
-fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), String> {
+pub fn write_atomic(dir: &Path, name: &str, content: &str) -> Result<(), String> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let dst = dir.join(name);
     let r = File::create(&tmp)
@@ -224,12 +347,70 @@ fn start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn write_exit_json(a: &Args, exit_code: i32, oom_killed: bool) -> Result<(), String> {
-    let content = format!(
-        "{{\"exit_code\":{exit_code},\"finished_at\":\"{}\",\"oom_killed\":{oom_killed}}}\n",
-        Timestamp::now()
+fn write_exit_json(a: &Args, e: &Exit) -> Result<(), String> {
+    let mut content = format!(
+        "{{\"exit_code\":{},\"finished_at\":\"{}\",\"oom_killed\":{}",
+        e.code, e.finished_at, e.oom_killed
     );
+    if !e.error.is_empty() {
+        content += &format!(",\"error\":{}", json::string(&e.error));
+    }
+    content += "}\n";
     write_atomic(&a.ctr_dir, "exit.json", &content)
+}
+
+/// `restart.json`: docker's RestartCount, whether a restart is pending (the
+/// container's status is then `restarting`) and the run's exit that led to it.
+fn write_restart_json(a: &Args, count: u64, restarting: bool, e: &Exit) -> Result<(), String> {
+    let content = format!(
+        "{{\"restart_count\":{count},\"restarting\":{restarting},\"exit_code\":{},\"finished_at\":\"{}\",\"oom_killed\":{}}}\n",
+        e.code, e.finished_at, e.oom_killed
+    );
+    write_atomic(&a.ctr_dir, restart::STATE_FILE, &content)
+}
+
+/// docker's order at an exit: `oom` (if the OOM killer struck), then `die` with
+/// the exit code.
+fn announce_exit(a: &Args, exit: &Exit) {
+    if exit.oom_killed {
+        emit(a, "oom", &[]);
+    }
+    emit(a, "die", &[("exitCode", &exit.code.to_string())]);
+}
+
+/// Append a container event to the journal; a failure is only logged (events are
+/// best-effort, the exit is what matters).
+fn emit(a: &Args, action: &str, extra: &[(&str, &str)]) {
+    let Some(dir) = &a.events_dir else { return };
+    // The engine's `event-attrs` (written by a `rename`) over the command line's.
+    let file = std::fs::read(a.ctr_dir.join("event-attrs")).ok();
+    let from_file: Vec<(&str, &str)> = file
+        .as_deref()
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut attrs: Vec<(&str, &str)> = if file.is_some() {
+        from_file
+    } else {
+        a.event_attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    };
+    attrs.extend_from_slice(extra);
+    let ev = oxcart_jsonlog::events::Event {
+        kind: "container",
+        action,
+        actor: &a.id,
+        attributes: &attrs,
+    };
+    let journal = oxcart_jsonlog::events::Journal::new(dir, a.events_max_size);
+    if let Err(e) = journal.append(&ev) {
+        eprintln!("oxcart-monitor: {}: event {action}: {e}", a.id);
+    }
 }
 
 /// The `oom_kill` counter of each `--oom-file` (v1 memory.oom_control, v2
@@ -250,8 +431,45 @@ fn oom_counts(files: &[std::path::PathBuf]) -> Vec<u64> {
         .collect()
 }
 
-/// Step 6's end: the engine's cleanup (`container cleanup ID`), waited for so that
-/// the monitor's exit means the container is fully gone.
+/// Step 6's end, when nothing follows it: the monitor *becomes* the engine's cleanup
+/// (`execve`, same pid), so the monitor's exit still means the container is fully
+/// gone (`run --rm` waits for this pid) without a fork, a second process's exit and
+/// the wake-ups between them on the exit path. `before` is what the monitor has to
+/// report first (its stderr is the container's `monitor.log`, which the cleanup
+/// inherits, with our stdin and stdout on /dev/null); returns only if there is no
+/// exit command or it cannot be executed.
+fn exec_exit_command(a: &Args, before: Result<(), String>) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, rest)) = a.exit_command.split_first() else {
+        return before;
+    };
+    // A child still alive (runsc's gofer and sandbox are adopted by us as the
+    // subreaper) must keep being reaped while the cleanup runs (sys::wait_for says
+    // why): only a monitor left without children can become the cleanup.
+    if sys::has_children() {
+        return before.and(run_exit_command(a));
+    }
+    if let Err(msg) = &before {
+        eprintln!("oxcart-monitor: {}: {msg}", a.id);
+    }
+    // The signalfd's SIGCHLD block would survive execve (signal(7)): the cleanup
+    // gets SIGCHLD back. SIGUSR1/SIGUSR2 stay blocked: a late `stop`'s wake or
+    // `healthcheck run`'s request, pending now, would otherwise end this process
+    // (their default action) before it became the cleanup; the cleanup's own
+    // children start with an empty mask (std's Command resets it).
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut chld: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut chld);
+        libc::sigaddset(&mut chld, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &chld, std::ptr::null_mut());
+    }
+    let e = Command::new(prog).args(rest).exec();
+    Err(format!("exit command {prog:?}: {e}"))
+}
+
+/// The engine's cleanup as a child, waited for (reaping the other children that
+/// exit meanwhile) so that the monitor's exit means the container is fully gone.
 fn run_exit_command(a: &Args) -> Result<(), String> {
     let Some((prog, rest)) = a.exit_command.split_first() else {
         return Ok(());

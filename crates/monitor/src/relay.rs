@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use oxcart_jsonlog::{Stream, Timestamp, Writer};
 
+use crate::args::{Args, OnFailure};
 use crate::create::Io;
-use crate::sys;
+use crate::health::Health;
+use crate::{restart, sys};
 
 /// Largest chunk read from the container, hence the largest frame payload.
 pub const CHUNK: usize = 32 * 1024;
@@ -51,6 +53,13 @@ pub struct Relay {
     log_failed: bool,
     ctr_pid: libc::pid_t,
     status: Option<libc::c_int>,
+    pub health: Option<Health>,
+    /// SIGKILL the container then (a `--health-on-failure stop|restart` past the
+    /// stop timeout).
+    kill_at: Option<Instant>,
+    /// `--health-on-failure restart` stopped this run: start it again at once.
+    pub health_restart: bool,
+    pending_action: Option<OnFailure>,
 }
 
 #[derive(Clone, Copy)]
@@ -60,6 +69,7 @@ enum Token {
     Out(Stream),
     Stdin,
     Client(usize),
+    Probe,
 }
 
 pub struct Setup {
@@ -71,12 +81,49 @@ pub struct Setup {
     pub log: Option<Writer>,
     pub ctr_pid: libc::pid_t,
     pub reaped: Vec<(libc::pid_t, libc::c_int)>,
+    pub health: Option<Health>,
 }
 
 impl Relay {
     pub fn new(s: Setup) -> std::io::Result<Relay> {
-        let is_tty = matches!(s.io, Io::Tty { .. });
-        let (stdout, stderr, stdin, tty) = match s.io {
+        let mut r = Relay {
+            sigfd: s.sigfd,
+            listener: Some(s.listener),
+            clients: Vec::new(),
+            stdout: None,
+            stderr: None,
+            stdin: None,
+            tty: None,
+            stdin_buf: Vec::new(),
+            close_stdin: false,
+            stdin_once: false,
+            log: None,
+            log_failed: false,
+            ctr_pid: 0,
+            status: None,
+            health: s.health,
+            kill_at: None,
+            health_restart: false,
+            pending_action: None,
+        };
+        r.new_run(s.io, s.stdin, s.stdin_once, s.log, s.ctr_pid, &s.reaped)?;
+        Ok(r)
+    }
+
+    /// A run of the container begins (the first, or a restart): its stdio, its log
+    /// writer and its init.
+    pub fn new_run(
+        &mut self,
+        io: Io,
+        stdin: bool,
+        stdin_once: bool,
+        log: Option<Writer>,
+        ctr_pid: libc::pid_t,
+        reaped: &[(libc::pid_t, libc::c_int)],
+    ) -> std::io::Result<()> {
+        let want_stdin = stdin;
+        let is_tty = matches!(io, Io::Tty { .. });
+        let (stdout, stderr, stdin, tty) = match io {
             Io::Pipes {
                 stdin,
                 stdout,
@@ -90,7 +137,7 @@ impl Relay {
                 (Some(stdout), Some(stderr), stdin, None)
             }
             Io::Tty { master } => {
-                let input = if s.stdin {
+                let input = if want_stdin {
                     Some(master.try_clone()?)
                 } else {
                     None
@@ -99,39 +146,77 @@ impl Relay {
                 (Some(master), None, input, Some(tty))
             }
         };
-        let status = s
-            .reaped
+        self.status = reaped
             .iter()
-            .find(|(p, _)| *p == s.ctr_pid)
+            .find(|(p, _)| *p == ctr_pid)
             .map(|&(_, st)| st);
-        Ok(Relay {
-            sigfd: s.sigfd,
-            listener: Some(s.listener),
-            clients: Vec::new(),
-            stdout,
-            stderr,
-            stdin,
-            tty,
-            stdin_buf: Vec::new(),
-            close_stdin: false,
-            // A tty has no end of input to pass on: ^D is a byte the client sends.
-            stdin_once: s.stdin_once && s.stdin && !is_tty,
-            log: s.log,
-            log_failed: false,
-            ctr_pid: s.ctr_pid,
-            status,
-        })
+        self.stdout = stdout;
+        self.stderr = stderr;
+        self.stdin = stdin;
+        self.tty = tty;
+        self.stdin_buf.clear();
+        self.close_stdin = false;
+        // A tty has no end of input to pass on: ^D is a byte the client sends.
+        self.stdin_once = stdin_once && want_stdin && !is_tty;
+        self.log = log;
+        self.log_failed = false;
+        self.ctr_pid = ctr_pid;
+        self.kill_at = None;
+        self.health_restart = false;
+        if let Some(h) = &mut self.health {
+            h.reset();
+        }
+        Ok(())
     }
 
     /// Relays until the container's init exits, then drains its output; returns the
-    /// init's wait status.
-    pub fn run(&mut self) -> std::io::Result<libc::c_int> {
+    /// init's wait status. Healthchecks run meanwhile.
+    pub fn run(&mut self, a: &Args) -> std::io::Result<libc::c_int> {
         let status = loop {
             if let Some(st) = self.status {
                 break st;
             }
-            self.poll_once(-1)?;
+            let now = Instant::now();
+            if self.kill_at.is_some_and(|t| now >= t) {
+                self.kill_at = None;
+                sys::kill(self.ctr_pid, libc::SIGKILL);
+            }
+            if let Some(h) = &mut self.health {
+                h.tick(a, now);
+            }
+            let wake = [
+                self.kill_at,
+                self.health.as_ref().and_then(Health::deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let ms = match wake {
+                None => -1,
+                Some(t) => t
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .saturating_add(1)
+                    .min(i32::MAX as u128) as i32,
+            };
+            self.poll_once(ms)?;
+            // docker's handleProbeResult logs `health_status: <status>` on a change.
+            if let Some(st) = self.health.as_mut().and_then(|h| h.take_change()) {
+                crate::emit(a, &format!("health_status: {}", st.as_str()), &[]);
+            }
+            if let Some(action) = self.pending_action.take() {
+                self.on_unhealthy(a, action, &a.ctr_dir);
+            }
+            let pending = sys::take_pending();
+            if pending & sys::PROBE != 0 {
+                if let Some(h) = &mut self.health {
+                    h.probe_now();
+                }
+            }
         };
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
         // What the container wrote before it exited is still in the pipe (or the
         // pty): read until every writer is gone, bounded for processes that outlive
         // the init outside a PID namespace.
@@ -155,7 +240,17 @@ impl Relay {
             .and_then(|w| w.close(Timestamp::now()).err())
     }
 
-    /// Sends every client the exit frame and waits (briefly) until they have it.
+    pub fn sigfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sigfd.as_fd()
+    }
+
+    /// No more clients: the monitor is about to run the exit command.
+    pub fn close_listener(&mut self) {
+        self.listener = None;
+    }
+
+    /// Sends every client the exit frame and waits (briefly) until they have it;
+    /// the listener stays for the next run's clients.
     pub fn finish(&mut self, exit_code: i32, oom_killed: bool) {
         // Late clients get the exit frame too.
         self.accept_clients();
@@ -168,14 +263,71 @@ impl Relay {
             c.queued += frame.len();
         }
         self.flush_clients();
-        self.listener = None;
         let deadline = Instant::now() + Duration::from_secs(2);
+        let listener = self.listener.take();
         while self.clients.iter().any(|c| !c.queue.is_empty()) && Instant::now() < deadline {
             if self.poll_once(100).is_err() {
                 break;
             }
         }
+        self.listener = listener;
         self.clients.clear();
+    }
+
+    /// The restart backoff: reaps orphans and waits until `until`, or until a
+    /// user's stop or kill wakes us (true: re-read the markers). Clients that
+    /// connect meanwhile wait in the backlog for the next run.
+    pub fn wait_backoff(&mut self, until: Instant) -> std::io::Result<bool> {
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            let ms = until
+                .saturating_duration_since(now)
+                .as_millis()
+                .saturating_add(1)
+                .min(i32::MAX as u128) as i32;
+            let mut fds = [libc::pollfd {
+                fd: self.sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if sys::poll(&mut fds, ms)? > 0 {
+                self.reap();
+            }
+            if sys::take_pending() & sys::WAKE != 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// `--health-on-failure`: the container just turned unhealthy.
+    fn on_unhealthy(&mut self, a: &Args, action: OnFailure, dir: &std::path::Path) {
+        let stop = |r: &mut Relay| {
+            sys::kill(r.ctr_pid, a.stop_signal);
+            if a.stop_timeout >= 0 {
+                r.kill_at = Some(Instant::now() + Duration::from_secs(a.stop_timeout as u64));
+            }
+        };
+        match action {
+            OnFailure::None => {}
+            OnFailure::Restart => {
+                self.health_restart = true;
+                stop(self);
+            }
+            // podman's kill and stop are the user's: no restart policy undoes them.
+            OnFailure::Kill | OnFailure::Stop => {
+                for f in [restart::STOPPED_FILE, restart::CANCELED_FILE] {
+                    let _ = std::fs::write(dir.join(f), b"");
+                }
+                if action == OnFailure::Kill {
+                    sys::kill(self.ctr_pid, libc::SIGKILL);
+                } else {
+                    stop(self);
+                }
+            }
+        }
     }
 
     /// One poll round; returns how many descriptors were ready.
@@ -203,6 +355,9 @@ impl Relay {
         if let (Some(i), false) = (&self.stdin, self.stdin_buf.is_empty()) {
             add(i, libc::POLLOUT, Token::Stdin);
         }
+        if let Some(p) = self.health.as_ref().and_then(Health::output_fd) {
+            add(p, libc::POLLIN, Token::Probe);
+        }
         let want_input = self.stdin_buf.len() < STDIN_MAX;
         for (i, c) in self.clients.iter().enumerate() {
             let mut ev = 0;
@@ -225,6 +380,11 @@ impl Relay {
                 Token::Out(s) => self.read_output(s),
                 Token::Stdin => self.flush_stdin(),
                 Token::Client(i) => self.serve_client(i, pfd.revents),
+                Token::Probe => {
+                    if let Some(h) = &mut self.health {
+                        h.read_output();
+                    }
+                }
             }
         }
         self.clients.retain(|c| !c.dead);
@@ -237,6 +397,11 @@ impl Relay {
         while let Some((pid, status)) = sys::reap_one() {
             if pid == self.ctr_pid {
                 self.status = Some(status);
+            }
+            if let Some(h) = &mut self.health {
+                if h.probe_pid() == Some(pid) {
+                    self.pending_action = h.finished(status);
+                }
             }
         }
     }

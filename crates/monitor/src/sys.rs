@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -44,8 +45,11 @@ pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks SIGCHLD and returns a signalfd that reports it: the loop learns of exits
-/// in the same poll as its I/O, without a signal handler.
+/// Blocks SIGCHLD, SIGUSR1 and SIGUSR2 and returns a signalfd that reports them: the
+/// loop learns of exits (SIGCHLD), of a user's stop or kill (SIGUSR1: re-read the
+/// markers) and of `healthcheck run` (SIGUSR2: probe now) in the same poll as its
+/// I/O, without a signal handler. Blocked before monitor.json exists, so no command
+/// can signal us while the default action (termination) still applies.
 pub fn sigchld_fd() -> io::Result<OwnedFd> {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -53,6 +57,8 @@ pub fn sigchld_fd() -> io::Result<OwnedFd> {
     unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
     }
     // SAFETY: set is valid; the old mask is not wanted.
     cvt(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })?;
@@ -62,10 +68,67 @@ pub fn sigchld_fd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Empties a signalfd (the siginfo is not needed: waitpid tells which child).
+/// SIGUSR1/SIGUSR2 seen by [`drain_signalfd`] and not yet taken: whoever drains
+/// the descriptor (the relay, or `create` waiting for the runtime) must not lose a
+/// request meant for the other. The monitor is single-threaded.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+pub const WAKE: u32 = 1;
+pub const PROBE: u32 = 2;
+
+/// Empties a signalfd, remembering SIGUSR1 ([`WAKE`]) and SIGUSR2 ([`PROBE`]);
+/// waitpid tells which child exited.
 pub fn drain_signalfd(fd: BorrowedFd<'_>) {
-    let mut buf = [0u8; 128 * 4];
-    while read(fd, &mut buf).is_ok_and(|n| n > 0) {}
+    const INFO: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+    let mut buf = [0u8; INFO * 4];
+    while let Ok(n) = read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        for rec in buf[..n].chunks_exact(INFO) {
+            // ssi_signo is the first field, a u32 in native order.
+            let signo = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]) as i32;
+            let bit = match signo {
+                libc::SIGUSR1 => WAKE,
+                libc::SIGUSR2 => PROBE,
+                _ => 0,
+            };
+            PENDING.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The requests signalled since the last call.
+pub fn take_pending() -> u32 {
+    PENDING.swap(0, Ordering::Relaxed)
+}
+
+/// An exclusive `flock` on `path` (the container's `lock`, which every engine
+/// command on the container takes), held until the descriptor is dropped.
+pub fn flock(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let fd = OwnedFd::from(f);
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(fd);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// kill(2); a process already gone is not an error.
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    if pid > 0 {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(pid, sig) };
+    }
 }
 
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
@@ -240,6 +303,16 @@ pub fn reap_one() -> Option<(libc::pid_t, libc::c_int)> {
     // SAFETY: waitpid with a valid status pointer.
     let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
     (pid > 0).then_some((pid, status))
+}
+
+/// Whether any child is left once every exited one is reaped: `waitpid` answers
+/// ECHILD only when there is none (wait(2)).
+pub fn has_children() -> bool {
+    while reap_one().is_some() {}
+    let mut status = 0;
+    // SAFETY: waitpid with a valid status pointer; WNOHANG does not block.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    !(r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
 }
 
 /// Waits for one specific child, reaping every other child that exits meanwhile: as

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use oxcart_engine::exec::ExecOptions;
 use oxcart_engine::start::StartOutcome;
 use oxcart_engine::update::UpdateRequest;
-use oxcart_engine::{Engine, EngineError};
+use oxcart_engine::Engine;
 use std::io::{IsTerminal, Write};
 
 /// A failure that ends the command with a given exit code after its message.
@@ -125,8 +125,12 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
         })?,
         CtrCmd::Restart { time, containers } => each(containers, |n| {
             e.stop(n, *time)?;
-            if let StartOutcome::Starting(s) = e.start_prepare(n)? {
-                s.finish()?;
+            let started = match e.start_prepare(n)? {
+                StartOutcome::Starting(s) => Some(s.finish()?),
+                StartOutcome::AlreadyRunning(_) => None,
+            };
+            if let Some(rec) = started {
+                e.emit_ctr(&rec, "restart", &[]);
             }
             done(n)
         })?,
@@ -146,6 +150,7 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
 fn fs_or_view_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<()> {
     match cmd {
         CtrCmd::Ps(a) => crate::ps::cmd_ps(e, a)?,
+        CtrCmd::Stats(a) => crate::stats::cmd_stats(e, a)?,
         CtrCmd::Logs(a) => crate::logs::cmd_logs(e, a)?,
         CtrCmd::Top { container, ps_args } => {
             let (titles, rows) = e.top(container, ps_args)?;
@@ -259,12 +264,11 @@ fn prune_filter(f: &[String]) -> Result<Vec<(String, Option<String>)>> {
 }
 
 fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
-    if let Some(r) = &a.restart {
-        return Err(EngineError::Unsupported(format!(
-            "--restart {r}: restart policies are not supported yet"
-        ))
-        .into());
-    }
+    let restart = a
+        .restart
+        .as_deref()
+        .map(crate::runopts::parse_restart)
+        .transpose()?;
     let mem = |flag: &'static str, v: &Option<String>| -> Result<Option<i64>> {
         v.as_deref()
             .map(|s| {
@@ -298,13 +302,55 @@ fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
     };
-    if req.is_empty() {
+    if req.is_empty() && restart.is_none() {
         bail!("you must provide one or more flags when using this command");
     }
     each(&a.containers, |n| {
-        e.update(n, &req)?;
+        if !req.is_empty() {
+            e.update(n, &req)?;
+        }
+        // docker's update --restart: the record, and a running container's monitor
+        // applies it at the next exit.
+        if let Some(p) = &restart {
+            e.update_restart(n, p)?;
+        }
         Ok(Some(n.to_string()))
     })
+}
+
+/// podman's `healthcheck run`: 0 when the probe passed; else the container's
+/// health (`unhealthy`, `starting`) printed and 1.
+pub fn cmd_healthcheck_run(ctx: &Ctx, container: &str) -> Result<i32> {
+    let mut e = ctx.engine()?;
+    let r = e.healthcheck_run(container)?;
+    if r.exit_code == 0 {
+        return Ok(0);
+    }
+    let status = if r.status == "healthy" {
+        "unhealthy"
+    } else {
+        &r.status
+    };
+    println!("{status}");
+    Ok(1)
+}
+
+/// `system boot` (what contrib/systemd/oxcart-boot.service runs): reclaim what a
+/// reboot left and start the containers whose restart policy brings them back.
+pub fn cmd_system_boot(ctx: &Ctx) -> Result<i32> {
+    let mut e = ctx.engine()?;
+    let mut failed = false;
+    for a in e.boot()? {
+        match &a.started {
+            Some(Ok(())) => println!("{}: started", a.name),
+            Some(Err(err)) => {
+                failed = true;
+                eprintln!("Error: {}: {err}", a.name);
+            }
+            None => println!("{}: reclaimed", a.name),
+        }
+    }
+    Ok(if failed { crate::EXIT_ENGINE } else { 0 })
 }
 
 fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
@@ -334,6 +380,19 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         console_socket: None,
     };
     let mut p = e.prepare_exec(&rec, &opts)?;
+    // docker's exec events: the action carries the command, `execID` the exec's id.
+    let exec_id = oxcart_engine::names::new_id()?;
+    let cmdline = format!("{} {}", a.command[0], a.command[1..].join(" "));
+    e.emit_ctr(
+        &rec,
+        &format!("exec_create: {cmdline}"),
+        &[("execID", &exec_id)],
+    );
+    e.emit_ctr(
+        &rec,
+        &format!("exec_start: {cmdline}"),
+        &[("execID", &exec_id)],
+    );
     if a.detach || !a.interactive {
         p.command.stdin(std::process::Stdio::null());
     }
@@ -356,7 +415,12 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         });
     }
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if !a.detach {
+        let c = code.to_string();
+        e.emit_ctr(&rec, "exec_die", &[("execID", &exec_id), ("exitCode", &c)]);
+    }
+    Ok(code)
 }

@@ -87,7 +87,7 @@ pub struct UpdateArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long)]
     pub blkio_weight: Option<u16>,
-    /// Restart policy (not supported yet)
+    /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
     #[arg(required = true)]
@@ -246,6 +246,8 @@ pub enum CtrCmd {
     },
     /// Update configuration of one or more containers
     Update(Box<UpdateArgs>),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::stats::StatsArgs),
 }
 
 #[derive(Subcommand, Debug, Clone)]

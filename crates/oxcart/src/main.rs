@@ -4,6 +4,7 @@
 
 mod cmds;
 mod ctr;
+mod events;
 mod fscmds;
 mod inspect;
 mod logs;
@@ -13,6 +14,7 @@ mod ps;
 mod run;
 mod runopts;
 mod service;
+mod stats;
 mod table;
 mod term;
 mod timefmt;
@@ -26,7 +28,7 @@ use oxcart_image::pull::PullOptions;
 use oxcart_image::registry::{Client, Insecure};
 use oxcart_image::{ImageStore, Reference};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "oxcart", version, about = "A daemonless container engine")]
@@ -239,7 +241,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: volcmds::VolumeCmd,
     },
-    /// Manage the engine's data (disk usage, prune)
+    /// Manage healthchecks of containers
+    Healthcheck {
+        #[command(subcommand)]
+        cmd: HealthcheckCmd,
+    },
+    /// Get real time events from the engine
+    Events(events::EventsArgs),
+    /// Manage the engine (disk usage, prune, events, boot)
     System {
         #[command(subcommand)]
         cmd: volcmds::SystemCmd,
@@ -249,6 +258,12 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum HealthcheckCmd {
+    /// Run the healthcheck of a container now: exit 0 if it passed, else 1
+    Run { container: String },
 }
 
 pub(crate) fn credential_store(cli: &Cli) -> CredentialStore {
@@ -428,6 +443,38 @@ fn cmd_login(
     Ok(())
 }
 
+/// Append an event to `--root`'s journal for a verb that has no engine open (image
+/// verbs); best-effort as the engine's `emit` (docs/engine.md "Events").
+fn emit_event(cli: &Cli, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
+    let max = oxcart_engine::config::EngineConfig::load(cli.config.as_deref())
+        .map(|c| c.events_max_size())
+        .unwrap_or(oxcart_jsonlog::events::DEFAULT_MAX_SIZE);
+    let layout = oxcart_engine::Layout::new(&cli.root, &cli.runroot);
+    let ev = oxcart_jsonlog::events::Event {
+        kind,
+        action,
+        actor,
+        attributes: attrs,
+    };
+    let _ = oxcart_jsonlog::events::Journal::new(layout.events_dir(), max).append(&ev);
+}
+
+/// docker's `image pull` event: the reference with its tag (`busybox:latest`) and
+/// `name` without it.
+fn emit_pull(cli: &Cli, image: &str) {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let full = if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    };
+    let name = match full.rfind(':') {
+        Some(i) if !full.contains('@') && !full[i..].contains('/') => &full[..i],
+        _ => full.as_str(),
+    };
+    emit_event(cli, "image", "pull", &full, &[("name", name)]);
+}
+
 fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
     let mut st = open(cli)?;
     Ctx { cli }.engine()?.release_stale_holds(&mut st)?;
@@ -444,13 +491,23 @@ fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
     }
     let mut failed = 0;
     for i in images {
+        let id = st.find(i).map(|r| r.id.to_string()).unwrap_or_default();
         match st.remove(i, force) {
             Ok((removed, freed)) => {
                 for n in removed.untagged {
                     println!("Untagged: {n}");
+                    // docker names the image id in both places of an untag.
+                    emit_event(cli, "image", "untag", &id, &[("name", &id)]);
                 }
                 for d in removed.deleted {
                     println!("Deleted: {d}");
+                    emit_event(
+                        cli,
+                        "image",
+                        "delete",
+                        &d.to_string(),
+                        &[("name", &d.to_string())],
+                    );
                 }
                 if freed.layers + freed.blobs > 0 {
                     println!("Freed {} layers, {} blobs", freed.layers, freed.blobs);
@@ -526,11 +583,14 @@ fn cmd_load(cli: &Cli, input: &Option<PathBuf>) -> Result<()> {
         .load(reader, &name, &reporter)
         .with_context(|| format!("loading {}", name.display()))?;
     for r in recs {
+        let id = r.id.to_string();
         if r.tags.is_empty() {
             println!("Loaded image: {}", r.id);
+            emit_event(cli, "image", "load", &id, &[("name", &id)]);
         }
         for t in &r.tags {
             println!("Loaded image: {t}");
+            emit_event(cli, "image", "load", &id, &[("name", t)]);
         }
     }
     Ok(())
@@ -581,7 +641,11 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
+        Cmd::Events(a) => events::cmd_events(&Ctx { cli }.engine()?, a)?,
         Cmd::Network { cmd } => return netcmds::dispatch(&Ctx { cli }, cmd),
+        Cmd::Healthcheck {
+            cmd: HealthcheckCmd::Run { container },
+        } => return cmds::cmd_healthcheck_run(&Ctx { cli }, container),
         Cmd::Port { container, port } => {
             return netcmds::port(&Ctx { cli }, container, port.as_deref())
         }
@@ -608,6 +672,11 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Tag { source, target } => {
             let mut st = open(cli)?;
             st.tag(source, target)?;
+            let id = st
+                .find(target)
+                .map(|r| r.id.to_string())
+                .unwrap_or_default();
+            emit_event(cli, "image", "tag", &id, &[("name", target)]);
         }
         Cmd::Login {
             registry,
@@ -653,6 +722,7 @@ fn pull_with(
     let rec = st
         .pull(&reference, &opts, reporter)
         .with_context(|| format!("pulling {reference}"))?;
+    emit_pull(cli, image);
     Ok((reference, rec))
 }
 
@@ -694,7 +764,36 @@ pub fn pull_image(ctx: &Ctx, image: &str, platform: Option<&str>) -> Result<()> 
     .map(drop)
 }
 
+/// The monitor's exit command, exactly as the engine writes it (oxcart_engine's
+/// `launch`): `--root R --runroot RR container cleanup ID`. Recognised before clap,
+/// whose command tree (every verb's flags, built at each start) is most of this
+/// binary's start-up cost, on a path every container's exit waits for.
+fn exit_command_args() -> Option<(PathBuf, PathBuf, String)> {
+    let mut a = std::env::args_os().skip(1);
+    let mut next = || a.next();
+    let (f1, root, f2, runroot) = (next()?, next()?, next()?, next()?);
+    let (c, v, id) = (next()?, next()?, next()?);
+    let shape = f1 == "--root" && f2 == "--runroot" && c == "container" && v == "cleanup";
+    if !shape || next().is_some() {
+        return None;
+    }
+    let id = id.into_string().ok().filter(|i| !i.starts_with('-'))?;
+    Some((root.into(), runroot.into(), id))
+}
+
+fn cleanup_fast(root: &Path, runroot: &Path, id: &str) -> Result<i32> {
+    let cfg = oxcart_engine::config::EngineConfig::load(None)?;
+    let layout = oxcart_engine::Layout::new(root, runroot);
+    let mut e = oxcart_engine::Engine::open(layout, cfg)
+        .with_context(|| format!("opening the engine at {}", root.display()))?;
+    e.cleanup(id)?;
+    Ok(0)
+}
+
 fn main() {
+    if let Some((root, runroot, id)) = exit_command_args() {
+        exit_with(cleanup_fast(&root, &runroot, &id));
+    }
     // clap's own errors exit 125 as docker's and podman's flag errors do; help and
     // version are not errors.
     let cli = match Cli::try_parse() {
@@ -705,7 +804,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    match run(&cli) {
+    exit_with(run(&cli));
+}
+
+fn exit_with(r: Result<i32>) -> ! {
+    match r {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             if let Some(x) = e.downcast_ref::<cmds::Exit>() {

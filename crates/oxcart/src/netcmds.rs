@@ -106,7 +106,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             labels,
             name,
         } => {
-            let (_e, mut nets) = open(ctx)?;
+            let (e, mut nets) = open(ctx)?;
             let mut l = BTreeMap::new();
             for kv in labels {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -121,6 +121,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
                 internal: *internal,
                 labels: l,
             })?;
+            e.emit(
+                "network",
+                "create",
+                &n.id,
+                &[("name", &n.name), ("type", "bridge")],
+            );
             println!("{}", n.id);
         }
         NetworkCmd::Ls {
@@ -132,11 +138,22 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             return inspect(ctx, format.as_deref(), networks)
         }
         NetworkCmd::Rm { networks } => {
-            let (_e, mut nets) = open(ctx)?;
+            let (e, mut nets) = open(ctx)?;
             let mut failed = false;
             for n in networks {
-                match nets.remove(n).and_then(|_| nets.release_idle()) {
-                    Ok(_) => println!("{n}"),
+                match nets
+                    .remove(n)
+                    .and_then(|gone| nets.release_idle().map(|()| gone))
+                {
+                    Ok(gone) => {
+                        e.emit(
+                            "network",
+                            "destroy",
+                            &gone.id,
+                            &[("name", &gone.name), ("type", "bridge")],
+                        );
+                        println!("{n}")
+                    }
                     Err(err) => {
                         eprintln!("Error response from daemon: {err}");
                         failed = true;
@@ -149,11 +166,17 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             if !force {
                 bail!("network prune: without --force it would ask for confirmation, which needs a terminal: pass -f");
             }
-            let (_e, mut nets) = open(ctx)?;
+            let (e, mut nets) = open(ctx)?;
             let mut out = Vec::new();
             for n in nets.list()? {
                 if n.name != DEFAULT_NETWORK && nets.containers_on(&n.id)?.is_empty() {
                     nets.remove(&n.id)?;
+                    e.emit(
+                        "network",
+                        "destroy",
+                        &n.id,
+                        &[("name", &n.name), ("type", "bridge")],
+                    );
                     out.push(n.name);
                 }
             }
@@ -177,6 +200,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
             let n = nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
+            e.emit_net_connect("connect", &rec.id, &n);
             // A running container on the default bridge joining a user network now
             // asks the resolver (docker rewrites its resolv.conf the same way).
             if n.name != DEFAULT_NETWORK && nets.netns_path(&rec.id).exists() {
@@ -190,7 +214,8 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
         } => {
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            nets.disconnect(&rec.id, &rec.host_config.network_mode, network)?;
+            let n = nets.disconnect(&rec.id, &rec.host_config.network_mode, network)?;
+            e.emit_net_connect("disconnect", &rec.id, &n);
         }
     }
     Ok(0)

@@ -72,17 +72,6 @@ fn ensure_image(
     }
 }
 
-/// What the image asks that this engine does not do yet is said, never silently
-/// dropped: its `HEALTHCHECK` is not run.
-fn warn_unsupported_image_config(c: &oxcart_engine::types::Config) {
-    let hc = c.healthcheck.as_ref().and_then(|h| h.test.as_ref());
-    if hc.is_some_and(|t| t.first().map(String::as_str) != Some("NONE")) {
-        eprintln!(
-            "WARNING: the image's HEALTHCHECK is not run yet (the container has no health status)"
-        );
-    }
-}
-
 /// Network options not done yet are refused rather than silently dropped.
 fn refuse_unsupported_network_flags(only: &crate::runopts::CliOnly) -> Result<()> {
     if only.ip6.is_some() {
@@ -114,6 +103,7 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
         name: only.name.clone(),
         config,
         host_config,
+        health_on_failure: only.health_on_failure.clone(),
     };
     let rec = if only.pull == PullPolicy::Missing {
         // `create` looks the image up anyway: only when it fails is the store opened
@@ -156,7 +146,6 @@ pub fn cmd_run(ctx: &Ctx, e: &mut Engine, a: &RunArgs, create_only: bool) -> Res
     if let Some(f) = &only.cidfile {
         std::fs::write(f, &rec.id).with_context(|| format!("writing --cidfile {f}"))?;
     }
-    warn_unsupported_image_config(&rec.config);
     if create_only {
         println!("{}", rec.id);
         return Ok(0);
@@ -199,6 +188,8 @@ fn run_attached(
     let started = match e.start_prepare(id)? {
         StartOutcome::Starting(s) => {
             let att = attach::connect(&s.ctr_dir())?;
+            // docker: `attach` comes between `create` and `start`.
+            s.emit_attach();
             let monitor_pid = s.monitor_pid;
             let rec = s.finish()?;
             Some((att, rec, monitor_pid))
@@ -209,7 +200,9 @@ fn run_attached(
         Some(x) => x,
         None => {
             let rec = e.find(id)?;
-            (attach::connect(&e.ctr_dir(&rec.id))?, rec, 0)
+            let att = attach::connect(&e.ctr_dir(&rec.id))?;
+            e.emit_ctr(&rec, "attach", &[]);
+            (att, rec, 0)
         }
     };
     if sig_proxy && !rec.config.tty {
@@ -317,6 +310,9 @@ pub fn cmd_attach(
     if o.status == oxcart_engine::state::Status::Paused {
         bail!("You cannot attach to a paused container, unpause it first");
     }
+    if o.status == oxcart_engine::state::Status::Restarting {
+        bail!("You cannot attach to a restarting container, wait until it is running");
+    }
     if !o.monitor_alive {
         bail!(
             "cannot attach to {}: its monitor died ({})",
@@ -325,6 +321,7 @@ pub fn cmd_attach(
         );
     }
     let att = attach::connect(&e.ctr_dir(&rec.id))?;
+    e.emit_ctr(&rec, "attach", &[]);
     if sig_proxy && !rec.config.tty {
         proxy_signals(e.runtime_of(&rec)?, rec.id.clone());
     }

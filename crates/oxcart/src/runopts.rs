@@ -237,6 +237,12 @@ pub struct RunFlags {
     /// Consecutive failures needed to report unhealthy
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub health_retries: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long, value_name = "duration", allow_hyphen_values = true)]
+    pub health_start_interval: Option<String>,
+    /// Action when the container turns unhealthy: none, kill, restart, stop (podman's)
+    #[arg(long, value_name = "action")]
+    pub health_on_failure: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long)]
     pub no_healthcheck: bool,
@@ -281,6 +287,8 @@ pub struct CliOnly {
     pub network_aliases: Vec<String>,
     pub ip: Option<String>,
     pub ip6: Option<String>,
+    /// podman's `--health-on-failure`.
+    pub health_on_failure: Option<String>,
 }
 
 /// A bad flag value, in docker's words.
@@ -375,6 +383,7 @@ impl RunFlags {
             network_aliases: self.network_alias.clone(),
             ip: self.ip.clone(),
             ip6: self.ip6.clone(),
+            health_on_failure: self.health_on_failure.clone(),
         })
     }
 
@@ -442,9 +451,11 @@ impl RunFlags {
             (&self.health_interval, "--health-interval"),
             (&self.health_timeout, "--health-timeout"),
             (&self.health_start_period, "--health-start-period"),
+            (&self.health_start_interval, "--health-start-interval"),
         ];
         let any_health = self.health_cmd.is_some()
             || self.health_retries.is_some()
+            || self.health_on_failure.is_some()
             || durations.iter().any(|(v, _)| v.is_some());
         if self.no_healthcheck {
             if any_health {
@@ -460,7 +471,7 @@ impl RunFlags {
         if !any_health {
             return Ok(None);
         }
-        let mut ns = [0i64; 3];
+        let mut ns = [0i64; 4];
         for (slot, (v, flag)) in ns.iter_mut().zip(durations) {
             if let Some(v) = v {
                 *slot = parse_go_duration(v).map_err(|why| invalid(flag, v, why))?;
@@ -479,15 +490,12 @@ impl RunFlags {
             ));
         }
         Ok(Some(HealthConfig {
-            test: self
-                .health_cmd
-                .as_ref()
-                .map(|c| vec!["CMD-SHELL".into(), c.clone()]),
+            test: self.health_cmd.as_deref().map(health_test).transpose()?,
             interval: ns[0],
             timeout: ns[1],
             start_period: ns[2],
+            start_interval: ns[3],
             retries,
-            ..Default::default()
         }))
     }
 
@@ -1235,7 +1243,32 @@ fn mount_volume_opt(vo: &mut serde_json::Map<String, serde_json::Value>, key: &s
     }
 }
 
-fn parse_restart(r: &str) -> R<RestartPolicy> {
+/// `--health-cmd`: docker's string, run by the container's shell (`CMD-SHELL`);
+/// podman's additions: a JSON array (`["CMD", "arg"]`, `CMD` when its first word is
+/// not a probe type) and `none` (`NONE`: no check, as `--no-healthcheck`).
+fn health_test(c: &str) -> R<Vec<String>> {
+    if c.eq_ignore_ascii_case("none") {
+        return Ok(vec!["NONE".into()]);
+    }
+    if c.trim_start().starts_with('[') {
+        let v: Vec<String> = serde_json::from_str(c).map_err(|e| {
+            invalid(
+                "--health-cmd",
+                c,
+                format!("not a JSON array of strings: {e}"),
+            )
+        })?;
+        return Ok(match v.first().map(String::as_str) {
+            None => return Err(invalid("--health-cmd", c, "empty command")),
+            Some("CMD" | "CMD-SHELL" | "NONE") => v,
+            Some(_) => std::iter::once("CMD".to_string()).chain(v).collect(),
+        });
+    }
+    Ok(vec!["CMD-SHELL".into(), c.to_string()])
+}
+
+/// `--restart` (also `update --restart`).
+pub fn parse_restart(r: &str) -> R<RestartPolicy> {
     let parts: Vec<&str> = r.split(':').collect();
     let (name, count) =
         match parts[..] {

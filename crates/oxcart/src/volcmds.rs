@@ -77,6 +77,10 @@ pub enum VolumeCmd {
 
 #[derive(Subcommand)]
 pub enum SystemCmd {
+    /// Start the containers a reboot stopped (restart policies), reclaiming what it left
+    Boot,
+    /// Get real time events from the engine
+    Events(crate::events::EventsArgs),
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -342,12 +346,22 @@ fn print_deleted(title: &str, names: &[String]) {
 }
 
 pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
-    match cmd {
-        // The service opens the engine per request; it needs no handle of its own.
-        SystemCmd::Service { time, group, uri } => {
-            crate::service::cmd_service(ctx, *time, group.clone(), uri.as_deref())
+    if let SystemCmd::Boot = cmd {
+        let code = crate::cmds::cmd_system_boot(ctx)?;
+        if code != 0 {
+            return Err(crate::cmds::Exit(code).into());
         }
-        SystemCmd::Df { verbose } => system_df(ctx, &mut ctx.engine()?, *verbose),
+        return Ok(());
+    }
+    // The service opens the engine per request; it needs no handle of its own.
+    if let SystemCmd::Service { time, group, uri } = cmd {
+        return crate::service::cmd_service(ctx, *time, group.clone(), uri.as_deref());
+    }
+    let mut e = ctx.engine()?;
+    match cmd {
+        SystemCmd::Boot | SystemCmd::Service { .. } => Ok(()),
+        SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
+        SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {
             all,
             volumes,
@@ -365,7 +379,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
             if !force && !confirm(&warn)? {
                 return Ok(());
             }
-            system_prune(ctx, &mut ctx.engine()?, *all, *volumes)
+            system_prune(ctx, &mut e, *all, *volumes)
         }
     }
 }

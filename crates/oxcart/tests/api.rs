@@ -279,6 +279,32 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
     let v = ox.inspect(id);
     assert_eq!(v["State"]["Status"], "exited");
     svc.ok("/usr/local/bin/docker", &["rm", id]);
+    // The engine's events journal, through the API: the run above, in docker's shape.
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let ev = svc.ok(
+        "/usr/bin/docker",
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{.Status}}",
+        ],
+    );
+    for want in ["create", "start", "die"] {
+        assert!(ev.lines().any(|l| l == want), "{want} in {ev}");
+    }
     // Errors keep docker's wording and the CLI's exit codes.
     let o = svc.docker("/usr/bin/docker", &["rm", "nosuch"]);
     assert!(

@@ -1124,3 +1124,65 @@ fn cp_sees_a_running_containers_mounts() {
     ox.ok(&["rm", "-f", &id]);
     ox.assert_clean();
 }
+
+/// `oxcart-runtime state ID` through the binary, on the engine's runtime root:
+/// its status, or "gone" when the binary does not know the container.
+fn binary_state(ox: &Ox, id: &str) -> String {
+    let (rt, _) = helper_bins();
+    let o = Command::new(rt)
+        .arg("--root")
+        .arg(ox.runroot().join("runtime").join("oxcart-runtime"))
+        .args(["state", id])
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        assert!(e(&o).contains("does not exist"), "{}", e(&o));
+        return "gone".into();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+/// The engine calls its own runtime's library for start, kill, state and delete
+/// (`OXCART_RUNTIME_CLI=1` forces the binary): both work on the same state, so a
+/// container one path made or changed is what the other reads.
+#[test]
+fn the_runtime_library_and_binary_share_a_containers_state() {
+    let ox = new_ox().pulled();
+    let id = ox.detached(&["--name", "lb"], &["sleep", "1000"]);
+    assert_eq!(binary_state(&ox, &id), "running");
+    // kill and the runtime's delete by the library; the binary sees the result.
+    ox.ok(&["stop", "-t", "0", "lb"]);
+    assert_eq!(ox.inspect("lb")["State"]["Status"], "exited");
+    assert_eq!(binary_state(&ox, &id), "gone");
+    // started by the binary, stopped and removed by the library.
+    let o = ox
+        .cmd()
+        .env("OXCART_RUNTIME_CLI", "1")
+        .args(["start", "lb"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", e(&o));
+    assert_eq!(binary_state(&ox, &id), "running");
+    assert_eq!(ox.inspect("lb")["State"]["Running"], true);
+    let err = ox.fail(125, &["kill", "-s", "NOSUCHSIG", "lb"]);
+    assert!(err.to_lowercase().contains("signal"), "{err}");
+    // pid 1 of a pid namespace ignores a signal it has no handler for
+    // (pid_namespaces(7)), except SIGKILL.
+    ox.ok(&["kill", "-s", "USR1", "lb"]);
+    assert_eq!(binary_state(&ox, &id), "running");
+    ox.ok(&["kill", "lb"]);
+    assert!(eventually(10, || ox.inspect("lb")["State"]["Status"] == "exited"));
+    assert_eq!(binary_state(&ox, &id), "gone");
+    ox.ok(&["start", "lb"]);
+    assert_eq!(binary_state(&ox, &id), "running");
+    let o = ox
+        .cmd()
+        .env("OXCART_RUNTIME_CLI", "1")
+        .args(["rm", "-f", "lb"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", e(&o));
+    assert_eq!(binary_state(&ox, &id), "gone");
+    ox.assert_clean();
+}

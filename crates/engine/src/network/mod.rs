@@ -150,6 +150,13 @@ pub struct Networks {
     table: String,
 }
 
+impl Drop for Networks {
+    fn drop(&mut self) {
+        // The same database as the engine's (crate::db::tune): keep its WAL short.
+        oxcart_image::db::trim_wal(&self.conn);
+    }
+}
+
 /// The pools docker draws default subnets from: 172.17–31.0.0/16, then
 /// 192.168.0.0/16 in /20s.
 fn candidate_subnets() -> impl Iterator<Item = Subnet> {
@@ -216,6 +223,7 @@ impl Networks {
         let conn = Connection::open(layout.db_path())?;
         conn.busy_timeout(Duration::from_secs(30))?;
         crate::db::set_wal(&conn)?;
+        crate::db::tune(&conn)?;
         crate::db::retry_busy(|| {
             conn.execute_batch(ipam::SCHEMA)?;
             conn.execute_batch(ports::SCHEMA)?;
@@ -936,12 +944,18 @@ pub fn setup(
 
 /// Release whatever of a container's networking is left (cleanup, `rm`, a new start
 /// after a crash). Cheap when there is nothing: no lock, no firewall change.
-pub fn release(layout: &Layout, id: &str) -> crate::error::Result<()> {
+pub fn release(layout: &Layout, id: &str) -> crate::error::Result<Vec<Network>> {
     let mut nets = Networks::open(layout)?;
-    if nets.holds_anything(id)? {
-        nets.detach(id)?;
+    if !nets.holds_anything(id)? {
+        return Ok(Vec::new());
     }
-    Ok(())
+    // What is detached, for the `network disconnect` events of cleanup and rm.
+    let gone = nets
+        .endpoints(id)
+        .map(|eps| eps.into_iter().map(|ep| ep.network).collect())
+        .unwrap_or_default();
+    nets.detach(id)?;
+    Ok(gone)
 }
 
 /// The container's endpoints for `inspect`'s `NetworkSettings` (empty if none).

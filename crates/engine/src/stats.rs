@@ -1,0 +1,231 @@
+//! `stats`: one sample of a container's resource use, from its cgroup (the cgroups
+//! crate's `Manager::usage`, v1, v2 and hybrid alike) and its network namespace
+//! (`/proc/<pid>/net/dev`). The figures docker's CLI derives are computed here
+//! (memory without the inactive file cache, block I/O summed by direction); the
+//! CLI turns two samples into a CPU percentage and prints.
+
+use crate::error::{EngineError, Result};
+use crate::record::Record;
+use crate::state::Observed;
+use oxcart_cgroups::{Layout as CgLayout, Manager};
+
+/// One sample. Zero everywhere for a container that does not run (docker prints
+/// `0.00%`, `0B / 0B` for those).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub running: bool,
+    /// Nanoseconds of CPU the cgroup used.
+    pub cpu_ns: u64,
+    /// The host's CPU time (all CPUs) in nanoseconds, from /proc/stat (docker's
+    /// `system_cpu_usage`).
+    pub system_ns: u64,
+    pub online_cpus: u32,
+    /// When the sample was taken and when the container started (unix nanoseconds).
+    pub at_ns: i64,
+    pub started_ns: i64,
+    /// docker CLI's memory usage: usage minus `total_inactive_file` (v1) or
+    /// `inactive_file` (v2).
+    pub mem_usage: u64,
+    /// The cgroup's limit, or the host's memory when it has none (docker's daemon).
+    pub mem_limit: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub blk_read: u64,
+    pub blk_write: u64,
+    pub pids: u64,
+}
+
+/// What is read once per `stats` command (the cgroup layout, the host's memory) or
+/// once per frame (the host's CPU time) rather than per container.
+pub struct StatsHost {
+    layout: CgLayout,
+    mem_total: u64,
+    system: (u64, u32),
+}
+
+impl StatsHost {
+    pub fn new() -> Result<StatsHost> {
+        let layout =
+            CgLayout::detect().map_err(|e| EngineError::Invalid(format!("cgroups: {e}")))?;
+        let mem_total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        Ok(StatsHost {
+            layout,
+            mem_total,
+            system: system_cpu(),
+        })
+    }
+
+    /// Read the host's CPU time again (once per frame).
+    pub fn refresh(&mut self) {
+        self.system = system_cpu();
+    }
+}
+
+/// The host's CPU time in nanoseconds and the number of online CPUs, as docker's
+/// daemon reads them (the `cpu` line of /proc/stat, USER_HZ ticks).
+pub fn system_cpu() -> (u64, u32) {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let mut total = 0u64;
+    let mut cpus = 0u32;
+    for l in s.lines() {
+        if let Some(rest) = l.strip_prefix("cpu ") {
+            // user nice system idle iowait irq softirq steal (guest is in user).
+            total = rest
+                .split_whitespace()
+                .take(8)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum();
+        } else if l.starts_with("cpu") {
+            cpus += 1;
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    (total * (1_000_000_000 / hz), cpus)
+}
+
+/// Received and sent bytes over the interfaces of `pid`'s network namespace, the
+/// loopback excluded (docker counts the container's endpoints only).
+pub fn net_bytes(pid: i32) -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
+        return (0, 0);
+    };
+    let (mut rx, mut tx) = (0, 0);
+    for l in s.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() >= 9 {
+            rx += f[0];
+            tx += f[8];
+        }
+    }
+    (rx, tx)
+}
+
+/// A sample of a container as `Engine::observe` left it. Needs no engine, so the
+/// caller may sample many containers on several threads.
+pub fn sample(host: &StatsHost, rec: &Record, obs: &Observed) -> Result<Sample> {
+    if !obs.status.is_running() || obs.pid <= 0 {
+        return Ok(Sample::default());
+    }
+    let cg = crate::start::cgroups_path(rec);
+    let m = Manager::with_layout(&host.layout, Some(&cg), &rec.id)
+        .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", rec.id)))?;
+    let u = m
+        .usage()
+        .map_err(|e| EngineError::Invalid(format!("stats of {}: {e}", rec.id)))?;
+    // docker CLI's calculateMemUsageUnixNoCache.
+    let mem_usage = if u.mem_inactive_file < u.mem_usage {
+        u.mem_usage - u.mem_inactive_file
+    } else {
+        u.mem_usage
+    };
+    let mem_limit = match u.mem_limit {
+        0 => host.mem_total,
+        l if host.mem_total > 0 => l.min(host.mem_total),
+        l => l,
+    };
+    // No endpoint of its own: docker shows 0B / 0B for `host` and `none`.
+    let (net_rx, net_tx) = if matches!(rec.host_config.network_mode.as_str(), "host" | "none") {
+        (0, 0)
+    } else {
+        net_bytes(obs.pid)
+    };
+    let (system_ns, online_cpus) = host.system;
+    Ok(Sample {
+        running: true,
+        cpu_ns: u.cpu_ns,
+        system_ns,
+        online_cpus,
+        at_ns: oxcart_jsonlog::events::now_nanos(),
+        started_ns: crate::time::parse(&obs.started_at)
+            .map(|(s, n)| s * 1_000_000_000 + i64::from(n))
+            .unwrap_or(0),
+        mem_usage,
+        mem_limit,
+        net_rx,
+        net_tx,
+        blk_read: u.blk_read,
+        blk_write: u.blk_write,
+        pids: u.pids,
+    })
+}
+
+/// docker CLI's CPU percentage between two samples (calculateCPUPercentUnix):
+/// the container's share of the host's CPU time, times the online CPUs.
+pub fn cpu_percent(prev: &Sample, cur: &Sample) -> f64 {
+    let cpu = cur.cpu_ns as f64 - prev.cpu_ns as f64;
+    let sys = cur.system_ns as f64 - prev.system_ns as f64;
+    if cpu > 0.0 && sys > 0.0 {
+        cpu / sys * f64::from(cur.online_cpus.max(1)) * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// The CPU percentage of a single sample: the average since the container started
+/// (podman's `stats --no-stream`; docker's waits a second for a second sample).
+pub fn cpu_percent_since_start(s: &Sample) -> f64 {
+    let wall = (s.at_ns - s.started_ns) as f64;
+    if s.started_ns <= 0 || wall <= 0.0 {
+        return 0.0;
+    }
+    s.cpu_ns as f64 / wall * 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_as_docker() {
+        let a = Sample {
+            cpu_ns: 1_000,
+            system_ns: 10_000,
+            online_cpus: 2,
+            ..Default::default()
+        };
+        let b = Sample {
+            cpu_ns: 2_000,
+            system_ns: 20_000,
+            online_cpus: 2,
+            ..Default::default()
+        };
+        assert!((cpu_percent(&a, &b) - 20.0).abs() < 1e-9);
+        assert_eq!(cpu_percent(&b, &b), 0.0);
+        let s = Sample {
+            cpu_ns: 500_000_000,
+            at_ns: 2_000_000_000,
+            started_ns: 1_000_000_000,
+            ..Default::default()
+        };
+        assert!((cpu_percent_since_start(&s) - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn proc_stat_has_the_host_cpus() {
+        let (ns, cpus) = system_cpu();
+        assert!(ns > 0 && cpus >= 1);
+        let (rx, tx) = net_bytes(std::process::id() as i32);
+        let _ = (rx, tx);
+    }
+}

@@ -1,0 +1,280 @@
+//! `stats` (and `container stats`): docker's columns, units and calculations
+//! (docker CLI's cli/command/container/stats_helpers.go and formatter/stats.go)
+//! over the engine's samples; streamed and redrawn each second, or `--no-stream`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use oxcart_engine::record::Record;
+use oxcart_engine::runtime::Runtime;
+use oxcart_engine::state::{observe, Observed};
+use oxcart_engine::stats::{cpu_percent, cpu_percent_since_start, sample, Sample, StatsHost};
+use oxcart_engine::Engine;
+use oxcart_template::Formatter;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    pub containers: Vec<String>,
+}
+
+/// docker's default `stats` table.
+const DEFAULT_FORMAT: &str =
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+fn headers() -> Value {
+    json!({
+        "Container": "CONTAINER",
+        "ID": "CONTAINER ID",
+        "Name": "NAME",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    })
+}
+
+pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
+    let fmt = match a.format.as_deref().map(str::trim) {
+        None | Some("") | Some("table") => DEFAULT_FORMAT,
+        Some(f) => f,
+    };
+    let formatter =
+        Formatter::new(fmt).with_context(|| format!("template parsing error: {fmt}"))?;
+    let mut host = StatsHost::new()?;
+    // Named containers are resolved once: a missing one is an error up front.
+    let named: Vec<(String, Record)> = a
+        .containers
+        .iter()
+        .map(|n| e.find(n).map(|r| (n.clone(), r)))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut prev: HashMap<String, Sample> = HashMap::new();
+    let stdout = std::io::stdout();
+    loop {
+        let targets = targets(e, &named)?;
+        let samples = sample_all(&host, &targets)?;
+        let mut rows = Vec::with_capacity(targets.len());
+        let mut next = HashMap::with_capacity(targets.len());
+        for (t, (obs, s)) in targets.iter().zip(samples) {
+            // Without names: the running containers, or all with -a (docker).
+            if named.is_empty() && !a.all && !obs.status.is_running() {
+                continue;
+            }
+            let (label, rec) = (&t.label, &t.rec);
+            let cpu = match prev.get(&rec.id) {
+                Some(p) if p.running && s.running => cpu_percent(p, &s),
+                _ => cpu_percent_since_start(&s),
+            };
+            rows.push(row(label, rec, &s, cpu, a.no_trunc));
+            next.insert(rec.id.clone(), s);
+        }
+        prev = next;
+        let text = formatter.render(&rows, &headers())?;
+        let mut out = stdout.lock();
+        if !a.no_stream {
+            // docker's CLI clears the screen and homes the cursor for each frame.
+            out.write_all(b"\x1b[2J\x1b[H")?;
+        }
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        if a.no_stream {
+            return Ok(());
+        }
+        drop(out);
+        std::thread::sleep(Duration::from_secs(1));
+        host.refresh();
+    }
+}
+
+/// A container of this frame: what `observe` needs, gathered from the engine (whose
+/// database handle stays on this thread).
+struct Target {
+    label: String,
+    rec: Record,
+    dir: PathBuf,
+    runtime: Option<Runtime>,
+}
+
+fn observe_and_sample(host: &StatsHost, t: &Target) -> Result<(Observed, Sample)> {
+    let obs = observe(&t.dir, &t.rec, &|| t.runtime.clone())?;
+    let s = sample(host, &t.rec, &obs)?;
+    Ok((obs, s))
+}
+
+/// Each container's state and sample, on up to as many threads as CPUs (at most 4):
+/// each is a handful of small file reads, so with many containers they overlap.
+fn sample_all(host: &StatsHost, targets: &[Target]) -> Result<Vec<(Observed, Sample)>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if targets.len() < 8 || threads < 2 {
+        return targets
+            .iter()
+            .map(|t| observe_and_sample(host, t))
+            .collect();
+    }
+    let chunk = targets.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|t| observe_and_sample(host, t))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(targets.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a stats thread panicked"))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+/// The containers of this frame: the named ones, else every container (filtered to
+/// the running ones once observed), listed anew each frame as docker follows starts
+/// and stops.
+fn targets(e: &Engine, named: &[(String, Record)]) -> Result<Vec<Target>> {
+    let recs: Vec<(String, Record)> = if named.is_empty() {
+        e.list()?
+            .into_iter()
+            .map(|r| (r.id[..12.min(r.id.len())].to_string(), r))
+            .collect()
+    } else {
+        named.to_vec()
+    };
+    let mut runtimes: HashMap<String, Option<Runtime>> = HashMap::new();
+    Ok(recs
+        .into_iter()
+        .map(|(label, rec)| {
+            let runtime = runtimes
+                .entry(rec.runtime.clone())
+                .or_insert_with(|| e.runtime_of(&rec).ok())
+                .clone();
+            Target {
+                dir: e.ctr_dir(&rec.id),
+                label,
+                rec,
+                runtime,
+            }
+        })
+        .collect())
+}
+
+fn row(label: &str, rec: &Record, s: &Sample, cpu: f64, no_trunc: bool) -> Value {
+    let mem_pct = if s.mem_limit > 0 {
+        s.mem_usage as f64 / s.mem_limit as f64 * 100.0
+    } else {
+        0.0
+    };
+    let id = if no_trunc {
+        rec.id.clone()
+    } else {
+        rec.id[..12.min(rec.id.len())].to_string()
+    };
+    json!({
+        "BlockIO": format!("{} / {}", decimal_size(s.blk_read), decimal_size(s.blk_write)),
+        "CPUPerc": format!("{cpu:.2}%"),
+        "Container": label,
+        "ID": id,
+        "MemPerc": format!("{mem_pct:.2}%"),
+        "MemUsage": format!("{} / {}", binary_size(s.mem_usage), binary_size(s.mem_limit)),
+        "Name": rec.name.trim_start_matches('/'),
+        "NetIO": format!("{} / {}", decimal_size(s.net_rx), decimal_size(s.net_tx)),
+        "PIDs": s.pids.to_string(),
+    })
+}
+
+/// go-units' CustomSize: divide by `base` while it fits, then Go's `%.{prec}g`.
+fn custom_size(n: u64, base: f64, units: &[&str], prec: usize) -> String {
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= base && i < units.len() - 1 {
+        v /= base;
+        i += 1;
+    }
+    format!("{}{}", go_g(v, prec), units[i])
+}
+
+/// go-units' BytesSize (`%.4g` over powers of 1024): `1.5MiB`, `0B`.
+pub fn binary_size(n: u64) -> String {
+    custom_size(
+        n,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+        4,
+    )
+}
+
+/// go-units' HumanSizeWithPrecision(n, 3) (powers of 1000): `1.23MB`, `0B`.
+pub fn decimal_size(n: u64) -> String {
+    custom_size(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"], 3)
+}
+
+/// Go's `%.{p}g`: `p` significant digits, trailing zeros dropped, the exponent form
+/// when the exponent is below -4 or at least `p` (`1e+03`).
+fn go_g(v: f64, p: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{:.*e}", p.saturating_sub(1), v);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mant), exp.abs());
+    }
+    let decimals = (p as i32 - 1 - exp).max(0) as usize;
+    trim(&format!("{v:.decimals$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_as_go_units() {
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(1536), "1.5KiB");
+        assert_eq!(binary_size(10 * 1024 * 1024), "10MiB");
+        assert_eq!(binary_size(1_992_294_400), "1.855GiB");
+        assert_eq!(binary_size(1023), "1023B");
+        assert_eq!(decimal_size(0), "0B");
+        assert_eq!(decimal_size(1_234_567), "1.23MB");
+        assert_eq!(decimal_size(4_400), "4.4kB");
+        assert_eq!(decimal_size(999), "999B");
+        assert_eq!(decimal_size(999_960), "1e+03kB");
+        assert_eq!(go_g(123.45, 3), "123");
+        assert_eq!(go_g(0.5, 3), "0.5");
+    }
+}
