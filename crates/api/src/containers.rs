@@ -49,9 +49,7 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
             crate::images::archive(st, id, r).await
         }
         (3, "export", &M::GET) => crate::images::export(st, id).await,
-        (3, "stats", &M::GET) => Err(ApiError::not_implemented(
-            "stats: container statistics are not collected by this engine yet",
-        )),
+        (3, "stats", &M::GET) => stats(st, id, &r).await,
         _ => Err(not_found_route(&r)),
     }
 }
@@ -621,6 +619,88 @@ async fn prune(st: Arc<State>, r: Req) -> ApiResult {
     Ok(http::json(
         &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
     ))
+}
+
+/// docker's stats JSON (`types.StatsJSON`) of a sample and the one before it.
+fn stats_json(
+    rec: &Record,
+    pre: &oxcart_engine::stats::Sample,
+    cur: &oxcart_engine::stats::Sample,
+) -> Value {
+    let t = |ns: i64| {
+        if ns <= 0 {
+            oxcart_engine::time::ZERO.to_string()
+        } else {
+            oxcart_jsonlog::Timestamp {
+                secs: ns.div_euclid(1_000_000_000),
+                nanos: ns.rem_euclid(1_000_000_000) as u32,
+            }
+            .to_string()
+        }
+    };
+    let cpu = |s: &oxcart_engine::stats::Sample| {
+        json!({
+            "cpu_usage": {"total_usage": s.cpu_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+            "system_cpu_usage": s.system_ns, "online_cpus": s.online_cpus,
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+        })
+    };
+    json!({
+        "read": t(cur.at_ns), "preread": t(pre.at_ns),
+        "pids_stats": {"current": cur.pids},
+        "blkio_stats": {"io_service_bytes_recursive": [
+            {"major": 0, "minor": 0, "op": "read", "value": cur.blk_read},
+            {"major": 0, "minor": 0, "op": "write", "value": cur.blk_write},
+        ]},
+        "num_procs": 0, "storage_stats": {},
+        "cpu_stats": cpu(cur), "precpu_stats": cpu(pre),
+        // The engine's usage already has the inactive file pages out (what docker's
+        // CLI subtracts), so `stats` is empty.
+        "memory_stats": {"usage": cur.mem_usage, "limit": cur.mem_limit, "stats": {}},
+        "name": format!("/{}", rec.name), "id": rec.id,
+        "networks": {"eth0": {"rx_bytes": cur.net_rx, "tx_bytes": cur.net_tx,
+            "rx_packets": 0, "tx_packets": 0, "rx_errors": 0, "tx_errors": 0,
+            "rx_dropped": 0, "tx_dropped": 0}},
+    })
+}
+
+/// `GET /containers/{id}/stats[?stream=0]`: a sample a second (docker's pace), each
+/// with the one before it; `stream=0` answers one, after a second's sampling.
+async fn stats(st: Arc<State>, id: String, r: &Req) -> ApiResult {
+    let stream = r.query.bool_or("stream", true);
+    let one_shot = r.query.bool("one-shot");
+    let st2 = st.clone();
+    let rec = blocking(move || Ok(st2.engine()?.find(&id)?)).await?;
+    let (tx, body) = http::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let Ok(e) = st.engine() else { return };
+        let Ok(mut host) = oxcart_engine::stats::StatsHost::new() else {
+            return;
+        };
+        let take = |host: &oxcart_engine::stats::StatsHost| {
+            e.observe(&rec)
+                .ok()
+                .and_then(|o| oxcart_engine::stats::sample(host, &rec, &o).ok())
+                .unwrap_or_default()
+        };
+        let mut pre = oxcart_engine::stats::Sample::default();
+        if !stream && !one_shot {
+            pre = take(&host);
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            host.refresh();
+        }
+        loop {
+            let cur = take(&host);
+            let line = format!("{}\n", stats_json(&rec, &pre, &cur));
+            if tx.blocking_send(bytes::Bytes::from(line)).is_err() || !stream {
+                return;
+            }
+            pre = cur;
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            host.refresh();
+        }
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
 }
 
 /// Whether a container is running, and its record (for the stream endpoints).

@@ -612,6 +612,23 @@ fn logs_follow_cp_and_the_state_verbs() {
     assert_eq!(stderr(&o), "bye\n");
     svc.ok(d, &["restart", "-t", "1", "renamed"]);
     assert_eq!(ox.inspect("renamed")["State"]["Running"], true);
+    // stats: docker's JSON, which both CLIs compute their columns from.
+    for dk in DOCKERS {
+        let st = svc.ok(
+            dk,
+            &[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+                "renamed",
+            ],
+        );
+        assert!(
+            st.starts_with("renamed ") && !st.contains("0B / 0B") && st.trim().ends_with(" 2"),
+            "{dk}: {st}"
+        );
+    }
     // ps filters, in both JSON shapes.
     svc.ok(
         d,
