@@ -221,7 +221,6 @@ async fn start(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
         tty,
         detach: false,
         privileged: inst.cfg.privileged,
-        console_socket: None,
     };
     let st2 = st.clone();
     let ctr = inst.container.clone();

@@ -20,9 +20,6 @@ pub struct ExecOptions {
     pub tty: bool,
     pub detach: bool,
     pub privileged: bool,
-    /// With `tty`: where the runtime sends the pty's master (`--console-socket`), for
-    /// a caller that is not a terminal itself (the API service).
-    pub console_socket: Option<PathBuf>,
 }
 
 /// A prepared exec: the command to run (stdio is the caller's) and the files to
@@ -92,9 +89,6 @@ impl Engine {
         }
         if opts.detach {
             c.arg("--detach");
-        }
-        if let Some(s) = opts.console_socket.as_ref().filter(|_| opts.tty) {
-            c.arg("--console-socket").arg(s);
         }
         c.arg(&rec.id);
         Ok(PreparedExec {

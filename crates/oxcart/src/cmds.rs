@@ -377,7 +377,6 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
         tty: a.tty,
         detach: a.detach,
         privileged: a.privileged,
-        console_socket: None,
     };
     let mut p = e.prepare_exec(&rec, &opts)?;
     // docker's exec events: the action carries the command, `execID` the exec's id.
