@@ -42,9 +42,13 @@ PACKAGES=(
     runsc
     # benchmarks (bench/pull.sh builds a Debian image with debootstrap)
     hyperfine debootstrap
+    # the API service's end-to-end tests drive Debian's docker-compose (1.29) against it
+    docker-compose
     # the engine's bridge networks: firewall rules are applied with `nft -f -`;
     # the network tests' UDP echo server and clients are python3 scripts
     nftables python3
+    # testcontainers-python (the API service's end-to-end test) lives in a venv
+    python3-venv
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -63,6 +67,13 @@ fi
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 # Likewise the host's docker and containerd services: the tests start private daemons.
 systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+
+# testcontainers-python from PyPI, for crates/oxcart/tests/api.rs, in a venv of its own
+# (Debian's python stays untouched).
+if [ ! -x /opt/oxcart-venv/bin/python ]; then
+    /usr/bin/python3 -m venv /opt/oxcart-venv
+fi
+/opt/oxcart-venv/bin/pip install -q --disable-pip-version-check 'testcontainers==4.15.0'
 
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then

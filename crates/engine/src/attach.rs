@@ -136,6 +136,12 @@ pub fn connect(ctr_dir: &Path) -> Result<AttachConn, AttachError> {
 }
 
 impl AttachConn {
+    /// The connection's socket, for a caller that relays frames itself (the API
+    /// service, with its own event loop).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// Sets the container's terminal size (ignored by a monitor without a tty).
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), AttachError> {
         send_blocking(self.fd.as_fd(), &resize_frame(rows, cols)).map_err(AttachError::Io)
@@ -380,13 +386,13 @@ fn parse_exit(payload: &[u8]) -> Result<AttachEnd, AttachError> {
 
 /// docker's escape proxy: bytes matching a prefix of the keys are held back until
 /// the sequence completes (detach) or breaks (they are sent after all).
-struct Detach {
+pub struct Detach {
     keys: Vec<u8>,
     matched: usize,
 }
 
 impl Detach {
-    fn new(keys: &[u8]) -> Self {
+    pub fn new(keys: &[u8]) -> Self {
         Detach {
             keys: keys.to_vec(),
             matched: 0,
@@ -394,7 +400,7 @@ impl Detach {
     }
 
     /// Appends to `out` what should reach the container; true when the keys completed.
-    fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+    pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
         if self.keys.is_empty() {
             out.extend_from_slice(input);
             return false;

@@ -55,8 +55,9 @@ impl Engine {
 
     /// The container's derived state; asks the runtime only when the monitor died.
     pub fn observe(&self, rec: &Record) -> Result<Observed> {
-        let rt = self.runtime_of(rec).ok();
-        observe(&self.ctr_dir(&rec.id), rec, rt.as_ref())
+        // Resolving the runtime reads /proc/self/exe; a listing of many containers
+        // needs it for none of those whose monitor is alive.
+        observe(&self.ctr_dir(&rec.id), rec, &|| self.runtime_of(rec).ok())
     }
 
     /// Ids of the containers that use an image (for `rmi`).

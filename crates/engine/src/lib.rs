@@ -18,6 +18,7 @@ pub mod exec;
 pub mod fs;
 pub mod health;
 pub mod inspect;
+pub mod listing;
 pub mod lock;
 pub mod monitor;
 pub mod names;

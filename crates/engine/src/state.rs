@@ -187,9 +187,13 @@ pub fn monitor_alive(m: &MonitorInfo, boot: &str) -> bool {
     m.boot_id == boot && proc_start_time(m.pid) == Some(m.start_time)
 }
 
-/// Derive a container's state. `runtime` is consulted only when the monitor died
+/// Derive a container's state. `runtime` is asked for (and consulted) only when the monitor died
 /// without writing an exit: then the runtime alone knows whether the container runs.
-pub fn observe(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Result<Observed> {
+pub fn observe(
+    ctr_dir: &Path,
+    rec: &Record,
+    runtime: &dyn Fn() -> Option<Runtime>,
+) -> Result<Observed> {
     let mut o = observe_run(ctr_dir, rec, runtime)?;
     let restart = read_restart(ctr_dir)?;
     if let Some(r) = &restart {
@@ -222,7 +226,11 @@ pub fn observe(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Resul
 }
 
 /// The state of the current run alone, before restarts and health are read.
-fn observe_run(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Result<Observed> {
+fn observe_run(
+    ctr_dir: &Path,
+    rec: &Record,
+    runtime: &dyn Fn() -> Option<Runtime>,
+) -> Result<Observed> {
     let monitor = read_monitor(ctr_dir)?;
     let exit = read_exit(ctr_dir)?;
     let mut o = Observed {
@@ -273,7 +281,7 @@ fn observe_run(ctr_dir: &Path, rec: &Record, runtime: Option<&Runtime>) -> Resul
         return Ok(o);
     }
     // The monitor died (kill -9, OOM): ask the runtime, then the container's pid.
-    let rt_state = match runtime {
+    let rt_state = match runtime() {
         Some(rt) => rt.state(&rec.id).ok().flatten(),
         None => None,
     };
@@ -324,11 +332,13 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         write_monitor(d.path(), &boot_id());
         assert_eq!(
-            observe(d.path(), &record(), None).expect("observe").status,
+            observe(d.path(), &record(), &|| None)
+                .expect("observe")
+                .status,
             Status::Running
         );
         write_monitor(d.path(), "another-boot");
-        let o = observe(d.path(), &record(), None).expect("observe");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
         assert_eq!(o.status, Status::Exited);
         assert_eq!(o.exit.map(|e| e.exit_code), Some(255));
         assert!(o.error.contains("rebooted"), "{}", o.error);
@@ -340,7 +350,7 @@ mod tests {
         write_monitor(d.path(), &boot_id());
         let r = r#"{"restart_count":3,"restarting":true,"exit_code":7,"finished_at":"2024-01-01T00:00:01Z"}"#;
         std::fs::write(d.path().join(RESTART_FILE), r).expect("write");
-        let o = observe(d.path(), &record(), None).expect("observe");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
         assert_eq!(
             (o.status, o.pid, o.restart_count),
             (Status::Restarting, 0, 3)
@@ -348,7 +358,7 @@ mod tests {
         assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
         // The same files after a reboot: exited with the last run's code.
         write_monitor(d.path(), "another-boot");
-        let o = observe(d.path(), &record(), None).expect("observe");
+        let o = observe(d.path(), &record(), &|| None).expect("observe");
         assert_eq!(o.status, Status::Exited);
         assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
         assert!(o.error.contains("rebooted"), "{}", o.error);

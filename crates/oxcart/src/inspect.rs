@@ -2,53 +2,9 @@
 //! `json.MarshalIndent`), or through `--format`.
 
 use crate::Ctx;
-use anyhow::{bail, Context, Result};
-use oxcart_image::ImageStore;
+use anyhow::{bail, Result};
 use serde_json::Value;
 use std::io::Write;
-
-/// An image in docker's `ImageInspect` shape, with our store's extras.
-pub fn image_json(st: &ImageStore, name: &str) -> Result<Option<Value>> {
-    let r = match st.find(name) {
-        Ok(r) => r,
-        Err(oxcart_image::Error::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let cfg: Value =
-        serde_json::from_slice(&st.config(&r)?).with_context(|| format!("{name}: image config"))?;
-    let manifest: Value =
-        serde_json::from_slice(&st.manifest(&r)?).with_context(|| format!("{name}: manifest"))?;
-    let mut dirs: Vec<String> = st
-        .layer_dirs(&r)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    dirs.reverse();
-    Ok(Some(serde_json::json!({
-        "Id": r.id.to_string(),
-        "RepoTags": r.tags,
-        "RepoDigests": r.digests,
-        "Parent": "",
-        "Comment": "",
-        "Created": cfg.get("created"),
-        // docker keeps a ContainerConfig (clients such as compose read it); an image
-        // not built by docker's builder has the same config there.
-        "ContainerConfig": cfg.get("container_config").or(cfg.get("config")),
-        "DockerVersion": "",
-        "Author": cfg.get("author").cloned().unwrap_or(Value::String(String::new())),
-        "Config": cfg.get("config"),
-        "Architecture": cfg.get("architecture"),
-        "Variant": cfg.get("variant"),
-        "Os": cfg.get("os"),
-        "Size": r.size,
-        "VirtualSize": r.size,
-        "GraphDriver": { "Name": "overlay", "Data": { "LowerDir": dirs.join(":") } },
-        "RootFS": { "Type": "layers", "Layers": r.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-        "Manifest": { "Digest": r.manifest_digest.to_string(), "MediaType": r.manifest_media_type, "Index": r.index_digest.as_ref().map(|d| d.to_string()), "Layers": manifest.get("layers") },
-        "ChainIDs": r.layers.iter().map(|l| l.chain_id.to_string()).collect::<Vec<_>>(),
-    })))
-}
 
 /// docker's JSON: 4-space indent.
 pub fn to_docker_json(v: &Value) -> Result<String> {
@@ -118,7 +74,7 @@ pub fn cmd_inspect(
             None => None,
         };
         if let (None, Some(st)) = (&v, &images) {
-            v = image_json(st, n)?;
+            v = oxcart_engine::inspect::image_json(st, n)?;
         }
         match v {
             Some(v) => found.push(v),

@@ -13,6 +13,7 @@ mod progress;
 mod ps;
 mod run;
 mod runopts;
+mod service;
 mod stats;
 mod table;
 mod term;
@@ -265,7 +266,7 @@ enum HealthcheckCmd {
     Run { container: String },
 }
 
-fn credential_store(cli: &Cli) -> CredentialStore {
+pub(crate) fn credential_store(cli: &Cli) -> CredentialStore {
     let mut s = CredentialStore::default_locations();
     if let Some(a) = &cli.authfile {
         s.auth_file = a.clone();
@@ -273,7 +274,7 @@ fn credential_store(cli: &Cli) -> CredentialStore {
     s
 }
 
-fn insecure(cli: &Cli) -> Insecure {
+pub(crate) fn insecure(cli: &Cli) -> Insecure {
     let mut v = cli.insecure.clone();
     if let Ok(e) = std::env::var("OXCART_INSECURE_REGISTRIES") {
         v.extend(

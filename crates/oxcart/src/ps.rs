@@ -1,10 +1,11 @@
 //! `ps`: docker's columns, filters and `--format` over derived states.
 
 use crate::table::{self, human_size};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
+use oxcart_engine::listing::{command_text, human_duration, since, status_text, Filters};
 use oxcart_engine::record::Record;
-use oxcart_engine::state::{Observed, Status};
+use oxcart_engine::state::Observed;
 use oxcart_engine::Engine;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -37,185 +38,11 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
-/// go-units' HumanDuration, which docker's STATUS and CREATED columns use.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    let (m, h) = (s / 60, s / 3600);
-    match () {
-        _ if s < 1 => "Less than a second".into(),
-        _ if s == 1 => "1 second".into(),
-        _ if s < 60 => format!("{s} seconds"),
-        _ if m == 1 => "About a minute".into(),
-        _ if m < 60 => format!("{m} minutes"),
-        _ if h == 1 => "About an hour".into(),
-        _ if h < 48 => format!("{h} hours"),
-        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
-        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
-        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
-    }
-}
-
-fn since(ts: &str, now: i64) -> Option<i64> {
-    oxcart_engine::time::parse(ts).map(|(s, _)| now - s)
-}
-
-/// docker's STATUS: `Up 3 minutes (Paused)`, `Exited (0) 2 seconds ago`, `Created`.
-pub fn status_text(o: &Observed, now: i64) -> String {
-    match o.status {
-        Status::Created => "Created".into(),
-        Status::Restarting => {
-            // docker: `Restarting (1) 2 seconds ago`, from the run that ended.
-            let code = o.exit.as_ref().map(|e| e.exit_code).unwrap_or(0);
-            let ago = o
-                .exit
-                .as_ref()
-                .and_then(|e| since(&e.finished_at, now))
-                .map(human_duration)
-                .unwrap_or_default();
-            format!("Restarting ({code}) {ago} ago")
-        }
-        Status::Running | Status::Paused => {
-            let up = since(&o.started_at, now)
-                .map(human_duration)
-                .unwrap_or_default();
-            let mut s = format!("Up {up}");
-            if o.status == Status::Paused {
-                s += " (Paused)";
-            } else if let Some(h) = &o.health {
-                // docker's Health.String(): `health: starting`, else the status.
-                if h.status == "starting" {
-                    s += " (health: starting)";
-                } else {
-                    s += &format!(" ({})", h.status);
-                }
-            }
-            s
-        }
-        Status::Exited | Status::Dead | Status::Removing => {
-            let code = o.exit.as_ref().map(|e| e.exit_code).unwrap_or(0);
-            let ago = o
-                .exit
-                .as_ref()
-                .and_then(|e| since(&e.finished_at, now))
-                .map(|d| format!(" {} ago", human_duration(d)))
-                .unwrap_or_default();
-            if o.status == Status::Dead {
-                "Dead".into()
-            } else {
-                format!("Exited ({code}){ago}")
-            }
-        }
-    }
-}
-
-/// docker's COMMAND cell: the command, cut to 20 characters with `…`, quoted as Go's
-/// strconv.Quote.
-pub fn command_text(rec: &Record, trunc: bool) -> String {
-    let mut c = std::iter::once(rec.path.as_str())
-        .chain(rec.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
-    if trunc && c.chars().count() > 20 {
-        c = c.chars().take(19).collect::<String>() + "…";
-    }
-    serde_json::to_string(&c).unwrap_or(c)
-}
-
 /// Go's `time.Time.String()` as docker's CreatedAt: `2024-01-02 03:04:05 +0000 UTC`.
 fn created_at(ts: &str) -> String {
     let d = ts.get(..10).unwrap_or(ts);
     let t = ts.get(11..19).unwrap_or("");
     format!("{d} {t} +0000 UTC")
-}
-
-struct Filters(Vec<(String, String)>);
-
-impl Filters {
-    fn parse(v: &[String]) -> Result<Filters> {
-        let mut out = Vec::new();
-        for f in v {
-            let Some((k, val)) = f.split_once('=') else {
-                bail!("bad format of filter (expected name=value): {f}");
-            };
-            if ![
-                "status", "name", "id", "label", "ancestor", "exited", "health",
-            ]
-            .contains(&k)
-            {
-                bail!("invalid filter '{k}'");
-            }
-            if k == "health" && !["none", "starting", "healthy", "unhealthy"].contains(&val) {
-                bail!("invalid filter 'health={val}': invalid value for health ({val}): must be one of none, starting, healthy, unhealthy");
-            }
-            if k == "status"
-                && ![
-                    "created",
-                    "restarting",
-                    "running",
-                    "removing",
-                    "paused",
-                    "exited",
-                    "dead",
-                ]
-                .contains(&val)
-            {
-                bail!("invalid filter 'status={val}'");
-            }
-            out.push((k.to_string(), val.to_string()));
-        }
-        Ok(Filters(out))
-    }
-
-    /// docker: values of one key are ORed, different keys ANDed.
-    fn matches(&self, e: &Engine, rec: &Record, o: &Observed) -> bool {
-        let keys: std::collections::BTreeSet<&str> =
-            self.0.iter().map(|(k, _)| k.as_str()).collect();
-        keys.into_iter().all(|k| {
-            self.0
-                .iter()
-                .filter(|(kk, _)| kk == k)
-                .any(|(_, v)| one_matches(e, k, v, rec, o))
-        })
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == key)
-    }
-}
-
-fn one_matches(e: &Engine, k: &str, v: &str, rec: &Record, o: &Observed) -> bool {
-    match k {
-        "status" => o.status.as_str() == v,
-        // docker's snapshot: `none` without a health state.
-        "health" => {
-            o.health
-                .as_ref()
-                .map(|h| h.status.as_str())
-                .unwrap_or("none")
-                == v
-        }
-        "name" => rec.name.contains(v.trim_start_matches('/')),
-        "id" => rec.id.starts_with(v),
-        "label" => match v.split_once('=') {
-            Some((lk, lv)) => rec.config.labels.get(lk).map(String::as_str) == Some(lv),
-            None => rec.config.labels.contains_key(v),
-        },
-        "ancestor" => {
-            rec.config.image == v
-                || rec.image_id == v
-                || rec.image_id.trim_start_matches("sha256:").starts_with(v)
-                || e.open_images()
-                    .and_then(|i| Ok(i.find(v)?))
-                    .map(|img| img.id.to_string() == rec.image_id)
-                    .unwrap_or(false)
-        }
-        "exited" => {
-            o.status == Status::Exited
-                && o.exit.as_ref().map(|x| x.exit_code.to_string()) == Some(v.to_string())
-        }
-        _ => false,
-    }
 }
 
 /// One row in docker's `ps --format` field names.
@@ -353,7 +180,7 @@ pub fn cmd_ps(e: &Engine, a: &PsArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use oxcart_engine::listing::human_duration;
 
     #[test]
     fn durations_read_as_dockers() {

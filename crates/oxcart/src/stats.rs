@@ -113,7 +113,7 @@ struct Target {
 }
 
 fn observe_and_sample(host: &StatsHost, t: &Target) -> Result<(Observed, Sample)> {
-    let obs = observe(&t.dir, &t.rec, t.runtime.as_ref())?;
+    let obs = observe(&t.dir, &t.rec, &|| t.runtime.clone())?;
     let s = sample(host, &t.rec, &obs)?;
     Ok((obs, s))
 }

@@ -99,6 +99,18 @@ pub enum SystemCmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Serve docker's Engine API on a socket (docker CLI, compose, testcontainers)
+    Service {
+        /// Seconds without a connection before the service exits (0: never)
+        #[arg(short, long, default_value_t = 5, value_name = "SECONDS")]
+        time: u64,
+        /// Group given access to the unix socket (mode 0660; default: root only)
+        #[arg(long)]
+        group: Option<String>,
+        /// unix:///path (default /run/oxcart/docker.sock, or systemd's socket when
+        /// activated) or tcp://127.0.0.1:PORT
+        uri: Option<String>,
+    },
 }
 
 fn kv_list(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -341,9 +353,13 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
         }
         return Ok(());
     }
+    // The service opens the engine per request; it needs no handle of its own.
+    if let SystemCmd::Service { time, group, uri } = cmd {
+        return crate::service::cmd_service(ctx, *time, group.clone(), uri.as_deref());
+    }
     let mut e = ctx.engine()?;
     match cmd {
-        SystemCmd::Boot => Ok(()),
+        SystemCmd::Boot | SystemCmd::Service { .. } => Ok(()),
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
         SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {
@@ -438,7 +454,7 @@ fn usage(ctx: &Ctx, e: &Engine) -> Result<Usage> {
         let running = obs.as_ref().is_some_and(|o| o.status.is_running());
         let status = obs
             .as_ref()
-            .map(|o| crate::ps::status_text(o, now))
+            .map(|o| oxcart_engine::listing::status_text(o, now))
             .unwrap_or_default();
         let size = oxcart_engine::engine::dir_size(&e.ctr_dir(&r.id).join("upper"));
         containers.push((r, running, size, status));
@@ -581,7 +597,7 @@ fn df_verbose(u: &Usage) {
         lines.push(vec![
             r.id.chars().take(12).collect(),
             r.config.image.clone(),
-            crate::ps::command_text(r, true),
+            oxcart_engine::listing::command_text(r, true),
             r.volumes
                 .iter()
                 .filter(|m| m.kind == "volume")

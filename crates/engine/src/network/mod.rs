@@ -965,6 +965,32 @@ pub fn endpoints_of(layout: &Layout, id: &str) -> Vec<Endpoint> {
         .unwrap_or_default()
 }
 
+impl Networks {
+    /// A container's published ports, from an open handle (a listing of many
+    /// containers opens the database once).
+    pub fn ports(&self, id: &str) -> Result<Vec<ports::Bound>> {
+        ports::of(&self.conn, id)
+    }
+
+    /// Hold one read transaction until the guard drops: a listing's many queries
+    /// see one snapshot and take SQLite's shared lock once instead of per query.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadSnapshot { conn: &self.conn })
+    }
+}
+
+/// An open read transaction ([`Networks::read_snapshot`]); ended on drop.
+pub struct ReadSnapshot<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("COMMIT");
+    }
+}
+
 /// A container's published ports (`oxcart port`, `inspect`), empty if none.
 pub fn ports_of(layout: &Layout, id: &str) -> Vec<ports::Bound> {
     Networks::open(layout)

@@ -1,0 +1,267 @@
+//! `/_ping`, `/version`, `/info` and `/system/df`, `/system/prune`… as docker answers them.
+
+use crate::http::{self, ApiError, ApiResult, Resp};
+use crate::router::Req;
+use crate::server::{blocking, State};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+
+/// `/_ping`: `OK` (empty for HEAD) with `API-Version` and `OSType` (added by the
+/// router to every answer), and no caching, as docker sends it.
+pub fn ping(head: bool) -> Resp {
+    let mut r = http::response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        if head {
+            http::empty()
+        } else {
+            http::full("OK")
+        },
+    );
+    let h = r.headers_mut();
+    h.insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(
+        "pragma",
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "builder-version",
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    r
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: an all-zero utsname is valid; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid out pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Default::default();
+    }
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    (s(&u.release), s(&u.machine), s(&u.nodename))
+}
+
+/// docker's GOARCH for the machine's name.
+fn go_arch(m: &str) -> &str {
+    match m {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" => "arm",
+        "i686" | "i386" => "386",
+        o => o,
+    }
+}
+
+pub async fn version() -> ApiResult {
+    let (kernel, machine, _) = uname();
+    let v = env!("CARGO_PKG_VERSION");
+    Ok(http::json(&json!({
+        "Platform": {"Name": "oxcart"},
+        "Components": [{
+            "Name": "Engine",
+            "Version": v,
+            "Details": {
+                "ApiVersion": crate::API_VERSION,
+                "MinAPIVersion": crate::MIN_API_VERSION,
+                "Os": "linux",
+                "Arch": go_arch(&machine),
+                "KernelVersion": kernel,
+                "Experimental": "false",
+            },
+        }],
+        "Version": v,
+        "ApiVersion": crate::API_VERSION,
+        "MinAPIVersion": crate::MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": go_arch(&machine),
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    })))
+}
+
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+fn os_name() -> String {
+    let s = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> u64 {
+    let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+pub async fn info(st: Arc<State>) -> ApiResult {
+    let st2 = st.clone();
+    let (counts, images, runtimes, default_rt) = blocking(move || {
+        let e = st2.engine()?;
+        let mut c = [0u64; 4];
+        for rec in e.list()? {
+            let o = e.observe(&rec)?;
+            c[0] += 1;
+            match o.status {
+                oxcart_engine::state::Status::Running
+                | oxcart_engine::state::Status::Restarting => c[1] += 1,
+                oxcart_engine::state::Status::Paused => c[2] += 1,
+                _ => c[3] += 1,
+            }
+        }
+        let images = st2.images()?.list()?.len();
+        let rt = e.config.runtime("", &e.layout)?;
+        let mut runtimes = serde_json::Map::new();
+        runtimes.insert(rt.name.clone(), json!({"path": rt.path}));
+        for (name, r) in &e.config.runtimes {
+            runtimes.insert(name.clone(), json!({"path": r.path}));
+        }
+        Ok((c, images, runtimes, rt.name))
+    })
+    .await?;
+    let (kernel, machine, host) = uname();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    Ok(http::json(&json!({
+        "ID": "",
+        "Containers": counts[0], "ContainersRunning": counts[1],
+        "ContainersPaused": counts[2], "ContainersStopped": counts[3],
+        "Images": images,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Plugins": {
+            "Volume": ["local"], "Network": ["bridge", "host", "none"],
+            "Authorization": null, "Log": ["json-file", "none"],
+        },
+        "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false,
+        "KernelMemoryTCP": false, "CpuCfsPeriod": true, "CpuCfsQuota": true,
+        "CPUShares": true, "CPUSet": true, "PidsLimit": true, "IPv4Forwarding": true,
+        "BridgeNfIptables": false, "BridgeNfIp6tables": false, "Debug": false,
+        "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
+        "OomKillDisable": true, "NGoroutines": 0,
+        "SystemTime": oxcart_engine::time::now(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
+        "NEventsListener": 0,
+        "KernelVersion": kernel, "OperatingSystem": os_name(), "OSVersion": "",
+        "OSType": "linux", "Architecture": machine,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "IndexConfigs": {}, "Mirrors": [],
+        },
+        "NCPU": ncpu, "MemTotal": mem_total(),
+        "GenericResources": null,
+        "DockerRootDir": st.opts.layout.root,
+        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+        "Name": host, "Labels": [], "ExperimentalBuild": false,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": runtimes, "DefaultRuntime": default_rt,
+        "Swarm": {
+            "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+            "ControlAvailable": false, "Error": "", "RemoteManagers": null,
+        },
+        "LiveRestoreEnabled": true,
+        "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
+        "SecurityOptions": ["name=seccomp,profile=default"],
+        "Warnings": [],
+    })))
+}
+
+pub async fn system(st: Arc<State>, r: Req) -> ApiResult {
+    match (r.seg(1), &r.method) {
+        ("df", &Method::GET) => crate::images::system_df(st).await,
+        _ => Err(ApiError::not_found(format!(
+            "page not found: {} /{}",
+            r.method,
+            r.segs.join("/")
+        ))),
+    }
+}
+
+/// docker's `since`/`until` for events: unix seconds with an optional fraction, in
+/// nanoseconds.
+fn event_time(q: &crate::http::Query, k: &str) -> ApiResult<Option<i64>> {
+    let Some(s) = q.get(k).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad(format!(
+            "invalid value for {k}: {s:?} (unix seconds[.nanoseconds])"
+        ))
+    };
+    let (a, b) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = a.parse().map_err(|_| bad())?;
+    let nanos: i64 = if b.is_empty() {
+        0
+    } else if b.len() <= 9 && b.bytes().all(|c| c.is_ascii_digit()) {
+        format!("{b:0<9}").parse().map_err(|_| bad())?
+    } else {
+        return Err(bad());
+    };
+    Ok(Some(
+        secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+    ))
+}
+
+/// `GET /events`: the engine's journal (docker's JSON lines), past ones from `since`,
+/// then followed until `until` (or the client goes), streamed chunked.
+pub fn events(st: Arc<State>, r: &Req) -> ApiResult {
+    let since = event_time(&r.query, "since")?;
+    let until = event_time(&r.query, "until")?;
+    let mut flat = Vec::new();
+    for (k, vals) in crate::http::parse_filters(&r.query)? {
+        for v in vals {
+            flat.push(format!("{k}={v}"));
+        }
+    }
+    let filter = oxcart_engine::events::EventFilter::parse(&flat)?;
+    let opts = oxcart_engine::events::ReadOptions {
+        // docker: `until` alone lists the past events up to it.
+        since: since.or(until.map(|_| 0)),
+        until,
+        filter,
+    };
+    let (tx, body) = http::channel(64);
+    tokio::task::spawn_blocking(move || {
+        let dir = st.opts.layout.events_dir();
+        // A client that went away is noticed at the next event (the journal is
+        // followed by polling it, as the CLI's `events` does).
+        let _ = oxcart_engine::events::follow(&dir, &opts, |m| {
+            Ok(tx
+                .blocking_send(bytes::Bytes::from(format!("{}\n", m.raw)))
+                .is_ok())
+        });
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}
