@@ -400,34 +400,18 @@ fn attach_before_start_and_wait_conditions() {
 /// `docker ARGS` under a real pty (util-linux `script`), feeding `input` in chunks
 /// separated by `\u{1}`; output and exit code.
 fn docker_in_pty(svc: &Svc, bin: &str, args: &[&str], input: &str) -> (String, i32) {
-    let line = std::iter::once(bin.to_string())
+    let argv: Vec<String> = std::iter::once(bin.to_string())
         .chain(args.iter().map(|a| a.to_string()))
-        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = Command::new("script");
-    cmd.args(["-qefc", &line, "/dev/null"])
-        .env("DOCKER_HOST", svc.host())
-        .env("DOCKER_CONFIG", svc.cfg.path())
-        .env("HOME", svc.cfg.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        let mut si = child.stdin.take().unwrap();
-        for chunk in input.split('\u{1}') {
-            std::thread::sleep(std::time::Duration::from_millis(1000));
-            si.write_all(chunk.as_bytes()).unwrap();
-            si.flush().unwrap();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+        .collect();
+    let host = svc.host();
+    let cfg = svc.cfg.path().as_os_str();
+    let os = std::ffi::OsStr::new;
+    let envs = [
+        (os("DOCKER_HOST"), os(&host)),
+        (os("DOCKER_CONFIG"), cfg),
+        (os("HOME"), cfg),
+    ];
+    argv_in_pty(&argv, &envs, input, 1000)
 }
 
 #[test]

@@ -24,6 +24,22 @@ impl Remote {
     fn new(tag: &str, third_octet: u8) -> Remote {
         let ns = format!("oxt-{tag}-{}", std::process::id());
         let host_if = format!("oxh{third_octet}x{}", std::process::id() % 10000);
+        let server = [
+            "busybox",
+            "nc",
+            "-ll",
+            "-p",
+            "9000",
+            "-e",
+            "echo",
+            "remote-ok",
+        ];
+        Remote::serving(ns, &host_if, third_octet, &server)
+    }
+
+    /// Namespace `ns` joined to the host by a veth pair (`host_if` 10.250.N.1/30 on the
+    /// host, `eth0` 10.250.N.2/30 inside), running `server` inside it.
+    fn serving(ns: String, host_if: &str, third_octet: u8, server: &[&str]) -> Remote {
         let sh = |a: &str| {
             let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
             assert!(st.success(), "{a}");
@@ -46,19 +62,8 @@ impl Remote {
         sh(&format!("ip -n {ns} link set eth0 up"));
         sh(&format!("ip -n {ns} link set lo up"));
         let server = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                "busybox",
-                "nc",
-                "-ll",
-                "-p",
-                "9000",
-                "-e",
-                "echo",
-                "remote-ok",
-            ])
+            .args(["netns", "exec", &ns])
+            .args(server)
             .spawn()
             .unwrap();
         Remote {
@@ -887,52 +892,17 @@ while True:
     s.sendto(r, a)
 "#;
 
-struct FakeDns {
-    ns: String,
-    server: Child,
-    addr: String,
-}
-
-impl FakeDns {
-    fn new(third_octet: u8) -> FakeDns {
-        let ns = format!("oxd-{third_octet}-{}", std::process::id());
-        let host_if = format!("oxd{third_octet}x{}", std::process::id() % 10000);
-        let sh = |a: &str| {
-            let st = Command::new("sh").arg("-c").arg(a).status().unwrap();
-            assert!(st.success(), "{a}");
-        };
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
-            .stderr(std::process::Stdio::null())
-            .status();
-        sh(&format!("ip netns add {ns}"));
-        sh(&format!(
-            "ip link add {host_if} type veth peer name eth0 netns {ns}"
-        ));
-        sh(&format!(
-            "ip addr add 10.250.{third_octet}.1/30 dev {host_if}"
-        ));
-        sh(&format!("ip link set {host_if} up"));
-        sh(&format!(
-            "ip -n {ns} addr add 10.250.{third_octet}.2/30 dev eth0"
-        ));
-        sh(&format!("ip -n {ns} link set eth0 up"));
-        sh(&format!("ip -n {ns} link set lo up"));
-        let addr = format!("10.250.{third_octet}.2");
-        let server = Command::new("ip")
-            .args(["netns", "exec", &ns, "python3", "-c", FAKE_DNS, &addr])
-            .spawn()
-            .unwrap();
-        FakeDns { ns, server, addr }
-    }
-}
-
-impl Drop for FakeDns {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
+/// [`FAKE_DNS`] on 10.250.N.2:53 in a "remote host" namespace of its own.
+fn fake_dns(third_octet: u8) -> Remote {
+    let ns = format!("oxd-{third_octet}-{}", std::process::id());
+    let host_if = format!("oxd{third_octet}x{}", std::process::id() % 10000);
+    let addr = format!("10.250.{third_octet}.2");
+    Remote::serving(
+        ns,
+        &host_if,
+        third_octet,
+        &["python3", "-c", FAKE_DNS, &addr],
+    )
 }
 
 /// `nslookup NAME` in a running container: the addresses of the answer (empty when
@@ -978,7 +948,7 @@ fn pid_in(ox: &Ox, file: &str) -> Option<i32> {
 #[test]
 fn containers_resolve_each_other_by_name_alias_and_short_id() {
     let ox = Ox::new().pulled();
-    let dns = FakeDns::new(31);
+    let dns = fake_dns(31);
     ox.ok(&["network", "create", "--subnet", "10.201.11.0/24", "names"]);
     let ip = server(
         &ox,
@@ -1105,7 +1075,7 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
 #[test]
 fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
     let ox = Ox::new().pulled();
-    let dns = FakeDns::new(32);
+    let dns = fake_dns(32);
     ox.ok(&["network", "create", "--subnet", "10.201.12.0/24", "na"]);
     ox.ok(&["network", "create", "--subnet", "10.201.13.0/24", "nb"]);
     sleeper(&ox, "a1", &dns.addr, &["--network", "na"]);

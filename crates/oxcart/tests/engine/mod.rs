@@ -321,23 +321,34 @@ impl Drop for Ox {
 
 /// Run `args` under a real pty (util-linux `script`), feeding `input`; output and code.
 pub fn in_pty(ox: &Ox, args: &[&str], input: &str) -> (String, i32) {
-    let mut c = ox.cmd();
-    let line = std::iter::once(env!("CARGO_BIN_EXE_oxcart").to_string())
+    let argv: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_oxcart").to_string())
         .chain(["--root".into(), ox.root().display().to_string()])
         .chain(["--runroot".into(), ox.runroot().display().to_string()])
         .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    let c = ox.cmd();
+    let envs: Vec<(&std::ffi::OsStr, &std::ffi::OsStr)> =
+        c.get_envs().filter_map(|(k, v)| Some((k, v?))).collect();
+    argv_in_pty(&argv, &envs, input, 700)
+}
+
+/// `argv` under a real pty (util-linux `script`) with `envs` added, feeding `input` in
+/// chunks separated by `\u{1}`, each after `pause_ms`; output and exit code.
+pub fn argv_in_pty(
+    argv: &[String],
+    envs: &[(&std::ffi::OsStr, &std::ffi::OsStr)],
+    input: &str,
+    pause_ms: u64,
+) -> (String, i32) {
+    let line = argv
+        .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect::<Vec<_>>()
         .join(" ");
     let mut cmd = Command::new("script");
-    cmd.args(["-qefc", &line, "/dev/null"]);
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let _ = &mut c;
-    cmd.stdin(Stdio::piped())
+    cmd.args(["-qefc", &line, "/dev/null"])
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -345,7 +356,7 @@ pub fn in_pty(ox: &Ox, args: &[&str], input: &str) -> (String, i32) {
         use std::io::Write;
         let mut si = child.stdin.take().unwrap();
         for chunk in input.split('\u{1}') {
-            std::thread::sleep(std::time::Duration::from_millis(700));
+            std::thread::sleep(std::time::Duration::from_millis(pause_ms));
             si.write_all(chunk.as_bytes()).unwrap();
             si.flush().unwrap();
         }
