@@ -31,17 +31,18 @@ impl Engine {
         Snapshot::open(&dir)?.unmount()?;
         self.volumes_release(&rec)?;
         self.emit_volume_mounts("unmount", &rec);
-        let unplugged = crate::network::release(&self.layout, id)?;
-        self.emit_net_disconnects(id, &unplugged);
         if rec.host_config.auto_remove {
             // Still under the lock, the runtime's container already gone: straight to
             // the files (the exit is not worth recording in a row about to go; a
-            // crash before that leaves exit.json, which `observe` reads first).
+            // crash before that leaves exit.json, which `observe` reads first). They
+            // release the network too: one open of its database per `run --rm`.
             self.remove_files(&rec, &lock)?;
             drop(lock);
             // docker's --rm takes the anonymous volumes too.
             return self.remove_anonymous_volumes(&rec);
         }
+        let unplugged = crate::network::release(&self.layout, id)?;
+        self.emit_net_disconnects(id, &unplugged);
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);
             self.db.update(&rec)?;
