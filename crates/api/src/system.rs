@@ -109,15 +109,6 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-fn mem_total() -> u64 {
-    let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 pub async fn info(st: Arc<State>) -> ApiResult {
     let st2 = st.clone();
     let (counts, images, runtimes, default_rt) = blocking(move || {
@@ -177,7 +168,7 @@ pub async fn info(st: Arc<State>) -> ApiResult {
             "InsecureRegistryCIDRs": ["127.0.0.0/8"],
             "IndexConfigs": {}, "Mirrors": [],
         },
-        "NCPU": ncpu, "MemTotal": mem_total(),
+        "NCPU": ncpu, "MemTotal": oxcart_engine::stats::mem_total(),
         "GenericResources": null,
         "DockerRootDir": st.opts.layout.root,
         "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",

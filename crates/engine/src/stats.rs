@@ -37,6 +37,17 @@ pub struct Sample {
 
 /// What is read once per `stats` command (the cgroup layout, the host's memory) or
 /// once per frame (the host's CPU time) rather than per container.
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 if unreadable): docker's
+/// limit for a container without one, and `info`'s `MemTotal`.
+pub fn mem_total() -> u64 {
+    let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
 pub struct StatsHost {
     layout: CgLayout,
     mem_total: u64,
@@ -47,18 +58,9 @@ impl StatsHost {
     pub fn new() -> Result<StatsHost> {
         let layout =
             CgLayout::detect().map_err(|e| EngineError::Invalid(format!("cgroups: {e}")))?;
-        let mem_total = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("MemTotal:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
         Ok(StatsHost {
             layout,
-            mem_total,
+            mem_total: mem_total(),
             system: system_cpu(),
         })
     }
