@@ -148,10 +148,10 @@ impl Journal {
         // write_all would split the line over several writes only on a short write,
         // which a regular file gives only on a full disk: then the line is lost anyway.
         f.write_all(line)?;
-        let size = f.metadata()?.len();
+        let m = f.metadata()?;
         drop(lock);
-        if size > self.max_size {
-            self.rotate(f.metadata()?.ino())?;
+        if m.len() > self.max_size {
+            self.rotate(m.ino())?;
         }
         Ok(())
     }
@@ -170,14 +170,6 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Block until no append is in flight, and hold that while the guard lives: a
-    /// follower that saw the live file replaced takes it before draining the old one.
-    pub fn quiesce(&self) -> io::Result<File> {
-        let lock = open_lock(&self.dir)?;
-        flock(&lock, libc::LOCK_EX)?;
-        Ok(lock)
     }
 }
 
