@@ -350,7 +350,7 @@ fn summary(
         "Names": [format!("/{}", rec.name)],
         "Image": rec.config.image,
         "ImageID": rec.image_id,
-        "Command": std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" "),
+        "Command": oxcart_engine::listing::command_line(rec),
         "Created": created,
         "Ports": port_list,
         "Labels": rec.config.labels,

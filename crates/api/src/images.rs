@@ -340,7 +340,7 @@ pub async fn system_df(st: Arc<State>) -> ApiResult {
             let rw = oxcart_engine::engine::dir_size(&e.ctr_dir(&rec.id).join("upper"));
             containers.push(json!({
                 "Id": rec.id, "Names": [format!("/{}", rec.name)], "Image": rec.config.image,
-                "ImageID": rec.image_id, "Command": oxcart_engine::listing::command_text(&rec, false),
+                "ImageID": rec.image_id, "Command": oxcart_engine::listing::command_line(&rec),
                 "Created": oxcart_engine::time::parse(&rec.created).map(|x| x.0).unwrap_or(0),
                 "State": o.status.as_str(), "Status": oxcart_engine::listing::status_text(&o, now),
                 "SizeRw": rw, "SizeRootFs": rw, "Labels": rec.config.labels, "Mounts": [],

@@ -78,13 +78,18 @@ pub fn status_text(o: &Observed, now: i64) -> String {
     }
 }
 
+/// The command as one line, unquoted (the API's `Command`).
+pub fn command_line(rec: &Record) -> String {
+    std::iter::once(rec.path.as_str())
+        .chain(rec.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// docker's COMMAND cell: the command, cut to 20 characters with `…`, quoted as Go's
 /// strconv.Quote.
 pub fn command_text(rec: &Record, trunc: bool) -> String {
-    let mut c = std::iter::once(rec.path.as_str())
-        .chain(rec.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut c = command_line(rec);
     if trunc && c.chars().count() > 20 {
         c = c.chars().take(19).collect::<String>() + "…";
     }

@@ -741,6 +741,20 @@ fn images_networks_volumes_and_df() {
         df.contains("Images") && df.contains("Local Volumes"),
         "{df}"
     );
+    // The API's Command is the plain line in both listings, as docker's.
+    svc.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
+    let (_, ps) = svc.json("GET", "/containers/json?all=1", "");
+    let (_, sdf) = svc.json("GET", "/system/df", "");
+    for list in [&ps, &sdf["Containers"]] {
+        let c = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Names"][0] == "/dfcmd")
+            .unwrap();
+        assert_eq!(c["Command"], "sleep 5", "{c}");
+    }
+    svc.ok(d, &["rm", "dfcmd"]);
     svc.ok(d, &["volume", "rm", "apivol"]);
     let o = svc.docker(d, &["volume", "inspect", "apivol"]);
     assert!(!o.status.success());
