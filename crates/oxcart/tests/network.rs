@@ -89,7 +89,37 @@ fn server(ox: &Ox, name: &str, net: &[&str]) -> String {
     a.extend_from_slice(net);
     a.extend_from_slice(&[ox.image(), "nc", "-ll", "-p", "8080", "-e", "echo", name]);
     ox.ok(&a);
+    wait_listening(ox, name, 8080);
     ox.ip_of(name)
+}
+
+/// Waits until the container's process has a TCP socket listening on `port`: `run -d`
+/// and `start` return once the process is exec'd, before `nc` has bound, and a client
+/// racing that bind reads nothing (so would a docker user; docker's tests wait too).
+fn wait_listening(ox: &Ox, name: &str, port: u16) {
+    let pid = ox.inspect(name)["State"]["Pid"].as_i64().unwrap();
+    // /proc/PID/net/tcp{,6} list the sockets of PID's network namespace (busybox nc
+    // binds in6addr_any when IPv6 is up); a listener is state 0A on local port PORT (hex).
+    let port_hex = format!(":{port:04X}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut tables = String::new();
+        for f in ["tcp", "tcp6"] {
+            tables += &std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+        }
+        let listening = tables.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&port_hex) && f[3] == "0A"
+        });
+        if listening {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never listened on {port}:\n{tables}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// What a client container on `net` reads from `ip:port` (empty if unreachable).
@@ -618,6 +648,7 @@ fn published_ports_reach_the_container_from_localhost_and_from_another_host() {
         serde_json::Value::Null
     );
     ox.ok(&["start", "pweb"]);
+    wait_listening(&ox, "pweb", 8080);
     assert_eq!(read_tcp(&format!("127.0.0.1:{hp}")), "pweb");
     assert_eq!(client.fetch(hp), "pweb");
     ox.ok(&["rm", "-f", "pweb"]);
