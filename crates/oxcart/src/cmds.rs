@@ -208,16 +208,9 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
         }
         ContainerCmd::Prune { force, filter } => {
             let mut e = ctx.engine()?;
-            if !force {
-                if !std::io::stdin().is_terminal() {
-                    bail!("container prune needs --force when stdin is not a terminal (nothing was removed)");
-                }
-                eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-                let mut s = String::new();
-                std::io::stdin().read_line(&mut s)?;
-                if !matches!(s.trim(), "y" | "Y" | "yes") {
-                    return Ok(0);
-                }
+            if !force && !crate::term::confirm("WARNING! This will remove all stopped containers.")?
+            {
+                return Ok(0);
             }
             let labels = prune_filter(filter)?;
             let (ids, bytes) = e.prune(|r| {

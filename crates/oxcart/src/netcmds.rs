@@ -149,8 +149,12 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             return Ok(if failed { 1 } else { 0 });
         }
         NetworkCmd::Prune { force } => {
-            if !force {
-                bail!("network prune: without --force it would ask for confirmation, which needs a terminal: pass -f");
+            if !force
+                && !crate::term::confirm(
+                    "WARNING! This will remove all custom networks not used by at least one container.",
+                )?
+            {
+                return Ok(0);
             }
             let (e, mut nets) = open(ctx)?;
             let out = e.prune_networks(&mut nets, &|_| true)?;
