@@ -597,26 +597,11 @@ async fn resize(st: Arc<State>, id: String, r: &Req) -> ApiResult {
 
 async fn prune(st: Arc<State>, r: Req) -> ApiResult {
     let filters = parse_filters(&r.query)?;
-    let mut labels: Vec<(String, Option<String>)> = Vec::new();
-    for (k, vals) in &filters {
-        if k != "label" {
-            return Err(ApiError::bad(format!("invalid filter '{k}'")));
-        }
-        for v in vals {
-            labels.push(match v.split_once('=') {
-                Some((a, b)) => (a.to_string(), Some(b.to_string())),
-                None => (v.clone(), None),
-            });
-        }
-    }
+    let labels =
+        oxcart_engine::filters::LabelFilter::for_prune(&crate::http::filter_pairs(&filters))?;
     let (ids, bytes) = blocking(move || {
         let mut e = st.engine()?;
-        Ok(e.prune(|rec| {
-            labels.iter().all(|(k, v)| match v {
-                Some(v) => rec.config.labels.get(k) == Some(v),
-                None => rec.config.labels.contains_key(k),
-            })
-        })?)
+        Ok(e.prune(|rec| labels.matches(&rec.config.labels))?)
     })
     .await?;
     Ok(http::json(
