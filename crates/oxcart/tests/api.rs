@@ -280,14 +280,7 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
     assert_eq!(v["State"]["Status"], "exited");
     svc.ok("/usr/local/bin/docker", &["rm", id]);
     // The engine's events journal, through the API: the run above, in docker's shape.
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1
-    );
+    let until = (unix_now() + 1).to_string();
     let ev = svc.ok(
         "/usr/bin/docker",
         &[
@@ -778,20 +771,11 @@ fn images_networks_volumes_and_df() {
         Some(2)
     );
     svc.ok(d, &["exec", "-d", "evx", "true"]);
-    let journal = |fmt: &str| {
-        let until = (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1)
-        .to_string();
-        ox.ok(&["events", "--since", "0", "--until", &until, "--format", fmt])
-    };
     assert!(
-        eventually(10, || journal("{{.Action}}").matches("exec_die").count()
+        eventually(10, || ox.journal("{{.Action}}").matches("exec_die").count()
             == 2),
         "{}",
-        journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
+        ox.journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
     );
     svc.ok(d, &["rm", "-f", "evx"]);
     svc.ok(d, &["volume", "rm", "apivol"]);
@@ -812,21 +796,7 @@ fn images_networks_volumes_and_df() {
         "system prune -a removed the unused images"
     );
     // What the API did is in the journal as the CLI's verbs write it.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let seen = ox.ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until,
-        "--format",
-        "{{.Type}} {{.Action}}",
-    ]);
+    let seen = ox.journal("{{.Type}} {{.Action}}");
     let mut rest = seen.as_str();
     for want in [
         "image pull",
