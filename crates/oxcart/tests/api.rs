@@ -549,6 +549,41 @@ fn logs_follow_cp_and_the_state_verbs() {
     svc.ok(d, &["unpause", "verbs"]);
     svc.ok(d, &["rename", "verbs", "renamed"]);
     assert_eq!(ox.inspect(&id)["Name"], "/renamed");
+    // update: resources live and in the record, the restart policy; what is not
+    // given (docker's CLI sends zeros) stays.
+    svc.ok(
+        d,
+        &[
+            "update",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--restart",
+            "on-failure:2",
+            "renamed",
+        ],
+    );
+    let hc = &ox.inspect(&id)["HostConfig"];
+    assert_eq!(hc["Memory"], 64 << 20, "{hc}");
+    assert_eq!(hc["RestartPolicy"]["Name"], "on-failure", "{hc}");
+    assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 2, "{hc}");
+    let limit = ox.ok(&[
+        "exec",
+        "renamed",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    svc.ok(d, &["update", "--cpu-shares", "512", "renamed"]);
+    let hc = &ox.inspect(&id)["HostConfig"];
+    assert_eq!(
+        (hc["Memory"].clone(), hc["CpuShares"].clone()),
+        (serde_json::json!(64 << 20), serde_json::json!(512)),
+        "{hc}"
+    );
+    let o = svc.docker(d, &["update", "--memory", "64m", "nosuch"]);
+    assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
     // cp both ways; a path out of the container's root is refused.
     let host = ox.dir.path().join("cp");
     std::fs::create_dir_all(&host).unwrap();
