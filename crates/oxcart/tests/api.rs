@@ -736,6 +736,27 @@ fn images_networks_volumes_and_df() {
     );
     let o = svc.docker(d, &["rmi", "nosuch:latest"]);
     assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    // import: a root filesystem tar as the body, named by repo and tag.
+    let rootfs = ox.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/imported"), "yes\n").unwrap();
+    let rtar = ox.dir.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .args([
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            rtar.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = svc.ok(d, &["import", rtar.to_str().unwrap(), "imp/x:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let v = ox.ok(&["inspect", "--format", "{{.Id}}", "imp/x:1"]);
+    assert_eq!(v.trim(), id.trim());
+    svc.ok(d, &["rmi", "imp/x:1"]);
     // Networks and volumes.
     let net = svc.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
     assert_eq!(net.trim().len(), 64, "{net}");
@@ -839,6 +860,8 @@ fn images_networks_volumes_and_df() {
         "image save",
         "image untag",
         "image load",
+        "image tag",
+        "image import",
         "network create",
         "volume create",
         "container exec_create: sh -c exit 2",
