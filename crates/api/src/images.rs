@@ -262,12 +262,18 @@ fn pull(st: Arc<State>, r: &Req) -> ApiResult {
         }
         None => None,
     };
+    let given = crate::auth::from_header(r, &reference.registry)?;
     let (tx, body) = http::channel(64);
     tokio::task::spawn_blocking(move || {
         let prog = PullProgress { tx };
         prog.send(json!({"status": format!("Pulling from {}", reference.repository), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
         let mut opts = st.opts.pull.clone();
         opts.platform = platform;
+        // The client's credentials for this registry (docker login's), before the
+        // service's own files.
+        if given.is_some() {
+            opts.credentials.given = given;
+        }
         let res = st
             .images()
             .and_then(|mut imgs| Ok(imgs.pull(&reference, &opts, &prog)?));

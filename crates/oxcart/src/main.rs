@@ -389,18 +389,7 @@ fn cmd_images(cli: &Cli, format: Option<&str>, quiet: bool, no_trunc: bool) -> R
 }
 
 fn registry_arg(r: &Option<String>) -> String {
-    match r.as_deref() {
-        None
-        | Some("docker.io")
-        | Some("index.docker.io")
-        | Some("registry-1.docker.io")
-        | Some("https://index.docker.io/v1/") => "docker.io".to_string(),
-        Some(s) => s
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string(),
-    }
+    oxcart_image::auth::registry_host(r.as_deref().unwrap_or(""))
 }
 
 fn cmd_login(

@@ -878,6 +878,48 @@ fn images_networks_volumes_and_df() {
     ox.assert_net_clean();
 }
 
+#[test]
+fn login_through_the_api_and_pull_with_the_clients_credentials() {
+    let ox = Ox::new();
+    let svc = Svc::start(&ox, &[]);
+    let reg = Registry::start(Auth::Basic);
+    let mut layout = Layout::new();
+    let img = layout.image_with(&[(base_layer(), Comp::Gzip)], "amd64", image_config());
+    layout.tag_manifest(&img, "latest");
+    reg.push(layout.path(), "latest", "test/priv", false);
+    let image = format!("{}/test/priv:latest", reg.addr);
+    let d = "/usr/bin/docker";
+    // No credentials: the registry refuses the pull.
+    let o = svc.docker(d, &["pull", &image]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    // A wrong password: the registry's refusal, as dockerd's 401.
+    let o = svc.docker(d, &["login", "-u", USER, "-p", "wrong", &reg.addr]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Error response from daemon") && stderr(&o).contains("authentication"),
+        "{}",
+        stderr(&o)
+    );
+    let body = format!(
+        r#"{{"username":"{USER}","password":"wrong","serveraddress":"{}"}}"#,
+        reg.addr
+    );
+    let (code, _, _) = svc.raw("POST", "/auth", body.as_bytes());
+    assert_eq!(code, 401);
+    // docker login asks the service (POST /auth); the CLI keeps the credentials and
+    // sends them with the pull (X-Registry-Auth).
+    let o = svc.ok(d, &["login", "-u", USER, "-p", PASS, &reg.addr]);
+    assert!(o.contains("Login Succeeded"), "{o}");
+    svc.ok(d, &["pull", &image]);
+    let v = ox.ok(&["inspect", "--format", "{{.Id}}", &image]);
+    assert!(v.starts_with("sha256:"), "{v}");
+    // The service kept nothing: after the CLI's logout the pull is refused again.
+    ox.ok(&["rmi", &image]);
+    svc.ok(d, &["logout", &reg.addr]);
+    let o = svc.docker(d, &["pull", &image]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+}
+
 /// Debian's docker-compose 1.29 against the service.
 fn compose(svc: &Svc, dir: &Path, args: &[&str]) -> Output {
     Command::new("docker-compose")
