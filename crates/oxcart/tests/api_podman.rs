@@ -206,11 +206,30 @@ impl Pod {
         assert!(o.status.success(), "unshare --net: {}", stderr(&o));
         let helpers = t.join("helpers");
         std::fs::create_dir(&helpers).unwrap();
+        std::fs::create_dir(t.join("netavark-run")).unwrap();
+        // The wrapper also moves netavark's state directory (`--config`: its IPAM
+        // database, aardvark-dns's configuration and pid file) into ours: rootful podman
+        // 4.3 passes every instance /run/containers/networks, where another podman's
+        // aardvark-dns (in the host's namespace) would answer for our networks.
         std::fs::write(
             helpers.join("netavark"),
             format!(
-                "#!/bin/sh\nexec nsenter --net={} /usr/lib/podman/netavark \"$@\"\n",
-                netns.display()
+                r#"#!/bin/sh
+state={state}
+next=
+for a do
+    shift
+    if [ -n "$next" ]; then set -- "$@" "$state"; next=; continue; fi
+    case $a in
+        --config) set -- "$@" "$a"; next=1 ;;
+        --config=*) set -- "$@" "--config=$state" ;;
+        *) set -- "$@" "$a" ;;
+    esac
+done
+exec nsenter --net={netns} /usr/lib/podman/netavark "$@"
+"#,
+                state = t.join("netavark-run").display(),
+                netns = netns.display()
             ),
         )
         .unwrap();
@@ -414,22 +433,6 @@ impl Drop for Pod {
     }
 }
 
-/// Host interfaces whose names netavark or CNI give bridges, that `before` lacked.
-fn new_bridges(before: &str) -> Vec<String> {
-    let now = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    stdout(&now)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_string())
-        .filter(|n| n.starts_with("podman") || n.starts_with("cni-"))
-        .filter(|n| !before.contains(&format!(": {n}")))
-        .collect()
-}
-
-fn host_links() -> String {
-    stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap())
-}
-
 /// `GET path` on 127.0.0.1:`port` from inside podman's network namespace.
 fn http_get_in(pod: &Pod, port: u16, path: &str) -> String {
     let ns = std::fs::File::open(pod.netns()).unwrap();
@@ -618,31 +621,30 @@ fn docker_run_attached_detached_and_rm() {
     pod.ok(NEW, &["rm", id]);
     // Events: docker's create/start/die are there; podman adds its own (init,
     // cleanup, remove…), which docker's CLI prints as they come.
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
+    // (read again until all are there: under load one read came back empty)
+    let events = || {
+        let until = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
-            + 1
-    );
-    let ev = pod.ok(
-        OLD,
-        &[
+            + 1;
+        let filter = format!("container={id}");
+        let args = [
             "events",
             "--since",
             "0",
             "--until",
-            &until,
+            &until.to_string(),
             "--filter",
-            &format!("container={id}"),
+            &filter,
             "--format",
             "{{.Status}}",
-        ],
-    );
-    for want in ["create", "start", "die", "init", "cleanup"] {
-        assert!(ev.lines().any(|l| l == want), "{want} in {ev}");
-    }
+        ];
+        pod.ok(OLD, &args)
+    };
+    let want = ["create", "start", "die", "init", "cleanup"];
+    let has_all = |ev: &str| want.iter().all(|w| ev.lines().any(|l| l == *w));
+    assert!(eventually(20, || has_all(&events())), "{}", events());
     // Difference: a missing container. The 20.10 CLI prints its own `No such
     // container` for any 404; 28.x prints the daemon's message, which is podman's
     // wording there.
@@ -1070,7 +1072,6 @@ fn logs_follow_cp_and_the_state_verbs() {
 
 #[test]
 fn images_networks_volumes_and_df() {
-    let before = host_links();
     let ox = Ox::new();
     clean_images_at_exit();
     let oxs = OxSvc::start(&ox);
@@ -1203,11 +1204,6 @@ fn images_networks_volumes_and_df() {
     assert_ne!(pod.ok(d, &["images", "-q"]), "");
     ox.assert_clean();
     pod.assert_clean();
-    assert_eq!(
-        new_bridges(&before),
-        Vec::<String>::new(),
-        "a bridge on the host"
-    );
 }
 
 /// docker-compose 1.29 against `api`.
@@ -1238,7 +1234,6 @@ fn compose_ok(api: &Api, dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn docker_compose_project_up_ps_logs_exec_restart_down() {
-    let before = host_links();
     let pod = Pod::start();
     let dir = pod.tmp.path().join("proj");
     std::fs::create_dir_all(&dir).unwrap();
@@ -1268,6 +1263,15 @@ volumes:
     )
     .unwrap();
     compose_ok(&pod, &dir, &["up", "-d"]);
+    // The project's bridge is in podman's namespace, and its name server's records in
+    // our directory (see Pod::start), not the host's.
+    let links = stdout(&pod.in_netns(&["ip", "-o", "link"]).output().unwrap());
+    assert!(links.contains(": podman"), "{links}");
+    let dns = pod
+        .tmp
+        .path()
+        .join("netavark-run/aardvark-dns/apiproj_back");
+    assert!(dns.is_file(), "{}", dns.display());
     // Difference: podman's inspect has `State.Health` (empty) for a container without
     // a healthcheck, which compose prints as "Up ()"; and the published port's
     // `HostIp` is "" where docker's is "0.0.0.0" (compose: ":PORT").
@@ -1318,11 +1322,6 @@ volumes:
     );
     assert!(!stdout(&pod.cli(&["network", "ls"])).contains("apiproj_back"));
     pod.assert_clean();
-    assert_eq!(
-        new_bridges(&before),
-        Vec::<String>::new(),
-        "a bridge on the host"
-    );
 }
 
 #[test]
