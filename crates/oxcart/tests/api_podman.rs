@@ -194,23 +194,49 @@ impl Pod {
             Command::new("podman").arg("--version").output().is_ok(),
             "podman is not installed (scripts/setup.sh installs it)"
         );
-        let tmp = tempfile::tempdir().unwrap();
-        let t = tmp.path();
-        let netns = t.join("netns");
-        std::fs::write(&netns, "").unwrap();
+        // Made first, so that drop undoes whatever a failing step below left.
+        let mut pod = Pod {
+            tmp: tempfile::tempdir().unwrap(),
+            child: None,
+            api: None,
+        };
+        std::fs::write(pod.netns(), "").unwrap();
         let o = Command::new("unshare")
-            .arg(format!("--net={}", netns.display()))
+            .arg(format!("--net={}", pod.netns().display()))
             .args(["ip", "link", "set", "lo", "up"])
             .output()
             .unwrap();
         assert!(o.status.success(), "unshare --net: {}", stderr(&o));
+        pod.write_helpers();
+        pod.write_config();
+        let o = pod.cli(&["pull", "-q", images().image.as_str()]);
+        assert!(o.status.success(), "podman pull: {}", stderr(&o));
+        let sock = pod.tmp.path().join("pod.sock");
+        let log = std::fs::File::create(pod.tmp.path().join("service.log")).unwrap();
+        let child = pod
+            .cmd()
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        pod.child = Some(child);
+        pod.api = Some(Api::new(sock));
+        pod
+    }
+
+    /// `helpers/`, podman's `helper_binaries_dir`: netavark through a wrapper that
+    /// runs it in our namespace and with its state directory (`--config`: aardvark-dns's
+    /// configuration and pid file) in ours. Rootful podman 4.3 gives every instance
+    /// /run/containers/networks, where another podman's aardvark-dns, running in the
+    /// host's namespace, would answer for our networks. (podman's own IPAM database
+    /// stays there: its entries are per network, and ours go with our networks.)
+    fn write_helpers(&self) {
+        let t = self.tmp.path();
         let helpers = t.join("helpers");
         std::fs::create_dir(&helpers).unwrap();
         std::fs::create_dir(t.join("netavark-run")).unwrap();
-        // The wrapper also moves netavark's state directory (`--config`: its IPAM
-        // database, aardvark-dns's configuration and pid file) into ours: rootful podman
-        // 4.3 passes every instance /run/containers/networks, where another podman's
-        // aardvark-dns (in the host's namespace) would answer for our networks.
         std::fs::write(
             helpers.join("netavark"),
             format!(
@@ -229,7 +255,7 @@ done
 exec nsenter --net={netns} /usr/lib/podman/netavark "$@"
 "#,
                 state = t.join("netavark-run").display(),
-                netns = netns.display()
+                netns = self.netns().display()
             ),
         )
         .unwrap();
@@ -245,6 +271,12 @@ exec nsenter --net={netns} /usr/lib/podman/netavark "$@"
         ] {
             std::os::unix::fs::symlink(real, helpers.join(name)).unwrap();
         }
+    }
+
+    /// containers.conf (see the top of the file) and a registries.conf that lets
+    /// podman pull from the test registry over plain HTTP.
+    fn write_config(&self) {
+        let t = self.tmp.path();
         std::fs::write(
             t.join("containers.conf"),
             format!(
@@ -259,7 +291,7 @@ helper_binaries_dir = ["{}"]
 network_backend = "netavark"
 network_config_dir = "{}"
 "#,
-                helpers.display(),
+                t.join("helpers").display(),
                 t.join("networks").display()
             ),
         )
@@ -272,28 +304,9 @@ network_config_dir = "{}"
             ),
         )
         .unwrap();
-        let mut pod = Pod {
-            tmp,
-            child: None,
-            api: None,
-        };
-        let o = pod.cli(&["pull", "-q", images().image.as_str()]);
-        assert!(o.status.success(), "podman pull: {}", stderr(&o));
-        let sock = pod.tmp.path().join("pod.sock");
-        let log = std::fs::File::create(pod.tmp.path().join("service.log")).unwrap();
-        let child = pod
-            .cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        pod.child = Some(child);
-        pod.api = Some(Api::new(sock));
-        pod
     }
 
+    /// The file our network namespace is bound to.
     fn netns(&self) -> PathBuf {
         self.tmp.path().join("netns")
     }
@@ -344,7 +357,7 @@ network_config_dir = "{}"
     /// Processes (other than the service) whose command line names our directory:
     /// conmon, aardvark-dns, a container cleanup; (pid, command line).
     fn processes(&self) -> Vec<(i32, String)> {
-        let me = self.tmp.path().as_os_str().as_encoded_bytes().to_vec();
+        let me = format!("{}/", self.tmp.path().display()).into_bytes();
         let svc = self.child.as_ref().map(|c| c.id() as i32);
         let mut out = Vec::new();
         for p in std::fs::read_dir("/proc").unwrap().flatten() {
