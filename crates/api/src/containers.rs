@@ -586,7 +586,10 @@ async fn resize(st: Arc<State>, id: String, r: &Req) -> ApiResult {
         let c = oxcart_engine::attach::connect(&e.ctr_dir(&rec.id))
             .map_err(|err| ApiError::internal(format!("resize: {err}")))?;
         c.resize(h, w)
-            .map_err(|err| ApiError::internal(format!("resize: {err}")))
+            .map_err(|err| ApiError::internal(format!("resize: {err}")))?;
+        let (hs, ws) = (h.to_string(), w.to_string());
+        e.emit_ctr(&rec, "resize", &[("height", &hs), ("width", &ws)]);
+        Ok(())
     })
     .await?;
     Ok(http::response(StatusCode::OK, "text/plain", http::empty()))

@@ -88,13 +88,16 @@ async fn tag(st: Arc<State>, name: String, r: &Req) -> ApiResult {
     }
     blocking(move || {
         let mut imgs = st.images()?;
-        imgs.tag(&name, &format!("{repo}:{t}"))
-            .map_err(|e| match e {
-                oxcart_image::Error::NotFound(_) => {
-                    ApiError::not_found(format!("No such image: {name}"))
-                }
-                e => e.into(),
-            })?;
+        let target = format!("{repo}:{t}");
+        imgs.tag(&name, &target).map_err(|e| match e {
+            oxcart_image::Error::NotFound(_) => {
+                ApiError::not_found(format!("No such image: {name}"))
+            }
+            e => e.into(),
+        })?;
+        if let Ok(rec) = imgs.find(&target) {
+            st.image_events().tag(&rec.id.to_string(), &target);
+        }
         Ok(())
     })
     .await?;
@@ -110,6 +113,10 @@ async fn remove(st: Arc<State>, name: String, force: bool) -> ApiResult {
         let mut imgs = st.images()?;
         let e = st.engine()?;
         e.release_stale_holds(&mut imgs)?;
+        let id = imgs
+            .find(&name)
+            .map(|r| r.id.to_string())
+            .unwrap_or_default();
         let (removed, _) = imgs.remove(&name, force).map_err(|e| match e {
             oxcart_image::Error::NotFound(_) => {
                 ApiError::not_found(format!("No such image: {name}"))
@@ -123,6 +130,13 @@ async fn remove(st: Arc<State>, name: String, force: bool) -> ApiResult {
             .map(|u| json!({"Untagged": u}))
             .collect();
         out.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
+        let events = st.image_events();
+        for _ in &removed.untagged {
+            events.untag(&id);
+        }
+        for d in &removed.deleted {
+            events.delete(&d.to_string());
+        }
         Ok(out)
     })
     .await?;
@@ -206,6 +220,7 @@ fn pull(st: Arc<State>, r: &Req) -> ApiResult {
             .and_then(|mut imgs| Ok(imgs.pull(&reference, &opts, &prog)?));
         match res {
             Ok(rec) => {
+                st.image_events().pull(&name);
                 if let Some(d) = rec.digests.first().and_then(|d| d.split_once('@')) {
                     prog.send(json!({"status": format!("Digest: {}", d.1)}));
                 }
@@ -235,6 +250,15 @@ async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult {
             imgs.save(&names, oxcart_image::archive::SaveFormat::Docker, &mut w)?;
             w.flush().map_err(|e| ApiError::internal(e.to_string()))?;
         }
+        let events = st.image_events();
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &names {
+            if let Ok(r) = imgs.find(n) {
+                if seen.insert(r.id.to_string()) {
+                    events.save(&r.id.to_string());
+                }
+            }
+        }
         f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(f)
     })
@@ -261,7 +285,9 @@ fn load(st: Arc<State>, r: Req) -> ApiResult {
         });
         match res {
             Ok(recs) => {
+                let events = st.image_events();
                 for rec in recs {
+                    events.load(&rec.id.to_string(), &rec.tags);
                     if rec.tags.is_empty() {
                         prog.send(json!({"stream": format!("Loaded image ID: {}\n", rec.id)}));
                     }
@@ -545,6 +571,7 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
                 e.with_container_root(&id, |_, root| {
                     Ok(Root::open(root, &id)?.copy_in_tar(&mut rd, &path, owner)?)
                 })?;
+                e.emit_for(&id, "extract-to-dir");
                 Ok(())
             })
             .await?;
@@ -552,7 +579,15 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
         }
         ref m => {
             let head = *m == Method::HEAD;
-            let (f, stat) = blocking(move || archive_of(&st, &id, &path)).await?;
+            let (f, stat) = blocking(move || {
+                let r = archive_of(&st, &id, &path)?;
+                // docker logs a GET's copy, not a HEAD's stat.
+                if !head {
+                    st.engine()?.emit_for(&id, "archive-path");
+                }
+                Ok(r)
+            })
+            .await?;
             let mut resp: Resp = http::response(
                 StatusCode::OK,
                 "application/x-tar",
@@ -599,6 +634,7 @@ pub async fn export(st: Arc<State>, id: String) -> ApiResult {
             w.flush().map_err(oxcart_engine::error::io_err("export"))?;
             Ok(())
         })?;
+        e.emit_for(&id, "export");
         f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(f)
     })

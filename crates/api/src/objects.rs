@@ -149,16 +149,19 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                 .unwrap_or_default();
             let nonempty = |s: String| (!s.is_empty()).then_some(s);
             let id = blocking(move || {
-                let (_e, mut nets) = open(&st)?;
-                let n = nets.create(CreateNetwork {
-                    name: c.name,
-                    driver: nonempty(c.driver),
-                    subnet: nonempty(cfg.subnet),
-                    gateway: nonempty(cfg.gateway),
-                    ip_range: nonempty(cfg.ip_range),
-                    internal: c.internal,
-                    labels: c.labels,
-                })?;
+                let (e, mut nets) = open(&st)?;
+                let n = e.create_network(
+                    &mut nets,
+                    CreateNetwork {
+                        name: c.name,
+                        driver: nonempty(c.driver),
+                        subnet: nonempty(cfg.subnet),
+                        gateway: nonempty(cfg.gateway),
+                        ip_range: nonempty(cfg.ip_range),
+                        internal: c.internal,
+                        labels: c.labels,
+                    },
+                )?;
                 Ok(n.id)
             })
             .await?;
@@ -171,22 +174,12 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
             let f = parse_filters(&r.query)?;
             let gone = blocking(move || {
                 let (e, mut nets) = open(&st)?;
-                let mut out = Vec::new();
-                for n in nets.list()? {
-                    let v = net_json(&e, &nets, &n)?;
-                    let labels_ok = f
-                        .get("label")
-                        .is_none_or(|l| l.iter().all(|w| label_match(&v["Labels"], w)));
-                    if n.name != DEFAULT_NETWORK
-                        && labels_ok
-                        && nets.containers_on(&n.id)?.is_empty()
-                    {
-                        nets.remove(&n.id)?;
-                        out.push(n.name);
-                    }
-                }
-                nets.release_idle()?;
-                Ok(out)
+                let labels_ok = |n: &oxcart_engine::network::Network| {
+                    let labels = json!(n.labels);
+                    f.get("label")
+                        .is_none_or(|l| l.iter().all(|w| label_match(&labels, w)))
+                };
+                Ok(e.prune_networks(&mut nets, &labels_ok)?)
             })
             .await?;
             Ok(http::json(&json!({"NetworksDeleted": gone})))
@@ -202,9 +195,8 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
         }
         (2, _, &M::DELETE) => {
             blocking(move || {
-                let (_e, mut nets) = open(&st)?;
-                nets.remove(&key)?;
-                nets.release_idle()?;
+                let (e, mut nets) = open(&st)?;
+                e.remove_network(&mut nets, &key)?;
                 Ok(())
             })
             .await?;
@@ -259,9 +251,9 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                     return Ok(());
                 }
                 if verb == "connect" {
-                    nets.connect(&rec.id, &mode, &key, &aliases)?;
+                    e.connect_network(&mut nets, &rec, &key, &aliases)?;
                 } else {
-                    nets.disconnect(&rec.id, &mode, &key)?;
+                    e.disconnect_network(&mut nets, &rec, &key)?;
                 }
                 Ok(())
             })

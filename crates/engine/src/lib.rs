@@ -22,6 +22,7 @@ pub mod listing;
 pub mod lock;
 pub mod monitor;
 pub mod names;
+mod netverbs;
 pub mod network;
 pub mod paths;
 pub mod record;

@@ -10,7 +10,7 @@ use oxcart_engine::volumes::{Volume, VolumeCreate};
 use oxcart_engine::Engine;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 #[derive(Subcommand)]
 pub enum VolumeCmd {
@@ -196,13 +196,6 @@ fn volume_row(v: &Volume, users: &HashMap<String, Vec<String>>, size: Option<u64
     })
 }
 
-fn confirm(warning: &str) -> Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let mut s = String::new();
-    std::io::stdin().lock().read_line(&mut s)?;
-    Ok(matches!(s.trim(), "y" | "Y" | "yes" | "Yes"))
-}
-
 pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
     let mut e = ctx.engine()?;
     match cmd {
@@ -258,7 +251,7 @@ pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
             } else {
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             };
-            if !force && !confirm(warn)? {
+            if !force && !crate::term::confirm(warn)? {
                 return Ok(());
             }
             let none = HashMap::new();
@@ -376,7 +369,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
             } else {
                 "  - all dangling images"
             });
-            if !force && !confirm(&warn)? {
+            if !force && !crate::term::confirm(&warn)? {
                 return Ok(());
             }
             system_prune(ctx, &mut e, *all, *volumes)

@@ -755,6 +755,45 @@ fn images_networks_volumes_and_df() {
         assert_eq!(c["Command"], "sleep 5", "{c}");
     }
     svc.ok(d, &["rm", "dfcmd"]);
+    // Exec through the API: its events, exec_die for the detached one too (the
+    // service waits for it, as dockerd).
+    svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "evx",
+            "--network",
+            "none",
+            img,
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(
+        svc.docker(d, &["exec", "evx", "sh", "-c", "exit 2"])
+            .status
+            .code(),
+        Some(2)
+    );
+    svc.ok(d, &["exec", "-d", "evx", "true"]);
+    let journal = |fmt: &str| {
+        let until = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1)
+        .to_string();
+        ox.ok(&["events", "--since", "0", "--until", &until, "--format", fmt])
+    };
+    assert!(
+        eventually(10, || journal("{{.Action}}").matches("exec_die").count()
+            == 2),
+        "{}",
+        journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
+    );
+    svc.ok(d, &["rm", "-f", "evx"]);
     svc.ok(d, &["volume", "rm", "apivol"]);
     let o = svc.docker(d, &["volume", "inspect", "apivol"]);
     assert!(!o.status.success());
@@ -772,6 +811,41 @@ fn images_networks_volumes_and_df() {
         "",
         "system prune -a removed the unused images"
     );
+    // What the API did is in the journal as the CLI's verbs write it.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let seen = ox.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    let mut rest = seen.as_str();
+    for want in [
+        "image pull",
+        "image tag",
+        "image save",
+        "image untag",
+        "image load",
+        "network create",
+        "volume create",
+        "container exec_create: sh -c exit 2",
+        "container exec_start: sh -c exit 2",
+        "container exec_die",
+        "network destroy",
+    ] {
+        let at = rest
+            .find(want)
+            .unwrap_or_else(|| panic!("{want} missing or out of order in:\n{seen}"));
+        rest = &rest[at + want.len()..];
+    }
     ox.assert_clean();
     ox.assert_net_clean();
 }

@@ -513,6 +513,75 @@ fn events_of_the_other_verbs() {
 }
 
 #[test]
+fn events_of_the_filesystem_and_image_verbs() {
+    let ox = new_ox().pulled();
+    let tmp = ox.dir.path();
+    let (mut f, rx) = follower(&ox, &["--format", "json"]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "fsv",
+        ox.image(),
+        "sleep",
+        "1000",
+    ]);
+    ox.ok(&["top", "fsv"]);
+    ox.ok(&["update", "--cpu-shares", "512", "fsv"]);
+    let out = tmp.join("hostname.out");
+    ox.ok(&["cp", "fsv:/etc/hostname", out.to_str().unwrap()]);
+    ox.ok(&["cp", out.to_str().unwrap(), "fsv:/tmp/"]);
+    let tar = tmp.join("fsv.tar");
+    ox.ok(&["export", "-o", tar.to_str().unwrap(), "fsv"]);
+    ox.ok(&["commit", "-m", "msg", "fsv", "evimg:1"]);
+    let saved = tmp.join("saved.tar");
+    ox.ok(&["save", "-o", saved.to_str().unwrap(), "evimg:1"]);
+    let imported = ox.ok(&["import", tar.to_str().unwrap(), "evimp:1"]);
+    ox.ok(&["rm", "-f", "fsv"]);
+    let got = collect_until(&rx, |l| l.contains("\"destroy\""));
+    let _ = f.kill();
+    let _ = f.wait();
+    let want = [
+        "container create",
+        "container start",
+        "container top",
+        "container update",
+        "container archive-path",
+        "container extract-to-dir",
+        "container export",
+        "image tag",
+        "container commit",
+        "image save",
+        "image tag",
+        "image import",
+        "container kill",
+        "container die",
+        "container destroy",
+    ];
+    assert_eq!(actions(&got), want, "{got:#?}");
+    let v: Vec<Value> = got
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let img_id = ox.ok(&["inspect", "--format", "{{.Id}}", "evimg:1"]);
+    let img_id = img_id.trim();
+    assert_eq!(v[7]["Actor"]["ID"], img_id);
+    assert_eq!(v[7]["Actor"]["Attributes"]["name"], "evimg:1");
+    let commit = &v[8]["Actor"]["Attributes"];
+    assert_eq!(commit["comment"], "msg");
+    assert_eq!(commit["imageID"], img_id);
+    assert_eq!(commit["imageRef"], "evimg:1");
+    assert_eq!(commit["name"], "fsv");
+    assert_eq!(v[9]["Actor"]["ID"], img_id);
+    assert_eq!(v[11]["Actor"]["ID"], imported.trim());
+    assert_eq!(v[11]["Actor"]["Attributes"]["name"], imported.trim());
+    assert_eq!(v[10]["Actor"]["Attributes"]["name"], "evimp:1");
+    ox.ok(&["rmi", "evimg:1", "evimp:1"]);
+}
+
+#[test]
 fn the_journal_is_bounded_and_followed_across_rotations() {
     let mut ox = new_ox();
     let cfg = ox.dir.path().join("oxcart.toml");
