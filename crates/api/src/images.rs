@@ -25,6 +25,9 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
         (&M::GET, "json") if n > 2 => inspect(st, name(true)).await,
         (&M::POST, "tag") if n > 2 => tag(st, name(true), &r).await,
         (&M::DELETE, _) if n > 1 => remove(st, name(false), r.query.bool("force")).await,
+        (&M::POST, "create") if n == 2 && r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) => {
+            import(st, r)
+        }
         (&M::POST, "create") if n == 2 => pull(st, &r),
         (&M::POST, "load") if n == 2 => load(st, r),
         (&M::GET, "get") if n == 2 => save(st, r.query.all("names").to_vec()).await,
@@ -183,12 +186,62 @@ impl oxcart_image::pull::Progress for PullProgress {
 
 /// `POST /images/create?fromImage=…&tag=…`: a pull, its progress streamed (chunked);
 /// a failure after the stream began is docker's `{"errorDetail":…,"error":…}` line.
-fn pull(st: Arc<State>, r: &Req) -> ApiResult {
-    if r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+/// `POST /images/create?fromSrc=-` (`docker import`): the request body is a root
+/// filesystem tar (compressed or not), imported as `oxcart import` does; `repo` and
+/// `tag` name the new image.
+fn import(st: Arc<State>, r: Req) -> ApiResult {
+    if r.query.get("fromSrc") != Some("-") {
         return Err(ApiError::not_implemented(
-            "image import through the API (fromSrc) is not supported yet: use `oxcart import`",
+            "fromSrc: importing from a URL is not supported (send the archive as the body, fromSrc=-)",
         ));
     }
+    if !r.query.all("changes").iter().all(|c| c.is_empty()) {
+        return Err(ApiError::not_implemented(
+            "changes: Dockerfile instructions on import are not supported",
+        ));
+    }
+    if r.query.get("message").is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::not_implemented(
+            "message: a commit message on import is not supported",
+        ));
+    }
+    let repo = r.query.get("repo").unwrap_or("").to_string();
+    let named = match (repo.as_str(), r.query.get("tag").unwrap_or("")) {
+        ("", _) => None,
+        (repo, "") => Some(repo.to_string()),
+        (repo, tag) => Some(format!("{repo}:{tag}")),
+    };
+    let reference = named
+        .as_deref()
+        .map(oxcart_image::Reference::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad(format!("repo: {e}")))?;
+    let reader = body_reader(r.req.into_body());
+    let (tx, body) = http::channel(16);
+    tokio::task::spawn_blocking(move || {
+        let prog = PullProgress { tx };
+        let res = st.images().and_then(|mut imgs| {
+            Ok(imgs.import(
+                Box::new(reader),
+                std::path::Path::new("<request body>"),
+                reference.as_ref(),
+                &oxcart_image::pull::NoProgress,
+            )?)
+        });
+        match res {
+            Ok(rec) => {
+                let id = rec.id.to_string();
+                st.image_events().import(&id, named.as_deref());
+                // docker's import stream ends with the new image's id as a status.
+                prog.send(json!({"status": id}));
+            }
+            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+        }
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}
+
+fn pull(st: Arc<State>, r: &Req) -> ApiResult {
     let from = r.query.get("fromImage").unwrap_or("").to_string();
     if from.is_empty() {
         return Err(ApiError::bad("fromImage is required"));

@@ -15,6 +15,7 @@ pub mod error;
 pub mod etcfiles;
 pub mod events;
 pub mod exec;
+pub mod filters;
 pub mod fs;
 pub mod health;
 pub mod inspect;

@@ -5,6 +5,7 @@ use crate::ctr::{ContainerCmd, CtrCmd, ExecArgs, UpdateArgs};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
 use oxcart_engine::exec::ExecOptions;
+use oxcart_engine::filters::{split_pairs, LabelFilter};
 use oxcart_engine::start::StartOutcome;
 use oxcart_engine::update::UpdateRequest;
 use oxcart_engine::Engine;
@@ -212,13 +213,8 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
             {
                 return Ok(0);
             }
-            let labels = prune_filter(filter)?;
-            let (ids, bytes) = e.prune(|r| {
-                labels.iter().all(|(k, v)| match v {
-                    Some(v) => r.config.labels.get(k) == Some(v),
-                    None => r.config.labels.contains_key(k),
-                })
-            })?;
+            let labels = LabelFilter::for_prune(&split_pairs(filter)?)?;
+            let (ids, bytes) = e.prune(|r| labels.matches(&r.config.labels))?;
             let mut out = std::io::stdout().lock();
             if !ids.is_empty() {
                 writeln!(out, "Deleted Containers:")?;
@@ -240,20 +236,6 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
             Ok(0)
         }
     }
-}
-
-fn prune_filter(f: &[String]) -> Result<Vec<(String, Option<String>)>> {
-    f.iter()
-        .map(|s| {
-            let v = s.strip_prefix("label=").ok_or_else(|| {
-                anyhow!("invalid filter '{s}' (container prune takes label=KEY[=VALUE])")
-            })?;
-            Ok(match v.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (v.to_string(), None),
-            })
-        })
-        .collect()
 }
 
 fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {

@@ -249,12 +249,7 @@ fn actions(lines: &[String]) -> Vec<String> {
 #[test]
 fn events_follower_sees_run_stop_rm_in_dockers_order_and_shape() {
     let ox = new_ox().pulled();
-    let since = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1)
-    .to_string();
+    let since = (unix_now() - 1).to_string();
     let (mut all, rx_all) = follower(&ox, &["--format", "json"]);
     let (mut ctr_only, rx_ctr) = follower(
         &ox,
@@ -345,12 +340,7 @@ fn events_follower_sees_run_stop_rm_in_dockers_order_and_shape() {
     assert!(net.get("status").is_none(), "{net}");
 
     // The past: --since/--until return at once; filters and templates.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (unix_now() + 1).to_string();
     let out = ox.ok(&[
         "events",
         "--since",
@@ -517,17 +507,7 @@ fn events_of_the_filesystem_and_image_verbs() {
     let ox = new_ox().pulled();
     let tmp = ox.dir.path();
     let (mut f, rx) = follower(&ox, &["--format", "json"]);
-    ox.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "fsv",
-        ox.image(),
-        "sleep",
-        "1000",
-    ]);
+    ox.detached(&["--name", "fsv"], &["sleep", "1000"]);
     ox.ok(&["top", "fsv"]);
     ox.ok(&["update", "--cpu-shares", "512", "fsv"]);
     let out = tmp.join("hostname.out");
@@ -612,12 +592,7 @@ fn the_journal_is_bounded_and_followed_across_rotations() {
     }
     assert!(total <= 2 * (2048 + 512));
     // The past holds the newest events only, in order, the oldest dropped.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let now = now.to_string();
+    let now = (unix_now() + 1).to_string();
     let past = ox.ok(&[
         "events",
         "--since",
@@ -646,12 +621,7 @@ fn the_journal_is_bounded_and_followed_across_rotations() {
 #[test]
 fn an_oom_killed_container_says_so_with_137_and_an_oom_event() {
     let ox = new_ox().pulled();
-    let since = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1)
-    .to_string();
+    let since = (unix_now() - 1).to_string();
     // busybox tail keeps a line without a newline in memory as it grows.
     let out = ox.run(&[
         "run",
@@ -671,12 +641,7 @@ fn an_oom_killed_container_says_so_with_137_and_an_oom_event() {
     let st = &ox.inspect("oom")["State"];
     assert_eq!(st["OOMKilled"], true, "{st}");
     assert_eq!(st["ExitCode"], 137);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (unix_now() + 1).to_string();
     let out = ox.ok(&[
         "events",
         "--since",

@@ -933,7 +933,7 @@ fn stop_signal_rm_d_and_prune() {
     }
     assert_eq!(ox.ok(&["ps", "-aq"]).lines().count(), 3);
     let p1 = ox.inspect("p1")["Id"].as_str().unwrap().to_string();
-    let out = ox.ok(&["container", "prune", "-f", "--filter", "label=keep=no"]);
+    let out = ox.ok(&["container", "prune", "-f", "--filter", "label!=keep=yes"]);
     assert!(
         out.starts_with(&format!("Deleted Containers:\n{p1}\n")),
         "{out}"
