@@ -17,7 +17,7 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
 }
 
 /// The networks, with docker's `bridge` recorded (docker always lists it).
-fn open(st: &State) -> ApiResult<(oxcart_engine::Engine, Networks)> {
+fn open(st: &State) -> ApiResult<(crate::server::PooledEngine, Networks)> {
     let e = st.engine()?;
     let mut n = Networks::open(&e.layout)?;
     n.default_network()?;

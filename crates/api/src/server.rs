@@ -40,6 +40,45 @@ pub struct State {
     pub execs: Mutex<HashMap<String, Arc<crate::exec::ExecInstance>>>,
     active: AtomicUsize,
     idle_changed: tokio::sync::Notify,
+    /// Engines (their database connections) idle between requests.
+    pool: Arc<Mutex<Vec<Engine>>>,
+}
+
+/// Engines kept idle at most: the blocking pool rarely runs more at once.
+const POOL_MAX: usize = 4;
+
+/// An engine lent to one request; back to the pool when dropped.
+pub struct PooledEngine {
+    engine: Option<Engine>,
+    pool: Arc<Mutex<Vec<Engine>>>,
+}
+
+impl std::ops::Deref for PooledEngine {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        // Some until drop.
+        self.engine.as_ref().expect("engine present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledEngine {
+    fn deref_mut(&mut self) -> &mut Engine {
+        self.engine.as_mut().expect("engine present until drop")
+    }
+}
+
+impl Drop for PooledEngine {
+    fn drop(&mut self) {
+        // A request that panicked may have left its connection mid-transaction.
+        if std::thread::panicking() {
+            return;
+        }
+        if let (Some(e), Ok(mut p)) = (self.engine.take(), self.pool.lock()) {
+            if p.len() < POOL_MAX {
+                p.push(e);
+            }
+        }
+    }
 }
 
 impl State {
@@ -50,13 +89,27 @@ impl State {
             execs: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
             idle_changed: tokio::sync::Notify::new(),
+            pool: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
-    /// The engine, opened as the CLI opens it.
-    pub fn engine(&self) -> ApiResult<Engine> {
+    /// The engine, with the config read now as the CLI reads it per command. Its
+    /// database connection is reused from an earlier request when one is idle:
+    /// opening one (WAL mode, schema check) was a sixth of a 100-container listing.
+    pub fn engine(&self) -> ApiResult<PooledEngine> {
         let cfg = oxcart_engine::config::EngineConfig::load(self.opts.config_file.as_deref())?;
-        Ok(Engine::open(self.opts.layout.clone(), cfg)?)
+        let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let engine = match idle {
+            Some(mut e) => {
+                e.recycle(cfg);
+                e
+            }
+            None => Engine::open(self.opts.layout.clone(), cfg)?,
+        };
+        Ok(PooledEngine {
+            engine: Some(engine),
+            pool: self.pool.clone(),
+        })
     }
 
     pub fn images(&self) -> ApiResult<oxcart_image::ImageStore> {

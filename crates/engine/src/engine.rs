@@ -34,6 +34,13 @@ impl Engine {
         })
     }
 
+    /// Ready this engine for another command of a long-lived process (the API
+    /// service's pool): the config as read now, and no hint left from the last one.
+    pub fn recycle(&mut self, config: EngineConfig) {
+        self.config = config;
+        self.layers_hint = None;
+    }
+
     pub fn ctr_dir(&self, id: &str) -> PathBuf {
         self.layout.ctr_dir(id)
     }

@@ -127,7 +127,7 @@ impl Networks {
 
     /// A container's aliases on a network.
     pub fn aliases_of(&self, ctr: &str, network_id: &str) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT alias FROM aliases WHERE container_id = ?1 AND network_id = ?2 ORDER BY rowid",
         )?;
         let v = st

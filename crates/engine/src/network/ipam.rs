@@ -194,7 +194,8 @@ pub fn allocate(conn: &mut Connection, ctr: &str, w: &Want<'_>) -> Result<Lease,
 
 /// A container's leases.
 pub fn leases_of(conn: &Connection, ctr: &str) -> Result<Vec<Lease>, NetworkError> {
-    let mut st = conn.prepare("SELECT network_id, ip, mac FROM leases WHERE container_id = ?1")?;
+    let mut st =
+        conn.prepare_cached("SELECT network_id, ip, mac FROM leases WHERE container_id = ?1")?;
     let rows = st.query_map(params![ctr], |r| {
         Ok((
             r.get::<_, String>(0)?,

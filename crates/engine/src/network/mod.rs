@@ -255,7 +255,7 @@ impl Networks {
     pub fn list(&self) -> Result<Vec<Network>> {
         let mut st = self
             .conn
-            .prepare("SELECT record FROM networks ORDER BY name")?;
+            .prepare_cached("SELECT record FROM networks ORDER BY name")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for r in rows {
@@ -508,9 +508,14 @@ impl Networks {
 
     /// A container's endpoints (its leases with their networks).
     pub fn endpoints(&self, ctr: &str) -> Result<Vec<Endpoint>> {
+        let leases = ipam::leases_of(&self.conn, ctr)?;
+        if leases.is_empty() {
+            // A listing asks this of every container; most have no lease.
+            return Ok(Vec::new());
+        }
         let nets = self.list()?;
         let mut out = Vec::new();
-        for l in ipam::leases_of(&self.conn, ctr)? {
+        for l in leases {
             if let Some(n) = nets.iter().find(|n| n.id == l.network_id) {
                 out.push(Endpoint {
                     prefix: n.subnet()?.prefix,

@@ -120,7 +120,7 @@ pub fn record(conn: &Connection, ctr: &str, bound: &[Bound]) -> Result<(), Netwo
 }
 
 pub fn of(conn: &Connection, ctr: &str) -> Result<Vec<Bound>, NetworkError> {
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT proto, host_ip, host_port, ctr_port FROM ports WHERE container_id = ?1 ORDER BY ctr_port, proto",
     )?;
     let rows = st.query_map(params![ctr], |r| {
