@@ -245,10 +245,9 @@ pub fn boot_id() -> String {
 /// asks for the size and position and then reads up from a 32-byte probe (8 syscalls
 /// for a `/proc/<pid>/stat`, read per container by every listing); through `take`
 /// into a buffer that holds it, open, read, read (EOF), close.
-pub(crate) fn read_proc(path: &str) -> std::io::Result<String> {
+fn read_proc(path: &str) -> std::io::Result<String> {
     use std::io::Read;
-    // /proc/meminfo and /proc/stat are 1.5–3 KB; a pid's stat ~300 bytes.
-    let mut s = String::with_capacity(4096);
+    let mut s = String::with_capacity(1024);
     std::fs::File::open(path)?
         .take(u64::MAX)
         .read_to_string(&mut s)?;
