@@ -62,21 +62,12 @@ pub(crate) fn write_field(field: &str, dir: &Path, file: &str, value: &str) -> R
 }
 
 pub(crate) fn read_string_at(path: &Path) -> Result<String> {
-    read_string_sized(path, 4096)
-}
-
-/// [`read_string_at`] into a buffer of `capacity` to start with. `/proc/self/mountinfo`
-/// is ~40 KB on a host with 70 mounts (most of them containers' overlays, with long
-/// options): read up from a page-sized buffer it takes 13 read(2)s, each of which
-/// makes the seq_file find its place again, and ~25 % more CPU than one 64 KiB read
-/// (0.64 vs 0.50 ms, measured on our 2-CPU hosts, docs/benchmarks.md).
-pub(crate) fn read_string_sized(path: &Path, capacity: usize) -> Result<String> {
     // cgroupfs files report size 0, so `File::read_to_string` asks for the size
     // (statx) and the position (lseek), then reads up from a 32-byte probe: 6–9
     // syscalls a file, and `stats` reads 7 files per container. Reading through
     // `take` skips the size hint, and the page-sized buffer takes any of them in one
     // read (memory.stat, the longest, is ~1.5 KB): open, read, read (EOF), close.
-    let mut s = String::with_capacity(capacity);
+    let mut s = String::with_capacity(4096);
     File::open(path)
         .and_then(|f| f.take(u64::MAX).read_to_string(&mut s))
         .map_err(|source| CgroupError::Read {

@@ -57,7 +57,7 @@ pub struct Layout {
 impl Layout {
     /// Read the real host layout.
     pub fn detect() -> Result<Layout> {
-        let mountinfo = fsutil::read_string_sized(Path::new("/proc/self/mountinfo"), 64 << 10)?;
+        let mountinfo = fsutil::read_string_at(Path::new("/proc/self/mountinfo"))?;
         // /proc/cgroups lists v1 subsystem names; on a kernel without v1
         // support it may be absent, which only means no v1 names to match.
         let known = fsutil::read_string_at(Path::new("/proc/cgroups")).unwrap_or_default();
