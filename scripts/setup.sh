@@ -68,7 +68,7 @@ systemctl disable --now docker-registry >/dev/null 2>&1 || true
 # Likewise the host's docker and containerd services: the tests start private daemons.
 systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
 
-# testcontainers-python from PyPI, for crates/oxcart/tests/api.rs, in a venv of its own
+# testcontainers-python from PyPI, for crates/oxcart/tests/api.rs and api_podman.rs, in a venv of its own
 # (Debian's python stays untouched).
 if [ ! -x /opt/oxcart-venv/bin/python ]; then
     /usr/bin/python3 -m venv /opt/oxcart-venv

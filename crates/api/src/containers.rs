@@ -38,9 +38,7 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
         }
         (3, "top", &M::GET) => top(st, id, r.query.get("ps_args").unwrap_or("").to_string()).await,
         (3, "resize", &M::POST) => resize(st, id, &r).await,
-        (3, "update", &M::POST) => Err(ApiError::not_implemented(
-            "container update through the API is not supported yet (use `oxcart update`)",
-        )),
+        (3, "update", &M::POST) => update(st, id, r).await,
         (3, "attach", &M::POST) => crate::attach::attach(st, id, r).await,
         (3, "wait", &M::POST) => crate::attach::wait(st, id, r).await,
         (3, "logs", &M::GET) => crate::attach::logs(st, id, r).await,
@@ -531,6 +529,64 @@ async fn simple(
     Ok(http::no_content())
 }
 
+/// docker's `UpdateConfig`: the resources `update` changes and the restart policy.
+/// Zero (or absent) leaves a value as it is, as docker's daemon reads it (its CLI
+/// sends every field, zero for the flags not given).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    memory: i64,
+    memory_reservation: i64,
+    memory_swap: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    cpu_period: i64,
+    cpu_quota: i64,
+    cpuset_cpus: String,
+    cpuset_mems: String,
+    pids_limit: Option<i64>,
+    blkio_weight: u16,
+    restart_policy: oxcart_engine::types::RestartPolicy,
+}
+
+async fn update(st: Arc<State>, id: String, r: Req) -> ApiResult {
+    let b = http::read_body(r.req.into_body(), http::MAX_JSON_BODY).await?;
+    let u: UpdateBody = parse_docker_json(&b)?;
+    let set = |v: i64| (v != 0).then_some(v);
+    let text = |v: String| (!v.is_empty()).then_some(v);
+    let req = oxcart_engine::update::UpdateRequest {
+        memory: set(u.memory),
+        memory_reservation: set(u.memory_reservation),
+        memory_swap: set(u.memory_swap),
+        nano_cpus: set(u.nano_cpus),
+        cpu_shares: set(u.cpu_shares),
+        cpu_period: set(u.cpu_period),
+        cpu_quota: set(u.cpu_quota),
+        cpuset_cpus: text(u.cpuset_cpus),
+        cpuset_mems: text(u.cpuset_mems),
+        pids_limit: u.pids_limit.filter(|p| *p != 0),
+        blkio_weight: (u.blkio_weight != 0).then_some(u.blkio_weight),
+    };
+    let restart = Some(u.restart_policy).filter(|p| !p.name.is_empty());
+    blocking(move || {
+        let mut e = st.engine()?;
+        if !req.is_empty() {
+            e.update(&id, &req)?;
+        }
+        if let Some(p) = &restart {
+            e.update_restart(&id, p)?;
+        }
+        if req.is_empty() && restart.is_none() {
+            // Nothing to change: docker answers 200 all the same; the container
+            // must exist.
+            e.find(&id)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(http::json(&json!({"Warnings": null})))
+}
+
 async fn remove(st: Arc<State>, r: Req) -> ApiResult {
     let id = r.seg(1).to_string();
     let force = r.query.bool("force");
@@ -586,7 +642,10 @@ async fn resize(st: Arc<State>, id: String, r: &Req) -> ApiResult {
         let c = oxcart_engine::attach::connect(&e.ctr_dir(&rec.id))
             .map_err(|err| ApiError::internal(format!("resize: {err}")))?;
         c.resize(h, w)
-            .map_err(|err| ApiError::internal(format!("resize: {err}")))
+            .map_err(|err| ApiError::internal(format!("resize: {err}")))?;
+        let (hs, ws) = (h.to_string(), w.to_string());
+        e.emit_ctr(&rec, "resize", &[("height", &hs), ("width", &ws)]);
+        Ok(())
     })
     .await?;
     Ok(http::response(StatusCode::OK, "text/plain", http::empty()))
@@ -594,26 +653,11 @@ async fn resize(st: Arc<State>, id: String, r: &Req) -> ApiResult {
 
 async fn prune(st: Arc<State>, r: Req) -> ApiResult {
     let filters = parse_filters(&r.query)?;
-    let mut labels: Vec<(String, Option<String>)> = Vec::new();
-    for (k, vals) in &filters {
-        if k != "label" {
-            return Err(ApiError::bad(format!("invalid filter '{k}'")));
-        }
-        for v in vals {
-            labels.push(match v.split_once('=') {
-                Some((a, b)) => (a.to_string(), Some(b.to_string())),
-                None => (v.clone(), None),
-            });
-        }
-    }
+    let labels =
+        oxcart_engine::filters::LabelFilter::for_prune(&crate::http::filter_pairs(&filters))?;
     let (ids, bytes) = blocking(move || {
         let mut e = st.engine()?;
-        Ok(e.prune(|rec| {
-            labels.iter().all(|(k, v)| match v {
-                Some(v) => rec.config.labels.get(k) == Some(v),
-                None => rec.config.labels.contains_key(k),
-            })
-        })?)
+        Ok(e.prune(|rec| labels.matches(&rec.config.labels))?)
     })
     .await?;
     Ok(http::json(

@@ -69,11 +69,16 @@ pub async fn create(st: Arc<State>, id: String, r: Req) -> ApiResult {
         return Err(ApiError::bad("No exec command specified"));
     }
     let st2 = st.clone();
+    let exec_id = oxcart_engine::names::new_id()?;
+    let (eid, cmd) = (exec_id.clone(), cfg.cmd.clone());
     let container = blocking(move || {
         let e = st2.engine()?;
         let (rec, o) = crate::containers::status_of(&e, &id)?;
         match o.status {
-            oxcart_engine::state::Status::Running => Ok(rec.id),
+            oxcart_engine::state::Status::Running => {
+                e.emit_exec(&rec, "exec_create", &eid, &cmd);
+                Ok(rec.id)
+            }
             oxcart_engine::state::Status::Paused => Err(ApiError::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 rec.id
@@ -85,7 +90,6 @@ pub async fn create(st: Arc<State>, id: String, r: Req) -> ApiResult {
         }
     })
     .await?;
-    let exec_id = oxcart_engine::names::new_id()?;
     let inst = Arc::new(ExecInstance {
         id: exec_id.clone(),
         container,
@@ -224,10 +228,13 @@ async fn start(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
     };
     let st2 = st.clone();
     let ctr = inst.container.clone();
+    let exec_id = inst.id.clone();
     let prepared = blocking(move || {
         let e = st2.engine()?;
         let rec = e.find(&ctr)?;
-        Ok(e.prepare_exec(&rec, &opts)?)
+        let p = e.prepare_exec(&rec, &opts)?;
+        e.emit_exec(&rec, "exec_start", &exec_id, &opts.cmd);
+        Ok(p)
     })
     .await;
     let prepared = match prepared {
@@ -260,6 +267,7 @@ async fn start(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
                 r.exit_code = Some(code);
                 r.master = None;
             });
+            emit_die(&st, &inst, code).await;
         });
         return Ok(http::response(
             StatusCode::OK,
@@ -293,9 +301,25 @@ async fn start(st: Arc<State>, id: String, mut r: Req) -> ApiResult {
                 r.exit_code = Some(code);
                 r.master = None;
             });
+            // After the exit code is readable (clients inspect the exec the moment
+            // the stream ends), before the stream ends.
+            emit_die(&st, &inst, code).await;
             out.close().await;
         },
     ))
+}
+
+/// docker's `exec_die` for an exec the service ran (attached or detached: the
+/// service waits for both, as docker's daemon does).
+async fn emit_die(st: &Arc<State>, inst: &Arc<ExecInstance>, code: i64) {
+    let (st, inst) = (st.clone(), inst.clone());
+    let _ = blocking(move || {
+        let e = st.engine()?;
+        let rec = e.find(&inst.container)?;
+        e.emit_exec_die(&rec, &inst.id, code);
+        Ok(())
+    })
+    .await;
 }
 
 struct Spawned {

@@ -310,6 +310,13 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// The filters as the `(key, value)` pairs the engine's filters take.
+pub fn filter_pairs(f: &BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
+    f.iter()
+        .flat_map(|(k, vals)| vals.iter().map(move |v| (k.clone(), v.clone())))
+        .collect()
+}
+
 /// docker's filters: `{"label":{"a=b":true}}` (the old map shape) or
 /// `{"label":["a=b"]}`, key → values.
 pub fn parse_filters(q: &Query) -> ApiResult<BTreeMap<String, Vec<String>>> {

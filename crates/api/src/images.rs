@@ -25,6 +25,9 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
         (&M::GET, "json") if n > 2 => inspect(st, name(true)).await,
         (&M::POST, "tag") if n > 2 => tag(st, name(true), &r).await,
         (&M::DELETE, _) if n > 1 => remove(st, name(false), r.query.bool("force")).await,
+        (&M::POST, "create") if n == 2 && r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) => {
+            import(st, r)
+        }
         (&M::POST, "create") if n == 2 => pull(st, &r),
         (&M::POST, "load") if n == 2 => load(st, r),
         (&M::GET, "get") if n == 2 => save(st, r.query.all("names").to_vec()).await,
@@ -88,13 +91,16 @@ async fn tag(st: Arc<State>, name: String, r: &Req) -> ApiResult {
     }
     blocking(move || {
         let mut imgs = st.images()?;
-        imgs.tag(&name, &format!("{repo}:{t}"))
-            .map_err(|e| match e {
-                oxcart_image::Error::NotFound(_) => {
-                    ApiError::not_found(format!("No such image: {name}"))
-                }
-                e => e.into(),
-            })?;
+        let target = format!("{repo}:{t}");
+        imgs.tag(&name, &target).map_err(|e| match e {
+            oxcart_image::Error::NotFound(_) => {
+                ApiError::not_found(format!("No such image: {name}"))
+            }
+            e => e.into(),
+        })?;
+        if let Ok(rec) = imgs.find(&target) {
+            st.image_events().tag(&rec.id.to_string(), &target);
+        }
         Ok(())
     })
     .await?;
@@ -110,6 +116,10 @@ async fn remove(st: Arc<State>, name: String, force: bool) -> ApiResult {
         let mut imgs = st.images()?;
         let e = st.engine()?;
         e.release_stale_holds(&mut imgs)?;
+        let id = imgs
+            .find(&name)
+            .map(|r| r.id.to_string())
+            .unwrap_or_default();
         let (removed, _) = imgs.remove(&name, force).map_err(|e| match e {
             oxcart_image::Error::NotFound(_) => {
                 ApiError::not_found(format!("No such image: {name}"))
@@ -123,6 +133,13 @@ async fn remove(st: Arc<State>, name: String, force: bool) -> ApiResult {
             .map(|u| json!({"Untagged": u}))
             .collect();
         out.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
+        let events = st.image_events();
+        for _ in &removed.untagged {
+            events.untag(&id);
+        }
+        for d in &removed.deleted {
+            events.delete(&d.to_string());
+        }
         Ok(out)
     })
     .await?;
@@ -169,12 +186,62 @@ impl oxcart_image::pull::Progress for PullProgress {
 
 /// `POST /images/create?fromImage=…&tag=…`: a pull, its progress streamed (chunked);
 /// a failure after the stream began is docker's `{"errorDetail":…,"error":…}` line.
-fn pull(st: Arc<State>, r: &Req) -> ApiResult {
-    if r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+/// `POST /images/create?fromSrc=-` (`docker import`): the request body is a root
+/// filesystem tar (compressed or not), imported as `oxcart import` does; `repo` and
+/// `tag` name the new image.
+fn import(st: Arc<State>, r: Req) -> ApiResult {
+    if r.query.get("fromSrc") != Some("-") {
         return Err(ApiError::not_implemented(
-            "image import through the API (fromSrc) is not supported yet: use `oxcart import`",
+            "fromSrc: importing from a URL is not supported (send the archive as the body, fromSrc=-)",
         ));
     }
+    if !r.query.all("changes").iter().all(|c| c.is_empty()) {
+        return Err(ApiError::not_implemented(
+            "changes: Dockerfile instructions on import are not supported",
+        ));
+    }
+    if r.query.get("message").is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::not_implemented(
+            "message: a commit message on import is not supported",
+        ));
+    }
+    let repo = r.query.get("repo").unwrap_or("").to_string();
+    let named = match (repo.as_str(), r.query.get("tag").unwrap_or("")) {
+        ("", _) => None,
+        (repo, "") => Some(repo.to_string()),
+        (repo, tag) => Some(format!("{repo}:{tag}")),
+    };
+    let reference = named
+        .as_deref()
+        .map(oxcart_image::Reference::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad(format!("repo: {e}")))?;
+    let reader = body_reader(r.req.into_body());
+    let (tx, body) = http::channel(16);
+    tokio::task::spawn_blocking(move || {
+        let prog = PullProgress { tx };
+        let res = st.images().and_then(|mut imgs| {
+            Ok(imgs.import(
+                Box::new(reader),
+                std::path::Path::new("<request body>"),
+                reference.as_ref(),
+                &oxcart_image::pull::NoProgress,
+            )?)
+        });
+        match res {
+            Ok(rec) => {
+                let id = rec.id.to_string();
+                st.image_events().import(&id, named.as_deref());
+                // docker's import stream ends with the new image's id as a status.
+                prog.send(json!({"status": id}));
+            }
+            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+        }
+    });
+    Ok(http::response(StatusCode::OK, "application/json", body))
+}
+
+fn pull(st: Arc<State>, r: &Req) -> ApiResult {
     let from = r.query.get("fromImage").unwrap_or("").to_string();
     if from.is_empty() {
         return Err(ApiError::bad("fromImage is required"));
@@ -195,17 +262,24 @@ fn pull(st: Arc<State>, r: &Req) -> ApiResult {
         }
         None => None,
     };
+    let given = crate::auth::from_header(r, &reference.registry)?;
     let (tx, body) = http::channel(64);
     tokio::task::spawn_blocking(move || {
         let prog = PullProgress { tx };
         prog.send(json!({"status": format!("Pulling from {}", reference.repository), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
         let mut opts = st.opts.pull.clone();
         opts.platform = platform;
+        // The client's credentials for this registry (docker login's), before the
+        // service's own files.
+        if given.is_some() {
+            opts.credentials.given = given;
+        }
         let res = st
             .images()
             .and_then(|mut imgs| Ok(imgs.pull(&reference, &opts, &prog)?));
         match res {
             Ok(rec) => {
+                st.image_events().pull(&name);
                 if let Some(d) = rec.digests.first().and_then(|d| d.split_once('@')) {
                     prog.send(json!({"status": format!("Digest: {}", d.1)}));
                 }
@@ -235,6 +309,15 @@ async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult {
             imgs.save(&names, oxcart_image::archive::SaveFormat::Docker, &mut w)?;
             w.flush().map_err(|e| ApiError::internal(e.to_string()))?;
         }
+        let events = st.image_events();
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &names {
+            if let Ok(r) = imgs.find(n) {
+                if seen.insert(r.id.to_string()) {
+                    events.save(&r.id.to_string());
+                }
+            }
+        }
         f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(f)
     })
@@ -261,7 +344,9 @@ fn load(st: Arc<State>, r: Req) -> ApiResult {
         });
         match res {
             Ok(recs) => {
+                let events = st.image_events();
                 for rec in recs {
+                    events.load(&rec.id.to_string(), &rec.tags);
                     if rec.tags.is_empty() {
                         prog.send(json!({"stream": format!("Loaded image ID: {}\n", rec.id)}));
                     }
@@ -545,6 +630,7 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
                 e.with_container_root(&id, |_, root| {
                     Ok(Root::open(root, &id)?.copy_in_tar(&mut rd, &path, owner)?)
                 })?;
+                e.emit_for(&id, "extract-to-dir");
                 Ok(())
             })
             .await?;
@@ -552,7 +638,15 @@ pub async fn archive(st: Arc<State>, id: String, r: Req) -> ApiResult {
         }
         ref m => {
             let head = *m == Method::HEAD;
-            let (f, stat) = blocking(move || archive_of(&st, &id, &path)).await?;
+            let (f, stat) = blocking(move || {
+                let r = archive_of(&st, &id, &path)?;
+                // docker logs a GET's copy, not a HEAD's stat.
+                if !head {
+                    st.engine()?.emit_for(&id, "archive-path");
+                }
+                Ok(r)
+            })
+            .await?;
             let mut resp: Resp = http::response(
                 StatusCode::OK,
                 "application/x-tar",
@@ -599,6 +693,7 @@ pub async fn export(st: Arc<State>, id: String) -> ApiResult {
             w.flush().map_err(oxcart_engine::error::io_err("export"))?;
             Ok(())
         })?;
+        e.emit_for(&id, "export");
         f.rewind().map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(f)
     })

@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 pub mod attach;
+pub mod auth;
 pub mod containers;
 pub mod exec;
 pub mod http;

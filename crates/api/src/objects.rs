@@ -1,9 +1,10 @@
 //! `/networks/…` and `/volumes/…` over the engine's networks and volumes.
 
-use crate::http::{self, parse_filters, ApiError, ApiResult};
+use crate::http::{self, filter_pairs as pairs, parse_filters, ApiError, ApiResult};
 use crate::router::{not_found_route, Req};
 use crate::server::{blocking, State};
 use hyper::{Method, StatusCode};
+use oxcart_engine::filters::{LabelFilter, VolumeFilter};
 use oxcart_engine::network::{CreateNetwork, Networks, DEFAULT_NETWORK};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -33,32 +34,34 @@ fn net_json(
     Ok(nets.inspect_json(n, &names)?)
 }
 
-/// docker's network filters: name (substring), id (prefix), label, driver, type.
-fn net_matches(f: &BTreeMap<String, Vec<String>>, v: &Value) -> bool {
-    f.iter().all(|(k, vals)| {
-        vals.is_empty()
-            || vals.iter().any(|want| match k.as_str() {
-                "name" => v["Name"]
-                    .as_str()
-                    .is_some_and(|n| n.contains(want.as_str())),
-                "id" => v["Id"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(want.as_str())),
-                "driver" => v["Driver"] == want.as_str(),
-                "scope" => v["Scope"] == want.as_str(),
-                "type" => (want == "builtin") == (v["Name"] == DEFAULT_NETWORK),
-                "label" => label_match(&v["Labels"], want),
-                "dangling" => true,
-                _ => false,
-            })
-    })
-}
-
-fn label_match(labels: &Value, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, val)) => labels[k] == val,
-        None => labels.get(want).is_some(),
+/// docker's network filters: name (substring), id (prefix), label (all of them),
+/// driver, type.
+fn net_matches(
+    f: &BTreeMap<String, Vec<String>>,
+    n: &oxcart_engine::network::Network,
+    v: &Value,
+) -> bool {
+    let mut labels = LabelFilter::default();
+    for v in f.get("label").into_iter().flatten() {
+        labels.take("label", v, false);
     }
+    labels.matches(&n.labels)
+        && f.iter().filter(|(k, _)| *k != "label").all(|(k, vals)| {
+            vals.is_empty()
+                || vals.iter().any(|want| match k.as_str() {
+                    "name" => v["Name"]
+                        .as_str()
+                        .is_some_and(|n| n.contains(want.as_str())),
+                    "id" => v["Id"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(want.as_str())),
+                    "driver" => v["Driver"] == want.as_str(),
+                    "scope" => v["Scope"] == want.as_str(),
+                    "type" => (want == "builtin") == (v["Name"] == DEFAULT_NETWORK),
+                    "dangling" => true,
+                    _ => false,
+                })
+        })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -112,7 +115,7 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                 let mut out = Vec::new();
                 for n in nets.list()? {
                     let v = net_json(&e, &nets, &n)?;
-                    if net_matches(&f, &v) {
+                    if net_matches(&f, &n, &v) {
                         out.push(v);
                     }
                 }
@@ -149,16 +152,19 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                 .unwrap_or_default();
             let nonempty = |s: String| (!s.is_empty()).then_some(s);
             let id = blocking(move || {
-                let (_e, mut nets) = open(&st)?;
-                let n = nets.create(CreateNetwork {
-                    name: c.name,
-                    driver: nonempty(c.driver),
-                    subnet: nonempty(cfg.subnet),
-                    gateway: nonempty(cfg.gateway),
-                    ip_range: nonempty(cfg.ip_range),
-                    internal: c.internal,
-                    labels: c.labels,
-                })?;
+                let (e, mut nets) = open(&st)?;
+                let n = e.create_network(
+                    &mut nets,
+                    CreateNetwork {
+                        name: c.name,
+                        driver: nonempty(c.driver),
+                        subnet: nonempty(cfg.subnet),
+                        gateway: nonempty(cfg.gateway),
+                        ip_range: nonempty(cfg.ip_range),
+                        internal: c.internal,
+                        labels: c.labels,
+                    },
+                )?;
                 Ok(n.id)
             })
             .await?;
@@ -171,22 +177,8 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
             let f = parse_filters(&r.query)?;
             let gone = blocking(move || {
                 let (e, mut nets) = open(&st)?;
-                let mut out = Vec::new();
-                for n in nets.list()? {
-                    let v = net_json(&e, &nets, &n)?;
-                    let labels_ok = f
-                        .get("label")
-                        .is_none_or(|l| l.iter().all(|w| label_match(&v["Labels"], w)));
-                    if n.name != DEFAULT_NETWORK
-                        && labels_ok
-                        && nets.containers_on(&n.id)?.is_empty()
-                    {
-                        nets.remove(&n.id)?;
-                        out.push(n.name);
-                    }
-                }
-                nets.release_idle()?;
-                Ok(out)
+                let labels = LabelFilter::for_prune(&pairs(&f))?;
+                Ok(e.prune_networks(&mut nets, &|n| labels.matches(&n.labels))?)
             })
             .await?;
             Ok(http::json(&json!({"NetworksDeleted": gone})))
@@ -202,9 +194,8 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
         }
         (2, _, &M::DELETE) => {
             blocking(move || {
-                let (_e, mut nets) = open(&st)?;
-                nets.remove(&key)?;
-                nets.release_idle()?;
+                let (e, mut nets) = open(&st)?;
+                e.remove_network(&mut nets, &key)?;
                 Ok(())
             })
             .await?;
@@ -259,9 +250,9 @@ async fn networks(st: Arc<State>, r: Req) -> ApiResult {
                     return Ok(());
                 }
                 if verb == "connect" {
-                    nets.connect(&rec.id, &mode, &key, &aliases)?;
+                    e.connect_network(&mut nets, &rec, &key, &aliases)?;
                 } else {
-                    nets.disconnect(&rec.id, &mode, &key)?;
+                    e.disconnect_network(&mut nets, &rec, &key)?;
                 }
                 Ok(())
             })
@@ -281,42 +272,19 @@ struct VolCreate {
     labels: BTreeMap<String, String>,
 }
 
-fn vol_matches(
-    f: &BTreeMap<String, Vec<String>>,
-    v: &oxcart_engine::volumes::Volume,
-    used: bool,
-) -> bool {
-    f.iter().all(|(k, vals)| {
-        vals.is_empty()
-            || vals.iter().any(|want| match k.as_str() {
-                "name" => v.name.contains(want.as_str()),
-                "driver" => v.driver == *want,
-                "label" => match want.split_once('=') {
-                    Some((a, b)) => v.labels.get(a).map(String::as_str) == Some(b),
-                    None => v.labels.contains_key(want),
-                },
-                "dangling" => {
-                    let d = matches!(want.as_str(), "true" | "1");
-                    d != used
-                }
-                _ => false,
-            })
-    })
-}
-
 async fn volumes(st: Arc<State>, r: Req) -> ApiResult {
     use Method as M;
     let name = r.seg(1).to_string();
     match (r.segs.len(), &r.method) {
         (1, &M::GET) => {
-            let f = parse_filters(&r.query)?;
+            let f = VolumeFilter::parse(&pairs(&parse_filters(&r.query)?), false)?;
             let v = blocking(move || {
                 let e = st.engine()?;
                 let users = e.volume_users()?;
                 let list: Vec<_> = e
                     .volume_list()?
                     .into_iter()
-                    .filter(|v| vol_matches(&f, v, users.contains_key(&v.name)))
+                    .filter(|v| f.matches(v, &users))
                     .collect();
                 Ok(list)
             })
@@ -339,19 +307,16 @@ async fn volumes(st: Arc<State>, r: Req) -> ApiResult {
             Ok(http::json_status(StatusCode::CREATED, &v))
         }
         (2, &M::POST) if name == "prune" => {
-            let f = parse_filters(&r.query)?;
+            let mut f = parse_filters(&r.query)?;
+            // API 1.42's `all` filter (the CLI's `volume prune -a`).
             let all = f
-                .get("all")
+                .remove("all")
                 .is_some_and(|a| a.iter().any(|x| x == "true" || x == "1"));
-            let labels: Vec<String> = f.get("label").cloned().unwrap_or_default();
+            let vf = VolumeFilter::parse(&pairs(&f), true)?;
             let (gone, bytes) = blocking(move || {
                 let mut e = st.engine()?;
-                Ok(e.volume_prune(all, |v| {
-                    labels.iter().all(|w| match w.split_once('=') {
-                        Some((a, b)) => v.labels.get(a).map(String::as_str) == Some(b),
-                        None => v.labels.contains_key(w),
-                    })
-                })?)
+                let none = std::collections::HashMap::new();
+                Ok(e.volume_prune(all, |v| vf.matches(v, &none))?)
             })
             .await?;
             Ok(http::json(

@@ -132,9 +132,7 @@ async fn dispatch(st: Arc<State>, r: Req) -> ApiResult {
         ("build", &M::POST) if r.seg(1) == "prune" => Ok(crate::http::json(
             &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
         )),
-        ("auth", &M::POST) => Err(ApiError::not_implemented(
-            "auth: log in with `oxcart login` (the service uses its credentials)",
-        )),
+        ("auth", &M::POST) => crate::auth::login(st, r).await,
         _ => Err(not_found_route(&r)),
     }
 }

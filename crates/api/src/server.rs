@@ -112,6 +112,13 @@ impl State {
         })
     }
 
+    /// The journal's image events (as the CLI's image verbs write them).
+    pub fn image_events(&self) -> oxcart_engine::events::ImageEvents {
+        let cfg = oxcart_engine::config::EngineConfig::load(self.opts.config_file.as_deref())
+            .unwrap_or_default();
+        oxcart_engine::events::ImageEvents::new(&self.opts.layout, &cfg)
+    }
+
     pub fn images(&self) -> ApiResult<oxcart_image::ImageStore> {
         Ok(oxcart_image::ImageStore::open(&self.opts.layout.root)?)
     }

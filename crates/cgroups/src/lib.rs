@@ -64,6 +64,7 @@ pub mod apply;
 pub mod bpf;
 pub mod cpulist;
 pub mod devices;
+pub mod dircache;
 pub mod error;
 pub mod freezer;
 mod fsutil;
@@ -74,6 +75,7 @@ pub mod oom;
 pub mod path;
 pub mod stats;
 
+pub use dircache::DirCache;
 pub use error::{CgroupError, Result};
 pub use freezer::FreezerState;
 pub use join::JoinFiles;

@@ -3,6 +3,7 @@
 //! `omitempty` integer is left out when zero, a struct never is).
 
 use crate::apply::Target;
+use crate::dircache::DirCache;
 use crate::error::{CgroupError, Result};
 use crate::fsutil;
 use crate::manager::Manager;
@@ -292,22 +293,31 @@ pub struct Usage {
     pub blk_write: u64,
 }
 
-/// A file's text, `None` if it does not exist (a controller the host lacks);
-/// one open instead of a stat and an open.
-fn read_opt(d: &Path, file: &str) -> Result<Option<String>> {
-    match fsutil::read_string(d, file) {
-        Ok(s) => Ok(Some(s)),
-        Err(CgroupError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
+/// Where [`Manager::usage_in`] reads: by path, or through a [`DirCache`].
+#[derive(Clone, Copy)]
+struct Reader<'a>(Option<&'a DirCache>);
 
-fn u64_opt(d: &Path, file: &str) -> Result<u64> {
-    Ok(read_opt(d, file)?
-        .and_then(|s| fsutil::parse_u64(s.trim()))
-        .unwrap_or(0))
+impl Reader<'_> {
+    /// A file's text, `None` if it does not exist (a controller the host lacks);
+    /// one open instead of a stat and an open.
+    fn opt(self, d: &Path, file: &str) -> Result<Option<String>> {
+        let r = match self.0 {
+            Some(c) => c.read(d, file),
+            None => fsutil::read_string(d, file),
+        };
+        match r {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn u64(self, d: &Path, file: &str) -> Result<u64> {
+        Ok(self
+            .opt(d, file)?
+            .and_then(|s| fsutil::parse_u64(s.trim()))
+            .unwrap_or(0))
+    }
 }
 
 fn key_of(text: &str, key: &str) -> u64 {
@@ -323,35 +333,72 @@ impl Manager {
     /// The figures of [`Usage`], for `stats` over many containers: only the files
     /// that hold them are read (a fifth of what [`Manager::stats`] reads on v1).
     pub fn usage(&self) -> Result<Usage> {
+        self.usage_with(Reader(None))
+    }
+
+    /// [`Manager::usage`] through `cache`, for many containers in one pass: the same
+    /// figures, with the cgroups' parent directories opened once.
+    pub fn usage_in(&self, cache: &DirCache) -> Result<Usage> {
+        self.usage_with(Reader(Some(cache)))
+    }
+
+    /// `target` for reading: on a v2 host whether a controller is usable is the
+    /// same answer for every container, so through a cache it is read once.
+    fn usage_target(&self, r: Reader<'_>, v1: &str, v2: &str) -> Option<Target<'_>> {
+        let Some(cache) = r.0 else {
+            return self.target(v1, v2, "stats").ok();
+        };
+        if let Some(p) = self.v1_path(v1) {
+            return Some(Target::V1(p));
+        }
+        let u = self.unified.as_ref()?;
+        let has = |dir: &Path, file: &str| {
+            cache
+                .shared(dir, file)
+                .is_some_and(|s| s.split_whitespace().any(|c| c == v2))
+        };
+        // The same test as `v2_has`.
+        let usable = has(&u.mountpoint, "cgroup.controllers")
+            && (self.delegate
+                || u.path
+                    .parent()
+                    .is_some_and(|p| has(p, "cgroup.subtree_control")));
+        usable.then_some(Target::V2(&u.path))
+    }
+
+    fn usage_with(&self, r: Reader<'_>) -> Result<Usage> {
         let mut u = Usage::default();
-        match self.target("cpuacct", "cpu", "stats") {
-            Ok(Target::V1(d)) => u.cpu_ns = u64_opt(d, "cpuacct.usage")?,
-            Ok(Target::V2(d)) => {
-                u.cpu_ns = read_opt(d, "cpu.stat")?
+        match self.usage_target(r, "cpuacct", "cpu") {
+            Some(Target::V1(d)) => u.cpu_ns = r.u64(d, "cpuacct.usage")?,
+            Some(Target::V2(d)) => {
+                u.cpu_ns = r
+                    .opt(d, "cpu.stat")?
                     .map_or(0, |s| key_of(&s, "usage_usec").saturating_mul(1000))
             }
-            Err(_) => {}
+            None => {}
         }
-        match self.target("memory", "memory", "stats") {
-            Ok(Target::V1(d)) => {
-                u.mem_usage = u64_opt(d, "memory.usage_in_bytes")?;
-                u.mem_limit = u64_opt(d, "memory.limit_in_bytes")?;
-                u.mem_inactive_file =
-                    read_opt(d, "memory.stat")?.map_or(0, |s| key_of(&s, "total_inactive_file"));
+        match self.usage_target(r, "memory", "memory") {
+            Some(Target::V1(d)) => {
+                u.mem_usage = r.u64(d, "memory.usage_in_bytes")?;
+                u.mem_limit = r.u64(d, "memory.limit_in_bytes")?;
+                u.mem_inactive_file = r
+                    .opt(d, "memory.stat")?
+                    .map_or(0, |s| key_of(&s, "total_inactive_file"));
             }
-            Ok(Target::V2(d)) => {
-                u.mem_usage = u64_opt(d, "memory.current")?;
-                u.mem_limit = u64_opt(d, "memory.max")?;
-                u.mem_inactive_file =
-                    read_opt(d, "memory.stat")?.map_or(0, |s| key_of(&s, "inactive_file"));
+            Some(Target::V2(d)) => {
+                u.mem_usage = r.u64(d, "memory.current")?;
+                u.mem_limit = r.u64(d, "memory.max")?;
+                u.mem_inactive_file = r
+                    .opt(d, "memory.stat")?
+                    .map_or(0, |s| key_of(&s, "inactive_file"));
             }
-            Err(_) => {}
+            None => {}
         }
-        if let Ok(Target::V1(d) | Target::V2(d)) = self.target("pids", "pids", "stats") {
-            u.pids = u64_opt(d, "pids.current")?;
+        if let Some(Target::V1(d) | Target::V2(d)) = self.usage_target(r, "pids", "pids") {
+            u.pids = r.u64(d, "pids.current")?;
         }
-        match self.target("blkio", "io", "stats") {
-            Ok(Target::V1(d)) => {
+        match self.usage_target(r, "blkio", "io") {
+            Some(Target::V1(d)) => {
                 // runc's preference: CFQ's files, else BFQ's, else the throttle layer's.
                 // Which exist is the host kernel's (its I/O schedulers), the same for
                 // every cgroup: the one found last is tried first.
@@ -364,7 +411,7 @@ impl Manager {
                     std::sync::atomic::AtomicUsize::new(0);
                 let first = FOUND.load(std::sync::atomic::Ordering::Relaxed);
                 for i in (first..FILES.len()).chain(0..first) {
-                    if let Some(text) = read_opt(d, FILES[i])? {
+                    if let Some(text) = r.opt(d, FILES[i])? {
                         FOUND.store(i, std::sync::atomic::Ordering::Relaxed);
                         for l in text.lines() {
                             let mut it = l.split_whitespace();
@@ -386,8 +433,8 @@ impl Manager {
                     }
                 }
             }
-            Ok(Target::V2(d)) => {
-                for l in read_opt(d, "io.stat")?.unwrap_or_default().lines() {
+            Some(Target::V2(d)) => {
+                for l in r.opt(d, "io.stat")?.unwrap_or_default().lines() {
                     for kv in l.split_whitespace().skip(1) {
                         match kv.split_once('=') {
                             Some(("rbytes", v)) => u.blk_read += v.parse().unwrap_or(0),
@@ -397,7 +444,7 @@ impl Manager {
                     }
                 }
             }
-            Err(_) => {}
+            None => {}
         }
         Ok(u)
     }

@@ -551,6 +551,14 @@ fn stats_report_usage() {
     // `stats`' lean read (docker's columns) agrees with the full one.
     let u = g.m.usage().unwrap();
     assert_eq!(u.mem_limit, 256 << 20);
+    // Through a DirCache (`stats` over many containers): the same files, read
+    // relative to the cgroups' parents; the v2 controller check answered once.
+    let cache = oxcart_cgroups::DirCache::new();
+    for _ in 0..2 {
+        let c = g.m.usage_in(&cache).unwrap();
+        assert_eq!((c.mem_limit, c.pids), (u.mem_limit, u.pids), "{c:?}");
+        assert!(c.cpu_ns >= u.cpu_ns && c.mem_usage > 0, "{c:?}");
+    }
     assert!(u.cpu_ns >= s.cpu.usage.total, "{u:?}");
     assert!(u.mem_usage > 0, "{u:?}");
     assert_eq!(u.pids, s.pids.current);

@@ -46,6 +46,85 @@ pub(crate) fn write_event_attrs(ctr_dir: &Path, rec: &Record) -> Result<()> {
     crate::etcfiles::write_atomic(&ctr_dir.join(EVENT_ATTRS_FILE), &b)
 }
 
+/// The image events docker's daemon logs (moby's `LogImageEvent`: actor and `name`),
+/// for the verbs that work on the image store without an engine open — the CLI's
+/// image verbs and the API's image endpoints both journal through this, so `events`
+/// shows the same whichever client did it. Best-effort as [`Engine::emit`].
+pub struct ImageEvents {
+    journal: Journal,
+}
+
+impl ImageEvents {
+    pub fn new(layout: &crate::Layout, config: &crate::config::EngineConfig) -> ImageEvents {
+        ImageEvents {
+            journal: Journal::new(layout.events_dir(), config.events_max_size()),
+        }
+    }
+
+    fn emit(&self, action: &str, actor: &str, name: &str) {
+        let ev = Event {
+            kind: "image",
+            action,
+            actor,
+            attributes: &[("name", name)],
+        };
+        let _ = self.journal.append(&ev);
+    }
+
+    /// `pull`: the reference with its tag (`busybox:latest`), `name` without it.
+    pub fn pull(&self, image: &str) {
+        let last = image.rsplit('/').next().unwrap_or(image);
+        let full = if image.contains('@') || last.contains(':') {
+            image.to_string()
+        } else {
+            format!("{image}:latest")
+        };
+        let name = match full.rfind(':') {
+            Some(i) if !full.contains('@') && !full[i..].contains('/') => &full[..i],
+            _ => full.as_str(),
+        };
+        self.emit("pull", &full, name);
+    }
+
+    /// `tag`: the image id, `name` the new reference.
+    pub fn tag(&self, id: &str, target: &str) {
+        self.emit("tag", id, target);
+    }
+
+    /// `untag` and `delete` (rmi): docker names the image id in both places.
+    pub fn untag(&self, id: &str) {
+        self.emit("untag", id, id);
+    }
+
+    pub fn delete(&self, id: &str) {
+        self.emit("delete", id, id);
+    }
+
+    /// `load`: one per tag the archive gave the image, else one for its id.
+    pub fn load(&self, id: &str, tags: &[String]) {
+        if tags.is_empty() {
+            self.emit("load", id, id);
+        }
+        for t in tags {
+            self.emit("load", id, t);
+        }
+    }
+
+    /// `import`: the new image's id in both places; its reference, if given, was
+    /// logged as a `tag` first (moby's ImportImage tags, then logs the import).
+    pub fn import(&self, id: &str, reference: Option<&str>) {
+        if let Some(r) = reference {
+            self.tag(id, r);
+        }
+        self.emit("import", id, id);
+    }
+
+    /// `save`: one per image written to the archive, by id.
+    pub fn save(&self, id: &str) {
+        self.emit("save", id, id);
+    }
+}
+
 impl Engine {
     /// Append one event. Best-effort by design: an event that cannot be written (a
     /// full disk) must not fail the operation it reports, which already happened;
@@ -58,6 +137,31 @@ impl Engine {
             attributes: attrs,
         };
         let _ = journal(self).append(&ev);
+    }
+
+    /// An event with docker's attributes for a container named by `key` (id, name or
+    /// prefix), after a verb that had only its filesystem in hand: `cp`'s
+    /// `archive-path`/`extract-to-dir`, `export`.
+    pub fn emit_for(&self, key: &str, action: &str) {
+        if let Ok(rec) = self.find(key) {
+            self.emit_ctr(&rec, action, &[]);
+        }
+    }
+
+    /// docker's `exec_create: CMD` / `exec_start: CMD` events (the action carries the
+    /// command line, `execID` the exec's id), for the CLI's and the API's exec alike.
+    pub fn emit_exec(&self, rec: &Record, phase: &str, exec_id: &str, cmd: &[String]) {
+        let cmdline = match cmd.split_first() {
+            Some((c, rest)) => format!("{c} {}", rest.join(" ")),
+            None => String::new(),
+        };
+        self.emit_ctr(rec, &format!("{phase}: {cmdline}"), &[("execID", exec_id)]);
+    }
+
+    /// docker's `exec_die`: `execID` and the process's `exitCode`.
+    pub fn emit_exec_die(&self, rec: &Record, exec_id: &str, code: i64) {
+        let c = code.to_string();
+        self.emit_ctr(rec, "exec_die", &[("execID", exec_id), ("exitCode", &c)]);
     }
 
     /// A container event with docker's attributes plus `extra` (e.g. `exitCode`).

@@ -128,6 +128,24 @@ impl Engine {
         if paused {
             rt.resume(&rec.id)?;
         }
+        if let Ok(img) = &r {
+            // moby's commit: the new reference's `tag` event, then the container's
+            // `commit` event with the message, the new image's id and reference.
+            let id = img.id.to_string();
+            let reference = req.reference.clone().unwrap_or_default();
+            if !reference.is_empty() {
+                crate::events::ImageEvents::new(&self.layout, &self.config).tag(&id, &reference);
+            }
+            self.emit_ctr(
+                &rec,
+                "commit",
+                &[
+                    ("comment", &req.message),
+                    ("imageID", &id),
+                    ("imageRef", &reference),
+                ],
+            );
+        }
         r
     }
 

@@ -167,10 +167,7 @@ fn one_matches(e: &Engine, k: &str, v: &str, rec: &Record, o: &Observed) -> bool
         "status" => o.status.as_str() == v,
         "name" => rec.name.contains(v.trim_start_matches('/')),
         "id" => rec.id.starts_with(v),
-        "label" => match v.split_once('=') {
-            Some((lk, lv)) => rec.config.labels.get(lk).map(String::as_str) == Some(lv),
-            None => rec.config.labels.contains_key(v),
-        },
+        "label" => crate::filters::holds(&rec.config.labels, v),
         "ancestor" => {
             rec.config.image == v
                 || rec.image_id == v

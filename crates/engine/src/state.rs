@@ -6,6 +6,8 @@
 use crate::error::{io_err, Result};
 use crate::record::{ExitInfo, MonitorInfo, Record};
 use crate::runtime::Runtime;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// docker's `State.Status` values.
@@ -98,44 +100,131 @@ pub const CANCELED_FILE: &str = "restart-canceled";
 /// The monitor's healthcheck state (monitor/src/health.rs).
 pub const HEALTH_FILE: &str = "health.jsonl";
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        // A file that does not parse was not written by an atomic rename of ours
-        // (a disk error, a hand edit): treated as absent, so the state falls back to
-        // the runtime's word rather than failing every command on this container.
-        Ok(b) => Ok(serde_json::from_slice(&b).ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
+/// A container's directory as one `observe` reads it: opened once, each file then
+/// opened relative to it. Why: `observe` looks up six names per container (four of
+/// them usually absent), and by path every lookup walks `<root>/containers/<id>/`
+/// again — a listing of 50 containers spent a good part of its kernel time in
+/// those walks. Where the directory cannot be opened the files are read by path, so
+/// every answer and error stays what it was.
+struct CtrFiles<'a> {
+    path: &'a Path,
+    fd: Option<OwnedFd>,
+}
+
+impl<'a> CtrFiles<'a> {
+    fn open(path: &'a Path) -> CtrFiles<'a> {
+        let fd = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .ok()
+            .and_then(|c| {
+                // SAFETY: c is NUL-terminated; the fd is owned below.
+                let fd = unsafe {
+                    libc::open(
+                        c.as_ptr(),
+                        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    )
+                };
+                // SAFETY: a fresh fd we own.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            });
+        CtrFiles { path, fd }
+    }
+
+    fn by_path(path: &'a Path) -> CtrFiles<'a> {
+        CtrFiles { path, fd: None }
+    }
+
+    fn c_name(name: &str) -> std::io::Result<std::ffi::CString> {
+        std::ffi::CString::new(name).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains a NUL byte")
+        })
+    }
+
+    /// The whole file, as `fs::read` would return it.
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let Some(dir) = &self.fd else {
+            return std::fs::read(self.path.join(name));
+        };
+        let c = Self::c_name(name)?;
+        // SAFETY: c is NUL-terminated; the fd is owned below.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd we own.
+        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Through `take`: no size and position queries for these small files (state
+        // files are a few hundred bytes; the buffer grows for a long health log).
+        let mut b = Vec::with_capacity(1024);
+        f.take(u64::MAX).read_to_end(&mut b)?;
+        Ok(b)
+    }
+
+    /// `Path::exists` of the file (following a symlink, as it does).
+    fn exists(&self, name: &str) -> bool {
+        let Some(dir) = &self.fd else {
+            return self.path.join(name).exists();
+        };
+        let Ok(c) = Self::c_name(name) else {
+            return false;
+        };
+        // SAFETY: c is NUL-terminated; st is written by the call.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, 0) == 0 }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        match self.read(name) {
+            // A file that does not parse was not written by an atomic rename of ours
+            // (a disk error, a hand edit): treated as absent, so the state falls back to
+            // the runtime's word rather than failing every command on this container.
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&self.path.join(name))(e)),
+        }
+    }
+
+    /// `health.jsonl`: `{"Status","FailingStreak"}`, then one result a line. docker
+    /// shows a container whose checks stopped (it exited) as `unhealthy`.
+    fn health(&self, running: bool) -> Option<Health> {
+        let s = String::from_utf8(self.read(HEALTH_FILE).ok()?).ok()?;
+        let mut lines = s.lines();
+        let head: serde_json::Value = serde_json::from_str(lines.next()?).ok()?;
+        let status = head.get("Status")?.as_str()?.to_string();
+        Some(Health {
+            status: if running { status } else { "unhealthy".into() },
+            failing_streak: head
+                .get("FailingStreak")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0),
+            log: lines.filter_map(|l| serde_json::from_str(l).ok()).collect(),
+        })
     }
 }
 
 pub fn read_monitor(ctr_dir: &Path) -> Result<Option<MonitorInfo>> {
-    read_json(&ctr_dir.join(MONITOR_FILE))
+    CtrFiles::by_path(ctr_dir).json(MONITOR_FILE)
 }
 
 pub fn read_exit(ctr_dir: &Path) -> Result<Option<ExitInfo>> {
-    read_json(&ctr_dir.join(EXIT_FILE))
+    CtrFiles::by_path(ctr_dir).json(EXIT_FILE)
 }
 
 pub fn read_restart(ctr_dir: &Path) -> Result<Option<RestartInfo>> {
-    read_json(&ctr_dir.join(RESTART_FILE))
+    CtrFiles::by_path(ctr_dir).json(RESTART_FILE)
 }
 
 /// `health.jsonl`: `{"Status","FailingStreak"}`, then one result a line. docker shows
 /// a container whose checks stopped (it exited) as `unhealthy`.
 pub fn read_health(ctr_dir: &Path, running: bool) -> Option<Health> {
-    let s = std::fs::read_to_string(ctr_dir.join(HEALTH_FILE)).ok()?;
-    let mut lines = s.lines();
-    let head: serde_json::Value = serde_json::from_str(lines.next()?).ok()?;
-    let status = head.get("Status")?.as_str()?.to_string();
-    Some(Health {
-        status: if running { status } else { "unhealthy".into() },
-        failing_streak: head
-            .get("FailingStreak")
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0),
-        log: lines.filter_map(|l| serde_json::from_str(l).ok()).collect(),
-    })
+    CtrFiles::by_path(ctr_dir).health(running)
 }
 
 /// This boot's id: a `monitor.json` from another boot describes processes that are gone.
@@ -194,8 +283,9 @@ pub fn observe(
     rec: &Record,
     runtime: &dyn Fn() -> Option<Runtime>,
 ) -> Result<Observed> {
-    let mut o = observe_run(ctr_dir, rec, runtime)?;
-    let restart = read_restart(ctr_dir)?;
+    let files = CtrFiles::open(ctr_dir);
+    let mut o = observe_run(&files, rec, runtime)?;
+    let restart: Option<RestartInfo> = files.json(RESTART_FILE)?;
     if let Some(r) = &restart {
         o.restart_count = r.restart_count;
     }
@@ -221,18 +311,18 @@ pub fn observe(
             }
         }
     }
-    o.health = read_health(ctr_dir, o.status == Status::Running);
+    o.health = files.health(o.status == Status::Running);
     Ok(o)
 }
 
 /// The state of the current run alone, before restarts and health are read.
 fn observe_run(
-    ctr_dir: &Path,
+    files: &CtrFiles<'_>,
     rec: &Record,
     runtime: &dyn Fn() -> Option<Runtime>,
 ) -> Result<Observed> {
-    let monitor = read_monitor(ctr_dir)?;
-    let exit = read_exit(ctr_dir)?;
+    let monitor: Option<MonitorInfo> = files.json(MONITOR_FILE)?;
+    let exit: Option<ExitInfo> = files.json(EXIT_FILE)?;
     let mut o = Observed {
         status: Status::Created,
         pid: 0,
@@ -261,7 +351,7 @@ fn observe_run(
     if monitor_alive(&m, &boot) {
         o.monitor_alive = true;
         o.pid = m.ctr_pid;
-        o.status = if ctr_dir.join(PAUSED_FILE).exists() {
+        o.status = if files.exists(PAUSED_FILE) {
             Status::Paused
         } else {
             Status::Running

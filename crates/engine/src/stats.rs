@@ -7,7 +7,7 @@
 use crate::error::{EngineError, Result};
 use crate::record::Record;
 use crate::state::Observed;
-use oxcart_cgroups::{Layout as CgLayout, Manager};
+use oxcart_cgroups::{DirCache, Layout as CgLayout, Manager};
 
 /// One sample. Zero everywhere for a container that does not run (docker prints
 /// `0.00%`, `0B / 0B` for those).
@@ -52,6 +52,8 @@ pub struct StatsHost {
     layout: CgLayout,
     mem_total: u64,
     system: (u64, u32),
+    /// The containers' cgroup parents, opened once per frame (cgroups' dircache.rs).
+    dirs: DirCache,
 }
 
 impl StatsHost {
@@ -62,12 +64,15 @@ impl StatsHost {
             layout,
             mem_total: mem_total(),
             system: system_cpu(),
+            dirs: DirCache::new(),
         })
     }
 
-    /// Read the host's CPU time again (once per frame).
+    /// Read the host's CPU time again, and open the cgroups' parents anew (once per
+    /// frame).
     pub fn refresh(&mut self) {
         self.system = system_cpu();
+        self.dirs.clear();
     }
 }
 
@@ -133,7 +138,7 @@ pub fn sample(host: &StatsHost, rec: &Record, obs: &Observed) -> Result<Sample> 
     let m = Manager::with_layout(&host.layout, Some(&cg), &rec.id)
         .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", rec.id)))?;
     let u = m
-        .usage()
+        .usage_in(&host.dirs)
         .map_err(|e| EngineError::Invalid(format!("stats of {}: {e}", rec.id)))?;
     // docker CLI's calculateMemUsageUnixNoCache.
     let mem_usage = if u.mem_inactive_file < u.mem_usage {

@@ -93,6 +93,7 @@ impl Engine {
             self.runtime_of(&rec)?.update(&rec.id, &v)?;
         }
         self.db.update(&rec)?;
+        self.emit_ctr(&rec, "update", &[]);
         Ok(rec)
     }
 
@@ -120,7 +121,9 @@ impl Engine {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+        let rows = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)?;
+        self.emit_ctr(&rec, "top", &[]);
+        Ok(rows)
     }
 }
 

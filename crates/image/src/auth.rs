@@ -62,6 +62,9 @@ pub struct CredentialStore {
     pub auth_file: PathBuf,
     /// docker's config.json, read-only for us.
     pub docker_config: Option<PathBuf>,
+    /// Credentials a client sent with one request (the Engine API's
+    /// `X-Registry-Auth`), for the registry host they name: used before the files.
+    pub given: Option<(String, Credentials)>,
 }
 
 /// The keys docker uses for a registry host in `auths`.
@@ -194,6 +197,24 @@ fn from_helper(helper: &str, host: &str) -> Result<Option<Credentials>, AuthErro
     }
 }
 
+/// The registry host a login names (`docker login [SERVER]`, the Engine API's
+/// `serveraddress`): docker's spellings of Docker Hub are `docker.io`, a URL loses its
+/// scheme and trailing slash.
+pub fn registry_host(server: &str) -> String {
+    match server {
+        ""
+        | "docker.io"
+        | "index.docker.io"
+        | "registry-1.docker.io"
+        | "https://index.docker.io/v1/" => "docker.io".to_string(),
+        s => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    }
+}
+
 impl CredentialStore {
     /// The default locations: `$OXCART_AUTH_FILE` or `~/.config/oxcart/auth.json`, and
     /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
@@ -213,11 +234,17 @@ impl CredentialStore {
         CredentialStore {
             auth_file,
             docker_config,
+            given: None,
         }
     }
 
     /// Credentials for `host`, if any are configured.
     pub fn get(&self, host: &str) -> Result<Option<Credentials>, AuthError> {
+        if let Some((h, c)) = &self.given {
+            if h == host {
+                return Ok(Some(c.clone()));
+            }
+        }
         if let Some(cfg) = read_json(&self.auth_file)? {
             if let Some(c) = from_auths(&self.auth_file, &cfg, host)? {
                 return Ok(Some(c));
@@ -324,6 +351,7 @@ mod tests {
         let s = CredentialStore {
             auth_file: dir.path().join("sub/auth.json"),
             docker_config: Some(docker),
+            given: None,
         };
         assert_eq!(s.get("docker.io").unwrap().unwrap().username, "dock");
         assert_eq!(s.get("q.io").unwrap().unwrap().password, "b");

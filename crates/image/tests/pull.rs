@@ -17,6 +17,7 @@ fn opts(auth_dir: &std::path::Path) -> PullOptions {
         credentials: CredentialStore {
             auth_file: auth_dir.join("auth.json"),
             docker_config: None,
+            given: None,
         },
         jobs: 3,
     }
@@ -277,6 +278,7 @@ fn auth_roundtrip(auth: Auth) {
         credentials: CredentialStore {
             auth_file: o.credentials.auth_file.clone(),
             docker_config: Some(docker),
+            given: None,
         },
         ..o
     };

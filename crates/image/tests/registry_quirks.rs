@@ -296,6 +296,7 @@ fn opts(dir: &std::path::Path, with_creds: bool) -> PullOptions {
     let creds = CredentialStore {
         auth_file: dir.join("auth.json"),
         docker_config: None,
+        given: None,
     };
     if with_creds {
         creds

@@ -17,6 +17,7 @@ fn opts(dir: &std::path::Path, insecure: Insecure) -> PullOptions {
         credentials: CredentialStore {
             auth_file: dir.join("auth.json"),
             docker_config: None,
+            given: None,
         },
         jobs: 2,
     }

@@ -5,6 +5,7 @@ use crate::ctr::{ContainerCmd, CtrCmd, ExecArgs, UpdateArgs};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
 use oxcart_engine::exec::ExecOptions;
+use oxcart_engine::filters::{split_pairs, LabelFilter};
 use oxcart_engine::start::StartOutcome;
 use oxcart_engine::update::UpdateRequest;
 use oxcart_engine::Engine;
@@ -208,24 +209,12 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
         }
         ContainerCmd::Prune { force, filter } => {
             let mut e = ctx.engine()?;
-            if !force {
-                if !std::io::stdin().is_terminal() {
-                    bail!("container prune needs --force when stdin is not a terminal (nothing was removed)");
-                }
-                eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-                let mut s = String::new();
-                std::io::stdin().read_line(&mut s)?;
-                if !matches!(s.trim(), "y" | "Y" | "yes") {
-                    return Ok(0);
-                }
+            if !force && !crate::term::confirm("WARNING! This will remove all stopped containers.")?
+            {
+                return Ok(0);
             }
-            let labels = prune_filter(filter)?;
-            let (ids, bytes) = e.prune(|r| {
-                labels.iter().all(|(k, v)| match v {
-                    Some(v) => r.config.labels.get(k) == Some(v),
-                    None => r.config.labels.contains_key(k),
-                })
-            })?;
+            let labels = LabelFilter::for_prune(&split_pairs(filter)?)?;
+            let (ids, bytes) = e.prune(|r| labels.matches(&r.config.labels))?;
             let mut out = std::io::stdout().lock();
             if !ids.is_empty() {
                 writeln!(out, "Deleted Containers:")?;
@@ -247,20 +236,6 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
             Ok(0)
         }
     }
-}
-
-fn prune_filter(f: &[String]) -> Result<Vec<(String, Option<String>)>> {
-    f.iter()
-        .map(|s| {
-            let v = s.strip_prefix("label=").ok_or_else(|| {
-                anyhow!("invalid filter '{s}' (container prune takes label=KEY[=VALUE])")
-            })?;
-            Ok(match v.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (v.to_string(), None),
-            })
-        })
-        .collect()
 }
 
 fn cmd_update(e: &mut Engine, a: &UpdateArgs) -> Result<()> {
@@ -381,17 +356,8 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
     let mut p = e.prepare_exec(&rec, &opts)?;
     // docker's exec events: the action carries the command, `execID` the exec's id.
     let exec_id = oxcart_engine::names::new_id()?;
-    let cmdline = format!("{} {}", a.command[0], a.command[1..].join(" "));
-    e.emit_ctr(
-        &rec,
-        &format!("exec_create: {cmdline}"),
-        &[("execID", &exec_id)],
-    );
-    e.emit_ctr(
-        &rec,
-        &format!("exec_start: {cmdline}"),
-        &[("execID", &exec_id)],
-    );
+    e.emit_exec(&rec, "exec_create", &exec_id, &a.command);
+    e.emit_exec(&rec, "exec_start", &exec_id, &a.command);
     if a.detach || !a.interactive {
         p.command.stdin(std::process::Stdio::null());
     }
@@ -417,9 +383,10 @@ fn cmd_exec(e: &Engine, a: &ExecArgs) -> Result<i32> {
     let code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    // With -d the runtime's exec returns once the process started and nothing of
+    // ours waits for it (docker's daemon does): no exec_die (docs/engine.md "Events").
     if !a.detach {
-        let c = code.to_string();
-        e.emit_ctr(&rec, "exec_die", &[("execID", &exec_id), ("exitCode", &c)]);
+        e.emit_exec_die(&rec, &exec_id, i64::from(code));
     }
     Ok(code)
 }

@@ -19,18 +19,20 @@ pub fn cmd_cp(e: &mut Engine, src: &str, dst: &str, archive: bool, follow: bool)
     match (split_container_path(src), split_container_path(dst)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
-        (Some((ctr, path)), None) => e.with_container_root(ctr, |_, root| {
-            let r = Root::open(root, ctr)?;
-            if dst == "-" {
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                r.copy_out_tar(path, follow, &mut out)?;
-                out.flush()
-                    .map_err(oxcart_engine::error::io_err("stdout"))?;
-            } else {
-                r.copy_out_to_host(path, follow, Path::new(dst))?;
-            }
-            Ok(())
-        })?,
+        (Some((ctr, path)), None) => e
+            .with_container_root(ctr, |_, root| {
+                let r = Root::open(root, ctr)?;
+                if dst == "-" {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    r.copy_out_tar(path, follow, &mut out)?;
+                    out.flush()
+                        .map_err(oxcart_engine::error::io_err("stdout"))?;
+                } else {
+                    r.copy_out_to_host(path, follow, Path::new(dst))?;
+                }
+                Ok(())
+            })
+            .map(|()| e.emit_for(ctr, "archive-path"))?,
         (None, Some((ctr, path))) => {
             // docker: files copied in belong to root, unless -a keeps the source's ids.
             let owner = if archive {
@@ -47,7 +49,8 @@ pub fn cmd_cp(e: &mut Engine, src: &str, dst: &str, archive: bool, follow: bool)
                     r.copy_in_from_host(Path::new(src), follow, path, owner)?;
                 }
                 Ok(())
-            })?
+            })?;
+            e.emit_for(ctr, "extract-to-dir");
         }
     }
     Ok(())
@@ -80,6 +83,7 @@ pub fn cmd_export(e: &mut Engine, key: &str, output: Option<&Path>) -> Result<()
             }
             std::fs::rename(&tmp, path)
                 .with_context(|| format!("renaming to {}", path.display()))?;
+            e.emit_for(key, "export");
         }
         None => {
             if std::io::stdout().is_terminal() {
@@ -92,6 +96,7 @@ pub fn cmd_export(e: &mut Engine, key: &str, output: Option<&Path>) -> Result<()
                     .map_err(oxcart_engine::error::io_err("stdout"))?;
                 Ok(())
             })?;
+            e.emit_for(key, "export");
         }
     }
     Ok(())

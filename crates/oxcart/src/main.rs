@@ -389,18 +389,7 @@ fn cmd_images(cli: &Cli, format: Option<&str>, quiet: bool, no_trunc: bool) -> R
 }
 
 fn registry_arg(r: &Option<String>) -> String {
-    match r.as_deref() {
-        None
-        | Some("docker.io")
-        | Some("index.docker.io")
-        | Some("registry-1.docker.io")
-        | Some("https://index.docker.io/v1/") => "docker.io".to_string(),
-        Some(s) => s
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string(),
-    }
+    oxcart_image::auth::registry_host(r.as_deref().unwrap_or(""))
 }
 
 fn cmd_login(
@@ -443,36 +432,11 @@ fn cmd_login(
     Ok(())
 }
 
-/// Append an event to `--root`'s journal for a verb that has no engine open (image
-/// verbs); best-effort as the engine's `emit` (docs/engine.md "Events").
-fn emit_event(cli: &Cli, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
-    let max = oxcart_engine::config::EngineConfig::load(cli.config.as_deref())
-        .map(|c| c.events_max_size())
-        .unwrap_or(oxcart_jsonlog::events::DEFAULT_MAX_SIZE);
+/// The journal's image events for `--root` (image verbs open no engine).
+fn image_events(cli: &Cli) -> oxcart_engine::events::ImageEvents {
+    let cfg = oxcart_engine::config::EngineConfig::load(cli.config.as_deref()).unwrap_or_default();
     let layout = oxcart_engine::Layout::new(&cli.root, &cli.runroot);
-    let ev = oxcart_jsonlog::events::Event {
-        kind,
-        action,
-        actor,
-        attributes: attrs,
-    };
-    let _ = oxcart_jsonlog::events::Journal::new(layout.events_dir(), max).append(&ev);
-}
-
-/// docker's `image pull` event: the reference with its tag (`busybox:latest`) and
-/// `name` without it.
-fn emit_pull(cli: &Cli, image: &str) {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let full = if image.contains('@') || last.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    };
-    let name = match full.rfind(':') {
-        Some(i) if !full.contains('@') && !full[i..].contains('/') => &full[..i],
-        _ => full.as_str(),
-    };
-    emit_event(cli, "image", "pull", &full, &[("name", name)]);
+    oxcart_engine::events::ImageEvents::new(&layout, &cfg)
 }
 
 fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
@@ -490,24 +454,18 @@ fn cmd_rmi(cli: &Cli, force: bool, all: bool, images: &[String]) -> Result<()> {
         return Ok(());
     }
     let mut failed = 0;
+    let events = image_events(cli);
     for i in images {
         let id = st.find(i).map(|r| r.id.to_string()).unwrap_or_default();
         match st.remove(i, force) {
             Ok((removed, freed)) => {
                 for n in removed.untagged {
                     println!("Untagged: {n}");
-                    // docker names the image id in both places of an untag.
-                    emit_event(cli, "image", "untag", &id, &[("name", &id)]);
+                    events.untag(&id);
                 }
                 for d in removed.deleted {
                     println!("Deleted: {d}");
-                    emit_event(
-                        cli,
-                        "image",
-                        "delete",
-                        &d.to_string(),
-                        &[("name", &d.to_string())],
-                    );
+                    events.delete(&d.to_string());
                 }
                 if freed.layers + freed.blobs > 0 {
                     println!("Freed {} layers, {} blobs", freed.layers, freed.blobs);
@@ -563,7 +521,21 @@ fn cmd_save(cli: &Cli, output: &Option<PathBuf>, format: SaveFmt, images: &[Stri
             out.flush()?;
         }
     }
+    emit_saves(cli, &st, images);
     Ok(())
+}
+
+/// docker's `save` events: one per image written, by id.
+fn emit_saves(cli: &Cli, st: &oxcart_image::ImageStore, images: &[String]) {
+    let events = image_events(cli);
+    let mut seen = std::collections::BTreeSet::new();
+    for i in images {
+        if let Ok(r) = st.find(i) {
+            if seen.insert(r.id.to_string()) {
+                events.save(&r.id.to_string());
+            }
+        }
+    }
 }
 
 fn cmd_load(cli: &Cli, input: &Option<PathBuf>) -> Result<()> {
@@ -582,22 +554,23 @@ fn cmd_load(cli: &Cli, input: &Option<PathBuf>) -> Result<()> {
     let recs = st
         .load(reader, &name, &reporter)
         .with_context(|| format!("loading {}", name.display()))?;
+    let events = image_events(cli);
     for r in recs {
-        let id = r.id.to_string();
         if r.tags.is_empty() {
             println!("Loaded image: {}", r.id);
-            emit_event(cli, "image", "load", &id, &[("name", &id)]);
         }
         for t in &r.tags {
             println!("Loaded image: {t}");
-            emit_event(cli, "image", "load", &id, &[("name", t)]);
         }
+        events.load(&r.id.to_string(), &r.tags);
     }
     Ok(())
 }
 
 fn cmd_import(cli: &Cli, file: &std::path::Path, reference: &Option<String>) -> Result<()> {
     let mut st = open(cli)?;
+    // The events name the reference as the user wrote it (docker's FamiliarString).
+    let named = reference.clone();
     let reference = reference.as_deref().map(Reference::parse).transpose()?;
     let reader: Box<dyn Read + Send> = if file == std::path::Path::new("-") {
         Box::new(std::io::stdin())
@@ -608,6 +581,7 @@ fn cmd_import(cli: &Cli, file: &std::path::Path, reference: &Option<String>) -> 
     let rec = st
         .import(reader, file, reference.as_ref(), &reporter)
         .with_context(|| format!("importing {}", file.display()))?;
+    image_events(cli).import(&rec.id.to_string(), named.as_deref());
     println!("{}", rec.id);
     Ok(())
 }
@@ -676,7 +650,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 .find(target)
                 .map(|r| r.id.to_string())
                 .unwrap_or_default();
-            emit_event(cli, "image", "tag", &id, &[("name", target)]);
+            image_events(cli).tag(&id, target);
         }
         Cmd::Login {
             registry,
@@ -722,7 +696,7 @@ fn pull_with(
     let rec = st
         .pull(&reference, &opts, reporter)
         .with_context(|| format!("pulling {reference}"))?;
-    emit_pull(cli, image);
+    image_events(cli).pull(image);
     Ok((reference, rec))
 }
 

@@ -5,7 +5,7 @@ use crate::table::{align, list_format, print_list};
 use crate::Ctx;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use oxcart_engine::network::{CreateNetwork, Networks, DEFAULT_NETWORK};
+use oxcart_engine::network::{CreateNetwork, Networks};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -112,21 +112,18 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
                 l.insert(k.to_string(), v.to_string());
             }
-            let n = nets.create(CreateNetwork {
-                name: name.clone(),
-                driver: driver.clone(),
-                subnet: subnet.clone(),
-                gateway: gateway.clone(),
-                ip_range: ip_range.clone(),
-                internal: *internal,
-                labels: l,
-            })?;
-            e.emit(
-                "network",
-                "create",
-                &n.id,
-                &[("name", &n.name), ("type", "bridge")],
-            );
+            let n = e.create_network(
+                &mut nets,
+                CreateNetwork {
+                    name: name.clone(),
+                    driver: driver.clone(),
+                    subnet: subnet.clone(),
+                    gateway: gateway.clone(),
+                    ip_range: ip_range.clone(),
+                    internal: *internal,
+                    labels: l,
+                },
+            )?;
             println!("{}", n.id);
         }
         NetworkCmd::Ls {
@@ -141,19 +138,8 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             let (e, mut nets) = open(ctx)?;
             let mut failed = false;
             for n in networks {
-                match nets
-                    .remove(n)
-                    .and_then(|gone| nets.release_idle().map(|()| gone))
-                {
-                    Ok(gone) => {
-                        e.emit(
-                            "network",
-                            "destroy",
-                            &gone.id,
-                            &[("name", &gone.name), ("type", "bridge")],
-                        );
-                        println!("{n}")
-                    }
+                match e.remove_network(&mut nets, n) {
+                    Ok(_) => println!("{n}"),
                     Err(err) => {
                         eprintln!("Error response from daemon: {err}");
                         failed = true;
@@ -163,24 +149,15 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             return Ok(if failed { 1 } else { 0 });
         }
         NetworkCmd::Prune { force } => {
-            if !force {
-                bail!("network prune: without --force it would ask for confirmation, which needs a terminal: pass -f");
+            if !force
+                && !crate::term::confirm(
+                    "WARNING! This will remove all custom networks not used by at least one container.",
+                )?
+            {
+                return Ok(0);
             }
             let (e, mut nets) = open(ctx)?;
-            let mut out = Vec::new();
-            for n in nets.list()? {
-                if n.name != DEFAULT_NETWORK && nets.containers_on(&n.id)?.is_empty() {
-                    nets.remove(&n.id)?;
-                    e.emit(
-                        "network",
-                        "destroy",
-                        &n.id,
-                        &[("name", &n.name), ("type", "bridge")],
-                    );
-                    out.push(n.name);
-                }
-            }
-            nets.release_idle()?;
+            let out = e.prune_networks(&mut nets, &|_| true)?;
             if !out.is_empty() {
                 println!("Deleted Networks:");
                 for n in out {
@@ -199,13 +176,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
             }
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            let n = nets.connect(&rec.id, &rec.host_config.network_mode, network, alias)?;
-            e.emit_net_connect("connect", &rec.id, &n);
-            // A running container on the default bridge joining a user network now
-            // asks the resolver (docker rewrites its resolv.conf the same way).
-            if n.name != DEFAULT_NETWORK && nets.netns_path(&rec.id).exists() {
-                oxcart_engine::etcfiles::switch_to_embedded_dns(&e.ctr_dir(&rec.id), &rec)?;
-            }
+            e.connect_network(&mut nets, &rec, network, alias)?;
         }
         NetworkCmd::Disconnect {
             force: _,
@@ -214,8 +185,7 @@ pub fn dispatch(ctx: &Ctx, cmd: &NetworkCmd) -> Result<i32> {
         } => {
             let (e, mut nets) = open(ctx)?;
             let rec = e.find(container)?;
-            let n = nets.disconnect(&rec.id, &rec.host_config.network_mode, network)?;
-            e.emit_net_connect("disconnect", &rec.id, &n);
+            e.disconnect_network(&mut nets, &rec, network)?;
         }
     }
     Ok(0)

@@ -5,15 +5,12 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use oxcart_engine::record::Record;
-use oxcart_engine::runtime::Runtime;
-use oxcart_engine::state::{observe, Observed};
 use oxcart_engine::stats::{cpu_percent, cpu_percent_since_start, sample, Sample, StatsHost};
 use oxcart_engine::Engine;
 use oxcart_template::Formatter;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -68,16 +65,28 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
     let mut prev: HashMap<String, Sample> = HashMap::new();
     let stdout = std::io::stdout();
     loop {
-        let targets = targets(e, &named)?;
-        let samples = sample_all(&host, &targets)?;
-        let mut rows = Vec::with_capacity(targets.len());
-        let mut next = HashMap::with_capacity(targets.len());
-        for (t, (obs, s)) in targets.iter().zip(samples) {
+        // Listed anew each frame: docker follows starts and stops.
+        let recs: Vec<(String, Record)> = if named.is_empty() {
+            e.list()?
+                .into_iter()
+                .map(|r| (r.id[..12.min(r.id.len())].to_string(), r))
+                .collect()
+        } else {
+            named.clone()
+        };
+        let mut rows = Vec::with_capacity(recs.len());
+        let mut next = HashMap::with_capacity(recs.len());
+        // One container after the other on this thread: sampling on several threads
+        // (tried until 2026-12-06) cost 5 % more CPU and no wall time on a 2-CPU host
+        // (docs/benchmarks.md) — each container is a handful of small file reads.
+        for (label, rec) in &recs {
+            // The runtime is resolved only if the monitor died (Engine::observe).
+            let obs = e.observe(rec)?;
             // Without names: the running containers, or all with -a (docker).
             if named.is_empty() && !a.all && !obs.status.is_running() {
                 continue;
             }
-            let (label, rec) = (&t.label, &t.rec);
+            let s = sample(&host, rec, &obs)?;
             let cpu = match prev.get(&rec.id) {
                 Some(p) if p.running && s.running => cpu_percent(p, &s),
                 _ => cpu_percent_since_start(&s),
@@ -101,87 +110,6 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
         std::thread::sleep(Duration::from_secs(1));
         host.refresh();
     }
-}
-
-/// A container of this frame: what `observe` needs, gathered from the engine (whose
-/// database handle stays on this thread).
-struct Target {
-    label: String,
-    rec: Record,
-    dir: PathBuf,
-    runtime: Option<Runtime>,
-}
-
-fn observe_and_sample(host: &StatsHost, t: &Target) -> Result<(Observed, Sample)> {
-    let obs = observe(&t.dir, &t.rec, &|| t.runtime.clone())?;
-    let s = sample(host, &t.rec, &obs)?;
-    Ok((obs, s))
-}
-
-/// Each container's state and sample, on up to as many threads as CPUs (at most 4):
-/// each is a handful of small file reads, so with many containers they overlap.
-fn sample_all(host: &StatsHost, targets: &[Target]) -> Result<Vec<(Observed, Sample)>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4);
-    if targets.len() < 8 || threads < 2 {
-        return targets
-            .iter()
-            .map(|t| observe_and_sample(host, t))
-            .collect();
-    }
-    let chunk = targets.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = targets
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|t| observe_and_sample(host, t))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(targets.len());
-        for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("a stats thread panicked"))??;
-            out.extend(part);
-        }
-        Ok(out)
-    })
-}
-
-/// The containers of this frame: the named ones, else every container (filtered to
-/// the running ones once observed), listed anew each frame as docker follows starts
-/// and stops.
-fn targets(e: &Engine, named: &[(String, Record)]) -> Result<Vec<Target>> {
-    let recs: Vec<(String, Record)> = if named.is_empty() {
-        e.list()?
-            .into_iter()
-            .map(|r| (r.id[..12.min(r.id.len())].to_string(), r))
-            .collect()
-    } else {
-        named.to_vec()
-    };
-    let mut runtimes: HashMap<String, Option<Runtime>> = HashMap::new();
-    Ok(recs
-        .into_iter()
-        .map(|(label, rec)| {
-            let runtime = runtimes
-                .entry(rec.runtime.clone())
-                .or_insert_with(|| e.runtime_of(&rec).ok())
-                .clone();
-            Target {
-                dir: e.ctr_dir(&rec.id),
-                label,
-                rec,
-                runtime,
-            }
-        })
-        .collect())
 }
 
 fn row(label: &str, rec: &Record, s: &Sample, cpu: f64, no_trunc: bool) -> Value {

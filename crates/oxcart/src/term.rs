@@ -133,6 +133,21 @@ impl Drop for Winch {
     }
 }
 
+/// docker's prune confirmation (cli/command's `PromptForConfirmation`): the warning
+/// and `Are you sure you want to continue? [y/N] ` on stdout, one line read from
+/// stdin — a terminal or not; end of input is a no — and only `y`/`Y` is a yes.
+pub fn confirm(warning: &str) -> io::Result<bool> {
+    use io::{BufRead, Write};
+    let mut out = io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut s = String::new();
+    io::stdin().lock().read_line(&mut s)?;
+    let answer = s.strip_suffix('\n').unwrap_or(&s);
+    let answer = answer.strip_suffix('\r').unwrap_or(answer);
+    Ok(answer.eq_ignore_ascii_case("y"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,12 @@ use crate::table;
 use crate::Ctx;
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use oxcart_engine::filters::{split_pairs, VolumeFilter};
 use oxcart_engine::volumes::{Volume, VolumeCreate};
 use oxcart_engine::Engine;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 #[derive(Subcommand)]
 pub enum VolumeCmd {
@@ -125,61 +126,6 @@ fn kv_list(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(m)
 }
 
-/// docker's volume filters: `name` (substring), `label` (key or key=value),
-/// `dangling` (no container uses it), `driver`.
-struct Filters(Vec<(String, String)>);
-
-impl Filters {
-    fn parse(fs: &[String], allowed: &[&str]) -> Result<Filters> {
-        let mut v = Vec::new();
-        for f in fs {
-            let Some((k, val)) = f.split_once('=') else {
-                bail!("bad format of filter (expected name=value): {f}");
-            };
-            if !allowed.contains(&k) {
-                bail!("invalid filter '{k}'");
-            }
-            if k == "dangling" && !matches!(val, "true" | "false" | "1" | "0") {
-                bail!("invalid filter 'dangling={val}'");
-            }
-            v.push((k.to_string(), val.to_string()));
-        }
-        Ok(Filters(v))
-    }
-
-    /// Every kind given must match (docker: OR within a kind, AND across kinds).
-    fn matches(&self, v: &Volume, users: &HashMap<String, Vec<String>>) -> bool {
-        // `label!=k[=v]` (prune's): none of them may match.
-        let label_has = |val: &str| match val.split_once('=') {
-            Some((k, x)) => v.labels.get(k).is_some_and(|y| y == x),
-            None => v.labels.contains_key(val),
-        };
-        if self
-            .0
-            .iter()
-            .any(|(k, val)| k == "label!" && label_has(val))
-        {
-            return false;
-        }
-        let kinds = ["name", "label", "dangling", "driver"];
-        kinds.iter().all(|kind| {
-            let mut of_kind = self.0.iter().filter(|(k, _)| k == kind).peekable();
-            if of_kind.peek().is_none() {
-                return true;
-            }
-            of_kind.any(|(_, val)| match *kind {
-                "name" => v.name.contains(val.as_str()),
-                "driver" => v.driver == *val,
-                "dangling" => {
-                    let want = matches!(val.as_str(), "true" | "1");
-                    want != users.contains_key(&v.name)
-                }
-                _ => label_has(val),
-            })
-        })
-    }
-}
-
 fn labels_str(l: &BTreeMap<String, String>) -> String {
     l.iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -194,13 +140,6 @@ fn volume_row(v: &Volume, users: &HashMap<String, Vec<String>>, size: Option<u64
         "Links": users.get(&v.name).map(Vec::len).unwrap_or(0).to_string(),
         "Size": size.map(table::human_size).unwrap_or_else(|| "N/A".into()),
     })
-}
-
-fn confirm(warning: &str) -> Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let mut s = String::new();
-    std::io::stdin().lock().read_line(&mut s)?;
-    Ok(matches!(s.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
@@ -252,13 +191,13 @@ pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
             }
         }
         VolumeCmd::Prune { all, filter, force } => {
-            let f = Filters::parse(filter, &["label", "label!"])?;
+            let f = VolumeFilter::parse(&split_pairs(filter)?, true)?;
             let warn = if *all {
                 "WARNING! This will remove all local volumes not used by at least one container."
             } else {
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             };
-            if !force && !confirm(warn)? {
+            if !force && !crate::term::confirm(warn)? {
                 return Ok(());
             }
             let none = HashMap::new();
@@ -271,7 +210,7 @@ pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
 }
 
 fn volume_ls(e: &Engine, filter: &[String], format: Option<&str>, quiet: bool) -> Result<()> {
-    let f = Filters::parse(filter, &["name", "label", "dangling", "driver"])?;
+    let f = VolumeFilter::parse(&split_pairs(filter)?, false)?;
     let list = e.volume_list()?;
     // Only `dangling` and `.Links` need the containers' records.
     let need_users = filter.iter().any(|f| f.starts_with("dangling="))
@@ -376,7 +315,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
             } else {
                 "  - all dangling images"
             });
-            if !force && !confirm(&warn)? {
+            if !force && !crate::term::confirm(&warn)? {
                 return Ok(());
             }
             system_prune(ctx, &mut e, *all, *volumes)

@@ -280,14 +280,7 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
     assert_eq!(v["State"]["Status"], "exited");
     svc.ok("/usr/local/bin/docker", &["rm", id]);
     // The engine's events journal, through the API: the run above, in docker's shape.
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1
-    );
+    let until = (unix_now() + 1).to_string();
     let ev = svc.ok(
         "/usr/bin/docker",
         &[
@@ -556,6 +549,41 @@ fn logs_follow_cp_and_the_state_verbs() {
     svc.ok(d, &["unpause", "verbs"]);
     svc.ok(d, &["rename", "verbs", "renamed"]);
     assert_eq!(ox.inspect(&id)["Name"], "/renamed");
+    // update: resources live and in the record, the restart policy; what is not
+    // given (docker's CLI sends zeros) stays.
+    svc.ok(
+        d,
+        &[
+            "update",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--restart",
+            "on-failure:2",
+            "renamed",
+        ],
+    );
+    let hc = &ox.inspect(&id)["HostConfig"];
+    assert_eq!(hc["Memory"], 64 << 20, "{hc}");
+    assert_eq!(hc["RestartPolicy"]["Name"], "on-failure", "{hc}");
+    assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 2, "{hc}");
+    let limit = ox.ok(&[
+        "exec",
+        "renamed",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    svc.ok(d, &["update", "--cpu-shares", "512", "renamed"]);
+    let hc = &ox.inspect(&id)["HostConfig"];
+    assert_eq!(
+        (hc["Memory"].clone(), hc["CpuShares"].clone()),
+        (serde_json::json!(64 << 20), serde_json::json!(512)),
+        "{hc}"
+    );
+    let o = svc.docker(d, &["update", "--memory", "64m", "nosuch"]);
+    assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
     // cp both ways; a path out of the container's root is refused.
     let host = ox.dir.path().join("cp");
     std::fs::create_dir_all(&host).unwrap();
@@ -708,6 +736,27 @@ fn images_networks_volumes_and_df() {
     );
     let o = svc.docker(d, &["rmi", "nosuch:latest"]);
     assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    // import: a root filesystem tar as the body, named by repo and tag.
+    let rootfs = ox.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/imported"), "yes\n").unwrap();
+    let rtar = ox.dir.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .args([
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            rtar.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = svc.ok(d, &["import", rtar.to_str().unwrap(), "imp/x:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let v = ox.ok(&["inspect", "--format", "{{.Id}}", "imp/x:1"]);
+    assert_eq!(v.trim(), id.trim());
+    svc.ok(d, &["rmi", "imp/x:1"]);
     // Networks and volumes.
     let net = svc.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
     assert_eq!(net.trim().len(), 64, "{net}");
@@ -755,6 +804,36 @@ fn images_networks_volumes_and_df() {
         assert_eq!(c["Command"], "sleep 5", "{c}");
     }
     svc.ok(d, &["rm", "dfcmd"]);
+    // Exec through the API: its events, exec_die for the detached one too (the
+    // service waits for it, as dockerd).
+    svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "evx",
+            "--network",
+            "none",
+            img,
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(
+        svc.docker(d, &["exec", "evx", "sh", "-c", "exit 2"])
+            .status
+            .code(),
+        Some(2)
+    );
+    svc.ok(d, &["exec", "-d", "evx", "true"]);
+    assert!(
+        eventually(10, || ox.journal("{{.Action}}").matches("exec_die").count()
+            == 2),
+        "{}",
+        ox.journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
+    );
+    svc.ok(d, &["rm", "-f", "evx"]);
     svc.ok(d, &["volume", "rm", "apivol"]);
     let o = svc.docker(d, &["volume", "inspect", "apivol"]);
     assert!(!o.status.success());
@@ -772,8 +851,73 @@ fn images_networks_volumes_and_df() {
         "",
         "system prune -a removed the unused images"
     );
+    // What the API did is in the journal as the CLI's verbs write it.
+    let seen = ox.journal("{{.Type}} {{.Action}}");
+    let mut rest = seen.as_str();
+    for want in [
+        "image pull",
+        "image tag",
+        "image save",
+        "image untag",
+        "image load",
+        "image tag",
+        "image import",
+        "network create",
+        "volume create",
+        "container exec_create: sh -c exit 2",
+        "container exec_start: sh -c exit 2",
+        "container exec_die",
+        "network destroy",
+    ] {
+        let at = rest
+            .find(want)
+            .unwrap_or_else(|| panic!("{want} missing or out of order in:\n{seen}"));
+        rest = &rest[at + want.len()..];
+    }
     ox.assert_clean();
     ox.assert_net_clean();
+}
+
+#[test]
+fn login_through_the_api_and_pull_with_the_clients_credentials() {
+    let ox = Ox::new();
+    let svc = Svc::start(&ox, &[]);
+    let reg = Registry::start(Auth::Basic);
+    let mut layout = Layout::new();
+    let img = layout.image_with(&[(base_layer(), Comp::Gzip)], "amd64", image_config());
+    layout.tag_manifest(&img, "latest");
+    reg.push(layout.path(), "latest", "test/priv", false);
+    let image = format!("{}/test/priv:latest", reg.addr);
+    let d = "/usr/bin/docker";
+    // No credentials: the registry refuses the pull.
+    let o = svc.docker(d, &["pull", &image]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    // A wrong password: the registry's refusal, as dockerd's 401.
+    let o = svc.docker(d, &["login", "-u", USER, "-p", "wrong", &reg.addr]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Error response from daemon") && stderr(&o).contains("authentication"),
+        "{}",
+        stderr(&o)
+    );
+    let body = format!(
+        r#"{{"username":"{USER}","password":"wrong","serveraddress":"{}"}}"#,
+        reg.addr
+    );
+    let (code, _, _) = svc.raw("POST", "/auth", body.as_bytes());
+    assert_eq!(code, 401);
+    // docker login asks the service (POST /auth); the CLI keeps the credentials and
+    // sends them with the pull (X-Registry-Auth).
+    let o = svc.ok(d, &["login", "-u", USER, "-p", PASS, &reg.addr]);
+    assert!(o.contains("Login Succeeded"), "{o}");
+    svc.ok(d, &["pull", &image]);
+    let v = ox.ok(&["inspect", "--format", "{{.Id}}", &image]);
+    assert!(v.starts_with("sha256:"), "{v}");
+    // The service kept nothing: after the CLI's logout the pull is refused again.
+    ox.ok(&["rmi", &image]);
+    svc.ok(d, &["logout", &reg.addr]);
+    let o = svc.docker(d, &["pull", &image]);
+    assert!(!o.status.success(), "{}", stdout(&o));
 }
 
 /// Debian's docker-compose 1.29 against the service.

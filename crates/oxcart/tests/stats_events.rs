@@ -249,12 +249,7 @@ fn actions(lines: &[String]) -> Vec<String> {
 #[test]
 fn events_follower_sees_run_stop_rm_in_dockers_order_and_shape() {
     let ox = new_ox().pulled();
-    let since = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1)
-    .to_string();
+    let since = (unix_now() - 1).to_string();
     let (mut all, rx_all) = follower(&ox, &["--format", "json"]);
     let (mut ctr_only, rx_ctr) = follower(
         &ox,
@@ -345,12 +340,7 @@ fn events_follower_sees_run_stop_rm_in_dockers_order_and_shape() {
     assert!(net.get("status").is_none(), "{net}");
 
     // The past: --since/--until return at once; filters and templates.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (unix_now() + 1).to_string();
     let out = ox.ok(&[
         "events",
         "--since",
@@ -513,6 +503,65 @@ fn events_of_the_other_verbs() {
 }
 
 #[test]
+fn events_of_the_filesystem_and_image_verbs() {
+    let ox = new_ox().pulled();
+    let tmp = ox.dir.path();
+    let (mut f, rx) = follower(&ox, &["--format", "json"]);
+    ox.detached(&["--name", "fsv"], &["sleep", "1000"]);
+    ox.ok(&["top", "fsv"]);
+    ox.ok(&["update", "--cpu-shares", "512", "fsv"]);
+    let out = tmp.join("hostname.out");
+    ox.ok(&["cp", "fsv:/etc/hostname", out.to_str().unwrap()]);
+    ox.ok(&["cp", out.to_str().unwrap(), "fsv:/tmp/"]);
+    let tar = tmp.join("fsv.tar");
+    ox.ok(&["export", "-o", tar.to_str().unwrap(), "fsv"]);
+    ox.ok(&["commit", "-m", "msg", "fsv", "evimg:1"]);
+    let saved = tmp.join("saved.tar");
+    ox.ok(&["save", "-o", saved.to_str().unwrap(), "evimg:1"]);
+    let imported = ox.ok(&["import", tar.to_str().unwrap(), "evimp:1"]);
+    ox.ok(&["rm", "-f", "fsv"]);
+    let got = collect_until(&rx, |l| l.contains("\"destroy\""));
+    let _ = f.kill();
+    let _ = f.wait();
+    let want = [
+        "container create",
+        "container start",
+        "container top",
+        "container update",
+        "container archive-path",
+        "container extract-to-dir",
+        "container export",
+        "image tag",
+        "container commit",
+        "image save",
+        "image tag",
+        "image import",
+        "container kill",
+        "container die",
+        "container destroy",
+    ];
+    assert_eq!(actions(&got), want, "{got:#?}");
+    let v: Vec<Value> = got
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let img_id = ox.ok(&["inspect", "--format", "{{.Id}}", "evimg:1"]);
+    let img_id = img_id.trim();
+    assert_eq!(v[7]["Actor"]["ID"], img_id);
+    assert_eq!(v[7]["Actor"]["Attributes"]["name"], "evimg:1");
+    let commit = &v[8]["Actor"]["Attributes"];
+    assert_eq!(commit["comment"], "msg");
+    assert_eq!(commit["imageID"], img_id);
+    assert_eq!(commit["imageRef"], "evimg:1");
+    assert_eq!(commit["name"], "fsv");
+    assert_eq!(v[9]["Actor"]["ID"], img_id);
+    assert_eq!(v[11]["Actor"]["ID"], imported.trim());
+    assert_eq!(v[11]["Actor"]["Attributes"]["name"], imported.trim());
+    assert_eq!(v[10]["Actor"]["Attributes"]["name"], "evimp:1");
+    ox.ok(&["rmi", "evimg:1", "evimp:1"]);
+}
+
+#[test]
 fn the_journal_is_bounded_and_followed_across_rotations() {
     let mut ox = new_ox();
     let cfg = ox.dir.path().join("oxcart.toml");
@@ -543,12 +592,7 @@ fn the_journal_is_bounded_and_followed_across_rotations() {
     }
     assert!(total <= 2 * (2048 + 512));
     // The past holds the newest events only, in order, the oldest dropped.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let now = now.to_string();
+    let now = (unix_now() + 1).to_string();
     let past = ox.ok(&[
         "events",
         "--since",
@@ -577,12 +621,7 @@ fn the_journal_is_bounded_and_followed_across_rotations() {
 #[test]
 fn an_oom_killed_container_says_so_with_137_and_an_oom_event() {
     let ox = new_ox().pulled();
-    let since = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1)
-    .to_string();
+    let since = (unix_now() - 1).to_string();
     // busybox tail keeps a line without a newline in memory as it grows.
     let out = ox.run(&[
         "run",
@@ -602,12 +641,7 @@ fn an_oom_killed_container_says_so_with_137_and_an_oom_event() {
     let st = &ox.inspect("oom")["State"];
     assert_eq!(st["OOMKilled"], true, "{st}");
     assert_eq!(st["ExitCode"], 137);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (unix_now() + 1).to_string();
     let out = ox.ok(&[
         "events",
         "--since",

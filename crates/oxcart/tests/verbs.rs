@@ -921,8 +921,19 @@ fn stop_signal_rm_d_and_prune() {
         ]);
     }
     let up = ox.detached(&["--name", "p3"], &["sleep", "1000"]);
+    // Without -f, docker's question on stdout and one line of stdin, terminal or not:
+    // anything but y/Y (end of input included) removes nothing, exit 0.
+    for no in [&b"n\n"[..], b"", b"yes\n"] {
+        let o = ox.with_stdin(&["container", "prune"], no);
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+        );
+    }
+    assert_eq!(ox.ok(&["ps", "-aq"]).lines().count(), 3);
     let p1 = ox.inspect("p1")["Id"].as_str().unwrap().to_string();
-    let out = ox.ok(&["container", "prune", "-f", "--filter", "label=keep=no"]);
+    let out = ox.ok(&["container", "prune", "-f", "--filter", "label!=keep=yes"]);
     assert!(
         out.starts_with(&format!("Deleted Containers:\n{p1}\n")),
         "{out}"
@@ -936,6 +947,20 @@ fn stop_signal_rm_d_and_prune() {
     assert_eq!(ox.ok(&["ps", "-a", "--format", "{{.Names}}"]), "p3\n");
     let err = ox.fail(125, &["container", "prune", "-f", "--filter", "colour=red"]);
     assert!(err.contains("colour"), "{err}");
+    // The same question for the other prunes; Y is a yes.
+    ox.ok(&["network", "create", "prunenet"]);
+    let o = ox.with_stdin(&["network", "prune"], b"N\n");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("[y/N] "),
+        "{o:?}"
+    );
+    assert!(ox.ok(&["network", "ls"]).contains("prunenet"));
+    let o = ox.with_stdin(&["network", "prune"], b"Y\n");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("prunenet"),
+        "{o:?}"
+    );
+    assert!(!ox.ok(&["network", "ls"]).contains("prunenet"));
 
     // rmi of an image in use names the container, with or without -f.
     for f in [&["rmi"][..], &["rmi", "-f"][..]] {

@@ -397,6 +397,19 @@ fn in_use_volumes_are_refused_shared_and_force_removed() {
         ox.ok(&["volume", "ls", "-q", "--filter", "label=team=b"]),
         ""
     );
+    // Label filters are ANDed (moby's MatchKVList), not ORed.
+    assert_eq!(
+        ox.ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=team=a",
+            "--filter",
+            "label=team=b"
+        ]),
+        ""
+    );
     assert_eq!(
         ox.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
         ""

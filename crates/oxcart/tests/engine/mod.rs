@@ -477,6 +477,15 @@ impl Ox {
         id
     }
 
+    /// The whole events journal so far (`events --since 0 --until` a second from now),
+    /// each event as `format` prints it.
+    pub fn journal(&self, format: &str) -> String {
+        let until = (unix_now() + 1).to_string();
+        self.ok(&[
+            "events", "--since", "0", "--until", &until, "--format", format,
+        ])
+    }
+
     /// `oxcart ARGS` with `input` on its stdin; the output.
     pub fn with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         use std::io::Write;
@@ -495,6 +504,14 @@ impl Ox {
         w.join().unwrap();
         out
     }
+}
+
+/// Seconds since the epoch (for `events --until`).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Poll `cond` every 50 ms for up to `secs`; whether it became true (never a timing
