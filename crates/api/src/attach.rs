@@ -623,16 +623,27 @@ pub async fn wait(st: Arc<State>, id: String, r: Req) -> ApiResult {
         let code = blocking(move || {
             let mut e = st2.engine()?;
             if cond == Condition::Removed {
-                let pid = e
-                    .find(&full2)
-                    .ok()
-                    .and_then(|rec| e.observe(&rec).ok())
+                let rec = e.find(&full2).ok();
+                let pid = rec
+                    .as_ref()
+                    .and_then(|rec| e.observe(rec).ok())
                     .and_then(|o| o.monitor.map(|m| m.pid));
                 if let Some(p) = pid {
                     oxcart_engine::wait::wait_pid_exit(p, Some(Duration::from_secs(60)));
                 }
+                // Removed as docker means it: the record and the container's files
+                // (its directory goes after the record: a client that checks the disk
+                // once this answers must find nothing).
+                let dir = rec.map(|r| e.ctr_dir(&r.id));
                 while e.find(&full2).is_ok() {
                     std::thread::sleep(Duration::from_millis(100));
+                }
+                // Bounded: a removal that failed half-way must not hold the client.
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while dir.as_ref().is_some_and(|d| d.exists())
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 return Ok(code.unwrap_or(0));
             }
