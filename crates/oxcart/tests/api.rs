@@ -218,37 +218,17 @@ fn images_networks_volumes_and_df() {
         out.contains("Pull complete") || out.contains("Downloaded newer image"),
         "{out}"
     );
-    let (code, v) = svc.json("GET", &format!("/images/{img}/json"), "");
-    assert_eq!(code, 200, "{v}");
-    assert!(
-        v["ContainerConfig"].is_object(),
-        "ContainerConfig present: {v}"
-    );
-    assert_eq!(v["Config"]["WorkingDir"], "/data");
-    // A pull of what is not there fails in the stream with docker's error shape.
-    let o = svc.docker(
-        d,
-        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    svc.ok(d, &["tag", img, "other/name:v1"]);
-    let list = svc.ok(
-        "/usr/local/bin/docker",
-        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
-    );
-    assert!(list.contains("other/name:v1"), "{list}");
+    // The image in docker's shape; a pull of what is not there fails in the stream
+    // with docker's error shape; tag.
+    image_inspect_and_tag(&svc, d, img);
     // save | load round trip.
     let tar = ox.dir.path().join("img.tar");
-    svc.ok(d, &["save", "-o", tar.to_str().unwrap(), "other/name:v1"]);
-    let o = svc.ok(d, &["rmi", "other/name:v1"]);
+    let (o, load) = save_rmi_load(&svc, d, &tar);
     assert!(o.contains("Untagged: "), "{o}");
-    let o = svc.ok(d, &["load", "-i", tar.to_str().unwrap()]);
     assert!(
-        o.contains("Loaded image: ") && o.contains("other/name:v1"),
-        "{o}"
+        load.contains("Loaded image: ") && load.contains("other/name:v1"),
+        "{load}"
     );
-    let o = svc.docker(d, &["rmi", "nosuch:latest"]);
-    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
     // import: a root filesystem tar as the body, named by repo and tag.
     let rootfs = ox.dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
@@ -271,10 +251,7 @@ fn images_networks_volumes_and_df() {
     assert_eq!(v.trim(), id.trim());
     svc.ok(d, &["rmi", "imp/x:1"]);
     // Networks and volumes.
-    let net = svc.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
-    assert_eq!(net.trim().len(), 64, "{net}");
-    let ls = svc.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
-    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+    network_created(&svc, d);
     let v: serde_json::Value =
         serde_json::from_str(&svc.ok(d, &["network", "inspect", "apinet"])).unwrap();
     assert_eq!(v[0]["Labels"]["t"], "1");
@@ -298,25 +275,7 @@ fn images_networks_volumes_and_df() {
     );
     assert!(out.starts_with("hi\n"), "{out}");
     assert_eq!(ox.ok(&["volume", "ls", "-q"]).trim(), "apivol");
-    let df = svc.ok(d, &["system", "df"]);
-    assert!(
-        df.contains("Images") && df.contains("Local Volumes"),
-        "{df}"
-    );
-    // The API's Command is the plain line in both listings, as docker's.
-    svc.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
-    let (_, ps) = svc.json("GET", "/containers/json?all=1", "");
-    let (_, sdf) = svc.json("GET", "/system/df", "");
-    for list in [&ps, &sdf["Containers"]] {
-        let c = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["Names"][0] == "/dfcmd")
-            .unwrap();
-        assert_eq!(c["Command"], "sleep 5", "{c}");
-    }
-    svc.ok(d, &["rm", "dfcmd"]);
+    df_and_listed_command(&svc, d, img);
     // Exec through the API: its events, exec_die for the detached one too (the
     // service waits for it, as dockerd).
     svc.ok(
@@ -347,16 +306,9 @@ fn images_networks_volumes_and_df() {
         ox.journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
     );
     svc.ok(d, &["rm", "-f", "evx"]);
-    svc.ok(d, &["volume", "rm", "apivol"]);
-    let o = svc.docker(d, &["volume", "inspect", "apivol"]);
-    assert!(!o.status.success());
-    svc.ok(d, &["network", "rm", "apinet"]);
-    let o = svc.docker(d, &["network", "inspect", "apinet"]);
-    assert!(!o.status.success());
+    rm_volume_and_network(&svc, d);
     // prune: a stopped container, then everything unused.
-    svc.ok(d, &["create", "--network", "none", img, "true"]);
-    let out = svc.ok(d, &["container", "prune", "-f"]);
-    assert!(out.contains("Deleted Containers:"), "{out}");
+    container_prune(&svc, d, img);
     let out = svc.ok(d, &["system", "prune", "-af"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(

@@ -615,36 +615,14 @@ fn images_networks_volumes_and_df() {
         "{out}"
     );
     assert_eq!(out.lines().last(), Some(img), "{out}");
-    let (code, v) = pod.json("GET", &format!("/images/{img}/json"), "");
-    assert_eq!(code, 200, "{v}");
-    assert!(v["ContainerConfig"].is_object(), "{v}");
-    assert_eq!(v["Config"]["WorkingDir"], "/data");
-    let o = pod.docker(
-        d,
-        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    pod.ok(d, &["tag", img, "other/name:v1"]);
-    let list = pod.ok(NEW, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(list.contains("other/name:v1"), "{list}");
+    image_inspect_and_tag(&pod, d, img);
     // save | load; podman names a short name with docker.io/ in its answers.
     let tar = pod.tmp.path().join("img.tar");
-    pod.ok(d, &["save", "-o", tar.to_str().unwrap(), "other/name:v1"]);
-    assert_eq!(
-        pod.ok(d, &["rmi", "other/name:v1"]),
-        "Untagged: docker.io/other/name:v1\n"
-    );
-    assert_eq!(
-        pod.ok(d, &["load", "-i", tar.to_str().unwrap()]),
-        "Loaded image: docker.io/other/name:v1"
-    );
-    let o = pod.docker(d, &["rmi", "nosuch:latest"]);
-    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    let (rmi, load) = save_rmi_load(&pod, d, &tar);
+    assert_eq!(rmi, "Untagged: docker.io/other/name:v1\n");
+    assert_eq!(load, "Loaded image: docker.io/other/name:v1");
     // Networks and volumes (podman's default network is listed as "bridge").
-    let net = pod.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
-    assert_eq!(net.trim().len(), 64, "{net}");
-    let ls = pod.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
-    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+    network_created(&pod, d);
     assert_eq!(
         pod.ok(
             d,
@@ -672,37 +650,9 @@ fn images_networks_volumes_and_df() {
         ],
     );
     assert!(out.starts_with("hi\n10.89.0."), "{out}");
-    let df = pod.ok(d, &["system", "df"]);
-    assert!(
-        df.contains("Images") && df.contains("Local Volumes"),
-        "{df}"
-    );
-    let cid = pod.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
-    let (_, ps) = pod.json("GET", "/containers/json?all=1", "");
-    let (_, sdf) = pod.json("GET", "/system/df", "");
-    for list in [&ps, &sdf["Containers"]] {
-        let c = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["Id"] == cid.trim())
-            .unwrap();
-        assert_eq!(c["Command"], "sleep 5", "{c}");
-    }
-    pod.ok(d, &["rm", "dfcmd"]);
-    pod.ok(d, &["volume", "rm", "apivol"]);
-    assert!(!pod
-        .docker(d, &["volume", "inspect", "apivol"])
-        .status
-        .success());
-    pod.ok(d, &["network", "rm", "apinet"]);
-    assert!(!pod
-        .docker(d, &["network", "inspect", "apinet"])
-        .status
-        .success());
-    pod.ok(d, &["create", "--network", "none", img, "true"]);
-    let out = pod.ok(d, &["container", "prune", "-f"]);
-    assert!(out.contains("Deleted Containers:"), "{out}");
+    df_and_listed_command(&pod, d, img);
+    rm_volume_and_network(&pod, d);
+    container_prune(&pod, d, img);
     // Difference: `system prune -a` (20.10). The CLI's image prune sends
     // `dangling=false` while podman's compat handler adds its own `dangling` filter:
     // podman refuses, and nothing is pruned.

@@ -524,3 +524,84 @@ pub fn stats_line(api: &Api, dk: &str, name: &str) -> String {
         ],
     )
 }
+
+/// After `img` was pulled: `GET /images/{img}/json` in docker's shape (a
+/// `ContainerConfig`, the image's working directory); a pull of what the registry
+/// does not have fails; `tag` to `other/name:v1`, listed by the newer CLI.
+pub fn image_inspect_and_tag(api: &Api, d: &str, img: &str) {
+    let (code, v) = api.json("GET", &format!("/images/{img}/json"), "");
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["ContainerConfig"].is_object(),
+        "ContainerConfig present: {v}"
+    );
+    assert_eq!(v["Config"]["WorkingDir"], "/data");
+    let o = api.docker(
+        d,
+        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    api.ok(d, &["tag", img, "other/name:v1"]);
+    let list = api.ok(NEW, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(list.contains("other/name:v1"), "{list}");
+}
+
+/// `save` of `other/name:v1` to `tar`, `rmi`, `load` back: the outputs of `rmi` and
+/// `load`, for the caller to check. Then `rmi` of a missing image: `No such image`.
+pub fn save_rmi_load(api: &Api, d: &str, tar: &Path) -> (String, String) {
+    let tar = tar.to_str().unwrap();
+    api.ok(d, &["save", "-o", tar, "other/name:v1"]);
+    let rmi = api.ok(d, &["rmi", "other/name:v1"]);
+    let load = api.ok(d, &["load", "-i", tar]);
+    let o = api.docker(d, &["rmi", "nosuch:latest"]);
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    (rmi, load)
+}
+
+/// `network create --label t=1 apinet`: a full id, listed next to `bridge`.
+pub fn network_created(api: &Api, d: &str) {
+    let net = api.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
+    assert_eq!(net.trim().len(), 64, "{net}");
+    let ls = api.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+}
+
+/// `system df` has its sections, and the API's `Command` is the plain line in both
+/// the container list and `/system/df`, as docker's.
+pub fn df_and_listed_command(api: &Api, d: &str, img: &str) {
+    let df = api.ok(d, &["system", "df"]);
+    assert!(
+        df.contains("Images") && df.contains("Local Volumes"),
+        "{df}"
+    );
+    let cid = api.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
+    let (_, ps) = api.json("GET", "/containers/json?all=1", "");
+    let (_, sdf) = api.json("GET", "/system/df", "");
+    for list in [&ps, &sdf["Containers"]] {
+        let c = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Id"] == cid.trim())
+            .unwrap();
+        assert_eq!(c["Command"], "sleep 5", "{c}");
+    }
+    api.ok(d, &["rm", "dfcmd"]);
+}
+
+/// `volume rm apivol` and `network rm apinet`: both gone.
+pub fn rm_volume_and_network(api: &Api, d: &str) {
+    api.ok(d, &["volume", "rm", "apivol"]);
+    let o = api.docker(d, &["volume", "inspect", "apivol"]);
+    assert!(!o.status.success());
+    api.ok(d, &["network", "rm", "apinet"]);
+    let o = api.docker(d, &["network", "inspect", "apinet"]);
+    assert!(!o.status.success());
+}
+
+/// `container prune` removes a stopped container.
+pub fn container_prune(api: &Api, d: &str, img: &str) {
+    api.ok(d, &["create", "--network", "none", img, "true"]);
+    let out = api.ok(d, &["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+}
