@@ -258,21 +258,7 @@ fn images_networks_volumes_and_df() {
     let vol = svc.ok(d, &["volume", "create", "--label", "x=y", "apivol"]);
     assert_eq!(vol.trim(), "apivol");
     // A container on the network with the volume: it sees its address and the volume.
-    let out = svc.ok(
-        d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "apinet",
-            "-v",
-            "apivol:/v",
-            img,
-            "sh",
-            "-c",
-            "echo hi > /v/f; cat /v/f; hostname -i 2>/dev/null || true",
-        ],
-    );
+    let out = run_on_apinet_with_apivol(&svc, d, img);
     assert!(out.starts_with("hi\n"), "{out}");
     assert_eq!(ox.ok(&["volume", "ls", "-q"]).trim(), "apivol");
     df_and_listed_command(&svc, d, img);

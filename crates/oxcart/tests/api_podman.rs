@@ -634,21 +634,7 @@ fn images_networks_volumes_and_df() {
         pod.ok(d, &["volume", "create", "--label", "x=y", "apivol"]),
         "apivol\n"
     );
-    let out = pod.ok(
-        d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "apinet",
-            "-v",
-            "apivol:/v",
-            img,
-            "sh",
-            "-c",
-            "echo hi > /v/f; cat /v/f; hostname -i",
-        ],
-    );
+    let out = run_on_apinet_with_apivol(&pod, d, img);
     assert!(out.starts_with("hi\n10.89.0."), "{out}");
     df_and_listed_command(&pod, d, img);
     rm_volume_and_network(&pod, d);

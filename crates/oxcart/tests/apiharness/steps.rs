@@ -605,3 +605,23 @@ pub fn container_prune(api: &Api, d: &str, img: &str) {
     let out = api.ok(d, &["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
 }
+
+/// A container on network `apinet` with volume `apivol` at /v: it writes and reads
+/// the volume, then prints its address when `hostname -i` finds one. Its output.
+pub fn run_on_apinet_with_apivol(api: &Api, d: &str, img: &str) -> String {
+    api.ok(
+        d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "apinet",
+            "-v",
+            "apivol:/v",
+            img,
+            "sh",
+            "-c",
+            "echo hi > /v/f; cat /v/f; hostname -i 2>/dev/null || true",
+        ],
+    )
+}
