@@ -386,16 +386,6 @@ fn zombies_of(pid: u32) -> Vec<String> {
     out
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn docker_compose_project_up_ps_logs_exec_restart_down() {
     let ox = Ox::new().pulled();

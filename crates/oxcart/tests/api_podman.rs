@@ -25,7 +25,6 @@ mod engine;
 
 use apiharness::*;
 use engine::*;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -304,15 +303,7 @@ fn http_get_in(pod: &Pod, port: u16, path: &str) -> String {
         // one thread of a multi-threaded process); the fd is open.
         let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return String::new();
-        };
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        http_get(port, &path)
     })
     .join()
     .unwrap()

@@ -144,6 +144,20 @@ impl Api {
     }
 }
 
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.0, so the answer ends with the
+/// connection): the whole response, or "" while nothing listens there.
+pub fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 /// `c` run with `input` on a pipe to its stdin, closed after it; its output.
 pub fn output_with_stdin(mut c: Command, input: &[u8]) -> Output {
     c.stdin(Stdio::piped())
