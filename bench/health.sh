@@ -43,7 +43,10 @@ cleanup() {
         rmdir /run/docker/plugins /run/docker 2>/dev/null
     fi
     find /sys/fs/cgroup -depth -type d -path "*/$CGP*" -exec rmdir {} + 2>/dev/null
-    grep -o " $W/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+    # Only mounts below our own directory: a prefix match on the mount point (an
+    # empty variable must match nothing, never every absolute path).
+    [ -n "$W" ] && awk -v d="$W/" 'index($2, d) == 1 {print $2}' /proc/self/mounts |
+        sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$W"
 }
 trap cleanup EXIT

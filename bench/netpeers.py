@@ -12,11 +12,16 @@ every round and we report medians and their ratio.
         busybox nc in the container, read by a client on the host. oxcart relays it
         with its userland proxy (docker-proxy's job: no route_localnet on the bridge);
         podman's netavark DNATs 127.0.0.1 in the kernel (it sets route_localnet=1).
+  rtt   request/response round trip through a published port from 127.0.0.1: one
+        connection to busybox `nc -e cat` (an echo) in the container, N exchanges of
+        64 bytes, one at a time, without closing (a relay that holds a burst's tail
+        shows here, not in `port`, where the close flushes everything).
 
 Everything lives in a private temp dir (both engines' roots, podman's network config
 and containers.conf); networks use 10.203.0.0/24 (oxcart) and 10.203.1.0/24 (podman).
 
-Usage: sudo bench/netpeers.py [--rounds 7] [--queries 2000] [--only dns,port]
+Usage: sudo bench/netpeers.py [--rounds 7] [--queries 2000] [--exchanges 500]
+                              [--only dns,port,rtt]
                               [--oxcart target/release/oxcart]
 """
 import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
@@ -148,6 +153,44 @@ def port_round(port):
     return n / dt / 1e6
 
 
+def rtt_setup(e, port):
+    e.run("run", "-d", "--name", "echo", "--network", "benchnet", "-p", f"{port}:8081", *e.extra,
+          e.image, "nc", "-ll", "-p", "8081", "-e", "cat")
+    # Wait for the echo itself, not the port: oxcart's proxy accepts before nc listens.
+    for _ in range(100):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=1)
+            s.settimeout(1)
+            s.sendall(b"x")
+            if s.recv(1) == b"x":
+                s.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def rtt_round(port, n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.settimeout(5)
+    msg = b"q" * 64
+    lat = []
+    for i in range(n + 20):
+        t = time.perf_counter()
+        s.sendall(msg)
+        got = 0
+        while got < len(msg):
+            b = s.recv(64)
+            assert b, "echo closed"
+            got += len(b)
+        if i >= 20:
+            lat.append(time.perf_counter() - t)
+    s.close()
+    lat.sort()
+    return lat[len(lat) // 2] * 1e6, lat[len(lat) * 99 // 100] * 1e6
+
+
 def free_port():
     s = socket.socket()
     s.bind(("", 0))
@@ -160,7 +203,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--queries", type=int, default=2000)
-    ap.add_argument("--only", default="dns,port")
+    ap.add_argument("--exchanges", type=int, default=500)
+    ap.add_argument("--only", default="dns,port,rtt")
     ap.add_argument("--oxcart", default=os.path.join(HERE, "..", "target", "release", "oxcart"))
     a = ap.parse_args()
     only = a.only.split(",")
@@ -184,10 +228,10 @@ def main():
                 print(f"dns {e.name:7} (nameserver {ns}): median {med:.0f} us, p99 {p99:.0f} us per query")
             ratios = [o[1] / p[1] for o, p in zip(res["oxcart"], res["podman"])]
             print(f"dns oxcart/podman median latency ratio: {statistics.median(ratios):.2f}")
+        if "dns" not in only and ("port" in only or "rtt" in only):
+            for e in engines:
+                e.run("network", "create", "--subnet", e.subnet, "benchnet")
         if "port" in only:
-            if "dns" not in only:
-                for e in engines:
-                    e.run("network", "create", "--subnet", e.subnet, "benchnet")
             ports = {}
             for e in engines:
                 ports[e.name] = free_port()
@@ -202,6 +246,23 @@ def main():
                       f"(64 MiB, median of {a.rounds})")
             ratios = [o / p for o, p in zip(res["oxcart"], res["podman"])]
             print(f"port oxcart/podman throughput ratio: {statistics.median(ratios):.2f}")
+        if "rtt" in only:
+            ports = {}
+            for e in engines:
+                ports[e.name] = free_port()
+                rtt_setup(e, ports[e.name])
+            res = {e.name: [] for e in engines}
+            for r in range(a.rounds):
+                for e in (engines if r % 2 == 0 else engines[::-1]):
+                    time.sleep(0.25)
+                    res[e.name].append(rtt_round(ports[e.name], a.exchanges))
+            for e in engines:
+                med = statistics.median(x[0] for x in res[e.name])
+                p99 = statistics.median(x[1] for x in res[e.name])
+                print(f"rtt  {e.name:7} 127.0.0.1 -> published port, 64-byte echo: median {med:.0f} us, "
+                      f"p99 {p99:.0f} us ({a.exchanges} exchanges x {a.rounds})")
+            ratios = [o[0] / p[0] for o, p in zip(res["oxcart"], res["podman"])]
+            print(f"rtt  oxcart/podman median round-trip ratio: {statistics.median(ratios):.2f}")
     finally:
         for e in engines:
             e.cleanup()

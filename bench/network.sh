@@ -3,8 +3,8 @@
 # podman's (+ runc) default network, rotating within each round (bench/engine.py's
 # `bridge` figure: private roots, medians, per-round ratios). Then published-port
 # throughput from 127.0.0.1 (through oxcart's userland proxy) of a 64 MiB body, on the
-# host's default roots with IMG pulled. Last, bench/netpeers.py: DNS latency and port
-# throughput against podman + netavark + aardvark-dns.
+# host's default roots with IMG pulled. Last, bench/netpeers.py: DNS latency, port
+# throughput and port round trips against podman + netavark + aardvark-dns.
 #
 # Usage: sudo bench/network.sh [--rounds 20] [--oxcart target/release/oxcart] [--image busybox]
 set -euo pipefail
@@ -43,5 +43,6 @@ $ox rm -f oxnet-bench >/dev/null
 $ox network prune -f >/dev/null   # the default bridge and the table go when idle
 
 # Side by side with podman 4.3 + netavark + aardvark-dns, in private roots: name
-# resolution latency inside a container, and published-port throughput from 127.0.0.1.
+# resolution latency inside a container, published-port throughput and round trips
+# from 127.0.0.1.
 python3 bench/netpeers.py --oxcart "$ox" --rounds "${NETPEERS_ROUNDS:-7}"

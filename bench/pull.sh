@@ -33,7 +33,10 @@ cleanup() {
     if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null; fi
     podman --root "$WORK/fs/podman" --runroot "$WORK/fs/podman-run" --storage-driver overlay rmi -af >/dev/null 2>&1 || true
     # podman's overlay driver may leave its own mount of the storage home; only ours.
-    grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    # Only mounts below our own directory: a prefix match on the mount point (an
+    # empty variable must match nothing, never every absolute path).
+    [ -n "$WORK" ] && awk -v d="$WORK/" 'index($2, d) == 1 {print $2}' /proc/self/mounts |
+        sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -34,7 +34,10 @@ cleanup() {
     "${OX[@]}" rm -af >/dev/null 2>&1
     "${PM[@]}" rm -af >/dev/null 2>&1
     "${PM[@]}" system reset -f >/dev/null 2>&1
-    grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+    # Only mounts below our own directory: a prefix match on the mount point (an
+    # empty variable must match nothing, never every absolute path).
+    [ -n "$WORK" ] && awk -v d="$WORK/" 'index($2, d) == 1 {print $2}' /proc/self/mounts |
+        sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

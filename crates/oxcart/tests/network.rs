@@ -723,6 +723,54 @@ fn a_taken_host_port_is_a_clear_error_before_the_container_starts() {
     ox.assert_net_clean();
 }
 
+/// The proxy relays a conversation, not just one reply: a request answered while the
+/// connection stays open, then the client's half-close (shutdown(SHUT_WR)) passed on to
+/// the container, which answers once it sees EOF — as docker-proxy does.
+#[test]
+fn the_port_proxy_relays_an_open_exchange_and_passes_on_a_half_close() {
+    use std::io::{BufRead, Write};
+    let ox = Ox::new().pulled();
+    let hp = free_port();
+    let spec = format!("{hp}:8080");
+    // `read` answers the first line at once; `wc -c` counts the rest, so it prints
+    // only after EOF, which reaches it only through a relayed half-close.
+    let conv = r#"read l; echo "got $l"; wc -c"#;
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "conv",
+        "-p",
+        &spec,
+        ox.image(),
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "sh",
+        "-c",
+        conv,
+    ]);
+    wait_listening(&ox, "conv", 8080);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", hp)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"hello\n").unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "got hello");
+    s.write_all(b"abc").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.trim(), "3");
+    ox.ok(&["rm", "-f", "conv"]);
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
 /// A UDP echo server for the container: the host's python3, bind-mounted read-only
 /// (busybox has no UDP server applet).
 const UDP_ECHO: &str = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',5353))\nwhile True:\n d,a=s.recvfrom(999)\n s.sendto(b'udp:'+d,a)\n";

@@ -121,6 +121,13 @@ fn tcp_loop(l: TcpListener, target: SocketAddr) {
             let Ok(up) = TcpStream::connect_timeout(&target, Duration::from_secs(10)) else {
                 return;
             };
+            // TCP_NODELAY on both legs, as docker-proxy (Go's default for every TCP
+            // conn): the relay must not add Nagle's wait to what the peers chose. A
+            // server that disables Nagle and writes a reply in two parts otherwise
+            // waited ~40 ms per reply in our socket for the client's delayed ACK
+            // (measured); bulk throughput is unchanged (A/B, docs/benchmarks.md).
+            let _ = c.set_nodelay(true);
+            let _ = up.set_nodelay(true);
             let (Ok(c2), Ok(up2)) = (c.try_clone(), up.try_clone()) else {
                 return;
             };
@@ -134,7 +141,8 @@ fn tcp_loop(l: TcpListener, target: SocketAddr) {
 /// Copy until EOF, then pass the half-close on (a client's shutdown reaches the server).
 fn pump(from: TcpStream, to: TcpStream) {
     // splice(2) through a pipe: the bytes stay in the kernel, which took the relay
-    // from ~0.6× to the throughput of podman's in-kernel DNAT (docs/benchmarks.md).
+    // from 0.58× to 0.70× the throughput of podman's in-kernel DNAT; the rest is the
+    // second TCP connection's stack work (docs/benchmarks.md).
     // Copying through a buffer remains for a kernel that refuses (nothing moved yet).
     match splice_pump(&from, &to) {
         Ok(()) | Err(Moved) => {}
@@ -160,10 +168,13 @@ fn splice_pump(from: &TcpStream, to: &TcpStream) -> Result<(), SpliceEnd> {
     }
     // SAFETY: fresh fds from pipe2, each owned once.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-    // A bigger pipe moves more per call; the default 64 KiB works too.
-    // SAFETY: fcntl on a pipe we own.
-    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE;
+    grow_pipe(&w, CHUNK);
+    // Not SPLICE_F_MORE: it sends every chunk with MSG_MORE, which corks the chunk's
+    // last partial segment until more data comes, so a reply that ends a burst (any
+    // request/response protocol) sat ~0.4 s in the proxy's socket (measured; docs/
+    // benchmarks.md). splice(2) already sets MSG_MORE itself while the pipe holds
+    // more, so bulk transfers lose nothing (A/B: same throughput).
+    let flags = libc::SPLICE_F_MOVE;
     let mut moved = false;
     let end = |moved: bool| if moved { Moved } else { Nothing };
     loop {
@@ -209,6 +220,26 @@ fn splice_pump(from: &TcpStream, to: &TcpStream) -> Result<(), SpliceEnd> {
             }
             left -= m as usize;
         }
+    }
+}
+
+/// Give the pipe `want` bytes, or as much as /proc/sys/fs/pipe-max-size allows when
+/// that is lower and we lack CAP_SYS_RESOURCE (fcntl(2) F_SETPIPE_SZ: EPERM), or keep
+/// the default 64 KiB. Measured (docs/benchmarks.md): 64 KiB relays at ~0.66× of 1 MiB,
+/// 512 KiB–1 MiB are the best, 2–4 MiB are worse (coarser bursts between the legs).
+fn grow_pipe(w: &std::os::fd::OwnedFd, want: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a pipe we own.
+    let set =
+        |n: usize| unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, n as libc::c_int) };
+    if set(want) >= 0 {
+        return;
+    }
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if let Some(max) = max.filter(|m| *m < want) {
+        set(max);
     }
 }
 
