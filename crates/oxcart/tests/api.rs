@@ -72,26 +72,23 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
         "oxcart ps lists it"
     );
     assert_eq!(ox.ok(&["logs", id]), "started\n", "oxcart logs reads it");
-    svc.ok("/usr/bin/docker", &["stop", "-t", "1", id]);
+    svc.ok(OLD, &["stop", "-t", "1", id]);
     let v = ox.inspect(id);
     assert_eq!(v["State"]["Status"], "exited");
-    svc.ok("/usr/local/bin/docker", &["rm", id]);
+    svc.ok(NEW, &["rm", id]);
     // The engine's events journal, through the API: the run above, in docker's shape.
     let ev = events_of(&svc, id);
     for want in ["create", "start", "die"] {
         assert!(ev.lines().any(|l| l == want), "{want} in {ev}");
     }
     // Errors keep docker's wording and the CLI's exit codes.
-    let o = svc.docker("/usr/bin/docker", &["rm", "nosuch"]);
+    let o = svc.docker(OLD, &["rm", "nosuch"]);
     assert!(
         stderr(&o).contains("No such container: nosuch"),
         "{}",
         stderr(&o)
     );
-    let o = svc.docker(
-        "/usr/bin/docker",
-        &["run", "--rm", "--network", "none", img, "nosuchcmd"],
-    );
+    let o = svc.docker(OLD, &["run", "--rm", "--network", "none", img, "nosuchcmd"]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
     ox.assert_clean();
 }
@@ -211,7 +208,7 @@ fn images_networks_volumes_and_df() {
     clean_images_at_exit();
     let svc = Svc::start(&ox, &[]);
     let img = ox.image();
-    let d = "/usr/bin/docker";
+    let d = OLD;
     // Pull with docker's progress stream; the CLI prints its own summary from it.
     let out = svc.ok(d, &["pull", img]);
     assert!(
@@ -339,7 +336,7 @@ fn login_through_the_api_and_pull_with_the_clients_credentials() {
     layout.tag_manifest(&img, "latest");
     reg.push(layout.path(), "latest", "test/priv", false);
     let image = format!("{}/test/priv:latest", reg.addr);
-    let d = "/usr/bin/docker";
+    let d = OLD;
     // No credentials: the registry refuses the pull.
     let o = svc.docker(d, &["pull", &image]);
     assert!(!o.status.success(), "{}", stdout(&o));
@@ -592,10 +589,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
     let code = parse_response(&out).0;
     assert!((400..500).contains(&code), "oversized header: {code}");
     // An archive with a `..` entry is refused whole: its harmless entry is not written.
-    let id = svc.ok(
-        "/usr/bin/docker",
-        &["create", "--network", "none", img, "true"],
-    );
+    let id = svc.ok(OLD, &["create", "--network", "none", img, "true"]);
     let id = id.trim();
     let tar = tar_of_entries(&[("ok.txt", b"fine"), ("../../../../escape.txt", b"out")]);
     let (code, _, b) = svc.raw("PUT", &format!("/containers/{id}/archive?path=/tmp"), &tar);
@@ -608,7 +602,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
     );
     assert_eq!(code, 404, "nothing of a refused archive was written");
     assert!(!Path::new("/escape.txt").exists() && !ox.root().join("escape.txt").exists());
-    svc.ok("/usr/bin/docker", &["rm", id]);
+    svc.ok(OLD, &["rm", id]);
     // Fuzzed create bodies and filters: always an answer, never a 5xx, never a
     // container (the image does not exist, so nothing valid can be made either).
     let base = br#"{"Image":"nosuch/image:1","Cmd":["sh","-c","echo"],"Env":["A=1"],"Tty":true,"HostConfig":{"Memory":1024,"Binds":["/a:/b"],"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"RestartPolicy":{"Name":"no"}},"NetworkingConfig":{"EndpointsConfig":{}},"Labels":{}}"#;
@@ -640,7 +634,7 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     let mut svc = Svc::start(&ox, &[]);
     // Piped stdin ends; the container's output after that still arrives.
     let c = svc.docker_cmd(
-        "/usr/bin/docker",
+        OLD,
         &[
             "run",
             "-i",
@@ -657,7 +651,7 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     assert_eq!(stdout(&o), "from-stdin\nafter-eof\n", "{}", stderr(&o));
     // Killing the service stops no container; a new one sees it running.
     let id = svc.ok(
-        "/usr/bin/docker",
+        OLD,
         &["run", "-d", "--network", "none", img, "sleep", "100"],
     );
     let id = id.trim().to_string();
@@ -666,9 +660,9 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     assert_eq!(ox.inspect(&id)["State"]["Running"], true);
     drop(svc);
     svc = Svc::start(&ox, &[]);
-    let ps = svc.ok("/usr/bin/docker", &["ps", "-q", "--no-trunc"]);
+    let ps = svc.ok(OLD, &["ps", "-q", "--no-trunc"]);
     assert_eq!(ps.trim(), id);
-    svc.ok("/usr/bin/docker", &["rm", "-f", &id]);
+    svc.ok(OLD, &["rm", "-f", &id]);
     drop(svc);
     // --time: the service exits by itself once idle.
     let sock = ox.dir.path().join("idle.sock");
@@ -702,10 +696,7 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     let mut child = sa.spawn().unwrap();
     assert!(eventually(10, || sock.exists()));
     let act = Api::new(sock.clone());
-    let out = act.ok(
-        "/usr/bin/docker",
-        &["version", "--format", "{{.Server.APIVersion}}"],
-    );
+    let out = act.ok(OLD, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(out.trim(), "1.41");
     let _ = child.kill();
     let _ = child.wait();
