@@ -65,15 +65,7 @@ impl Api {
     }
 
     pub fn ok(&self, bin: &str, args: &[&str]) -> String {
-        let o = self.docker(bin, args);
-        assert!(
-            o.status.success(),
-            "{bin} {args:?} failed ({:?}):\n{}\n{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
+        succeeded(&self.docker(bin, args), bin, args)
     }
 
     /// One raw HTTP/1.1 request (`Connection: close`); status, headers, and the body
@@ -115,15 +107,7 @@ impl Api {
     }
 
     pub fn compose_ok(&self, dir: &Path, args: &[&str]) -> String {
-        let o = self.compose(dir, args);
-        assert!(
-            o.status.success(),
-            "docker-compose {args:?} failed ({:?}):\n{}\n{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
+        succeeded(&self.compose(dir, args), "docker-compose", args)
     }
 
     /// `docker ARGS` under a real pty (util-linux `script`), feeding `input` in
@@ -240,6 +224,18 @@ pub fn dechunk(b: &[u8]) -> Vec<u8> {
         rest = &rest[i + 4 + n..];
     }
     out
+}
+
+/// The stdout of `prog args`, which must have succeeded (else its code and output).
+fn succeeded(o: &Output, prog: &str, args: &[&str]) -> String {
+    assert!(
+        o.status.success(),
+        "{prog} {args:?} failed ({:?}):\n{}\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
 }
 
 pub fn stdout(o: &Output) -> String {
