@@ -3,149 +3,17 @@
 //! from a local registry; plus the wire details clients rely on, checked raw.
 #![allow(clippy::unwrap_used)]
 
+mod apiharness;
 #[path = "../../image/tests/common/mod.rs"]
 mod common;
 mod engine;
 
+use apiharness::*;
 use engine::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-/// Debian's docker CLI (20.10) and the newer one on this machine.
-const DOCKERS: &[&str] = &["/usr/bin/docker", "/usr/local/bin/docker"];
-
-/// A running `oxcart system service` on a socket of its own.
-struct Svc {
-    child: Child,
-    sock: PathBuf,
-    cfg: tempfile::TempDir,
-}
-
-impl Svc {
-    fn start(ox: &Ox, extra: &[&str]) -> Svc {
-        let sock = ox.dir.path().join("d.sock");
-        let mut c = ox.cmd();
-        c.args(["system", "service", "--time", "0"]).args(extra);
-        c.arg(format!("unix://{}", sock.display()));
-        c.stdout(Stdio::null()).stderr(Stdio::inherit());
-        let child = c.spawn().unwrap();
-        assert!(
-            eventually(20, || UnixStream::connect(&sock).is_ok()),
-            "service did not listen on {}",
-            sock.display()
-        );
-        Svc {
-            child,
-            sock,
-            cfg: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    fn docker_cmd(&self, bin: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(bin);
-        c.args(args)
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.cfg.path())
-            .env("HOME", self.cfg.path())
-            .env_remove("DOCKER_API_VERSION")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, bin: &str, args: &[&str]) -> Output {
-        self.docker_cmd(bin, args).output().unwrap()
-    }
-
-    fn ok(&self, bin: &str, args: &[&str]) -> String {
-        let o = self.docker(bin, args);
-        assert!(
-            o.status.success(),
-            "{bin} {args:?} failed ({:?}):\n{}\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// One raw HTTP/1.1 request (`Connection: close`); status, headers, body.
-    fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        // A server that refuses a body early (413) closes before taking it all.
-        let _ = s.write_all(body);
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        parse_response(&out)
-    }
-
-    fn json(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (code, head, b) = self.raw(method, path, body.as_bytes());
-        let b = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(&b)
-        } else {
-            b
-        };
-        let v = serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null);
-        (code, v)
-    }
-}
-
-impl Drop for Svc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn parse_response(out: &[u8]) -> (u16, String, Vec<u8>) {
-    let end = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&out[..end]).into_owned();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, head, out[end + 4..].to_vec())
-}
-
-fn dechunk(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = b;
-    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&rest[i + 2..i + 2 + n]);
-        rest = &rest[i + 4 + n..];
-    }
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 #[test]
 fn ping_version_info_and_errors_speak_dockers_wire() {
@@ -156,18 +24,7 @@ fn ping_version_info_and_errors_speak_dockers_wire() {
     let md = std::fs::metadata(&svc.sock).unwrap();
     assert_eq!(md.permissions().mode() & 0o777, 0o660);
     assert_eq!((md.uid(), md.gid()), (0, 0));
-    for (m, path) in [
-        ("GET", "/_ping"),
-        ("HEAD", "/_ping"),
-        ("GET", "/v1.41/_ping"),
-    ] {
-        let (code, head, body) = svc.raw(m, path, b"");
-        assert_eq!(code, 200, "{m} {path}: {head}");
-        let h = head.to_ascii_lowercase();
-        assert!(h.contains("api-version: 1.41"), "{head}");
-        assert!(h.contains("ostype: linux"), "{head}");
-        assert_eq!(body, if m == "HEAD" { &b""[..] } else { &b"OK"[..] });
-    }
+    ping_version_and_info(&svc, true);
     let (code, v) = svc.json("GET", "/v1.41/containers/nosuch/json", "");
     assert_eq!(
         (code, v["message"].as_str()),
@@ -186,19 +43,6 @@ fn ping_version_info_and_errors_speak_dockers_wire() {
     let (code, v) = svc.json("GET", "/v1.41/nowhere", "");
     assert_eq!(code, 404, "{v}");
     assert!(v["message"].is_string());
-    for d in DOCKERS {
-        let out = svc.ok(
-            d,
-            &[
-                "version",
-                "--format",
-                "{{.Server.APIVersion}} {{.Server.Os}}",
-            ],
-        );
-        assert_eq!(out.trim(), "1.41 linux", "{d}");
-        let out = svc.ok(d, &["info", "--format", "{{.OSType}} {{.Containers}}"]);
-        assert_eq!(out.trim(), "linux 0", "{d}");
-    }
 }
 
 #[test]
@@ -208,22 +52,7 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
     let img = ox.image();
     for d in DOCKERS {
         // Attached, --rm: output, exit code, and nothing left.
-        let o = svc.docker(
-            d,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                img,
-                "sh",
-                "-c",
-                "echo out; echo err >&2; exit 3",
-            ],
-        );
-        assert_eq!(o.status.code(), Some(3), "{d}: {}", stderr(&o));
-        assert_eq!(stdout(&o), "out\n", "{d}");
-        assert!(stderr(&o).contains("err\n"), "{d}: {}", stderr(&o));
+        run_rm_attached(&svc, d, img, 3);
         assert_eq!(ox.ok(&["ps", "-aq"]), "", "{d}: --rm left a container");
         // The image's default command and a name.
         let o = svc.ok(d, &["run", "--name", "named", "--network", "none", img]);
@@ -236,79 +65,30 @@ fn docker_run_attached_detached_and_rm_over_the_same_engine() {
         svc.ok(d, &["rm", "named"]);
     }
     // Detached: listed by both CLIs, logs, stop, rm.
-    let id = svc.ok(
-        "/usr/bin/docker",
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            "k=v",
-            img,
-            "sh",
-            "-c",
-            "echo started; exec sleep 100",
-        ],
-    );
-    let id = id.trim();
-    assert_eq!(id.len(), 64, "{id}");
-    assert!(eventually(10, || svc.ok("/usr/bin/docker", &["logs", id])
-        == "started\n"));
-    let ps = svc.ok(
-        "/usr/local/bin/docker",
-        &["ps", "--format", "{{.ID}} {{.Status}} {{.Labels}}"],
-    );
-    assert!(
-        ps.starts_with(&id[..12]) && ps.contains("Up ") && ps.contains("k=v"),
-        "{ps}"
-    );
+    let id = run_detached(&svc, img);
+    let id = id.as_str();
     assert!(
         ox.ok(&["ps", "-q"]).contains(&id[..12]),
         "oxcart ps lists it"
     );
     assert_eq!(ox.ok(&["logs", id]), "started\n", "oxcart logs reads it");
-    let v: serde_json::Value =
-        serde_json::from_str(&svc.ok("/usr/bin/docker", &["inspect", id])).unwrap();
-    assert_eq!(v[0]["State"]["Running"], true);
-    assert!(
-        v[0]["NetworkSettings"]["Networks"].is_object(),
-        "Networks never null"
-    );
-    svc.ok("/usr/bin/docker", &["stop", "-t", "1", id]);
+    svc.ok(OLD, &["stop", "-t", "1", id]);
     let v = ox.inspect(id);
     assert_eq!(v["State"]["Status"], "exited");
-    svc.ok("/usr/local/bin/docker", &["rm", id]);
+    svc.ok(NEW, &["rm", id]);
     // The engine's events journal, through the API: the run above, in docker's shape.
-    let until = (unix_now() + 1).to_string();
-    let ev = svc.ok(
-        "/usr/bin/docker",
-        &[
-            "events",
-            "--since",
-            "0",
-            "--until",
-            &until,
-            "--filter",
-            &format!("container={id}"),
-            "--format",
-            "{{.Status}}",
-        ],
-    );
+    let ev = events_of(&svc, id);
     for want in ["create", "start", "die"] {
         assert!(ev.lines().any(|l| l == want), "{want} in {ev}");
     }
     // Errors keep docker's wording and the CLI's exit codes.
-    let o = svc.docker("/usr/bin/docker", &["rm", "nosuch"]);
+    let o = svc.docker(OLD, &["rm", "nosuch"]);
     assert!(
         stderr(&o).contains("No such container: nosuch"),
         "{}",
         stderr(&o)
     );
-    let o = svc.docker(
-        "/usr/bin/docker",
-        &["run", "--rm", "--network", "none", img, "nosuchcmd"],
-    );
+    let o = svc.docker(OLD, &["run", "--rm", "--network", "none", img, "nosuchcmd"]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
     ox.assert_clean();
 }
@@ -318,194 +98,27 @@ fn attach_before_start_and_wait_conditions() {
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
     let img = ox.image();
-    let d = "/usr/bin/docker";
-    // start -a attaches before the start: the first line is not lost.
-    let id = svc.ok(
-        d,
-        &[
-            "create",
-            "--network",
-            "none",
-            img,
-            "sh",
-            "-c",
-            "echo first; echo second; exit 4",
-        ],
-    );
-    let id = id.trim().to_string();
-    let first = id.clone();
-    let o = svc.docker(d, &["start", "-a", &id]);
-    assert_eq!(stdout(&o), "first\nsecond\n");
-    assert_eq!(o.status.code(), Some(4));
-    // wait on an exited container answers at once with its code.
-    assert_eq!(svc.ok(d, &["wait", &id]).trim(), "4");
-    // next-exit: the headers come before the exit, the code after it.
-    let mut s = UnixStream::connect(&svc.sock).unwrap();
-    s.write_all(format!("POST /v1.41/containers/{id}/wait?condition=next-exit HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n").as_bytes()).unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
-    svc.ok(d, &["start", &id]);
-    let mut rest = Vec::new();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&rest).contains("StatusCode") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
-        rest.extend_from_slice(&buf[..n]);
-    }
-    assert!(
-        String::from_utf8_lossy(&rest).contains("\"StatusCode\":4"),
-        "{}",
-        String::from_utf8_lossy(&rest)
-    );
-    // wait?condition=removed returns once an --rm container is gone.
-    let id = svc.ok(
-        d,
-        &[
-            "run",
-            "-d",
-            "--rm",
-            "--network",
-            "none",
-            img,
-            "sh",
-            "-c",
-            "sleep 1; exit 2",
-        ],
-    );
-    let (code, v) = svc.json(
-        "POST",
-        &format!("/containers/{}/wait?condition=removed", id.trim()),
-        "",
-    );
-    assert_eq!((code, v["StatusCode"].as_i64()), (200, Some(2)), "{v}");
-    let gone = ox.run(&["inspect", id.trim()]);
-    assert!(
-        !gone.status.success(),
-        "the --rm container is gone once wait returns"
-    );
-    svc.ok(d, &["rm", &first]);
+    let first = start_attached_and_wait_next_exit(&svc, img);
+    // wait?condition=removed returns once an --rm container is gone, with its code.
+    let id = wait_removed(&svc, img, 2);
+    let gone = ox.run(&["inspect", &id]);
+    assert!(!gone.status.success(), "gone from the engine too");
+    svc.ok(OLD, &["rm", &first]);
     ox.assert_clean();
-}
-
-/// `docker ARGS` under a real pty (util-linux `script`), feeding `input` in chunks
-/// separated by `\u{1}`; output and exit code.
-fn docker_in_pty(svc: &Svc, bin: &str, args: &[&str], input: &str) -> (String, i32) {
-    let argv: Vec<String> = std::iter::once(bin.to_string())
-        .chain(args.iter().map(|a| a.to_string()))
-        .collect();
-    let host = svc.host();
-    let cfg = svc.cfg.path().as_os_str();
-    let os = std::ffi::OsStr::new;
-    let envs = [
-        (os("DOCKER_HOST"), os(&host)),
-        (os("DOCKER_CONFIG"), cfg),
-        (os("HOME"), cfg),
-    ];
-    argv_in_pty(&argv, &envs, input, 1000)
 }
 
 #[test]
 fn run_it_and_exec_it_through_a_terminal() {
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
-    let img = ox.image();
-    for d in DOCKERS {
-        // The container's tty has the client's size, and typed input reaches it.
-        let (out, code) = docker_in_pty(
-            &svc,
-            d,
-            &[
-                "run",
-                "-it",
-                "--rm",
-                "--network",
-                "none",
-                img,
-                "sh",
-                "-c",
-                "stty size; read x; echo got-$x; exit 5",
-            ],
-            "hello\r",
-        );
-        assert_eq!(code, 5, "{d}: {out}");
-        assert!(out.contains("got-hello"), "{d}: {out}");
-        assert!(!out.contains("0 0"), "{d}: the tty was never sized: {out}");
-    }
-    let id = svc.ok(
-        "/usr/bin/docker",
-        &["run", "-d", "--network", "none", img, "sleep", "100"],
-    );
-    let id = id.trim();
-    for d in DOCKERS {
-        let (out, code) = docker_in_pty(
-            &svc,
-            d,
-            &[
-                "exec",
-                "-it",
-                id,
-                "sh",
-                "-c",
-                "tty; read y; echo exec-$y; exit 7",
-            ],
-            "there\r",
-        );
-        assert_eq!(code, 7, "{d}: {out}");
-        assert!(
-            out.contains("/dev/pts/") && out.contains("exec-there"),
-            "{d}: {out}"
-        );
-        // Without a tty: stdout and stderr apart, the exit code, stdin to its end.
-        let mut c = svc.docker_cmd(
-            d,
-            &["exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 9"],
-        );
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"piped input\n")
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(9), "{d}: {}", stderr(&o));
-        assert_eq!(stdout(&o), "piped input\n", "{d}");
-        assert_eq!(stderr(&o), "e\n", "{d}");
-        let o = svc.docker(d, &["exec", id, "nosuchcmd"]);
-        assert!(
-            matches!(o.status.code(), Some(126 | 127)),
-            "{d}: {:?} {}",
-            o.status.code(),
-            stderr(&o)
-        );
-    }
-    // The exit code is there as soon as the stream ends.
-    let (code, v) = svc.json(
-        "POST",
-        &format!("/containers/{id}/exec"),
-        r#"{"Cmd":["sh","-c","exit 3"],"AttachStdout":true,"AttachStderr":true}"#,
-    );
-    assert_eq!(code, 201, "{v}");
-    let eid = v["Id"].as_str().unwrap().to_string();
-    let (code, _, _) = svc.raw(
-        "POST",
-        &format!("/exec/{eid}/start"),
-        br#"{"Detach":false,"Tty":false}"#,
-    );
-    assert_eq!(code, 200);
-    let (_, v) = svc.json("GET", &format!("/exec/{eid}/json"), "");
-    assert_eq!(
-        (v["Running"].as_bool(), v["ExitCode"].as_i64()),
-        (Some(false), Some(3)),
-        "{v}"
-    );
-    svc.ok("/usr/bin/docker", &["rm", "-f", id]);
+    // The container's tty has the client's size before its process runs, and a
+    // missing command is the runtime's 126 or 127, as docker's.
+    let want = TtyExpect {
+        rm_exit: 5,
+        sized_before_start: true,
+        missing_cmd: &[126, 127],
+    };
+    run_it_and_exec_it(&svc, ox.image(), &want);
     ox.assert_clean();
 }
 
@@ -514,33 +127,9 @@ fn logs_follow_cp_and_the_state_verbs() {
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
     let img = ox.image();
-    let d = "/usr/bin/docker";
-    let id = svc.ok(
-        d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "verbs",
-            "--network",
-            "none",
-            img,
-            "sh",
-            "-c",
-            "for i in 1 2 3; do echo line$i; sleep 1; done; echo bye >&2; sleep 100",
-        ],
-    );
-    let id = id.trim().to_string();
+    let d = OLD;
     // logs -f streams as lines come; stops with the container.
-    let mut follow = svc.docker_cmd(d, &["logs", "-f", "verbs"]);
-    follow.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let follow = follow.spawn().unwrap();
-    assert!(eventually(20, || stderr(
-        &svc.docker(d, &["logs", "verbs"])
-    ) == "bye\n"));
-    let o = svc.docker(d, &["logs", "--tail", "1", "verbs"]);
-    assert_eq!(stdout(&o), "", "the last line is stderr's");
-    assert_eq!(stderr(&o), "bye\n");
+    let (id, follow) = verbs_followed(&svc, d, img);
     // top, pause/unpause, rename, kill, restart.
     let top = svc.ok(d, &["top", "verbs"]);
     assert!(top.contains("PID") && top.contains("sleep"), "{top}");
@@ -584,100 +173,24 @@ fn logs_follow_cp_and_the_state_verbs() {
     );
     let o = svc.docker(d, &["update", "--memory", "64m", "nosuch"]);
     assert!(stderr(&o).contains("No such container"), "{}", stderr(&o));
-    // cp both ways; a path out of the container's root is refused.
-    let host = ox.dir.path().join("cp");
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::write(host.join("in.txt"), "into the container\n").unwrap();
-    svc.ok(
-        d,
-        &["cp", host.join("in.txt").to_str().unwrap(), "renamed:/tmp/"],
-    );
-    assert_eq!(
-        ox.ok(&["exec", "renamed", "cat", "/tmp/in.txt"]),
-        "into the container\n"
-    );
-    svc.ok(
-        d,
-        &["cp", "renamed:/data/hello.txt", host.to_str().unwrap()],
-    );
-    assert_eq!(
-        std::fs::read_to_string(host.join("hello.txt")).unwrap(),
-        "hello from the image\n"
-    );
-    svc.ok(
-        d,
-        &[
-            "cp",
-            "renamed:/../../../../etc/hostname",
-            host.join("h").to_str().unwrap(),
-        ],
-    );
-    let h = std::fs::read_to_string(host.join("h")).unwrap();
-    assert_eq!(
-        h,
-        ox.ok(&["exec", "renamed", "cat", "/etc/hostname"]),
-        "resolved in the container's root"
-    );
+    // cp both ways; a path out of the container's root resolves inside it.
+    cp_both_ways(&svc, d, "renamed", &ox.dir.path().join("cp"));
     svc.ok(d, &["kill", "-s", "KILL", "renamed"]);
-    let o = follow.wait_with_output().unwrap();
-    assert_eq!(stdout(&o), "line1\nline2\nline3\n");
-    assert_eq!(stderr(&o), "bye\n");
+    assert_followed(follow);
     svc.ok(d, &["restart", "-t", "1", "renamed"]);
     assert_eq!(ox.inspect("renamed")["State"]["Running"], true);
     // stats: docker's JSON, which both CLIs compute their columns from.
     for dk in DOCKERS {
-        let st = svc.ok(
-            dk,
-            &[
-                "stats",
-                "--no-stream",
-                "--format",
-                "{{.Name}} {{.MemUsage}} {{.PIDs}}",
-                "renamed",
-            ],
-        );
+        let st = stats_line(&svc, dk, "renamed");
         assert!(
             st.starts_with("renamed ") && !st.contains("0B / 0B") && st.trim().ends_with(" 2"),
             "{dk}: {st}"
         );
     }
     // ps filters, in both JSON shapes.
-    svc.ok(
-        d,
-        &[
-            "run",
-            "-d",
-            "--label",
-            "role=db",
-            "--network",
-            "none",
-            img,
-            "sleep",
-            "100",
-        ],
-    );
-    for f in [r#"{"label":{"role=db":true}}"#, r#"{"label":["role=db"]}"#] {
-        let path = format!(
-            "/containers/json?filters={}",
-            f.replace('"', "%22")
-                .replace('{', "%7B")
-                .replace('}', "%7D")
-                .replace('[', "%5B")
-                .replace(']', "%5D")
-                .replace('=', "%3D")
-                .replace(':', "%3A")
-        );
-        let (code, v) = svc.json("GET", &path, "");
-        assert_eq!(code, 200, "{v}");
-        let rows = v.as_array().unwrap();
-        assert_eq!(rows.len(), 1, "{f}: {v}");
-        assert_eq!(rows[0]["Labels"]["role"], "db");
+    for row in ps_label_filters(&svc, d, img) {
+        assert_eq!(row["Labels"]["role"], "db", "{row}");
     }
-    let ps = svc.ok(
-        "/usr/local/bin/docker",
-        &["ps", "-q", "--filter", "label=role=db"],
-    );
-    assert_eq!(ps.lines().count(), 1, "{ps}");
     let o = svc.docker(d, &["rm", "renamed"]);
     assert!(
         !o.status.success() && stderr(&o).contains("Stop the container"),
@@ -685,10 +198,7 @@ fn logs_follow_cp_and_the_state_verbs() {
         stderr(&o)
     );
     svc.ok(d, &["rm", "-f", "renamed"]);
-    let all = svc.ok(d, &["ps", "-aq"]);
-    for c in all.lines() {
-        svc.ok(d, &["rm", "-f", c]);
-    }
+    rm_all(&svc, d);
     ox.assert_clean();
 }
 
@@ -698,44 +208,24 @@ fn images_networks_volumes_and_df() {
     clean_images_at_exit();
     let svc = Svc::start(&ox, &[]);
     let img = ox.image();
-    let d = "/usr/bin/docker";
+    let d = OLD;
     // Pull with docker's progress stream; the CLI prints its own summary from it.
     let out = svc.ok(d, &["pull", img]);
     assert!(
         out.contains("Pull complete") || out.contains("Downloaded newer image"),
         "{out}"
     );
-    let (code, v) = svc.json("GET", &format!("/images/{img}/json"), "");
-    assert_eq!(code, 200, "{v}");
-    assert!(
-        v["ContainerConfig"].is_object(),
-        "ContainerConfig present: {v}"
-    );
-    assert_eq!(v["Config"]["WorkingDir"], "/data");
-    // A pull of what is not there fails in the stream with docker's error shape.
-    let o = svc.docker(
-        d,
-        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    svc.ok(d, &["tag", img, "other/name:v1"]);
-    let list = svc.ok(
-        "/usr/local/bin/docker",
-        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
-    );
-    assert!(list.contains("other/name:v1"), "{list}");
+    // The image in docker's shape; a pull of what is not there fails in the stream
+    // with docker's error shape; tag.
+    image_inspect_and_tag(&svc, d, img);
     // save | load round trip.
     let tar = ox.dir.path().join("img.tar");
-    svc.ok(d, &["save", "-o", tar.to_str().unwrap(), "other/name:v1"]);
-    let o = svc.ok(d, &["rmi", "other/name:v1"]);
+    let (o, load) = save_rmi_load(&svc, d, &tar);
     assert!(o.contains("Untagged: "), "{o}");
-    let o = svc.ok(d, &["load", "-i", tar.to_str().unwrap()]);
     assert!(
-        o.contains("Loaded image: ") && o.contains("other/name:v1"),
-        "{o}"
+        load.contains("Loaded image: ") && load.contains("other/name:v1"),
+        "{load}"
     );
-    let o = svc.docker(d, &["rmi", "nosuch:latest"]);
-    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
     // import: a root filesystem tar as the body, named by repo and tag.
     let rootfs = ox.dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
@@ -758,52 +248,17 @@ fn images_networks_volumes_and_df() {
     assert_eq!(v.trim(), id.trim());
     svc.ok(d, &["rmi", "imp/x:1"]);
     // Networks and volumes.
-    let net = svc.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
-    assert_eq!(net.trim().len(), 64, "{net}");
-    let ls = svc.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
-    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+    network_created(&svc, d);
     let v: serde_json::Value =
         serde_json::from_str(&svc.ok(d, &["network", "inspect", "apinet"])).unwrap();
     assert_eq!(v[0]["Labels"]["t"], "1");
     let vol = svc.ok(d, &["volume", "create", "--label", "x=y", "apivol"]);
     assert_eq!(vol.trim(), "apivol");
     // A container on the network with the volume: it sees its address and the volume.
-    let out = svc.ok(
-        d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "apinet",
-            "-v",
-            "apivol:/v",
-            img,
-            "sh",
-            "-c",
-            "echo hi > /v/f; cat /v/f; hostname -i 2>/dev/null || true",
-        ],
-    );
+    let out = run_on_apinet_with_apivol(&svc, d, img);
     assert!(out.starts_with("hi\n"), "{out}");
     assert_eq!(ox.ok(&["volume", "ls", "-q"]).trim(), "apivol");
-    let df = svc.ok(d, &["system", "df"]);
-    assert!(
-        df.contains("Images") && df.contains("Local Volumes"),
-        "{df}"
-    );
-    // The API's Command is the plain line in both listings, as docker's.
-    svc.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
-    let (_, ps) = svc.json("GET", "/containers/json?all=1", "");
-    let (_, sdf) = svc.json("GET", "/system/df", "");
-    for list in [&ps, &sdf["Containers"]] {
-        let c = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["Names"][0] == "/dfcmd")
-            .unwrap();
-        assert_eq!(c["Command"], "sleep 5", "{c}");
-    }
-    svc.ok(d, &["rm", "dfcmd"]);
+    df_and_listed_command(&svc, d, img);
     // Exec through the API: its events, exec_die for the detached one too (the
     // service waits for it, as dockerd).
     svc.ok(
@@ -834,16 +289,9 @@ fn images_networks_volumes_and_df() {
         ox.journal("{{.Action}} {{.Actor.Attributes.exitCode}}")
     );
     svc.ok(d, &["rm", "-f", "evx"]);
-    svc.ok(d, &["volume", "rm", "apivol"]);
-    let o = svc.docker(d, &["volume", "inspect", "apivol"]);
-    assert!(!o.status.success());
-    svc.ok(d, &["network", "rm", "apinet"]);
-    let o = svc.docker(d, &["network", "inspect", "apinet"]);
-    assert!(!o.status.success());
+    rm_volume_and_network(&svc, d);
     // prune: a stopped container, then everything unused.
-    svc.ok(d, &["create", "--network", "none", img, "true"]);
-    let out = svc.ok(d, &["container", "prune", "-f"]);
-    assert!(out.contains("Deleted Containers:"), "{out}");
+    container_prune(&svc, d, img);
     let out = svc.ok(d, &["system", "prune", "-af"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(
@@ -888,7 +336,7 @@ fn login_through_the_api_and_pull_with_the_clients_credentials() {
     layout.tag_manifest(&img, "latest");
     reg.push(layout.path(), "latest", "test/priv", false);
     let image = format!("{}/test/priv:latest", reg.addr);
-    let d = "/usr/bin/docker";
+    let d = OLD;
     // No credentials: the registry refuses the pull.
     let o = svc.docker(d, &["pull", &image]);
     assert!(!o.status.success(), "{}", stdout(&o));
@@ -920,33 +368,6 @@ fn login_through_the_api_and_pull_with_the_clients_credentials() {
     assert!(!o.status.success(), "{}", stdout(&o));
 }
 
-/// Debian's docker-compose 1.29 against the service.
-fn compose(svc: &Svc, dir: &Path, args: &[&str]) -> Output {
-    Command::new("docker-compose")
-        .args(["--no-ansi", "-p", "apiproj"])
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", svc.host())
-        .env("DOCKER_CONFIG", svc.cfg.path())
-        .env("HOME", svc.cfg.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn compose_ok(svc: &Svc, dir: &Path, args: &[&str]) -> String {
-    let o = compose(svc, dir, args);
-    assert!(
-        o.status.success(),
-        "docker-compose {args:?} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-/// Zombie children of `pid`.
 fn zombies_of(pid: u32) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -962,51 +383,14 @@ fn zombies_of(pid: u32) -> Vec<String> {
     out
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn docker_compose_project_up_ps_logs_exec_restart_down() {
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
     let dir = ox.dir.path().join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    // web serves the named volume, which the image's /data fills on first use; its
-    // port is published on an ephemeral host port (empty HostPort).
-    std::fs::write(
-        dir.join("docker-compose.yml"),
-        format!(
-            r#"version: "3.7"
-services:
-  web:
-    image: {img}
-    command: ["busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/data"]
-    ports: ["8080"]
-    volumes: ["data:/data"]
-    networks: [back]
-  worker:
-    image: {img}
-    command: ["sh", "-c", "echo worker-up; exec sleep 1000"]
-    depends_on: [web]
-    networks: [back]
-networks:
-  back: {{}}
-volumes:
-  data: {{}}
-"#,
-            img = ox.image()
-        ),
-    )
-    .unwrap();
-    compose_ok(&svc, &dir, &["up", "-d"]);
-    let ps = compose_ok(&svc, &dir, &["ps"]);
+    write_compose_project(&dir, ox.image());
+    svc.compose_ok(&dir, &["up", "-d"]);
+    let ps = svc.compose_ok(&dir, &["ps"]);
     assert!(
         ps.contains("apiproj_web_1") && ps.contains("apiproj_worker_1") && ps.contains("Up"),
         "{ps}"
@@ -1016,29 +400,22 @@ volumes:
             .contains("apiproj_web_1"),
         "oxcart ps lists compose's containers"
     );
-    let port = compose_ok(&svc, &dir, &["port", "web", "8080"]);
+    let port = svc.compose_ok(&dir, &["port", "web", "8080"]);
     let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
     assert!(
         eventually(20, || http_get(port, "/hello.txt")
             .contains("hello from the image")),
         "the volume was filled from the image and served on the published port"
     );
-    assert!(eventually(10, || compose_ok(
-        &svc,
-        &dir,
-        &["logs", "worker"]
-    )
-    .contains("worker-up")));
-    let out = compose_ok(
-        &svc,
+    assert!(eventually(10, || svc
+        .compose_ok(&dir, &["logs", "worker"])
+        .contains("worker-up")));
+    let out = svc.compose_ok(
         &dir,
         &["exec", "-T", "worker", "sh", "-c", "echo exec-ok; ls /"],
     );
     assert!(out.contains("exec-ok"), "{out}");
-    compose_ok(&svc, &dir, &["restart", "-t", "1", "worker"]);
-    let ps = compose_ok(&svc, &dir, &["ps"]);
-    assert!(ps.contains("apiproj_worker_1") && ps.contains("Up"), "{ps}");
-    compose_ok(&svc, &dir, &["down", "-v", "-t", "1"]);
+    compose_restart_worker_and_down(&svc, &dir);
     // The port proxy the service started was killed by cleanup: no zombie stays.
     assert!(
         eventually(20, || zombies_of(svc.child.id()).is_empty()),
@@ -1067,25 +444,8 @@ fn testcontainers_python_mapped_port_and_log_wait() {
     );
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
-    let script = r#"
-import sys, urllib.request
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import wait_for_logs
-img = sys.argv[1]
-c = (DockerContainer(img)
-     .with_command(["sh", "-c", "echo server-ready; exec busybox httpd -f -p 8080 -h /data"])
-     .with_exposed_ports(8080)
-     .with_kwargs(network_mode="bridge"))
-with c:
-    wait_for_logs(c, "server-ready", timeout=30)
-    host = c.get_container_host_ip()
-    port = c.get_exposed_port(8080)
-    body = urllib.request.urlopen(f"http://{host}:{port}/hello.txt", timeout=10).read().decode()
-    print("BODY", body.strip())
-    print("ID", c.get_wrapped_container().id)
-"#;
     let o = Command::new(VENV_PYTHON)
-        .args(["-c", script, ox.image()])
+        .args(["-c", TESTCONTAINERS_SCRIPT, ox.image()])
         .env("DOCKER_HOST", svc.host())
         // Ryuk's image is on Docker Hub, which this machine cannot reach, and
         // building it needs its Go toolchain and modules: the reaper is off here,
@@ -1105,37 +465,9 @@ with c:
 
 #[test]
 fn a_container_reaches_the_api_through_the_bind_mounted_socket() {
-    let docker = "/usr/local/bin/docker";
-    assert!(
-        Path::new(docker).exists(),
-        "the static docker CLI ({docker}) is what the container runs"
-    );
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
-    let sock = format!("{}:/var/run/docker.sock", svc.sock.display());
-    let cli = format!("{docker}:/usr/bin/docker:ro");
-    // As Ryuk does: list and remove containers by label from inside a container.
-    svc.ok(
-        "/usr/bin/docker",
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            "reap=me",
-            ox.image(),
-            "sleep",
-            "100",
-        ],
-    );
-    let out = svc.ok(
-        "/usr/bin/docker",
-        &[
-            "run", "--rm", "--network", "none", "-v", &sock, "-v", &cli, "-e", "HOME=/tmp", ox.image(),
-            "sh", "-c", "docker version --format '{{.Server.APIVersion}}' && docker ps -q --filter label=reap=me | while read id; do docker rm -f $id; done",
-        ],
-    );
+    let (_, out) = reap_from_inside(&svc, ox.image());
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1.41"), "{out}");
     assert_eq!(lines.next().map(str::len), Some(12), "{out}");
@@ -1257,10 +589,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
     let code = parse_response(&out).0;
     assert!((400..500).contains(&code), "oversized header: {code}");
     // An archive with a `..` entry is refused whole: its harmless entry is not written.
-    let id = svc.ok(
-        "/usr/bin/docker",
-        &["create", "--network", "none", img, "true"],
-    );
+    let id = svc.ok(OLD, &["create", "--network", "none", img, "true"]);
     let id = id.trim();
     let tar = tar_of_entries(&[("ok.txt", b"fine"), ("../../../../escape.txt", b"out")]);
     let (code, _, b) = svc.raw("PUT", &format!("/containers/{id}/archive?path=/tmp"), &tar);
@@ -1273,7 +602,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_change_nothing() {
     );
     assert_eq!(code, 404, "nothing of a refused archive was written");
     assert!(!Path::new("/escape.txt").exists() && !ox.root().join("escape.txt").exists());
-    svc.ok("/usr/bin/docker", &["rm", id]);
+    svc.ok(OLD, &["rm", id]);
     // Fuzzed create bodies and filters: always an answer, never a 5xx, never a
     // container (the image does not exist, so nothing valid can be made either).
     let base = br#"{"Image":"nosuch/image:1","Cmd":["sh","-c","echo"],"Env":["A=1"],"Tty":true,"HostConfig":{"Memory":1024,"Binds":["/a:/b"],"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"RestartPolicy":{"Name":"no"}},"NetworkingConfig":{"EndpointsConfig":{}},"Labels":{}}"#;
@@ -1304,8 +633,8 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     let img = ox.image();
     let mut svc = Svc::start(&ox, &[]);
     // Piped stdin ends; the container's output after that still arrives.
-    let mut c = svc.docker_cmd(
-        "/usr/bin/docker",
+    let c = svc.docker_cmd(
+        OLD,
         &[
             "run",
             "-i",
@@ -1318,21 +647,11 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
             "cat; sleep 1; echo after-eof",
         ],
     );
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from-stdin\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = output_with_stdin(c, b"from-stdin\n");
     assert_eq!(stdout(&o), "from-stdin\nafter-eof\n", "{}", stderr(&o));
     // Killing the service stops no container; a new one sees it running.
     let id = svc.ok(
-        "/usr/bin/docker",
+        OLD,
         &["run", "-d", "--network", "none", img, "sleep", "100"],
     );
     let id = id.trim().to_string();
@@ -1341,9 +660,9 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     assert_eq!(ox.inspect(&id)["State"]["Running"], true);
     drop(svc);
     svc = Svc::start(&ox, &[]);
-    let ps = svc.ok("/usr/bin/docker", &["ps", "-q", "--no-trunc"]);
+    let ps = svc.ok(OLD, &["ps", "-q", "--no-trunc"]);
     assert_eq!(ps.trim(), id);
-    svc.ok("/usr/bin/docker", &["rm", "-f", &id]);
+    svc.ok(OLD, &["rm", "-f", &id]);
     drop(svc);
     // --time: the service exits by itself once idle.
     let sock = ox.dir.path().join("idle.sock");
@@ -1376,15 +695,8 @@ fn stdin_half_close_restart_of_the_service_idle_exit_and_socket_activation() {
     sa.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = sa.spawn().unwrap();
     assert!(eventually(10, || sock.exists()));
-    let act = Svc {
-        child: Command::new("true").spawn().unwrap(),
-        sock: sock.clone(),
-        cfg: tempfile::tempdir().unwrap(),
-    };
-    let out = act.ok(
-        "/usr/bin/docker",
-        &["version", "--format", "{{.Server.APIVersion}}"],
-    );
+    let act = Api::new(sock.clone());
+    let out = act.ok(OLD, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(out.trim(), "1.41");
     let _ = child.kill();
     let _ = child.wait();

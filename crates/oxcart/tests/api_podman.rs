@@ -18,168 +18,15 @@
 //! Ports a container publishes are reached from inside that namespace.
 #![allow(clippy::unwrap_used)]
 
+mod apiharness;
 #[path = "../../image/tests/common/mod.rs"]
 mod common;
 mod engine;
 
+use apiharness::*;
 use engine::*;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-
-/// Debian's docker CLI (20.10) and the newer one on this machine.
-const DOCKERS: &[&str] = &["/usr/bin/docker", "/usr/local/bin/docker"];
-const OLD: &str = "/usr/bin/docker";
-const NEW: &str = "/usr/local/bin/docker";
-
-/// A docker client's view of an Engine API socket.
-struct Api {
-    sock: PathBuf,
-    cfg: tempfile::TempDir,
-}
-
-impl Api {
-    fn new(sock: PathBuf) -> Api {
-        assert!(
-            eventually(30, || UnixStream::connect(&sock).is_ok()),
-            "no service listening on {}",
-            sock.display()
-        );
-        Api {
-            sock,
-            cfg: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    fn docker_cmd(&self, bin: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(bin);
-        c.args(args)
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.cfg.path())
-            .env("HOME", self.cfg.path())
-            .env_remove("DOCKER_API_VERSION")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, bin: &str, args: &[&str]) -> Output {
-        self.docker_cmd(bin, args).output().unwrap()
-    }
-
-    fn ok(&self, bin: &str, args: &[&str]) -> String {
-        let o = self.docker(bin, args);
-        assert!(
-            o.status.success(),
-            "{bin} {args:?} failed ({:?}):\n{}\n{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    /// One raw HTTP/1.1 request (`Connection: close`); status, headers, body.
-    fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let end = out
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        let head = String::from_utf8_lossy(&out[..end]).into_owned();
-        let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut b = out[end + 4..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            b = dechunk(&b);
-        }
-        (code, head, b)
-    }
-
-    fn json(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (code, _, b) = self.raw(method, path, body.as_bytes());
-        (
-            code,
-            serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
-        )
-    }
-}
-
-fn dechunk(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = b;
-    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&rest[i + 2..i + 2 + n]);
-        rest = &rest[i + 4 + n..];
-    }
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `oxcart system service` on a socket of its own, for the side-by-side steps.
-struct OxSvc {
-    child: Child,
-    api: Api,
-}
-
-impl OxSvc {
-    fn start(ox: &Ox) -> OxSvc {
-        let sock = ox.dir.path().join("d.sock");
-        let mut c = ox.cmd();
-        c.args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = c.spawn().unwrap();
-        OxSvc {
-            child,
-            api: Api::new(sock),
-        }
-    }
-}
-
-impl std::ops::Deref for OxSvc {
-    type Target = Api;
-    fn deref(&self) -> &Api {
-        &self.api
-    }
-}
-
-impl Drop for OxSvc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A private `podman system service` holding the test image (see the top of the file).
 struct Pod {
@@ -456,15 +303,7 @@ fn http_get_in(pod: &Pod, port: u16, path: &str) -> String {
         // one thread of a multi-threaded process); the fd is open.
         let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return String::new();
-        };
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        http_get(port, &path)
     })
     .join()
     .unwrap()
@@ -473,45 +312,13 @@ fn http_get_in(pod: &Pod, port: u16, path: &str) -> String {
 #[test]
 fn ping_version_info_and_errors() {
     let ox = Ox::new();
-    let oxs = OxSvc::start(&ox);
+    let oxs = Svc::start(&ox, &[]);
     let pod = Pod::start();
     // Both: `/_ping` GET and HEAD, bare and prefixed, with API-Version; version and
-    // info through both CLIs.
-    for (m, path) in [
-        ("GET", "/_ping"),
-        ("HEAD", "/_ping"),
-        ("GET", "/v1.41/_ping"),
-    ] {
-        for (api, who) in [(&*oxs, "oxcart"), (&*pod, "podman")] {
-            let (code, head, body) = api.raw(m, path, b"");
-            assert_eq!(code, 200, "{who} {m} {path}: {head}");
-            let h = head.to_ascii_lowercase();
-            assert!(h.contains("api-version: 1.41"), "{who}: {head}");
-            assert_eq!(body, if m == "HEAD" { &b""[..] } else { &b"OK"[..] });
-            // Difference: docker (and oxcart) send `OSType` with the ping, which the
-            // CLI reads to pick the platform; podman 4.3 does not.
-            assert_eq!(
-                h.contains("ostype: linux"),
-                who == "oxcart",
-                "{who}: {head}"
-            );
-        }
-    }
-    for d in DOCKERS {
-        for api in [&*oxs, &*pod] {
-            let v = api.ok(
-                d,
-                &[
-                    "version",
-                    "--format",
-                    "{{.Server.APIVersion}} {{.Server.Os}}",
-                ],
-            );
-            assert_eq!(v.trim(), "1.41 linux", "{d}");
-            let i = api.ok(d, &["info", "--format", "{{.OSType}} {{.Containers}}"]);
-            assert_eq!(i.trim(), "linux 0", "{d}");
-        }
-    }
+    // info through both CLIs. Difference: docker (and oxcart) send `OSType` with
+    // the ping, which the CLI reads to pick the platform; podman 4.3 does not.
+    ping_version_and_info(&oxs, true);
+    ping_version_and_info(&pod, false);
     // Difference: the 404 of a missing container. docker's wording (`No such
     // container: X`, which compose and the SDKs match) against podman's own, with two
     // more fields.
@@ -553,7 +360,8 @@ fn ping_version_info_and_errors() {
     let (code, v) = oxs.json("GET", "/v1.41/nowhere", "");
     assert_eq!(code, 404);
     assert!(v["message"].is_string(), "{v}");
-    let (code, _, body) = pod.raw("GET", "/v1.41/nowhere", b"");
+    let (code, head, body) = pod.raw("GET", "/v1.41/nowhere", b"");
+    let body = decoded(&head, body);
     assert_eq!((code, body.as_slice()), (404, &b"Not Found\n"[..]));
     pod.assert_clean();
 }
@@ -561,23 +369,15 @@ fn ping_version_info_and_errors() {
 #[test]
 fn docker_run_attached_detached_and_rm() {
     let ox = Ox::new().pulled();
-    let oxs = OxSvc::start(&ox);
+    let oxs = Svc::start(&ox, &[]);
     let pod = Pod::start();
     let img = ox.image();
-    let script = "echo out; echo err >&2; exit 3";
     for d in DOCKERS {
         // Attached, --rm: output and nothing left on both; the exit code only on ours.
         // Difference: podman 4.3's `wait?condition=removed` (the CLI's wait for an
         // --rm container) answers 0 whatever the exit (podman#18889, fixed in 4.6).
-        for (api, code) in [(&*oxs, 3), (&*pod, 0)] {
-            let o = api.docker(
-                d,
-                &["run", "--rm", "--network", "none", img, "sh", "-c", script],
-            );
-            assert_eq!(o.status.code(), Some(code), "{d}: {}", stderr(&o));
-            assert_eq!(stdout(&o), "out\n", "{d}");
-            assert!(stderr(&o).contains("err\n"), "{d}: {}", stderr(&o));
-        }
+        run_rm_attached(&oxs, d, img, 3);
+        run_rm_attached(&pod, d, img, 0);
         assert_eq!(
             stdout(&pod.cli(&["ps", "-aq"])),
             "",
@@ -604,57 +404,14 @@ fn docker_run_attached_detached_and_rm() {
         pod.ok(d, &["rm", "named", "three"]);
     }
     // Detached: listed, logs, labels, inspect, stop, rm — the same.
-    let id = pod.ok(
-        OLD,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            "k=v",
-            img,
-            "sh",
-            "-c",
-            "echo started; exec sleep 100",
-        ],
-    );
-    let id = id.trim();
-    assert_eq!(id.len(), 64, "{id}");
-    assert!(eventually(10, || pod.ok(OLD, &["logs", id]) == "started\n"));
-    let ps = pod.ok(NEW, &["ps", "--format", "{{.ID}} {{.Status}} {{.Labels}}"]);
-    assert!(
-        ps.starts_with(&id[..12]) && ps.contains("Up ") && ps.contains("k=v"),
-        "{ps}"
-    );
-    let v: serde_json::Value = serde_json::from_str(&pod.ok(OLD, &["inspect", id])).unwrap();
-    assert_eq!(v[0]["State"]["Running"], true);
-    assert!(v[0]["NetworkSettings"]["Networks"].is_object(), "{v}");
+    let id = run_detached(&pod, img);
+    let id = id.as_str();
     pod.ok(OLD, &["stop", "-t", "1", id]);
     pod.ok(NEW, &["rm", id]);
     // Events: docker's create/start/die are there; podman adds its own (init,
     // cleanup, remove…), which docker's CLI prints as they come.
     // (read again until all are there: under load one read came back empty)
-    let events = || {
-        let until = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1;
-        let filter = format!("container={id}");
-        let args = [
-            "events",
-            "--since",
-            "0",
-            "--until",
-            &until.to_string(),
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Status}}",
-        ];
-        pod.ok(OLD, &args)
-    };
+    let events = || events_of(&pod, id);
     let want = ["create", "start", "die", "init", "cleanup"];
     let has_all = |ev: &str| want.iter().all(|w| ev.lines().any(|l| l == *w));
     assert!(eventually(20, || has_all(&events())), "{}", events());
@@ -700,228 +457,45 @@ fn docker_run_attached_detached_and_rm() {
 #[test]
 fn attach_before_start_and_wait_conditions() {
     let ox = Ox::new().pulled();
-    let oxs = OxSvc::start(&ox);
+    let oxs = Svc::start(&ox, &[]);
     let pod = Pod::start();
     let img = ox.image();
-    // start -a attaches before the start: nothing lost, the exit code; wait.
-    let id = pod.ok(
-        OLD,
-        &[
-            "create",
-            "--network",
-            "none",
-            img,
-            "sh",
-            "-c",
-            "echo first; echo second; exit 4",
-        ],
-    );
-    let id = id.trim().to_string();
-    let o = pod.docker(OLD, &["start", "-a", &id]);
-    assert_eq!(stdout(&o), "first\nsecond\n");
-    assert_eq!(o.status.code(), Some(4));
-    assert_eq!(pod.ok(OLD, &["wait", &id]).trim(), "4");
-    // next-exit: the headers come before the exit, the code after it.
-    let mut s = UnixStream::connect(&pod.sock).unwrap();
-    s.write_all(format!("POST /v1.41/containers/{id}/wait?condition=next-exit HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n").as_bytes()).unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
-    pod.ok(OLD, &["start", &id]);
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut rest = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&rest).contains("StatusCode") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
-        rest.extend_from_slice(&buf[..n]);
-    }
-    assert!(
-        String::from_utf8_lossy(&rest).contains("\"StatusCode\":4"),
-        "{}",
-        String::from_utf8_lossy(&rest)
-    );
+    // start -a before the start, wait, next-exit: the same (api.rs).
+    let id = start_attached_and_wait_next_exit(&pod, img);
     pod.ok(OLD, &["rm", &id]);
     // Difference: wait?condition=removed on an --rm container returns once it is gone
     // on both, with its exit code on ours and 0 on podman's (podman#18889).
-    for (api, code) in [(&*oxs, 2), (&*pod, 0)] {
-        let id = api.ok(
-            OLD,
-            &[
-                "run",
-                "-d",
-                "--rm",
-                "--network",
-                "none",
-                img,
-                "sh",
-                "-c",
-                "sleep 1; exit 2",
-            ],
-        );
-        let (c, v) = api.json(
-            "POST",
-            &format!("/containers/{}/wait?condition=removed", id.trim()),
-            "",
-        );
-        assert_eq!((c, v["StatusCode"].as_i64()), (200, Some(code)), "{v}");
-        let o = api.docker(OLD, &["inspect", id.trim()]);
-        assert!(
-            !o.status.success(),
-            "the --rm container is gone once wait returns"
-        );
-    }
+    wait_removed(&oxs, img, 2);
+    wait_removed(&pod, img, 0);
     ox.assert_clean();
     pod.assert_clean();
-}
-
-/// `docker ARGS` under a real pty against `api`; output and exit code.
-fn docker_in_pty(api: &Api, bin: &str, args: &[&str], input: &str) -> (String, i32) {
-    let argv: Vec<String> = std::iter::once(bin.to_string())
-        .chain(args.iter().map(|a| a.to_string()))
-        .collect();
-    let host = api.host();
-    let cfg = api.cfg.path().as_os_str();
-    let os = std::ffi::OsStr::new;
-    let envs = [
-        (os("DOCKER_HOST"), os(&host)),
-        (os("DOCKER_CONFIG"), cfg),
-        (os("HOME"), cfg),
-    ];
-    argv_in_pty(&argv, &envs, input, 1000)
 }
 
 #[test]
 fn run_it_and_exec_it_through_a_terminal() {
     let pod = Pod::start();
-    let img = images().image.as_str();
-    for d in DOCKERS {
-        // Typed input reaches the container through its tty. The exit code is the
-        // --rm one (0, podman#18889). The tty's size: podman sets it after the process
-        // started, so a process that asks at once mostly finds a terminal without
-        // settings (busybox `stty size` fails); docker and oxcart size it before.
-        let (out, code) = docker_in_pty(
-            &pod,
-            d,
-            &[
-                "run",
-                "-it",
-                "--rm",
-                "--network",
-                "none",
-                img,
-                "sh",
-                "-c",
-                "stty size; read x; echo got-$x; exit 5",
-            ],
-            "hello\r",
-        );
-        assert_eq!(code, 0, "{d}: {out}");
-        assert!(out.contains("got-hello"), "{d}: {out}");
-    }
-    let id = pod.ok(
-        OLD,
-        &["run", "-d", "--network", "none", img, "sleep", "100"],
-    );
-    let id = id.trim();
-    for d in DOCKERS {
-        // exec -it, exec -i with stdout and stderr apart, a missing command: the same.
-        let (out, code) = docker_in_pty(
-            &pod,
-            d,
-            &[
-                "exec",
-                "-it",
-                id,
-                "sh",
-                "-c",
-                "tty; read y; echo exec-$y; exit 7",
-            ],
-            "there\r",
-        );
-        assert_eq!(code, 7, "{d}: {out}");
-        assert!(
-            out.contains("/dev/pts/") && out.contains("exec-there"),
-            "{d}: {out}"
-        );
-        let mut c = pod.docker_cmd(
-            d,
-            &["exec", "-i", id, "sh", "-c", "cat; echo e >&2; exit 9"],
-        );
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"piped input\n")
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(9), "{d}: {}", stderr(&o));
-        assert_eq!(stdout(&o), "piped input\n", "{d}");
-        assert_eq!(stderr(&o), "e\n", "{d}");
-        let o = pod.docker(d, &["exec", id, "nosuchcmd"]);
-        assert_eq!(o.status.code(), Some(127), "{d}: {}", stderr(&o));
-    }
-    // The exec's exit code is there as soon as its stream ends.
-    let (code, v) = pod.json(
-        "POST",
-        &format!("/containers/{id}/exec"),
-        r#"{"Cmd":["sh","-c","exit 3"],"AttachStdout":true,"AttachStderr":true}"#,
-    );
-    assert_eq!(code, 201, "{v}");
-    let eid = v["Id"].as_str().unwrap().to_string();
-    let (code, _, _) = pod.raw(
-        "POST",
-        &format!("/exec/{eid}/start"),
-        br#"{"Detach":false,"Tty":false}"#,
-    );
-    assert_eq!(code, 200);
-    let (_, v) = pod.json("GET", &format!("/exec/{eid}/json"), "");
-    assert_eq!(
-        (v["Running"].as_bool(), v["ExitCode"].as_i64()),
-        (Some(false), Some(3)),
-        "{v}"
-    );
-    pod.ok(OLD, &["rm", "-f", id]);
+    // The same steps as api.rs's, but: the `run -it --rm` exit code is the --rm one
+    // (0, podman#18889); and the tty's size: podman sets it after the process
+    // started, so a process that asks at once mostly finds a terminal without
+    // settings (busybox `stty size` fails); docker and oxcart size it before.
+    let want = TtyExpect {
+        rm_exit: 0,
+        sized_before_start: false,
+        missing_cmd: &[127],
+    };
+    run_it_and_exec_it(&pod, images().image.as_str(), &want);
     pod.assert_clean();
 }
 
 #[test]
 fn logs_follow_cp_and_the_state_verbs() {
     let ox = Ox::new().pulled();
-    let oxs = OxSvc::start(&ox);
+    let oxs = Svc::start(&ox, &[]);
     let pod = Pod::start();
     let img = ox.image();
     let d = OLD;
-    let id = pod.ok(
-        d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "verbs",
-            "--network",
-            "none",
-            img,
-            "sh",
-            "-c",
-            "for i in 1 2 3; do echo line$i; sleep 1; done; echo bye >&2; sleep 100",
-        ],
-    );
-    let id = id.trim().to_string();
     // logs -f streams as lines come and stops with the container; --tail.
-    let mut follow = pod.docker_cmd(d, &["logs", "-f", "verbs"]);
-    follow.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let follow = follow.spawn().unwrap();
-    assert!(eventually(20, || stderr(
-        &pod.docker(d, &["logs", "verbs"])
-    ) == "bye\n"));
-    let o = pod.docker(d, &["logs", "--tail", "1", "verbs"]);
-    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", "bye\n"));
+    let (id, follow) = verbs_followed(&pod, d, img);
     // top (podman's own columns, docker's are ps -ef's), pause, unpause, rename.
     let top = pod.ok(d, &["top", "verbs"]);
     assert!(
@@ -940,43 +514,9 @@ fn logs_follow_cp_and_the_state_verbs() {
         "/renamed\n"
     );
     // cp both ways; a path out of the container's root resolves inside it.
-    let host = pod.tmp.path().join("cp");
-    std::fs::create_dir_all(&host).unwrap();
-    std::fs::write(host.join("in.txt"), "into the container\n").unwrap();
-    pod.ok(
-        d,
-        &["cp", host.join("in.txt").to_str().unwrap(), "renamed:/tmp/"],
-    );
-    assert_eq!(
-        pod.ok(d, &["exec", "renamed", "cat", "/tmp/in.txt"]),
-        "into the container\n"
-    );
-    pod.ok(
-        d,
-        &["cp", "renamed:/data/hello.txt", host.to_str().unwrap()],
-    );
-    assert_eq!(
-        std::fs::read_to_string(host.join("hello.txt")).unwrap(),
-        "hello from the image\n"
-    );
-    pod.ok(
-        d,
-        &[
-            "cp",
-            "renamed:/../../../../etc/hostname",
-            host.join("h").to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        std::fs::read_to_string(host.join("h")).unwrap(),
-        pod.ok(d, &["exec", "renamed", "cat", "/etc/hostname"])
-    );
+    cp_both_ways(&pod, d, "renamed", &pod.tmp.path().join("cp"));
     pod.ok(d, &["kill", "-s", "KILL", "renamed"]);
-    let o = follow.wait_with_output().unwrap();
-    assert_eq!(
-        (stdout(&o).as_str(), stderr(&o).as_str()),
-        ("line1\nline2\nline3\n", "bye\n")
-    );
+    assert_followed(follow);
     pod.ok(d, &["restart", "-t", "1", "renamed"]);
     assert_eq!(
         pod.ok(d, &["inspect", "-f", "{{.State.Running}}", "renamed"]),
@@ -1001,16 +541,7 @@ fn logs_follow_cp_and_the_state_verbs() {
     );
     for dk in DOCKERS {
         for (api, want) in [(&*oxs, "renamed "), (&*pod, "enamed ")] {
-            let st = api.ok(
-                dk,
-                &[
-                    "stats",
-                    "--no-stream",
-                    "--format",
-                    "{{.Name}} {{.MemUsage}} {{.PIDs}}",
-                    "renamed",
-                ],
-            );
+            let st = stats_line(api, dk, "renamed");
             assert!(
                 st.starts_with(want) && !st.contains("0B / 0B"),
                 "{dk}: {st}"
@@ -1033,41 +564,7 @@ fn logs_follow_cp_and_the_state_verbs() {
     );
     oxs.ok(d, &["rm", "-f", oid.trim()]);
     // ps filters in both JSON shapes: the same.
-    pod.ok(
-        d,
-        &[
-            "run",
-            "-d",
-            "--label",
-            "role=db",
-            "--network",
-            "none",
-            img,
-            "sleep",
-            "100",
-        ],
-    );
-    for f in [r#"{"label":{"role=db":true}}"#, r#"{"label":["role=db"]}"#] {
-        let path = format!(
-            "/containers/json?filters={}",
-            f.replace('"', "%22")
-                .replace('{', "%7B")
-                .replace('}', "%7D")
-                .replace('[', "%5B")
-                .replace(']', "%5D")
-                .replace('=', "%3D")
-                .replace(':', "%3A")
-        );
-        let (code, v) = pod.json("GET", &path, "");
-        assert_eq!(code, 200, "{v}");
-        assert_eq!(v.as_array().unwrap().len(), 1, "{f}: {v}");
-    }
-    assert_eq!(
-        pod.ok(NEW, &["ps", "-q", "--filter", "label=role=db"])
-            .lines()
-            .count(),
-        1
-    );
+    ps_label_filters(&pod, d, img);
     let o = pod.docker(d, &["rm", "renamed"]);
     assert!(
         !o.status.success()
@@ -1076,9 +573,7 @@ fn logs_follow_cp_and_the_state_verbs() {
         stderr(&o)
     );
     pod.ok(d, &["rm", "-f", "renamed"]);
-    for c in pod.ok(d, &["ps", "-aq"]).lines() {
-        pod.ok(d, &["rm", "-f", c]);
-    }
+    rm_all(&pod, d);
     ox.assert_clean();
     pod.assert_clean();
 }
@@ -1087,7 +582,7 @@ fn logs_follow_cp_and_the_state_verbs() {
 fn images_networks_volumes_and_df() {
     let ox = Ox::new();
     clean_images_at_exit();
-    let oxs = OxSvc::start(&ox);
+    let oxs = Svc::start(&ox, &[]);
     let pod = Pod::start();
     let img = images().image.as_str();
     let d = OLD;
@@ -1111,36 +606,14 @@ fn images_networks_volumes_and_df() {
         "{out}"
     );
     assert_eq!(out.lines().last(), Some(img), "{out}");
-    let (code, v) = pod.json("GET", &format!("/images/{img}/json"), "");
-    assert_eq!(code, 200, "{v}");
-    assert!(v["ContainerConfig"].is_object(), "{v}");
-    assert_eq!(v["Config"]["WorkingDir"], "/data");
-    let o = pod.docker(
-        d,
-        &["pull", &format!("{}/test/nosuch:latest", images().reg.addr)],
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    pod.ok(d, &["tag", img, "other/name:v1"]);
-    let list = pod.ok(NEW, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(list.contains("other/name:v1"), "{list}");
+    image_inspect_and_tag(&pod, d, img);
     // save | load; podman names a short name with docker.io/ in its answers.
     let tar = pod.tmp.path().join("img.tar");
-    pod.ok(d, &["save", "-o", tar.to_str().unwrap(), "other/name:v1"]);
-    assert_eq!(
-        pod.ok(d, &["rmi", "other/name:v1"]),
-        "Untagged: docker.io/other/name:v1\n"
-    );
-    assert_eq!(
-        pod.ok(d, &["load", "-i", tar.to_str().unwrap()]),
-        "Loaded image: docker.io/other/name:v1"
-    );
-    let o = pod.docker(d, &["rmi", "nosuch:latest"]);
-    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    let (rmi, load) = save_rmi_load(&pod, d, &tar);
+    assert_eq!(rmi, "Untagged: docker.io/other/name:v1\n");
+    assert_eq!(load, "Loaded image: docker.io/other/name:v1");
     // Networks and volumes (podman's default network is listed as "bridge").
-    let net = pod.ok(d, &["network", "create", "--label", "t=1", "apinet"]);
-    assert_eq!(net.trim().len(), 64, "{net}");
-    let ls = pod.ok(d, &["network", "ls", "--format", "{{.Name}}"]);
-    assert!(ls.contains("apinet") && ls.contains("bridge"), "{ls}");
+    network_created(&pod, d);
     assert_eq!(
         pod.ok(
             d,
@@ -1152,53 +625,11 @@ fn images_networks_volumes_and_df() {
         pod.ok(d, &["volume", "create", "--label", "x=y", "apivol"]),
         "apivol\n"
     );
-    let out = pod.ok(
-        d,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "apinet",
-            "-v",
-            "apivol:/v",
-            img,
-            "sh",
-            "-c",
-            "echo hi > /v/f; cat /v/f; hostname -i",
-        ],
-    );
+    let out = run_on_apinet_with_apivol(&pod, d, img);
     assert!(out.starts_with("hi\n10.89.0."), "{out}");
-    let df = pod.ok(d, &["system", "df"]);
-    assert!(
-        df.contains("Images") && df.contains("Local Volumes"),
-        "{df}"
-    );
-    let cid = pod.ok(d, &["create", "--name", "dfcmd", img, "sleep", "5"]);
-    let (_, ps) = pod.json("GET", "/containers/json?all=1", "");
-    let (_, sdf) = pod.json("GET", "/system/df", "");
-    for list in [&ps, &sdf["Containers"]] {
-        let c = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["Id"] == cid.trim())
-            .unwrap();
-        assert_eq!(c["Command"], "sleep 5", "{c}");
-    }
-    pod.ok(d, &["rm", "dfcmd"]);
-    pod.ok(d, &["volume", "rm", "apivol"]);
-    assert!(!pod
-        .docker(d, &["volume", "inspect", "apivol"])
-        .status
-        .success());
-    pod.ok(d, &["network", "rm", "apinet"]);
-    assert!(!pod
-        .docker(d, &["network", "inspect", "apinet"])
-        .status
-        .success());
-    pod.ok(d, &["create", "--network", "none", img, "true"]);
-    let out = pod.ok(d, &["container", "prune", "-f"]);
-    assert!(out.contains("Deleted Containers:"), "{out}");
+    df_and_listed_command(&pod, d, img);
+    rm_volume_and_network(&pod, d);
+    container_prune(&pod, d, img);
     // Difference: `system prune -a` (20.10). The CLI's image prune sends
     // `dangling=false` while podman's compat handler adds its own `dangling` filter:
     // podman refuses, and nothing is pruned.
@@ -1219,63 +650,12 @@ fn images_networks_volumes_and_df() {
     pod.assert_clean();
 }
 
-/// docker-compose 1.29 against `api`.
-fn compose(api: &Api, dir: &Path, args: &[&str]) -> Output {
-    Command::new("docker-compose")
-        .args(["--no-ansi", "-p", "apiproj"])
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", api.host())
-        .env("DOCKER_CONFIG", api.cfg.path())
-        .env("HOME", api.cfg.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn compose_ok(api: &Api, dir: &Path, args: &[&str]) -> String {
-    let o = compose(api, dir, args);
-    assert!(
-        o.status.success(),
-        "docker-compose {args:?} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
 #[test]
 fn docker_compose_project_up_ps_logs_exec_restart_down() {
     let pod = Pod::start();
     let dir = pod.tmp.path().join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("docker-compose.yml"),
-        format!(
-            r#"version: "3.7"
-services:
-  web:
-    image: {img}
-    command: ["busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/data"]
-    ports: ["8080"]
-    volumes: ["data:/data"]
-    networks: [back]
-  worker:
-    image: {img}
-    command: ["sh", "-c", "echo worker-up; exec sleep 1000"]
-    depends_on: [web]
-    networks: [back]
-networks:
-  back: {{}}
-volumes:
-  data: {{}}
-"#,
-            img = images().image
-        ),
-    )
-    .unwrap();
-    compose_ok(&pod, &dir, &["up", "-d"]);
+    write_compose_project(&dir, images().image.as_str());
+    pod.compose_ok(&dir, &["up", "-d"]);
     // The project's bridge is in podman's namespace, and its name server's records in
     // our directory (see Pod::start), not the host's.
     let links = stdout(&pod.in_netns(&["ip", "-o", "link"]).output().unwrap());
@@ -1288,12 +668,12 @@ volumes:
     // Difference: podman's inspect has `State.Health` (empty) for a container without
     // a healthcheck, which compose prints as "Up ()"; and the published port's
     // `HostIp` is "" where docker's is "0.0.0.0" (compose: ":PORT").
-    let ps = compose_ok(&pod, &dir, &["ps"]);
+    let ps = pod.compose_ok(&dir, &["ps"]);
     assert!(
         ps.contains("apiproj_web_1") && ps.contains("apiproj_worker_1") && ps.contains("Up ()"),
         "{ps}"
     );
-    let port = compose_ok(&pod, &dir, &["port", "web", "8080"]);
+    let port = pod.compose_ok(&dir, &["port", "web", "8080"]);
     assert!(port.starts_with(':'), "{port}");
     let port: u16 = port.trim().trim_start_matches(':').parse().unwrap();
     // The volume was filled from the image and is served on the published port.
@@ -1303,15 +683,11 @@ volumes:
         "{}",
         http_get_in(&pod, port, "/hello.txt")
     );
-    assert!(eventually(10, || compose_ok(
-        &pod,
-        &dir,
-        &["logs", "worker"]
-    )
-    .contains("worker-up")));
+    assert!(eventually(10, || pod
+        .compose_ok(&dir, &["logs", "worker"])
+        .contains("worker-up")));
     // DNS by service name on the project's network (aardvark-dns).
-    let out = compose_ok(
-        &pod,
+    let out = pod.compose_ok(
         &dir,
         &[
             "exec",
@@ -1323,10 +699,7 @@ volumes:
         ],
     );
     assert_eq!(out, "hello from the image\n");
-    compose_ok(&pod, &dir, &["restart", "-t", "1", "worker"]);
-    let ps = compose_ok(&pod, &dir, &["ps"]);
-    assert!(ps.contains("apiproj_worker_1") && ps.contains("Up"), "{ps}");
-    compose_ok(&pod, &dir, &["down", "-v", "-t", "1"]);
+    compose_restart_worker_and_down(&pod, &dir);
     assert_eq!(stdout(&pod.cli(&["ps", "-aq"])), "");
     assert_eq!(
         stdout(&pod.cli(&["volume", "ls", "-q"])),
@@ -1345,26 +718,10 @@ fn testcontainers_python_mapped_port_and_log_wait() {
         "{python} missing: run scripts/setup.sh (it installs testcontainers-python)"
     );
     let pod = Pod::start();
-    let script = r#"
-import sys, urllib.request
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import wait_for_logs
-img = sys.argv[1]
-c = (DockerContainer(img)
-     .with_command(["sh", "-c", "echo server-ready; exec busybox httpd -f -p 8080 -h /data"])
-     .with_exposed_ports(8080)
-     .with_kwargs(network_mode="bridge"))
-with c:
-    wait_for_logs(c, "server-ready", timeout=30)
-    host = c.get_container_host_ip()
-    port = c.get_exposed_port(8080)
-    body = urllib.request.urlopen(f"http://{host}:{port}/hello.txt", timeout=10).read().decode()
-    print("BODY", body.strip())
-"#;
     // In podman's network namespace, where its published ports are. Ryuk is off as
     // in api.rs (its image is on Docker Hub).
     let run = |mode: Option<&str>| {
-        let mut c = pod.in_netns(&[python, "-c", script, images().image.as_str()]);
+        let mut c = pod.in_netns(&[python, "-c", TESTCONTAINERS_SCRIPT, images().image.as_str()]);
         c.env("DOCKER_HOST", pod.host())
             .env("TESTCONTAINERS_RYUK_DISABLED", "true")
             .env("HOME", pod.cfg.path());
@@ -1399,34 +756,8 @@ with c:
 
 #[test]
 fn a_container_reaches_the_api_through_the_bind_mounted_socket() {
-    assert!(
-        Path::new(NEW).exists(),
-        "the static docker CLI ({NEW}) is what the container runs"
-    );
     let pod = Pod::start();
-    let img = images().image.as_str();
-    let sock = format!("{}:/var/run/docker.sock", pod.sock.display());
-    let cli = format!("{NEW}:/usr/bin/docker:ro");
-    // As Ryuk does: list and remove containers by label from inside a container.
-    let id = pod.ok(
-        OLD,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            "reap=me",
-            img,
-            "sleep",
-            "100",
-        ],
-    );
-    let out = pod.ok(
-        OLD,
-        &["run", "--rm", "--network", "none", "-v", &sock, "-v", &cli, "-e", "HOME=/tmp", img, "sh", "-c",
-          "docker version --format '{{.Server.APIVersion}}' && docker ps -q --filter label=reap=me | while read id; do docker rm -f $id; done"],
-    );
+    let (id, out) = reap_from_inside(&pod, images().image.as_str());
     assert_eq!(out, format!("1.41\n{}\n", &id[..12]));
     assert_eq!(stdout(&pod.cli(&["ps", "-aq"])), "");
     pod.assert_clean();
