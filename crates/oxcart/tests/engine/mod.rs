@@ -82,7 +82,7 @@ pub struct Images {
 
 pub fn images() -> &'static Images {
     static IMGS: OnceLock<Images> = OnceLock::new();
-    IMGS.get_or_init(|| {
+    let imgs = IMGS.get_or_init(|| {
         let reg = Registry::start(Auth::None);
         let mut layout = Layout::new();
         let img = layout.image_with(&[(base_layer(), Comp::Gzip)], "amd64", image_config());
@@ -94,7 +94,15 @@ pub fn images() -> &'static Images {
             _layout: layout,
             image,
         }
-    })
+    });
+    // A static is never dropped: whoever first asks for the images registers the exit
+    // handler that stops their registry (a filtered run may never call `pulled`).
+    static ATEXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registering a plain extern "C" function.
+    ATEXIT.call_once(|| unsafe {
+        libc::atexit(stop_registry);
+    });
+    imgs
 }
 
 /// The target directory of the running test binary (…/target/debug).
@@ -552,16 +560,13 @@ pub fn tar_names(data: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// `images()` lives in a static, which Rust never drops: without this its registry
-/// process and the two temporary directories outlive the test binary. Registers (once)
-/// an exit handler that kills the registry this process started and removes them.
+/// `images()` lives in a static, which Rust never drops: without an exit handler its
+/// registry process and the two temporary directories outlive the test binary. Makes
+/// sure the images (and so the handler, which kills the registry this process started
+/// and removes them) exist.
 pub fn clean_images_at_exit() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        images();
-        // SAFETY: registering a plain extern "C" function.
-        unsafe { libc::atexit(stop_registry) };
-    });
+    // `images()` registers the handler the first time it is called.
+    images();
 }
 
 extern "C" fn stop_registry() {
