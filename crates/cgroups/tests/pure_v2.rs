@@ -382,6 +382,26 @@ fn v2_oom_and_stats() {
         OomEvent::Oom(n) => assert!(n >= 1),
         other => panic!("expected an OOM kill, got {other:?}"),
     }
+    // The kill's victims and the pipeline they broke are still exiting: wait until
+    // the process count holds still, so the full and the lean read below count the
+    // same processes (CI once saw 4, then 1).
+    let count = || {
+        std::fs::read_to_string(d.join("pids.current"))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let (mut last, mut same) = (count(), 0);
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = count();
+        same = if n == last { same + 1 } else { 0 };
+        last = n;
+        if same == 6 {
+            break;
+        }
+    }
     let s = g.m.stats().unwrap();
     assert_eq!(s.memory.usage.limit, 16 << 20);
     assert_eq!(s.pids.limit, 20);
