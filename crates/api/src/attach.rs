@@ -497,26 +497,14 @@ fn read_log(
     }
 }
 
-/// docker's `since`/`until`: unix seconds with an optional fraction.
+/// docker's `since`/`until` for logs; `0` is no bound there (docker's CLI sends it
+/// for an unset `--since`).
 fn unix_time(q: &crate::http::Query, k: &str) -> ApiResult<Option<oxcart_jsonlog::Timestamp>> {
-    let Some(s) = q.get(k).filter(|s| !s.is_empty() && *s != "0") else {
+    if q.get(k) == Some("0") {
         return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad(format!(
-            "invalid value for {k}: {s:?} (unix seconds[.nanoseconds])"
-        ))
-    };
-    let (a, b) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = a.parse().map_err(|_| bad())?;
-    let nanos: u32 = if b.is_empty() {
-        0
-    } else if b.len() <= 9 && b.bytes().all(|c| c.is_ascii_digit()) {
-        format!("{b:0<9}").parse().map_err(|_| bad())?
-    } else {
-        return Err(bad());
-    };
-    Ok(Some(oxcart_jsonlog::Timestamp { secs, nanos }))
+    }
+    Ok(q.unix_time(k)?
+        .map(|(secs, nanos)| oxcart_jsonlog::Timestamp { secs, nanos }))
 }
 
 pub async fn logs(st: Arc<State>, id: String, r: Req) -> ApiResult {

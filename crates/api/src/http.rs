@@ -206,6 +206,29 @@ impl Query {
         self.0.get(k).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// docker's `since`/`until` times: unix seconds with an optional fraction of up to
+    /// nine digits, as (seconds, nanoseconds); absent or empty is `None`.
+    pub fn unix_time(&self, k: &str) -> ApiResult<Option<(i64, u32)>> {
+        let Some(s) = self.get(k).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let bad = || {
+            ApiError::bad(format!(
+                "invalid value for {k}: {s:?} (unix seconds[.nanoseconds])"
+            ))
+        };
+        let (a, b) = s.split_once('.').unwrap_or((s, ""));
+        let secs: i64 = a.parse().map_err(|_| bad())?;
+        let nanos: u32 = if b.is_empty() {
+            0
+        } else if b.len() <= 9 && b.bytes().all(|c| c.is_ascii_digit()) {
+            format!("{b:0<9}").parse().map_err(|_| bad())?
+        } else {
+            return Err(bad());
+        };
+        Ok(Some((secs, nanos)))
+    }
+
     /// docker's `httputils.BoolValue`: anything but "", "0", "no", "false" and
     /// "none" (any case, trimmed) is true.
     pub fn bool(&self, k: &str) -> bool {

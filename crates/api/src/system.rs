@@ -200,29 +200,12 @@ pub async fn system(st: Arc<State>, r: Req) -> ApiResult {
     }
 }
 
-/// docker's `since`/`until` for events: unix seconds with an optional fraction, in
-/// nanoseconds.
+/// docker's `since`/`until` for events, in nanoseconds.
 fn event_time(q: &crate::http::Query, k: &str) -> ApiResult<Option<i64>> {
-    let Some(s) = q.get(k).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad(format!(
-            "invalid value for {k}: {s:?} (unix seconds[.nanoseconds])"
-        ))
-    };
-    let (a, b) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = a.parse().map_err(|_| bad())?;
-    let nanos: i64 = if b.is_empty() {
-        0
-    } else if b.len() <= 9 && b.bytes().all(|c| c.is_ascii_digit()) {
-        format!("{b:0<9}").parse().map_err(|_| bad())?
-    } else {
-        return Err(bad());
-    };
-    Ok(Some(
-        secs.saturating_mul(1_000_000_000).saturating_add(nanos),
-    ))
+    Ok(q.unix_time(k)?.map(|(secs, nanos)| {
+        secs.saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(nanos))
+    }))
 }
 
 /// `GET /events`: the engine's journal (docker's JSON lines), past ones from `since`,
