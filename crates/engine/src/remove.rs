@@ -5,7 +5,7 @@
 
 use crate::create::{image_user, img_digest};
 use crate::engine::Engine;
-use crate::error::{io_err, EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::lock::CtrLock;
 use crate::record::Record;
 use crate::snapshot::Snapshot;
@@ -109,8 +109,9 @@ impl Engine {
         if let Ok(mut images) = self.open_images() {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
         }
-        snap.remove()?;
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        // Unmounted above (a failure returned there): nothing is mounted in the tree
+        // the trash takes.
+        crate::trash::discard(&self.layout, &dir, &rec.id)?;
         self.emit_ctr(rec, "destroy", &[]);
         Ok(())
     }

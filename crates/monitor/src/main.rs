@@ -9,6 +9,7 @@ mod json;
 mod relay;
 mod restart;
 mod sys;
+mod trash;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -27,6 +28,9 @@ const ATTACH: &str = "attach";
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--empty-trash") {
+        std::process::exit(trash::main(&argv[1..]));
+    }
     let args = match args::parse(&argv) {
         Ok(a) => a,
         Err(msg) => {
