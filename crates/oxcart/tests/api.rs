@@ -218,6 +218,13 @@ fn images_networks_volumes_and_df() {
     // The image in docker's shape; a pull of what is not there fails in the stream
     // with docker's error shape; tag.
     image_inspect_and_tag(&svc, d, img);
+    // The list's filters (a reaper removes what they select), and what API 1.41
+    // does not take refused by name, as dockerd 20.10 does, never ignored.
+    image_list_filters(&svc, d);
+    let f = url_escape(r#"{"until":["1h"]}"#);
+    let (code, v) = svc.json("GET", &format!("/images/json?filters={f}"), "");
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["message"], "invalid filter 'until'");
     // save | load round trip.
     let tar = ox.dir.path().join("img.tar");
     let (o, load) = save_rmi_load(&svc, d, &tar);
@@ -444,23 +451,40 @@ fn testcontainers_python_mapped_port_and_log_wait() {
     );
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
-    let o = Command::new(VENV_PYTHON)
-        .args(["-c", TESTCONTAINERS_SCRIPT, ox.image()])
-        .env("DOCKER_HOST", svc.host())
-        // Ryuk's image is on Docker Hub, which this machine cannot reach, and
-        // building it needs its Go toolchain and modules: the reaper is off here,
-        // and `a_container_reaches_the_api_through_the_bind_mounted_socket` checks
-        // what Ryuk needs of us (the API from inside a container).
-        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-        .env("HOME", svc.cfg.path())
-        .output()
-        .unwrap();
+    // Ryuk enabled, with our reaper's image (Ryuk's own is on Docker Hub, out of
+    // reach here; apiharness/reaper.rs): testcontainers starts it before the first
+    // container and fails unless it answers on its published port.
+    let mut c = Command::new(VENV_PYTHON);
+    c.args(["-c", TESTCONTAINERS_SCRIPT, ox.image()])
+        .env("DOCKER_HOST", svc.host());
+    with_ryuk(&mut c, svc.cfg.path());
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("BODY hello from the image"), "{out}");
-    // The context manager removed its container.
+    // The context manager removed its container, and testcontainers' exit handler
+    // the reaper's (force, so it reaps nothing after a clean run).
     assert_eq!(ox.ok(&["ps", "-aq"]), "", "{out}");
     ox.assert_clean();
+}
+
+#[test]
+fn testcontainers_ryuk_reaps_a_killed_session() {
+    assert!(
+        Path::new(VENV_PYTHON).exists(),
+        "{VENV_PYTHON} missing: run scripts/setup.sh (it installs testcontainers-python)"
+    );
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let mut c = Command::new(VENV_PYTHON);
+    c.env("DOCKER_HOST", svc.host());
+    ryuk_reaps_a_killed_session(&svc, c, ox.image());
+    // Gone from the engine too: rows, mounts, runtime state, the network's bridge
+    // and rules, the volume.
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
+    assert_eq!(ox.ok(&["volume", "ls", "-q"]), "");
+    ox.assert_clean();
+    ox.assert_net_clean();
 }
 
 #[test]
