@@ -130,7 +130,12 @@ impl Client {
         };
         let until = Instant::now() + self.timeout;
         let r = match &self.ep {
-            Endpoint::Unix(p) => exchange(UnixStream::connect(p)?, until, method, &target)?,
+            Endpoint::Unix(p) => {
+                // The socket's path in the error: a missing bind mount is the usual cause.
+                let c = UnixStream::connect(p)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                exchange(c, until, method, &target)?
+            }
             Endpoint::Tcp(a) => {
                 let addrs = std::net::ToSocketAddrs::to_socket_addrs(a.as_str())?;
                 let mut last = None;

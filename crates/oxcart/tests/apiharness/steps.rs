@@ -478,8 +478,9 @@ pub fn image_inspect_and_tag(api: &Api, d: &str, img: &str) {
 
 /// `images` filters after `image_inspect_and_tag`: by label (map and list shapes, the
 /// image's `org.test.image=yes`), by reference (a name, a glob; the tags shown
-/// narrowed to it), dangling; a filter that matches nothing lists nothing.
-pub fn image_list_filters(api: &Api, d: &str) {
+/// narrowed to it where `narrows`, as dockerd does; every tag of the image otherwise),
+/// dangling; a filter that matches nothing lists nothing.
+pub fn image_list_filters(api: &Api, d: &str, img: &str, narrows: bool) {
     let ids = |args: &[&str]| {
         let mut a = vec!["images", "-q", "--no-trunc"];
         a.extend_from_slice(args);
@@ -500,11 +501,16 @@ pub fn image_list_filters(api: &Api, d: &str) {
         a.extend_from_slice(args);
         api.ok(d, &a)
     };
-    assert_eq!(refs(&["other/name"]), "other/name:v1\n");
-    assert_eq!(
-        refs(&["--filter", "reference=*/name:v*"]),
-        "other/name:v1\n"
-    );
+    for by in [&["other/name"][..], &["--filter", "reference=*/name:v*"]] {
+        let got = refs(by);
+        if narrows {
+            assert_eq!(got, "other/name:v1\n", "{by:?}");
+        } else {
+            let mut lines: Vec<&str> = got.lines().collect();
+            lines.sort();
+            assert_eq!(lines, [img, "other/name:v1"], "{by:?}");
+        }
+    }
     assert_eq!(refs(&["--filter", "reference=nosuch"]), "");
     for f in [
         r#"{"label":{"org.test.image=yes":true}}"#,
