@@ -495,8 +495,9 @@ fn testcontainers_ryuk_reaps_a_killed_session() {
 /// a labelled network with a labelled volume, in the order that lets each go (the
 /// image only once its container is gone) — and what does not match every label
 /// left alone. SIGTERM (`docker stop`) prunes at once, without waiting out the
-/// reconnection timeout; no client within the connection timeout, it exits by
-/// itself; without the engine's socket it fails saying so.
+/// reconnection timeout; a resource newer than the check is looked at again, never
+/// removed; no client within the connection timeout, it exits by itself; without the
+/// engine's socket it fails saying so.
 #[test]
 fn the_reaper_removes_what_its_filters_select_in_order() {
     let ox = Ox::new().pulled();
@@ -585,6 +586,57 @@ fn the_reaper_removes_what_its_filters_select_in_order() {
         .status
         .success());
     svc.ok(d, &["rm", "-f", &kept]);
+    // A resource newer than the check (a retry offset of -1h makes every one so) is
+    // someone's still being set up: the reaper looks again instead of removing it,
+    // until a signal's shutdown timeout forces the prune of the others — never of it,
+    // as Ryuk — and exits 1.
+    let late = sleeper_labelled(&svc, d, "reap=late", ox.image());
+    let reaper = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::8080",
+            "-v",
+            &sock,
+            "-e",
+            "RYUK_RECONNECTION_TIMEOUT=1s",
+            "-e",
+            "RYUK_RETRY_OFFSET=-1h",
+            "-e",
+            "RYUK_SHUTDOWN_TIMEOUT=2s",
+            reaper_img,
+        ],
+    );
+    let reaper = reaper.trim();
+    let port = svc.ok(d, &["port", reaper, "8080"]);
+    let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    drop(reaper_client(port, "label=reap%3Dlate"));
+    assert!(eventually(30, || svc
+        .ok(d, &["logs", reaper])
+        .matches("msg=\"change detected, waiting again\"")
+        .count()
+        >= 2));
+    assert!(
+        svc.docker(d, &["inspect", &late]).status.success(),
+        "not removed while new"
+    );
+    svc.ok(d, &["stop", reaper]);
+    let (_, v) = svc.json("GET", &format!("/containers/{reaper}/json"), "");
+    assert_eq!(v["State"]["ExitCode"], 1, "{v}");
+    let log = svc.ok(d, &["logs", reaper]);
+    for want in [
+        "level=WARN msg=\"shutdown timeout reached, forcing prune\"",
+        "msg=removed containers=0 networks=0 volumes=0 images=0",
+        "level=ERROR msg=run error=\"run: prune wait: resources: affected containers: container ",
+    ] {
+        assert!(log.contains(want), "{want:?} in\n{log}");
+    }
+    svc.ok(d, &["rm", reaper]);
+    let (code, _) = svc.json("GET", &format!("/containers/{late}/json"), "");
+    assert_eq!(code, 200, "the new container is never removed");
+    svc.ok(d, &["rm", "-f", &late]);
     // No client within RYUK_CONNECTION_TIMEOUT: a prune of nothing, exit 0.
     let idle = svc.ok(
         d,

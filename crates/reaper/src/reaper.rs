@@ -269,7 +269,8 @@ impl Reaper {
             let json = f.to_json();
             let changed = |kind: &str, id: &str, p: &mut Problems| {
                 p.changed = true;
-                p.errors.push(format!("{kind} {id}: changes detected"));
+                p.errors
+                    .push(format!("affected {kind}s: {kind} {id}: changes detected"));
             };
             let failed = |what: &str, e: docker::Error, p: &mut Problems| {
                 let msg = format!("affected {what}: {what} list: {e}");
