@@ -510,7 +510,9 @@ fn the_reaper_removes_what_its_filters_select_in_order() {
     );
     svc.ok(d, &["pull", "-q", &img]);
     let lab = ["--label", "reap=yes", "--label", "case=ryuk"];
-    let mut a = vec!["network", "create"];
+    // A subnet of its own: the default allocator's first free /16 could be the one
+    // the session network of the test beside it (another engine root) takes.
+    let mut a = vec!["network", "create", "--subnet", "10.231.7.0/24"];
     a.extend(lab);
     a.push("reapnet");
     svc.ok(d, &a);

@@ -58,6 +58,16 @@ struct Problems {
     changed: bool,
 }
 
+/// A listed resource: its id (a volume's name) and creation time (ns since the epoch).
+struct Found {
+    id: String,
+    created: i128,
+}
+
+fn secs(t: i64) -> i128 {
+    i128::from(t) * i128::from(GoDuration::SECOND)
+}
+
 fn push_unique(v: &mut Vec<String>, id: String) {
     if !v.contains(&id) {
         v.push(id);
@@ -224,35 +234,47 @@ impl Reaper {
                 }
                 // A second signal changes nothing (Ryuk's context is already done).
                 Some(Event::Signal) => {}
-                None => {
-                    let level = if clients > 0 {
-                        crate::log::Level::Warn
-                    } else {
-                        crate::log::Level::Info
-                    };
-                    self.log.log(level, "prune check", &[("clients", &clients)]);
-                    let now = SystemTime::now();
-                    let since = crate::timefmt::unix_nanos(now) + i128::from(cfg.retry_offset.0);
-                    let (res, p) = self.resources(since);
-                    let err = (!p.errors.is_empty()).then(|| p.errors.join("\n"));
-                    if p.changed {
-                        if shutdown_deadline.is_none_or(|d| Instant::now() < d) {
-                            self.log.warn(
-                                "change detected, waiting again",
-                                &[("error", &err.unwrap_or_default())],
-                            );
-                            check = Some(Instant::now() + cfg.changes_retry_interval.std());
-                            continue;
-                        }
-                        self.log.warn(
-                            "shutdown timeout reached, forcing prune",
-                            &[("error", &err.clone().unwrap_or_default())],
-                        );
-                    }
-                    return (res, err.map(|e| format!("resources: {e}")));
-                }
+                None => match self.prune_check(clients, shutdown_deadline) {
+                    Some(done) => return done,
+                    None => check = Some(Instant::now() + cfg.changes_retry_interval.std()),
+                },
             }
         }
+    }
+
+    /// One look at what the filters select: the resources and the error that ends the
+    /// wait, or `None` to look again because some were created after the check began
+    /// (until a signal's shutdown deadline has passed: then without those).
+    fn prune_check(
+        &self,
+        clients: i64,
+        shutdown_deadline: Option<Instant>,
+    ) -> Option<(Resources, Option<String>)> {
+        // A prune with clients connected (a shutdown timeout ran out) is worth a warning.
+        let level = if clients > 0 {
+            crate::log::Level::Warn
+        } else {
+            crate::log::Level::Info
+        };
+        self.log.log(level, "prune check", &[("clients", &clients)]);
+        let since =
+            crate::timefmt::unix_nanos(SystemTime::now()) + i128::from(self.cfg.retry_offset.0);
+        let (res, p) = self.resources(since);
+        let err = (!p.errors.is_empty()).then(|| p.errors.join("\n"));
+        if p.changed {
+            if shutdown_deadline.is_none_or(|d| Instant::now() < d) {
+                self.log.warn(
+                    "change detected, waiting again",
+                    &[("error", &err.unwrap_or_default())],
+                );
+                return None;
+            }
+            self.log.warn(
+                "shutdown timeout reached, forcing prune",
+                &[("error", &err.clone().unwrap_or_default())],
+            );
+        }
+        Some((res, err.map(|e| format!("resources: {e}"))))
     }
 
     /// The resources matching each filter, those created after `since` (ns since the
@@ -264,111 +286,126 @@ impl Reaper {
             Ok(f) => f.iter().cloned().collect(),
             Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
         };
-        let sec = |t: i64| i128::from(t) * i128::from(GoDuration::SECOND);
         for f in &filters {
             let json = f.to_json();
-            let changed = |kind: &str, id: &str, p: &mut Problems| {
-                p.changed = true;
-                p.errors
-                    .push(format!("affected {kind}s: {kind} {id}: changes detected"));
-            };
-            let failed = |what: &str, e: docker::Error, p: &mut Problems| {
-                let msg = format!("affected {what}: {what} list: {e}");
-                self.log
-                    .error(&format!("affected {what}"), &[("error", &msg)]);
-                p.errors.push(msg);
-            };
-            self.log.debug("listing containers", &[("filter", &json)]);
-            match self.client.containers(f) {
+            let mut take = |kind: &str,
+                            found: docker::Result<Vec<Found>>,
+                            into: &mut Vec<String>| match found {
                 Ok(list) => {
-                    for c in list {
-                        if c.labels.get(RYUK_LABEL).is_some_and(|v| v == "true") {
-                            self.log
-                                .debug("skipping reaper container", &[("id", &c.id)]);
-                            continue;
-                        }
-                        let is_new = sec(c.created) > since;
+                    for x in list {
                         self.log.debug(
-                            "found container",
+                            &format!("found {kind}"),
                             &[
-                                ("id", &c.id),
-                                ("image", &c.image),
-                                ("names", &GoList(&c.names)),
-                                ("state", &c.state),
-                                ("created", &c.created),
-                                ("changed", &is_new),
+                                ("id", &x.id),
+                                ("created", &x.created),
+                                ("changed", &(x.created > since)),
                             ],
                         );
-                        if is_new {
-                            changed("container", &c.id, &mut p);
+                        if x.created > since {
+                            p.changed = true;
+                            p.errors.push(format!(
+                                "affected {kind}s: {kind} {}: changes detected",
+                                x.id
+                            ));
                         } else {
-                            push_unique(&mut res.containers, c.id);
+                            push_unique(into, x.id);
                         }
                     }
                 }
-                Err(e) => failed("containers", e, &mut p),
-            }
-            self.log.debug("listing networks", &[("filter", &json)]);
-            match self.client.networks(f) {
-                Ok(list) => {
-                    for n in list {
-                        let is_new = n.created > since;
-                        self.log.debug(
-                            "found network",
-                            &[("id", &n.id), ("name", &n.name), ("changed", &is_new)],
-                        );
-                        if is_new {
-                            changed("network", &n.id, &mut p);
-                        } else {
-                            push_unique(&mut res.networks, n.id);
-                        }
-                    }
+                Err(e) => {
+                    let msg = format!("affected {kind}s: {kind} list: {e}");
+                    self.log
+                        .error(&format!("affected {kind}s"), &[("error", &msg)]);
+                    p.errors.push(msg);
                 }
-                Err(e) => failed("networks", e, &mut p),
-            }
-            self.log.debug("listing volumes", &[("filter", &json)]);
-            match self.client.volumes(f) {
-                Ok(list) => {
-                    for v in list {
-                        let Some(created) = crate::timefmt::parse_rfc3339(&v.created_at) else {
-                            // Ryuk's best effort: logged, the volume left alone.
-                            let e = format!("CreatedAt {:?} is not an RFC 3339 time", v.created_at);
-                            self.log.error(
-                                "parse volume created",
-                                &[("error", &e), ("volume", &v.name)],
-                            );
-                            continue;
-                        };
-                        let is_new = created > since;
-                        self.log
-                            .debug("found volume", &[("name", &v.name), ("changed", &is_new)]);
-                        if is_new {
-                            changed("volume", &v.name, &mut p);
-                        } else {
-                            push_unique(&mut res.volumes, v.name);
-                        }
-                    }
-                }
-                Err(e) => failed("volumes", e, &mut p),
-            }
-            self.log.debug("listing images", &[("filter", &json)]);
-            match self.client.images(f) {
-                Ok(list) => {
-                    for i in list {
-                        let is_new = sec(i.created) > since;
-                        self.log
-                            .debug("found image", &[("id", &i.id), ("changed", &is_new)]);
-                        if is_new {
-                            changed("image", &i.id, &mut p);
-                        } else {
-                            push_unique(&mut res.images, i.id);
-                        }
-                    }
-                }
-                Err(e) => failed("images", e, &mut p),
-            }
+            };
+            self.log.debug("listing", &[("filter", &json)]);
+            take(
+                "container",
+                self.affected_containers(f),
+                &mut res.containers,
+            );
+            take("network", self.affected_networks(f), &mut res.networks);
+            take("volume", self.affected_volumes(f), &mut res.volumes);
+            take("image", self.affected_images(f), &mut res.images);
         }
         (res, p)
+    }
+
+    /// Containers, stopped ones too, but never a reaper (Ryuk's image label).
+    fn affected_containers(&self, f: &Filter) -> docker::Result<Vec<Found>> {
+        let mut out = Vec::new();
+        for c in self.client.containers(f)? {
+            if c.labels.get(RYUK_LABEL).is_some_and(|v| v == "true") {
+                self.log
+                    .debug("skipping reaper container", &[("id", &c.id)]);
+                continue;
+            }
+            self.log.debug(
+                "container",
+                &[
+                    ("id", &c.id),
+                    ("image", &c.image),
+                    ("names", &GoList(&c.names)),
+                    ("state", &c.state),
+                ],
+            );
+            out.push(Found {
+                id: c.id,
+                created: secs(c.created),
+            });
+        }
+        Ok(out)
+    }
+
+    fn affected_networks(&self, f: &Filter) -> docker::Result<Vec<Found>> {
+        Ok(self
+            .client
+            .networks(f)?
+            .into_iter()
+            .map(|n| {
+                self.log
+                    .debug("network", &[("id", &n.id), ("name", &n.name)]);
+                Found {
+                    id: n.id,
+                    created: n.created,
+                }
+            })
+            .collect())
+    }
+
+    /// Volumes; one whose `CreatedAt` cannot be read is logged and left alone, as Ryuk
+    /// does (best effort).
+    fn affected_volumes(&self, f: &Filter) -> docker::Result<Vec<Found>> {
+        let mut out = Vec::new();
+        for v in self.client.volumes(f)? {
+            match crate::timefmt::parse_rfc3339(&v.created_at) {
+                Some(created) => out.push(Found {
+                    id: v.name,
+                    created,
+                }),
+                None => {
+                    let e = format!("CreatedAt {:?} is not an RFC 3339 time", v.created_at);
+                    self.log.error(
+                        "parse volume created",
+                        &[("error", &e), ("volume", &v.name)],
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn affected_images(&self, f: &Filter) -> docker::Result<Vec<Found>> {
+        Ok(self
+            .client
+            .images(f)?
+            .into_iter()
+            .map(|i| Found {
+                id: i.id,
+                created: secs(i.created),
+            })
+            .collect())
     }
 
     /// Containers (forced, with their anonymous volumes), then networks, volumes and
@@ -537,7 +574,7 @@ mod tests {
         let f2 = filters.clone();
         let t = std::thread::spawn(move || {
             let (c, a) = l.accept().unwrap();
-            handle(&Log::new(false), &f2, c, &a.to_string());
+            handle(&Log::silent(), &f2, c, &a.to_string());
         });
         let mut c = TcpStream::connect(addr).unwrap();
         c.write_all(b"label=a%3Db\r\n\nlabel=a=b\nbad=%zz\nlabel=c")
@@ -568,7 +605,7 @@ mod tests {
         let f2 = filters.clone();
         let t = std::thread::spawn(move || {
             let (c, a) = l.accept().unwrap();
-            handle(&Log::new(false), &f2, c, &a.to_string());
+            handle(&Log::silent(), &f2, c, &a.to_string());
         });
         let mut c = TcpStream::connect(addr).unwrap();
         let mut long = b"label=".to_vec();
