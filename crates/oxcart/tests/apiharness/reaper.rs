@@ -132,13 +132,17 @@ pub fn reaper_image() -> &'static str {
 /// closes or it is killed.
 pub const RYUK_SESSION_SCRIPT: &str = r#"
 import sys, urllib.request
+import docker
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.docker_client import DockerClient
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 from testcontainers.core.network import Network
 from testcontainers.core.waiting_utils import wait_for_logs
 img = sys.argv[1]
-net = Network().create()
+# A subnet of its own: networks of the tests beside it (other engine roots) take the
+# default allocator's first free /16 too.
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.231.8.0/24")])
+net = Network(docker_network_kw={"ipam": ipam}).create()
 vol = DockerClient().client.volumes.create(labels={LABEL_SESSION_ID: SESSION_ID})
 c = (DockerContainer(img)
      .with_command(["sh", "-c", "echo server-ready; exec busybox httpd -f -p 8080 -h /data"])
