@@ -1238,3 +1238,197 @@ fn names_follow_networks_connect_disconnect_and_a_killed_resolver() {
     ox.assert_clean();
     ox.assert_net_clean();
 }
+
+/// Every network's subnet of a root, by name.
+fn subnets_of(ox: &Ox) -> Vec<(String, String)> {
+    ox.ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .map(|n| {
+            let v = ox.inspect_network(n);
+            let s = v["IPAM"]["Config"][0]["Subnet"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (n.to_string(), s)
+        })
+        .collect()
+}
+
+fn cidr(s: &str) -> (u32, u32) {
+    let (a, p) = s.split_once('/').unwrap();
+    let a: std::net::Ipv4Addr = a.parse().unwrap();
+    let p: u32 = p.parse().unwrap();
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    (u32::from(a) & mask, mask)
+}
+
+fn overlap(a: &str, b: &str) -> bool {
+    let ((x, m), (y, n)) = (cidr(a), cidr(b));
+    let m = m & n;
+    x & m == y & m
+}
+
+/// Two engine roots (as two dockerd's on one host, or two tests of the suite) creating
+/// networks and bringing up their default bridges at the same time: bridges are made
+/// at a network's first start, so the routes show nothing yet; the subnets must still
+/// all differ, and every network must start a container.
+#[test]
+fn two_roots_creating_networks_at_once_get_distinct_subnets() {
+    const N: usize = 3;
+    let roots = [Ox::new().pulled(), Ox::new().pulled()];
+    std::thread::scope(|s| {
+        let mut hs = Vec::new();
+        for (r, ox) in roots.iter().enumerate() {
+            for i in 0..N {
+                hs.push(s.spawn(move || {
+                    ox.ok(&["network", "create", &format!("par{r}x{i}")]);
+                }));
+            }
+            // The default bridge, recorded and brought up by a root's first run.
+            hs.push(s.spawn(move || {
+                ox.ok(&["run", "--rm", ox.image(), "true"]);
+            }));
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    let all: Vec<(usize, String, String)> = roots
+        .iter()
+        .enumerate()
+        .flat_map(|(r, ox)| subnets_of(ox).into_iter().map(move |(n, s)| (r, n, s)))
+        .collect();
+    assert_eq!(all.len(), 2 * (N + 1), "{all:?}");
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert!(!overlap(&a.2, &b.2), "{a:?} and {b:?} overlap");
+        }
+    }
+    // Every network comes up with a container, both roots at once.
+    std::thread::scope(|s| {
+        let hs: Vec<_> = all
+            .iter()
+            .map(|(r, n, _)| {
+                let ox = &roots[*r];
+                s.spawn(move || {
+                    ox.ok(&["run", "--rm", "--network", n, ox.image(), "true"]);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    for ox in &roots {
+        // What the runs saw is what was recorded: no default bridge had to move.
+        let now = subnets_of(ox);
+        assert!(
+            all.iter()
+                .filter(|a| std::ptr::eq(&roots[a.0], ox))
+                .all(|a| now.contains(&(a.1.clone(), a.2.clone()))),
+            "{now:?} / {all:?}"
+        );
+        ox.assert_clean();
+        ox.assert_net_clean();
+    }
+}
+
+/// The registrations (`/run/oxcart/network-roots/*`): the databases they name.
+fn registered_roots() -> Vec<String> {
+    std::fs::read_dir("/run/oxcart/network-roots")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A subnet another root's network holds is a clear error naming that network and
+/// root; `network rm` releases it; a root gone with its networks still recorded (its
+/// test killed and its directory cleaned, or a tmpfs emptied by a reboot) holds nothing,
+/// and its registration is dropped by the next root that looks.
+#[test]
+fn a_subnet_is_held_by_its_network_in_any_root_until_the_network_or_root_goes() {
+    let a = Ox::new();
+    let b = Ox::new();
+    a.ok(&["network", "create", "--subnet", "10.201.20.0/24", "held"]);
+    let a_db = std::fs::canonicalize(a.root())
+        .unwrap()
+        .join("containers.db");
+    assert!(
+        registered_roots().contains(&a_db.display().to_string()),
+        "{:?}",
+        registered_roots()
+    );
+    let e = b.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.20.128/25", "clash"],
+    );
+    assert!(
+        e.contains("overlaps network held's 10.201.20.0/24")
+            && e.contains(&a.root().display().to_string()),
+        "{e}"
+    );
+    // Nothing was recorded by the refused create.
+    assert_eq!(b.ok(&["network", "ls", "-q"]).lines().count(), 1);
+    a.ok(&["network", "rm", "held"]);
+    b.ok(&["network", "create", "--subnet", "10.201.20.128/25", "took"]);
+    let e = a.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.20.0/24", "back"],
+    );
+    assert!(
+        e.contains("overlaps network took's 10.201.20.128/25"),
+        "{e}"
+    );
+    b.ok(&["network", "rm", "took"]);
+    // A root that dies with its network recorded and whose directory then goes: the
+    // network, started once, is brought down as a reboot does (the bridge is the
+    // host's route, which holds the subnet on its own while it exists).
+    let c = Ox::new().pulled();
+    c.ok(&["network", "create", "--subnet", "10.201.21.0/24", "orphan"]);
+    c.ok(&["run", "--rm", "--network", "orphan", c.image(), "true"]);
+    let c_db = std::fs::canonicalize(c.root())
+        .unwrap()
+        .join("containers.db")
+        .display()
+        .to_string();
+    let br = format!(
+        "ox-{}",
+        &c.inspect_network("orphan")["Id"].as_str().unwrap()[..12]
+    );
+    let e = b.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.21.0/24", "x"],
+    );
+    assert!(e.contains("overlaps network orphan's"), "{e}");
+    assert!(Command::new("ip")
+        .args(["link", "del", &br])
+        .status()
+        .unwrap()
+        .success());
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &nft_table(&c)])
+        .status();
+    std::fs::remove_dir_all(c.root()).unwrap();
+    std::fs::remove_dir_all(c.runroot()).unwrap();
+    assert!(registered_roots().contains(&c_db));
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.201.21.0/24",
+        "reclaimed",
+    ]);
+    assert!(
+        !registered_roots().contains(&c_db),
+        "{:?}",
+        registered_roots()
+    );
+    b.ok(&["network", "rm", "reclaimed"]);
+    drop(c);
+    for ox in [&a, &b] {
+        ox.assert_net_clean();
+    }
+}
