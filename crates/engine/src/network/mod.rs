@@ -526,12 +526,15 @@ impl Networks {
             .filter(|m| !m.is_empty())
             .map(ipam::parse_mac)
             .transpose()?;
-        let mut n = if network == DEFAULT_NETWORK {
+        let n = if network == DEFAULT_NETWORK {
             self.default_network()?
         } else {
             self.find(network)?
         };
         let _lock = HostLock::take()?;
+        // As recorded now: a concurrent run of this root may have moved the default
+        // network to another subnet while this one waited for the lock.
+        let mut n = self.find(&n.id)?;
         self.reclaim_stale()?;
         let bridge_up = netlink::index_of(&n.bridge).is_some();
         if !bridge_up && ipam::users(&self.conn, &n.id)? == 0 {
