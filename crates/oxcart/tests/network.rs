@@ -1432,3 +1432,59 @@ fn a_subnet_is_held_by_its_network_in_any_root_until_the_network_or_root_goes() 
         ox.assert_net_clean();
     }
 }
+
+/// A root's default `bridge` whose bridge is down holds its subnet only as a
+/// preference: another root may take it with `--subnet`, and the default network moves
+/// when it next comes up — also when several runs bring it up at once, each seeing
+/// where it moved.
+#[test]
+fn an_idle_default_bridge_gives_way_and_moves_at_its_next_start() {
+    let a = Ox::new().pulled();
+    let b = Ox::new();
+    // A's default network is recorded, not up (no container ran); A is listed for the
+    // other roots by its user network.
+    a.ok(&["network", "create", "--subnet", "10.201.22.0/24", "listed"]);
+    let was = a.inspect_network("bridge")["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // B's own default avoids A's while other subnets are free…
+    b.ok(&["network", "ls"]);
+    let bs = b.inspect_network("bridge")["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!overlap(&bs, &was), "{bs} / {was}");
+    // …but A's idle default holds nothing against an explicit --subnet.
+    b.ok(&["network", "create", "--subnet", &was, "squat"]);
+    // Each run's address (`hostname -i`: its /etc/hosts line).
+    let ips: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let a = &a;
+                s.spawn(move || a.ok(&["run", "--rm", a.image(), "hostname", "-i"]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let now = a.inspect_network("bridge")["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!overlap(&now, &was), "{now} / {was}");
+    for ip in &ips {
+        assert!(
+            overlap(&format!("{}/32", ip.trim()), &now),
+            "{ips:?} / {now}"
+        );
+    }
+    // It runs where it moved: its address is in the new subnet.
+    let ip = server(&a, "moved", &[]);
+    assert!(overlap(&format!("{ip}/32"), &now), "{ip} not in {now}");
+    a.ok(&["rm", "-f", "moved"]);
+    b.ok(&["network", "rm", "squat"]);
+    a.ok(&["network", "rm", "listed"]);
+    a.assert_clean();
+    a.assert_net_clean();
+    b.assert_net_clean();
+}
