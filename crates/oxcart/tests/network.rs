@@ -1488,3 +1488,110 @@ fn an_idle_default_bridge_gives_way_and_moves_at_its_next_start() {
     a.assert_net_clean();
     b.assert_net_clean();
 }
+
+/// An interface the test makes (a bridge without ports: the kernel here has no
+/// `dummy` driver), with an address, so a route, of its own.
+struct Dummy(String);
+
+impl Dummy {
+    fn new(tag: &str, addr: &str) -> Dummy {
+        let name = format!("oxd{tag}{}", std::process::id() % 100_000);
+        let ip = |a: &[&str]| assert!(Command::new("ip").args(a).status().unwrap().success());
+        ip(&["link", "add", &name, "type", "bridge"]);
+        let d = Dummy(name);
+        ip(&["addr", "add", addr, "dev", &d.0]);
+        ip(&["link", "set", &d.0, "up"]);
+        d
+    }
+}
+
+impl Drop for Dummy {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// What else can stand in a subnet's way: a host route (an interface that is no
+/// network of ours) at create and at the first start; and, for a root not listed since
+/// a reboot, another root's bridge, named with its network and root.
+#[test]
+fn host_routes_and_unlisted_roots_are_clear_errors_naming_what_is_in_the_way() {
+    let a = Ox::new().pulled();
+    let b = Ox::new().pulled();
+    let d = Dummy::new("s", "10.201.23.1/24");
+    let e = a.fail(
+        125,
+        &["network", "create", "--subnet", "10.201.23.0/24", "r"],
+    );
+    assert!(
+        e.contains(&format!(
+            "overlaps the host's route 10.201.23.0/24 on {}",
+            d.0
+        )),
+        "{e}"
+    );
+    // An interface added after the network: its first start is refused, naming it.
+    a.ok(&["network", "create", "--subnet", "10.201.24.0/24", "late"]);
+    let d2 = Dummy::new("t", "10.201.24.1/24");
+    let e = a.fail(
+        125,
+        &["run", "--rm", "--network", "late", a.image(), "true"],
+    );
+    assert!(
+        e.contains(&format!(
+            "network late: its subnet 10.201.24.0/24 overlaps the host's route 10.201.24.0/24 on {}",
+            d2.0
+        )),
+        "{e}"
+    );
+    drop(d2);
+    a.ok(&["network", "rm", "late"]);
+    // A's listing lost (a reboot empties /run; A's network outlives it): until A's next
+    // command, B may take A's subnet, and once B's bridge is up A's start names it.
+    a.ok(&["network", "create", "--subnet", "10.201.25.0/24", "mine"]);
+    let a_db = std::fs::canonicalize(a.root())
+        .unwrap()
+        .join("containers.db");
+    let listing = std::fs::read_dir("/run/oxcart/network-roots")
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            std::fs::read(e.path()).unwrap_or_default() == a_db.as_os_str().as_encoded_bytes()
+        })
+        .unwrap()
+        .path();
+    std::fs::remove_file(&listing).unwrap();
+    b.ok(&["network", "create", "--subnet", "10.201.25.0/24", "theirs"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "theirs",
+        b.image(),
+        "sleep",
+        "60",
+    ]);
+    let e = a.fail(
+        125,
+        &["run", "--rm", "--network", "mine", a.image(), "true"],
+    );
+    assert!(
+        e.contains("overlaps the host's route 10.201.25.0/24")
+            && e.contains("the bridge of network theirs")
+            && e.contains(&b.root().display().to_string()),
+        "{e}"
+    );
+    // A's command listed it again.
+    assert!(listing.exists());
+    b.ok(&["rm", "-f", "up"]);
+    b.ok(&["network", "rm", "theirs"]);
+    a.ok(&["run", "--rm", "--network", "mine", a.image(), "true"]);
+    a.ok(&["network", "rm", "mine"]);
+    drop(d);
+    for ox in [&a, &b] {
+        ox.assert_clean();
+        ox.assert_net_clean();
+    }
+}

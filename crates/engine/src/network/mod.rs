@@ -598,21 +598,25 @@ impl Networks {
     /// overlaps a host route is an error naming it.
     fn check_subnet(&self, mut n: Network) -> Result<Network> {
         let s = n.subnet()?;
-        let all = self.list()?;
-        let taken = subnets::Taken::gather(&self.db_id(), &all, Some(&n.id))?;
         if n.name != DEFAULT_NETWORK {
             subnets::register(&self.db_id())?;
             // Its subnet was free of every root's networks when it was created; only
             // something outside them (an interface added since, a root that was not
-            // listed) can be in its way now.
-            if let Some(what) = taken.route_conflict(&s) {
-                return Err(NetworkError::Conflict(format!(
-                    "network {}: its subnet {s} overlaps {what}",
-                    n.name
-                )));
+            // listed) can be in its way now, and only as a route. The other roots are
+            // read only to name whose bridge that is.
+            if !subnets::host_routes().iter().any(|(r, _)| r.overlaps(&s)) {
+                return Ok(n);
             }
-            return Ok(n);
+            let taken = subnets::Taken::gather(&self.db_id(), &[], None)?;
+            let what = taken
+                .route_conflict(&s)
+                .unwrap_or_else(|| "a host route".into());
+            return Err(NetworkError::Conflict(format!(
+                "network {}: its subnet {s} overlaps {what}",
+                n.name
+            )));
         }
+        let taken = subnets::Taken::gather(&self.db_id(), &self.list()?, Some(&n.id))?;
         if taken.conflict(&s).is_none() {
             return Ok(n);
         }
