@@ -25,6 +25,7 @@ impl Engine {
     pub fn open(layout: Layout, config: EngineConfig) -> Result<Engine> {
         let cdir = layout.containers_dir();
         std::fs::create_dir_all(&cdir).map_err(io_err(&cdir))?;
+        crate::paths::spread_subdirs(&cdir);
         let db = Db::open(&layout.db_path())?;
         Ok(Engine {
             layout,

@@ -184,6 +184,7 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(format!("config.json: {e}")))?;
         write_atomic(&dir.join("config.json"), &json)?;
         std::fs::create_dir_all(runtime.root()).map_err(io_err(runtime.root()))?;
+        crate::paths::spread_subdirs(runtime.root());
         crate::restart::write_policy(dir, &rec.host_config.restart_policy)?;
         let health = crate::health::monitor_health(dir, rec)?;
         let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
