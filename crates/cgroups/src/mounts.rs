@@ -156,7 +156,16 @@ fn list_all(nr: c_long) -> Option<Vec<u64>> {
             )
         };
         let n = usize::try_from(n).ok()?;
-        ids.extend_from_slice(page.get(..n)?);
+        let got = page.get(..n)?;
+        // Ids come in ascending order after `param`: a page that does not move past
+        // the last one (a kernel ignoring `param`) would loop forever.
+        if got
+            .first()
+            .is_some_and(|&f| ids.last().is_some_and(|&l| f <= l))
+        {
+            return None;
+        }
+        ids.extend_from_slice(got);
         if n < page.len() {
             return Some(ids);
         }
