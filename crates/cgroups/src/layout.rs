@@ -1,8 +1,10 @@
-//! Which cgroup hierarchies this host has, found at run time from
-//! `/proc/self/mountinfo` (proc(5) "mountinfo") and `/proc/cgroups`.
+//! Which cgroup hierarchies this host has, found at run time from the mount
+//! table (statmount(2), or `/proc/self/mountinfo`, proc(5) "mountinfo") and
+//! `/proc/cgroups`.
 
 use crate::error::{CgroupError, Result};
 use crate::fsutil;
+use crate::mounts::CgroupMount;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +59,6 @@ pub struct Layout {
 impl Layout {
     /// Read the real host layout.
     pub fn detect() -> Result<Layout> {
-        let mountinfo = fsutil::read_string_at(Path::new("/proc/self/mountinfo"))?;
         // /proc/cgroups lists v1 subsystem names; on a kernel without v1
         // support it may be absent, which only means no v1 names to match.
         let known = fsutil::read_string_at(Path::new("/proc/cgroups")).unwrap_or_default();
@@ -68,7 +69,15 @@ impl Layout {
             .map(str::to_string)
             .collect();
         let own = fsutil::read_string_at(Path::new("/proc/self/cgroup"))?;
-        let mut layout = Layout::parse(&mountinfo, &known)?;
+        // The cgroup mounts alone through statmount(2) where the kernel has it
+        // (mounts.rs says why), else every mount formatted in mountinfo.
+        let mut layout = match crate::mounts::cgroup_mounts() {
+            Some(m) => Layout::from_mounts(&m, &known),
+            None => Layout::parse(
+                &fsutil::read_string_at(Path::new("/proc/self/mountinfo"))?,
+                &known,
+            )?,
+        };
         layout.own = parse_proc_cgroup(&own);
         if layout.v1.is_empty() && layout.unified.is_none() {
             return Err(CgroupError::Detect(
@@ -80,8 +89,7 @@ impl Layout {
 
     /// Parse mountinfo text; `known` are the v1 subsystem names of /proc/cgroups.
     pub fn parse(mountinfo: &str, known: &[String]) -> Result<Layout> {
-        let mut v1: Vec<V1Mount> = Vec::new();
-        let mut v2: Vec<V2Mount> = Vec::new();
+        let mut mounts = Vec::new();
         for line in mountinfo.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             let Some(sep) = fields.iter().position(|f| *f == "-") else {
@@ -90,11 +98,29 @@ impl Layout {
             if fields.len() < 5 || fields.len() < sep + 4 {
                 continue;
             }
-            let root = unescape(fields[3]);
-            let mountpoint = PathBuf::from(unescape(fields[4]));
             let fstype = fields[sep + 1];
-            let superopts = fields[sep + 3];
-            match fstype {
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                continue;
+            }
+            mounts.push(CgroupMount {
+                fstype: fstype.to_string(),
+                root: unescape(fields[3]),
+                mountpoint: unescape(fields[4]),
+                opts: fields[sep + 3].to_string(),
+            });
+        }
+        Ok(Layout::from_mounts(&mounts, known))
+    }
+
+    /// The layout of these cgroup mounts (in mountinfo's order).
+    fn from_mounts(mounts: &[CgroupMount], known: &[String]) -> Layout {
+        let mut v1: Vec<V1Mount> = Vec::new();
+        let mut v2: Vec<V2Mount> = Vec::new();
+        for m in mounts {
+            let root = m.root.clone();
+            let mountpoint = PathBuf::from(&m.mountpoint);
+            let superopts = m.opts.as_str();
+            match m.fstype.as_str() {
                 "cgroup" => {
                     let mut controllers: Vec<String> = superopts
                         .split(',')
@@ -136,12 +162,12 @@ impl Layout {
             }
         };
         v2.sort_by_key(rank);
-        Ok(Layout {
+        Layout {
             v1,
             unified: v2.into_iter().next(),
             own: BTreeMap::new(),
             delegate_controllers: true,
-        })
+        }
     }
 
     /// A layout with only a cgroup2 hierarchy at `mountpoint`, driven as a
@@ -266,6 +292,44 @@ mod tests {
         assert_eq!(l.mode().unwrap(), HostMode::V1);
         assert_eq!(l.v1[0].controllers, ["cpu", "cpuacct"]);
         assert!(Layout::parse("", &known()).unwrap().mode().is_err());
+    }
+
+    /// The kernel's release as (major, minor), from uname(2).
+    fn kernel() -> (u32, u32) {
+        // SAFETY: uname fills the struct it is given.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::uname(&mut u) }, 0);
+        // SAFETY: release is NUL-terminated by the kernel.
+        let rel = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy();
+        let mut it = rel.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    }
+
+    /// The statmount(2) reading gives the layout the mountinfo parse gives, on
+    /// this host's real mounts; from Linux 6.11 (statmount's mount options) it
+    /// must be the one `detect` uses.
+    #[test]
+    fn statmount_agrees_with_mountinfo() {
+        let known: Vec<String> = fsutil::read_string_at(Path::new("/proc/cgroups"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect();
+        let mounts = crate::mounts::cgroup_mounts();
+        let mountinfo = fsutil::read_string_at(Path::new("/proc/self/mountinfo")).unwrap();
+        let by_mountinfo = Layout::parse(&mountinfo, &known).unwrap();
+        match mounts {
+            Some(m) => {
+                assert_eq!(Layout::from_mounts(&m, &known), by_mountinfo);
+                assert!(!m.is_empty());
+            }
+            None => assert!(kernel() < (6, 11), "statmount unusable on {:?}", kernel()),
+        }
+        let mut detected = Layout::detect().unwrap();
+        detected.own = BTreeMap::new();
+        assert_eq!(detected, by_mountinfo);
     }
 
     #[test]

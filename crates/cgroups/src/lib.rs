@@ -1,8 +1,9 @@
 //! `oxcart_cgroups`: a container's cgroups on pure v1, pure v2 and hybrid
 //! hosts, behind one [`Manager`].
 //!
-//! The host layout is detected at run time from `/proc/self/mountinfo`
-//! ([`Layout::detect`]), never chosen by a build feature:
+//! The host layout is detected at run time from the mount table
+//! (statmount(2) on Linux ≥ 6.11, else `/proc/self/mountinfo`;
+//! [`Layout::detect`]), never chosen by a build feature:
 //!
 //! * **v1**: one directory per mounted hierarchy (named ones such as
 //!   `name=systemd` included).
@@ -71,6 +72,7 @@ mod fsutil;
 pub mod join;
 pub mod layout;
 pub mod manager;
+mod mounts;
 pub mod oom;
 pub mod path;
 pub mod stats;

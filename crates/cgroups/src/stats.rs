@@ -320,6 +320,16 @@ impl Reader<'_> {
     }
 }
 
+/// What v1 `memory.limit_in_bytes` reads without a limit: the page counter's
+/// maximum (`PAGE_COUNTER_MAX`, `LONG_MAX / PAGE_SIZE` pages) in bytes,
+/// 9223372036854771712 with 4 KiB pages.
+fn v1_no_limit() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096);
+    i64::MAX as u64 / page * page
+}
+
 fn key_of(text: &str, key: &str) -> u64 {
     text.lines()
         .find_map(|l| {
@@ -380,10 +390,17 @@ impl Manager {
         match self.usage_target(r, "memory", "memory") {
             Some(Target::V1(d)) => {
                 u.mem_usage = r.u64(d, "memory.usage_in_bytes")?;
-                u.mem_limit = r.u64(d, "memory.limit_in_bytes")?;
-                u.mem_inactive_file = r
-                    .opt(d, "memory.stat")?
-                    .map_or(0, |s| key_of(&s, "total_inactive_file"));
+                let stat = r.opt(d, "memory.stat")?;
+                let stat = stat.as_deref().unwrap_or_default();
+                u.mem_inactive_file = key_of(stat, "total_inactive_file");
+                u.mem_limit = match key_of(stat, "hierarchical_memory_limit") {
+                    // The smallest limit of the cgroup and its ancestors
+                    // (memcg1_stat_format): when that is "none", the cgroup's own
+                    // memory.limit_in_bytes is "none" too, the same number — one
+                    // file fewer per container. Else the own limit is read.
+                    h if h == v1_no_limit() => h,
+                    _ => r.u64(d, "memory.limit_in_bytes")?,
+                };
             }
             Some(Target::V2(d)) => {
                 u.mem_usage = r.u64(d, "memory.current")?;

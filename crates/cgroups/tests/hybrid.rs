@@ -572,6 +572,66 @@ fn stats_report_usage() {
     );
 }
 
+/// `usage`'s memory limit is the cgroup's own `memory.limit_in_bytes`, whether it
+/// is read from that file or, when `memory.stat`'s `hierarchical_memory_limit`
+/// says no limit at all, taken from there: without a limit anywhere, and with a
+/// limit on the parent only (the hierarchical figure is the parent's then, the
+/// cgroup's own is still none).
+#[test]
+fn usage_memory_limit_is_the_cgroups_own() {
+    if !require_hybrid("usage_memory_limit_is_the_cgroups_own") {
+        return;
+    }
+    let top = unique_path("memlimit");
+    let parent = Guard::new(Manager::new(Some(&top), "unused-id", false).unwrap());
+    parent.m.create().unwrap();
+    let child =
+        Guard::new(Manager::new(Some(&format!("{top}/child")), "unused-id", false).unwrap());
+    child.m.create().unwrap();
+    let mem = |m: &Manager| {
+        m.v1_dirs()
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == "memory"))
+            .map(|d| d.path.clone())
+            .unwrap()
+    };
+    let own = |m: &Manager| {
+        read(&mem(m), "memory.limit_in_bytes")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let hier = |m: &Manager| {
+        read(&mem(m), "memory.stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("hierarchical_memory_limit "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let cache = oxcart_cgroups::DirCache::new();
+    // No limit anywhere: the hierarchical figure is the own one.
+    assert_eq!(hier(&child.m), own(&child.m));
+    assert_eq!(child.m.usage().unwrap().mem_limit, own(&child.m));
+    assert_eq!(child.m.usage_in(&cache).unwrap().mem_limit, own(&child.m));
+    // The parent limited: the child's own limit is still none.
+    parent
+        .m
+        .apply(&LinuxResources {
+            memory: Some(LinuxMemory {
+                limit: Some(64 << 20),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(hier(&child.m), 64 << 20);
+    assert!(own(&child.m) > 64 << 20);
+    assert_eq!(child.m.usage().unwrap().mem_limit, own(&child.m));
+    assert_eq!(child.m.usage_in(&cache).unwrap().mem_limit, own(&child.m));
+    assert_eq!(parent.m.usage().unwrap().mem_limit, 64 << 20);
+    drop(child);
+}
+
 #[test]
 fn failed_create_removes_what_it_made() {
     if !require_hybrid("failed_create_removes_what_it_made") {

@@ -77,8 +77,10 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
         let mut rows = Vec::with_capacity(recs.len());
         let mut next = HashMap::with_capacity(recs.len());
         // One container after the other on this thread: sampling on several threads
-        // (tried until 2026-12-06) cost 5 % more CPU and no wall time on a 2-CPU host
-        // (docs/benchmarks.md) — each container is a handful of small file reads.
+        // (tried until 2026-12-06, and again with observe on them too: 1.09x the wall
+        // time) cost 5-7 % more CPU and no wall time on a 2-CPU host (docs/benchmarks.md)
+        // — each container is a handful of small file reads, and the kernel shares CPU
+        // time by session (autogroup), so a second thread competes for the same share.
         for (label, rec) in &recs {
             // The runtime is resolved only if the monitor died (Engine::observe).
             let obs = e.observe(rec)?;

@@ -71,6 +71,21 @@ fn stats_shows_memory_a_container_allocated_in_dockers_columns() {
         "hog uses {used} bytes"
     );
     assert!(mem_usage(&ox, "idle") < 16.0 * mib);
+    // No limit on the container or above it: docker's limit is the host's memory
+    // (MemTotal), however the cgroup's "no limit" is read.
+    let out = ox.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "idle"]);
+    let limit = bytes_of(out.trim().split(" / ").nth(1).unwrap());
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap()
+        * 1024.0;
+    assert!(
+        (limit - total).abs() / total < 1e-3,
+        "idle's limit {out:?}, MemTotal {total}"
+    );
 
     // The default table: docker's header and one row per running container.
     let out = ox.ok(&["stats", "--no-stream"]);
