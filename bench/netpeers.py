@@ -65,13 +65,12 @@ class Engine:
 
 
 class Oxcart(Engine):
-    name = "oxcart"
-
-    def __init__(self, binary, tmp, tar):
-        self.base = [binary, "--root", os.path.join(tmp, "ox-root"), "--runroot", os.path.join(tmp, "ox-run")]
+    def __init__(self, binary, tmp, tar, name="oxcart", subnet="10.203.0.0/24"):
+        self.name = name
+        self.base = [binary, "--root", os.path.join(tmp, name + "-root"), "--runroot", os.path.join(tmp, name + "-run")]
         self.env = None
         self.run("import", tar, "bb")
-        self.image, self.extra, self.subnet = "bb", [], "10.203.0.0/24"
+        self.image, self.extra, self.subnet = "bb", [], subnet
 
     def cleanup(self):
         ids = self.run("ps", "-aq").split()
@@ -125,12 +124,12 @@ def dns_round(e, n):
     return ns, float(med), float(p99)
 
 
-def port_setup(e, port):
+def port_setup(e, port, mib):
     # On the user network: this host has a stale CNI bridge routing podman's default
     # 10.88.0.0/16 elsewhere, and both engines publish the same way on any bridge.
     e.run("run", "-d", "--name", "body", "--network", "benchnet", "-p", f"{port}:8080", *e.extra,
           e.image, "sh", "-c",
-          "dd if=/dev/zero bs=1M count=64 2>/dev/null > /tmp/body; nc -ll -p 8080 -e cat /tmp/body")
+          f"dd if=/dev/zero bs=1M count={mib} 2>/dev/null > /tmp/body; nc -ll -p 8080 -e cat /tmp/body")
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -139,17 +138,20 @@ def port_setup(e, port):
             time.sleep(0.05)
 
 
-def port_round(port):
+def port_round(port, mib):
+    # recv_into one buffer: the client's own cost per byte is the kernel's copy, not
+    # Python allocating a bytes object per read.
+    buf = bytearray(1 << 20)
     t0 = time.perf_counter()
     n = 0
     s = socket.create_connection(("127.0.0.1", port))
     while True:
-        b = s.recv(1 << 20)
-        if not b:
+        k = s.recv_into(buf)
+        if not k:
             break
-        n += len(b)
+        n += k
     dt = time.perf_counter() - t0
-    assert n == 64 << 20, n
+    assert n == mib << 20, n
     return n / dt / 1e6
 
 
@@ -191,6 +193,13 @@ def rtt_round(port, n):
     return lat[len(lat) // 2] * 1e6, lat[len(lat) * 99 // 100] * 1e6
 
 
+def order(engines, r):
+    """Who goes first changes every round (rotation, and reversed every other round)."""
+    k = r % len(engines)
+    o = engines[k:] + engines[:k]
+    return o if r % 2 == 0 else o[::-1]
+
+
 def free_port():
     s = socket.socket()
     s.bind(("", 0))
@@ -205,7 +214,9 @@ def main():
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--exchanges", type=int, default=500)
     ap.add_argument("--only", default="dns,port,rtt")
+    ap.add_argument("--mib", type=int, default=64, help="the port figure's body size")
     ap.add_argument("--oxcart", default=os.path.join(HERE, "..", "target", "release", "oxcart"))
+    ap.add_argument("--baseline", help="a second oxcart binary measured in the same rounds")
     a = ap.parse_args()
     only = a.only.split(",")
     tmp = tempfile.mkdtemp(prefix="oxnetpeers-")
@@ -213,12 +224,15 @@ def main():
     try:
         tar = make_tar(tmp)
         engines = [Oxcart(os.path.abspath(a.oxcart), tmp, tar), Podman(tmp, tar)]
+        if a.baseline:
+            # Another oxcart build in the same rounds (e.g. main's, to A/B a change).
+            engines.append(Oxcart(os.path.abspath(a.baseline), tmp, tar, "baseline", "10.203.2.0/24"))
         if "dns" in only:
             for e in engines:
                 dns_setup(e)
             res = {e.name: [] for e in engines}
             for r in range(a.rounds):
-                for e in (engines if r % 2 == 0 else engines[::-1]):
+                for e in order(engines, r):
                     time.sleep(0.25)
                     res[e.name].append(dns_round(e, a.queries))
             for e in engines:
@@ -235,17 +249,20 @@ def main():
             ports = {}
             for e in engines:
                 ports[e.name] = free_port()
-                port_setup(e, ports[e.name])
+                port_setup(e, ports[e.name], a.mib)
             res = {e.name: [] for e in engines}
             for r in range(a.rounds):
-                for e in (engines if r % 2 == 0 else engines[::-1]):
+                for e in order(engines, r):
                     time.sleep(0.25)
-                    res[e.name].append(port_round(ports[e.name]))
+                    res[e.name].append(port_round(ports[e.name], a.mib))
             for e in engines:
                 print(f"port {e.name:7} 127.0.0.1 -> published port: {statistics.median(res[e.name]):.0f} MB/s "
-                      f"(64 MiB, median of {a.rounds})")
-            ratios = [o / p for o, p in zip(res["oxcart"], res["podman"])]
-            print(f"port oxcart/podman throughput ratio: {statistics.median(ratios):.2f}")
+                      f"({a.mib} MiB, median of {a.rounds})")
+            for e in engines:
+                if e.name != "podman":
+                    ratios = [o / p for o, p in zip(res[e.name], res["podman"])]
+                    print(f"port {e.name}/podman throughput ratio: {statistics.median(ratios):.2f} "
+                          f"(per round: {' '.join(f'{x:.2f}' for x in ratios)})")
         if "rtt" in only:
             ports = {}
             for e in engines:
@@ -253,7 +270,7 @@ def main():
                 rtt_setup(e, ports[e.name])
             res = {e.name: [] for e in engines}
             for r in range(a.rounds):
-                for e in (engines if r % 2 == 0 else engines[::-1]):
+                for e in order(engines, r):
                     time.sleep(0.25)
                     res[e.name].append(rtt_round(ports[e.name], a.exchanges))
             for e in engines:
@@ -261,8 +278,10 @@ def main():
                 p99 = statistics.median(x[1] for x in res[e.name])
                 print(f"rtt  {e.name:7} 127.0.0.1 -> published port, 64-byte echo: median {med:.0f} us, "
                       f"p99 {p99:.0f} us ({a.exchanges} exchanges x {a.rounds})")
-            ratios = [o[0] / p[0] for o, p in zip(res["oxcart"], res["podman"])]
-            print(f"rtt  oxcart/podman median round-trip ratio: {statistics.median(ratios):.2f}")
+            for e in engines:
+                if e.name != "podman":
+                    ratios = [o[0] / p[0] for o, p in zip(res[e.name], res["podman"])]
+                    print(f"rtt  {e.name}/podman median round-trip ratio: {statistics.median(ratios):.2f}")
     finally:
         for e in engines:
             e.cleanup()

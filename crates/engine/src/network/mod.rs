@@ -10,6 +10,7 @@
 //! so a reboot or a crash never leaves a half-configured network, only state the next
 //! command redoes.
 
+mod bypass;
 pub mod dns;
 pub mod ipam;
 mod netlink;
@@ -1081,6 +1082,7 @@ impl Networks {
             serde_json::from_str(line.trim()).unwrap_or(proxy::ProxyReport {
                 bound: Vec::new(),
                 error: Some("the port proxy exited without a report".into()),
+                bypass_error: None,
             });
         if let Some(e) = rep.error {
             let _ = child.kill();
