@@ -862,7 +862,19 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
         let _ = s.read_to_string(&mut got);
     }
     assert!(!got.contains("secret"), "{got}");
+    let id = ox.inspect("peer")["Id"].as_str().unwrap().to_string();
+    let progs = proxy_bpf_programs(&ox, &id);
+    assert_eq!(
+        progs.len(),
+        3,
+        "connect4, getpeername4, sock_release: {progs:?}"
+    );
     ox.ok(&["rm", "-f", "peer"]);
+    // The programs went with the proxy (nothing pinned; its exit closed the links).
+    assert!(
+        eventually(5, || progs.iter().all(|p| !bpf_program_exists(*p))),
+        "{progs:?} still loaded"
+    );
     // Nothing rewrites the port any more: a listener of the host's own gets it.
     let l = std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap();
     let c = std::net::TcpStream::connect(("127.0.0.1", hp)).unwrap();
@@ -871,6 +883,55 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
     assert_eq!(a.peer_addr().unwrap(), c.local_addr().unwrap());
     ox.assert_clean();
     ox.assert_net_clean();
+}
+
+/// The ids of the BPF programs the container's proxy holds links to (its fdinfo:
+/// `prog_id:` of each `anon_inode:bpf_link`).
+fn proxy_bpf_programs(ox: &Ox, id: &str) -> Vec<u32> {
+    let f = ox.runroot().join("netns").join(format!("{id}.proxy"));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+    let pid = rec["pid"].as_i64().unwrap();
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let link = std::fs::read_link(e.path()).unwrap_or_default();
+        if link.to_string_lossy() != "anon_inode:bpf_link" {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            e.file_name().to_string_lossy()
+        ))
+        .unwrap();
+        ids.extend(
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .map(|v| v.trim().parse::<u32>().unwrap()),
+        );
+    }
+    ids
+}
+
+/// Whether a BPF program with this id is still loaded (bpf(BPF_PROG_GET_FD_BY_ID)).
+fn bpf_program_exists(id: u32) -> bool {
+    let attr = [id, 0, 0];
+    // SAFETY: BPF_PROG_GET_FD_BY_ID (13) reads prog_id/next_id/open_flags from attr.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            13,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr) as libc::c_uint,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a fd bpf(2) just gave us.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
 }
 
 /// A TCP socket bound to 127.0.0.1 (any port), not yet connected.
