@@ -848,6 +848,15 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
         format!("127.0.0.2:{hp}")
     );
     assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
+    // A dual-stack IPv6 socket to ::ffff:127.0.0.1 (a Java client's way) likewise.
+    let mapped = format!("[::ffff:127.0.0.1]:{hp}");
+    let s = std::net::TcpStream::connect(mapped.as_str()).unwrap();
+    assert_eq!(
+        s.local_addr().unwrap().ip().to_string(),
+        format!("::ffff:{gw}")
+    );
+    assert_eq!(s.peer_addr().unwrap().to_string(), mapped);
+    assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
     // A socket bound to 127.0.0.1 cannot leave by the bridge (no route_localnet): the
     // proxy relays it, and the container still sees the gateway.
     let sock = socket_bound_to_loopback();
@@ -866,8 +875,8 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
     let progs = proxy_bpf_programs(&ox, &id);
     assert_eq!(
         progs.len(),
-        3,
-        "connect4, getpeername4, sock_release: {progs:?}"
+        5,
+        "connect4/6, getpeername4/6, sock_release: {progs:?}"
     );
     ox.ok(&["rm", "-f", "peer"]);
     // The programs went with the proxy (nothing pinned; its exit closed the links).

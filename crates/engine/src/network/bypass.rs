@@ -12,14 +12,16 @@
 //! host it left the proxy at 0.65–0.81× of podman's DNAT throughput
 //! (docs/benchmarks.md).
 //!
+//! `cgroup/connect6` does the same for a dual-stack IPv6 socket connecting to
+//! `::ffff:127.0.0.1` (the ports are IPv4 only, so native IPv6 is not ours).
 //! The proxy (proxy.rs) still binds and listens on every host port: it holds the port,
-//! and it relays what the program leaves alone — UDP, a socket already bound to an
-//! address or a device, an IPv6 socket, and connections to the host's other addresses.
-//! A `cgroup/getpeername4` program makes `getpeername(2)` of a rewritten socket say
+//! and it relays what the programs leave alone — UDP, a socket already bound to an
+//! address or a device, and connections to the host's other addresses.
+//! `cgroup/getpeername4`/`6` programs make `getpeername(2)` of a rewritten socket say
 //! 127.0.0.1:HOSTPORT again (what the client connected to, as under DNAT or the
 //! proxy); a `cgroup/sock_release` program forgets the socket when it closes.
 //!
-//! All three are attached with `BPF_LINK_CREATE` to the root of the cgroup v2
+//! All five are attached with `BPF_LINK_CREATE` to the root of the cgroup v2
 //! hierarchy (so every process of the host is covered) and owned by the proxy's file
 //! descriptors alone: nothing is pinned, so when the proxy exits — killed by the
 //! container's teardown, or by `kill -9` — the kernel detaches them and frees the map.
@@ -40,7 +42,9 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_PROG_TYPE_CGROUP_SOCK: u32 = 9;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_CGROUP_INET6_CONNECT: u32 = 11;
 const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
+const BPF_CGROUP_INET6_GETPEERNAME: u32 = 30;
 const BPF_CGROUP_INET_SOCK_RELEASE: u32 = 34;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 const FN_MAP_LOOKUP: i32 = 1;
@@ -53,6 +57,7 @@ const SO_NETNS_COOKIE: libc::c_int = 71;
 
 // struct bpf_sock_addr offsets.
 const SA_USER_IP4: i16 = 4;
+const SA_USER_IP6: i16 = 8;
 const SA_USER_PORT: i16 = 24;
 const SA_TYPE: i16 = 32;
 const SA_SK: i16 = 64;
@@ -60,6 +65,7 @@ const SA_SK: i16 = 64;
 const SK_BOUND_DEV_IF: i16 = 0;
 const SK_TYPE: i16 = 8;
 const SK_SRC_IP4: i16 = 24;
+const SK_SRC_IP6: i16 = 28;
 
 /// A socket remembered by the connect program: what it asked for and where it went,
 /// so getpeername can give back the first while it is still connected to the second.
@@ -100,6 +106,7 @@ const R4: u8 = 4;
 const R6: u8 = 6;
 const R7: u8 = 7;
 const R8: u8 = 8;
+const R9: u8 = 9;
 const R10: u8 = 10;
 
 /// One eBPF instruction (`struct bpf_insn`).
@@ -203,6 +210,28 @@ impl Rule {
     }
 }
 
+/// Which hook a program is for. IPv6: only a dual-stack socket connecting to an
+/// IPv4-mapped address (`::ffff:127.0.0.1`, what a Java client does by default), which
+/// the kernel routes as IPv4 after the hook; the ports are IPv4 only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6Mapped,
+}
+
+/// Word 2 of an IPv4-mapped IPv6 address (`::ffff:0:0/96`), as the context holds it.
+const MAPPED: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+
+impl Family {
+    /// Where the context holds the IPv4 address (for V6Mapped: word 3).
+    fn addr(self) -> i16 {
+        match self {
+            Family::V4 => SA_USER_IP4,
+            Family::V6Mapped => SA_USER_IP6 + 12,
+        }
+    }
+}
+
 /// The loaded and attached programs; dropping it (or the process ending) detaches them.
 pub struct Bypass {
     _links: Vec<OwnedFd>,
@@ -214,58 +243,82 @@ pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
     let cg = cgroup2_root()?;
     let netns = host_netns_cookie()?;
     let map = map_create()?;
-    let connect = load(
-        BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-        BPF_CGROUP_INET4_CONNECT,
-        &connect_program(rules, netns, &map),
-        "connect4",
-    )?;
-    let peer = load(
-        BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-        BPF_CGROUP_INET4_GETPEERNAME,
-        &getpeername_program(&map),
-        "getpeername4",
-    )?;
-    let release = load(
-        BPF_PROG_TYPE_CGROUP_SOCK,
-        BPF_CGROUP_INET_SOCK_RELEASE,
-        &release_program(&map),
-        "sock_release",
-    )?;
+    let sa = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
     // Release and getpeername first: no rewritten socket exists before connect is on.
+    let progs = [
+        (
+            BPF_PROG_TYPE_CGROUP_SOCK,
+            BPF_CGROUP_INET_SOCK_RELEASE,
+            release_program(&map),
+            "sock_release",
+        ),
+        (
+            sa,
+            BPF_CGROUP_INET4_GETPEERNAME,
+            getpeername_program(Family::V4, &map),
+            "getpeername4",
+        ),
+        (
+            sa,
+            BPF_CGROUP_INET6_GETPEERNAME,
+            getpeername_program(Family::V6Mapped, &map),
+            "getpeername6",
+        ),
+        (
+            sa,
+            BPF_CGROUP_INET4_CONNECT,
+            connect_program(Family::V4, rules, netns, &map),
+            "connect4",
+        ),
+        (
+            sa,
+            BPF_CGROUP_INET6_CONNECT,
+            connect_program(Family::V6Mapped, rules, netns, &map),
+            "connect6",
+        ),
+    ];
     let mut links = Vec::new();
-    for (prog, at) in [
-        (&release, BPF_CGROUP_INET_SOCK_RELEASE),
-        (&peer, BPF_CGROUP_INET4_GETPEERNAME),
-        (&connect, BPF_CGROUP_INET4_CONNECT),
-    ] {
-        links.push(link(&cg, prog, at)?);
+    for (typ, at, insns, what) in progs {
+        let prog = load(typ, at, &insns, what)?;
+        links.push(link(&cg, &prog, at)?);
     }
     Ok(Bypass { _links: links })
 }
 
-/// `connect4`: a TCP socket of the host's netns, not bound to an address or device,
-/// connecting to one of `rules`' destinations goes to the container instead.
-fn connect_program(rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
+/// `connect4`/`connect6`: a TCP socket of the host's netns, not bound to an address
+/// or device, connecting to one of `rules`' destinations goes to the container instead.
+fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
     let mut a = Asm::default();
     let (out, record) = (a.label(), a.label());
     a.op(MOV64_X, R6, R1, 0, 0)
         // UDP stays with the proxy (one upstream socket per client, 90 s timeout).
         .op(LDX_W, R2, R6, SA_TYPE, 0)
-        .jump(JNE32_K, R2, 0, libc::SOCK_STREAM, out)
-        // A socket bound to 127.0.0.1 (or to `lo`) would send 127.0.0.1 onto the
-        // bridge: the route lookup refuses it (no route_localnet). The proxy has it.
-        .op(LDX_DW, R2, R6, SA_SK, 0)
-        .op(LDX_W, R3, R2, SK_SRC_IP4, 0)
-        .jump(JNE32_K, R3, 0, 0, out)
-        .op(LDX_W, R3, R2, SK_BOUND_DEV_IF, 0)
-        .jump(JNE32_K, R3, 0, 0, out)
-        // Only the host's namespace: a container's 127.0.0.1 is its own.
-        .op(MOV64_X, R1, R6, 0, 0)
+        .jump(JNE32_K, R2, 0, libc::SOCK_STREAM, out);
+    if fam == Family::V6Mapped {
+        // Native IPv6 destinations are not ours (the ports are IPv4).
+        a.op(LDX_W, R2, R6, SA_USER_IP6, 0)
+            .jump(JNE32_K, R2, 0, 0, out)
+            .op(LDX_W, R2, R6, SA_USER_IP6 + 4, 0)
+            .jump(JNE32_K, R2, 0, 0, out)
+            .op(LDX_W, R2, R6, SA_USER_IP6 + 8, 0)
+            .jump(JNE32_K, R2, 0, MAPPED as i32, out);
+    }
+    // A socket bound to 127.0.0.1 (or to `lo`) would send 127.0.0.1 onto the bridge:
+    // the route lookup refuses it (no route_localnet). The proxy has it.
+    a.op(LDX_DW, R2, R6, SA_SK, 0);
+    let src: &[i16] = match fam {
+        Family::V4 => &[SK_SRC_IP4],
+        Family::V6Mapped => &[SK_SRC_IP6, SK_SRC_IP6 + 4, SK_SRC_IP6 + 8, SK_SRC_IP6 + 12],
+    };
+    for off in src.iter().chain(&[SK_BOUND_DEV_IF]) {
+        a.op(LDX_W, R3, R2, *off, 0).jump(JNE32_K, R3, 0, 0, out);
+    }
+    // Only the host's namespace: a container's 127.0.0.1 is its own.
+    a.op(MOV64_X, R1, R6, 0, 0)
         .call(FN_GET_NETNS_COOKIE)
         .imm64(R2, 0, netns)
         .jump(JNE64_X, R0, R2, 0, out)
-        .op(LDX_W, R7, R6, SA_USER_IP4, 0)
+        .op(LDX_W, R7, R6, fam.addr(), 0)
         .op(LDX_W, R8, R6, SA_USER_PORT, 0);
     for r in rules {
         let next = a.label();
@@ -275,7 +328,7 @@ fn connect_program(rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
             .jump(JNE32_K, R8, 0, r.port as i32, next)
             // The verifier refuses immediate stores into the context: via r2.
             .op(MOV32_K, R2, 0, 0, r.ctr_ip as i32)
-            .op(STX_W, R6, R2, SA_USER_IP4, 0)
+            .op(STX_W, R6, R2, fam.addr(), 0)
             .op(MOV32_K, R2, 0, 0, r.ctr_port as i32)
             .op(STX_W, R6, R2, SA_USER_PORT, 0)
             .jump(JA, 0, 0, 0, record);
@@ -289,7 +342,7 @@ fn connect_program(rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
         .op(STX_DW, R10, R0, -8, 0)
         .op(STX_W, R10, R7, -24, 0)
         .op(STX_W, R10, R8, -20, 0)
-        .op(LDX_W, R2, R6, SA_USER_IP4, 0)
+        .op(LDX_W, R2, R6, fam.addr(), 0)
         .op(STX_W, R10, R2, -16, 0)
         .op(LDX_W, R2, R6, SA_USER_PORT, 0)
         .op(STX_W, R10, R2, -12, 0)
@@ -305,9 +358,9 @@ fn connect_program(rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
     a.finish()
 }
 
-/// `getpeername4`: a rewritten socket still connected to the container names the
-/// address it asked for.
-fn getpeername_program(map: &OwnedFd) -> Vec<Insn> {
+/// `getpeername4`/`getpeername6`: a rewritten socket still connected to the container
+/// names the address it asked for.
+fn getpeername_program(fam: Family, map: &OwnedFd) -> Vec<Insn> {
     let mut a = Asm::default();
     let out = a.label();
     a.op(MOV64_X, R6, R1, 0, 0)
@@ -318,15 +371,20 @@ fn getpeername_program(map: &OwnedFd) -> Vec<Insn> {
         .op(ADD64_K, R2, 0, 0, -8)
         .call(FN_MAP_LOOKUP)
         .jump(JEQ64_K, R0, 0, 0, out)
-        .op(LDX_W, R2, R0, 8, 0)
-        .op(LDX_W, R3, R6, SA_USER_IP4, 0)
+        .op(MOV64_X, R9, R0, 0, 0);
+    if fam == Family::V6Mapped {
+        a.op(LDX_W, R2, R6, SA_USER_IP6 + 8, 0)
+            .jump(JNE32_K, R2, 0, MAPPED as i32, out);
+    }
+    a.op(LDX_W, R2, R9, 8, 0)
+        .op(LDX_W, R3, R6, fam.addr(), 0)
         .jump(JNE32_X, R2, R3, 0, out)
-        .op(LDX_W, R2, R0, 12, 0)
+        .op(LDX_W, R2, R9, 12, 0)
         .op(LDX_W, R3, R6, SA_USER_PORT, 0)
         .jump(JNE32_X, R2, R3, 0, out)
-        .op(LDX_W, R2, R0, 0, 0)
-        .op(STX_W, R6, R2, SA_USER_IP4, 0)
-        .op(LDX_W, R2, R0, 4, 0)
+        .op(LDX_W, R2, R9, 0, 0)
+        .op(STX_W, R6, R2, fam.addr(), 0)
+        .op(LDX_W, R2, R9, 4, 0)
         .op(STX_W, R6, R2, SA_USER_PORT, 0);
     a.here(out);
     a.allow();
@@ -555,8 +613,10 @@ mod tests {
         let f = std::fs::File::open("/dev/null").unwrap();
         let map = OwnedFd::from(f);
         for p in [
-            connect_program(&[r, r], 7, &map),
-            getpeername_program(&map),
+            connect_program(Family::V4, &[r, r], 7, &map),
+            connect_program(Family::V6Mapped, &[r, r], 7, &map),
+            getpeername_program(Family::V4, &map),
+            getpeername_program(Family::V6Mapped, &map),
             release_program(&map),
         ] {
             for (i, ins) in p.iter().enumerate() {

@@ -5,7 +5,9 @@
 //! `route_localnet` on a bridge opens the host's localhost services to its containers
 //! and neighbours (CVE-2020-8558). So, as docker does by default, a small process per
 //! container with published ports listens on each host port and relays; it also holds
-//! the ports from before the container starts.
+//! the ports from before the container starts. TCP from the host's own loopback does
+//! not come through the relay where the kernel allows: the proxy has it rewritten at
+//! `connect()` to the container's address (bypass.rs).
 
 use super::bypass;
 use super::ports::{Bound, Wanted};
@@ -112,12 +114,13 @@ pub fn run(spec: &ProxySpec, out: &mut dyn Write) -> Result<(), NetworkError> {
         .filter(|b| b.proto != "udp")
         .filter_map(|b| bypass::Rule::new(b.host_ip, b.host_port, spec.ctr_ip, b.ctr_port))
         .collect();
-    let (_bypass, bypass_error) = match rules.is_empty() {
-        true => (None, None),
-        false => match bypass::attach(&rules) {
+    let (_bypass, bypass_error) = if rules.is_empty() {
+        (None, None)
+    } else {
+        match bypass::attach(&rules) {
             Ok(b) => (Some(b), None),
             Err(e) => (None, Some(e.to_string())),
-        },
+        }
     };
     let rep = ProxyReport {
         bound,
