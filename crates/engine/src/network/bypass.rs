@@ -66,6 +66,7 @@ const SK_BOUND_DEV_IF: i16 = 0;
 const SK_TYPE: i16 = 8;
 const SK_SRC_IP4: i16 = 24;
 const SK_SRC_IP6: i16 = 28;
+const SK_DST_IP4: i16 = 52;
 
 /// A socket remembered by the connect program: what it asked for and where it went,
 /// so getpeername can give back the first while it is still connected to the second.
@@ -92,6 +93,7 @@ const LD_IMM64: u8 = 0x18;
 const JA: u8 = 0x05;
 const JEQ64_K: u8 = 0x15;
 const JNE64_X: u8 = 0x5d;
+const JEQ32_K: u8 = 0x16;
 // JMP32: compare the low 32 bits (addresses and ports are u32 fields).
 const JNE32_K: u8 = 0x56;
 const JNE32_X: u8 = 0x5e;
@@ -242,6 +244,10 @@ pub struct Bypass {
 pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
     let cg = cgroup2_root()?;
     let netns = host_netns_cookie()?;
+    // One container per proxy: every rule goes to the same address.
+    let Some(ctr) = rules.first().map(|r| r.ctr_ip) else {
+        return Ok(Bypass { _links: Vec::new() });
+    };
     let map = map_create()?;
     let sa = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
     // Release and getpeername first: no rewritten socket exists before connect is on.
@@ -249,19 +255,19 @@ pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
         (
             BPF_PROG_TYPE_CGROUP_SOCK,
             BPF_CGROUP_INET_SOCK_RELEASE,
-            release_program(&map),
+            release_program(ctr, &map),
             "sock_release",
         ),
         (
             sa,
             BPF_CGROUP_INET4_GETPEERNAME,
-            getpeername_program(Family::V4, &map),
+            getpeername_program(Family::V4, ctr, &map),
             "getpeername4",
         ),
         (
             sa,
             BPF_CGROUP_INET6_GETPEERNAME,
-            getpeername_program(Family::V6Mapped, &map),
+            getpeername_program(Family::V6Mapped, ctr, &map),
             "getpeername6",
         ),
         (
@@ -289,10 +295,18 @@ pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
 /// or device, connecting to one of `rules`' destinations goes to the container instead.
 fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
     let mut a = Asm::default();
-    let (out, record) = (a.label(), a.label());
+    let (out, record, ours) = (a.label(), a.label(), a.label());
+    // Every connect() of the host runs this, once per proxy: the cheapest test that
+    // rules out most of them (the destination port) comes first (bench/bypasscost.py).
     a.op(MOV64_X, R6, R1, 0, 0)
-        // UDP stays with the proxy (one upstream socket per client, 90 s timeout).
-        .op(LDX_W, R2, R6, SA_TYPE, 0)
+        .op(LDX_W, R8, R6, SA_USER_PORT, 0);
+    for r in rules {
+        a.jump(JEQ32_K, R8, 0, r.port as i32, ours);
+    }
+    a.jump(JA, 0, 0, 0, out);
+    a.here(ours);
+    // UDP stays with the proxy (one upstream socket per client, 90 s timeout).
+    a.op(LDX_W, R2, R6, SA_TYPE, 0)
         .jump(JNE32_K, R2, 0, libc::SOCK_STREAM, out);
     if fam == Family::V6Mapped {
         // Native IPv6 destinations are not ours (the ports are IPv4).
@@ -318,8 +332,7 @@ fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Ve
         .call(FN_GET_NETNS_COOKIE)
         .imm64(R2, 0, netns)
         .jump(JNE64_X, R0, R2, 0, out)
-        .op(LDX_W, R7, R6, fam.addr(), 0)
-        .op(LDX_W, R8, R6, SA_USER_PORT, 0);
+        .op(LDX_W, R7, R6, fam.addr(), 0);
     for r in rules {
         let next = a.label();
         a.op(MOV32_X, R2, R7, 0, 0)
@@ -360,10 +373,15 @@ fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Ve
 
 /// `getpeername4`/`getpeername6`: a rewritten socket still connected to the container
 /// names the address it asked for.
-fn getpeername_program(fam: Family, map: &OwnedFd) -> Vec<Insn> {
+fn getpeername_program(fam: Family, ctr: u32, map: &OwnedFd) -> Vec<Insn> {
     let mut a = Asm::default();
     let out = a.label();
+    // Only a socket connected to our container can be ours: that test first, before the
+    // map (every getpeername() of the host runs this, once per proxy).
     a.op(MOV64_X, R6, R1, 0, 0)
+        .op(LDX_W, R2, R6, fam.addr(), 0)
+        .jump(JNE32_K, R2, 0, ctr as i32, out)
+        .op(MOV64_X, R1, R6, 0, 0)
         .call(FN_GET_SOCKET_COOKIE)
         .op(STX_DW, R10, R0, -8, 0)
         .map(R1, map)
@@ -391,11 +409,15 @@ fn getpeername_program(fam: Family, map: &OwnedFd) -> Vec<Insn> {
     a.finish()
 }
 
-/// `sock_release`: forget a closing TCP socket.
-fn release_program(map: &OwnedFd) -> Vec<Insn> {
+/// `sock_release`: forget a closing TCP socket. Only one connected to our container
+/// (IPv4 or mapped: the kernel keeps the IPv4 peer in both) can be in the map, which
+/// is tested first: every socket close of the host runs this, once per proxy.
+fn release_program(ctr: u32, map: &OwnedFd) -> Vec<Insn> {
     let mut a = Asm::default();
     let out = a.label();
     a.op(MOV64_X, R6, R1, 0, 0)
+        .op(LDX_W, R2, R6, SK_DST_IP4, 0)
+        .jump(JNE32_K, R2, 0, ctr as i32, out)
         .op(LDX_W, R2, R6, SK_TYPE, 0)
         .jump(JNE32_K, R2, 0, libc::SOCK_STREAM, out)
         .op(MOV64_X, R1, R6, 0, 0)
@@ -615,9 +637,9 @@ mod tests {
         for p in [
             connect_program(Family::V4, &[r, r], 7, &map),
             connect_program(Family::V6Mapped, &[r, r], 7, &map),
-            getpeername_program(Family::V4, &map),
-            getpeername_program(Family::V6Mapped, &map),
-            release_program(&map),
+            getpeername_program(Family::V4, 9, &map),
+            getpeername_program(Family::V6Mapped, 9, &map),
+            release_program(9, &map),
         ] {
             for (i, ins) in p.iter().enumerate() {
                 let jmp = ins.code & 0x07 == 0x05 || ins.code & 0x07 == 0x06;
