@@ -6,7 +6,9 @@ use crate::server::{blocking, State};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use oxcart_engine::copy::{Owner, Root};
+use oxcart_engine::filters::ImageFilter;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 
@@ -37,29 +39,57 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
     }
 }
 
-async fn list(st: Arc<State>, _r: &Req) -> ApiResult {
+/// `GET /images/json`, newest first, with docker's filters (`ImageFilter`): a reaper
+/// removes what this lists for its session label, so a filter is never ignored.
+async fn list(st: Arc<State>, r: &Req) -> ApiResult {
+    let f = parse_filters(&r.query)?;
     let rows = blocking(move || {
         let imgs = st.images()?;
         let e = st.engine()?;
+        let created_ns = |c: Option<&str>| {
+            c.and_then(oxcart_engine::time::parse)
+                .map(|(s, n)| i128::from(s) * 1_000_000_000 + i128::from(n))
+                .unwrap_or(0)
+        };
+        let created_of = |name: &str| -> oxcart_engine::Result<i128> {
+            let rec = imgs.find(name).map_err(|_| {
+                oxcart_engine::EngineError::Invalid(format!("No such image: {name}"))
+            })?;
+            Ok(created_ns(rec.created.as_deref()))
+        };
+        let filter = ImageFilter::parse(&http::filter_pairs(&f), &created_of)?;
         let mut rows = Vec::new();
         for r in imgs.list()? {
-            let created = r
-                .created
-                .as_deref()
-                .and_then(oxcart_engine::time::parse)
-                .map(|(s, _)| s)
-                .unwrap_or(0);
-            let users = e.image_users(&r.id.to_string()).map(|u| u.len()).unwrap_or(0);
+            let created_at = created_ns(r.created.as_deref());
             let labels = oxcart_engine::inspect::image_json(&imgs, &r.id.to_string())?
                 .and_then(|v| v["Config"]["Labels"].as_object().cloned())
                 .unwrap_or_default();
+            let label_map: BTreeMap<String, String> = labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect();
+            let Some(refs) = filter.select(created_at, &label_map, &r.tags, &r.digests) else {
+                continue;
+            };
+            let users = e
+                .image_users(&r.id.to_string())
+                .map(|u| u.len())
+                .unwrap_or(0);
+            let created = created_at.div_euclid(1_000_000_000) as i64;
+            let tags = if refs.tags.is_empty() {
+                vec!["<none>:<none>".to_string()]
+            } else {
+                refs.tags
+            };
             rows.push(json!({
                 "Id": r.id.to_string(), "ParentId": "",
-                "RepoTags": if r.tags.is_empty() { vec!["<none>:<none>".to_string()] } else { r.tags.clone() },
-                "RepoDigests": r.digests, "Created": created, "Size": r.size,
+                "RepoTags": tags,
+                "RepoDigests": refs.digests, "Created": created, "Size": r.size,
                 "SharedSize": -1, "VirtualSize": r.size, "Labels": labels, "Containers": users,
             }));
         }
+        // dockerd's order: newest first.
+        rows.sort_by_key(|v| std::cmp::Reverse(v["Created"].as_i64().unwrap_or(0)));
         Ok(rows)
     })
     .await?;

@@ -39,8 +39,13 @@ pub enum AttachError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachEnd {
     /// The container exited; its code (128+N for a signal) and whether the kernel
-    /// OOM-killed it.
-    Exited { code: i32, oom_killed: bool },
+    /// OOM-killed it. `cleanup`: the monitor handed this client the removal
+    /// ([`AttachConn::request_cleanup`]); it waits for the client to hang up.
+    Exited {
+        code: i32,
+        oom_killed: bool,
+        cleanup: bool,
+    },
     /// The caller typed the detach keys; the container keeps running.
     Detached,
     /// The monitor closed the connection without an exit message (it was killed,
@@ -157,6 +162,22 @@ impl AttachConn {
             send_blocking(self.fd.as_fd(), &frame).map_err(AttachError::Io)?;
         }
         Ok(())
+    }
+
+    /// Asks the monitor to hand this client the container's cleanup at its last
+    /// exit (type 3; docs/engine.md "Attach protocol"): the exit frame then says
+    /// `"cleanup":true`, and the monitor waits for this connection to close — kept
+    /// open by [`AttachConn::hold`] while the client removes the container — before
+    /// it runs its exit command, if the container's directory is still there. A
+    /// monitor without the handoff ignores the message, as it does unknown types.
+    pub fn request_cleanup(&self) -> Result<(), AttachError> {
+        send_blocking(self.fd.as_fd(), &[3]).map_err(AttachError::Io)
+    }
+
+    /// A second descriptor of the connection, which keeps it open after
+    /// [`AttachConn::relay`] has consumed this one (the cleanup handoff).
+    pub fn hold(&self) -> Result<OwnedFd, AttachError> {
+        self.fd.try_clone().map_err(AttachError::Io)
     }
 
     /// Tells the monitor this client's stdin ended (type 1): with `--stdin-once`
@@ -381,7 +402,12 @@ fn parse_exit(payload: &[u8]) -> Result<AttachEnd, AttachError> {
         .get("oom_killed")
         .and_then(|o| o.as_bool())
         .unwrap_or(false);
-    Ok(AttachEnd::Exited { code, oom_killed })
+    let cleanup = v.get("cleanup").and_then(|c| c.as_bool()).unwrap_or(false);
+    Ok(AttachEnd::Exited {
+        code,
+        oom_killed,
+        cleanup,
+    })
 }
 
 /// docker's escape proxy: bytes matching a prefix of the keys are held back until

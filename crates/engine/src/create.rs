@@ -175,6 +175,7 @@ impl Engine {
 
     /// Remove directories no row names (a `create` killed before its commit point).
     pub(crate) fn collect_debris(&mut self) {
+        crate::trash::collect_stale(&self.layout);
         let Ok(rd) = std::fs::read_dir(self.layout.containers_dir()) else {
             return;
         };

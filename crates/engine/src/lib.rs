@@ -37,6 +37,7 @@ pub mod state;
 pub mod stats;
 pub mod stop;
 pub mod time;
+pub mod trash;
 pub mod types;
 pub mod update;
 pub mod volumes;

@@ -5,7 +5,7 @@
 
 use crate::create::{image_user, img_digest};
 use crate::engine::Engine;
-use crate::error::{io_err, EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::lock::CtrLock;
 use crate::record::Record;
 use crate::snapshot::Snapshot;
@@ -70,7 +70,18 @@ impl Engine {
             }
             // Before the signal: the monitor's `die` must not precede it.
             self.emit_ctr(&rec, "kill", &[("signal", "9")]);
+            let handoff = obs
+                .monitor_alive
+                .then(|| self.ask_cleanup(&rec.id))
+                .flatten();
             let _ = rt.kill(&rec.id, "KILL", true);
+            if let Some((conn, hold)) = handoff {
+                if self.take_cleanup(&rec.id, conn)? {
+                    self.remove_stopped(&rec)?;
+                    drop(hold);
+                    return Ok(rec);
+                }
+            }
             wait_pid_exit(obs.pid, Some(Duration::from_secs(10)));
             self.wait_recorded(&rec, &obs)?;
         } else if let Some(m) = obs.monitor.as_ref().filter(|_| obs.monitor_alive) {
@@ -81,6 +92,39 @@ impl Engine {
             self.remove_stopped(&rec)?;
         }
         Ok(rec)
+    }
+
+    /// `rm -f` of a running container asks its monitor for the cleanup handoff
+    /// (docs/engine.md "Attach protocol"), as an attached `run --rm` does: this
+    /// process then cleans up and removes in one go, where it would wait for the
+    /// monitor's exit command (an `oxcart` start) to clean up first. The connection,
+    /// and a second descriptor that keeps it open until the removal is done.
+    fn ask_cleanup(&self, id: &str) -> Option<(crate::attach::AttachConn, std::os::fd::OwnedFd)> {
+        let conn = crate::attach::connect(&self.ctr_dir(id)).ok()?;
+        conn.request_cleanup().ok()?;
+        let hold = conn.hold().ok()?;
+        Some((conn, hold))
+    }
+
+    /// Reads the connection to the container's exit (its last output is the log's,
+    /// not ours); cleans up if the monitor handed us the job (true). A monitor that
+    /// did not — or a connection that broke — leaves the cleanup to it, as before.
+    fn take_cleanup(&mut self, id: &str, conn: crate::attach::AttachConn) -> Result<bool> {
+        let (mut out, mut err) = (std::io::sink(), std::io::sink());
+        let end = conn.relay(crate::attach::RelayIo {
+            stdin: None,
+            stdout: &mut out,
+            stderr: &mut err,
+            detach_keys: None,
+            resize: None,
+        });
+        match end {
+            Ok(crate::attach::AttachEnd::Exited { cleanup: true, .. }) => {
+                self.cleanup(id)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Remove a container that does not run: runtime state, mount, row, image hold,
@@ -109,8 +153,9 @@ impl Engine {
         if let Ok(mut images) = self.open_images() {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
         }
-        snap.remove()?;
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        // Unmounted above (a failure returned there): nothing is mounted in the tree
+        // the trash takes.
+        crate::trash::discard(&self.layout, &dir, &rec.id)?;
         self.emit_ctr(rec, "destroy", &[]);
         Ok(())
     }

@@ -9,6 +9,7 @@ mod json;
 mod relay;
 mod restart;
 mod sys;
+mod trash;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -27,6 +28,9 @@ const ATTACH: &str = "attach";
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--empty-trash") {
+        std::process::exit(trash::main(&argv[1..]));
+    }
     let args = match args::parse(&argv) {
         Ok(a) => a,
         Err(msg) => {
@@ -123,7 +127,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     let mut relay = relay::Relay::new(setup).map_err(|e| format!("setting up stdio: {e}"))?;
     let mut restarts = restart::Manager::default();
     let mut started = Instant::now();
-    let (exit, result) = loop {
+    let (exit, result, cleaner) = loop {
         let status = relay.run(a).map_err(|e| format!("poll: {e}"))?;
         let exit = Exit {
             code: sys::exit_code(status),
@@ -151,11 +155,11 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             let result = write_exit_json(a, &exit).and(log_result);
             announce_exit(a, &exit);
             // Attached clients (`run` without -d) end with the run, as docker's do.
-            relay.finish(exit.code, exit.oom_killed);
-            break (exit, result);
+            let cleaner = relay.finish(exit.code, exit.oom_killed, true);
+            break (exit, result, cleaner);
         };
         announce_exit(a, &exit);
-        relay.finish(exit.code, exit.oom_killed);
+        relay.finish(exit.code, exit.oom_killed, false);
         match restart_after(a, &dir, &mut relay, restarts.count, &exit, delay) {
             Ok(true) => {
                 // docker's restart manager: every run's exit is a `die`, every
@@ -173,7 +177,7 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
                     ..exit
                 };
                 let result = write_exit_json(a, &exit).and(log_result);
-                break (exit, result);
+                break (exit, result, None);
             }
         }
     };
@@ -184,8 +188,23 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
     drop(relay);
     // No one accepts on it any more: a client connecting now would hang.
     dir.unlink(ATTACH);
+    if let Some(conn) = cleaner {
+        // The cleanup handoff (docs/engine.md "Attach protocol"): an attached
+        // `run --rm` or an `rm -f` removes the container in its own process, which
+        // has the engine loaded and the databases open, rather than waiting for ours
+        // to start. It hangs up when done — or when it dies: then, if the container's
+        // directory is still there, the exit command does the (idempotent) rest.
+        sys::wait_hangup(conn.as_fd(), HANDOFF_LIMIT);
+        if !a.ctr_dir.exists() {
+            return result;
+        }
+    }
     exec_exit_command(a, result)
 }
+
+/// How long a client handed the cleanup may take before the exit command runs
+/// anyway (it would find the container gone, or finish what the client left).
+const HANDOFF_LIMIT: Duration = Duration::from_secs(60);
 
 /// How a run ended.
 pub struct Exit {

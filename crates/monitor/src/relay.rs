@@ -25,6 +25,9 @@ const STDIN_MAX: usize = 1024 * 1024;
 const IN_STDIN: u8 = 0;
 const IN_EOF: u8 = 1;
 const IN_RESIZE: u8 = 2;
+/// The client removes the container itself after the exit frame (docs/engine.md
+/// "Attach protocol": the cleanup handoff).
+const IN_CLEANUP: u8 = 3;
 const OUT_STDOUT: u8 = 1;
 const OUT_STDERR: u8 = 2;
 const OUT_EXIT: u8 = 3;
@@ -35,6 +38,8 @@ struct Client {
     queued: usize,
     sent_stdin: bool,
     dead: bool,
+    /// Asked to do the cleanup itself (`IN_CLEANUP`).
+    cleans: bool,
 }
 
 pub struct Relay {
@@ -250,17 +255,34 @@ impl Relay {
     }
 
     /// Sends every client the exit frame and waits (briefly) until they have it;
-    /// the listener stays for the next run's clients.
-    pub fn finish(&mut self, exit_code: i32, oom_killed: bool) {
+    /// the listener stays for the next run's clients. On the last exit
+    /// (`last`), the first live client that asked to clean up is told in its frame
+    /// (`"cleanup":true`) that the removal is its own, and its connection is
+    /// returned: the caller waits for it to hang up before doing any cleanup.
+    pub fn finish(&mut self, exit_code: i32, oom_killed: bool, last: bool) -> Option<OwnedFd> {
         // Late clients get the exit frame too.
         self.accept_clients();
-        let mut frame = vec![OUT_EXIT];
-        frame.extend_from_slice(
-            format!("{{\"exit_code\":{exit_code},\"oom_killed\":{oom_killed}}}").as_bytes(),
-        );
-        for c in &mut self.clients {
-            c.queue.push_back(frame.clone());
-            c.queued += frame.len();
+        // A cleanup request sent before the start may still be unread if the
+        // container exited at once.
+        self.read_requests();
+        let cleaner = if last {
+            self.clients.iter().position(|c| c.cleans && !c.dead)
+        } else {
+            None
+        };
+        let frame = |cleanup: bool| {
+            let mut f = vec![OUT_EXIT];
+            let extra = if cleanup { ",\"cleanup\":true" } else { "" };
+            f.extend_from_slice(
+                format!("{{\"exit_code\":{exit_code},\"oom_killed\":{oom_killed}{extra}}}")
+                    .as_bytes(),
+            );
+            f
+        };
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            let f = frame(Some(i) == cleaner);
+            c.queued += f.len();
+            c.queue.push_back(f);
         }
         self.flush_clients();
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -271,7 +293,12 @@ impl Relay {
             }
         }
         self.listener = listener;
+        // A cleaner whose frame is still queued may yet read it and clean up: it is
+        // handed the cleanup all the same (the hang-up wait covers both cases, and a
+        // second cleanup after it finds nothing to do).
+        let handed = cleaner.map(|i| self.clients.swap_remove(i).fd);
         self.clients.clear();
+        handed
     }
 
     /// The restart backoff: reaps orphans and waits until `until`, or until a
@@ -415,6 +442,7 @@ impl Relay {
                 queued: 0,
                 sent_stdin: false,
                 dead: false,
+                cleans: false,
             });
         }
     }
@@ -505,6 +533,21 @@ impl Relay {
         self.flush_stdin();
     }
 
+    /// Every message the clients have sent and we have not read yet.
+    fn read_requests(&mut self) {
+        let mut buf = vec![0u8; CHUNK + 1];
+        for i in 0..self.clients.len() {
+            while !self.clients[i].dead {
+                match sys::recv(self.clients[i].fd.as_fd(), &mut buf) {
+                    Ok(0) => self.clients[i].dead = true,
+                    Ok(n) => self.client_message(i, &buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => self.clients[i].dead = true,
+                }
+            }
+        }
+    }
+
     fn client_message(&mut self, i: usize, msg: &[u8]) {
         let Some((&kind, payload)) = msg.split_first() else {
             return;
@@ -515,6 +558,7 @@ impl Relay {
                 self.stdin_buf.extend_from_slice(payload);
             }
             IN_EOF if self.stdin_once => self.close_stdin = true,
+            IN_CLEANUP => self.clients[i].cleans = true,
             IN_RESIZE if payload.len() >= 4 => {
                 if let Some(t) = &self.tty {
                     let rows = u16::from_be_bytes([payload[0], payload[1]]);

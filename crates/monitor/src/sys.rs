@@ -257,6 +257,35 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     cvt_size(r)
 }
 
+/// Waits until the peer of a connection hangs up (or `limit` passes), discarding
+/// whatever it still sends.
+pub fn wait_hangup(fd: BorrowedFd<'_>, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let mut p = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        }];
+        if poll(&mut p, left.as_millis().min(i32::MAX as u128) as i32).is_err() {
+            return;
+        }
+        loop {
+            match recv(fd, &mut buf) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 /// Receives a descriptor sent with SCM_RIGHTS (the runtime's console master).
 pub fn recv_fd(conn: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let mut data = [0u8; 4096];

@@ -329,7 +329,8 @@ fn output_stdin_exit_code_and_log() {
             end,
             AttachEnd::Exited {
                 code: 3,
-                oom_killed: false
+                oom_killed: false,
+                cleanup: false
             },
             "{rt:?}"
         );
@@ -378,7 +379,8 @@ fn signal_exit_and_exit_command_after_exit_json() {
             end,
             AttachEnd::Exited {
                 code: 137,
-                oom_killed: false
+                oom_killed: false,
+                cleanup: false
             }
         );
         c.wait_monitor();
@@ -387,6 +389,55 @@ fn signal_exit_and_exit_command_after_exit_json() {
         let seen: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
         assert_eq!(seen, c.exit_json());
+    }
+}
+
+/// The cleanup handoff (docs/engine.md "Attach protocol"): a client that asked
+/// for it, even before the start of a container that exits at once, is told so in
+/// its exit frame (another client is not), and the monitor waits for it to hang
+/// up. If the client removed the container's directory, the exit command does not
+/// run; if it hung up without (it died), the exit command does the cleanup.
+#[test]
+fn the_cleanup_is_handed_to_the_client_that_asks_and_taken_back_if_it_does_not() {
+    for rt in runtimes() {
+        for removes in [true, false] {
+            let mut c = Ctr::new(&rt, &["sh", "-c", "exit 0"], false);
+            let mut a = c.args();
+            let ran = c.tmp.path().join("exit-command-ran");
+            a.exit_command = vec!["/bin/touch".into(), ran.clone().into()];
+            c.spawn(&a).unwrap();
+            let cleaner = attach::connect(&c.dir()).unwrap();
+            cleaner.request_cleanup().unwrap();
+            let hold = cleaner.hold().unwrap();
+            let other = attach::connect(&c.dir()).unwrap();
+            c.start();
+            let (end, _, _) = relay(cleaner, b"", None);
+            let handed = AttachEnd::Exited {
+                code: 0,
+                oom_killed: false,
+                cleanup: true,
+            };
+            assert_eq!(end, handed, "{rt:?}");
+            let (end, _, _) = relay(other, b"", None);
+            assert_eq!(
+                end,
+                AttachEnd::Exited {
+                    code: 0,
+                    oom_killed: false,
+                    cleanup: false
+                }
+            );
+            // The monitor waits for our hang-up before anything else.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(alive(c.started.unwrap().monitor_pid), "{rt:?}");
+            assert!(!ran.exists());
+            if removes {
+                std::fs::rename(c.dir(), c.tmp.path().join("removed")).unwrap();
+            }
+            drop(hold);
+            c.wait_monitor();
+            assert_eq!(ran.exists(), !removes, "{rt:?} removes={removes}");
+        }
     }
 }
 
@@ -444,7 +495,8 @@ fn stdin_once_closes_container_stdin() {
             end,
             AttachEnd::Exited {
                 code: 0,
-                oom_killed: false
+                oom_killed: false,
+                cleanup: false
             }
         );
         assert_eq!(out, "abc");
@@ -505,7 +557,8 @@ fn stdin_stays_open_without_stdin_once() {
             h.join().unwrap(),
             AttachEnd::Exited {
                 code: 137,
-                oom_killed: false
+                oom_killed: false,
+                cleanup: false
             }
         );
     });
@@ -581,7 +634,8 @@ fn tty_with_resize() {
                 h.join().unwrap(),
                 AttachEnd::Exited {
                     code: 5,
-                    oom_killed: false
+                    oom_killed: false,
+                    cleanup: false
                 },
                 "{rt:?}"
             );
@@ -617,7 +671,8 @@ fn detach_leaves_container_running() {
             end,
             AttachEnd::Exited {
                 code: 137,
-                oom_killed: false
+                oom_killed: false,
+                cleanup: false
             },
             "{rt:?}"
         );
@@ -754,7 +809,8 @@ fn oom_kill_is_reported() {
         end,
         AttachEnd::Exited {
             code: 137,
-            oom_killed: true
+            oom_killed: true,
+            cleanup: false
         },
         "{out:?}"
     );

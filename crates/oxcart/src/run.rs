@@ -188,43 +188,81 @@ fn run_attached(
     let started = match e.start_prepare(id)? {
         StartOutcome::Starting(s) => {
             let att = attach::connect(&s.ctr_dir())?;
+            // Before the start, so the monitor has it whenever the container exits.
+            let hold = handoff(&att, s.record.host_config.auto_remove);
             // docker: `attach` comes between `create` and `start`.
             s.emit_attach();
             let monitor_pid = s.monitor_pid;
             let rec = s.finish()?;
-            Some((att, rec, monitor_pid))
+            Some((att, rec, monitor_pid, hold))
         }
         StartOutcome::AlreadyRunning(_) => None,
     };
-    let (att, rec, monitor_pid) = match started {
+    let (att, rec, monitor_pid, hold) = match started {
         Some(x) => x,
         None => {
             let rec = e.find(id)?;
             let att = attach::connect(&e.ctr_dir(&rec.id))?;
             e.emit_ctr(&rec, "attach", &[]);
-            (att, rec, 0)
+            (att, rec, 0, None)
         }
     };
     if sig_proxy && !rec.config.tty {
         proxy_signals(e.runtime_of(&rec)?, rec.id.clone());
     }
     let end = relay(att, rec.config.tty, stdin, keys)?;
-    finish_attached(e, &rec.id, rec.host_config.auto_remove, monitor_pid, end)
+    let removal = Removal {
+        auto_remove: rec.host_config.auto_remove,
+        monitor_pid,
+        hold,
+    };
+    finish_attached(e, &rec.id, removal, end)
 }
 
-/// What an attach's end means for our exit code; `--rm` waits for the removal.
-fn finish_attached(
-    e: &mut Engine,
-    id: &str,
+/// `--rm`: ask to remove the container ourselves when it exits (the monitor's
+/// cleanup handoff) — our engine is loaded and its databases open, where the
+/// monitor's exit command would start `oxcart` afresh while we wait for it. A
+/// request that cannot be sent leaves the removal to the monitor, as before.
+fn handoff(att: &attach::AttachConn, auto_remove: bool) -> Option<std::os::fd::OwnedFd> {
+    if !auto_remove {
+        return None;
+    }
+    att.request_cleanup().ok()?;
+    att.hold().ok()
+}
+
+/// What an attached client does about an `--rm` container's removal at its exit.
+struct Removal {
     auto_remove: bool,
+    /// The monitor that removes it (its exit command) unless it hands us the job.
     monitor_pid: i32,
-    end: AttachEnd,
-) -> Result<i32> {
+    /// Our attach connection, open until we have removed it (the handoff).
+    hold: Option<std::os::fd::OwnedFd>,
+}
+
+/// What an attach's end means for our exit code; `--rm` waits for the removal, or
+/// does it when the monitor hands it over.
+fn finish_attached(e: &mut Engine, id: &str, removal: Removal, end: AttachEnd) -> Result<i32> {
     match end {
+        AttachEnd::Exited {
+            code,
+            cleanup: true,
+            ..
+        } if removal.auto_remove => {
+            // docker's CLI reports a failed auto-removal and still exits with the
+            // container's code; the monitor, seeing the directory still there once
+            // we hang up, runs its cleanup to finish it.
+            if let Err(err) = e.cleanup(id) {
+                eprintln!("Error: removing the container: {err}");
+            }
+            drop(removal.hold);
+            Ok(code)
+        }
         AttachEnd::Exited { code, .. } => {
-            if auto_remove && monitor_pid > 0 {
+            drop(removal.hold);
+            if removal.auto_remove && removal.monitor_pid > 0 {
                 oxcart_engine::wait::wait_pid_exit(
-                    monitor_pid,
+                    removal.monitor_pid,
                     Some(std::time::Duration::from_secs(30)),
                 );
             }
@@ -326,6 +364,10 @@ pub fn cmd_attach(
         proxy_signals(e.runtime_of(&rec)?, rec.id.clone());
     }
     let end = relay(att, rec.config.tty, stdin && rec.config.open_stdin, &keys)?;
-    let mp = o.monitor.map(|m| m.pid).unwrap_or(0);
-    finish_attached(e, &rec.id, rec.host_config.auto_remove, mp, end)
+    let removal = Removal {
+        auto_remove: rec.host_config.auto_remove,
+        monitor_pid: o.monitor.map(|m| m.pid).unwrap_or(0),
+        hold: None,
+    };
+    finish_attached(e, &rec.id, removal, end)
 }

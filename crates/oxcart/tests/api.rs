@@ -218,6 +218,13 @@ fn images_networks_volumes_and_df() {
     // The image in docker's shape; a pull of what is not there fails in the stream
     // with docker's error shape; tag.
     image_inspect_and_tag(&svc, d, img);
+    // The list's filters (a reaper removes what they select), and what API 1.41
+    // does not take refused by name, as dockerd 20.10 does, never ignored.
+    image_list_filters(&svc, d, img, true);
+    let f = url_escape(r#"{"until":["1h"]}"#);
+    let (code, v) = svc.json("GET", &format!("/images/json?filters={f}"), "");
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["message"], "invalid filter 'until'");
     // save | load round trip.
     let tar = ox.dir.path().join("img.tar");
     let (o, load) = save_rmi_load(&svc, d, &tar);
@@ -444,23 +451,225 @@ fn testcontainers_python_mapped_port_and_log_wait() {
     );
     let ox = Ox::new().pulled();
     let svc = Svc::start(&ox, &[]);
-    let o = Command::new(VENV_PYTHON)
-        .args(["-c", TESTCONTAINERS_SCRIPT, ox.image()])
-        .env("DOCKER_HOST", svc.host())
-        // Ryuk's image is on Docker Hub, which this machine cannot reach, and
-        // building it needs its Go toolchain and modules: the reaper is off here,
-        // and `a_container_reaches_the_api_through_the_bind_mounted_socket` checks
-        // what Ryuk needs of us (the API from inside a container).
-        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-        .env("HOME", svc.cfg.path())
-        .output()
-        .unwrap();
+    // Ryuk enabled, with our reaper's image (Ryuk's own is on Docker Hub, out of
+    // reach here; apiharness/reaper.rs): testcontainers starts it before the first
+    // container and fails unless it answers on its published port.
+    let mut c = Command::new(VENV_PYTHON);
+    c.args(["-c", TESTCONTAINERS_SCRIPT, ox.image()])
+        .env("DOCKER_HOST", svc.host());
+    with_ryuk(&mut c, svc.cfg.path());
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("BODY hello from the image"), "{out}");
-    // The context manager removed its container.
+    // The context manager removed its container, and testcontainers' exit handler
+    // the reaper's (force, so it reaps nothing after a clean run).
     assert_eq!(ox.ok(&["ps", "-aq"]), "", "{out}");
     ox.assert_clean();
+}
+
+#[test]
+fn testcontainers_ryuk_reaps_a_killed_session() {
+    assert!(
+        Path::new(VENV_PYTHON).exists(),
+        "{VENV_PYTHON} missing: run scripts/setup.sh (it installs testcontainers-python)"
+    );
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let mut c = Command::new(VENV_PYTHON);
+    c.env("DOCKER_HOST", svc.host());
+    let log = ryuk_reaps_a_killed_session(&svc, c, ox.image());
+    // The killed session's connection ends in a FIN from the port proxy (podman's
+    // NAT passes the kernel's reset on: api_podman.rs); nothing failed.
+    assert!(!log.contains("level=ERROR"), "{log}");
+    // Gone from the engine too: rows, mounts, runtime state, the network's bridge
+    // and rules, the volume.
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
+    assert_eq!(ox.ok(&["volume", "ls", "-q"]), "");
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+/// The reaper driven by hand, as a testcontainers library drives Ryuk: a filter of
+/// two labels, the resources it selects removed — a container of a labelled image on
+/// a labelled network with a labelled volume, in the order that lets each go (the
+/// image only once its container is gone) — and what does not match every label
+/// left alone. SIGTERM (`docker stop`) prunes at once, without waiting out the
+/// reconnection timeout; a resource newer than the check is looked at again, never
+/// removed; no client within the connection timeout, it exits by itself; without the
+/// engine's socket it fails saying so.
+#[test]
+fn the_reaper_removes_what_its_filters_select_in_order() {
+    let ox = Ox::new().pulled();
+    let svc = Svc::start(&ox, &[]);
+    let d = OLD;
+    let reaper_img = reaper_image();
+    let img = labelled_image(
+        "test/reapme",
+        serde_json::json!({"reap": "yes", "case": "ryuk"}),
+    );
+    svc.ok(d, &["pull", "-q", &img]);
+    let lab = ["--label", "reap=yes", "--label", "case=ryuk"];
+    // A subnet of its own: the default allocator's first free /16 could be the one
+    // the session network of the test beside it (another engine root) takes.
+    let mut a = vec!["network", "create", "--subnet", "10.231.7.0/24"];
+    a.extend(lab);
+    a.push("reapnet");
+    svc.ok(d, &a);
+    let mut a = vec!["volume", "create"];
+    a.extend(lab);
+    a.push("reapvol");
+    svc.ok(d, &a);
+    let doomed = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "reapnet",
+            "-v",
+            "reapvol:/v",
+            &img,
+            "sleep",
+            "1000",
+        ],
+    );
+    let kept = sleeper_labelled(&svc, d, "reap=yes", ox.image());
+    let sock = format!("{}:/var/run/docker.sock", svc.sock.display());
+    let reaper = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::8080",
+            "-v",
+            &sock,
+            "-e",
+            "RYUK_RECONNECTION_TIMEOUT=10m",
+            reaper_img,
+        ],
+    );
+    let reaper = reaper.trim();
+    let port = svc.ok(d, &["port", reaper, "8080"]);
+    let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    // Ryuk's line form: a URL query, values escaped.
+    drop(reaper_client(port, "label=reap%3Dyes&label=case%3Dryuk"));
+    // Disconnected, but within the reconnection timeout: all there.
+    let (code, v) = svc.json("GET", &format!("/containers/{}/json", doomed.trim()), "");
+    assert_eq!(
+        (code, &v["State"]["Running"]),
+        (200, &serde_json::json!(true))
+    );
+    svc.ok(d, &["stop", reaper]);
+    let (_, v) = svc.json("GET", &format!("/containers/{reaper}/json"), "");
+    assert_eq!(v["State"]["ExitCode"], 0, "a clean prune: {v}");
+    let log = svc.ok(d, &["logs", reaper]);
+    for want in [
+        "msg=\"adding filter\" type=label values=\"[reap=yes case=ryuk]\"",
+        "msg=\"signal received\" clients=0 shutdown_timeout=10m0s",
+        "msg=removed containers=1 networks=1 volumes=1 images=1",
+    ] {
+        assert!(log.contains(want), "{want:?} in\n{log}");
+    }
+    svc.ok(d, &["rm", reaper]);
+    let ps = svc.ok(d, &["ps", "-aq", "--no-trunc"]);
+    assert_eq!(
+        ps.trim(),
+        kept,
+        "only the container without case=ryuk is left"
+    );
+    assert!(!svc.ok(d, &["network", "ls"]).contains("reapnet"));
+    assert_eq!(svc.ok(d, &["volume", "ls", "-q"]), "");
+    let o = svc.docker(d, &["image", "inspect", &img]);
+    assert!(!o.status.success(), "the labelled image was removed");
+    assert!(svc
+        .docker(d, &["image", "inspect", ox.image()])
+        .status
+        .success());
+    svc.ok(d, &["rm", "-f", &kept]);
+    // A resource newer than the check (a retry offset of -1h makes every one so) is
+    // someone's still being set up: the reaper looks again instead of removing it,
+    // until a signal's shutdown timeout forces the prune of the others — never of it,
+    // as Ryuk — and exits 1.
+    let late = sleeper_labelled(&svc, d, "reap=late", ox.image());
+    let reaper = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::8080",
+            "-v",
+            &sock,
+            "-e",
+            "RYUK_RECONNECTION_TIMEOUT=1s",
+            "-e",
+            "RYUK_RETRY_OFFSET=-1h",
+            "-e",
+            "RYUK_SHUTDOWN_TIMEOUT=2s",
+            reaper_img,
+        ],
+    );
+    let reaper = reaper.trim();
+    let port = svc.ok(d, &["port", reaper, "8080"]);
+    let port: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    drop(reaper_client(port, "label=reap%3Dlate"));
+    assert!(eventually(30, || svc
+        .ok(d, &["logs", reaper])
+        .matches("msg=\"change detected, waiting again\"")
+        .count()
+        >= 2));
+    assert!(
+        svc.docker(d, &["inspect", &late]).status.success(),
+        "not removed while new"
+    );
+    svc.ok(d, &["stop", reaper]);
+    let (_, v) = svc.json("GET", &format!("/containers/{reaper}/json"), "");
+    assert_eq!(v["State"]["ExitCode"], 1, "{v}");
+    let log = svc.ok(d, &["logs", reaper]);
+    for want in [
+        "level=WARN msg=\"shutdown timeout reached, forcing prune\"",
+        "msg=removed containers=0 networks=0 volumes=0 images=0",
+        "level=ERROR msg=run error=\"run: prune wait: resources: affected containers: container ",
+    ] {
+        assert!(log.contains(want), "{want:?} in\n{log}");
+    }
+    svc.ok(d, &["rm", reaper]);
+    let (code, _) = svc.json("GET", &format!("/containers/{late}/json"), "");
+    assert_eq!(code, 200, "the new container is never removed");
+    svc.ok(d, &["rm", "-f", &late]);
+    // No client within RYUK_CONNECTION_TIMEOUT: a prune of nothing, exit 0.
+    let idle = svc.ok(
+        d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            &sock,
+            "-e",
+            "RYUK_CONNECTION_TIMEOUT=1s",
+            reaper_img,
+        ],
+    );
+    let idle = idle.trim();
+    assert_eq!(svc.ok(d, &["wait", idle]).trim(), "0");
+    let log = svc.ok(d, &["logs", idle]);
+    assert!(log.contains("msg=\"prune check\" clients=0"), "{log}");
+    assert!(
+        log.contains("msg=removed containers=0 networks=0 volumes=0 images=0"),
+        "{log}"
+    );
+    svc.ok(d, &["rm", idle]);
+    // Without the engine's socket: exit 1, the error named.
+    let o = svc.docker(d, &["run", "--rm", "--network", "none", reaper_img]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let want = "level=ERROR msg=run error=\"new reaper: ping: /var/run/docker.sock: No such file";
+    assert!(stdout(&o).contains(want), "{}", stdout(&o));
+    ox.assert_clean();
+    ox.assert_net_clean();
 }
 
 #[test]

@@ -607,6 +607,9 @@ fn images_networks_volumes_and_df() {
     );
     assert_eq!(out.lines().last(), Some(img), "{out}");
     image_inspect_and_tag(&pod, d, img);
+    // Difference: podman lists every tag of an image a reference filter selects;
+    // dockerd (and oxcart, api.rs) only the tags that match.
+    image_list_filters(&pod, d, img, false);
     // save | load; podman names a short name with docker.io/ in its answers.
     let tar = pod.tmp.path().join("img.tar");
     let (rmi, load) = save_rmi_load(&pod, d, &tar);
@@ -718,13 +721,12 @@ fn testcontainers_python_mapped_port_and_log_wait() {
         "{python} missing: run scripts/setup.sh (it installs testcontainers-python)"
     );
     let pod = Pod::start();
-    // In podman's network namespace, where its published ports are. Ryuk is off as
-    // in api.rs (its image is on Docker Hub).
+    // In podman's network namespace, where its published ports are; Ryuk enabled
+    // with our reaper's image, as in api.rs.
     let run = |mode: Option<&str>| {
         let mut c = pod.in_netns(&[python, "-c", TESTCONTAINERS_SCRIPT, images().image.as_str()]);
-        c.env("DOCKER_HOST", pod.host())
-            .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-            .env("HOME", pod.cfg.path());
+        c.env("DOCKER_HOST", pod.host());
+        with_ryuk(&mut c, pod.cfg.path());
         if let Some(m) = mode {
             c.env("TESTCONTAINERS_CONNECTION_MODE", m);
         }
@@ -741,6 +743,18 @@ fn testcontainers_python_mapped_port_and_log_wait() {
         "{}",
         stderr(&o)
     );
+    // It failed after starting the reaper, which no client ever reached: the reaper
+    // leaves by itself after its connection timeout (`auto_remove`), as Ryuk does.
+    let left = stdout(&pod.cli(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(
+        left.lines().count() == 1 && left.starts_with("testcontainers-ryuk-"),
+        "{left}"
+    );
+    assert!(
+        eventually(CONNECTION_SECS + 30, || stdout(&pod.cli(&["ps", "-aq"]))
+            .is_empty()),
+        "the unreached reaper stayed"
+    );
     // With the docker host's address (the mode outside a container) it works.
     let o = run(Some("docker_host"));
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
@@ -751,6 +765,34 @@ fn testcontainers_python_mapped_port_and_log_wait() {
     );
     // The context managers removed their containers.
     assert_eq!(stdout(&pod.cli(&["ps", "-aq"])), "");
+    pod.assert_clean();
+}
+
+#[test]
+fn testcontainers_ryuk_reaps_a_killed_session() {
+    let python = "/opt/oxcart-venv/bin/python";
+    assert!(
+        Path::new(python).exists(),
+        "{python} missing: run scripts/setup.sh (it installs testcontainers-python)"
+    );
+    let pod = Pod::start();
+    // In podman's namespace, with the docker host's address (see the test above).
+    let mut c = pod.in_netns(&[python]);
+    c.env("DOCKER_HOST", pod.host())
+        .env("TESTCONTAINERS_CONNECTION_MODE", "docker_host");
+    let log = ryuk_reaps_a_killed_session(&pod, c, images().image.as_str());
+    // Difference: the session is killed with the reaper's ACK unread, so the kernel
+    // resets its connection, and podman's NAT carries the reset to the reaper, which
+    // logs it (Ryuk would too) before the prune; oxcart's port proxy ends the
+    // connection with a FIN instead (api.rs: no error at all).
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("level=ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("msg=scan") && errors[0].contains("Connection reset by peer"),
+        "{log}"
+    );
+    assert_eq!(stdout(&pod.cli(&["ps", "-aq"])), "");
+    assert_eq!(stdout(&pod.cli(&["volume", "ls", "-q"])), "");
     pod.assert_clean();
 }
 

@@ -542,6 +542,14 @@ fn killing_run_at_any_point_leaves_state_rm_f_cleans() {
         );
         let _ = ox.run(&["rm", "-f", &name]);
     }
+    // A remover killed part-way leaves its entries in the trash, claimed or not
+    // (crates/engine/src/trash.rs): the next create has them deleted.
+    let trash = ox.root().join("trash");
+    for name in ["0", ".claim-999999-1"] {
+        let stale = trash.join(format!("{name}{}.100.1", "a".repeat(63)));
+        std::fs::create_dir_all(stale.join("upper/etc")).unwrap();
+        std::fs::write(stale.join("upper/etc/hosts"), "x").unwrap();
+    }
     // A create killed before its record leaves debris the next create collects.
     ox.ok(&["create", "--network", "none", ox.image(), "true"]);
     ox.ok(&["container", "prune", "-f"]);

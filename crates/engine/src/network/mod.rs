@@ -19,6 +19,7 @@ mod nft;
 pub mod ports;
 pub mod proxy;
 pub mod resolver;
+mod subnets;
 
 use crate::paths::Layout;
 use ipam::{Lease, Subnet};
@@ -53,6 +54,13 @@ pub enum NetworkError {
     },
     #[error("network database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Another engine root's database, read for the subnets its networks hold.
+    #[error("the network database of another engine root, {}: {source}", path.display())]
+    OtherRoot {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -147,6 +155,7 @@ pub struct Endpoint {
 /// The networks of one engine root.
 pub struct Networks {
     conn: Connection,
+    root: PathBuf,
     runroot: PathBuf,
     table: String,
 }
@@ -156,49 +165,6 @@ impl Drop for Networks {
         // The same database as the engine's (crate::db::tune): keep its WAL short.
         oxcart_image::db::trim_wal(&self.conn);
     }
-}
-
-/// The pools docker draws default subnets from: 172.17–31.0.0/16, then
-/// 192.168.0.0/16 in /20s.
-fn candidate_subnets() -> impl Iterator<Item = Subnet> {
-    let a = (17u8..=31).map(|b| Subnet {
-        addr: Ipv4Addr::new(172, b, 0, 0),
-        prefix: 16,
-    });
-    let b = (0u8..16).map(|i| Subnet {
-        addr: Ipv4Addr::new(192, 168, i * 16, 0),
-        prefix: 20,
-    });
-    a.chain(b)
-}
-
-/// The host's IPv4 routes (`/proc/net/route`: destination and mask in host order hex).
-fn host_routes() -> Vec<(Subnet, String)> {
-    let Ok(s) = std::fs::read_to_string("/proc/net/route") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in s.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 8 {
-            continue;
-        }
-        let (Ok(d), Ok(m)) = (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16)) else {
-            continue;
-        };
-        let prefix = u32::from_be(m).count_ones() as u8;
-        if prefix == 0 {
-            continue; // the default route overlaps everything and says nothing
-        }
-        out.push((
-            Subnet {
-                addr: Ipv4Addr::from(u32::from_be(d)),
-                prefix,
-            },
-            f[0].to_string(),
-        ));
-    }
-    out
 }
 
 /// A lock across every root's network changes: bridges, subnets on the host's routes
@@ -241,11 +207,38 @@ impl Networks {
                 fnv(layout.runroot.as_os_str().as_encoded_bytes())
             )
         };
-        Ok(Networks {
+        let nets = Networks {
             conn,
+            root: layout.root.clone(),
             runroot: layout.runroot.clone(),
             table,
-        })
+        };
+        // Best effort here (any command opens this, `ps` too): bringing a user network
+        // up lists the root again, and fails if it cannot.
+        let _ = nets.register_after_reboot();
+        Ok(nets)
+    }
+
+    /// This root's database by its absolute path: how other roots find it.
+    fn db_id(&self) -> PathBuf {
+        std::fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .join("containers.db")
+    }
+
+    /// A root with user networks that is not listed for the others (a reboot emptied
+    /// `/run`, or it predates the list) lists itself at its first command.
+    fn register_after_reboot(&self) -> Result<()> {
+        let user: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM networks WHERE name != ?1",
+            params![DEFAULT_NETWORK],
+            |r| r.get(0),
+        )?;
+        if user == 0 || subnets::registered(&self.db_id()) {
+            return Ok(());
+        }
+        let _lock = HostLock::take()?;
+        subnets::register(&self.db_id())
     }
 
     /// The nftables table this root's rules live in.
@@ -346,22 +339,21 @@ impl Networks {
             }
         }
         let _lock = HostLock::take()?;
-        let others = self.list()?;
+        // Under the host lock from the choice to the record: the record is what every
+        // other root reads (subnets.rs), so no two roots, and no two commands of one,
+        // ever choose the same subnet.
+        let taken = subnets::Taken::gather(&self.db_id(), &self.list()?, None)?;
         let subnet = match &req.subnet {
             Some(s) => {
                 let s = Subnet::parse(s, "--subnet")?;
-                if let Some(o) = others
-                    .iter()
-                    .find(|o| o.subnet().is_ok_and(|x| x.overlaps(&s)))
-                {
+                if let Some(what) = taken.conflict(&s) {
                     return Err(NetworkError::Conflict(format!(
-                        "--subnet {s}: overlaps network {}'s {}",
-                        o.name, o.subnet
+                        "--subnet {s}: overlaps {what}"
                     )));
                 }
                 s
             }
-            None => self.free_subnet(&others, None)?,
+            None => taken.pick()?,
         };
         let gateway = match &req.gateway {
             Some(g) => {
@@ -404,6 +396,10 @@ impl Networks {
         };
         let json = serde_json::to_string(&n)
             .map_err(|e| NetworkError::Invalid(format!("network record: {e}")))?;
+        if !default {
+            // Before the record: a root killed in between is listed with nothing more.
+            subnets::register(&self.db_id())?;
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -426,25 +422,6 @@ impl Networks {
         )?;
         tx.commit()?;
         Ok(n)
-    }
-
-    /// The first pool subnet that overlaps no host route and no other network.
-    fn free_subnet(&self, others: &[Network], except: Option<&str>) -> Result<Subnet> {
-        let routes = host_routes();
-        let own: Vec<Subnet> = others
-            .iter()
-            .filter(|o| Some(o.id.as_str()) != except)
-            .filter_map(|o| o.subnet().ok())
-            .collect();
-        candidate_subnets()
-            .find(|c| {
-                !routes.iter().any(|(r, _)| r.overlaps(c)) && !own.iter().any(|o| o.overlaps(c))
-            })
-            .ok_or_else(|| {
-                NetworkError::Exhausted(
-                    "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-                )
-            })
     }
 
     fn save(&self, n: &Network) -> Result<()> {
@@ -550,12 +527,15 @@ impl Networks {
             .filter(|m| !m.is_empty())
             .map(ipam::parse_mac)
             .transpose()?;
-        let mut n = if network == DEFAULT_NETWORK {
+        let n = if network == DEFAULT_NETWORK {
             self.default_network()?
         } else {
             self.find(network)?
         };
         let _lock = HostLock::take()?;
+        // As recorded now: a concurrent run of this root may have moved the default
+        // network to another subnet while this one waited for the lock.
+        let mut n = self.find(&n.id)?;
         self.reclaim_stale()?;
         let bridge_up = netlink::index_of(&n.bridge).is_some();
         if !bridge_up && ipam::users(&self.conn, &n.id)? == 0 {
@@ -613,21 +593,35 @@ impl Networks {
         Ok(())
     }
 
-    /// Before a network's bridge comes up: its subnet must not overlap a host route (a
-    /// network of another root, or an interface added since). The default network
-    /// moves to a free subnet, as docker picks one at start; a user network's is an error.
+    /// Before a network's bridge comes up (under the host lock): the default network
+    /// moves to a free subnet if its own now overlaps a host route or another root's
+    /// network, as docker picks `docker0`'s at start; a user network whose subnet
+    /// overlaps a host route is an error naming it.
     fn check_subnet(&self, mut n: Network) -> Result<Network> {
         let s = n.subnet()?;
-        let Some((r, dev)) = host_routes().into_iter().find(|(r, _)| r.overlaps(&s)) else {
-            return Ok(n);
-        };
         if n.name != DEFAULT_NETWORK {
+            subnets::register(&self.db_id())?;
+            // Its subnet was free of every root's networks when it was created; only
+            // something outside them (an interface added since, a root that was not
+            // listed) can be in its way now, and only as a route. The other roots are
+            // read only to name whose bridge that is.
+            if !subnets::host_routes().iter().any(|(r, _)| r.overlaps(&s)) {
+                return Ok(n);
+            }
+            let taken = subnets::Taken::gather(&self.db_id(), &[], None)?;
+            let what = taken
+                .route_conflict(&s)
+                .unwrap_or_else(|| "a host route".into());
             return Err(NetworkError::Conflict(format!(
-                "network {}: its subnet {s} overlaps the host's route {r} on {dev}",
+                "network {}: its subnet {s} overlaps {what}",
                 n.name
             )));
         }
-        let s = self.free_subnet(&self.list()?, Some(&n.id))?;
+        let taken = subnets::Taken::gather(&self.db_id(), &self.list()?, Some(&n.id))?;
+        if taken.conflict(&s).is_none() {
+            return Ok(n);
+        }
+        let s = taken.pick()?;
         n.subnet = s.to_string();
         n.gateway = s.first().to_string();
         self.save(&n)?;

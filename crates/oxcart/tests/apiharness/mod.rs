@@ -4,9 +4,11 @@
 //! the `Api` it holds: `Svc` derefs to one, and so does `api_podman.rs`'s podman.
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod reaper;
 mod steps;
 
 use crate::engine::*;
+pub use reaper::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

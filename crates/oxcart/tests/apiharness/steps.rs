@@ -476,6 +476,56 @@ pub fn image_inspect_and_tag(api: &Api, d: &str, img: &str) {
     assert!(list.contains("other/name:v1"), "{list}");
 }
 
+/// `images` filters after `image_inspect_and_tag`: by label (map and list shapes, the
+/// image's `org.test.image=yes`), by reference (a name, a glob; the tags shown
+/// narrowed to it where `narrows`, as dockerd does; every tag of the image otherwise),
+/// dangling; a filter that matches nothing lists nothing.
+pub fn image_list_filters(api: &Api, d: &str, img: &str, narrows: bool) {
+    let ids = |args: &[&str]| {
+        let mut a = vec!["images", "-q", "--no-trunc"];
+        a.extend_from_slice(args);
+        let out = api.ok(d, &a);
+        let mut v: Vec<String> = out.lines().map(String::from).collect();
+        v.dedup();
+        v
+    };
+    let all = ids(&[]);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(ids(&["--filter", "label=org.test.image=yes"]), all);
+    assert_eq!(ids(&["--filter", "label=org.test.image"]), all);
+    assert!(ids(&["--filter", "label=org.test.image=no"]).is_empty());
+    assert!(ids(&["--filter", "label=org.testcontainers.session-id=x"]).is_empty());
+    assert!(ids(&["--filter", "dangling=true"]).is_empty());
+    let refs = |args: &[&str]| {
+        let mut a = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        a.extend_from_slice(args);
+        api.ok(d, &a)
+    };
+    for by in [&["other/name"][..], &["--filter", "reference=*/name:v*"]] {
+        let got = refs(by);
+        if narrows {
+            assert_eq!(got, "other/name:v1\n", "{by:?}");
+        } else {
+            let mut lines: Vec<&str> = got.lines().collect();
+            lines.sort();
+            assert_eq!(lines, [img, "other/name:v1"], "{by:?}");
+        }
+    }
+    assert_eq!(refs(&["--filter", "reference=nosuch"]), "");
+    for f in [
+        r#"{"label":{"org.test.image=yes":true}}"#,
+        r#"{"label":["org.test.image=yes"]}"#,
+    ] {
+        let (code, v) = api.json(
+            "GET",
+            &format!("/images/json?filters={}", url_escape(f)),
+            "",
+        );
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{f}: {v}");
+    }
+}
+
 /// `save` of `other/name:v1` to `tar`, `rmi`, `load` back: the outputs of `rmi` and
 /// `load`, for the caller to check. Then `rmi` of a missing image: `No such image`.
 pub fn save_rmi_load(api: &Api, d: &str, tar: &Path) -> (String, String) {

@@ -269,6 +269,11 @@ impl Ox {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "container directories left: {left:?}");
+        let trash = self.wait_trash_empty();
+        assert!(
+            trash.is_empty(),
+            "removed containers' directories not deleted: {trash:?}"
+        );
         assert!(
             self.leftover_mounts().is_empty(),
             "{:?}",
@@ -298,6 +303,24 @@ impl Ox {
     }
 }
 
+impl Ox {
+    /// What is still in the trash after the removers had 10 s (crates/engine/src/trash.rs:
+    /// a removed container's directory is deleted by a detached `oxcart-monitor`).
+    pub fn wait_trash_empty(&self) -> Vec<std::ffi::OsString> {
+        let trash = self.root().join("trash");
+        let list = || -> Vec<std::ffi::OsString> {
+            std::fs::read_dir(&trash)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !list().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        list()
+    }
+}
+
 /// Runtime state directories (one per container) under a runtime root.
 fn walk_dirs(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -319,6 +342,8 @@ impl Drop for Ox {
         }
         // Networks a test made (their bridges and rules went with their containers).
         let _ = self.run(&["network", "prune", "-f"]);
+        // The removers must be done before the root goes.
+        let _ = self.wait_trash_empty();
         for m in self.leftover_mounts().iter().rev() {
             if let Some(p) = m.split(' ').nth(4) {
                 let _ = Command::new("umount").arg("-l").arg(p).status();
