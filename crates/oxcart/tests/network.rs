@@ -873,11 +873,7 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
     assert!(!got.contains("secret"), "{got}");
     let id = ox.inspect("peer")["Id"].as_str().unwrap().to_string();
     let progs = proxy_bpf_programs(&ox, &id);
-    assert_eq!(
-        progs.len(),
-        5,
-        "connect4/6, getpeername4/6, sock_release: {progs:?}"
-    );
+    assert_eq!(progs.len(), 4, "connect4/6, getpeername4/6: {progs:?}");
     ox.ok(&["rm", "-f", "peer"]);
     // The programs went with the proxy (nothing pinned; its exit closed the links).
     assert!(

@@ -19,14 +19,15 @@
 //! address or a device, and connections to the host's other addresses.
 //! `cgroup/getpeername4`/`6` programs make `getpeername(2)` of a rewritten socket say
 //! 127.0.0.1:HOSTPORT again (what the client connected to, as under DNAT or the
-//! proxy); a `cgroup/sock_release` program forgets the socket when it closes.
+//! proxy), from what the connect program left in the socket's local storage (a
+//! `BPF_MAP_TYPE_SK_STORAGE` map: the kernel frees an entry with its socket).
 //!
-//! All five are attached with `BPF_LINK_CREATE` to the root of the cgroup v2
+//! All four are attached with `BPF_LINK_CREATE` to the root of the cgroup v2
 //! hierarchy (so every process of the host is covered) and owned by the proxy's file
 //! descriptors alone: nothing is pinned, so when the proxy exits — killed by the
 //! container's teardown, or by `kill -9` — the kernel detaches them and frees the map.
-//! The programs run for every `connect`/`getpeername`/socket close on the host; each
-//! is a few instructions that compare the destination with this proxy's ports.
+//! The programs run for every `connect`/`getpeername` on the host; each first tests
+//! what rules most calls out (the destination port, the peer address) and returns.
 
 use super::NetworkError;
 use std::io;
@@ -35,23 +36,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 // include/uapi/linux/bpf.h
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_BTF_LOAD: libc::c_long = 18;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_MAP_TYPE_HASH: u32 = 1;
+const BPF_MAP_TYPE_SK_STORAGE: u32 = 24;
 const BPF_F_NO_PREALLOC: u32 = 1;
-const BPF_PROG_TYPE_CGROUP_SOCK: u32 = 9;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 const BPF_CGROUP_INET6_CONNECT: u32 = 11;
 const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
 const BPF_CGROUP_INET6_GETPEERNAME: u32 = 30;
-const BPF_CGROUP_INET_SOCK_RELEASE: u32 = 34;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
-const FN_MAP_LOOKUP: i32 = 1;
-const FN_MAP_UPDATE: i32 = 2;
-const FN_MAP_DELETE: i32 = 3;
-const FN_GET_SOCKET_COOKIE: i32 = 46;
 const FN_GET_NETNS_COOKIE: i32 = 122;
+const FN_SK_STORAGE_GET: i32 = 107;
+const BPF_SK_STORAGE_GET_F_CREATE: i32 = 1;
 // socket(7): SO_NETNS_COOKIE (Linux 5.14).
 const SO_NETNS_COOKIE: libc::c_int = 71;
 
@@ -63,32 +61,24 @@ const SA_TYPE: i16 = 32;
 const SA_SK: i16 = 64;
 // struct bpf_sock offsets.
 const SK_BOUND_DEV_IF: i16 = 0;
-const SK_TYPE: i16 = 8;
 const SK_SRC_IP4: i16 = 24;
 const SK_SRC_IP6: i16 = 28;
-const SK_DST_IP4: i16 = 52;
 
-/// A socket remembered by the connect program: what it asked for and where it went,
-/// so getpeername can give back the first while it is still connected to the second.
-/// Sizes of the map's key (the socket cookie) and value (four u32).
-const KEY_SIZE: u32 = 8;
+/// What the connect program keeps on a rewritten socket (socket-local storage, freed
+/// by the kernel with the socket): the address and port it asked for, and the
+/// container's, so getpeername can give back the first while it is still connected
+/// to the second. Four u32.
 const VALUE_SIZE: u32 = 16;
-/// Live rewritten connections remembered at once (entries are allocated on use and
-/// deleted at close). Past this a new connection still goes straight to the container;
-/// only its getpeername shows the container's address.
-const MAX_SOCKETS: u32 = 65536;
 
 // Opcodes (Documentation/bpf/standardization/instruction-set.rst).
 const MOV64_X: u8 = 0xbf;
 const MOV64_K: u8 = 0xb7;
-const ADD64_K: u8 = 0x07;
 const MOV32_X: u8 = 0xbc;
 const MOV32_K: u8 = 0xb4;
 const AND32_K: u8 = 0x54;
 const LDX_W: u8 = 0x61;
 const LDX_DW: u8 = 0x79;
 const STX_W: u8 = 0x63;
-const STX_DW: u8 = 0x7b;
 const LD_IMM64: u8 = 0x18;
 const JA: u8 = 0x05;
 const JEQ64_K: u8 = 0x15;
@@ -109,7 +99,6 @@ const R6: u8 = 6;
 const R7: u8 = 7;
 const R8: u8 = 8;
 const R9: u8 = 9;
-const R10: u8 = 10;
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
@@ -250,14 +239,8 @@ pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
     };
     let map = map_create()?;
     let sa = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
-    // Release and getpeername first: no rewritten socket exists before connect is on.
+    // getpeername first: no rewritten socket exists before connect is on.
     let progs = [
-        (
-            BPF_PROG_TYPE_CGROUP_SOCK,
-            BPF_CGROUP_INET_SOCK_RELEASE,
-            release_program(ctr, &map),
-            "sock_release",
-        ),
         (
             sa,
             BPF_CGROUP_INET4_GETPEERNAME,
@@ -349,23 +332,19 @@ fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Ve
     }
     a.jump(JA, 0, 0, 0, out);
     a.here(record);
-    // map[cookie] = {asked ip, asked port, container ip, container port}
-    a.op(MOV64_X, R1, R6, 0, 0)
-        .call(FN_GET_SOCKET_COOKIE)
-        .op(STX_DW, R10, R0, -8, 0)
-        .op(STX_W, R10, R7, -24, 0)
-        .op(STX_W, R10, R8, -20, 0)
+    // The socket's storage = {asked ip, asked port, container ip, container port}
+    a.map(R1, map)
+        .op(LDX_DW, R2, R6, SA_SK, 0)
+        .op(MOV64_K, R3, 0, 0, 0)
+        .op(MOV64_K, R4, 0, 0, BPF_SK_STORAGE_GET_F_CREATE)
+        .call(FN_SK_STORAGE_GET)
+        .jump(JEQ64_K, R0, 0, 0, out)
+        .op(STX_W, R0, R7, 0, 0)
+        .op(STX_W, R0, R8, 4, 0)
         .op(LDX_W, R2, R6, fam.addr(), 0)
-        .op(STX_W, R10, R2, -16, 0)
+        .op(STX_W, R0, R2, 8, 0)
         .op(LDX_W, R2, R6, SA_USER_PORT, 0)
-        .op(STX_W, R10, R2, -12, 0)
-        .map(R1, map)
-        .op(MOV64_X, R2, R10, 0, 0)
-        .op(ADD64_K, R2, 0, 0, -8)
-        .op(MOV64_X, R3, R10, 0, 0)
-        .op(ADD64_K, R3, 0, 0, -24)
-        .op(MOV64_K, R4, 0, 0, 0)
-        .call(FN_MAP_UPDATE);
+        .op(STX_W, R0, R2, 12, 0);
     a.here(out);
     a.allow();
     a.finish()
@@ -381,13 +360,11 @@ fn getpeername_program(fam: Family, ctr: u32, map: &OwnedFd) -> Vec<Insn> {
     a.op(MOV64_X, R6, R1, 0, 0)
         .op(LDX_W, R2, R6, fam.addr(), 0)
         .jump(JNE32_K, R2, 0, ctr as i32, out)
-        .op(MOV64_X, R1, R6, 0, 0)
-        .call(FN_GET_SOCKET_COOKIE)
-        .op(STX_DW, R10, R0, -8, 0)
         .map(R1, map)
-        .op(MOV64_X, R2, R10, 0, 0)
-        .op(ADD64_K, R2, 0, 0, -8)
-        .call(FN_MAP_LOOKUP)
+        .op(LDX_DW, R2, R6, SA_SK, 0)
+        .op(MOV64_K, R3, 0, 0, 0)
+        .op(MOV64_K, R4, 0, 0, 0)
+        .call(FN_SK_STORAGE_GET)
         .jump(JEQ64_K, R0, 0, 0, out)
         .op(MOV64_X, R9, R0, 0, 0);
     if fam == Family::V6Mapped {
@@ -404,29 +381,6 @@ fn getpeername_program(fam: Family, ctr: u32, map: &OwnedFd) -> Vec<Insn> {
         .op(STX_W, R6, R2, fam.addr(), 0)
         .op(LDX_W, R2, R9, 4, 0)
         .op(STX_W, R6, R2, SA_USER_PORT, 0);
-    a.here(out);
-    a.allow();
-    a.finish()
-}
-
-/// `sock_release`: forget a closing TCP socket. Only one connected to our container
-/// (IPv4 or mapped: the kernel keeps the IPv4 peer in both) can be in the map, which
-/// is tested first: every socket close of the host runs this, once per proxy.
-fn release_program(ctr: u32, map: &OwnedFd) -> Vec<Insn> {
-    let mut a = Asm::default();
-    let out = a.label();
-    a.op(MOV64_X, R6, R1, 0, 0)
-        .op(LDX_W, R2, R6, SK_DST_IP4, 0)
-        .jump(JNE32_K, R2, 0, ctr as i32, out)
-        .op(LDX_W, R2, R6, SK_TYPE, 0)
-        .jump(JNE32_K, R2, 0, libc::SOCK_STREAM, out)
-        .op(MOV64_X, R1, R6, 0, 0)
-        .call(FN_GET_SOCKET_COOKIE)
-        .op(STX_DW, R10, R0, -8, 0)
-        .map(R1, map)
-        .op(MOV64_X, R2, R10, 0, 0)
-        .op(ADD64_K, R2, 0, 0, -8)
-        .call(FN_MAP_DELETE);
     a.here(out);
     a.allow();
     a.finish()
@@ -464,21 +418,85 @@ struct MapCreateAttr {
     inner_map_fd: u32,
     numa_node: u32,
     map_name: [u8; 16],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
 }
 
+#[repr(C)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+}
+
+/// The type information a socket-storage map must have (Documentation/bpf/btf.rst):
+/// type 1 `int` (the key, as the kernel requires), type 2 `int[4]` (our value).
+fn btf() -> Vec<u8> {
+    const BTF_KIND_INT: u32 = 1;
+    const BTF_KIND_ARRAY: u32 = 3;
+    const BTF_INT_SIGNED: u32 = 1;
+    let strings = b"\0int\0";
+    let mut types: Vec<u32> = Vec::new();
+    // [1] int: name "int" (offset 1), size 4, signed, 32 bits.
+    types.extend([1, BTF_KIND_INT << 24, 4, (BTF_INT_SIGNED << 24) | 32]);
+    // [2] int[4]: no name; element type 1, index type 1, 4 elements.
+    types.extend([0, BTF_KIND_ARRAY << 24, 0, 1, 1, VALUE_SIZE / 4]);
+    let type_len = (types.len() * 4) as u32;
+    let mut b = Vec::new();
+    b.extend(0xeb9f_u16.to_ne_bytes());
+    b.extend([1u8, 0]);
+    for v in [24u32, 0, type_len, type_len, strings.len() as u32] {
+        b.extend(v.to_ne_bytes());
+    }
+    for t in types {
+        b.extend(t.to_ne_bytes());
+    }
+    b.extend(strings);
+    b
+}
+
+fn btf_load() -> Result<OwnedFd, NetworkError> {
+    let data = btf();
+    let mut log = vec![0u8; 4096];
+    let mut attr = BtfLoadAttr {
+        btf: data.as_ptr() as u64,
+        btf_log_buf: log.as_mut_ptr() as u64,
+        btf_size: data.len() as u32,
+        btf_log_size: log.len() as u32,
+        btf_log_level: 1,
+    };
+    bpf(BPF_BTF_LOAD, &mut attr).map_err(|e| {
+        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
+        sys(&format!("bpf(BPF_BTF_LOAD): {text}"), e)
+    })
+}
+
+/// Socket-local storage rather than a map keyed by socket: the kernel frees an entry
+/// with its socket, so no program has to run at every socket close of the host to
+/// forget it (one did: ~0.25 µs per proxy per connection, bench/bypasscost.py).
 fn map_create() -> Result<OwnedFd, NetworkError> {
+    let btf = btf_load()?;
     let mut name = [0u8; 16];
     name[..13].copy_from_slice(b"oxcart_ports\0");
     let mut attr = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_HASH,
-        key_size: KEY_SIZE,
+        map_type: BPF_MAP_TYPE_SK_STORAGE,
+        key_size: 4,
         value_size: VALUE_SIZE,
-        max_entries: MAX_SOCKETS,
-        // Entries allocated as sockets connect: an idle proxy holds no memory.
+        max_entries: 0,
+        // Required of socket storage: allocated as sockets get it.
         map_flags: BPF_F_NO_PREALLOC,
         inner_map_fd: 0,
         numa_node: 0,
         map_name: name,
+        map_ifindex: 0,
+        btf_fd: btf.as_raw_fd() as u32,
+        btf_key_type_id: 1,
+        btf_value_type_id: 2,
     };
     bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| sys("bpf(BPF_MAP_CREATE)", e))
 }
@@ -639,7 +657,6 @@ mod tests {
             connect_program(Family::V6Mapped, &[r, r], 7, &map),
             getpeername_program(Family::V4, 9, &map),
             getpeername_program(Family::V6Mapped, 9, &map),
-            release_program(9, &map),
         ] {
             for (i, ins) in p.iter().enumerate() {
                 let jmp = ins.code & 0x07 == 0x05 || ins.code & 0x07 == 0x06;
