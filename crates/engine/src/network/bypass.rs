@@ -332,7 +332,9 @@ fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Ve
     }
     a.jump(JA, 0, 0, 0, out);
     a.here(record);
-    // The socket's storage = {asked ip, asked port, container ip, container port}
+    // The socket's storage = {asked ip, asked port, container ip, container port}.
+    // Without memory for it the connection still goes straight to the container; only
+    // its getpeername() then names the container.
     a.map(R1, map)
         .op(LDX_DW, R2, R6, SA_SK, 0)
         .op(MOV64_K, R3, 0, 0, 0)
