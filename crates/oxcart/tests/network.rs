@@ -723,9 +723,11 @@ fn a_taken_host_port_is_a_clear_error_before_the_container_starts() {
     ox.assert_net_clean();
 }
 
-/// The proxy relays a conversation, not just one reply: a request answered while the
-/// connection stays open, then the client's half-close (shutdown(SHUT_WR)) passed on to
-/// the container, which answers once it sees EOF — as docker-proxy does.
+/// A published port carries a conversation, not just one reply: a request answered
+/// while the connection stays open, then the client's half-close (shutdown(SHUT_WR))
+/// passed on to the container, which answers once it sees EOF — as docker-proxy does.
+/// From 127.0.0.1 this is the kernel bypass's direct connection; the relay's own
+/// half-close is checked by `the_hosts_loopback_reaches_…` (a socket bound first).
 #[test]
 fn the_port_proxy_relays_an_open_exchange_and_passes_on_a_half_close() {
     use std::io::{BufRead, Write};
@@ -769,6 +771,210 @@ fn the_port_proxy_relays_an_open_exchange_and_passes_on_a_half_close() {
     ox.ok(&["rm", "-f", "conv"]);
     ox.assert_clean();
     ox.assert_net_clean();
+}
+
+/// A TCP server for the container (the host's python3, bind-mounted read-only): on
+/// 8080 it answers each connection with the peer address it sees, then, after the
+/// client's half-close, with the number of bytes that came; on the container's own
+/// 127.0.0.1:9090, `secret`, which a published port must never reach.
+const PEER_ECHO: &str = "import socket,threading\ndef sec():\n l=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);l.bind(('127.0.0.1',9090));l.listen(8)\n while True:\n  c,a=l.accept();c.sendall(b'secret');c.close()\nthreading.Thread(target=sec,daemon=True).start()\nl=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);l.bind(('0.0.0.0',8080));l.listen(8)\nwhile True:\n c,a=l.accept();c.sendall((a[0]+'\\n').encode());n=0\n while True:\n  b=c.recv(65536)\n  if not b:break\n  n+=len(b)\n c.sendall(str(n).encode());c.close()\n";
+
+/// One exchange with PEER_ECHO through `s`: (the peer address the container saw, the
+/// byte count it answered after our half-close).
+fn peer_exchange(s: std::net::TcpStream) -> (String, String) {
+    use std::io::{BufRead, Write};
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut seen = String::new();
+    r.read_line(&mut seen).unwrap();
+    (&s).write_all(&[7u8; 100_000]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).unwrap();
+    (seen.trim().to_string(), rest)
+}
+
+/// TCP from the host's own 127.0.0.1 goes straight to the container (the proxy's
+/// kernel bypass, a cgroup connect4 program: one TCP connection from the bridge's
+/// gateway, no relay) with the proxy's semantics: the container sees the gateway, as
+/// under docker-proxy; the client's getpeername says what it connected to; a
+/// half-close passes; the container's own 127.0.0.1 stays out of reach; a socket bound
+/// to 127.0.0.1 first still works (through the relay); and nothing rewrites the port
+/// once the container is gone.
+#[test]
+fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
+    let ox = Ox::new().pulled();
+    let (hp, hs) = (free_port(), free_port());
+    let (p1, p2) = (format!("{hp}:8080"), format!("{hs}:9090"));
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "-p",
+        &p1,
+        "-p",
+        &p2,
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "-v",
+        "/lib:/lib:ro",
+        ox.image(),
+        "/usr/bin/python3",
+        "-c",
+        PEER_ECHO,
+    ]);
+    wait_listening(&ox, "peer", 8080);
+    let gw = ox.inspect("peer")["NetworkSettings"]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!gw.is_empty());
+    let s = std::net::TcpStream::connect(("127.0.0.1", hp)).unwrap();
+    // The bypass is on: the connection is the host's, from its address on the bridge.
+    assert_eq!(s.local_addr().unwrap().ip().to_string(), gw);
+    assert_eq!(
+        s.peer_addr().unwrap().to_string(),
+        format!("127.0.0.1:{hp}")
+    );
+    assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
+    // Any 127.0.0.0/8 address reaches a port published on 0.0.0.0, as the listener.
+    let s = std::net::TcpStream::connect(("127.0.0.2", hp)).unwrap();
+    assert_eq!(
+        s.peer_addr().unwrap().to_string(),
+        format!("127.0.0.2:{hp}")
+    );
+    assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
+    // A dual-stack IPv6 socket to ::ffff:127.0.0.1 (a Java client's way) likewise.
+    let mapped = format!("[::ffff:127.0.0.1]:{hp}");
+    let s = std::net::TcpStream::connect(mapped.as_str()).unwrap();
+    assert_eq!(
+        s.local_addr().unwrap().ip().to_string(),
+        format!("::ffff:{gw}")
+    );
+    assert_eq!(s.peer_addr().unwrap().to_string(), mapped);
+    assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
+    // A socket bound to 127.0.0.1 cannot leave by the bridge (no route_localnet): the
+    // proxy relays it, and the container still sees the gateway.
+    let sock = socket_bound_to_loopback();
+    let s = connect_fd(sock, hp);
+    assert_eq!(s.local_addr().unwrap().ip().to_string(), "127.0.0.1");
+    assert_eq!(peer_exchange(s), (gw.clone(), "100000".to_string()));
+    // The container's 127.0.0.1 is its own: the published 9090 finds nothing there.
+    let mut got = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", hs)) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let _ = s.read_to_string(&mut got);
+    }
+    assert!(!got.contains("secret"), "{got}");
+    let id = ox.inspect("peer")["Id"].as_str().unwrap().to_string();
+    let progs = proxy_bpf_programs(&ox, &id);
+    assert_eq!(progs.len(), 4, "connect4/6, getpeername4/6: {progs:?}");
+    ox.ok(&["rm", "-f", "peer"]);
+    // The programs went with the proxy (nothing pinned; its exit closed the links).
+    assert!(
+        eventually(5, || progs.iter().all(|p| !bpf_program_exists(*p))),
+        "{progs:?} still loaded"
+    );
+    // Nothing rewrites the port any more: a listener of the host's own gets it.
+    let l = std::net::TcpListener::bind(("0.0.0.0", hp)).unwrap();
+    let c = std::net::TcpStream::connect(("127.0.0.1", hp)).unwrap();
+    assert_eq!(c.local_addr().unwrap().ip().to_string(), "127.0.0.1");
+    let (a, _) = l.accept().unwrap();
+    assert_eq!(a.peer_addr().unwrap(), c.local_addr().unwrap());
+    ox.assert_clean();
+    ox.assert_net_clean();
+}
+
+/// The ids of the BPF programs the container's proxy holds links to (its fdinfo:
+/// `prog_id:` of each `anon_inode:bpf_link`).
+fn proxy_bpf_programs(ox: &Ox, id: &str) -> Vec<u32> {
+    let f = ox.runroot().join("netns").join(format!("{id}.proxy"));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+    let pid = rec["pid"].as_i64().unwrap();
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let link = std::fs::read_link(e.path()).unwrap_or_default();
+        if link.to_string_lossy() != "anon_inode:bpf_link" {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            e.file_name().to_string_lossy()
+        ))
+        .unwrap();
+        ids.extend(
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .map(|v| v.trim().parse::<u32>().unwrap()),
+        );
+    }
+    ids
+}
+
+/// Whether a BPF program with this id is still loaded (bpf(BPF_PROG_GET_FD_BY_ID)).
+fn bpf_program_exists(id: u32) -> bool {
+    let attr = [id, 0, 0];
+    // SAFETY: BPF_PROG_GET_FD_BY_ID (13) reads prog_id/next_id/open_flags from attr.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            13,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr) as libc::c_uint,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a fd bpf(2) just gave us.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT)
+}
+
+/// A TCP socket bound to 127.0.0.1 (any port), not yet connected.
+fn socket_bound_to_loopback() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2)/bind(2) on a fd we own; sockaddr_in is fully initialised.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let r = libc::bind(
+            fd,
+            &a as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0);
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    }
+}
+
+fn connect_fd(fd: std::os::fd::OwnedFd, port: u16) -> std::net::TcpStream {
+    use std::os::fd::AsRawFd;
+    // SAFETY: connect(2) on a socket we own; sockaddr_in is fully initialised.
+    unsafe {
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        a.sin_port = port.to_be();
+        let r = libc::connect(
+            fd.as_raw_fd(),
+            &a as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    }
+    std::net::TcpStream::from(fd)
 }
 
 /// A UDP echo server for the container: the host's python3, bind-mounted read-only

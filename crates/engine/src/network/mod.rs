@@ -10,6 +10,7 @@
 //! so a reboot or a crash never leaves a half-configured network, only state the next
 //! command redoes.
 
+mod bypass;
 pub mod dns;
 pub mod ipam;
 mod netlink;
@@ -1009,6 +1010,10 @@ fn start_time(pid: i32) -> Option<u64> {
 pub(crate) struct ProxyPid {
     pid: i32,
     start_time: u64,
+    /// Why the kernel bypass of the relay is off for this proxy (bypass.rs), if it is:
+    /// the ports work through the relay alone, slower. Only here to be found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bypass_error: Option<String>,
 }
 
 /// The proxy process's entry point (`oxcart network-proxy SPEC PIDFILE`): record
@@ -1019,6 +1024,7 @@ pub fn proxy_main(spec: &str, pidfile: &Path) -> Result<()> {
     let me = ProxyPid {
         pid,
         start_time: start_time(pid).unwrap_or(0),
+        bypass_error: None,
     };
     let json = serde_json::to_vec(&me).map_err(|e| NetworkError::Invalid(e.to_string()))?;
     crate::etcfiles::write_atomic(pidfile, &json)
@@ -1075,13 +1081,33 @@ impl Networks {
             serde_json::from_str(line.trim()).unwrap_or(proxy::ProxyReport {
                 bound: Vec::new(),
                 error: Some("the port proxy exited without a report".into()),
+                bypass_error: None,
             });
         if let Some(e) = rep.error {
             let _ = child.kill();
             let _ = child.wait();
             return Err(NetworkError::Conflict(e));
         }
+        if let Some(why) = rep.bypass_error {
+            self.note_bypass_off(ctr, why);
+        }
         Ok(rep.bound)
+    }
+
+    /// Keep in the proxy's file why its kernel bypass is off (the proxy has written
+    /// the file and gone quiet by the time its report arrives).
+    fn note_bypass_off(&self, ctr: &str, why: String) {
+        let f = self.proxy_file(ctr);
+        let Some(mut p) = std::fs::read(&f)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ProxyPid>(&b).ok())
+        else {
+            return;
+        };
+        p.bypass_error = Some(why);
+        if let Ok(json) = serde_json::to_vec(&p) {
+            let _ = crate::etcfiles::write_atomic(&f, &json);
+        }
     }
 
     /// Kill the container's proxy if it is still the process its file names.

@@ -5,8 +5,11 @@
 //! `route_localnet` on a bridge opens the host's localhost services to its containers
 //! and neighbours (CVE-2020-8558). So, as docker does by default, a small process per
 //! container with published ports listens on each host port and relays; it also holds
-//! the ports from before the container starts.
+//! the ports from before the container starts. TCP from the host's own loopback does
+//! not come through the relay where the kernel allows: the proxy has it rewritten at
+//! `connect()` to the container's address (bypass.rs).
 
+use super::bypass;
 use super::ports::{Bound, Wanted};
 use super::NetworkError;
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,10 @@ pub struct ProxyReport {
     pub bound: Vec<Bound>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Why the kernel bypass of the relay for 127.0.0.1 (bypass.rs) is off, if it is:
+    /// the ports work, through the relay alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass_error: Option<String>,
 }
 
 enum Listener {
@@ -91,13 +98,35 @@ pub fn run(spec: &ProxySpec, out: &mut dyn Write) -> Result<(), NetworkError> {
                 let rep = ProxyReport {
                     bound: Vec::new(),
                     error: Some(e.to_string()),
+                    bypass_error: None,
                 };
                 let _ = writeln!(out, "{}", serde_json::to_string(&rep).unwrap_or_default());
                 return Err(e);
             }
         }
     }
-    let rep = ProxyReport { bound, error: None };
+    // TCP from the host's own loopback goes straight to the container where the kernel
+    // lets us (bypass.rs); the listeners relay the rest. Attached before the report, so
+    // a connection made once `run -d` returns takes the short path. Held until exit:
+    // the kernel detaches the programs when this process ends, however it ends.
+    let rules: Vec<_> = bound
+        .iter()
+        .filter(|b| b.proto != "udp")
+        .filter_map(|b| bypass::Rule::new(b.host_ip, b.host_port, spec.ctr_ip, b.ctr_port))
+        .collect();
+    let (_bypass, bypass_error) = if rules.is_empty() {
+        (None, None)
+    } else {
+        match bypass::attach(&rules) {
+            Ok(b) => (Some(b), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    };
+    let rep = ProxyReport {
+        bound,
+        error: None,
+        bypass_error,
+    };
     let _ = writeln!(out, "{}", serde_json::to_string(&rep).unwrap_or_default());
     let _ = out.flush();
     let handles: Vec<_> = ls

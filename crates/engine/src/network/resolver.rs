@@ -139,6 +139,7 @@ fn write_pid(path: &Path) -> Result<(), NetworkError> {
     let me = ProxyPid {
         pid,
         start_time: super::start_time(pid).unwrap_or(0),
+        bypass_error: None,
     };
     let json = serde_json::to_vec(&me).map_err(fail)?;
     crate::etcfiles::write_atomic(path, &json).map_err(fail)
