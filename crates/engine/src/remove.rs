@@ -41,7 +41,8 @@ impl Engine {
             // docker's --rm takes the anonymous volumes too.
             return self.remove_anonymous_volumes(&rec);
         }
-        let unplugged = crate::network::release(&self.layout, id)?;
+        let unplugged =
+            crate::network::release_for_mode(&self.layout, id, &rec.host_config.network_mode)?;
         self.emit_net_disconnects(id, &unplugged);
         if let Some(e) = read_exit(&dir)? {
             rec.history.last_exit = Some(e);
@@ -147,10 +148,15 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let snap = Snapshot::open(&dir)?;
         snap.unmount()?;
-        let unplugged = crate::network::release(&self.layout, &rec.id)?;
+        let unplugged =
+            crate::network::release_for_mode(&self.layout, &rec.id, &rec.host_config.network_mode)?;
         self.emit_net_disconnects(&rec.id, &unplugged);
         self.db.delete(&rec.id)?;
-        if let Ok(mut images) = self.open_images() {
+        let images = match self.images_cache.take() {
+            Some(i) => Ok(i),
+            None => self.open_images(),
+        };
+        if let Ok(mut images) = images {
             let _ = images.release(&img_digest(&rec.image_id), &image_user(&rec.id));
         }
         // Unmounted above (a failure returned there): nothing is mounted in the tree

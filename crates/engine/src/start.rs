@@ -295,7 +295,7 @@ impl Engine {
             runtime.delete_if_exists(&rec.id)?;
         }
         Snapshot::open(&dir)?.unmount()?;
-        crate::network::release(&self.layout, &rec.id)?;
+        crate::network::release_for_mode(&self.layout, &rec.id, &rec.host_config.network_mode)?;
         for f in [MONITOR_FILE, EXIT_FILE, PAUSED_FILE, "pidfile"] {
             match std::fs::remove_file(dir.join(f)) {
                 Ok(()) => {}

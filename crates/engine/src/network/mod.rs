@@ -958,6 +958,21 @@ pub fn release(layout: &Layout, id: &str) -> crate::error::Result<Vec<Network>> 
     Ok(gone)
 }
 
+/// [`release`] for a container whose network mode is `mode`: `none`, `host` and
+/// `container:<id>` can never hold a lease, a namespace of ours or a port proxy
+/// (`connect` refuses them, and a start makes none), so their database is not even
+/// opened — a `run --network none` would open it twice for nothing.
+pub fn release_for_mode(
+    layout: &Layout,
+    id: &str,
+    mode: &str,
+) -> crate::error::Result<Vec<Network>> {
+    if network_of_mode(mode).is_none() {
+        return Ok(Vec::new());
+    }
+    release(layout, id)
+}
+
 /// The container's endpoints for `inspect`'s `NetworkSettings` (empty if none).
 pub fn endpoints_of(layout: &Layout, id: &str) -> Vec<Endpoint> {
     Networks::open(layout)
