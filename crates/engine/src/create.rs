@@ -123,6 +123,7 @@ impl Engine {
             }
         }
         self.layers_hint = Some((rec.image_id.clone(), images.layer_dirs(&img)));
+        self.images_cache = Some(images);
         self.emit_ctr(&rec, "create", &[]);
         Ok(rec)
     }

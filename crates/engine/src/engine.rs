@@ -19,6 +19,10 @@ pub struct Engine {
     /// in the same command (`run`) need not open the image store again. Layers are
     /// content-addressed and the container holds its image, so they cannot change.
     pub(crate) layers_hint: Option<(String, Vec<PathBuf>)>,
+    /// The image store `create` opened, kept for the same command's removal of the
+    /// container (`run --rm` releases its image hold at the end): one open of
+    /// `images.db` fewer — each open parses its schema and rebuilds its WAL index.
+    pub(crate) images_cache: Option<oxcart_image::ImageStore>,
 }
 
 impl Engine {
@@ -32,6 +36,7 @@ impl Engine {
             config,
             db,
             layers_hint: None,
+            images_cache: None,
         })
     }
 
@@ -40,6 +45,7 @@ impl Engine {
     pub fn recycle(&mut self, config: EngineConfig) {
         self.config = config;
         self.layers_hint = None;
+        self.images_cache = None;
     }
 
     pub fn ctr_dir(&self, id: &str) -> PathBuf {
