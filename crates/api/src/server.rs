@@ -246,11 +246,12 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ServeError> {
     })
 }
 
-/// The port proxies `start` spawns (`oxcart network-proxy`) are this process's
-/// children; another process's cleanup kills them. The CLI exits and init reaps
-/// them; a long-lived service must, or each would stay a zombie. Only children whose
-/// command is `oxcart` are reaped: the runtimes and monitors the engine waits for
-/// itself, and the execs tokio waits for, are left alone.
+/// The port proxies `start` spawns (`oxcart network-proxy`) and the trash removers
+/// a removal spawns (`oxcart-trash`, crates/engine/src/trash.rs) are this process's
+/// children, never waited for. The CLI exits and init reaps them; a long-lived
+/// service must, or each would stay a zombie. Only children with those names are
+/// reaped: the runtimes and monitors the engine waits for itself, and the execs
+/// tokio waits for, are left alone.
 async fn reap_proxies() {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -274,7 +275,7 @@ fn reap_once() {
             };
             let comm = &stat[a + 1..b];
             let zombie = stat[b + 1..].trim_start().starts_with('Z');
-            if zombie && comm == "oxcart" {
+            if zombie && (comm == "oxcart" || comm == oxcart_engine::trash::REMOVER_COMM) {
                 // SAFETY: a zombie child of ours, found by pid; WNOHANG never blocks.
                 unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
             }
