@@ -30,9 +30,9 @@ use oxcart_image::{ImageStore, Reference};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-#[derive(Parser)]
-#[command(name = "oxcart", version, about = "A daemonless container engine")]
-struct Cli {
+/// The flags every command takes (`global`: before or after the verb).
+#[derive(clap::Args, Clone)]
+struct Globals {
     /// Store root (images, layers, metadata).
     #[arg(
         long,
@@ -67,8 +67,70 @@ struct Cli {
     /// Engine config file (runtimes, default log options); default /etc/oxcart/oxcart.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Parser)]
+#[command(name = "oxcart", version, about = "A daemonless container engine")]
+struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+impl std::ops::Deref for Cli {
+    type Target = Globals;
+    fn deref(&self) -> &Globals {
+        &self.globals
+    }
+}
+
+/// `run` alone: the same flags and help, without building every other verb's
+/// arguments first — clap builds a whole command tree at each start, and `run`'s
+/// flags appear in it four times (`run`, `create`, `container run|create`).
+#[derive(Parser)]
+#[command(name = "oxcart", version, about = "A daemonless container engine")]
+struct RunCli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    cmd: RunOnly,
+}
+
+#[derive(Subcommand)]
+enum RunOnly {
+    /// Create and run a new container from an image
+    Run(Box<ctr::RunArgs>),
+}
+
+/// Whether the command line is `[--root R] [--runroot RR] run …` (the form people
+/// and the engine's own callers use), which [`RunCli`] parses as [`Cli`] would.
+fn is_plain_run() -> bool {
+    let mut a = std::env::args_os().skip(1);
+    loop {
+        match a.next() {
+            Some(f) if f == "--root" || f == "--runroot" => {
+                if a.next().is_none() {
+                    return false;
+                }
+            }
+            Some(v) => return v == "run",
+            None => return false,
+        }
+    }
+}
+
+fn parse_cli() -> Result<Cli, clap::Error> {
+    if is_plain_run() {
+        return RunCli::try_parse().map(|r| {
+            let RunOnly::Run(args) = r.cmd;
+            Cli {
+                globals: r.globals,
+                cmd: Cmd::Ctr(ctr::CtrCmd::Run(args)),
+            }
+        });
+    }
+    Cli::try_parse()
 }
 
 /// docker's exit code for a failure of the engine itself (podman's too).
@@ -770,7 +832,7 @@ fn main() {
     }
     // clap's own errors exit 125 as docker's and podman's flag errors do; help and
     // version are not errors.
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ENGINE } else { 0 };

@@ -600,3 +600,46 @@ fn concurrent_pull_processes() {
         .mode();
     assert_eq!(m & 0o777, 0o700, "layers are private to root");
 }
+
+/// `[--root R] [--runroot RR] run …` is parsed by `run`'s own parser (main.rs
+/// `RunCli`, which skips building every other verb): its help, its flag errors and
+/// their exit codes are exactly those of the whole command tree, which a global flag
+/// other than --root/--runroot before `run` selects.
+#[test]
+fn run_parsed_alone_says_what_the_whole_command_tree_says() {
+    let bin = env!("CARGO_BIN_EXE_oxcart");
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root").display().to_string();
+    let runroot = t.path().join("run").display().to_string();
+    let out = |args: &[&str]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            o.status.code(),
+        )
+    };
+    for tail in [
+        &["run", "--help"][..],
+        &["run", "--bogus", "img"],
+        &["run"],
+        &["run", "--memory", "lots", "img"],
+        &["run", "--network", "none", "no-such-image-here"],
+    ] {
+        let globals = ["--root", root.as_str(), "--runroot", runroot.as_str()];
+        let fast: Vec<&str> = globals.iter().chain(tail).copied().collect();
+        let full: Vec<&str> = globals
+            .iter()
+            .chain(&["--tls-verify=true"])
+            .chain(tail)
+            .copied()
+            .collect();
+        let (a, b) = (out(&fast), out(&full));
+        assert_eq!(a, b, "{tail:?}");
+        if tail.get(1) == Some(&"--help") {
+            assert!(a.0.contains("Usage: oxcart run [OPTIONS] <IMAGE>"), "{a:?}");
+        } else {
+            assert_ne!(a.2, Some(0), "{tail:?} must fail: {a:?}");
+        }
+    }
+}
