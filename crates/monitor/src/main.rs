@@ -155,7 +155,12 @@ fn supervise(a: &Args, sync: OwnedFd) -> Result<(), String> {
             let result = write_exit_json(a, &exit).and(log_result);
             announce_exit(a, &exit);
             // Attached clients (`run` without -d) end with the run, as docker's do.
-            let cleaner = relay.finish(exit.code, exit.oom_killed, true);
+            // The handoff only from a monitor left without children: the runtime's
+            // helpers we adopted as the subreaper (runsc's gofer and sandbox) must
+            // keep being reaped while the runtime's `delete` waits for them, which
+            // the exit command does as our child (exec_exit_command); a client's
+            // delete meanwhile would find them zombies holding the cgroups.
+            let cleaner = relay.finish(exit.code, exit.oom_killed, !sys::has_children());
             break (exit, result, cleaner);
         };
         announce_exit(a, &exit);

@@ -274,6 +274,8 @@ impl Ox {
             trash.is_empty(),
             "removed containers' directories not deleted: {trash:?}"
         );
+        let cgroups = self.leftover_cgroups();
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
         assert!(
             self.leftover_mounts().is_empty(),
             "{:?}",
@@ -304,6 +306,33 @@ impl Ox {
 }
 
 impl Ox {
+    /// The cgroup directories (`<hierarchy>/oxcart/<id>`, every v1 hierarchy and the
+    /// unified one) of any container this root ever created, from its events journal.
+    pub fn leftover_cgroups(&self) -> Vec<PathBuf> {
+        let log =
+            std::fs::read_to_string(self.root().join("events/events.log")).unwrap_or_default();
+        let ids: std::collections::BTreeSet<String> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["status"] == "create")
+            .filter_map(|v| v["id"].as_str().map(String::from))
+            .collect();
+        let mut left = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for id in &ids {
+                let p = h.path().join("oxcart").join(id);
+                if p.exists() {
+                    left.push(p);
+                }
+            }
+        }
+        left
+    }
+
     /// What is still in the trash after the removers had 10 s (crates/engine/src/trash.rs:
     /// a removed container's directory is deleted by a detached `oxcart-monitor`).
     pub fn wait_trash_empty(&self) -> Vec<std::ffi::OsString> {
