@@ -418,7 +418,18 @@ fn the_cleanup_is_handed_to_the_client_that_asks_and_taken_back_if_it_does_not()
                 cleanup: true,
             };
             assert_eq!(end, handed, "{rt:?}");
-            let (end, _, _) = relay(other, b"", None);
+            // Without stdin: its frame waits in the socket, which the monitor has
+            // closed by now; a stdin EOF sent first would meet EPIPE before it.
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let end = other
+                .relay(RelayIo {
+                    stdin: None,
+                    stdout: &mut out,
+                    stderr: &mut err,
+                    detach_keys: None,
+                    resize: None,
+                })
+                .unwrap();
             assert_eq!(
                 end,
                 AttachEnd::Exited {
