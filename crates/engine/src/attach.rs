@@ -166,17 +166,14 @@ impl AttachConn {
 
     /// Asks the monitor to hand this client the container's cleanup at its last
     /// exit (type 3; docs/engine.md "Attach protocol"): the exit frame then says
-    /// `"cleanup":true`, and the monitor waits for this connection to close — kept
-    /// open by [`AttachConn::hold`] while the client removes the container — before
+    /// `"cleanup":true`, and the monitor waits for this connection to close before
     /// it runs its exit command, if the container's directory is still there. A
     /// monitor without the handoff ignores the message, as it does unknown types.
-    pub fn request_cleanup(&self) -> Result<(), AttachError> {
-        send_blocking(self.fd.as_fd(), &[3]).map_err(AttachError::Io)
-    }
-
-    /// A second descriptor of the connection, which keeps it open after
-    /// [`AttachConn::relay`] has consumed this one (the cleanup handoff).
-    pub fn hold(&self) -> Result<OwnedFd, AttachError> {
+    /// Returns a second descriptor of the connection, which keeps it open after
+    /// [`AttachConn::relay`] has consumed this one, until the client has removed
+    /// the container.
+    pub fn request_cleanup(&self) -> Result<OwnedFd, AttachError> {
+        send_blocking(self.fd.as_fd(), &[3]).map_err(AttachError::Io)?;
         self.fd.try_clone().map_err(AttachError::Io)
     }
 

@@ -102,8 +102,7 @@ impl Engine {
     /// and a second descriptor that keeps it open until the removal is done.
     fn ask_cleanup(&self, id: &str) -> Option<(crate::attach::AttachConn, std::os::fd::OwnedFd)> {
         let conn = crate::attach::connect(&self.ctr_dir(id)).ok()?;
-        conn.request_cleanup().ok()?;
-        let hold = conn.hold().ok()?;
+        let hold = conn.request_cleanup().ok()?;
         Some((conn, hold))
     }
 

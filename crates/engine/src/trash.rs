@@ -97,8 +97,8 @@ pub const REMOVER_COMM: &str = "oxcart-trash";
 
 /// Start `monitor --empty-trash TRASH [--older-than SECS]`, not waited for: spawned
 /// as std does it (vfork and exec: this process waits only for the exec, where a
-/// double fork of a large process cost ~0.6 ms on `run --rm`'s path), in a session
-/// of its own with stdio on /dev/null, so it outlives us and no caller reading our
+/// double fork of a large process cost ~0.6 ms on `run --rm`'s path), in a process
+/// group of its own with stdio on /dev/null, so it outlives us and no caller reading our
 /// output waits for it. A CLI exits and init reaps it; the API service reaps its
 /// zombie children named [`REMOVER_COMM`] (crates/api/src/server.rs).
 fn spawn_remover(monitor: &Path, trash: &Path, older_than: Option<u64>) -> std::io::Result<()> {

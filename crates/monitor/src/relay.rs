@@ -510,19 +510,7 @@ impl Relay {
             self.flush_clients();
         }
         if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-            let mut buf = vec![0u8; CHUNK + 1];
-            loop {
-                let c = &mut self.clients[i];
-                if c.dead || self.stdin_buf.len() >= STDIN_MAX {
-                    break;
-                }
-                match sys::recv(c.fd.as_fd(), &mut buf) {
-                    Ok(0) => c.dead = true,
-                    Ok(n) => self.client_message(i, &buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => c.dead = true,
-                }
-            }
+            self.read_client(i, &mut vec![0u8; CHUNK + 1]);
         }
         let c = &self.clients[i];
         // docker's StdinOnce: a client that was feeding stdin going away (detach
@@ -537,13 +525,23 @@ impl Relay {
     fn read_requests(&mut self) {
         let mut buf = vec![0u8; CHUNK + 1];
         for i in 0..self.clients.len() {
-            while !self.clients[i].dead {
-                match sys::recv(self.clients[i].fd.as_fd(), &mut buf) {
-                    Ok(0) => self.clients[i].dead = true,
-                    Ok(n) => self.client_message(i, &buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(_) => self.clients[i].dead = true,
-                }
+            self.read_client(i, &mut buf);
+        }
+    }
+
+    /// Client `i`'s messages, until it has none queued, hangs up, or 1 MiB of stdin
+    /// waits for the container.
+    fn read_client(&mut self, i: usize, buf: &mut [u8]) {
+        loop {
+            let c = &mut self.clients[i];
+            if c.dead || self.stdin_buf.len() >= STDIN_MAX {
+                break;
+            }
+            match sys::recv(c.fd.as_fd(), buf) {
+                Ok(0) => c.dead = true,
+                Ok(n) => self.client_message(i, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => c.dead = true,
             }
         }
     }

@@ -407,8 +407,7 @@ fn the_cleanup_is_handed_to_the_client_that_asks_and_taken_back_if_it_does_not()
             a.exit_command = vec!["/bin/touch".into(), ran.clone().into()];
             c.spawn(&a).unwrap();
             let cleaner = attach::connect(&c.dir()).unwrap();
-            cleaner.request_cleanup().unwrap();
-            let hold = cleaner.hold().unwrap();
+            let hold = cleaner.request_cleanup().unwrap();
             let other = attach::connect(&c.dir()).unwrap();
             c.start();
             let (end, _, _) = relay(cleaner, b"", None);

@@ -227,8 +227,7 @@ fn handoff(att: &attach::AttachConn, auto_remove: bool) -> Option<std::os::fd::O
     if !auto_remove {
         return None;
     }
-    att.request_cleanup().ok()?;
-    att.hold().ok()
+    att.request_cleanup().ok()
 }
 
 /// What an attached client does about an `--rm` container's removal at its exit.
