@@ -1617,7 +1617,18 @@ fn a_subnet_is_held_by_its_network_in_any_root_until_the_network_or_root_goes() 
     let _ = Command::new("nft")
         .args(["delete", "table", "ip", &nft_table(&c)])
         .status();
-    std::fs::remove_dir_all(c.root()).unwrap();
+    // Another root's subnet check may open this database (creating its `-wal` and
+    // `-shm`) while the directory is emptied; `rm -rf` is retried as a user would.
+    for _ in 0..50 {
+        match std::fs::remove_dir_all(c.root()) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => continue,
+            r => {
+                r.unwrap();
+                break;
+            }
+        }
+    }
+    assert!(!c.root().exists());
     std::fs::remove_dir_all(c.runroot()).unwrap();
     assert!(registered_roots().contains(&c_db));
     b.ok(&[

@@ -159,21 +159,29 @@ fn others(own_db: &Path) -> Result<Vec<Claim>> {
 }
 
 /// The networks a root's database records; `None` if the database is gone.
+///
+/// Another root can be deleted while it is read (a test's temporary root, an
+/// `rm -rf` of a store): SQLite then fails at whichever step first touches a file
+/// that went away (the open, the `-shm` of a WAL database, a page), so every failure
+/// is checked against the database still being there, not only the open's.
 fn read_networks(db: &Path) -> rusqlite::Result<Option<Vec<Network>>> {
     if !db.exists() {
         return Ok(None);
     }
+    match query_networks(db) {
+        Err(_) if !db.exists() => Ok(None),
+        r => r.map(Some),
+    }
+}
+
+fn query_networks(db: &Path) -> rusqlite::Result<Vec<Network>> {
     // Read-write without CREATE, but query-only: a read-only connection to a WAL
     // database leaves its `-wal` and `-shm` files behind (it may not delete them),
     // where the last connection of a read-write one removes them on close.
-    let c = match Connection::open_with_flags(
+    let c = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
-        Ok(c) => c,
-        Err(_) if !db.exists() => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    )?;
     c.busy_timeout(Duration::from_secs(10))?;
     c.pragma_update(None, "query_only", true)?;
     let has: i64 = c.query_row(
@@ -182,7 +190,7 @@ fn read_networks(db: &Path) -> rusqlite::Result<Option<Vec<Network>>> {
         |r| r.get(0),
     )?;
     if has == 0 {
-        return Ok(Some(Vec::new()));
+        return Ok(Vec::new());
     }
     let mut st = c.prepare("SELECT record FROM networks")?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
@@ -194,7 +202,7 @@ fn read_networks(db: &Path) -> rusqlite::Result<Option<Vec<Network>>> {
             out.push(n);
         }
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// What a new subnet must avoid, gathered once under the host lock.
@@ -323,5 +331,43 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A root removed while another reads it (CI: a test's `remove_dir_all` of its
+    /// root raced a `network create` elsewhere, which failed with "unable to open
+    /// database file") reads as gone, whichever step of the read the removal meets.
+    #[test]
+    fn a_database_removed_while_it_is_read_reads_as_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        for round in 0..200 {
+            let root = tmp.path().join(format!("r{round}"));
+            std::fs::create_dir(&root).unwrap();
+            let db = root.join("containers.db");
+            let c = Connection::open(&db).unwrap();
+            c.pragma_update(None, "journal_mode", "wal").unwrap();
+            c.execute("CREATE TABLE networks (record TEXT)", [])
+                .unwrap();
+            drop(c);
+            // The reader may create the `-wal`/`-shm` of a database whose directory
+            // is being emptied (SQLite does so on open), so the removal is retried, as
+            // an `rm -rf` racing any writer into the directory has to be.
+            let remover = {
+                let root = root.clone();
+                std::thread::spawn(move || loop {
+                    match std::fs::remove_dir_all(&root) {
+                        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                        r => return r,
+                    }
+                })
+            };
+            loop {
+                match read_networks(&db) {
+                    Ok(None) => break,
+                    Ok(Some(n)) => assert!(n.is_empty()),
+                    Err(e) => panic!("round {round}: {e}"),
+                }
+            }
+            remover.join().unwrap().unwrap();
+        }
     }
 }
