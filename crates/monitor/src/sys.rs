@@ -330,7 +330,9 @@ pub fn recv_fd(conn: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 pub fn reap_one() -> Option<(libc::pid_t, libc::c_int)> {
     let mut status = 0;
     // SAFETY: waitpid with a valid status pointer.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    // __WALL: a child whose exit signal is not SIGCHLD (a runtime's clone with
+    // another or none, which also sends us no SIGCHLD) is reaped all the same.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
     (pid > 0).then_some((pid, status))
 }
 
@@ -340,7 +342,7 @@ pub fn has_children() -> bool {
     while reap_one().is_some() {}
     let mut status = 0;
     // SAFETY: waitpid with a valid status pointer; WNOHANG does not block.
-    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
     !(r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
 }
 

@@ -292,16 +292,42 @@ impl Ox {
             "resolver state left: {:?}",
             std::fs::read_dir(&dns).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
         );
-        let me = self.runroot().as_os_str().as_encoded_bytes().to_vec();
+        // No process of this root at all: monitors (their --ctr-dir is under the
+        // root), resolvers, port proxies, trash removers. A monitor handing its
+        // cleanup over waits for its client's hang-up, so this is given a moment.
+        let left = wait_for(std::time::Duration::from_secs(10), || self.processes());
+        assert!(left.is_empty(), "processes of this root left: {left:?}");
+    }
+
+    /// Every process whose command line names this root or run root, but for the
+    /// test's own children (an API service it holds, a command it still waits for).
+    pub fn processes(&self) -> Vec<String> {
+        let me = std::process::id().to_string();
+        let mine = [
+            self.root().as_os_str().as_encoded_bytes().to_vec(),
+            self.runroot().as_os_str().as_encoded_bytes().to_vec(),
+        ];
         let has = |c: &[u8], w: &[u8]| c.windows(w.len()).any(|x| x == w);
-        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let mut out = Vec::new();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let c = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-            assert!(
-                !(has(&c, b"network-dns\0") && has(&c, &me)),
-                "resolver process left: {:?}",
-                p.file_name()
-            );
+            if mine.iter().any(|m| has(&c, m)) {
+                let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+                // Field 4, after the `(comm)` that may hold spaces (proc(5)).
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(1));
+                if ppid == Some(me.as_str()) {
+                    continue;
+                }
+                out.push(format!(
+                    "{} {}",
+                    stat.trim(),
+                    String::from_utf8_lossy(&c).replace('\0', " ")
+                ));
+            }
         }
+        out
     }
 }
 
@@ -337,16 +363,23 @@ impl Ox {
     /// a removed container's directory is deleted by a detached `oxcart-monitor`).
     pub fn wait_trash_empty(&self) -> Vec<std::ffi::OsString> {
         let trash = self.root().join("trash");
-        let list = || -> Vec<std::ffi::OsString> {
+        wait_for(std::time::Duration::from_secs(10), || {
             std::fs::read_dir(&trash)
                 .map(|d| d.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default()
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !list().is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        })
+    }
+}
+
+/// Polls `list` until it is empty or `limit` has passed; what it last listed.
+fn wait_for<T>(limit: std::time::Duration, list: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let l = list();
+        if l.is_empty() || std::time::Instant::now() >= deadline {
+            return l;
         }
-        list()
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
