@@ -26,11 +26,7 @@ impl Engine {
         let Some(mut rec) = self.db.get(id)? else {
             return Ok(());
         };
-        let rt = self.runtime_of(&rec)?;
-        rt.delete_if_exists(id)?;
-        Snapshot::open(&dir)?.unmount()?;
-        self.volumes_release(&rec)?;
-        self.emit_volume_mounts("unmount", &rec);
+        self.release_exited(&rec)?;
         if rec.host_config.auto_remove {
             // Still under the lock, the runtime's container already gone: straight to
             // the files (the exit is not worth recording in a row about to go; a
@@ -77,8 +73,8 @@ impl Engine {
                 .flatten();
             let _ = rt.kill(&rec.id, "KILL", true);
             if let Some((conn, hold)) = handoff {
-                if self.take_cleanup(&rec.id, conn)? {
-                    self.remove_stopped(&rec)?;
+                if Self::handed_cleanup(conn) {
+                    self.remove_exited(&rec.id)?;
                     drop(hold);
                     return Ok(rec);
                 }
@@ -107,9 +103,9 @@ impl Engine {
     }
 
     /// Reads the connection to the container's exit (its last output is the log's,
-    /// not ours); cleans up if the monitor handed us the job (true). A monitor that
-    /// did not — or a connection that broke — leaves the cleanup to it, as before.
-    fn take_cleanup(&mut self, id: &str, conn: crate::attach::AttachConn) -> Result<bool> {
+    /// not ours): whether the monitor handed us the cleanup. A monitor that did not —
+    /// or a connection that broke — leaves the cleanup to it, as before.
+    fn handed_cleanup(conn: crate::attach::AttachConn) -> bool {
         let (mut out, mut err) = (std::io::sink(), std::io::sink());
         let end = conn.relay(crate::attach::RelayIo {
             stdin: None,
@@ -118,13 +114,43 @@ impl Engine {
             detach_keys: None,
             resize: None,
         });
-        match end {
-            Ok(crate::attach::AttachEnd::Exited { cleanup: true, .. }) => {
-                self.cleanup(id)?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        matches!(
+            end,
+            Ok(crate::attach::AttachEnd::Exited { cleanup: true, .. })
+        )
+    }
+
+    /// `rm -f`'s side of the handoff: the monitor's cleanup and the removal in one
+    /// pass under the lock. `cleanup` then `remove_stopped` would ask the runtime
+    /// twice, release the network twice and write the exit into a row deleted right
+    /// after. Killed at any point, it leaves what either of those would: a row the
+    /// next `rm -f` finishes (the monitor's exit command runs too if we die first).
+    fn remove_exited(&mut self, id: &str) -> Result<()> {
+        let dir = self.ctr_dir(id);
+        let lock = CtrLock::acquire(&dir)?;
+        let Some(rec) = self.db.get(id)? else {
+            return Ok(());
+        };
+        self.release_exited(&rec)?;
+        self.remove_files(&rec, &lock)?;
+        drop(lock);
+        // An `--rm` container's anonymous volumes go with it whoever removes it, as
+        // they did when its cleanup (the monitor's or handed over) ran first.
+        if rec.host_config.auto_remove {
+            self.remove_anonymous_volumes(&rec)?;
         }
+        Ok(())
+    }
+
+    /// What an exited container holds outside its record and directory: the
+    /// runtime's container, the rootfs mount, its volumes' mounts. Under its lock.
+    fn release_exited(&mut self, rec: &Record) -> Result<()> {
+        let rt = self.runtime_of(rec)?;
+        rt.delete_if_exists(&rec.id)?;
+        Snapshot::open(&self.ctr_dir(&rec.id))?.unmount()?;
+        self.volumes_release(rec)?;
+        self.emit_volume_mounts("unmount", rec);
+        Ok(())
     }
 
     /// Remove a container that does not run: runtime state, mount, row, image hold,

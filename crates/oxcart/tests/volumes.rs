@@ -298,6 +298,33 @@ fn image_volumes_become_anonymous_volumes_that_rm_v_and_rm_remove() {
     // --rm does the same.
     run_out(&ox, &["-v", "named:/n", vol_image(), "ls", "/srv"]);
     assert_eq!(volume_names(&ox), vec!["named"]);
+    // So does an `rm -f` of a running --rm container (it takes the cleanup over from
+    // the monitor); without --rm, `rm -f` alone keeps them.
+    for (rm_flag, left) in [("--rm", 1), ("--log-driver=json-file", 3)] {
+        ox.ok(&[
+            "run",
+            "-d",
+            rm_flag,
+            "--name",
+            "cr",
+            "--network",
+            "none",
+            "-v",
+            "named:/n",
+            vol_image(),
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(volume_names(&ox).len(), 3);
+        ox.ok(&["rm", "-f", "cr"]);
+        assert_eq!(
+            volume_names(&ox).len(),
+            left,
+            "after rm -f of a {rm_flag} container"
+        );
+    }
+    ox.ok(&["volume", "prune", "-f"]);
+    assert_eq!(volume_names(&ox), vec!["named"]);
     // Without -v, rm keeps them (dangling, and `volume prune` takes them).
     ox.ok(&[
         "run",
