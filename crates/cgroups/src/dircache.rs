@@ -19,7 +19,7 @@
 
 use crate::error::{CgroupError, Result};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -64,8 +64,9 @@ impl DirCache {
         fd
     }
 
-    /// The text of `dir/file`, opened relative to `dir`'s parent when that is
-    /// open; the same result and error as [`crate::fsutil::read_string`].
+    /// The text of `dir/file`, a single-record kernel file ([`crate::seqfile`]),
+    /// opened relative to `dir`'s parent when that is open; the same result and
+    /// error as [`crate::fsutil::read_record`].
     pub(crate) fn read(&self, dir: &Path, file: &str) -> Result<String> {
         if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
             if let Some(fd) = self.parent_fd(parent) {
@@ -80,7 +81,7 @@ impl DirCache {
                 }
             }
         }
-        crate::fsutil::read_string(dir, file)
+        crate::fsutil::read_record(dir, file)
     }
 
     /// A file every container shares, read once per cache.
@@ -96,8 +97,7 @@ impl DirCache {
     }
 }
 
-/// openat(2) `rel` below `dir` and read it whole (see fsutil's `read_string_at` for
-/// why through `take`).
+/// openat(2) `rel` below `dir` and read it whole, as a `seq_file`.
 fn openat_read(dir: &OwnedFd, mut rel: Vec<u8>) -> io::Result<String> {
     if rel.contains(&0) {
         return Err(io::Error::new(
@@ -118,10 +118,7 @@ fn openat_read(dir: &OwnedFd, mut rel: Vec<u8>) -> io::Result<String> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh fd we own.
-    let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut s = String::with_capacity(4096);
-    f.take(u64::MAX).read_to_string(&mut s)?;
-    Ok(s)
+    crate::seqfile::read_to_string(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 impl CgroupError {

@@ -77,6 +77,13 @@ pub(crate) fn read_string_at(path: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// A single-record kernel file (one `show` makes all of it: the stats files, not
+/// `cgroup.procs`) without the read that would only say EOF ([`crate::seqfile`]).
+pub(crate) fn read_record(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    crate::seqfile::read_path(&path).map_err(|source| CgroupError::Read { path, source })
+}
+
 pub(crate) fn read_string(dir: &Path, file: &str) -> Result<String> {
     read_string_at(&dir.join(file))
 }

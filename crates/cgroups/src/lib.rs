@@ -75,6 +75,7 @@ pub mod manager;
 mod mounts;
 pub mod oom;
 pub mod path;
+pub mod seqfile;
 pub mod stats;
 
 pub use dircache::DirCache;

@@ -302,8 +302,9 @@ impl Reader<'_> {
     /// one open instead of a stat and an open.
     fn opt(self, d: &Path, file: &str) -> Result<Option<String>> {
         let r = match self.0 {
+            // Only the single-record stats files are read here (crate::seqfile).
             Some(c) => c.read(d, file),
-            None => fsutil::read_string(d, file),
+            None => fsutil::read_record(d, file),
         };
         match r {
             Ok(s) => Ok(Some(s)),

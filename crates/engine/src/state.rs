@@ -241,17 +241,12 @@ pub fn boot_id() -> String {
         .clone()
 }
 
-/// A small procfs file in one read: procfs reports size 0, so `fs::read_to_string`
-/// asks for the size and position and then reads up from a 32-byte probe (8 syscalls
-/// for a `/proc/<pid>/stat`, read per container by every listing); through `take`
-/// into a buffer that holds it, open, read, read (EOF), close.
+/// A small single-record procfs file (`/proc/<pid>/stat`; boot_id, a sysctl, is
+/// copied out whole as well) in one read: procfs reports size 0, so
+/// `fs::read_to_string` would ask for the size and position and then read up from
+/// a 32-byte probe, and a short read is the end (oxcart_cgroups::seqfile).
 fn read_proc(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = String::with_capacity(1024);
-    std::fs::File::open(path)?
-        .take(u64::MAX)
-        .read_to_string(&mut s)?;
-    Ok(s)
+    oxcart_cgroups::seqfile::read_path(path.as_ref())
 }
 
 /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks), or None if no such
