@@ -103,11 +103,11 @@ fn state_verb(e: &mut Engine, cmd: &CtrCmd) -> Result<bool> {
             e.kill(n, signal)?;
             done(n)
         })?,
-        CtrCmd::Rm {
+        CtrCmd::Rm(crate::ctr::RmArgs {
             force,
             volumes,
             containers,
-        } => each(containers, |n| {
+        }) => each(containers, |n| {
             let rec = e.remove(n, *force)?;
             // `rm -v`: the container's anonymous volumes; named ones stay (docker).
             if *volumes {

@@ -94,6 +94,18 @@ pub struct UpdateArgs {
     pub containers: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
 #[derive(Subcommand, Debug, Clone)]
 pub enum CtrCmd {
     /// Create and run a new container from an image
@@ -139,16 +151,7 @@ pub enum CtrCmd {
         containers: Vec<String>,
     },
     /// Remove one or more containers
-    Rm {
-        /// Force the removal of a running container (uses SIGKILL)
-        #[arg(short, long)]
-        force: bool,
-        /// Remove anonymous volumes associated with the container
-        #[arg(short, long)]
-        volumes: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Rm(RmArgs),
     /// List containers
     #[command(visible_alias = "ls", alias = "list")]
     Ps(PsArgs),

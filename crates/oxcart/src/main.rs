@@ -85,52 +85,80 @@ impl std::ops::Deref for Cli {
     }
 }
 
-/// `run` alone: the same flags and help, without building every other verb's
-/// arguments first — clap builds a whole command tree at each start, and `run`'s
-/// flags appear in it four times (`run`, `create`, `container run|create`).
+/// The same command line as [`Cli`] for one verb only. Building the whole command
+/// tree (every verb's flags; `run`'s alone appear four times: `run`, `create`,
+/// `container run|create`) is ~200 page faults of heap in a fresh process, ~0.5 ms
+/// of every command (docs/benchmarks.md). The hot verbs, in the form
+/// people and the engine's callers use (`[--root R] [--runroot RR] VERB …`), are
+/// parsed by this with a subcommand enum of that verb alone; help, errors and exit
+/// codes are the same (tests/cli.rs checks them against the whole tree).
 #[derive(Parser)]
 #[command(name = "oxcart", version, about = "A daemonless container engine")]
-struct RunCli {
+struct OneVerb<V: Subcommand> {
     #[command(flatten)]
     globals: Globals,
     #[command(subcommand)]
-    cmd: RunOnly,
+    cmd: V,
 }
 
+// Each enum's doc comment is the verb's `about`, as in `ctr::CtrCmd`.
 #[derive(Subcommand)]
 enum RunOnly {
     /// Create and run a new container from an image
     Run(Box<ctr::RunArgs>),
 }
+#[derive(Subcommand)]
+enum RmOnly {
+    /// Remove one or more containers
+    Rm(ctr::RmArgs),
+}
+#[derive(Subcommand)]
+enum PsOnly {
+    /// List containers
+    #[command(visible_alias = "ls", alias = "list")]
+    Ps(ps::PsArgs),
+}
+#[derive(Subcommand)]
+enum StatsOnly {
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+}
+#[derive(Subcommand)]
+enum LogsOnly {
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+}
 
-/// Whether the command line is `[--root R] [--runroot RR] run …` (the form people
-/// and the engine's own callers use), which [`RunCli`] parses as [`Cli`] would.
-fn is_plain_run() -> bool {
+/// The verb of a `[--root R] [--runroot RR] VERB …` command line, if it has that form.
+fn plain_verb() -> Option<std::ffi::OsString> {
     let mut a = std::env::args_os().skip(1);
     loop {
         match a.next() {
             Some(f) if f == "--root" || f == "--runroot" => {
-                if a.next().is_none() {
-                    return false;
-                }
+                a.next()?;
             }
-            Some(v) => return v == "run",
-            None => return false,
+            other => return other,
         }
     }
 }
 
+fn one<V: Subcommand>(to: impl FnOnce(V) -> ctr::CtrCmd) -> Result<Cli, clap::Error> {
+    OneVerb::<V>::try_parse().map(|o| Cli {
+        globals: o.globals,
+        cmd: Cmd::Ctr(to(o.cmd)),
+    })
+}
+
 fn parse_cli() -> Result<Cli, clap::Error> {
-    if is_plain_run() {
-        return RunCli::try_parse().map(|r| {
-            let RunOnly::Run(args) = r.cmd;
-            Cli {
-                globals: r.globals,
-                cmd: Cmd::Ctr(ctr::CtrCmd::Run(args)),
-            }
-        });
+    let verb = plain_verb();
+    match verb.as_ref().and_then(|v| v.to_str()) {
+        Some("run") => one(|RunOnly::Run(a)| ctr::CtrCmd::Run(a)),
+        Some("rm") => one(|RmOnly::Rm(a)| ctr::CtrCmd::Rm(a)),
+        Some("ps") => one(|PsOnly::Ps(a)| ctr::CtrCmd::Ps(a)),
+        Some("stats") => one(|StatsOnly::Stats(a)| ctr::CtrCmd::Stats(a)),
+        Some("logs") => one(|LogsOnly::Logs(a)| ctr::CtrCmd::Logs(a)),
+        _ => Cli::try_parse(),
     }
-    Cli::try_parse()
 }
 
 /// docker's exit code for a failure of the engine itself (podman's too).

@@ -601,12 +601,13 @@ fn concurrent_pull_processes() {
     assert_eq!(m & 0o777, 0o700, "layers are private to root");
 }
 
-/// `[--root R] [--runroot RR] run …` is parsed by `run`'s own parser (main.rs
-/// `RunCli`, which skips building every other verb): its help, its flag errors and
-/// their exit codes are exactly those of the whole command tree, which a global flag
-/// other than --root/--runroot before `run` selects.
+/// `[--root R] [--runroot RR] VERB …` for `run`, `rm`, `ps`, `stats` and `logs` is
+/// parsed by that verb's own parser (main.rs `OneVerb`, which skips building every
+/// other verb): its help, its flag errors and their exit codes are exactly those of
+/// the whole command tree, which a global flag other than --root/--runroot before
+/// the verb selects.
 #[test]
-fn run_parsed_alone_says_what_the_whole_command_tree_says() {
+fn a_verb_parsed_alone_says_what_the_whole_command_tree_says() {
     let bin = env!("CARGO_BIN_EXE_oxcart");
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root").display().to_string();
@@ -625,6 +626,20 @@ fn run_parsed_alone_says_what_the_whole_command_tree_says() {
         &["run"],
         &["run", "--memory", "lots", "img"],
         &["run", "--network", "none", "no-such-image-here"],
+        &["rm", "--help"],
+        &["rm"],
+        &["rm", "-x", "c"],
+        &["rm", "-fv", "no-such-container"],
+        &["ps", "--help"],
+        &["ps", "--last", "x"],
+        &["ps", "--filter", "bogus=1"],
+        &["stats", "--help"],
+        &["stats", "--no-stream", "no-such-container"],
+        &["stats", "--bogus"],
+        &["logs", "--help"],
+        &["logs"],
+        &["logs", "--tail", "x", "c"],
+        &["logs", "no-such-container"],
     ] {
         let globals = ["--root", root.as_str(), "--runroot", runroot.as_str()];
         let fast: Vec<&str> = globals.iter().chain(tail).copied().collect();
@@ -637,7 +652,10 @@ fn run_parsed_alone_says_what_the_whole_command_tree_says() {
         let (a, b) = (out(&fast), out(&full));
         assert_eq!(a, b, "{tail:?}");
         if tail.get(1) == Some(&"--help") {
-            assert!(a.0.contains("Usage: oxcart run [OPTIONS] <IMAGE>"), "{a:?}");
+            assert!(
+                a.0.contains(&format!("Usage: oxcart {} [OPTIONS]", tail[0])),
+                "{a:?}"
+            );
         } else {
             assert_ne!(a.2, Some(0), "{tail:?} must fail: {a:?}");
         }
