@@ -118,7 +118,10 @@ pub struct MonitorSock(AsyncFd<OwnedFd>);
 
 impl MonitorSock {
     pub fn new(c: AttachConn) -> std::io::Result<MonitorSock> {
-        let fd = c.into_fd();
+        Self::from_fd(c.into_fd())
+    }
+
+    fn from_fd(fd: OwnedFd) -> std::io::Result<MonitorSock> {
         // SAFETY: fcntl with integer arguments on a descriptor we own.
         unsafe {
             let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -130,6 +133,7 @@ impl MonitorSock {
 
     /// One message; 0 bytes when the monitor closed the connection.
     pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut reset = false;
         loop {
             let mut g = self.0.readable().await?;
             // SAFETY: buf is valid for buf.len() bytes.
@@ -143,7 +147,16 @@ impl MonitorSock {
                 }
             });
             match r {
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(0),
+                // A monitor that closes with our frames unread (a stdin EOF after it
+                // stopped reading) makes the kernel report ECONNRESET once, ahead of
+                // the output and exit frames it sent first (unix_release_sock; the
+                // datagram recv checks sk_err before its queue): read on for them.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    if reset {
+                        return Ok(0);
+                    }
+                    reset = true;
+                }
                 Ok(r) => return r,
                 Err(_) => continue,
             }
@@ -648,4 +661,58 @@ pub async fn wait(st: Arc<State>, id: String, r: Req) -> ApiResult {
         let _ = tx.send(Bytes::from(format!("{v}\n"))).await;
     });
     Ok(http::response(StatusCode::OK, "application/json", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    /// The monitor sent output and its exit frame, then closed with our stdin's EOF
+    /// frame unread: the kernel's ECONNRESET comes first, the frames after it.
+    #[test]
+    fn frames_sent_before_a_reset_are_read() {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two fds we then own.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: fresh fds from socketpair.
+        let (ours, monitor) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let send = |fd: &OwnedFd, frame: &[u8]| {
+            // SAFETY: a valid buffer of frame.len() bytes.
+            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            assert_eq!(n as usize, frame.len());
+        };
+        send(&ours, &[1]);
+        send(&monitor, b"\x01out");
+        send(&monitor, b"\x03{\"exit_code\":0,\"oom_killed\":false}");
+        drop(monitor);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let sock = MonitorSock::from_fd(ours).unwrap();
+            let mut buf = [0u8; 256];
+            let mut got = Vec::new();
+            loop {
+                let n = sock.recv(&mut buf).await.unwrap();
+                if n == 0 {
+                    return got;
+                }
+                got.push(buf[..n].to_vec());
+            }
+        });
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], b"\x01out");
+        assert_eq!(got[1][0], 3);
+    }
 }

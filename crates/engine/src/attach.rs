@@ -320,6 +320,7 @@ impl Relay<'_> {
         buf: &mut [u8],
         io: &mut RelayIo<'_>,
     ) -> Result<Option<AttachEnd>, AttachError> {
+        let mut reset = false;
         loop {
             // SAFETY: buf is valid for buf.len() bytes.
             let n =
@@ -327,8 +328,18 @@ impl Relay<'_> {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return match e.kind() {
+                    io::ErrorKind::WouldBlock if reset => Ok(Some(AttachEnd::Closed)),
                     io::ErrorKind::WouldBlock => Ok(None),
                     io::ErrorKind::Interrupted => continue,
+                    // A monitor that closes with our frames unread in its queue (a
+                    // stdin EOF sent after it stopped reading, at the exit) makes the
+                    // kernel report ECONNRESET once, before the frames it sent us
+                    // first (unix_release_sock; the datagram recv checks sk_err
+                    // before its queue): read on, the exit frame may be there.
+                    io::ErrorKind::ConnectionReset if !reset => {
+                        reset = true;
+                        continue;
+                    }
                     io::ErrorKind::ConnectionReset => Ok(Some(AttachEnd::Closed)),
                     _ => Err(AttachError::Io(e)),
                 };
@@ -529,6 +540,81 @@ fn send_blocking(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that starts relaying after the container exited: the monitor queued
+    /// the exit frame and closed while our stdin's EOF frame sat unread in its
+    /// queue. The kernel then reports ECONNRESET first (unix_release_sock sets it on
+    /// the peer; a recv returns the error before the queue), and the frame is still
+    /// there to read: the relay ends with the exit code, not `Closed`.
+    #[test]
+    fn an_exit_frame_sent_before_a_reset_is_read() {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two fds we then own.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: fresh fds from socketpair.
+        let (ours, monitor) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let send = |fd: &OwnedFd, frame: &[u8]| {
+            // SAFETY: a valid buffer of frame.len() bytes.
+            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            assert_eq!(n as usize, frame.len());
+        };
+        // Our stdin's end, which the monitor never reads; its exit frame; its close.
+        send(&ours, &[1]);
+        send(&monitor, b"\x03{\"exit_code\":7,\"oom_killed\":false}");
+        drop(monitor);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let end = AttachConn { fd: ours }.relay(RelayIo {
+            stdin: None,
+            stdout: &mut out,
+            stderr: &mut err,
+            detach_keys: None,
+            resize: None,
+        });
+        assert_eq!(
+            end.unwrap(),
+            AttachEnd::Exited {
+                code: 7,
+                oom_killed: false,
+                cleanup: false
+            }
+        );
+        // A reset with nothing behind it is still the monitor gone.
+        let mut fds = [0; 2];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                    0,
+                    fds.as_mut_ptr(),
+                )
+            },
+            0
+        );
+        // SAFETY: fresh fds from socketpair.
+        let (ours, monitor) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        send(&ours, &[1]);
+        drop(monitor);
+        let end = AttachConn { fd: ours }.relay(RelayIo {
+            stdin: None,
+            stdout: &mut out,
+            stderr: &mut err,
+            detach_keys: None,
+            resize: None,
+        });
+        assert_eq!(end.unwrap(), AttachEnd::Closed);
+    }
 
     #[test]
     fn detach_keys_parse_like_docker() {
