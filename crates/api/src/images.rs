@@ -26,6 +26,7 @@ pub async fn route(st: Arc<State>, r: Req) -> ApiResult {
         (&M::GET, "json") if n == 2 => list(st, &r).await,
         (&M::GET, "json") if n > 2 => inspect(st, name(true)).await,
         (&M::POST, "tag") if n > 2 => tag(st, name(true), &r).await,
+        (&M::GET, "history") if n > 2 => history(st, name(true)).await,
         (&M::DELETE, _) if n > 1 => remove(st, name(false), r.query.bool("force")).await,
         (&M::POST, "create") if n == 2 && r.query.get("fromSrc").is_some_and(|s| !s.is_empty()) => {
             import(st, r)
@@ -101,6 +102,43 @@ async fn inspect(st: Arc<State>, name: String) -> ApiResult {
         let imgs = st.images()?;
         oxcart_engine::inspect::image_json(&imgs, &name)?
             .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))
+    })
+    .await?;
+    Ok(http::json(&v))
+}
+
+/// `GET /images/{name}/history`: dockerd's `HistoryResponseItem`s, newest first;
+/// the top one carries the image's ID and tags, older ones `<missing>` and no tags
+/// (dockerd's for layers it did not build itself).
+async fn history(st: Arc<State>, name: String) -> ApiResult {
+    let v = blocking(move || {
+        let imgs = st.images()?;
+        let rec = imgs
+            .find(&name)
+            .map_err(|_| ApiError::not_found(format!("No such image: {name}")))?;
+        let items: Vec<serde_json::Value> = imgs
+            .history(&rec)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let created = h
+                    .created
+                    .as_deref()
+                    .and_then(oxcart_engine::time::parse)
+                    .map(|(s, _)| s)
+                    .unwrap_or(0);
+                let (id, tags) = if i == 0 {
+                    (json!(rec.id.to_string()), json!(rec.tags))
+                } else {
+                    (json!("<missing>"), serde_json::Value::Null)
+                };
+                json!({
+                    "Id": id, "Created": created, "CreatedBy": h.created_by,
+                    "Tags": tags, "Size": h.size, "Comment": h.comment,
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(serde_json::Value::Array(items))
     })
     .await?;
     Ok(http::json(&v))

@@ -9,7 +9,9 @@ use crate::state::{Observed, Status};
 /// go-units' HumanDuration, which docker's STATUS and CREATED columns use.
 pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
-    let (m, h) = (s / 60, s / 3600);
+    // go-units rounds the hours (`int(d.Hours() + 0.5)`) but not the minutes, and
+    // takes the years from the unrounded hours.
+    let (m, h) = (s / 60, (s + 1800) / 3600);
     match () {
         _ if s < 1 => "Less than a second".into(),
         _ if s == 1 => "1 second".into(),
@@ -21,7 +23,7 @@ pub fn human_duration(secs: i64) -> String {
         _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
         _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
         _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
+        _ => format!("{} years", s / 3600 / 24 / 365),
     }
 }
 

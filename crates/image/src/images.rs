@@ -7,6 +7,17 @@ use crate::reference::{Reference, ReferenceError};
 use crate::store::{Store, StoreError, StoreLock};
 use std::path::Path;
 
+/// One entry of an image's history ([`ImageStore::history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// RFC 3339, as the config has it.
+    pub created: Option<String>,
+    pub created_by: String,
+    pub comment: String,
+    /// The unpacked size of the layer the entry made; 0 for an `empty_layer` one.
+    pub size: u64,
+}
+
 /// Any image-store error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -129,6 +140,41 @@ impl ImageStore {
     /// The raw config JSON of an image.
     pub fn config(&self, rec: &ImageRecord) -> Result<Vec<u8>, Error> {
         Ok(self.store.read_blob(&rec.id)?)
+    }
+
+    /// The config's `history`, newest first, as docker's `history` lists it: an
+    /// entry that made a layer (not `empty_layer`) has that layer's unpacked size,
+    /// layers counted from the bottom as the entries are (moby's ImageHistory).
+    pub fn history(&self, rec: &ImageRecord) -> Result<Vec<HistoryEntry>, Error> {
+        let invalid = |reason: String| Error::Invalid {
+            image: rec.id.to_string(),
+            reason,
+        };
+        let config: serde_json::Value = serde_json::from_slice(&self.config(rec)?)
+            .map_err(|e| invalid(format!("config: {e}")))?;
+        let mut layers = rec.layers.iter();
+        let mut out = Vec::new();
+        for h in config["history"].as_array().into_iter().flatten() {
+            let empty_layer = h["empty_layer"].as_bool() == Some(true);
+            let size = if empty_layer {
+                0
+            } else {
+                // More entries with layers than layers: docker refuses the image.
+                let l = layers
+                    .next()
+                    .ok_or_else(|| invalid("too many non-empty layers in its history".into()))?;
+                self.layer_size(&l.chain_id)?.unwrap_or(0)
+            };
+            let text = |k: &str| h[k].as_str().unwrap_or_default().to_string();
+            out.push(HistoryEntry {
+                created: h["created"].as_str().map(str::to_string),
+                created_by: text("created_by"),
+                comment: text("comment"),
+                size,
+            });
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// The raw manifest JSON of an image.

@@ -6,6 +6,7 @@ mod cmds;
 mod ctr;
 mod events;
 mod fscmds;
+mod imgcmds;
 mod inspect;
 mod logs;
 mod netcmds;
@@ -194,31 +195,9 @@ enum SaveFmt {
 #[derive(Subcommand)]
 enum Cmd {
     /// Pull an image from a registry.
-    Pull {
-        /// Image reference, e.g. busybox or registry.example.com/app:1.0
-        image: String,
-        /// Platform to pick from a multi-platform image (os/arch[/variant]).
-        #[arg(long)]
-        platform: Option<String>,
-        /// Print only the image reference when done.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Concurrent layer downloads.
-        #[arg(long, default_value_t = 3)]
-        jobs: usize,
-    },
+    Pull(imgcmds::PullArgs),
     /// List images.
-    Images {
-        /// Format output using a Go template, 'json' or 'table TEMPLATE'
-        #[arg(long)]
-        format: Option<String>,
-        /// Only image IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Show full IDs.
-        #[arg(long)]
-        no_trunc: bool,
-    },
+    Images(imgcmds::ImagesArgs),
     /// Return low-level information on containers or images
     Inspect {
         /// Format output using a Go template or 'json'
@@ -235,24 +214,9 @@ enum Cmd {
         names: Vec<String>,
     },
     /// Remove images; frees layers and blobs no image uses any more.
-    Rmi {
-        /// Remove an image by ID even if several tags reference it.
-        #[arg(short, long)]
-        force: bool,
-        /// Remove all images.
-        #[arg(short, long, conflicts_with = "images")]
-        all: bool,
-        /// Images (name, digest or ID prefix).
-        #[arg(required_unless_present = "all")]
-        images: Vec<String>,
-    },
+    Rmi(imgcmds::RmiArgs),
     /// Give an image another name.
-    Tag {
-        /// Existing image.
-        source: String,
-        /// New name (registry/repo:tag).
-        target: String,
-    },
+    Tag(imgcmds::TagArgs),
     /// Store registry credentials.
     Login {
         /// Registry host[:port] (default docker.io).
@@ -268,30 +232,11 @@ enum Cmd {
         password_stdin: bool,
     },
     /// Write images to a tar archive (OCI layout; docker format adds manifest.json).
-    Save {
-        /// Output file ("-" or omitted: stdout, if it is not a terminal).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Archive format.
-        #[arg(long, value_enum, default_value = "docker-archive")]
-        format: SaveFmt,
-        /// Images.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Save(imgcmds::SaveArgs),
     /// Load images from an archive made by save, docker save, podman save or skopeo.
-    Load {
-        /// Input file (default: stdin).
-        #[arg(short, long)]
-        input: Option<PathBuf>,
-    },
+    Load(imgcmds::LoadArgs),
     /// Create an image from a rootfs tarball (plain, gzip or zstd; "-" for stdin).
-    Import {
-        /// Tarball path or "-".
-        file: PathBuf,
-        /// Name for the new image.
-        reference: Option<String>,
-    },
+    Import(imgcmds::ImportArgs),
     /// Remove stored registry credentials.
     Logout {
         /// Registry host[:port] (default docker.io).
@@ -325,6 +270,11 @@ enum Cmd {
     Container {
         #[command(subcommand)]
         cmd: ctr::ContainerCmd,
+    },
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        cmd: imgcmds::ImageCmd,
     },
     /// Manage volumes
     Volume {
@@ -678,17 +628,17 @@ fn cmd_import(cli: &Cli, file: &std::path::Path, reference: &Option<String>) -> 
 
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.cmd {
-        Cmd::Pull {
+        Cmd::Pull(imgcmds::PullArgs {
             image,
             platform,
             quiet,
             jobs,
-        } => pull_cmd(cli, image, platform.as_deref(), *quiet, *jobs)?,
-        Cmd::Images {
+        }) => pull_cmd(cli, image, platform.as_deref(), *quiet, *jobs)?,
+        Cmd::Images(imgcmds::ImagesArgs {
             format,
             quiet,
             no_trunc,
-        } => cmd_images(cli, format.as_deref(), *quiet, *no_trunc)?,
+        }) => cmd_images(cli, format.as_deref(), *quiet, *no_trunc)?,
         Cmd::Inspect {
             format,
             kind,
@@ -703,6 +653,7 @@ fn run(cli: &Cli) -> Result<i32> {
         )?,
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
+        Cmd::Image { cmd } => return imgcmds::dispatch(cli, cmd),
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
         Cmd::Events(a) => events::cmd_events(&Ctx { cli }.engine()?, a)?,
@@ -732,8 +683,8 @@ fn run(cli: &Cli) -> Result<i32> {
                 &mut std::io::stdout(),
             );
         }
-        Cmd::Rmi { force, all, images } => cmd_rmi(cli, *force, *all, images)?,
-        Cmd::Tag { source, target } => {
+        Cmd::Rmi(imgcmds::RmiArgs { force, all, images }) => cmd_rmi(cli, *force, *all, images)?,
+        Cmd::Tag(imgcmds::TagArgs { source, target }) => {
             let mut st = open(cli)?;
             st.tag(source, target)?;
             let id = st
@@ -748,13 +699,13 @@ fn run(cli: &Cli) -> Result<i32> {
             password,
             password_stdin,
         } => cmd_login(cli, registry, username, password, *password_stdin)?,
-        Cmd::Save {
+        Cmd::Save(imgcmds::SaveArgs {
             output,
             format,
             images,
-        } => cmd_save(cli, output, *format, images)?,
-        Cmd::Load { input } => cmd_load(cli, input)?,
-        Cmd::Import { file, reference } => cmd_import(cli, file, reference)?,
+        }) => cmd_save(cli, output, *format, images)?,
+        Cmd::Load(imgcmds::LoadArgs { input }) => cmd_load(cli, input)?,
+        Cmd::Import(imgcmds::ImportArgs { file, reference }) => cmd_import(cli, file, reference)?,
         Cmd::Logout { registry } => {
             let reg = registry_arg(registry);
             if credential_store(cli).remove(&reg)? {

@@ -13,19 +13,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     oxcart_jsonlog::Timestamp::parse_rfc3339(s).map(|t| t.secs)
 }
 
-/// `3 hours ago`, like docker's go-units HumanDuration.
+/// `3 hours ago`: docker's CREATED column (go-units' HumanDuration and " ago", the
+/// same words as `ps`'s STATUS).
 pub fn ago(now: i64, t: i64) -> String {
-    let s = (now - t).max(0);
-    let (n, unit) = match s {
-        0..=59 => return "Less than a minute ago".into(),
-        60..=3599 => (s / 60, "minute"),
-        3600..=172_799 => (s / 3600, "hour"),
-        172_800..=1_209_599 => (s / 86400, "day"),
-        1_209_600..=5_183_999 => (s / 604_800, "week"),
-        5_184_000..=63_071_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    format!("{} ago", oxcart_engine::listing::human_duration(now - t))
 }
 
 #[cfg(test)]
@@ -42,6 +33,13 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-02-29T14:00:00+02:00"), Some(1709208000));
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(ago(7200, 0), "2 hours ago");
-        assert_eq!(ago(30, 0), "Less than a minute ago");
+        // go-units' words, as `ps` uses them (docker's `images` prints these).
+        assert_eq!(ago(30, 0), "30 seconds ago");
+        assert_eq!(ago(1, 0), "1 second ago");
+        assert_eq!(ago(90, 0), "About a minute ago");
+        assert_eq!(ago(3599, 0), "59 minutes ago");
+        assert_eq!(ago(5399, 0), "About an hour ago");
+        assert_eq!(ago(5400, 0), "2 hours ago");
+        assert_eq!(ago(3 * 365 * 86400, 0), "3 years ago");
     }
 }

@@ -573,20 +573,8 @@ fn system_prune(ctx: &Ctx, e: &mut Engine, all: bool, volumes: bool) -> Result<(
         bytes += b;
         print_deleted("Deleted Volumes:", &vols);
     }
-    let mut st = ctx.images()?;
-    e.release_stale_holds(&mut st)?;
-    let mut lines = Vec::new();
-    for img in st.list()? {
-        if !(all || img.tags.is_empty()) || !st.users(&img.id)?.is_empty() {
-            continue;
-        }
-        let id = img.id.to_string();
-        if let Ok((removed, _)) = st.remove(&id, true) {
-            bytes += img.size;
-            lines.extend(removed.untagged.iter().map(|u| format!("untagged: {u}")));
-            lines.extend(removed.deleted.iter().map(|d| format!("deleted: {d}")));
-        }
-    }
+    let (lines, b) = crate::imgcmds::prune(ctx, all, None)?;
+    bytes += b;
     print_deleted("Deleted Images:", &lines);
     println!("Total reclaimed space: {}", table::human_size(bytes));
     Ok(())

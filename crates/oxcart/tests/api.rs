@@ -253,6 +253,31 @@ fn images_networks_volumes_and_df() {
     assert!(id.trim().starts_with("sha256:"), "{id}");
     let v = ox.ok(&["inspect", "--format", "{{.Id}}", "imp/x:1"]);
     assert_eq!(v.trim(), id.trim());
+    // history: docker's CLI over GET /images/{name}/history prints what oxcart's
+    // `image history` does (both CLIs, the default table and a --format).
+    for args in [
+        &["history", "imp/x:1"][..],
+        &[
+            "history",
+            "--no-trunc",
+            "-H=false",
+            "--format",
+            "{{.ID}}|{{.CreatedSince}}|{{.CreatedAt}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+            "imp/x:1",
+        ],
+        &["history", "-q", "imp/x:1"],
+    ] {
+        let ours = ox.ok(&[&["image"][..], args].concat());
+        for cli in [OLD, NEW] {
+            assert_eq!(svc.ok(cli, args), ours, "{args:?}");
+        }
+    }
+    let o = svc.docker(d, &["history", "nosuch:1"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("No such image: nosuch:1"),
+        "{o:?}"
+    );
     svc.ok(d, &["rmi", "imp/x:1"]);
     // Networks and volumes.
     network_created(&svc, d);

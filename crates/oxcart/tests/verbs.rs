@@ -1211,3 +1211,135 @@ fn the_runtime_library_and_binary_share_a_containers_state() {
     assert_eq!(binary_state(&ox, &id), "gone");
     ox.assert_clean();
 }
+
+/// docker's `image` group: `ls`, `inspect`, `tag`, `rm` answer as their top-level
+/// twins; `history` shows the config's history newest first (the top row the image's
+/// ID, a layer's size on the entries that made one); `prune` takes the dangling
+/// images, or with `-a` the unused ones its label filters select, and names a bad
+/// filter before asking or removing anything.
+#[test]
+fn the_image_group_answers_as_dockers() {
+    let ox = Ox::new().pulled();
+    let img = ox.image();
+    assert_eq!(ox.ok(&["image", "ls"]), ox.ok(&["images"]));
+    assert_eq!(ox.ok(&["image", "list", "-q"]), ox.ok(&["images", "-q"]));
+    assert_eq!(
+        ox.ok(&["image", "inspect", "-f", "{{.Id}} {{.Os}}", img]),
+        ox.ok(&["inspect", "--type", "image", "-f", "{{.Id}} {{.Os}}", img])
+    );
+    let e = ox.fail(125, &["image", "inspect", "nosuch"]);
+    assert!(e.contains("nosuch"), "{e}");
+
+    // Two commits to one name: the first is left dangling.
+    ox.ok(&[
+        "create",
+        "--name",
+        "src",
+        "--network",
+        "none",
+        img,
+        "touch",
+        "/made",
+    ]);
+    ox.ok(&["start", "-a", "src"]);
+    let first = ox.ok(&["commit", "-m", "first", "src", "test/hist:v1"]);
+    let second = ox.ok(&["commit", "-m", "second cut", "src", "test/hist:v1"]);
+    assert_ne!(first, second);
+    let h = ox.ok(&["image", "history", "test/hist:v1"]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert!(
+        lines[0].starts_with("IMAGE")
+            && lines[0].contains("CREATED BY")
+            && lines[0].ends_with("COMMENT"),
+        "{h}"
+    );
+    // The base image has no history; the commit's entry is the one row (docker's
+    // own commit makes the same config).
+    assert_eq!(lines.len(), 2, "{h}");
+    let short = &second.trim()["sha256:".len()..][..12];
+    assert!(lines[1].starts_with(short), "{h}");
+    assert!(
+        lines[1].contains("touch /made") && lines[1].ends_with("second cut"),
+        "{h}"
+    );
+    assert!(lines[1].contains("ago"), "{h}");
+    assert_eq!(
+        ox.ok(&["image", "history", "-q", "test/hist:v1"]),
+        format!("{short}\n")
+    );
+    let full = ox.ok(&[
+        "image",
+        "history",
+        "--no-trunc",
+        "-H=false",
+        "--format",
+        "{{.ID}}|{{.CreatedAt}}|{{.Size}}|{{.Comment}}",
+        "test/hist:v1",
+    ]);
+    let f: Vec<&str> = full.trim().split('|').collect();
+    assert_eq!(f[0], second.trim(), "{full}");
+    assert!(f[1].ends_with('Z') && f[1].contains('T'), "{full}");
+    assert!(f[2].parse::<u64>().is_ok_and(|n| n > 0), "{full}");
+    assert_eq!(f[3], "second cut");
+    let e = ox.fail(125, &["image", "history", "nosuch"]);
+    assert!(e.contains("nosuch"), "{e}");
+
+    // prune: a bad filter first, nothing asked or removed.
+    let e = ox.fail(125, &["image", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(e.contains("invalid filter 'bogus'"), "{e}");
+    let before = ox.ok(&["images", "-q", "--no-trunc"]);
+    assert!(before.contains(first.trim()), "{before}");
+    // Without -f it asks; "n" keeps everything.
+    let o = ox.with_stdin(&["image", "prune"], b"n\n");
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .starts_with("WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "),
+        "{o:?}"
+    );
+    assert_eq!(ox.ok(&["images", "-q", "--no-trunc"]), before);
+    let out = ox.ok(&["image", "prune", "-f"]);
+    assert!(
+        out.starts_with(&format!("Deleted Images:\ndeleted: {}\n", first.trim()))
+            && out.contains("\n\nTotal reclaimed space: "),
+        "{out}"
+    );
+    assert_eq!(
+        ox.ok(&["image", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
+    // -a with a label filter: the committed image carries the base's label; the
+    // base is held by `src`, so only the commit goes, untagged then deleted.
+    let out = ox.ok(&[
+        "image",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "label=org.test.image=yes",
+    ]);
+    assert!(
+        out.starts_with("Deleted Images:\nuntagged: ")
+            && out.contains(&format!("deleted: {}", second.trim())),
+        "{out}"
+    );
+    assert!(
+        ox.ok(&["images"]).contains("test/bb"),
+        "the base image stays"
+    );
+    let out = ox.ok(&[
+        "image",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "label!=org.test.image",
+    ]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    // tag and rm under the group.
+    ox.ok(&["image", "tag", img, "test/again:1"]);
+    assert!(ox
+        .ok(&["image", "rm", "test/again:1"])
+        .contains("Untagged: "));
+    ox.ok(&["rm", "src"]);
+    ox.assert_clean();
+}
