@@ -105,13 +105,9 @@ pub struct Filters(pub Vec<(String, String)>);
 
 impl Filters {
     pub fn parse(v: &[String]) -> Result<Filters> {
-        let mut out = Vec::new();
-        for f in v {
-            let Some((k, val)) = f.split_once('=') else {
-                return Err(EngineError::Invalid(format!(
-                    "bad format of filter (expected name=value): {f}"
-                )));
-            };
+        let pairs = crate::filters::split_pairs(v)?;
+        for (k, val) in &pairs {
+            let (k, val) = (k.as_str(), val.as_str());
             if ![
                 "status", "name", "id", "label", "ancestor", "exited", "health",
             ]
@@ -138,9 +134,8 @@ impl Filters {
                     "invalid filter 'status={val}'"
                 )));
             }
-            out.push((k.to_string(), val.to_string()));
         }
-        Ok(Filters(out))
+        Ok(Filters(pairs))
     }
 
     /// docker: values of one key are ORed, different keys ANDed.
