@@ -548,6 +548,45 @@ mod tests {
     /// there to read: the relay ends with the exit code, not `Closed`.
     #[test]
     fn an_exit_frame_sent_before_a_reset_is_read() {
+        let send = |fd: &OwnedFd, frame: &[u8]| {
+            // SAFETY: a valid buffer of frame.len() bytes.
+            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            assert_eq!(n as usize, frame.len());
+        };
+        let relay = |ours: OwnedFd| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            AttachConn { fd: ours }
+                .relay(RelayIo {
+                    stdin: None,
+                    stdout: &mut out,
+                    stderr: &mut err,
+                    detach_keys: None,
+                    resize: None,
+                })
+                .unwrap()
+        };
+        // Our stdin's end, which the monitor never reads; its exit frame; its close.
+        let (ours, monitor) = seqpacket_pair();
+        send(&ours, &[1]);
+        send(&monitor, b"\x03{\"exit_code\":7,\"oom_killed\":false}");
+        drop(monitor);
+        assert_eq!(
+            relay(ours),
+            AttachEnd::Exited {
+                code: 7,
+                oom_killed: false,
+                cleanup: false
+            }
+        );
+        // A reset with nothing behind it is still the monitor gone.
+        let (ours, monitor) = seqpacket_pair();
+        send(&ours, &[1]);
+        drop(monitor);
+        assert_eq!(relay(ours), AttachEnd::Closed);
+    }
+
+    /// A connected SOCK_SEQPACKET pair: (the client's end, the monitor's).
+    fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
         let mut fds = [0; 2];
         // SAFETY: socketpair fills two fds we then own.
         let r = unsafe {
@@ -560,60 +599,7 @@ mod tests {
         };
         assert_eq!(r, 0);
         // SAFETY: fresh fds from socketpair.
-        let (ours, monitor) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let send = |fd: &OwnedFd, frame: &[u8]| {
-            // SAFETY: a valid buffer of frame.len() bytes.
-            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-            assert_eq!(n as usize, frame.len());
-        };
-        // Our stdin's end, which the monitor never reads; its exit frame; its close.
-        send(&ours, &[1]);
-        send(&monitor, b"\x03{\"exit_code\":7,\"oom_killed\":false}");
-        drop(monitor);
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let end = AttachConn { fd: ours }.relay(RelayIo {
-            stdin: None,
-            stdout: &mut out,
-            stderr: &mut err,
-            detach_keys: None,
-            resize: None,
-        });
-        assert_eq!(
-            end.unwrap(),
-            AttachEnd::Exited {
-                code: 7,
-                oom_killed: false,
-                cleanup: false
-            }
-        );
-        // A reset with nothing behind it is still the monitor gone.
-        let mut fds = [0; 2];
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe {
-                libc::socketpair(
-                    libc::AF_UNIX,
-                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                    0,
-                    fds.as_mut_ptr(),
-                )
-            },
-            0
-        );
-        // SAFETY: fresh fds from socketpair.
-        let (ours, monitor) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        send(&ours, &[1]);
-        drop(monitor);
-        let end = AttachConn { fd: ours }.relay(RelayIo {
-            stdin: None,
-            stdout: &mut out,
-            stderr: &mut err,
-            detach_keys: None,
-            resize: None,
-        });
-        assert_eq!(end.unwrap(), AttachEnd::Closed);
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use oxcart_engine::filters::{split_pairs, LabelFilter};
 use oxcart_engine::start::StartOutcome;
 use oxcart_engine::update::UpdateRequest;
 use oxcart_engine::Engine;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 /// A failure that ends the command with a given exit code after its message.
 #[derive(Debug)]
@@ -215,19 +215,7 @@ pub fn dispatch_group(ctx: &Ctx, cmd: &ContainerCmd) -> Result<i32> {
             }
             let labels = LabelFilter::for_prune(&split_pairs(filter)?)?;
             let (ids, bytes) = e.prune(|r| labels.matches(&r.config.labels))?;
-            let mut out = std::io::stdout().lock();
-            if !ids.is_empty() {
-                writeln!(out, "Deleted Containers:")?;
-                for id in ids {
-                    writeln!(out, "{id}")?;
-                }
-                writeln!(out)?;
-            }
-            writeln!(
-                out,
-                "Total reclaimed space: {}",
-                crate::table::human_size(bytes)
-            )?;
+            crate::volcmds::print_pruned("Deleted Containers:", &ids, bytes);
             Ok(0)
         }
         ContainerCmd::Cleanup { id } => {

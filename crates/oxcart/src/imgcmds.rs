@@ -211,19 +211,7 @@ fn cmd_prune(cli: &crate::Cli, a: &PruneArgs) -> Result<()> {
     }
     let ctx = crate::Ctx { cli };
     let (lines, bytes) = prune(&ctx, a.all, (!pairs.is_empty()).then_some(&labels))?;
-    let mut out = std::io::stdout().lock();
-    if !lines.is_empty() {
-        writeln!(out, "Deleted Images:")?;
-        for l in &lines {
-            writeln!(out, "{l}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Total reclaimed space: {}",
-        crate::table::human_size(bytes)
-    )?;
+    crate::volcmds::print_pruned("Deleted Images:", &lines, bytes);
     Ok(())
 }
 

@@ -202,8 +202,7 @@ pub fn dispatch_volume(ctx: &Ctx, cmd: &VolumeCmd) -> Result<()> {
             }
             let none = HashMap::new();
             let (gone, bytes) = e.volume_prune(*all, |v| f.matches(v, &none))?;
-            print_deleted("Deleted Volumes:", &gone);
-            println!("Total reclaimed space: {}", table::human_size(bytes));
+            print_pruned("Deleted Volumes:", &gone, bytes);
         }
     }
     Ok(())
@@ -271,6 +270,12 @@ fn volume_inspect(e: &Engine, format: Option<&str>, names: &[String]) -> Result<
         return Err(Exit(1).into());
     }
     Ok(())
+}
+
+/// A prune's report, as docker's CLI prints it: the list (if any) and the total.
+pub fn print_pruned(title: &str, names: &[String], bytes: u64) {
+    print_deleted(title, names);
+    println!("Total reclaimed space: {}", table::human_size(bytes));
 }
 
 fn print_deleted(title: &str, names: &[String]) {
@@ -575,7 +580,6 @@ fn system_prune(ctx: &Ctx, e: &mut Engine, all: bool, volumes: bool) -> Result<(
     }
     let (lines, b) = crate::imgcmds::prune(ctx, all, None)?;
     bytes += b;
-    print_deleted("Deleted Images:", &lines);
-    println!("Total reclaimed space: {}", table::human_size(bytes));
+    print_pruned("Deleted Images:", &lines, bytes);
     Ok(())
 }
