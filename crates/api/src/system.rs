@@ -4,7 +4,7 @@ use crate::http::{self, ApiError, ApiResult, Resp};
 use crate::router::Req;
 use crate::server::{blocking, State};
 use hyper::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// `/_ping`: `OK` (empty for HEAD) with `API-Version` and `OSType` (added by the
@@ -65,9 +65,15 @@ fn go_arch(m: &str) -> &str {
 }
 
 pub async fn version() -> ApiResult {
+    Ok(http::json(&version_json()))
+}
+
+/// `GET /version`'s body: the engine's version and the API it speaks. The CLI's
+/// `version` prints it as its server part (the engine is the same binary).
+pub fn version_json() -> Value {
     let (kernel, machine, _) = uname();
     let v = env!("CARGO_PKG_VERSION");
-    Ok(http::json(&json!({
+    json!({
         "Platform": {"Name": "oxcart"},
         "Components": [{
             "Name": "Engine",
@@ -90,7 +96,7 @@ pub async fn version() -> ApiResult {
         "Arch": go_arch(&machine),
         "KernelVersion": kernel,
         "BuildTime": "",
-    })))
+    })
 }
 
 fn cgroup_version() -> &'static str {
@@ -110,9 +116,19 @@ fn os_name() -> String {
 }
 
 pub async fn info(st: Arc<State>) -> ApiResult {
-    let st2 = st.clone();
-    let (counts, images, runtimes, default_rt) = blocking(move || {
-        let e = st2.engine()?;
+    let v = blocking(move || {
+        let e = st.engine()?;
+        let images = st.images()?.list()?.len();
+        Ok::<_, ApiError>(info_json(&e, images)?)
+    })
+    .await?;
+    Ok(http::json(&v))
+}
+
+/// `GET /info`'s body for the engine `e` holding `images` images; the CLI's `info`
+/// prints it as docker's CLI does.
+pub fn info_json(e: &oxcart_engine::Engine, images: usize) -> oxcart_engine::Result<Value> {
+    let (counts, runtimes, default_rt) = {
         let mut c = [0u64; 4];
         for rec in e.list()? {
             let o = e.observe(&rec)?;
@@ -124,21 +140,19 @@ pub async fn info(st: Arc<State>) -> ApiResult {
                 _ => c[3] += 1,
             }
         }
-        let images = st2.images()?.list()?.len();
         let rt = e.config.runtime("", &e.layout)?;
         let mut runtimes = serde_json::Map::new();
         runtimes.insert(rt.name.clone(), json!({"path": rt.path}));
         for (name, r) in &e.config.runtimes {
             runtimes.insert(name.clone(), json!({"path": r.path}));
         }
-        Ok((c, images, runtimes, rt.name))
-    })
-    .await?;
+        (c, runtimes, rt.name)
+    };
     let (kernel, machine, host) = uname();
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    Ok(http::json(&json!({
+    Ok(json!({
         "ID": "",
         "Containers": counts[0], "ContainersRunning": counts[1],
         "ContainersPaused": counts[2], "ContainersStopped": counts[3],
@@ -170,7 +184,7 @@ pub async fn info(st: Arc<State>) -> ApiResult {
         },
         "NCPU": ncpu, "MemTotal": oxcart_engine::stats::mem_total(),
         "GenericResources": null,
-        "DockerRootDir": st.opts.layout.root,
+        "DockerRootDir": e.layout.root,
         "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
         "Name": host, "Labels": [], "ExperimentalBuild": false,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
@@ -186,7 +200,7 @@ pub async fn info(st: Arc<State>) -> ApiResult {
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=seccomp,profile=default"],
         "Warnings": [],
-    })))
+    }))
 }
 
 pub async fn system(st: Arc<State>, r: Req) -> ApiResult {

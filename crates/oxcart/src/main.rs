@@ -16,6 +16,7 @@ mod run;
 mod runopts;
 mod service;
 mod stats;
+mod sysinfo;
 mod table;
 mod term;
 mod timefmt;
@@ -270,6 +271,18 @@ enum Cmd {
     Container {
         #[command(subcommand)]
         cmd: ctr::ContainerCmd,
+    },
+    /// Display system-wide information
+    Info {
+        /// Format output using a Go template, or 'json'
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Show the oxcart version information
+    Version {
+        /// Format output using a Go template, or 'json'
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Manage images
     Image {
@@ -654,6 +667,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Image { cmd } => return imgcmds::dispatch(cli, cmd),
+        Cmd::Info { format } => sysinfo::cmd_info(&Ctx { cli }, format.as_deref())?,
+        Cmd::Version { format } => sysinfo::cmd_version(format.as_deref())?,
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
         Cmd::Events(a) => events::cmd_events(&Ctx { cli }.engine()?, a)?,

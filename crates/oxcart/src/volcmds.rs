@@ -82,6 +82,12 @@ pub enum SystemCmd {
     Boot,
     /// Get real time events from the engine
     Events(crate::events::EventsArgs),
+    /// Display system-wide information
+    Info {
+        /// Format output using a Go template, or 'json'
+        #[arg(short, long)]
+        format: Option<String>,
+    },
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -297,13 +303,16 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
         }
         return Ok(());
     }
+    if let SystemCmd::Info { format } = cmd {
+        return crate::sysinfo::cmd_info(ctx, format.as_deref());
+    }
     // The service opens the engine per request; it needs no handle of its own.
     if let SystemCmd::Service { time, group, uri } = cmd {
         return crate::service::cmd_service(ctx, *time, group.clone(), uri.as_deref());
     }
     let mut e = ctx.engine()?;
     match cmd {
-        SystemCmd::Boot | SystemCmd::Service { .. } => Ok(()),
+        SystemCmd::Boot | SystemCmd::Service { .. } | SystemCmd::Info { .. } => Ok(()),
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
         SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {

@@ -25,6 +25,7 @@ fn ping_version_info_and_errors_speak_dockers_wire() {
     assert_eq!(md.permissions().mode() & 0o777, 0o660);
     assert_eq!((md.uid(), md.gid()), (0, 0));
     ping_version_and_info(&svc, true);
+    info_and_version_as_dockers_cli(&ox, &svc);
     let (code, v) = svc.json("GET", "/v1.41/containers/nosuch/json", "");
     assert_eq!(
         (code, v["message"].as_str()),
@@ -43,6 +44,66 @@ fn ping_version_info_and_errors_speak_dockers_wire() {
     let (code, v) = svc.json("GET", "/v1.41/nowhere", "");
     assert_eq!(code, 404, "{v}");
     assert!(v["message"].is_string());
+}
+
+/// `oxcart info` prints what docker's CLI (28.x) prints of the same engine's
+/// `/info` under "Server:", line for line, with a container running and one
+/// stopped; `--format` sees the same fields (and `json` the whole object);
+/// `version --format` the same server version as docker's.
+fn info_and_version_as_dockers_cli(ox: &Ox, svc: &Svc) {
+    clean_images_at_exit();
+    ox.ok(&["pull", "-q", ox.image()]);
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        ox.image(),
+        "sleep",
+        "60",
+    ]);
+    ox.ok(&[
+        "create",
+        "--name",
+        "down",
+        "--network",
+        "none",
+        ox.image(),
+        "true",
+    ]);
+    let theirs = svc.ok(NEW, &["info"]);
+    let server = &theirs[theirs.find("Server:\n").expect("a Server section")..];
+    let ours = ox.ok(&["info"]);
+    assert_eq!(ours, server);
+    assert!(
+        ours.contains(" Containers: 2\n  Running: 1\n  Paused: 0\n  Stopped: 1\n"),
+        "{ours}"
+    );
+    assert_eq!(ox.ok(&["system", "info"]), ours);
+    let f = "{{.Containers}} {{.ContainersRunning}} {{.Images}} {{.DockerRootDir}} {{.OSType}}";
+    assert_eq!(
+        ox.ok(&["info", "--format", f]),
+        svc.ok(NEW, &["info", "--format", f])
+    );
+    let v: serde_json::Value = serde_json::from_str(&ox.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(v["ServerVersion"], env!("CARGO_PKG_VERSION"));
+    for cli in [OLD, NEW] {
+        let f = "{{.Server.Version}} {{.Server.APIVersion}}";
+        let theirs = svc.ok(cli, &["version", "--format", f]);
+        assert_eq!(
+            ox.ok(&[
+                "version",
+                "--format",
+                "{{.Server.Version}} {{.Server.ApiVersion}}"
+            ]),
+            theirs
+        );
+    }
+    let e = ox.fail(125, &["info", "--format", "{{.Nope"]);
+    assert!(e.contains("template"), "{e}");
+    ox.ok(&["rm", "-f", "up", "down"]);
 }
 
 #[test]
