@@ -30,15 +30,17 @@
 //! what rules most calls out (the destination port, the peer address) and returns.
 
 use super::NetworkError;
+// The eBPF encoding and bpf(2) commands are the cgroups crate's, shared with its
+// device filter: one copy of the unsafe syscall and the attr layouts.
+use oxcart_cgroups::bpf::{
+    self, Asm, Insn, MapSpec, AND32_K, EXIT, JA, JEQ32_K, JEQ64_K, JNE32_K, JNE32_X, JNE64_X,
+    LDX_DW, LDX_W, MOV32_K, MOV32_X, MOV64_K, MOV64_X, R0, R1, R2, R3, R4, R6, R7, R8, R9, STX_W,
+};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 // include/uapi/linux/bpf.h
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_BTF_LOAD: libc::c_long = 18;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_SK_STORAGE: u32 = 24;
 const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
@@ -46,7 +48,6 @@ const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 const BPF_CGROUP_INET6_CONNECT: u32 = 11;
 const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
 const BPF_CGROUP_INET6_GETPEERNAME: u32 = 30;
-const BPF_PSEUDO_MAP_FD: u8 = 1;
 const FN_GET_NETNS_COOKIE: i32 = 122;
 const FN_SK_STORAGE_GET: i32 = 107;
 const BPF_SK_STORAGE_GET_F_CREATE: i32 = 1;
@@ -69,100 +70,6 @@ const SK_SRC_IP6: i16 = 28;
 /// container's, so getpeername can give back the first while it is still connected
 /// to the second. Four u32.
 const VALUE_SIZE: u32 = 16;
-
-// Opcodes (Documentation/bpf/standardization/instruction-set.rst).
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const MOV32_X: u8 = 0xbc;
-const MOV32_K: u8 = 0xb4;
-const AND32_K: u8 = 0x54;
-const LDX_W: u8 = 0x61;
-const LDX_DW: u8 = 0x79;
-const STX_W: u8 = 0x63;
-const LD_IMM64: u8 = 0x18;
-const JA: u8 = 0x05;
-const JEQ64_K: u8 = 0x15;
-const JNE64_X: u8 = 0x5d;
-const JEQ32_K: u8 = 0x16;
-// JMP32: compare the low 32 bits (addresses and ports are u32 fields).
-const JNE32_K: u8 = 0x56;
-const JNE32_X: u8 = 0x5e;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
-const R4: u8 = 4;
-const R6: u8 = 6;
-const R7: u8 = 7;
-const R8: u8 = 8;
-const R9: u8 = 9;
-
-/// One eBPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-/// A program under construction, with forward jumps to named labels.
-#[derive(Default)]
-struct Asm {
-    p: Vec<Insn>,
-    fix: Vec<(usize, usize)>,
-    labels: Vec<Option<usize>>,
-}
-
-impl Asm {
-    fn op(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> &mut Self {
-        self.p.push(Insn {
-            code,
-            regs: (src << 4) | (dst & 0x0f),
-            off,
-            imm,
-        });
-        self
-    }
-    fn label(&mut self) -> usize {
-        self.labels.push(None);
-        self.labels.len() - 1
-    }
-    fn here(&mut self, l: usize) {
-        self.labels[l] = Some(self.p.len());
-    }
-    /// A jump to label `l` (its offset filled in by `finish`).
-    fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, l: usize) -> &mut Self {
-        self.fix.push((self.p.len(), l));
-        self.op(code, dst, src, 0, imm)
-    }
-    fn imm64(&mut self, dst: u8, src: u8, v: u64) -> &mut Self {
-        self.op(LD_IMM64, dst, src, 0, v as u32 as i32);
-        self.op(0, 0, 0, 0, (v >> 32) as u32 as i32)
-    }
-    fn map(&mut self, dst: u8, map: &OwnedFd) -> &mut Self {
-        self.imm64(dst, BPF_PSEUDO_MAP_FD, map.as_raw_fd() as u32 as u64)
-    }
-    fn call(&mut self, f: i32) -> &mut Self {
-        self.op(CALL, 0, 0, 0, f)
-    }
-    /// `r0 = 1; exit`: every hook here lets the call go on.
-    fn allow(&mut self) -> &mut Self {
-        self.op(MOV64_K, R0, 0, 0, 1).op(EXIT, 0, 0, 0, 0)
-    }
-    fn finish(mut self) -> Vec<Insn> {
-        for (at, l) in self.fix {
-            // Every label is placed before finish; a missing one is a bug here.
-            let to = self.labels[l].unwrap_or(at + 1);
-            self.p[at].off = (to as isize - at as isize - 1) as i16;
-        }
-        self.p
-    }
-}
 
 /// One published port the program rewrites: a destination (an address under
 /// `mask`, and a port) and the container's address and port. All four are stored as
@@ -274,6 +181,11 @@ pub fn attach(rules: &[Rule]) -> Result<Bypass, NetworkError> {
     Ok(Bypass { _links: links })
 }
 
+/// `r0 = 1; exit`: every hook here lets the call go on.
+fn allow(a: &mut Asm) {
+    a.op(MOV64_K, R0, 0, 0, 1).op(EXIT, 0, 0, 0, 0);
+}
+
 /// `connect4`/`connect6`: a TCP socket of the host's netns, not bound to an address
 /// or device, connecting to one of `rules`' destinations goes to the container instead.
 fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Vec<Insn> {
@@ -348,7 +260,7 @@ fn connect_program(fam: Family, rules: &[Rule], netns: u64, map: &OwnedFd) -> Ve
         .op(LDX_W, R2, R6, SA_USER_PORT, 0)
         .op(STX_W, R0, R2, 12, 0);
     a.here(out);
-    a.allow();
+    allow(&mut a);
     a.finish()
 }
 
@@ -384,55 +296,12 @@ fn getpeername_program(fam: Family, ctr: u32, map: &OwnedFd) -> Vec<Insn> {
         .op(LDX_W, R2, R9, 4, 0)
         .op(STX_W, R6, R2, SA_USER_PORT, 0);
     a.here(out);
-    a.allow();
+    allow(&mut a);
     a.finish()
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
-    // SAFETY: attr points to a live, correctly laid out prefix of union bpf_attr of
-    // size_of::<T>() bytes; the kernel zero-extends shorter attrs.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>() as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: each command used here returns a new fd, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 fn sys(what: &str, e: io::Error) -> NetworkError {
     NetworkError::Unsupported(format!("port bypass: {what}: {e}"))
-}
-
-#[repr(C)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-    map_ifindex: u32,
-    btf_fd: u32,
-    btf_key_type_id: u32,
-    btf_value_type_id: u32,
-}
-
-#[repr(C)]
-struct BtfLoadAttr {
-    btf: u64,
-    btf_log_buf: u64,
-    btf_size: u32,
-    btf_log_size: u32,
-    btf_log_level: u32,
 }
 
 /// The type information a socket-storage map must have (Documentation/bpf/btf.rst):
@@ -461,116 +330,41 @@ fn btf() -> Vec<u8> {
     b
 }
 
-fn btf_load() -> Result<OwnedFd, NetworkError> {
-    let data = btf();
-    let mut log = vec![0u8; 4096];
-    let mut attr = BtfLoadAttr {
-        btf: data.as_ptr() as u64,
-        btf_log_buf: log.as_mut_ptr() as u64,
-        btf_size: data.len() as u32,
-        btf_log_size: log.len() as u32,
-        btf_log_level: 1,
-    };
-    bpf(BPF_BTF_LOAD, &mut attr).map_err(|e| {
-        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-        let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
-        sys(&format!("bpf(BPF_BTF_LOAD): {text}"), e)
-    })
-}
-
 /// Socket-local storage rather than a map keyed by socket: the kernel frees an entry
 /// with its socket, so no program has to run at every socket close of the host to
 /// forget it (one did: ~0.25 µs per proxy per connection, bench/bypasscost.py).
 fn map_create() -> Result<OwnedFd, NetworkError> {
-    let btf = btf_load()?;
-    let mut name = [0u8; 16];
-    name[..13].copy_from_slice(b"oxcart_ports\0");
-    let mut attr = MapCreateAttr {
+    let btf = bpf::btf_load(&btf())
+        .map_err(|r| sys(&format!("bpf(BPF_BTF_LOAD): {}", r.log), r.source))?;
+    bpf::map_create(&MapSpec {
         map_type: BPF_MAP_TYPE_SK_STORAGE,
         key_size: 4,
         value_size: VALUE_SIZE,
         max_entries: 0,
         // Required of socket storage: allocated as sockets get it.
         map_flags: BPF_F_NO_PREALLOC,
-        inner_map_fd: 0,
-        numa_node: 0,
-        map_name: name,
-        map_ifindex: 0,
-        btf_fd: btf.as_raw_fd() as u32,
-        btf_key_type_id: 1,
-        btf_value_type_id: 2,
-    };
-    bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| sys("bpf(BPF_MAP_CREATE)", e))
-}
-
-#[repr(C)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
+        name: "oxcart_ports",
+        btf: Some((btf.as_fd(), 1, 2)),
+    })
+    .map_err(|e| sys("bpf(BPF_MAP_CREATE)", e))
 }
 
 fn load(prog_type: u32, attach: u32, insns: &[Insn], what: &str) -> Result<OwnedFd, NetworkError> {
-    let license = b"Apache\0";
-    let mut name = [0u8; 16];
-    name[..12].copy_from_slice(b"oxcart_port\0");
-    let mut attr = ProgLoadAttr {
-        prog_type,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 0,
-        log_size: 0,
-        log_buf: 0,
-        kern_version: 0,
-        prog_flags: 0,
-        prog_name: name,
-        prog_ifindex: 0,
-        expected_attach_type: attach,
-    };
-    bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
-        // Load again with the verifier's log, to say why.
-        let mut log = vec![0u8; 64 * 1024];
-        attr.log_level = 1;
-        attr.log_size = log.len() as u32;
-        attr.log_buf = log.as_mut_ptr() as u64;
-        let _ = bpf(BPF_PROG_LOAD, &mut attr);
-        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-        let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
+    bpf::prog_load(prog_type, attach, "oxcart_port", insns).map_err(|r| {
         sys(
-            &format!("bpf(BPF_PROG_LOAD) of the {what} program; verifier: {text}"),
-            e,
+            &format!(
+                "bpf(BPF_PROG_LOAD) of the {what} program; verifier: {}",
+                r.log
+            ),
+            r.source,
         )
     })
-}
-
-#[repr(C)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_fd: u32,
-    attach_type: u32,
-    flags: u32,
 }
 
 /// Attach as a link (multi-attach: other programs on the root, ours or anyone's, stay),
 /// owned by the returned fd alone.
 fn link(cg: &OwnedFd, prog: &OwnedFd, attach_type: u32) -> Result<OwnedFd, NetworkError> {
-    let mut attr = LinkCreateAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_fd: cg.as_raw_fd() as u32,
-        attach_type,
-        flags: 0,
-    };
-    bpf(BPF_LINK_CREATE, &mut attr)
+    bpf::link_create(prog.as_fd(), cg.as_fd(), attach_type)
         .map_err(|e| sys("bpf(BPF_LINK_CREATE) on the cgroup v2 root", e))
 }
 
@@ -632,6 +426,7 @@ fn host_netns_cookie() -> Result<u64, NetworkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oxcart_cgroups::bpf::CALL;
 
     #[test]
     fn rules_cover_loopback_only() {
