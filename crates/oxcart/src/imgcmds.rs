@@ -258,7 +258,7 @@ fn config_labels(st: &ImageStore, img: &ImageRecord) -> BTreeMap<String, String>
 /// `image history`: the config's history, newest first, as docker prints it; the
 /// top row is the image's ID, older ones `<missing>` (docker's for any image it
 /// pulled rather than built).
-fn cmd_history(cli: &crate::Cli, a: &HistoryArgs) -> Result<()> {
+pub fn cmd_history(cli: &crate::Cli, a: &HistoryArgs) -> Result<()> {
     let st = crate::open(cli)?;
     let img = st.find(&a.image)?;
     let now = crate::timefmt::now();

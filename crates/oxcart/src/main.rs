@@ -272,6 +272,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ctr::ContainerCmd,
     },
+    /// Show the history of an image
+    History(imgcmds::HistoryArgs),
     /// Display system-wide information
     Info {
         /// Format output using a Go template, or 'json'
@@ -667,6 +669,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Ctr(c) => return cmds::dispatch(&Ctx { cli }, c),
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Image { cmd } => return imgcmds::dispatch(cli, cmd),
+        Cmd::History(a) => imgcmds::cmd_history(cli, a)?,
         Cmd::Info { format } => sysinfo::cmd_info(&Ctx { cli }, format.as_deref())?,
         Cmd::Version { format } => sysinfo::cmd_version(format.as_deref())?,
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
