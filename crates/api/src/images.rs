@@ -284,26 +284,36 @@ fn import(st: Arc<State>, r: Req) -> ApiResult {
         .map(oxcart_image::Reference::parse)
         .transpose()
         .map_err(|e| ApiError::bad(format!("repo: {e}")))?;
+    stream_body(st, r, move |st, reader, prog| {
+        let rec = st.images()?.import(
+            reader,
+            std::path::Path::new("<request body>"),
+            reference.as_ref(),
+            &oxcart_image::pull::NoProgress,
+        )?;
+        let id = rec.id.to_string();
+        st.image_events().import(&id, named.as_deref());
+        // docker's import stream ends with the new image's id as a status.
+        prog.send(json!({"status": id}));
+        Ok(())
+    })
+}
+
+/// A request body consumed off the async threads by `work` (an import, a load),
+/// answered at once with a stream of docker's JSON messages: what `work` sends,
+/// then docker's `errorDetail` message if it fails.
+fn stream_body<F>(st: Arc<State>, r: Req, work: F) -> ApiResult
+where
+    F: FnOnce(&State, Box<dyn std::io::Read + Send>, &PullProgress) -> Result<(), ApiError>
+        + Send
+        + 'static,
+{
     let reader = body_reader(r.req.into_body());
     let (tx, body) = http::channel(16);
     tokio::task::spawn_blocking(move || {
         let prog = PullProgress { tx };
-        let res = st.images().and_then(|mut imgs| {
-            Ok(imgs.import(
-                Box::new(reader),
-                std::path::Path::new("<request body>"),
-                reference.as_ref(),
-                &oxcart_image::pull::NoProgress,
-            )?)
-        });
-        match res {
-            Ok(rec) => {
-                let id = rec.id.to_string();
-                st.image_events().import(&id, named.as_deref());
-                // docker's import stream ends with the new image's id as a status.
-                prog.send(json!({"status": id}));
-            }
-            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+        if let Err(e) = work(&st, Box::new(reader), &prog) {
+            prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message}));
         }
     });
     Ok(http::response(StatusCode::OK, "application/json", body))
@@ -398,36 +408,26 @@ async fn save(st: Arc<State>, names: Vec<String>) -> ApiResult {
 }
 
 fn load(st: Arc<State>, r: Req) -> ApiResult {
-    let quiet = r.query.bool("quiet");
-    let reader = body_reader(r.req.into_body());
-    let (tx, body) = http::channel(16);
-    tokio::task::spawn_blocking(move || {
-        let prog = PullProgress { tx };
-        let res = st.images().and_then(|mut imgs| {
-            Ok(imgs.load(
-                Box::new(reader),
-                std::path::Path::new("<request body>"),
-                &oxcart_image::pull::NoProgress,
-            )?)
-        });
-        match res {
-            Ok(recs) => {
-                let events = st.image_events();
-                for rec in recs {
-                    events.load(&rec.id.to_string(), &rec.tags);
-                    if rec.tags.is_empty() {
-                        prog.send(json!({"stream": format!("Loaded image ID: {}\n", rec.id)}));
-                    }
-                    for t in &rec.tags {
-                        prog.send(json!({"stream": format!("Loaded image: {t}\n")}));
-                    }
-                }
+    // `quiet` only hides dockerd's progress bars, which a load here has none of: the
+    // "Loaded image" lines are sent either way, as dockerd sends them.
+    stream_body(st, r, |st, reader, prog| {
+        let recs = st.images()?.load(
+            reader,
+            std::path::Path::new("<request body>"),
+            &oxcart_image::pull::NoProgress,
+        )?;
+        let events = st.image_events();
+        for rec in recs {
+            events.load(&rec.id.to_string(), &rec.tags);
+            if rec.tags.is_empty() {
+                prog.send(json!({"stream": format!("Loaded image ID: {}\n", rec.id)}));
             }
-            Err(e) => prog.send(json!({"errorDetail": {"message": e.message}, "error": e.message})),
+            for t in &rec.tags {
+                prog.send(json!({"stream": format!("Loaded image: {t}\n")}));
+            }
         }
-        let _ = quiet;
-    });
-    Ok(http::response(StatusCode::OK, "application/json", body))
+        Ok(())
+    })
 }
 
 /// `POST /images/prune`: dangling images (untagged), or with `dangling=false` every

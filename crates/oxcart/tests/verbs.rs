@@ -1281,7 +1281,11 @@ fn the_image_group_answers_as_dockers() {
     assert!(f[1].ends_with('Z') && f[1].contains('T'), "{full}");
     assert!(f[2].parse::<u64>().is_ok_and(|n| n > 0), "{full}");
     assert_eq!(f[3], "second cut");
-    assert_eq!(ox.ok(&["history", "test/hist:v1"]), h, "docker's top-level `history`");
+    assert_eq!(
+        ox.ok(&["history", "test/hist:v1"]),
+        h,
+        "docker's top-level `history`"
+    );
     let e = ox.fail(125, &["image", "history", "nosuch"]);
     assert!(e.contains("nosuch"), "{e}");
 
