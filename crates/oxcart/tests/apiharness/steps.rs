@@ -533,6 +533,13 @@ pub fn save_rmi_load(api: &Api, d: &str, tar: &Path) -> (String, String) {
     api.ok(d, &["save", "-o", tar, "other/name:v1"]);
     let rmi = api.ok(d, &["rmi", "other/name:v1"]);
     let load = api.ok(d, &["load", "-i", tar]);
+    // A body that is no archive: the stream ends with docker's errorDetail, which
+    // the CLI prints and exits 1 on.
+    let junk = format!("{tar}.junk");
+    std::fs::write(&junk, b"not a tar at all").unwrap();
+    let o = api.docker(d, &["load", "-i", &junk]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(!stderr(&o).trim().is_empty(), "{o:?}");
     let o = api.docker(d, &["rmi", "nosuch:latest"]);
     assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
     (rmi, load)
