@@ -113,9 +113,12 @@ async fn inspect(st: Arc<State>, name: String) -> ApiResult {
 async fn history(st: Arc<State>, name: String) -> ApiResult {
     let v = blocking(move || {
         let imgs = st.images()?;
-        let rec = imgs
-            .find(&name)
-            .map_err(|_| ApiError::not_found(format!("No such image: {name}")))?;
+        let rec = imgs.find(&name).map_err(|e| match e {
+            oxcart_image::Error::NotFound(_) => {
+                ApiError::not_found(format!("No such image: {name}"))
+            }
+            other => other.into(),
+        })?;
         let items: Vec<serde_json::Value> = imgs
             .history(&rec)?
             .into_iter()
@@ -127,8 +130,13 @@ async fn history(st: Arc<State>, name: String) -> ApiResult {
                     .and_then(oxcart_engine::time::parse)
                     .map(|(s, _)| s)
                     .unwrap_or(0);
+                // moby's nil slice for an image without tags: null.
                 let (id, tags) = if i == 0 {
-                    (json!(rec.id.to_string()), json!(rec.tags))
+                    let tags = (!rec.tags.is_empty()).then(|| json!(rec.tags));
+                    (
+                        json!(rec.id.to_string()),
+                        tags.unwrap_or(serde_json::Value::Null),
+                    )
                 } else {
                     (json!("<missing>"), serde_json::Value::Null)
                 };
@@ -455,8 +463,8 @@ async fn prune(st: Arc<State>, r: &Req) -> ApiResult {
             if (!all && !rec.tags.is_empty()) || !e.image_users(&id)?.is_empty() {
                 continue;
             }
-            if let Ok((removed, _)) = imgs.remove(&id, true) {
-                bytes += rec.size;
+            if let Ok((removed, freed)) = imgs.remove(&id, true) {
+                bytes += freed.layer_bytes;
                 out.extend(removed.untagged.iter().map(|u| json!({"Untagged": u})));
                 out.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
             }

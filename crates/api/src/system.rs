@@ -99,6 +99,32 @@ pub fn version_json() -> Value {
     })
 }
 
+/// The filesystem under the store, by docker's names for its magic (moby's
+/// graphdriver `FsNames`); `<unknown>` for one it does not name.
+fn backing_fs(root: &std::path::Path) -> &'static str {
+    let Ok(c) = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()) else {
+        return "<unknown>";
+    };
+    // SAFETY: an all-zero statfs is valid; statfs fills it from a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "<unknown>";
+    }
+    match st.f_type as u64 {
+        0xEF53 => "extfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794C_7630 => "overlayfs",
+        0x2FC1_2FC1 => "zfs",
+        0x6969 => "nfs",
+        0xF2F5_2010 => "f2fs",
+        0x6573_5546 => "fuseblk",
+        _ => "<unknown>",
+    }
+}
+
 fn cgroup_version() -> &'static str {
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"
@@ -158,7 +184,7 @@ pub fn info_json(e: &oxcart_engine::Engine, images: usize) -> oxcart_engine::Res
         "ContainersPaused": counts[2], "ContainersStopped": counts[3],
         "Images": images,
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "DriverStatus": [["Backing Filesystem", backing_fs(&e.layout.root)]],
         "Plugins": {
             "Volume": ["local"], "Network": ["bridge", "host", "none"],
             "Authorization": null, "Log": ["json-file", "none"],

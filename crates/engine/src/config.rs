@@ -146,7 +146,7 @@ pub fn default_runtime_path() -> PathBuf {
     if let Some(p) = std::env::var_os("OXCART_RUNTIME") {
         return PathBuf::from(p);
     }
-    if let Ok(exe) = std::fs::read_link("/proc/self/exe") {
+    if let Ok(exe) = crate::paths::self_exe() {
         if let Some(dir) = exe.parent() {
             let p = dir.join(DEFAULT_RUNTIME);
             if p.is_file() {

@@ -117,7 +117,7 @@ pub fn find_monitor() -> Result<PathBuf, MonitorError> {
             Err(MonitorError::BadEnv(p))
         };
     }
-    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+    let exe = crate::paths::self_exe().unwrap_or_default();
     if let Some(dir) = exe.parent() {
         let p = dir.join("oxcart-monitor");
         if is_executable(&p) {

@@ -78,8 +78,38 @@ pub(crate) fn spread_subdirs(dir: &Path) {
     }
 }
 
+/// This program's path, for the commands it starts and the ones it leaves behind
+/// (a monitor's exit command runs long after). When the binary was replaced while
+/// this process ran (a package upgrade under a long-lived `system service`), the
+/// kernel's link reads `PATH (deleted)`; the new binary at PATH is the one to run,
+/// so the suffix goes when PATH exists again (a monitor given the suffixed name
+/// could never run its cleanup: `--rm` containers would stay).
+pub fn self_exe() -> std::io::Result<PathBuf> {
+    std::fs::read_link("/proc/self/exe").map(undeleted)
+}
+
+fn undeleted(p: PathBuf) -> PathBuf {
+    match p.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(orig) if Path::new(orig).exists() => PathBuf::from(orig),
+        _ => p,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_replaced_binary_is_run_from_its_path() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("oxcart");
+        let gone = std::path::PathBuf::from(format!("{} (deleted)", bin.display()));
+        // Deleted and not replaced: the kernel's name stays (it fails, naming it).
+        assert_eq!(super::undeleted(gone.clone()), gone);
+        std::fs::write(&bin, b"new").unwrap();
+        assert_eq!(super::undeleted(gone), bin);
+        assert_eq!(super::undeleted(bin.clone()), bin);
+        assert!(super::self_exe().unwrap().is_absolute());
+    }
+
     use super::*;
     use std::os::fd::AsRawFd;
 

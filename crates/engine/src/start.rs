@@ -187,7 +187,7 @@ impl Engine {
         crate::paths::spread_subdirs(runtime.root());
         crate::restart::write_policy(dir, &rec.host_config.restart_policy)?;
         let health = crate::health::monitor_health(dir, rec)?;
-        let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
+        let exe = crate::paths::self_exe().map_err(io_err("/proc/self/exe"))?;
         let lc = &rec.host_config.log_config;
         let args = crate::monitor::MonitorArgs {
             id: rec.id.clone(),

@@ -87,6 +87,10 @@ pub struct Freed {
     pub blobs: usize,
     /// Layers deleted.
     pub layers: usize,
+    /// Their unpacked sizes as recorded, summed: what a prune reports reclaimed
+    /// (moby adds the DiffSize of the layers it deletes, not the images' sizes, so a
+    /// base shared with a kept image is not counted).
+    pub layer_bytes: u64,
 }
 
 /// An open image store. Holds the store lock (shared) while alive.
@@ -309,6 +313,7 @@ impl ImageStore {
         for chain in self.db.all_layers()? {
             if !layers.contains(&chain) {
                 if let Ok(d) = Digest::parse(&chain) {
+                    freed.layer_bytes += self.db.layer_size(&d)?.unwrap_or(0);
                     let p = self.store.layer_path(&d);
                     crate::unpack::remove_tree(&p).map_err(crate::store::io_err(&p))?;
                 }

@@ -165,7 +165,7 @@ pub enum CtrCmd {
         #[arg(long)]
         no_stdin: bool,
         /// Proxy all received signals to the process
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
         sig_proxy: bool,
         /// Override the key sequence for detaching a container
         #[arg(long)]
@@ -242,7 +242,7 @@ pub enum CtrCmd {
         #[arg(short, long)]
         message: Option<String>,
         /// Pause container during commit
-        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
         pause: bool,
         container: String,
         repository: Option<String>,

@@ -134,42 +134,8 @@ fn pretty(v: &Value) -> String {
 
 /// `2006-01-02T15:04:05.000000000Z07:00` in the local zone (`Z` for UTC, as Go).
 fn local_rfc3339_nano_fixed(t: i64) -> String {
-    let secs = t.div_euclid(1_000_000_000);
-    let frac = t.rem_euclid(1_000_000_000);
-    let tt = secs as libc::time_t;
-    // SAFETY: localtime_r writes into the zeroed tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&tt, &mut tm).is_null() };
-    if !ok {
-        return format!(
-            "{}",
-            Timestamp {
-                secs,
-                nanos: frac as u32
-            }
-        );
-    }
-    let off = tm.tm_gmtoff;
-    let zone = if off == 0 {
-        "Z".to_string()
-    } else {
-        let a = off.abs();
-        format!(
-            "{}{:02}:{:02}",
-            if off < 0 { '-' } else { '+' },
-            a / 3600,
-            (a % 3600) / 60
-        )
-    };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:09}{zone}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    let frac = t.rem_euclid(1_000_000_000) as u32;
+    crate::timefmt::local_rfc3339(t.div_euclid(1_000_000_000), Some(frac))
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ pub struct InspectArgs {
 #[derive(Args, Clone)]
 pub struct HistoryArgs {
     /// Print sizes and dates in human readable format
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long)]
@@ -237,8 +237,8 @@ pub fn prune(
         }
         let id = img.id.to_string();
         // Another command may have removed or started using it meanwhile: skipped.
-        if let Ok((removed, _)) = st.remove(&id, true) {
-            bytes += img.size;
+        if let Ok((removed, freed)) = st.remove(&id, true) {
+            bytes += freed.layer_bytes;
             lines.extend(removed.untagged.iter().map(|u| format!("untagged: {u}")));
             lines.extend(removed.deleted.iter().map(|d| format!("deleted: {d}")));
         }
@@ -266,12 +266,12 @@ pub fn cmd_history(cli: &crate::Cli, a: &HistoryArgs) -> Result<()> {
         .history(&img)?
         .into_iter()
         .map(|h| {
-            // docker's columns: the time in whole seconds, UTC RFC 3339 (its
-            // `time.Unix(…).Format(time.RFC3339)`), and CREATED BY cut unless
-            // --no-trunc, in the --format fields as in the table.
+            // docker's columns: the time in whole seconds, RFC 3339 in the local
+            // zone (its `time.Unix(…).Format(time.RFC3339)`), and CREATED BY cut
+            // unless --no-trunc, in the --format fields as in the table.
             let created = h.created.as_deref().and_then(crate::timefmt::parse_rfc3339);
             let at = created
-                .map(|secs| oxcart_jsonlog::Timestamp { secs, nanos: 0 }.to_string())
+                .map(|secs| crate::timefmt::local_rfc3339(secs, None))
                 .unwrap_or_default();
             let since = match created {
                 Some(t) if a.human => crate::timefmt::ago(now, t),

@@ -49,7 +49,7 @@ struct Globals {
     insecure: Vec<String>,
     /// Verify TLS for every registry (true) or treat all as insecure (false); default:
     /// verify, except for --insecure-registry hosts and loopback.
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     tls_verify: Option<bool>,
     /// Directory of per-registry CA certificates (`DIR/host[:port]/*.crt`); default
     /// /etc/containers/certs.d and /etc/docker/certs.d.

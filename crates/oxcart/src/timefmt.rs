@@ -19,6 +19,45 @@ pub fn ago(now: i64, t: i64) -> String {
     format!("{} ago", oxcart_engine::listing::human_duration(now - t))
 }
 
+/// Go's `time.RFC3339` (`nanos`: None) or a fixed nine-digit fraction, in the local
+/// zone as Go's `time.Unix(…).Format` prints it (`Z` when the offset is 0); UTC if
+/// the local time cannot be had.
+pub fn local_rfc3339(secs: i64, nanos: Option<u32>) -> String {
+    let tt = secs as libc::time_t;
+    // SAFETY: an all-zero tm is valid; localtime_r writes into the one we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a time_t and a tm.
+    if unsafe { libc::localtime_r(&tt, &mut tm) }.is_null() {
+        return oxcart_jsonlog::Timestamp {
+            secs,
+            nanos: nanos.unwrap_or(0),
+        }
+        .to_string();
+    }
+    let off = tm.tm_gmtoff;
+    let zone = if off == 0 {
+        "Z".to_string()
+    } else {
+        let a = off.abs();
+        format!(
+            "{}{:02}:{:02}",
+            if off < 0 { '-' } else { '+' },
+            a / 3600,
+            (a % 3600) / 60
+        )
+    };
+    let frac = nanos.map(|n| format!(".{n:09}")).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

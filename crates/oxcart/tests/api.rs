@@ -758,6 +758,45 @@ fn the_reaper_removes_what_its_filters_select_in_order() {
     ox.assert_net_clean();
 }
 
+/// The service's binary replaced while it runs (a package upgrade): the kernel then
+/// names it `PATH (deleted)`, and the containers it starts afterwards must still get
+/// their cleanup — the monitors' exit command is the binary now at PATH. Before,
+/// `docker run --rm` waited for a removal that never came.
+#[test]
+fn a_service_whose_binary_was_replaced_still_cleans_up() {
+    let ox = Ox::new().pulled();
+    let bin = ox.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("oxcart");
+    std::fs::copy(env!("CARGO_BIN_EXE_oxcart"), &exe).unwrap();
+    let svc = Svc::start_from(&ox, &exe, &[]);
+    svc.ok(OLD, &["version"]);
+    // The upgrade: a new file at the same path, the old one unlinked.
+    std::fs::remove_file(&exe).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_oxcart"), &exe).unwrap();
+    // KILL: docker's CLI passes a SIGTERM on to the container and keeps waiting.
+    let o = Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(OLD)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            ox.image(),
+            "echo",
+            "upgraded",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "upgraded\n");
+    assert_eq!(ox.ok(&["ps", "-aq"]), "");
+    drop(svc);
+    ox.assert_clean();
+}
+
 #[test]
 fn a_container_reaches_the_api_through_the_bind_mounted_socket() {
     let ox = Ox::new().pulled();

@@ -392,7 +392,7 @@ fn wait_pidfile(path: &Path) {
 /// it binds every container's socket before saying `ready`.
 fn spawn_resolver(runroot: &Path) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
+    let exe = crate::paths::self_exe().map_err(io_err("/proc/self/exe"))?;
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg("network-dns")
         .arg(runroot)

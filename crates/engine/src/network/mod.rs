@@ -1064,7 +1064,7 @@ impl Networks {
     ) -> Result<Vec<ports::Bound>> {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let exe = std::fs::read_link("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
+        let exe = crate::paths::self_exe().map_err(io_err("/proc/self/exe"))?;
         let spec = serde_json::to_string(&proxy::ProxySpec {
             ctr_ip: ip,
             ports: publish,

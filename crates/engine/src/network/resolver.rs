@@ -156,7 +156,7 @@ fn to_dev_null() {
 
 /// Start a worker (`oxcart network-dns --worker RUNROOT`) and read its report.
 fn spawn_worker(runroot: &Path) -> Result<(std::process::Child, String), NetworkError> {
-    let exe = std::fs::read_link("/proc/self/exe").map_err(fail)?;
+    let exe = crate::paths::self_exe().map_err(fail)?;
     let mut child = std::process::Command::new(&exe)
         .arg("network-dns")
         .arg("--worker")

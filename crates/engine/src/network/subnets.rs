@@ -163,7 +163,11 @@ fn others(own_db: &Path) -> Result<Vec<Claim>> {
 /// Another root can be deleted while it is read (a test's temporary root, an
 /// `rm -rf` of a store): SQLite then fails at whichever step first touches a file
 /// that went away (the open, the `-shm` of a WAL database, a page), so every failure
-/// is checked against the database still being there, not only the open's.
+/// is checked against the database still being there, not only the open's. The other
+/// way round, this read can recreate that root's `-wal`/`-shm` while it is emptied,
+/// and an `rm -rf` that does not retry then fails with ENOTEMPTY: a reader of another
+/// root's SQLite database cannot avoid it (a read-only connection creates them too),
+/// so the test suite's deletions of live roots retry.
 fn read_networks(db: &Path) -> rusqlite::Result<Option<Vec<Network>>> {
     if !db.exists() {
         return Ok(None);

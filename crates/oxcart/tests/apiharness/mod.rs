@@ -162,8 +162,25 @@ pub struct Svc {
 
 impl Svc {
     pub fn start(ox: &Ox, extra: &[&str]) -> Svc {
+        Self::start_cmd(ox, ox.cmd(), extra)
+    }
+
+    /// The service run from another copy of the `oxcart` binary (same flags and
+    /// environment as `ox.cmd()`).
+    pub fn start_from(ox: &Ox, exe: &Path, extra: &[&str]) -> Svc {
+        let base = ox.cmd();
+        let mut c = Command::new(exe);
+        c.args(base.get_args());
+        for (k, v) in base.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        Self::start_cmd(ox, c, extra)
+    }
+
+    fn start_cmd(ox: &Ox, mut c: Command, extra: &[&str]) -> Svc {
         let sock = ox.dir.path().join("d.sock");
-        let mut c = ox.cmd();
         c.args(["system", "service", "--time", "0"])
             .args(extra)
             .arg(format!("unix://{}", sock.display()))
