@@ -8,7 +8,6 @@ use hyper::{Method, StatusCode};
 use oxcart_engine::copy::{Owner, Root};
 use oxcart_engine::filters::ImageFilter;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 
@@ -62,13 +61,7 @@ async fn list(st: Arc<State>, r: &Req) -> ApiResult {
         let mut rows = Vec::new();
         for r in imgs.list()? {
             let created_at = created_ns(r.created.as_deref());
-            let labels = oxcart_engine::inspect::image_json(&imgs, &r.id.to_string())?
-                .and_then(|v| v["Config"]["Labels"].as_object().cloned())
-                .unwrap_or_default();
-            let label_map: BTreeMap<String, String> = labels
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect();
+            let label_map = imgs.labels(&r)?;
             let Some(refs) = filter.select(created_at, &label_map, &r.tags, &r.digests) else {
                 continue;
             };
@@ -86,7 +79,7 @@ async fn list(st: Arc<State>, r: &Req) -> ApiResult {
                 "Id": r.id.to_string(), "ParentId": "",
                 "RepoTags": tags,
                 "RepoDigests": refs.digests, "Created": created, "Size": r.size,
-                "SharedSize": -1, "VirtualSize": r.size, "Labels": labels, "Containers": users,
+                "SharedSize": -1, "VirtualSize": r.size, "Labels": label_map, "Containers": users,
             }));
         }
         // dockerd's order: newest first.
@@ -453,23 +446,15 @@ async fn prune(st: Arc<State>, r: &Req) -> ApiResult {
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
     let (deleted, bytes) = blocking(move || {
-        let mut imgs = st.images()?;
-        let e = st.engine()?;
-        e.release_stale_holds(&mut imgs)?;
-        let mut out = Vec::new();
-        let mut bytes = 0u64;
-        for rec in imgs.list()? {
-            let id = rec.id.to_string();
-            if (!all && !rec.tags.is_empty()) || !e.image_users(&id)?.is_empty() {
-                continue;
-            }
-            if let Ok((removed, freed)) = imgs.remove(&id, true) {
-                bytes += freed.layer_bytes;
-                out.extend(removed.untagged.iter().map(|u| json!({"Untagged": u})));
-                out.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
-            }
-        }
-        Ok((out, bytes))
+        let (removed, bytes) = st.engine()?.prune_images(&mut st.images()?, all, None)?;
+        let out: Vec<serde_json::Value> = removed
+            .iter()
+            .flat_map(|r| {
+                let untagged = r.untagged.iter().map(|u| json!({"Untagged": u}));
+                untagged.chain(r.deleted.iter().map(|d| json!({"Deleted": d})))
+            })
+            .collect();
+        Ok::<_, ApiError>((out, bytes))
     })
     .await?;
     Ok(http::json(

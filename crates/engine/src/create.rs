@@ -232,6 +232,39 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `image prune` and the images part of `system prune`, for the CLI and the API:
+    /// once stale holds are dropped, every image nothing holds (only the untagged
+    /// ones unless `all`) that `labels` selects by its labels is removed. What each
+    /// removal untagged and deleted, and the bytes of the layers freed (moby counts
+    /// the layers it deletes, not the images' sizes, so a base a kept image shares is
+    /// not counted). An image another command removed or took meanwhile is skipped.
+    pub fn prune_images(
+        &self,
+        images: &mut ImageStore,
+        all: bool,
+        labels: Option<&crate::filters::LabelFilter>,
+    ) -> Result<(Vec<oxcart_image::images::Removed>, u64)> {
+        self.release_stale_holds(images)?;
+        let mut removed = Vec::new();
+        let mut bytes = 0;
+        for img in images.list()? {
+            if !(all || img.tags.is_empty()) || !images.users(&img.id)?.is_empty() {
+                continue;
+            }
+            // An unreadable config has no labels to select it by.
+            if labels.is_some_and(|l| !l.matches(&images.labels(&img).unwrap_or_default())) {
+                continue;
+            }
+            if let Ok((r, freed)) = images.remove(&img.id.to_string(), true) {
+                bytes += freed.layer_bytes;
+                removed.push(r);
+            }
+        }
+        Ok((removed, bytes))
+    }
+}
+
 /// The `(pid, start time)` in a `.new-<id>-<pid>-<start>` name.
 fn creator_of(rest: &str) -> Option<(i32, u64)> {
     let mut parts = rest.get(65..)?.splitn(2, '-');

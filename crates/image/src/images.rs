@@ -181,6 +181,26 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// The image's labels (its config's `config.Labels`; none when it has none).
+    pub fn labels(
+        &self,
+        rec: &ImageRecord,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        let config: serde_json::Value =
+            serde_json::from_slice(&self.config(rec)?).map_err(|e| Error::Invalid {
+                image: rec.id.to_string(),
+                reason: format!("config: {e}"),
+            })?;
+        Ok(config["config"]["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The raw manifest JSON of an image.
     pub fn manifest(&self, rec: &ImageRecord) -> Result<Vec<u8>, Error> {
         Ok(self.store.read_blob(&rec.manifest_digest)?)

@@ -6,10 +6,8 @@ use crate::SaveFmt;
 use anyhow::Result;
 use clap::Args;
 use oxcart_engine::filters::{split_pairs, LabelFilter};
-use oxcart_image::db::ImageRecord;
 use oxcart_image::ImageStore;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -210,49 +208,29 @@ fn cmd_prune(cli: &crate::Cli, a: &PruneArgs) -> Result<()> {
         return Ok(());
     }
     let ctx = crate::Ctx { cli };
-    let (lines, bytes) = prune(&ctx, a.all, (!pairs.is_empty()).then_some(&labels))?;
+    let labels = (!pairs.is_empty()).then_some(&labels);
+    let (lines, bytes) = prune(&ctx.engine()?, &mut ctx.images()?, a.all, labels)?;
     crate::volcmds::print_pruned("Deleted Images:", &lines, bytes);
     Ok(())
 }
 
-/// Removes the images no container uses: the untagged ones, or with `all` every
-/// one; of those, the ones `labels` selects (by their config's labels). docker's
+/// [`oxcart_engine::Engine::prune_images`] in docker's CLI words: the
 /// `untagged: …`/`deleted: …` lines, and the bytes freed.
 pub fn prune(
-    ctx: &crate::Ctx,
+    e: &oxcart_engine::Engine,
+    st: &mut ImageStore,
     all: bool,
     labels: Option<&LabelFilter>,
 ) -> Result<(Vec<String>, u64)> {
-    let e = ctx.engine()?;
-    let mut st = ctx.images()?;
-    e.release_stale_holds(&mut st)?;
-    let mut lines = Vec::new();
-    let mut bytes = 0;
-    for img in st.list()? {
-        if !(all || img.tags.is_empty()) || !st.users(&img.id)?.is_empty() {
-            continue;
-        }
-        if labels.is_some_and(|l| !l.matches(&config_labels(&st, &img))) {
-            continue;
-        }
-        let id = img.id.to_string();
-        // Another command may have removed or started using it meanwhile: skipped.
-        if let Ok((removed, freed)) = st.remove(&id, true) {
-            bytes += freed.layer_bytes;
-            lines.extend(removed.untagged.iter().map(|u| format!("untagged: {u}")));
-            lines.extend(removed.deleted.iter().map(|d| format!("deleted: {d}")));
-        }
-    }
+    let (removed, bytes) = e.prune_images(st, all, labels)?;
+    let lines = removed
+        .iter()
+        .flat_map(|r| {
+            let untagged = r.untagged.iter().map(|u| format!("untagged: {u}"));
+            untagged.chain(r.deleted.iter().map(|d| format!("deleted: {d}")))
+        })
+        .collect();
     Ok((lines, bytes))
-}
-
-/// The `config.Labels` of an image's config (none if it cannot be read).
-fn config_labels(st: &ImageStore, img: &ImageRecord) -> BTreeMap<String, String> {
-    st.config(img)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v["config"]["Labels"].clone()).ok())
-        .unwrap_or_default()
 }
 
 /// `image history`: the config's history, newest first, as docker prints it; the

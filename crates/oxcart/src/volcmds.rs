@@ -587,7 +587,7 @@ fn system_prune(ctx: &Ctx, e: &mut Engine, all: bool, volumes: bool) -> Result<(
         bytes += b;
         print_deleted("Deleted Volumes:", &vols);
     }
-    let (lines, b) = crate::imgcmds::prune(ctx, all, None)?;
+    let (lines, b) = crate::imgcmds::prune(e, &mut ctx.images()?, all, None)?;
     bytes += b;
     print_pruned("Deleted Images:", &lines, bytes);
     Ok(())
