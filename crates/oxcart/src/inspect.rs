@@ -36,6 +36,14 @@ fn container_json(e: &oxcart_engine::Engine, name: &str, size: bool) -> Result<O
     Ok(Some(j))
 }
 
+/// A `--format` template for one object at a time (`inspect`, `network inspect`,
+/// `info`), the two-character escapes `\n` and `\t` made the characters.
+pub fn object_template(f: &str) -> Result<oxcart_template::Template> {
+    Ok(oxcart_template::Template::parse(
+        &f.replace("\\n", "\n").replace("\\t", "\t"),
+    )?)
+}
+
 /// `inspect [--type container|image] [-f FORMAT] [-s] NAME...`: containers first, as
 /// docker looks names up; every name is tried before a missing one fails the command.
 pub fn cmd_inspect(
@@ -60,12 +68,10 @@ pub fn cmd_inspect(
     } else {
         None
     };
-    let tpl = match format.filter(|f| !f.is_empty() && *f != "json") {
-        Some(f) => Some(oxcart_template::Template::parse(
-            &f.replace("\\n", "\n").replace("\\t", "\t"),
-        )?),
-        None => None,
-    };
+    let tpl = format
+        .filter(|f| !f.is_empty() && *f != "json")
+        .map(object_template)
+        .transpose()?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for n in names {

@@ -259,7 +259,7 @@ fn inspect(ctx: &Ctx, format: Option<&str>, keys: &[String]) -> Result<i32> {
     }
     match format.filter(|f| !f.is_empty() && *f != "json") {
         Some(f) => {
-            let t = oxcart_template::Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t"))?;
+            let t = crate::inspect::object_template(f)?;
             for v in &found {
                 println!("{}", t.render(v)?);
             }

@@ -48,7 +48,7 @@ fn formatted(v: &Value, f: &str) -> Result<String> {
     if f.trim() == "json" {
         return Ok(format!("{}\n", serde_json::to_string(v)?));
     }
-    let t = oxcart_template::Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t"))?;
+    let t = crate::inspect::object_template(f)?;
     Ok(format!("{}\n", t.render(v)?))
 }
 
