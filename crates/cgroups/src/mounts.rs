@@ -17,7 +17,7 @@ use std::os::raw::c_long;
 
 /// The syscall numbers, the same on every architecture with the unified table
 /// (Linux's syscall_64.tbl / asm-generic unistd.h); elsewhere mountinfo is read.
-#[cfg(any(
+const SYSCALLS: Option<(c_long, c_long)> = if cfg!(any(
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
@@ -26,19 +26,11 @@ use std::os::raw::c_long;
     target_arch = "powerpc64",
     target_arch = "s390x",
     target_arch = "loongarch64"
-))]
-const SYSCALLS: Option<(c_long, c_long)> = Some((457, 458));
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "arm",
-    target_arch = "x86",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "loongarch64"
-)))]
-const SYSCALLS: Option<(c_long, c_long)> = None;
+)) {
+    Some((457, 458))
+} else {
+    None
+};
 
 /// include/uapi/linux/mount.h.
 const LSMT_ROOT: u64 = u64::MAX;

@@ -777,6 +777,17 @@ fn the_port_proxy_relays_an_open_exchange_and_passes_on_a_half_close() {
 /// 8080 it answers each connection with the peer address it sees, then, after the
 /// client's half-close, with the number of bytes that came; on the container's own
 /// 127.0.0.1:9090, `secret`, which a published port must never reach.
+/// The host's /usr and libraries, read-only, for a container that runs the host's
+/// python3 (or resolves names through the host's libc) on the busybox image.
+const HOST_LIBS: &[&str] = &[
+    "-v",
+    "/usr:/usr:ro",
+    "-v",
+    "/lib64:/lib64:ro",
+    "-v",
+    "/lib:/lib:ro",
+];
+
 const PEER_ECHO: &str = "import socket,threading\ndef sec():\n l=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);l.bind(('127.0.0.1',9090));l.listen(8)\n while True:\n  c,a=l.accept();c.sendall(b'secret');c.close()\nthreading.Thread(target=sec,daemon=True).start()\nl=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);l.bind(('0.0.0.0',8080));l.listen(8)\nwhile True:\n c,a=l.accept();c.sendall((a[0]+'\\n').encode());n=0\n while True:\n  b=c.recv(65536)\n  if not b:break\n  n+=len(b)\n c.sendall(str(n).encode());c.close()\n";
 
 /// One exchange with PEER_ECHO through `s`: (the peer address the container saw, the
@@ -808,25 +819,11 @@ fn the_hosts_loopback_reaches_a_published_port_straight_from_the_gateway() {
     let (hp, hs) = (free_port(), free_port());
     let (p1, p2) = (format!("{hp}:8080"), format!("{hs}:9090"));
     ox.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "peer",
-        "-p",
-        &p1,
-        "-p",
-        &p2,
-        "-v",
-        "/usr:/usr:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-        "-v",
-        "/lib:/lib:ro",
-        ox.image(),
-        "/usr/bin/python3",
-        "-c",
-        PEER_ECHO,
-    ]);
+        &["run", "-d", "--name", "peer", "-p", &p1, "-p", &p2][..],
+        HOST_LIBS,
+        &[ox.image(), "/usr/bin/python3", "-c", PEER_ECHO],
+    ]
+    .concat());
     wait_listening(&ox, "peer", 8080);
     let gw = ox.inspect("peer")["NetworkSettings"]["Gateway"]
         .as_str()
@@ -1015,23 +1012,11 @@ fn published_udp_ports_answer_from_localhost_and_from_another_host() {
         .port();
     let spec = format!("{hp}:5353/udp");
     ox.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "udp",
-        "-p",
-        &spec,
-        "-v",
-        "/usr:/usr:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-        "-v",
-        "/lib:/lib:ro",
-        ox.image(),
-        "/usr/bin/python3",
-        "-c",
-        UDP_ECHO,
-    ]);
+        &["run", "-d", "--name", "udp", "-p", &spec][..],
+        HOST_LIBS,
+        &[ox.image(), "/usr/bin/python3", "-c", UDP_ECHO],
+    ]
+    .concat());
     let got = udp_ask(None, "127.0.0.1", hp, "one");
     let logs = ox.run(&["logs", "udp"]);
     assert_eq!(
@@ -1259,16 +1244,8 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
         assert_eq!(lookup(&ox, "cli", name), [ip.as_str()], "{name}");
     }
     // TCP by name (busybox resolves through the libc of the host, mounted read-only).
-    let libs = [
-        "-v",
-        "/lib:/lib:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-        "-v",
-        "/usr:/usr:ro",
-    ];
     let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
-    a.extend_from_slice(&libs);
+    a.extend_from_slice(HOST_LIBS);
     a.extend_from_slice(&[ox.image(), "sh", "-c", "nc -w 3 web 8080; nc -w 3 srv 8080"]);
     assert_eq!(
         ox.ok(&a).split_whitespace().collect::<Vec<_>>(),
@@ -1285,18 +1262,18 @@ fn containers_resolve_each_other_by_name_alias_and_short_id() {
         "--network-alias",
         "echo",
     ];
-    a.extend_from_slice(&libs);
+    a.extend_from_slice(HOST_LIBS);
     a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", UDP_ECHO]);
     ox.ok(&a);
     let ask = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(1)\nfor i in range(10):\n s.sendto(b'hi',('echo',5353))\n try:\n  print(s.recvfrom(99)[0].decode());break\n except Exception: pass\n";
     let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
-    a.extend_from_slice(&libs);
+    a.extend_from_slice(HOST_LIBS);
     a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", ask]);
     assert_eq!(ox.ok(&a).trim(), "udp:hi");
     // DNS over TCP too (what a client does after a truncated UDP answer).
     let tcpq = "import socket,struct\nq=struct.pack('>HHHHHH',9,256,1,0,0,0)+b'\\x03www\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('127.0.0.11',53))\ns.sendall(struct.pack('>H',len(q))+q)\nr=s.recv(2);r=s.recv(struct.unpack('>H',r)[0])\nprint(struct.unpack('>H',r[6:8])[0],'.'.join(map(str,r[-4:])))\n";
     let mut a = vec!["run", "--rm", "--network", "names", "--dns", &dns.addr];
-    a.extend_from_slice(&libs);
+    a.extend_from_slice(HOST_LIBS);
     a.extend_from_slice(&[ox.image(), "/usr/bin/python3", "-c", tcpq]);
     assert_eq!(ox.ok(&a).trim(), format!("1 {ip}"));
     // --network container:cli shares cli's resolv.conf and so its resolver's answers.
