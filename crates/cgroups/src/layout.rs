@@ -56,18 +56,22 @@ pub struct Layout {
     pub delegate_controllers: bool,
 }
 
+/// The v1 subsystem names /proc/cgroups lists; on a kernel without v1 support it
+/// may be absent, which only means no v1 names to match.
+fn known_v1_subsystems() -> Vec<String> {
+    fsutil::read_string_at(Path::new("/proc/cgroups"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
 impl Layout {
     /// Read the real host layout.
     pub fn detect() -> Result<Layout> {
-        // /proc/cgroups lists v1 subsystem names; on a kernel without v1
-        // support it may be absent, which only means no v1 names to match.
-        let known = fsutil::read_string_at(Path::new("/proc/cgroups")).unwrap_or_default();
-        let known: Vec<String> = known
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_string)
-            .collect();
+        let known = known_v1_subsystems();
         let own = fsutil::read_string_at(Path::new("/proc/self/cgroup"))?;
         // The cgroup mounts alone through statmount(2) where the kernel has it
         // (mounts.rs says why), else every mount formatted in mountinfo.
@@ -311,12 +315,7 @@ mod tests {
     /// must be the one `detect` uses.
     #[test]
     fn statmount_agrees_with_mountinfo() {
-        let known: Vec<String> = fsutil::read_string_at(Path::new("/proc/cgroups"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect();
+        let known = super::known_v1_subsystems();
         let mounts = crate::mounts::cgroup_mounts();
         let mountinfo = fsutil::read_string_at(Path::new("/proc/self/mountinfo")).unwrap();
         let by_mountinfo = Layout::parse(&mountinfo, &known).unwrap();
