@@ -275,17 +275,9 @@ enum Cmd {
     /// Show the history of an image
     History(imgcmds::HistoryArgs),
     /// Display system-wide information
-    Info {
-        /// Format output using a Go template, or 'json'
-        #[arg(short, long)]
-        format: Option<String>,
-    },
+    Info(sysinfo::FormatArgs),
     /// Show the oxcart version information
-    Version {
-        /// Format output using a Go template, or 'json'
-        #[arg(short, long)]
-        format: Option<String>,
-    },
+    Version(sysinfo::FormatArgs),
     /// Manage images
     Image {
         #[command(subcommand)]
@@ -670,8 +662,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Container { cmd } => return cmds::dispatch_group(&Ctx { cli }, cmd),
         Cmd::Image { cmd } => return imgcmds::dispatch(cli, cmd),
         Cmd::History(a) => imgcmds::cmd_history(cli, a)?,
-        Cmd::Info { format } => sysinfo::cmd_info(&Ctx { cli }, format.as_deref())?,
-        Cmd::Version { format } => sysinfo::cmd_version(format.as_deref())?,
+        Cmd::Info(a) => sysinfo::cmd_info(&Ctx { cli }, a.format.as_deref())?,
+        Cmd::Version(a) => sysinfo::cmd_version(a.format.as_deref())?,
         Cmd::Volume { cmd } => volcmds::dispatch_volume(&Ctx { cli }, cmd)?,
         Cmd::System { cmd } => volcmds::dispatch_system(&Ctx { cli }, cmd)?,
         Cmd::Events(a) => events::cmd_events(&Ctx { cli }.engine()?, a)?,

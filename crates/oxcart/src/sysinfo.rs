@@ -7,6 +7,14 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use std::io::Write;
 
+/// The flags of `info`, `system info` and `version`.
+#[derive(clap::Args, Clone)]
+pub struct FormatArgs {
+    /// Format output using a Go template, or 'json'
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
 /// `info [--format F]`.
 pub fn cmd_info(ctx: &Ctx, format: Option<&str>) -> Result<()> {
     let e = ctx.engine()?;

@@ -83,11 +83,7 @@ pub enum SystemCmd {
     /// Get real time events from the engine
     Events(crate::events::EventsArgs),
     /// Display system-wide information
-    Info {
-        /// Format output using a Go template, or 'json'
-        #[arg(short, long)]
-        format: Option<String>,
-    },
+    Info(crate::sysinfo::FormatArgs),
     /// Show docker disk usage
     Df {
         /// Show detailed information on space usage
@@ -303,8 +299,8 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
         }
         return Ok(());
     }
-    if let SystemCmd::Info { format } = cmd {
-        return crate::sysinfo::cmd_info(ctx, format.as_deref());
+    if let SystemCmd::Info(a) = cmd {
+        return crate::sysinfo::cmd_info(ctx, a.format.as_deref());
     }
     // The service opens the engine per request; it needs no handle of its own.
     if let SystemCmd::Service { time, group, uri } = cmd {
@@ -312,7 +308,7 @@ pub fn dispatch_system(ctx: &Ctx, cmd: &SystemCmd) -> Result<()> {
     }
     let mut e = ctx.engine()?;
     match cmd {
-        SystemCmd::Boot | SystemCmd::Service { .. } | SystemCmd::Info { .. } => Ok(()),
+        SystemCmd::Boot | SystemCmd::Service { .. } | SystemCmd::Info(_) => Ok(()),
         SystemCmd::Df { verbose } => system_df(ctx, &mut e, *verbose),
         SystemCmd::Events(a) => crate::events::cmd_events(&e, a),
         SystemCmd::Prune {
