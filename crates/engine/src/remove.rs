@@ -32,10 +32,7 @@ impl Engine {
             // the files (the exit is not worth recording in a row about to go; a
             // crash before that leaves exit.json, which `observe` reads first). They
             // release the network too: one open of its database per `run --rm`.
-            self.remove_files(&rec, &lock)?;
-            drop(lock);
-            // docker's --rm takes the anonymous volumes too.
-            return self.remove_anonymous_volumes(&rec);
+            return self.remove_released(&rec, lock);
         }
         let unplugged =
             crate::network::release_for_mode(&self.layout, id, &rec.host_config.network_mode)?;
@@ -132,12 +129,17 @@ impl Engine {
             return Ok(());
         };
         self.release_exited(&rec)?;
-        self.remove_files(&rec, &lock)?;
+        self.remove_released(&rec, lock)
+    }
+
+    /// The removal once [`Self::release_exited`] is done: the files under the lock,
+    /// then (docker's `--rm`) an `--rm` container's anonymous volumes, whoever
+    /// removes it — its cleanup, or an `rm -f` handed that cleanup.
+    fn remove_released(&mut self, rec: &Record, lock: CtrLock) -> Result<()> {
+        self.remove_files(rec, &lock)?;
         drop(lock);
-        // An `--rm` container's anonymous volumes go with it whoever removes it, as
-        // they did when its cleanup (the monitor's or handed over) ran first.
         if rec.host_config.auto_remove {
-            self.remove_anonymous_volumes(&rec)?;
+            self.remove_anonymous_volumes(rec)?;
         }
         Ok(())
     }
