@@ -240,6 +240,41 @@ impl Db {
         Ok(out)
     }
 
+    /// What `stats` needs of every container, in [`Db::list`]'s order: the record
+    /// is read for its network mode and cgroup parent alone, skipping the rest.
+    pub fn list_for_stats(&self) -> Result<Vec<crate::stats::StatsCtr>> {
+        #[derive(serde::Deserialize)]
+        struct Lean<'a> {
+            #[serde(borrow)]
+            host_config: LeanHost<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct LeanHost<'a> {
+            #[serde(borrow, default)]
+            network_mode: std::borrow::Cow<'a, str>,
+            #[serde(borrow, default)]
+            cgroup_parent: std::borrow::Cow<'a, str>,
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, name, record FROM containers ORDER BY created DESC, id")?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let json = row.get_ref(2)?.as_str().map_err(|e| corrupt(&id, e))?;
+            let lean: Lean<'_> = serde_json::from_str(json).map_err(|e| corrupt(&id, e))?;
+            out.push(crate::stats::StatsCtr {
+                name: row.get(1)?,
+                network_mode: lean.host_config.network_mode.into_owned(),
+                cgroup_parent: lean.host_config.cgroup_parent.into_owned(),
+                id,
+            });
+        }
+        Ok(out)
+    }
+
     /// Ids of the containers made from an image (rmi's check).
     pub fn users_of_image(&self, image_id: &str) -> Result<Vec<String>> {
         let mut st = self

@@ -62,6 +62,21 @@ impl Engine {
         self.db.list()
     }
 
+    /// What `stats` needs of every container, newest first.
+    pub fn list_for_stats(&self) -> Result<Vec<crate::stats::StatsCtr>> {
+        self.db.list_for_stats()
+    }
+
+    /// A container's record by its full id; `None` once it was removed.
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        self.db.get(id)
+    }
+
+    /// A [`crate::stats::StatsHost`] for a pass over this engine's containers.
+    pub fn stats_host(&self) -> Result<crate::stats::StatsHost> {
+        crate::stats::StatsHost::for_containers(self.layout.containers_dir())
+    }
+
     /// The runtime a record names.
     pub fn runtime_of(&self, rec: &Record) -> Result<Runtime> {
         self.config.runtime(&rec.runtime, &self.layout)

@@ -36,14 +36,19 @@ pub enum StartOutcome<'e> {
 /// The cgroup the engine gives a container (`--cgroup-parent` or `/oxcart`), cgroupfs
 /// style as docker's default driver on these hosts.
 pub fn cgroups_path(rec: &Record) -> String {
-    let parent = rec.host_config.cgroup_parent.trim_end_matches('/');
+    cgroups_path_of(&rec.host_config.cgroup_parent, &rec.id)
+}
+
+/// [`cgroups_path`] of a container's id and `--cgroup-parent`.
+pub fn cgroups_path_of(cgroup_parent: &str, id: &str) -> String {
+    let parent = cgroup_parent.trim_end_matches('/');
     let parent = if parent.is_empty() { "/oxcart" } else { parent };
     let parent = if parent.starts_with('/') {
         parent.to_string()
     } else {
         format!("/{parent}")
     };
-    format!("{parent}/{}", rec.id)
+    format!("{parent}/{id}")
 }
 
 /// The files whose `oom_kill` counter tells the monitor the container was OOM-killed:

@@ -133,37 +133,12 @@ impl<'a> CtrFiles<'a> {
         CtrFiles { path, fd: None }
     }
 
-    fn c_name(name: &str) -> std::io::Result<std::ffi::CString> {
-        std::ffi::CString::new(name).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains a NUL byte")
-        })
-    }
-
     /// The whole file, as `fs::read` would return it.
     fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
-        use std::io::Read;
-        let Some(dir) = &self.fd else {
-            return std::fs::read(self.path.join(name));
-        };
-        let c = Self::c_name(name)?;
-        // SAFETY: c is NUL-terminated; the fd is owned below.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+        match &self.fd {
+            Some(dir) => read_at(dir, name),
+            None => std::fs::read(self.path.join(name)),
         }
-        // SAFETY: a fresh fd we own.
-        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        // Through `take`: no size and position queries for these small files (state
-        // files are a few hundred bytes; the buffer grows for a long health log).
-        let mut b = Vec::with_capacity(1024);
-        f.take(u64::MAX).read_to_end(&mut b)?;
-        Ok(b)
     }
 
     /// `Path::exists` of the file (following a symlink, as it does).
@@ -171,7 +146,7 @@ impl<'a> CtrFiles<'a> {
         let Some(dir) = &self.fd else {
             return self.path.join(name).exists();
         };
-        let Ok(c) = Self::c_name(name) else {
+        let Ok(c) = c_name(name) else {
             return false;
         };
         // SAFETY: c is NUL-terminated; st is written by the call.
@@ -181,14 +156,7 @@ impl<'a> CtrFiles<'a> {
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        match self.read(name) {
-            // A file that does not parse was not written by an atomic rename of ours
-            // (a disk error, a hand edit): treated as absent, so the state falls back to
-            // the runtime's word rather than failing every command on this container.
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&self.path.join(name))(e)),
-        }
+        parse_state(self.read(name), &|| self.path.join(name))
     }
 
     /// `health.jsonl`: `{"Status","FailingStreak"}`, then one result a line. docker
@@ -207,6 +175,113 @@ impl<'a> CtrFiles<'a> {
             log: lines.filter_map(|l| serde_json::from_str(l).ok()).collect(),
         })
     }
+}
+
+fn c_name(name: &str) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains a NUL byte")
+    })
+}
+
+/// The whole file `name` below `dir`, as `fs::read` would return it.
+fn read_at(dir: &OwnedFd, name: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let c = c_name(name)?;
+    // SAFETY: c is NUL-terminated; the fd is owned below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // Through `take`: no size and position queries for these small files (state
+    // files are a few hundred bytes; the buffer grows for a long health log).
+    let mut b = Vec::with_capacity(1024);
+    f.take(u64::MAX).read_to_end(&mut b)?;
+    Ok(b)
+}
+
+/// A state file as read: absent is `None`.
+fn parse_state<T: serde::de::DeserializeOwned>(
+    read: std::io::Result<Vec<u8>>,
+    path: &dyn Fn() -> std::path::PathBuf,
+) -> Result<Option<T>> {
+    match read {
+        // A file that does not parse was not written by an atomic rename of ours
+        // (a disk error, a hand edit): treated as absent, so the state falls back to
+        // the runtime's word rather than failing every command on this container.
+        Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path())(e)),
+    }
+}
+
+/// Every container's directory opened once, for one pass that reads a few state
+/// files of many containers (`stats`): `<id>/monitor.json` relative to it is one
+/// lookup, where [`observe`] opens each container's directory first.
+pub struct CtrsDir {
+    path: std::path::PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+impl CtrsDir {
+    pub fn open(path: std::path::PathBuf) -> CtrsDir {
+        let fd = CtrFiles::open(&path).fd;
+        CtrsDir { path, fd }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, id: &str, name: &str) -> Result<Option<T>> {
+        let rel = format!("{id}/{name}");
+        let read = match &self.fd {
+            Some(dir) => read_at(dir, &rel),
+            None => std::fs::read(self.path.join(&rel)),
+        };
+        parse_state(read, &|| self.path.join(&rel))
+    }
+
+    /// What a container's monitor files say of its current run, read without
+    /// asking whether the monitor lives (see [`FilesSay`]).
+    pub fn files_say(&self, id: &str) -> FilesSay {
+        let m: MonitorInfo = match self.json(id, MONITOR_FILE) {
+            // No monitor started it: created, or exited before this root's monitor
+            // files existed (the record's last exit) — `observe_run`'s answer too.
+            Ok(None) => return FilesSay::Stopped,
+            Ok(Some(m)) => m,
+            Err(_) => return FilesSay::Unsure,
+        };
+        match self.json::<ExitInfo>(id, EXIT_FILE) {
+            Ok(None) => {}
+            // The monitor recorded this run's exit: exited, whatever restart.json
+            // says (`observe`).
+            Ok(Some(_)) => return FilesSay::Stopped,
+            Err(_) => return FilesSay::Unsure,
+        }
+        match self.json::<RestartInfo>(id, RESTART_FILE) {
+            Ok(None) => FilesSay::Started(m),
+            Ok(Some(r)) if !r.restarting => FilesSay::Started(m),
+            _ => FilesSay::Unsure,
+        }
+    }
+}
+
+/// [`CtrsDir::files_say`]'s answer.
+#[derive(Debug, Clone)]
+pub enum FilesSay {
+    /// Not running, as [`observe`] would say too.
+    Stopped,
+    /// Its monitor started it, recorded no exit, and is not between two runs of a
+    /// restart policy: it runs if the monitor (or, if that died, the container)
+    /// lives — which the caller must tell from elsewhere (`stats`: processes in the
+    /// container's cgroup), or leave to [`observe`].
+    Started(MonitorInfo),
+    /// Only [`observe`] can tell (a restart pending, a file unreadable).
+    Unsure,
 }
 
 pub fn read_monitor(ctr_dir: &Path) -> Result<Option<MonitorInfo>> {
@@ -447,5 +522,49 @@ mod tests {
         assert_eq!(o.status, Status::Exited);
         assert_eq!(o.exit.map(|e| e.exit_code), Some(7));
         assert!(o.error.contains("rebooted"), "{}", o.error);
+    }
+
+    /// `files_say` never calls running what `observe` does not, nor stopped what
+    /// `observe` calls running (`stats` trusts its Stopped and, with processes in
+    /// the cgroup, its Started).
+    #[test]
+    fn files_say_what_observe_says_of_the_same_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("c");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let ctrs = CtrsDir::open(root.path().to_path_buf());
+        let status = || observe(&dir, &record(), &|| None).expect("observe").status;
+
+        // Created: no monitor started it.
+        assert!(matches!(ctrs.files_say("c"), FilesSay::Stopped));
+        assert_eq!(status(), Status::Created);
+        // Running.
+        write_monitor(&dir, &boot_id());
+        match ctrs.files_say("c") {
+            FilesSay::Started(m) => assert_eq!(m.started_at, "2024-01-01T00:00:00Z"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status(), Status::Running);
+        // Between two runs of a restart policy: only observe can tell.
+        let r = r#"{"restart_count":1,"restarting":true,"exit_code":1,"finished_at":""}"#;
+        std::fs::write(dir.join(RESTART_FILE), r).expect("write");
+        assert!(matches!(ctrs.files_say("c"), FilesSay::Unsure));
+        assert_eq!(status(), Status::Restarting);
+        // Restarted: running again.
+        let r = r#"{"restart_count":1,"restarting":false,"exit_code":1,"finished_at":""}"#;
+        std::fs::write(dir.join(RESTART_FILE), r).expect("write");
+        assert!(matches!(ctrs.files_say("c"), FilesSay::Started(_)));
+        assert_eq!(status(), Status::Running);
+        // Exited: the monitor recorded it.
+        let e = r#"{"exit_code":0,"finished_at":"2024-01-01T00:00:02Z"}"#;
+        std::fs::write(dir.join(EXIT_FILE), e).expect("write");
+        assert!(matches!(ctrs.files_say("c"), FilesSay::Stopped));
+        assert_eq!(status(), Status::Exited);
+        // A state file that cannot be read (a directory in its place): unsure.
+        std::fs::remove_file(dir.join(EXIT_FILE)).expect("rm");
+        std::fs::create_dir(dir.join(EXIT_FILE)).expect("mkdir");
+        assert!(matches!(ctrs.files_say("c"), FilesSay::Unsure));
+        // A container that is not there at all: no monitor started it.
+        assert!(matches!(ctrs.files_say("gone"), FilesSay::Stopped));
     }
 }

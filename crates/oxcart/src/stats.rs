@@ -4,8 +4,9 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use oxcart_engine::record::Record;
-use oxcart_engine::stats::{cpu_percent, cpu_percent_since_start, sample, Sample, StatsHost};
+use oxcart_engine::stats::{
+    cpu_percent, cpu_percent_since_start, quick_sample, sample, Sample, StatsCtr, StatsHost,
+};
 use oxcart_engine::Engine;
 use oxcart_template::Formatter;
 use serde_json::{json, Value};
@@ -55,46 +56,42 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
     };
     let formatter =
         Formatter::new(fmt).with_context(|| format!("template parsing error: {fmt}"))?;
-    let mut host = StatsHost::new()?;
+    let mut host = e.stats_host()?;
     // Named containers are resolved once: a missing one is an error up front.
-    let named: Vec<(String, Record)> = a
+    let named: Vec<(String, StatsCtr)> = a
         .containers
         .iter()
-        .map(|n| e.find(n).map(|r| (n.clone(), r)))
+        .map(|n| e.find(n).map(|r| (n.clone(), StatsCtr::of(&r))))
         .collect::<std::result::Result<_, _>>()?;
     let mut prev: HashMap<String, Sample> = HashMap::new();
     let stdout = std::io::stdout();
     loop {
         // Listed anew each frame: docker follows starts and stops.
-        let recs: Vec<(String, Record)> = if named.is_empty() {
-            e.list()?
+        let ctrs: Vec<(String, StatsCtr)> = if named.is_empty() {
+            e.list_for_stats()?
                 .into_iter()
-                .map(|r| (r.id[..12.min(r.id.len())].to_string(), r))
+                .map(|c| (c.id[..12.min(c.id.len())].to_string(), c))
                 .collect()
         } else {
             named.clone()
         };
-        let mut rows = Vec::with_capacity(recs.len());
-        let mut next = HashMap::with_capacity(recs.len());
+        let mut rows = Vec::with_capacity(ctrs.len());
+        let mut next = HashMap::with_capacity(ctrs.len());
         // One container after the other on this thread: sampling on several threads
         // (tried until 2026-12-06, and again with observe on them too: 1.09x the wall
         // time) cost 5-7 % more CPU and no wall time on a 2-CPU host (docs/benchmarks.md)
         // — each container is a handful of small file reads, and the kernel shares CPU
         // time by session (autogroup), so a second thread competes for the same share.
-        for (label, rec) in &recs {
-            // The runtime is resolved only if the monitor died (Engine::observe).
-            let obs = e.observe(rec)?;
-            // Without names: the running containers, or all with -a (docker).
-            if named.is_empty() && !a.all && !obs.status.is_running() {
+        for (label, c) in &ctrs {
+            let Some(s) = frame_sample(e, &host, c, named.is_empty() && !a.all)? else {
                 continue;
-            }
-            let s = sample(&host, rec, &obs)?;
-            let cpu = match prev.get(&rec.id) {
+            };
+            let cpu = match prev.get(&c.id) {
                 Some(p) if p.running && s.running => cpu_percent(p, &s),
                 _ => cpu_percent_since_start(&s),
             };
-            rows.push(row(label, rec, &s, cpu, a.no_trunc));
-            next.insert(rec.id.clone(), s);
+            rows.push(row(label, c, &s, cpu, a.no_trunc));
+            next.insert(c.id.clone(), s);
         }
         prev = next;
         let text = formatter.render(&rows, &headers())?;
@@ -114,16 +111,41 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
     }
 }
 
-fn row(label: &str, rec: &Record, s: &Sample, cpu: f64, no_trunc: bool) -> Value {
+/// A container's sample for this frame; `None` to leave it out (`running_only` and
+/// it does not run, or it was removed since the listing).
+fn frame_sample(
+    e: &Engine,
+    host: &StatsHost,
+    c: &StatsCtr,
+    running_only: bool,
+) -> Result<Option<Sample>> {
+    match quick_sample(host, c) {
+        Some(s) if s.running || !running_only => return Ok(Some(s)),
+        Some(_) => return Ok(None),
+        None => {}
+    }
+    // Not known to run from its files and cgroup: its whole state decides (the
+    // runtime is asked only if the monitor died, Engine::observe).
+    let Some(rec) = e.get(&c.id)? else {
+        return Ok(None);
+    };
+    let obs = e.observe(&rec)?;
+    if running_only && !obs.status.is_running() {
+        return Ok(None);
+    }
+    Ok(Some(sample(host, &rec, &obs)?))
+}
+
+fn row(label: &str, c: &StatsCtr, s: &Sample, cpu: f64, no_trunc: bool) -> Value {
     let mem_pct = if s.mem_limit > 0 {
         s.mem_usage as f64 / s.mem_limit as f64 * 100.0
     } else {
         0.0
     };
     let id = if no_trunc {
-        rec.id.clone()
+        c.id.clone()
     } else {
-        rec.id[..12.min(rec.id.len())].to_string()
+        c.id[..12.min(c.id.len())].to_string()
     };
     json!({
         "BlockIO": format!("{} / {}", decimal_size(s.blk_read), decimal_size(s.blk_write)),
@@ -132,7 +154,7 @@ fn row(label: &str, rec: &Record, s: &Sample, cpu: f64, no_trunc: bool) -> Value
         "ID": id,
         "MemPerc": format!("{mem_pct:.2}%"),
         "MemUsage": format!("{} / {}", binary_size(s.mem_usage), binary_size(s.mem_limit)),
-        "Name": rec.name.trim_start_matches('/'),
+        "Name": c.name.trim_start_matches('/'),
         "NetIO": format!("{} / {}", decimal_size(s.net_rx), decimal_size(s.net_tx)),
         "PIDs": s.pids.to_string(),
     })

@@ -162,6 +162,111 @@ fn stats_shows_memory_a_container_allocated_in_dockers_columns() {
     assert!(err.contains("no-such-ctr"), "{err}");
 }
 
+/// `stats` lists what `ps` calls running, however the container's monitor and
+/// process fared: its own pass (the monitor's files and the cgroup's processes,
+/// without `observe`) must agree with the whole state. Each case fails if the pass
+/// trusted the wrong one: a live container whose monitor was SIGKILLed (files say
+/// started, the monitor is gone, the cgroup still holds `sleep`), one that exited
+/// (exit.json), a paused one (frozen processes still count), one on a bridge
+/// (its network counters read through its pid).
+#[test]
+fn stats_lists_what_ps_calls_running() {
+    let ox = new_ox().pulled();
+    for name in ["orphaned", "paused", "plain"] {
+        ox.detached(&["--name", name], &["sleep", "1000"]);
+    }
+    // On the default bridge (`detached` gives `--network none`).
+    ox.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bridged",
+        ox.image(),
+        "sleep",
+        "1000",
+    ]);
+    ox.fail(
+        3,
+        &[
+            "run",
+            "--name",
+            "exited",
+            "--network",
+            "none",
+            ox.image(),
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    ox.ok(&["pause", "paused"]);
+    let id = ox
+        .ok(&["inspect", "--format", "{{.Id}}", "orphaned"])
+        .trim()
+        .to_string();
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(ox.ctr_dir(&id).join("monitor.json")).unwrap())
+            .unwrap();
+    // SAFETY: the monitor is a process this test started (through oxcart).
+    unsafe { libc::kill(m["pid"].as_i64().unwrap() as i32, libc::SIGKILL) };
+    assert!(eventually(10, || !std::path::Path::new(&format!(
+        "/proc/{}",
+        m["pid"]
+    ))
+    .exists()));
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ox.ok(args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let running = names(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(running, ["bridged", "orphaned", "paused", "plain"]);
+    assert_eq!(
+        names(&["stats", "--no-stream", "--format", "{{.Name}}"]),
+        running
+    );
+    let rows = names(&[
+        "stats",
+        "-a",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+    ]);
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    for r in &rows {
+        let zero = r.ends_with(" 0 0B / 0B");
+        assert_eq!(zero, r.starts_with("exited "), "{rows:?}");
+    }
+    // The bridge's counters, read through the container's pid once its monitor
+    // is proven alive: a knock on its gateway counts; `--network none` has none.
+    let gw = ox.ok(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}",
+        "bridged",
+    ]);
+    // A connection attempt to the gateway (refused, but its packets count).
+    let knock = format!("busybox nc -w 1 {} 9 </dev/null; true", gw.trim());
+    ox.ok(&["exec", "bridged", "sh", "-c", &knock]);
+    let net = ox.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.NetIO}}",
+        "bridged",
+        "plain",
+    ]);
+    let net: Vec<&str> = net.lines().collect();
+    assert_ne!(net[0], "0B / 0B", "{net:?}");
+    assert_eq!(net[1], "0B / 0B", "{net:?}");
+    ox.ok(&["unpause", "paused"]);
+    ox.ok(&[
+        "rm", "-f", "orphaned", "paused", "plain", "bridged", "exited",
+    ]);
+    ox.assert_clean();
+}
+
 #[test]
 fn stats_streams_and_redraws() {
     let ox = new_ox().pulled();
