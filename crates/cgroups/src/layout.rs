@@ -68,27 +68,59 @@ fn known_v1_subsystems() -> Vec<String> {
         .collect()
 }
 
+/// Where hosts mount their cgroup hierarchies.
+const SYS_FS_CGROUP: &str = "/sys/fs/cgroup";
+
 impl Layout {
     /// Read the real host layout.
     pub fn detect() -> Result<Layout> {
         let known = known_v1_subsystems();
-        let own = fsutil::read_string_at(Path::new("/proc/self/cgroup"))?;
+        let own = parse_proc_cgroup(&fsutil::read_string_at(Path::new("/proc/self/cgroup"))?);
         // The cgroup mounts alone through statmount(2) where the kernel has it
-        // (mounts.rs says why), else every mount formatted in mountinfo.
-        let mut layout = match crate::mounts::cgroup_mounts() {
-            Some(m) => Layout::from_mounts(&m, &known),
-            None => Layout::parse(
-                &fsutil::read_string_at(Path::new("/proc/self/mountinfo"))?,
-                &known,
-            )?,
+        // (mounts.rs says why): first those under /sys/fs/cgroup, kept where they
+        // hold every hierarchy this process is in; else every mount's; else every
+        // mount formatted in mountinfo.
+        let below = crate::mounts::cgroup_mounts_below(Path::new(SYS_FS_CGROUP))
+            .map(|m| Layout::from_mounts(&m, &known))
+            .filter(|l| l.holds_all(&own));
+        let mut layout = match below {
+            Some(l) => l,
+            None => match crate::mounts::cgroup_mounts() {
+                Some(m) => Layout::from_mounts(&m, &known),
+                None => Layout::parse(
+                    &fsutil::read_string_at(Path::new("/proc/self/mountinfo"))?,
+                    &known,
+                )?,
+            },
         };
-        layout.own = parse_proc_cgroup(&own);
+        layout.own = own;
         if layout.v1.is_empty() && layout.unified.is_none() {
             return Err(CgroupError::Detect(
                 "no cgroup or cgroup2 filesystem is mounted (see /proc/self/mountinfo)".into(),
             ));
         }
         Ok(layout)
+    }
+
+    /// Whether a layout read from the mounts under /sys/fs/cgroup alone is the one
+    /// every mount gives: it has each hierarchy of /proc/self/cgroup (`own`; the
+    /// kernel lists every mounted v1 hierarchy there, and `0::` where it has
+    /// cgroup2), and its cgroup2 mount is one `from_mounts` ranks above any other.
+    /// A v1 hierarchy found there is the one `from_mounts` keeps of all its mounts
+    /// (it prefers those under /sys/fs/cgroup, the first in mount order).
+    fn holds_all(&self, own: &BTreeMap<String, String>) -> bool {
+        let unified_ranked = self.unified.as_ref().is_none_or(|m| {
+            m.mountpoint == Path::new(SYS_FS_CGROUP)
+                || m.mountpoint == Path::new("/sys/fs/cgroup/unified")
+        });
+        unified_ranked
+            && own.keys().all(|k| {
+                if k.is_empty() {
+                    self.unified.is_some()
+                } else {
+                    self.v1.iter().any(|m| m.controllers.join(",") == *k)
+                }
+            })
     }
 
     /// Parse mountinfo text; `known` are the v1 subsystem names of /proc/cgroups.
@@ -329,6 +361,45 @@ mod tests {
         let mut detected = Layout::detect().unwrap();
         detected.own = BTreeMap::new();
         assert_eq!(detected, by_mountinfo);
+        // The mounts under /sys/fs/cgroup alone hold this host's whole layout (a
+        // standard host: hybrid here, pure v2 in the v2 lane's guest), and give
+        // the same one.
+        if kernel() >= (6, 11) {
+            let below = crate::mounts::cgroup_mounts_below(Path::new(SYS_FS_CGROUP)).unwrap();
+            let l = Layout::from_mounts(&below, &known);
+            let own =
+                parse_proc_cgroup(&fsutil::read_string_at(Path::new("/proc/self/cgroup")).unwrap());
+            assert!(l.holds_all(&own), "{l:?} for {own:?}");
+            assert_eq!(l, by_mountinfo);
+        }
+    }
+
+    /// A layout that lacks a hierarchy the process is in, or whose cgroup2 mount
+    /// another may outrank, is not taken from the mounts under /sys/fs/cgroup.
+    #[test]
+    fn a_partial_layout_is_not_taken() {
+        let mount = |fstype: &str, mountpoint: &str, opts: &str| CgroupMount {
+            fstype: fstype.into(),
+            root: "/".into(),
+            mountpoint: mountpoint.into(),
+            opts: opts.into(),
+        };
+        let known = vec!["memory".to_string(), "pids".to_string()];
+        let own = parse_proc_cgroup("2:memory:/\n1:pids:/\n0::/\n");
+        let all = [
+            mount("cgroup", "/sys/fs/cgroup/memory", "rw,memory"),
+            mount("cgroup", "/sys/fs/cgroup/pids", "rw,pids"),
+            mount("cgroup2", "/sys/fs/cgroup/unified", "rw"),
+        ];
+        assert!(Layout::from_mounts(&all, &known).holds_all(&own));
+        assert!(!Layout::from_mounts(&all[..2], &known).holds_all(&own));
+        assert!(!Layout::from_mounts(&all[1..], &known).holds_all(&own));
+        let elsewhere = [
+            all[0].clone(),
+            all[1].clone(),
+            mount("cgroup2", "/sys/fs/cgroup/other", "rw"),
+        ];
+        assert!(!Layout::from_mounts(&elsewhere, &known).holds_all(&own));
     }
 
     #[test]

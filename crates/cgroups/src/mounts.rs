@@ -77,7 +77,51 @@ struct MntIdReq {
 /// cannot say through these calls.
 pub(crate) fn cgroup_mounts() -> Option<Vec<CgroupMount>> {
     let (statmount, listmount) = SYSCALLS?;
-    let ids = list_all(listmount)?;
+    collect(statmount, list_below(listmount, LSMT_ROOT)?)
+}
+
+/// The cgroup mounts at and below `dir` alone (the mount that holds it and that
+/// mount's subtree), in mount-id order; `None` where the kernel cannot say.
+///
+/// Why: [`cgroup_mounts`] asks `statmount` about every mount of the namespace,
+/// and a container host has one per running container (its rootfs overlay): 50
+/// containers made `stats` and every `create` ask ~80 times, where the cgroup
+/// hierarchies are a dozen mounts under `/sys/fs/cgroup`. The caller checks the
+/// answer covers every hierarchy the process is in (`Layout::detect`), and asks
+/// [`cgroup_mounts`] where it does not: hierarchies mounted elsewhere are found
+/// as before.
+pub(crate) fn cgroup_mounts_below(dir: &std::path::Path) -> Option<Vec<CgroupMount>> {
+    let (statmount, listmount) = SYSCALLS?;
+    let top = unique_mount_id(dir)?;
+    let mut ids = list_below(listmount, top)?;
+    ids.push(top);
+    ids.sort_unstable();
+    ids.dedup();
+    collect(statmount, ids)
+}
+
+/// The 64-bit mount id (`STATX_MNT_ID_UNIQUE`, Linux ≥ 6.8, the id listmount and
+/// statmount take) of the mount that holds `dir`.
+fn unique_mount_id(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx fills the zeroed struct; c is NUL-terminated.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_MNT_ID_UNIQUE,
+            &mut st,
+        )
+    };
+    (r == 0 && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id)
+}
+
+/// The cgroup mounts among `ids`, in their order.
+fn collect(statmount: c_long, ids: Vec<u64>) -> Option<Vec<CgroupMount>> {
     // u64 words: the header's fields are read at their natural alignment.
     let mut buf = vec![0u64; 4096 / 8];
     let mut out = Vec::new();
@@ -123,16 +167,16 @@ pub(crate) fn cgroup_mounts() -> Option<Vec<CgroupMount>> {
     Some(out)
 }
 
-/// Every mount reachable from this process' root (listmount of `LSMT_ROOT` lists
-/// the whole subtree), a page of ids at a time.
-fn list_all(nr: c_long) -> Option<Vec<u64>> {
+/// Every mount below mount `top` reachable from this process' root (listmount of
+/// `LSMT_ROOT` lists the whole tree), a page of ids at a time.
+fn list_below(nr: c_long, top: u64) -> Option<Vec<u64>> {
     let mut ids: Vec<u64> = Vec::new();
     let mut page = [0u64; 256];
     loop {
         let req = MntIdReq {
             size: MNT_ID_REQ_SIZE_VER0,
             spare: 0,
-            mnt_id: LSMT_ROOT,
+            mnt_id: top,
             // Where to continue: the last id of the previous page.
             param: ids.last().copied().unwrap_or(0),
         };
