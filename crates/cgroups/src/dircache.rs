@@ -54,7 +54,9 @@ impl DirCache {
 
     fn parent_fd(&self, dir: &Path) -> Option<Arc<OwnedFd>> {
         let mut g = self.parents.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, fd)) = g.iter().find(|(p, _)| p == dir) {
+        // By bytes: the callers build each parent's path the same way, and
+        // `Path`'s component-wise equality was a visible part of `stats`.
+        if let Some((_, fd)) = g.iter().find(|(p, _)| p.as_os_str() == dir.as_os_str()) {
             return fd.clone();
         }
         let fd = crate::fsutil::open_fd(dir, libc::O_PATH | libc::O_DIRECTORY)
@@ -82,6 +84,23 @@ impl DirCache {
             }
         }
         crate::fsutil::read_record(dir, file)
+    }
+
+    /// The text of `parent/child/file`, as [`DirCache::read`] of `parent/child`
+    /// reads it, without splitting a path per read (`stats` reads five files of
+    /// each of many children of one parent).
+    pub(crate) fn read_child(&self, parent: &Path, child: &str, file: &str) -> Result<String> {
+        if let Some(fd) = self.parent_fd(parent) {
+            let mut rel = Vec::with_capacity(child.len() + 1 + file.len() + 1);
+            rel.extend_from_slice(child.as_bytes());
+            rel.push(b'/');
+            rel.extend_from_slice(file.as_bytes());
+            // As in `read`: the path decides where the descriptor does not answer.
+            if let Ok(s) = openat_read(&fd, rel) {
+                return Ok(s);
+            }
+        }
+        crate::fsutil::read_record(&parent.join(child), file)
     }
 
     /// A file every container shares, read once per cache.

@@ -293,18 +293,21 @@ pub struct Usage {
     pub blk_write: u64,
 }
 
-/// Where [`Manager::usage_in`] reads: by path, or through a [`DirCache`].
+/// Where [`Manager::usage_in`] reads: by path, or through a [`DirCache`]; of the
+/// manager's cgroup, or of its child cgroup `.1` ([`Manager::child_usage_in`]).
 #[derive(Clone, Copy)]
-struct Reader<'a>(Option<&'a DirCache>);
+struct Reader<'a>(Option<&'a DirCache>, Option<&'a str>);
 
 impl Reader<'_> {
     /// A file's text, `None` if it does not exist (a controller the host lacks);
     /// one open instead of a stat and an open.
     fn opt(self, d: &Path, file: &str) -> Result<Option<String>> {
-        let r = match self.0 {
-            // Only the single-record stats files are read here (crate::seqfile).
-            Some(c) => c.read(d, file),
-            None => fsutil::read_record(d, file),
+        // Only the single-record stats files are read here (crate::seqfile).
+        let r = match (self.0, self.1) {
+            (Some(c), Some(child)) => c.read_child(d, child, file),
+            (Some(c), None) => c.read(d, file),
+            (None, Some(child)) => fsutil::read_record(&d.join(child), file),
+            (None, None) => fsutil::read_record(d, file),
         };
         match r {
             Ok(s) => Ok(Some(s)),
@@ -344,13 +347,27 @@ impl Manager {
     /// The figures of [`Usage`], for `stats` over many containers: only the files
     /// that hold them are read (a fifth of what [`Manager::stats`] reads on v1).
     pub fn usage(&self) -> Result<Usage> {
-        self.usage_with(Reader(None))
+        self.usage_with(Reader(None, None))
     }
 
     /// [`Manager::usage`] through `cache`, for many containers in one pass: the same
     /// figures, with the cgroups' parent directories opened once.
     pub fn usage_in(&self, cache: &DirCache) -> Result<Usage> {
-        self.usage_with(Reader(Some(cache)))
+        self.usage_with(Reader(Some(cache), None))
+    }
+
+    /// [`Manager::usage_in`] of the child cgroup `name` of this manager's cgroup:
+    /// the figures a manager of `<cgroup>/<name>` reads, without making one per
+    /// child (a manager is a dozen paths; `stats` reads 50 siblings under one
+    /// parent). `name` is one path component.
+    pub fn child_usage_in(&self, name: &str, cache: &DirCache) -> Result<Usage> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(CgroupError::Invalid {
+                field: "child cgroup".into(),
+                msg: format!("{name:?} is not one path component"),
+            });
+        }
+        self.usage_with(Reader(Some(cache), Some(name)))
     }
 
     /// `target` for reading: on a v2 host whether a controller is usable is the
@@ -369,11 +386,14 @@ impl Manager {
                 .is_some_and(|s| s.split_whitespace().any(|c| c == v2))
         };
         // The same test as `v2_has`.
+        // The parent of the cgroup read: this manager's own for a child's figures.
+        let parent = if r.1.is_some() {
+            Some(u.path.as_path())
+        } else {
+            u.path.parent()
+        };
         let usable = has(&u.mountpoint, "cgroup.controllers")
-            && (self.delegate
-                || u.path
-                    .parent()
-                    .is_some_and(|p| has(p, "cgroup.subtree_control")));
+            && (self.delegate || parent.is_some_and(|p| has(p, "cgroup.subtree_control")));
         usable.then_some(Target::V2(&u.path))
     }
 

@@ -629,6 +629,27 @@ fn usage_memory_limit_is_the_cgroups_own() {
     assert_eq!(child.m.usage().unwrap().mem_limit, own(&child.m));
     assert_eq!(child.m.usage_in(&cache).unwrap().mem_limit, own(&child.m));
     assert_eq!(parent.m.usage().unwrap().mem_limit, 64 << 20);
+    // The child read through the parent's manager (`stats` over siblings): the
+    // same files, so the same figures; a name that is not one component is refused.
+    let via_parent = parent.m.child_usage_in("child", &cache).unwrap();
+    let direct = child.m.usage_in(&cache).unwrap();
+    assert_eq!(
+        (via_parent.mem_limit, via_parent.pids, via_parent.blk_read),
+        (direct.mem_limit, direct.pids, direct.blk_read)
+    );
+    for bad in ["", "child/..", "..", "a/b"] {
+        assert!(parent.m.child_usage_in(bad, &cache).is_err(), "{bad:?}");
+    }
+    // A child that is not there reads as a missing file reads, nothing running
+    // (`stats` then asks the container's whole state).
+    assert_eq!(
+        parent
+            .m
+            .child_usage_in("no-such-child", &cache)
+            .unwrap()
+            .pids,
+        0
+    );
     drop(child);
 }
 

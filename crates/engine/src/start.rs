@@ -41,14 +41,19 @@ pub fn cgroups_path(rec: &Record) -> String {
 
 /// [`cgroups_path`] of a container's id and `--cgroup-parent`.
 pub fn cgroups_path_of(cgroup_parent: &str, id: &str) -> String {
+    format!("{}/{id}", cgroup_parent_path(cgroup_parent))
+}
+
+/// The cgroup a container's cgroup is made in: its `--cgroup-parent`, absolute,
+/// or `/oxcart`.
+pub fn cgroup_parent_path(cgroup_parent: &str) -> String {
     let parent = cgroup_parent.trim_end_matches('/');
     let parent = if parent.is_empty() { "/oxcart" } else { parent };
-    let parent = if parent.starts_with('/') {
+    if parent.starts_with('/') {
         parent.to_string()
     } else {
         format!("/{parent}")
-    };
-    format!("{parent}/{id}")
+    }
 }
 
 /// The files whose `oom_kill` counter tells the monitor the container was OOM-killed:

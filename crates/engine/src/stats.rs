@@ -87,6 +87,10 @@ pub struct StatsHost {
     dirs: DirCache,
     /// The engine's containers directory, opened once per frame (`quick_sample`).
     ctrs: Option<CtrsDir>,
+    /// Managers of the containers' cgroup parents by `--cgroup-parent` (`None`
+    /// where the parent has none, e.g. the hierarchy's root: then each container
+    /// gets its own manager).
+    parents: std::sync::Mutex<Vec<(String, Option<std::sync::Arc<Manager>>)>>,
 }
 
 impl StatsHost {
@@ -99,7 +103,24 @@ impl StatsHost {
             system: system_cpu(),
             dirs: DirCache::new(),
             ctrs: None,
+            parents: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    fn parent_manager(&self, cgroup_parent: &str) -> Option<std::sync::Arc<Manager>> {
+        let mut g = self
+            .parents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, m)) = g.iter().find(|(p, _)| p == cgroup_parent) {
+            return m.clone();
+        }
+        let path = crate::start::cgroup_parent_path(cgroup_parent);
+        let m = Manager::with_layout(&self.layout, Some(&path), "")
+            .ok()
+            .map(std::sync::Arc::new);
+        g.push((cgroup_parent.to_string(), m.clone()));
+        m
     }
 
     /// [`StatsHost::new`] for a pass over the containers below `containers_dir`
@@ -223,11 +244,16 @@ pub fn quick_sample(host: &StatsHost, c: &StatsCtr) -> Option<Sample> {
 }
 
 fn usage(host: &StatsHost, c: &StatsCtr) -> Result<oxcart_cgroups::Usage> {
+    let stats_err = |e| EngineError::Invalid(format!("stats of {}: {e}", c.id));
+    // Through the parent's manager, made once per parent (not a dozen paths per
+    // container).
+    if let Some(parent) = host.parent_manager(&c.cgroup_parent) {
+        return parent.child_usage_in(&c.id, &host.dirs).map_err(stats_err);
+    }
     let cg = crate::start::cgroups_path_of(&c.cgroup_parent, &c.id);
     let m = Manager::with_layout(&host.layout, Some(&cg), &c.id)
         .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", c.id)))?;
-    m.usage_in(&host.dirs)
-        .map_err(|e| EngineError::Invalid(format!("stats of {}: {e}", c.id)))
+    m.usage_in(&host.dirs).map_err(stats_err)
 }
 
 /// The sample of a running container from its cgroup's figures.
