@@ -71,16 +71,8 @@ impl DirCache {
     /// error as [`crate::fsutil::read_record`].
     pub(crate) fn read(&self, dir: &Path, file: &str) -> Result<String> {
         if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
-            if let Some(fd) = self.parent_fd(parent) {
-                let mut rel = Vec::with_capacity(name.len() + 1 + file.len() + 1);
-                rel.extend_from_slice(name.as_bytes());
-                rel.push(b'/');
-                rel.extend_from_slice(file.as_bytes());
-                // Not found through a descriptor that may be stale, or any other
-                // error: the path decides (and names the error as before).
-                if let Ok(s) = openat_read(&fd, rel) {
-                    return Ok(s);
-                }
+            if let Some(s) = self.read_below(parent, name.as_bytes(), file) {
+                return Ok(s);
             }
         }
         crate::fsutil::read_record(dir, file)
@@ -90,17 +82,22 @@ impl DirCache {
     /// reads it, without splitting a path per read (`stats` reads five files of
     /// each of many children of one parent).
     pub(crate) fn read_child(&self, parent: &Path, child: &str, file: &str) -> Result<String> {
-        if let Some(fd) = self.parent_fd(parent) {
-            let mut rel = Vec::with_capacity(child.len() + 1 + file.len() + 1);
-            rel.extend_from_slice(child.as_bytes());
-            rel.push(b'/');
-            rel.extend_from_slice(file.as_bytes());
-            // As in `read`: the path decides where the descriptor does not answer.
-            if let Ok(s) = openat_read(&fd, rel) {
-                return Ok(s);
-            }
+        if let Some(s) = self.read_below(parent, child.as_bytes(), file) {
+            return Ok(s);
         }
         crate::fsutil::read_record(&parent.join(child), file)
+    }
+
+    /// `child/file` read relative to `parent`'s descriptor; `None` where that is
+    /// not open or the read fails — a descriptor may be stale, and the path then
+    /// decides (and names the error as before).
+    fn read_below(&self, parent: &Path, child: &[u8], file: &str) -> Option<String> {
+        let fd = self.parent_fd(parent)?;
+        let mut rel = Vec::with_capacity(child.len() + 1 + file.len() + 1);
+        rel.extend_from_slice(child);
+        rel.push(b'/');
+        rel.extend_from_slice(file.as_bytes());
+        openat_read(&fd, rel).ok()
     }
 
     /// A file every container shares, read once per cache.
