@@ -56,11 +56,11 @@ impl StatsCtr {
             cgroup_parent: rec.host_config.cgroup_parent.clone(),
         }
     }
+}
 
-    /// No endpoint of its own: docker shows 0B / 0B for `host` and `none`.
-    fn has_endpoints(&self) -> bool {
-        !matches!(self.network_mode.as_str(), "host" | "none")
-    }
+/// No endpoint of its own: docker shows 0B / 0B for `host` and `none`.
+fn has_endpoints(network_mode: &str) -> bool {
+    !matches!(network_mode, "host" | "none")
 }
 
 /// What is read once per `stats` command (the cgroup layout, the host's memory) or
@@ -198,9 +198,9 @@ pub fn sample(host: &StatsHost, rec: &Record, obs: &Observed) -> Result<Sample> 
     if !obs.status.is_running() || obs.pid <= 0 {
         return Ok(Sample::default());
     }
-    let c = StatsCtr::of(rec);
-    let u = usage(host, &c)?;
-    let net = if c.has_endpoints() {
+    let hc = &rec.host_config;
+    let u = usage(host, &hc.cgroup_parent, &rec.id)?;
+    let net = if has_endpoints(&hc.network_mode) {
         net_bytes(obs.pid)
     } else {
         (0, 0)
@@ -228,11 +228,11 @@ pub fn quick_sample(host: &StatsHost, c: &StatsCtr) -> Option<Sample> {
         FilesSay::Started(m) => m,
         FilesSay::Unsure => return None,
     };
-    let u = usage(host, c).ok()?;
+    let u = usage(host, &c.cgroup_parent, &c.id).ok()?;
     if u.pids == 0 {
         return None;
     }
-    let net = if c.has_endpoints() {
+    let net = if has_endpoints(&c.network_mode) {
         if !crate::state::monitor_alive(&m, &crate::state::boot_id()) {
             return None;
         }
@@ -243,16 +243,17 @@ pub fn quick_sample(host: &StatsHost, c: &StatsCtr) -> Option<Sample> {
     Some(from_usage(host, &u, net, &m.started_at))
 }
 
-fn usage(host: &StatsHost, c: &StatsCtr) -> Result<oxcart_cgroups::Usage> {
-    let stats_err = |e| EngineError::Invalid(format!("stats of {}: {e}", c.id));
+/// The cgroup figures of container `id` made under `cgroup_parent`.
+fn usage(host: &StatsHost, cgroup_parent: &str, id: &str) -> Result<oxcart_cgroups::Usage> {
+    let stats_err = |e| EngineError::Invalid(format!("stats of {id}: {e}"));
     // Through the parent's manager, made once per parent (not a dozen paths per
     // container).
-    if let Some(parent) = host.parent_manager(&c.cgroup_parent) {
-        return parent.child_usage_in(&c.id, &host.dirs).map_err(stats_err);
+    if let Some(parent) = host.parent_manager(cgroup_parent) {
+        return parent.child_usage_in(id, &host.dirs).map_err(stats_err);
     }
-    let cg = crate::start::cgroups_path_of(&c.cgroup_parent, &c.id);
-    let m = Manager::with_layout(&host.layout, Some(&cg), &c.id)
-        .map_err(|e| EngineError::Invalid(format!("cgroup of {}: {e}", c.id)))?;
+    let cg = crate::start::cgroups_path_of(cgroup_parent, id);
+    let m = Manager::with_layout(&host.layout, Some(&cg), id)
+        .map_err(|e| EngineError::Invalid(format!("cgroup of {id}: {e}")))?;
     m.usage_in(&host.dirs).map_err(stats_err)
 }
 
