@@ -252,16 +252,26 @@ fn wait_create(
         }
         if fds[0].revents != 0 {
             sys::drain_signalfd(sigfd);
+            // Every exited child, not only up to `create`: an init killed before
+            // `create` returned (an `rm -f` racing the `run`) is handed to us as a
+            // zombie in the same SIGCHLD as `create` itself, and the signal was
+            // drained above — left here, it would never be reaped and the relay
+            // would wait for its exit forever.
+            let mut created = None;
             while let Some((pid, status)) = sys::reap_one() {
                 if pid == create_pid {
-                    if master.is_none() {
-                        if let Some(l) = console {
-                            master = accept_console(l).ok().flatten();
-                        }
-                    }
-                    return Ok((status, master));
+                    created = Some(status);
+                } else {
+                    reaped.push((pid, status));
                 }
-                reaped.push((pid, status));
+            }
+            if let Some(status) = created {
+                if master.is_none() {
+                    if let Some(l) = console {
+                        master = accept_console(l).ok().flatten();
+                    }
+                }
+                return Ok((status, master));
             }
         }
     }

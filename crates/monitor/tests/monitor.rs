@@ -882,3 +882,65 @@ fn logs_follow_a_running_container_across_rotations() {
     assert_eq!(got, want);
     assert!(oxcart_jsonlog::log_files(&c.dir().join("ctr.log")).len() > 10);
 }
+
+/// Whether `pid` (our child, as the subreaper) exits within `limit`; reaped if so.
+fn exits_within(pid: i32, limit: std::time::Duration) -> bool {
+    let Some(fd) = pidfd(pid) else { return true };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd; a pidfd is readable once the process has exited.
+    if unsafe { libc::poll(&mut p, 1, ms) } <= 0 {
+        return false;
+    }
+    wait_pid_gone(pid);
+    true
+}
+
+/// An init that is dead before the runtime's `create` returns (an `rm -f` racing a
+/// `run` deletes the container at that point) comes to the monitor, as the
+/// subreaper, already a zombie and with the same SIGCHLD as `create` itself. The
+/// monitor must still collect its exit and end, not wait for a SIGCHLD that never
+/// comes (a CI run once left such a monitor behind).
+#[test]
+fn an_init_dead_before_create_returns_is_collected() {
+    let fake = tempfile::tempdir().unwrap();
+    let runtime = fake.path().join("runtime");
+    // Only builtins after the `&`: a command dash waits for would reap the child.
+    std::fs::write(
+        &runtime,
+        r#"#!/bin/sh
+for a; do
+    [ "$prev" = --pid-file ] && pidfile=$a
+    prev=$a
+done
+case " $* " in *" create "*) ;; *) exit 0 ;; esac
+/bin/sh -c 'exit 3' &
+child=$!
+echo "$child" > "$pidfile"
+while :; do
+    read -r stat < "/proc/$child/stat"
+    case "$stat" in *") Z "*) exit 0 ;; esac
+done
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let mut c = Ctr::new(&runtime, &["true"], false);
+        let a = c.args();
+        let s = c.spawn(&a).unwrap();
+        assert!(
+            exits_within(s.monitor_pid, std::time::Duration::from_secs(10)),
+            "the monitor still waits for an init that exited before create returned"
+        );
+        assert_eq!(c.exit_json()["exit_code"], 3);
+    }
+}
