@@ -24,7 +24,7 @@ Everything lives in a private temp dir: oxcart's --root/--runroot, podman's --ro
 All containers, images and roots made are removed at the end.
 
 Usage: sudo bench/engine.py [--pairs 20] [--pause 0.25] [--only run,detach,ps,logs,rss,stats,bridge]
-                            [--oxcart target/release/oxcart] [--calibrate]
+                            [--oxcart target/x86_64-unknown-linux-gnu/release/oxcart] [--calibrate]
                             [--log-mib 1024] [--log-pairs 3]
 """
 import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -263,7 +263,9 @@ def main():
     p.add_argument("--pairs", type=int, default=20)
     p.add_argument("--pause", type=float, default=0.25)
     p.add_argument("--only", default="run,detach,ps,logs,rss")
-    p.add_argument("--oxcart", default=os.path.join(HERE, "..", "target", "release", "oxcart"))
+    # The release build users get: static, from scripts/build-release.sh (its monitor
+    # and runtime beside it).
+    p.add_argument("--oxcart", default=os.path.join(HERE, "..", "target", "x86_64-unknown-linux-gnu", "release", "oxcart"))
     p.add_argument("--calibrate", action="store_true", help="podman against podman")
     p.add_argument("--log-mib", type=int, default=1024)
     p.add_argument("--log-pairs", type=int, default=3)

@@ -7,12 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# The runtime as one static executable (scripts/build-runtime.sh says why), the
-# engine and its per-container monitor as ordinary release builds.
-runtime=$(scripts/build-runtime.sh)
-cargo build --release -p oxcart -p oxcart-monitor >&2
-install -m 0755 "$runtime" /usr/local/bin/oxcart-runtime
-install -m 0755 target/release/oxcart target/release/oxcart-monitor /usr/local/bin/
+# The engine, its per-container monitor and the runtime, each one static executable
+# (scripts/build-release.sh says why).
+bin=$(scripts/build-release.sh)
+install -m 0755 "$bin/oxcart" "$bin/oxcart-monitor" "$bin/oxcart-runtime" /usr/local/bin/
 
 # Restart policies across reboots: the unit runs `oxcart system boot` at startup.
 if [ -d /run/systemd/system ]; then

@@ -30,8 +30,13 @@ OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-runtime --no-fail-fast \
     --test features --test rootless --test terminal --test idmap --test clients 2>&1 | tee -a "$log"
 # ...and the CRI suite (containerd's CRI plugin, as a kubelet drives it; ~30 s).
 OXCART_RUNTIME="$runtime_static" cargo test -p oxcart-cri-tests 2>&1 | tee -a "$log"
-# ...and the engine's end-to-end run (`oxcart run` and its verbs) on it, as users get it.
-OXCART_RUNTIME="$runtime_static" cargo test -p oxcart --test run 2>&1 | tee -a "$log"
+
+step "the static release engine (scripts/build-release.sh): run and stats suites again"
+# Users get oxcart and oxcart-monitor static too: the engine's end-to-end run
+# (`oxcart run` and its verbs, a pull by host name) and stats/events on all three.
+release=$(scripts/build-release.sh)
+OXCART_BIN="$release/oxcart" OXCART_MONITOR="$release/oxcart-monitor" \
+    OXCART_RUNTIME="$runtime_static" cargo test -p oxcart --test run --test stats_events 2>&1 | tee -a "$log"
 
 if [ "${OXCART_SKIP_V2_LANE:-0}" = "1" ]; then
     echo "v2 lane skipped (OXCART_SKIP_V2_LANE=1)"

@@ -556,6 +556,31 @@ fn killing_run_at_any_point_leaves_state_rm_f_cleans() {
     ox.assert_clean();
 }
 
+/// A registry named by host name is reached through the C library's resolver
+/// (`/etc/hosts` here): scripts/test.sh runs this suite again on the static release
+/// build, whose glibc has its `files` and `dns` sources built in
+/// (scripts/build-release.sh), so a static `oxcart` must resolve it too.
+#[test]
+fn a_registry_named_by_host_name_is_pulled_from_and_run() {
+    let ox = Ox::new();
+    let port = ox
+        .image()
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1;
+    let by_name = format!("localhost:{port}/test/bb:latest");
+    ox.ok(&["pull", "-q", &by_name]);
+    assert_eq!(
+        ox.ok(&["run", "--rm", "--network", "none", &by_name, "echo", "ok"]),
+        "ok\n"
+    );
+    ox.ok(&["rmi", &by_name]);
+    ox.assert_clean();
+}
+
 #[test]
 fn runc_runs_the_same_scenarios() {
     if !std::path::Path::new("/usr/sbin/runc").exists() {

@@ -105,6 +105,14 @@ pub fn images() -> &'static Images {
     imgs
 }
 
+/// The `oxcart` under test: this build's, or `$OXCART_BIN` (scripts/test.sh runs the
+/// `run` suite again on the static release build, scripts/build-release.sh).
+pub fn oxcart_bin() -> PathBuf {
+    std::env::var_os("OXCART_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_oxcart")))
+}
+
 /// The target directory of the running test binary (…/target/debug).
 fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_oxcart"))
@@ -122,7 +130,9 @@ pub fn helper_bins() -> &'static (PathBuf, PathBuf) {
         let rt = std::env::var_os("OXCART_RUNTIME")
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join("oxcart-runtime"));
-        let mon = dir.join("oxcart-monitor");
+        let mon = std::env::var_os("OXCART_MONITOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("oxcart-monitor"));
         let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut c = Command::new(env!("CARGO"));
         c.args([
@@ -181,7 +191,7 @@ impl Ox {
 
     pub fn cmd(&self) -> Command {
         let (rt, mon) = helper_bins();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_oxcart"));
+        let mut c = Command::new(oxcart_bin());
         c.arg("--root").arg(self.root());
         c.arg("--runroot").arg(self.runroot());
         c.arg("--insecure-registry").arg(&images().reg.addr);
@@ -416,7 +426,7 @@ impl Drop for Ox {
 
 /// Run `args` under a real pty (util-linux `script`), feeding `input`; output and code.
 pub fn in_pty(ox: &Ox, args: &[&str], input: &str) -> (String, i32) {
-    let argv: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_oxcart").to_string())
+    let argv: Vec<String> = std::iter::once(oxcart_bin().display().to_string())
         .chain(["--root".into(), ox.root().display().to_string()])
         .chain(["--runroot".into(), ox.runroot().display().to_string()])
         .chain(args.iter().map(|a| a.to_string()))
