@@ -21,6 +21,12 @@ CREATE TABLE IF NOT EXISTS containers (
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 ";
 
+/// `PRAGMA user_version` of a database that has [`SCHEMA`] and WAL mode, both
+/// persistent: an open that reads it skips the statements that would check them
+/// (every `ps` and `stats` opens the database; each statement is parsed anew).
+/// Bump it with any change to SCHEMA.
+const SCHEMA_VERSION: i64 = 1;
+
 /// Run `f` again while SQLite answers busy or locked. The busy timeout covers waits
 /// for a lock, but not every case: switching a new database to WAL needs an exclusive
 /// lock for which SQLite gives up at once while another process opens it, and
@@ -94,10 +100,18 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        // WAL: readers (`ps`) never wait for a writer (`run`).
-        set_wal(&conn)?;
+        let version: i64 = retry_busy(|| conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        if version != SCHEMA_VERSION {
+            // WAL: readers (`ps`) never wait for a writer (`run`).
+            set_wal(&conn)?;
+            retry_busy(|| conn.execute_batch(SCHEMA))?;
+            // A newer oxcart's mark is left as it is (the statements above change
+            // nothing in its database: they only create what is missing).
+            if version < SCHEMA_VERSION {
+                retry_busy(|| conn.pragma_update(None, "user_version", SCHEMA_VERSION))?;
+            }
+        }
         tune(&conn)?;
-        retry_busy(|| conn.execute_batch(SCHEMA))?;
         Ok(Db { conn })
     }
 
@@ -228,15 +242,18 @@ impl Db {
 
     /// Every container, newest first (docker's `ps` order).
     pub fn list(&self) -> Result<Vec<Record>> {
+        // Sorted here, not by SQL: SQLite's sorter would copy every selected row,
+        // whole records (~1.7 KB of JSON each) included, into memory of its own first.
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, record FROM containers ORDER BY created DESC, id")?;
+            .prepare_cached("SELECT id, record FROM containers")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (id, j) = row?;
             out.push(Self::parse(&id, &j)?);
         }
+        out.sort_by(|a, b| newest_first((&a.created, &a.id), (&b.created, &b.id)));
         Ok(out)
     }
 
@@ -256,23 +273,29 @@ impl Db {
             #[serde(borrow, default)]
             cgroup_parent: std::borrow::Cow<'a, str>,
         }
+        // Sorted here, as in `list`.
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, record FROM containers ORDER BY created DESC, id")?;
+            .prepare_cached("SELECT id, name, created, record FROM containers")?;
         let mut rows = st.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
-            let json = row.get_ref(2)?.as_str().map_err(|e| corrupt(&id, e))?;
+            let json = row.get_ref(3)?.as_str().map_err(|e| corrupt(&id, e))?;
             let lean: Lean<'_> = serde_json::from_str(json).map_err(|e| corrupt(&id, e))?;
-            out.push(crate::stats::StatsCtr {
-                name: row.get(1)?,
-                network_mode: lean.host_config.network_mode.into_owned(),
-                cgroup_parent: lean.host_config.cgroup_parent.into_owned(),
-                id,
-            });
+            let created: String = row.get(2)?;
+            out.push((
+                created,
+                crate::stats::StatsCtr {
+                    name: row.get(1)?,
+                    network_mode: lean.host_config.network_mode.into_owned(),
+                    cgroup_parent: lean.host_config.cgroup_parent.into_owned(),
+                    id,
+                },
+            ));
         }
-        Ok(out)
+        out.sort_by(|(ca, a), (cb, b)| newest_first((ca, &a.id), (cb, &b.id)));
+        Ok(out.into_iter().map(|(_, c)| c).collect())
     }
 
     /// Ids of the containers made from an image (rmi's check).
@@ -294,5 +317,137 @@ impl Db {
             )
             .optional()?
             .is_some())
+    }
+}
+
+/// `ORDER BY created DESC, id` of two `(created, id)` pairs: TEXT under SQLite's
+/// default BINARY collation compares as bytes, as `str` does.
+fn newest_first(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
+    b.0.cmp(a.0).then_with(|| a.1.cmp(b.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(path: &Path, name: &str) -> String {
+        let c = Connection::open(path).expect("open");
+        c.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .expect("pragma")
+    }
+
+    fn has_index(path: &Path) -> bool {
+        let c = Connection::open(path).expect("open");
+        c.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'containers_image'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .expect("query")
+            == 1
+    }
+
+    #[test]
+    fn the_schema_mark_is_set_once_and_then_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A fresh database: tables, WAL, the mark.
+        let fresh = dir.path().join("fresh.db");
+        drop(Db::open(&fresh).expect("open"));
+        assert_eq!(pragma(&fresh, "user_version"), SCHEMA_VERSION.to_string());
+        assert_eq!(pragma(&fresh, "journal_mode"), "wal");
+        assert!(has_index(&fresh));
+        // One made before the mark existed (tables, WAL, user_version 0) is marked.
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).expect("open");
+            set_wal(&c).expect("wal");
+            c.execute_batch(SCHEMA).expect("schema");
+        }
+        assert_eq!(pragma(&old, "user_version"), "0");
+        let db = Db::open(&old).expect("open");
+        assert_eq!(db.list().expect("list").len(), 0);
+        drop(db);
+        assert_eq!(pragma(&old, "user_version"), SCHEMA_VERSION.to_string());
+        // A marked database is trusted: what SCHEMA would create again is not.
+        Connection::open(&old)
+            .expect("open")
+            .execute_batch("DROP INDEX containers_image")
+            .expect("drop");
+        drop(Db::open(&old).expect("open"));
+        assert!(!has_index(&old));
+        // An unmarked one gets it back, and a newer oxcart's mark stays.
+        Connection::open(&old)
+            .expect("open")
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("mark");
+        drop(Db::open(&old).expect("open"));
+        assert!(has_index(&old));
+        assert_eq!(
+            pragma(&old, "user_version"),
+            (SCHEMA_VERSION + 1).to_string()
+        );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    fn record(id: &str, name: &str, created: &str) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "created": created, "image_id": "img",
+            "config": {}, "host_config": {"NetworkMode": "none"},
+            "path": "", "args": [], "runtime": ""
+        }))
+        .expect("a minimal record")
+    }
+
+    /// `list` and `list_for_stats` sort in Rust what SQL's `ORDER BY created DESC,
+    /// id` would: newest first, ties by id.
+    #[test]
+    fn listings_are_in_sqls_newest_first_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.db");
+        let mut db = Db::open(&path).expect("open");
+        for (id, created) in [
+            ("b2", "2026-12-07T07:00:00.000000002Z"),
+            ("a1", "2026-12-07T07:00:00.000000001Z"),
+            ("c3", "2026-12-07T07:00:00.000000002Z"),
+            ("a3", "2026-12-07T07:00:00.000000002Z"),
+            ("z9", "2026-12-06T23:59:59.999999999Z"),
+            ("m5", "2026-12-07T08:00:00.000000000Z"),
+        ] {
+            db.insert(&record(id, &format!("n-{id}"), created))
+                .expect("insert");
+        }
+        let sql: Vec<String> = {
+            let mut st = db
+                .conn
+                .prepare("SELECT id FROM containers ORDER BY created DESC, id")
+                .expect("prepare");
+            let ids = st
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            ids
+        };
+        assert_eq!(sql, ["m5", "a3", "b2", "c3", "a1", "z9"]);
+        let listed: Vec<String> = db.list().expect("list").into_iter().map(|r| r.id).collect();
+        assert_eq!(listed, sql);
+        let stats: Vec<String> = db
+            .list_for_stats()
+            .expect("list")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(stats, sql);
     }
 }
