@@ -3,10 +3,11 @@
 # oxcart-runtime, each one static-pie executable — and prints the directory that
 # holds them (target/<host triple>/release).
 #
-# Why static (docs/architecture.md, "Static executables"; measured in
-# docs/benchmarks.md): every verb is a fresh `oxcart` process and every container a
-# fresh monitor, and a dynamic one first maps, faults and relocates libc.so, libm.so
-# and libgcc_s.so. For `stats --no-stream` of 50 containers that was ~2 ms of ~12.
+# Why static (docs/architecture.md, "Principles": "`oxcart` and `oxcart-monitor` are
+# static-pie executables too"; measured in docs/benchmarks.md): every verb is a fresh
+# `oxcart` process and every container a fresh monitor, and a dynamic one first maps,
+# faults and relocates libc.so, libm.so and libgcc_s.so. For `stats --no-stream` of
+# 50 containers that was ~2 ms of ~12.
 # Still PIE (randomised). Host names (a registry's) still resolve as before: glibc's
 # static getaddrinfo has its `files` and `dns` sources built in (nsswitch.conf's
 # defaults), and loads any other source the host names from the host's glibc.
