@@ -394,11 +394,6 @@ mod tests {
             (SCHEMA_VERSION + 1).to_string()
         );
     }
-}
-
-#[cfg(test)]
-mod order_tests {
-    use super::*;
 
     fn record(id: &str, name: &str, created: &str) -> Record {
         serde_json::from_value(serde_json::json!({

@@ -257,14 +257,27 @@ fn wait_pid_gone(pid: i32) {
             break;
         }
     }
-    let Some(fd) = pidfd(pid) else { return };
+    exited_within(pid, -1);
+}
+
+/// Whether `pid` has exited (or is gone) within `ms` milliseconds (-1: no limit),
+/// through its pidfd, which is readable once the process has exited.
+fn exited_within(pid: i32, ms: i32) -> bool {
+    let Some(fd) = pidfd(pid) else { return true };
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd; a pidfd is readable once the process has exited.
-    while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+    loop {
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut p, 1, ms) } {
+            n if n > 0 => return true,
+            0 => return false,
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return false,
+        }
+    }
 }
 
 fn alive(pid: i32) -> bool {
@@ -885,15 +898,8 @@ fn logs_follow_a_running_container_across_rotations() {
 
 /// Whether `pid` (our child, as the subreaper) exits within `limit`; reaped if so.
 fn exits_within(pid: i32, limit: std::time::Duration) -> bool {
-    let Some(fd) = pidfd(pid) else { return true };
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd; a pidfd is readable once the process has exited.
-    if unsafe { libc::poll(&mut p, 1, ms) } <= 0 {
+    if !exited_within(pid, ms) {
         return false;
     }
     wait_pid_gone(pid);
