@@ -335,12 +335,24 @@ fn v1_no_limit() -> u64 {
 }
 
 fn key_of(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
+    // The key searched for, not each line split: v1's memory.stat has ~70 lines
+    // and `stats` asks it for two keys per container.
+    let mut from = 0;
+    while let Some(i) = text[from..].find(key) {
+        let at = from + i;
+        let end = at + key.len();
+        from = end;
+        let line_start = at == 0 || text.as_bytes()[at - 1] == b'\n';
+        if !line_start || text.as_bytes().get(end) != Some(&b' ') {
+            continue;
+        }
+        let rest = &text[end + 1..];
+        let value = rest.split_once('\n').map_or(rest, |(v, _)| v);
+        if let Ok(v) = value.trim().parse() {
+            return v;
+        }
+    }
+    0
 }
 
 impl Manager {
@@ -782,6 +794,14 @@ mod tests {
         assert_eq!(key_of(stat, "total_inactive_file"), 7);
         assert_eq!(key_of(stat, "inactive_file"), 3);
         assert_eq!(key_of(stat, "missing"), 0);
+        // The first line, a key that only ends another one, a key with no value
+        // after it, a value that does not parse before one that does, no final
+        // newline.
+        assert_eq!(key_of(stat, "cache"), 5);
+        assert_eq!(key_of("total_inactive_file 7\n", "inactive_file"), 0);
+        assert_eq!(key_of("cache_x 1\ncache", "cache"), 0);
+        assert_eq!(key_of("usage_usec x\nusage_usec 12", "usage_usec"), 12);
+        assert_eq!(key_of("a 1\nusage_usec 12 \n", "usage_usec"), 12);
     }
 
     #[test]
