@@ -63,22 +63,22 @@ fn has_endpoints(network_mode: &str) -> bool {
     !matches!(network_mode, "host" | "none")
 }
 
-/// What is read once per `stats` command (the cgroup layout, the host's memory) or
-/// once per frame (the host's CPU time) rather than per container.
 /// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 if unreadable): docker's
 /// limit for a container without one, and `info`'s `MemTotal`.
 pub fn mem_total() -> u64 {
-    // One read: procfs reports size 0, so `fs::read_to_string` reads /proc/meminfo
-    // up from a 32-byte probe in eight calls; the kernel makes the whole file in
-    // one go (single_open), which `seqfile` reads at once.
-    let s = oxcart_cgroups::seqfile::read_path("/proc/meminfo".as_ref()).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
+    // sysinfo(2)'s totalram is the figure /proc/meminfo prints as MemTotal (both
+    // totalram_pages()), without opening, reading and parsing a 1.5 KB file.
+    // SAFETY: an all-zero sysinfo is valid; the call fills the one we own.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a sysinfo struct.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return 0;
+    }
+    si.totalram.saturating_mul(u64::from(si.mem_unit))
 }
 
+/// What is read once per `stats` command (the cgroup layout, the host's memory) or
+/// once per frame (the host's CPU time) rather than per container.
 pub struct StatsHost {
     layout: CgLayout,
     mem_total: u64,
@@ -344,6 +344,18 @@ mod tests {
             ..Default::default()
         };
         assert!((cpu_percent_since_start(&s) - 50.0).abs() < 1e-9);
+    }
+
+    /// sysinfo's total is /proc/meminfo's MemTotal, which docker's daemon reads.
+    #[test]
+    fn mem_total_is_meminfos() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+        let kb: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("MemTotal");
+        assert_eq!(mem_total(), kb * 1024);
     }
 
     #[test]
