@@ -16,16 +16,33 @@ CREATE TABLE IF NOT EXISTS containers (
     name TEXT NOT NULL UNIQUE,
     image_id TEXT NOT NULL,
     created TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    network_mode TEXT,
+    cgroup_parent TEXT
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+";
+
+/// The record's `HostConfig.NetworkMode` and `HostConfig.CgroupParent` as columns of
+/// their own (schema version 2), so `stats` lists its containers without parsing
+/// each ~1.7 KB record for them (an eighth of its instructions). Both are fixed at
+/// create. NULL in a row that a version-1 oxcart wrote: then the record is read.
+const MIGRATE_2: &str = "
+ALTER TABLE containers ADD COLUMN network_mode TEXT;
+ALTER TABLE containers ADD COLUMN cgroup_parent TEXT;
+";
+const BACKFILL_2: &str = "
+UPDATE containers SET
+    network_mode = coalesce(json_extract(record, '$.host_config.NetworkMode'), ''),
+    cgroup_parent = coalesce(json_extract(record, '$.host_config.CgroupParent'), '')
+WHERE network_mode IS NULL OR cgroup_parent IS NULL;
 ";
 
 /// `PRAGMA user_version` of a database that has [`SCHEMA`] and WAL mode, both
 /// persistent: an open that reads it skips the statements that would check them
 /// (every `ps` and `stats` opens the database; each statement is parsed anew).
-/// Bump it with any change to SCHEMA.
-const SCHEMA_VERSION: i64 = 1;
+/// Bump it with any change to SCHEMA. 2: the network mode and cgroup parent columns.
+const SCHEMA_VERSION: i64 = 2;
 
 /// Run `f` again while SQLite answers busy or locked. The busy timeout covers waits
 /// for a lock, but not every case: switching a new database to WAL needs an exclusive
@@ -61,19 +78,44 @@ pub(crate) fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Durability and checkpoint settings of every connection to `containers.db` (the
-/// network code has its own): a connection without them would `fsync` the WAL at
-/// every commit (SQLite's default `synchronous=FULL`).
+/// Bring a database of an older schema version to [`SCHEMA_VERSION`] and mark it, in
+/// one transaction: processes that open the same old database at once each find
+/// it either done or not started.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    // A database that SCHEMA just made has the columns already.
+    let has_columns: bool = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('containers') WHERE name = 'network_mode'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_columns {
+        tx.execute_batch(MIGRATE_2)?;
+    }
+    tx.execute_batch(BACKFILL_2)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+/// Durability and checkpoint settings of every connection to `containers.db` and
+/// the network database. `synchronous=NORMAL` (a connection with SQLite's
+/// default `FULL` would `fsync` the WAL at every commit; NORMAL in WAL mode is
+/// durable across process crashes, the case we must survive) and an automatic
+/// checkpoint every 64 pages are this build's SQLite defaults
+/// (`SQLITE_DEFAULT_WAL_SYNCHRONOUS`, `SQLITE_DEFAULT_WAL_AUTOCHECKPOINT` in
+/// .cargo/config.toml), not pragmas: each pragma is a statement parsed anew by every
+/// `ps` and `stats`. `defaults_are_built_in` checks that the build has them.
 pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
-    // NORMAL in WAL mode is durable across process crashes, the case we must survive.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Every command is a short process, hence the last connection, which SQLite
     // makes checkpoint the WAL into the database on close: two fsyncs per command.
     // Leave the WAL (it is as crash-safe as the database) for the automatic
     // checkpoint of a later commit instead; kept short (oxcart_image's trim_wal), so
     // the WAL-index a fresh process rebuilds from it stays cheap to read.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 64)?;
     Ok(())
 }
 
@@ -108,7 +150,7 @@ impl Db {
             // A newer oxcart's mark is left as it is (the statements above change
             // nothing in its database: they only create what is missing).
             if version < SCHEMA_VERSION {
-                retry_busy(|| conn.pragma_update(None, "user_version", SCHEMA_VERSION))?;
+                retry_busy(|| migrate(&conn))?;
             }
         }
         tune(&conn)?;
@@ -135,8 +177,17 @@ impl Db {
             });
         }
         tx.execute(
-            "INSERT INTO containers (id, name, image_id, created, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![r.id, r.name, r.image_id, r.created, json],
+            "INSERT INTO containers (id, name, image_id, created, record, network_mode, cgroup_parent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                r.id,
+                r.name,
+                r.image_id,
+                r.created,
+                json,
+                r.host_config.network_mode,
+                r.host_config.cgroup_parent
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -162,8 +213,15 @@ impl Db {
             });
         }
         let n = tx.execute(
-            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
-            params![r.id, r.name, json],
+            "UPDATE containers SET name = ?2, record = ?3, network_mode = ?4, cgroup_parent = ?5 \
+             WHERE id = ?1",
+            params![
+                r.id,
+                r.name,
+                json,
+                r.host_config.network_mode,
+                r.host_config.cgroup_parent
+            ],
         )?;
         tx.commit()?;
         if n == 0 {
@@ -257,8 +315,9 @@ impl Db {
         Ok(out)
     }
 
-    /// What `stats` needs of every container, in [`Db::list`]'s order: the record
-    /// is read for its network mode and cgroup parent alone, skipping the rest.
+    /// What `stats` needs of every container, in [`Db::list`]'s order: the network
+    /// mode and cgroup parent from their columns; the record only of a row that a
+    /// version-1 oxcart wrote, and then for those two alone.
     pub fn list_for_stats(&self) -> Result<Vec<crate::stats::StatsCtr>> {
         #[derive(serde::Deserialize)]
         struct Lean<'a> {
@@ -273,23 +332,35 @@ impl Db {
             #[serde(borrow, default)]
             cgroup_parent: std::borrow::Cow<'a, str>,
         }
-        // Sorted here, as in `list`.
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, name, created, record FROM containers")?;
+        // Sorted here, as in `list`. SQLite reads a row's record (its overflow
+        // pages) only where the CASE asks for it.
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, name, created, network_mode, cgroup_parent, \
+             CASE WHEN network_mode IS NULL OR cgroup_parent IS NULL THEN record END \
+             FROM containers",
+        )?;
         let mut rows = st.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
-            let json = row.get_ref(3)?.as_str().map_err(|e| corrupt(&id, e))?;
-            let lean: Lean<'_> = serde_json::from_str(json).map_err(|e| corrupt(&id, e))?;
+            let (network_mode, cgroup_parent) = match row.get_ref(5)?.as_str_or_null() {
+                Ok(None) => (row.get(3)?, row.get(4)?),
+                Ok(Some(json)) => {
+                    let lean: Lean<'_> = serde_json::from_str(json).map_err(|e| corrupt(&id, e))?;
+                    (
+                        lean.host_config.network_mode.into_owned(),
+                        lean.host_config.cgroup_parent.into_owned(),
+                    )
+                }
+                Err(e) => return Err(corrupt(&id, e)),
+            };
             let created: String = row.get(2)?;
             out.push((
                 created,
                 crate::stats::StatsCtr {
                     name: row.get(1)?,
-                    network_mode: lean.host_config.network_mode.into_owned(),
-                    cgroup_parent: lean.host_config.cgroup_parent.into_owned(),
+                    network_mode,
+                    cgroup_parent,
                     id,
                 },
             ));
@@ -393,6 +464,101 @@ mod tests {
             pragma(&old, "user_version"),
             (SCHEMA_VERSION + 1).to_string()
         );
+    }
+
+    /// A version-1 database (no network mode or cgroup parent columns) gets them,
+    /// filled from its records, and `stats`'s listing reads the same either way —
+    /// also of a row a version-1 oxcart writes afterwards (NULL columns).
+    #[test]
+    fn version_1_rows_are_migrated_and_still_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v1.db");
+        let v1_insert = |c: &Connection, r: &Record| {
+            c.execute(
+                "INSERT INTO containers (id, name, image_id, created, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.id, r.name, r.image_id, r.created, serde_json::to_string(r).expect("json")],
+            )
+            .expect("insert");
+        };
+        let mut bridged = record("b1", "web", "2026-12-07T07:00:00.000000002Z");
+        bridged.host_config.network_mode = "bridge".into();
+        bridged.host_config.cgroup_parent = "/custom".into();
+        {
+            let c = Connection::open(&path).expect("open");
+            set_wal(&c).expect("wal");
+            c.execute_batch(
+                "CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 image_id TEXT NOT NULL, created TEXT NOT NULL, record TEXT NOT NULL);
+                 CREATE INDEX containers_image ON containers(image_id);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("v1 schema");
+            v1_insert(&c, &bridged);
+        }
+        let mut db = Db::open(&path).expect("open");
+        assert_eq!(pragma(&path, "user_version"), SCHEMA_VERSION.to_string());
+        let col = |id: &str| {
+            Connection::open(&path)
+                .expect("open")
+                .query_row(
+                    "SELECT network_mode, cgroup_parent FROM containers WHERE id = ?1",
+                    params![id],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                        ))
+                    },
+                )
+                .expect("row")
+        };
+        assert_eq!(col("b1"), (Some("bridge".into()), Some("/custom".into())));
+        // A row as a version-1 oxcart still running would insert it.
+        let mut late = record("a2", "late", "2026-12-07T07:00:00.000000003Z");
+        late.host_config.cgroup_parent = "/other".into();
+        v1_insert(&db.conn, &late);
+        assert_eq!(col("a2"), (None, None));
+        // One of ours.
+        db.insert(&record("c3", "new", "2026-12-07T07:00:00.000000001Z"))
+            .expect("insert");
+        assert_eq!(col("c3"), (Some("none".into()), Some(String::new())));
+        let listed: Vec<(String, String, String)> = db
+            .list_for_stats()
+            .expect("list")
+            .into_iter()
+            .map(|c| (c.id, c.network_mode, c.cgroup_parent))
+            .collect();
+        let want = |id: &str, n: &str, p: &str| (id.to_string(), n.to_string(), p.to_string());
+        assert_eq!(
+            listed,
+            [
+                want("a2", "none", "/other"),
+                want("b1", "bridge", "/custom"),
+                want("c3", "none", "")
+            ]
+        );
+        // `update` keeps the columns with the record.
+        let mut moved = db.get("a2").expect("get").expect("a2");
+        moved.name = "renamed".into();
+        db.update(&moved).expect("update");
+        assert_eq!(col("a2"), (Some("none".into()), Some("/other".into())));
+    }
+
+    /// `tune` leaves `synchronous` and the automatic checkpoint to this build's
+    /// SQLite defaults: a build without .cargo/config.toml's flags would fsync the
+    /// WAL at every commit and checkpoint every 1000 pages.
+    #[test]
+    fn defaults_are_built_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("c.db")).expect("open");
+        let get = |name: &str| {
+            db.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+                .expect("pragma")
+        };
+        // 1: NORMAL.
+        assert_eq!(get("synchronous"), 1);
+        assert_eq!(get("wal_autocheckpoint"), 64);
     }
 
     fn record(id: &str, name: &str, created: &str) -> Record {
