@@ -51,10 +51,10 @@ pub fn align(text: &str) -> String {
 }
 
 /// Aligns rows given as cells (each row a line).
-pub fn align_rows<S: AsRef<str>>(rows: &[Vec<S>]) -> String {
+pub fn align_rows<R: AsRef<[S]>, S: AsRef<str>>(rows: &[R]) -> String {
     let mut text = String::new();
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
+        for (i, cell) in row.as_ref().iter().enumerate() {
             if i > 0 {
                 text.push('\t');
             }
@@ -114,7 +114,9 @@ fn write_lines(
         for (j, cell) in line.iter().enumerate() {
             out.push_str(cell.text);
             if j < widths.len() {
-                out.push_str(&" ".repeat(widths[j].saturating_sub(cell.width)));
+                // Pushed in place: a `" ".repeat` per cell was an allocation each.
+                let pad = widths[j].saturating_sub(cell.width);
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push('\n');
@@ -124,6 +126,10 @@ fn write_lines(
 /// Display width: docker's tabwriter counts East Asian wide characters as
 /// two columns (go-runewidth); this covers the wide blocks, not every rule.
 fn width(s: &str) -> usize {
+    // Most cells are ASCII (ids, sizes, dates): one byte, one column.
+    if s.is_ascii() {
+        return s.len();
+    }
     s.chars()
         .map(|c| match c as u32 {
             0x1100..=0x115F
