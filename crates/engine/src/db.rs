@@ -31,6 +31,14 @@ const MIGRATE_2: &str = "
 ALTER TABLE containers ADD COLUMN network_mode TEXT;
 ALTER TABLE containers ADD COLUMN cgroup_parent TEXT;
 ";
+/// What `stats` lists, as a covering index: the listing reads its few pages, not
+/// the table's (two records a page: 25 page reads, and as many 4 KiB page-cache
+/// buffers faulted in, for 50 containers). Made after the columns exist, so in
+/// the migration and not in SCHEMA (which an old table meets first).
+const LISTING_INDEX: &str = "
+CREATE INDEX IF NOT EXISTS containers_listing
+    ON containers(created, id, name, network_mode, cgroup_parent);
+";
 const BACKFILL_2: &str = "
 UPDATE containers SET
     network_mode = coalesce(json_extract(record, '$.host_config.NetworkMode'), ''),
@@ -97,6 +105,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         tx.execute_batch(MIGRATE_2)?;
     }
     tx.execute_batch(BACKFILL_2)?;
+    tx.execute_batch(LISTING_INDEX)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }
@@ -316,9 +325,41 @@ impl Db {
     }
 
     /// What `stats` needs of every container, in [`Db::list`]'s order: the network
-    /// mode and cgroup parent from their columns; the record only of a row that a
-    /// version-1 oxcart wrote, and then for those two alone.
+    /// mode and cgroup parent from their columns (through `containers_listing`,
+    /// which covers the query); the record only of a row that a version-1 oxcart
+    /// wrote, and then for those two alone.
     pub fn list_for_stats(&self) -> Result<Vec<crate::stats::StatsCtr>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, name, created, network_mode, cgroup_parent FROM containers",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let columns: (Option<String>, Option<String>) = (row.get(3)?, row.get(4)?);
+            let (network_mode, cgroup_parent) = match columns {
+                (Some(n), Some(p)) => (n, p),
+                _ => self.host_fields_of_record(&id)?,
+            };
+            let created: String = row.get(2)?;
+            out.push((
+                created,
+                crate::stats::StatsCtr {
+                    name: row.get(1)?,
+                    network_mode,
+                    cgroup_parent,
+                    id,
+                },
+            ));
+        }
+        // Sorted here, as in `list`.
+        out.sort_by(|(ca, a), (cb, b)| newest_first((ca, &a.id), (cb, &b.id)));
+        Ok(out.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// The network mode and cgroup parent of a row without its columns (a
+    /// version-1 oxcart wrote it), from its record, skipping the rest of it.
+    fn host_fields_of_record(&self, id: &str) -> Result<(String, String)> {
         #[derive(serde::Deserialize)]
         struct Lean<'a> {
             #[serde(borrow)]
@@ -332,41 +373,16 @@ impl Db {
             #[serde(borrow, default)]
             cgroup_parent: std::borrow::Cow<'a, str>,
         }
-        // Sorted here, as in `list`. SQLite reads a row's record (its overflow
-        // pages) only where the CASE asks for it.
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, name, created, network_mode, cgroup_parent, \
-             CASE WHEN network_mode IS NULL OR cgroup_parent IS NULL THEN record END \
-             FROM containers",
+        let json: String = self.conn.query_row(
+            "SELECT record FROM containers WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
         )?;
-        let mut rows = st.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            let (network_mode, cgroup_parent) = match row.get_ref(5)?.as_str_or_null() {
-                Ok(None) => (row.get(3)?, row.get(4)?),
-                Ok(Some(json)) => {
-                    let lean: Lean<'_> = serde_json::from_str(json).map_err(|e| corrupt(&id, e))?;
-                    (
-                        lean.host_config.network_mode.into_owned(),
-                        lean.host_config.cgroup_parent.into_owned(),
-                    )
-                }
-                Err(e) => return Err(corrupt(&id, e)),
-            };
-            let created: String = row.get(2)?;
-            out.push((
-                created,
-                crate::stats::StatsCtr {
-                    name: row.get(1)?,
-                    network_mode,
-                    cgroup_parent,
-                    id,
-                },
-            ));
-        }
-        out.sort_by(|(ca, a), (cb, b)| newest_first((ca, &a.id), (cb, &b.id)));
-        Ok(out.into_iter().map(|(_, c)| c).collect())
+        let lean: Lean<'_> = serde_json::from_str(&json).map_err(|e| corrupt(id, e))?;
+        Ok((
+            lean.host_config.network_mode.into_owned(),
+            lean.host_config.cgroup_parent.into_owned(),
+        ))
     }
 
     /// Ids of the containers made from an image (rmi's check).
@@ -537,6 +553,16 @@ mod tests {
                 want("c3", "none", "")
             ]
         );
+        // The listing reads the covering index, not the table.
+        let plan: String = db
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id, name, created, network_mode, cgroup_parent FROM containers",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("COVERING INDEX containers_listing"), "{plan}");
         // `update` keeps the columns with the record.
         let mut moved = db.get("a2").expect("get").expect("a2");
         moved.name = "renamed".into();
