@@ -24,11 +24,15 @@ runtime=$(scripts/build-runtime.sh)
 dir=$(dirname "$runtime")
 triple=$(basename "$(dirname "$dir")")
 cargo build --release -p oxcart -p oxcart-monitor --target "$triple" \
-    --config "target.$triple.rustflags = [\"-C\", \"target-feature=+crt-static\"]" >&2
+    --config "target.$triple.rustflags = [$(scripts/build-runtime.sh --rustflags)]" >&2
 for b in oxcart oxcart-monitor oxcart-runtime; do
     # RUSTFLAGS in the environment replaces config rustflags: make sure each really is.
     if readelf -lW "$dir/$b" | grep -q 'Requesting program interpreter'; then
         echo "build-release: $dir/$b is dynamically linked (is RUSTFLAGS set? it overrides crt-static)" >&2
+        exit 1
+    fi
+    if ! readelf -SW "$dir/$b" | grep -q '\.relr\.dyn'; then
+        echo "build-release: $dir/$b has no DT_RELR relocations (binutils < 2.38?)" >&2
         exit 1
     fi
 done

@@ -15,10 +15,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# The flags of every static release executable (build-release.sh asks for them with
+# --rustflags). pack-relative-relocs: a static-pie relocates itself at every start,
+# and its ~11,000 relative relocations as RELA entries were 263 KB read at each
+# `oxcart` verb; as DT_RELR (binutils >= 2.38, glibc >= 2.36) they are 3 KB
+# (docs/benchmarks.md, "2026-12-07, evening").
+rustflags='"-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,-z,pack-relative-relocs"'
+if [ "${1:-}" = "--rustflags" ]; then
+    echo "$rustflags"
+    exit 0
+fi
 triple=$(rustc -vV | sed -n 's/^host: //p')
 [ -n "$triple" ] || { echo "build-runtime: cannot tell the host triple from rustc -vV" >&2; exit 1; }
 cargo build --release -p oxcart-runtime --target "$triple" \
-    --config "target.$triple.rustflags = [\"-C\", \"target-feature=+crt-static\"]" >&2
+    --config "target.$triple.rustflags = [$rustflags]" >&2
 bin="$PWD/target/$triple/release/oxcart-runtime"
 # RUSTFLAGS in the environment replaces config rustflags: make sure it really is static.
 headers=$(readelf -lW "$bin")
