@@ -49,7 +49,8 @@ WHERE network_mode IS NULL OR cgroup_parent IS NULL;
 /// `PRAGMA user_version` of a database that has [`SCHEMA`] and WAL mode, both
 /// persistent: an open that reads it skips the statements that would check them
 /// (every `ps` and `stats` opens the database; each statement is parsed anew).
-/// Bump it with any change to SCHEMA. 2: the network mode and cgroup parent columns.
+/// Bump it with any change to SCHEMA. 2: the network mode and cgroup parent columns
+/// and their covering index (`migrate`).
 const SCHEMA_VERSION: i64 = 2;
 
 /// Run `f` again while SQLite answers busy or locked. The busy timeout covers waits
