@@ -147,10 +147,12 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(60))?;
-        // WAL: readers never block the writer; synchronous=NORMAL is durable across
-        // process crashes (the case we must survive) and cheap.
+        // WAL: readers never block the writer. synchronous=NORMAL (durable across
+        // process crashes, the case we must survive, and cheap) and a 64-page
+        // automatic checkpoint (why the WAL is kept: below) are this build's SQLite
+        // defaults, as for the engine's containers.db (.cargo/config.toml; tested by
+        // `defaults_are_built_in`).
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Every command is a short process, hence usually the last connection, which
         // SQLite makes checkpoint the WAL into the database and delete it on close —
         // and the next command's first commit creates it again: four fsyncs (WAL
@@ -163,7 +165,6 @@ impl Db {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
-        conn.pragma_update(None, "wal_autocheckpoint", 64)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Schema version: refuse a database written by a newer oxcart rather than
         // misread it; older ones are upgraded by the idempotent CREATEs above.
@@ -529,5 +530,27 @@ impl Db {
         let mut st = self.conn.prepare("SELECT chain_id FROM layers")?;
         let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `open` leaves `synchronous` and the automatic checkpoint to this build's
+    /// SQLite defaults: a build without .cargo/config.toml's flags would fsync the
+    /// WAL at every commit and checkpoint every 1000 pages.
+    #[test]
+    fn defaults_are_built_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("images.db")).expect("open");
+        let get = |name: &str| {
+            db.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+                .expect("pragma")
+        };
+        // 1: NORMAL.
+        assert_eq!(get("synchronous"), 1);
+        assert_eq!(get("wal_autocheckpoint"), 64);
     }
 }
