@@ -335,13 +335,44 @@ fn v1_no_limit() -> u64 {
 }
 
 fn key_of(text: &str, key: &str) -> u64 {
-    // Each line's start compared with the key (memchr finds the lines): v1's
-    // memory.stat has ~70 lines and `stats` asks it for two keys per container; a
-    // substring search set up per call, or splitting every line at its space, cost
-    // more than the comparisons.
-    text.split('\n')
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
+    let [v] = keys_of(text, [key]);
+    v
+}
+
+/// The values of `keys` in a flat-keyed file ("key value" lines: memory.stat,
+/// cpu.stat), each from the first line of its key whose value parses, else 0.
+/// One pass for all keys, the lines found by a plain byte loop: v1's memory.stat
+/// has ~35 short lines and `stats` wants two keys of it per container, and
+/// splitting it once per key with memchr and memcmp calls per line cost 16 % of
+/// `stats --no-stream`'s instructions (docs/benchmarks.md, 2026-12-07).
+fn keys_of<const N: usize>(text: &str, keys: [&str; N]) -> [u64; N] {
+    let mut out = [0; N];
+    let mut found = [false; N];
+    let mut left = N;
+    for line in text.as_bytes().split(|&b| b == b'\n') {
+        let Some(&first) = line.first() else {
+            continue;
+        };
+        for (i, key) in keys.iter().enumerate() {
+            let key = key.as_bytes();
+            if found[i] || key.first() != Some(&first) || line.get(key.len()) != Some(&b' ') {
+                continue;
+            }
+            let Some(rest) = line.strip_prefix(key) else {
+                continue;
+            };
+            let value = std::str::from_utf8(&rest[1..]).ok();
+            if let Some(v) = value.and_then(|v| v.trim().parse().ok()) {
+                out[i] = v;
+                found[i] = true;
+                left -= 1;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    out
 }
 
 impl Manager {
@@ -414,8 +445,10 @@ impl Manager {
                 u.mem_usage = r.u64(d, "memory.usage_in_bytes")?;
                 let stat = r.opt(d, "memory.stat")?;
                 let stat = stat.as_deref().unwrap_or_default();
-                u.mem_inactive_file = key_of(stat, "total_inactive_file");
-                u.mem_limit = match key_of(stat, "hierarchical_memory_limit") {
+                let [inactive, hierarchical_limit] =
+                    keys_of(stat, ["total_inactive_file", "hierarchical_memory_limit"]);
+                u.mem_inactive_file = inactive;
+                u.mem_limit = match hierarchical_limit {
                     // The smallest limit of the cgroup and its ancestors
                     // (memcg1_stat_format): when that is "none", the cgroup's own
                     // memory.limit_in_bytes is "none" too, the same number — one
@@ -791,6 +824,42 @@ mod tests {
         assert_eq!(key_of("cache_x 1\ncache", "cache"), 0);
         assert_eq!(key_of("usage_usec x\nusage_usec 12", "usage_usec"), 12);
         assert_eq!(key_of("a 1\nusage_usec 12 \n", "usage_usec"), 12);
+        assert_eq!(key_of("usage_usec\nusage_usec 4", "usage_usec"), 4);
+        assert_eq!(key_of("\n\nusage_usec 4\n\n", "usage_usec"), 4);
+    }
+
+    #[test]
+    fn several_keys_in_one_pass() {
+        let stat = "cache 5\nhierarchical_memory_limit 9\ntotal_cache 6\ntotal_inactive_file 7\n";
+        assert_eq!(
+            keys_of(stat, ["total_inactive_file", "hierarchical_memory_limit"]),
+            [7, 9]
+        );
+        // Each key from its own first good line, whichever order the file has; a
+        // key absent is 0 and does not stop the others.
+        assert_eq!(
+            keys_of(stat, ["missing", "cache", "total_cache"]),
+            [0, 5, 6]
+        );
+        assert_eq!(keys_of("a x\nb 2\na 1\nb 3\n", ["a", "b"]), [1, 2]);
+        // The same answers as one key at a time, over a real v1 memory.stat's keys.
+        let real = "cache 0\nrss 49152\nrss_huge 0\nshmem 0\nmapped_file 0\n\
+                    hierarchical_memory_limit 9223372036854771712\n\
+                    total_cache 4096\ntotal_inactive_file 8192\ntotal_active_file 1\n";
+        for a in [
+            "cache",
+            "rss",
+            "total_inactive_file",
+            "hierarchical_memory_limit",
+        ] {
+            for b in ["total_active_file", "rss_huge", "nope", "total_cache"] {
+                assert_eq!(keys_of(real, [a, b]), [key_of(real, a), key_of(real, b)]);
+            }
+        }
+        assert_eq!(
+            key_of(real, "hierarchical_memory_limit"),
+            9223372036854771712
+        );
     }
 
     #[test]
