@@ -152,32 +152,52 @@ fn frame_sample(
     Ok(Some(sample(host, &rec, &obs)?))
 }
 
-/// One container's line, docker's fields as text.
+/// One container's line: docker's fields as text, in one buffer (a row was 9
+/// strings and twice as many more made on the way; their allocations were a
+/// tenth of `stats --no-stream`'s instructions).
 struct Row {
-    container: String,
-    id: String,
-    name: String,
-    cpu_perc: String,
-    mem_usage: String,
-    mem_perc: String,
-    net_io: String,
-    block_io: String,
-    pids: String,
+    buf: String,
+    /// Where each of [`Field`]'s texts ends in `buf`.
+    ends: [usize; Field::COUNT],
+}
+
+/// [`Row`]'s fields, in their order in its buffer.
+#[derive(Clone, Copy)]
+enum Field {
+    Container,
+    Id,
+    Name,
+    CpuPerc,
+    MemUsage,
+    MemPerc,
+    NetIo,
+    BlockIo,
+    Pids,
+}
+
+impl Field {
+    const COUNT: usize = 9;
 }
 
 impl Row {
+    fn get(&self, f: Field) -> &str {
+        let i = f as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
     /// The row as the template engine sees it (docker's field names).
     fn json(&self) -> Value {
         json!({
-            "BlockIO": self.block_io,
-            "CPUPerc": self.cpu_perc,
-            "Container": self.container,
-            "ID": self.id,
-            "MemPerc": self.mem_perc,
-            "MemUsage": self.mem_usage,
-            "Name": self.name,
-            "NetIO": self.net_io,
-            "PIDs": self.pids,
+            "BlockIO": self.get(Field::BlockIo),
+            "CPUPerc": self.get(Field::CpuPerc),
+            "Container": self.get(Field::Container),
+            "ID": self.get(Field::Id),
+            "MemPerc": self.get(Field::MemPerc),
+            "MemUsage": self.get(Field::MemUsage),
+            "Name": self.get(Field::Name),
+            "NetIO": self.get(Field::NetIo),
+            "PIDs": self.get(Field::Pids),
         })
     }
 }
@@ -189,15 +209,16 @@ fn default_table_text(rows: &[Row]) -> String {
     cells.push(header);
     cells.extend(rows.iter().map(|r| {
         [
-            r.id.as_str(),
-            &r.name,
-            &r.cpu_perc,
-            &r.mem_usage,
-            &r.mem_perc,
-            &r.net_io,
-            &r.block_io,
-            &r.pids,
+            Field::Id,
+            Field::Name,
+            Field::CpuPerc,
+            Field::MemUsage,
+            Field::MemPerc,
+            Field::NetIo,
+            Field::BlockIo,
+            Field::Pids,
         ]
+        .map(|f| r.get(f))
     }));
     oxcart_template::align_rows(&cells)
 }
@@ -209,105 +230,240 @@ fn row(label: &str, c: &StatsCtr, s: &Sample, cpu: f64, no_trunc: bool) -> Row {
         0.0
     };
     let id = if no_trunc {
-        c.id.clone()
+        c.id.as_str()
     } else {
-        c.id[..12.min(c.id.len())].to_string()
+        &c.id[..12.min(c.id.len())]
     };
-    Row {
-        block_io: format!(
-            "{} / {}",
-            decimal_size(s.blk_read),
-            decimal_size(s.blk_write)
-        ),
-        cpu_perc: format!("{cpu:.2}%"),
-        container: label.to_string(),
-        id,
-        mem_perc: format!("{mem_pct:.2}%"),
-        mem_usage: format!(
-            "{} / {}",
-            binary_size(s.mem_usage),
-            binary_size(s.mem_limit)
-        ),
-        name: c.name.trim_start_matches('/').to_string(),
-        net_io: format!("{} / {}", decimal_size(s.net_rx), decimal_size(s.net_tx)),
-        pids: s.pids.to_string(),
-    }
+    let mut buf = String::with_capacity(label.len() + id.len() + c.name.len() + 96);
+    let mut ends = [0; Field::COUNT];
+    let mut at = 0;
+    let mut end = |buf: &String| {
+        ends[at] = buf.len();
+        at += 1;
+    };
+    let pair = |buf: &mut String, a: u64, b: u64, size: fn(&mut String, u64)| {
+        size(buf, a);
+        buf.push_str(" / ");
+        size(buf, b);
+    };
+    // Field's order. Writing to a String cannot fail.
+    buf.push_str(label);
+    end(&buf);
+    buf.push_str(id);
+    end(&buf);
+    buf.push_str(c.name.trim_start_matches('/'));
+    end(&buf);
+    push_fixed_or_fmt(&mut buf, cpu, 2);
+    buf.push('%');
+    end(&buf);
+    pair(&mut buf, s.mem_usage, s.mem_limit, push_binary_size);
+    end(&buf);
+    push_fixed_or_fmt(&mut buf, mem_pct, 2);
+    buf.push('%');
+    end(&buf);
+    pair(&mut buf, s.net_rx, s.net_tx, push_decimal_size);
+    end(&buf);
+    pair(&mut buf, s.blk_read, s.blk_write, push_decimal_size);
+    end(&buf);
+    push_u64(&mut buf, s.pids);
+    end(&buf);
+    Row { buf, ends }
 }
 
 /// go-units' CustomSize: divide by `base` while it fits, then Go's `%.{prec}g`.
-fn custom_size(n: u64, base: f64, units: &[&str], prec: usize) -> String {
+fn push_custom_size(out: &mut String, n: u64, base: f64, units: &[&str], prec: usize) {
     let mut v = n as f64;
     let mut i = 0;
     while v >= base && i < units.len() - 1 {
         v /= base;
         i += 1;
     }
-    format!("{}{}", go_g(v, prec), units[i])
+    push_go_g(out, v, prec);
+    out.push_str(units[i]);
 }
 
-/// go-units' BytesSize (`%.4g` over powers of 1024): `1.5MiB`, `0B`.
-pub fn binary_size(n: u64) -> String {
-    custom_size(
+fn push_binary_size(out: &mut String, n: u64) {
+    push_custom_size(
+        out,
         n,
         1024.0,
         &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
         4,
-    )
+    );
+}
+
+fn push_decimal_size(out: &mut String, n: u64) {
+    push_custom_size(
+        out,
+        n,
+        1000.0,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB"],
+        3,
+    );
+}
+
+/// go-units' BytesSize (`%.4g` over powers of 1024): `1.5MiB`, `0B`.
+pub fn binary_size(n: u64) -> String {
+    let mut s = String::new();
+    push_binary_size(&mut s, n);
+    s
 }
 
 /// go-units' HumanSizeWithPrecision(n, 3) (powers of 1000): `1.23MB`, `0B`.
-pub fn decimal_size(n: u64) -> String {
-    custom_size(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"], 3)
+#[cfg(test)]
+fn decimal_size(n: u64) -> String {
+    let mut s = String::new();
+    push_decimal_size(&mut s, n);
+    s
 }
 
-/// Go's `%.{p}g`: `p` significant digits, trailing zeros dropped, the exponent form
-/// when the exponent is below -4 or at least `p` (`1e+03`).
+#[cfg(test)]
 fn go_g(v: f64, p: usize) -> String {
+    let mut s = String::new();
+    push_go_g(&mut s, v, p);
+    s
+}
+
+/// Go's `%.{p}g` of `v`, appended to `out`: `p` significant digits, trailing zeros
+/// dropped, the exponent form when the exponent is below -4 or at least `p`
+/// (`1e+03`).
+fn push_go_g(out: &mut String, v: f64, p: usize) {
+    use std::fmt::Write as _;
     if v == 0.0 {
-        return "0".into();
+        out.push('0');
+        return;
     }
+    let start = out.len();
     // What the size columns print (1 <= v < 10^p, six per row): one fixed-point
     // formatting with the decimals that p significant digits leave, not the
     // exponent form's formatting first (a fifth of the rows' formatting time).
-    if let Some(mut s) = go_g_fixed(v, p) {
-        trim_fraction(&mut s);
-        return s;
+    if push_g_fixed(out, v, p) {
+        trim_fraction(out, start);
+        return;
     }
-    let mut sci = format!("{:.*e}", p.saturating_sub(1), v);
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
+    let _ = write!(out, "{:.*e}", p.saturating_sub(1), v);
+    let e = out[start..].find('e').map_or(out.len(), |i| start + i);
+    let exp: i32 = out.get(e + 1..).and_then(|x| x.parse().ok()).unwrap_or(0);
     if exp < -4 || exp >= p as i32 {
-        let mut mant = mant.to_string();
-        trim_fraction(&mut mant);
+        out.truncate(e);
+        trim_fraction(out, start);
         let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", exp.abs());
+        let _ = write!(out, "e{sign}{:02}", exp.abs());
+        return;
     }
+    out.truncate(start);
     let decimals = (p as i32 - 1 - exp).max(0) as usize;
-    sci = format!("{v:.decimals$}");
-    trim_fraction(&mut sci);
-    sci
+    let _ = write!(out, "{v:.decimals$}");
+    trim_fraction(out, start);
 }
 
-/// [`go_g`] of a `v` in [1, 10^p) as fixed point, untrimmed; `None` where rounding
-/// to p digits carries into one more (9.996 at p = 3 is `10.0`, 999.96 is `1e+03`):
-/// the general path decides those.
-fn go_g_fixed(v: f64, p: usize) -> Option<String> {
+/// [`push_go_g`] of a `v` in [1, 10^p) as fixed point, untrimmed; false, with
+/// nothing appended, where rounding to p digits carries into one more (9.996 at
+/// p = 3 is `10.0`, 999.96 is `1e+03`): the general path decides those.
+fn push_g_fixed(out: &mut String, v: f64, p: usize) -> bool {
     if !(1.0..10f64.powi(p as i32)).contains(&v) {
-        return None;
+        return false;
     }
     let mut digits = 1;
     while digits < p && v >= 10f64.powi(digits as i32) {
         digits += 1;
     }
-    let s = format!("{v:.*}", p - digits);
-    (s.find('.').unwrap_or(s.len()) == digits).then_some(s)
+    let start = out.len();
+    push_fixed_or_fmt(out, v, p - digits);
+    let int_len = out[start..].find('.').unwrap_or(out.len() - start);
+    if int_len != digits {
+        out.truncate(start);
+        return false;
+    }
+    true
 }
 
-/// Drop a fraction's trailing zeros, and its point if nothing is left after it.
-fn trim_fraction(s: &mut String) {
-    if s.contains('.') {
-        let keep = s.trim_end_matches('0').trim_end_matches('.').len();
-        s.truncate(keep);
+/// `format!("{v:.d$}")` appended to `out`: through [`push_fixed`] where it can,
+/// else std's formatting.
+fn push_fixed_or_fmt(out: &mut String, v: f64, d: usize) {
+    use std::fmt::Write as _;
+    if !push_fixed(out, v, d) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v:.d$}");
+    }
+}
+
+/// `v` with `d` (< 4) decimals, exactly as `format!("{v:.d$}")` and Go's
+/// `%.{d}f` print it: the double's exact value rounded half to even. A double
+/// is `m * 2^e` with `m` below 2^53, so `v * 10^d` is an integer division by a
+/// power of two and its remainder tells the rounding. False, with nothing
+/// appended, for what this does not cover (negative, not finite, too large).
+/// Why: std's exact float formatting was most of a size column's cost, six
+/// such columns and two percentages per row (docs/benchmarks.md).
+fn push_fixed(out: &mut String, v: f64, d: usize) -> bool {
+    const POW10: [u64; 4] = [1, 10, 100, 1000];
+    if !v.is_finite() || !v.is_sign_positive() || d >= POW10.len() {
+        return false;
+    }
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1 << 52) - 1);
+    // IEEE 754 binary64: subnormals have no implicit bit and the least exponent.
+    let (m, e) = if biased == 0 {
+        (frac, -1074)
+    } else {
+        (frac | 1 << 52, biased - 1075)
+    };
+    let scaled = u128::from(m) * u128::from(POW10[d]);
+    let q = if e >= 0 {
+        if e > 11 {
+            return false;
+        }
+        scaled << e
+    } else if e <= -127 {
+        // Below 2^-74 times 10^d: rounds to zero.
+        0
+    } else {
+        let shift = e.unsigned_abs();
+        let q = scaled >> shift;
+        let rem = scaled & ((1 << shift) - 1);
+        let half = 1 << (shift - 1);
+        if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    };
+    let Ok(q) = u64::try_from(q) else {
+        return false;
+    };
+    push_u64(out, q / POW10[d]);
+    if d > 0 {
+        out.push('.');
+        let f = q % POW10[d];
+        for i in (0..d).rev() {
+            out.push(char::from(b'0' + (f / POW10[i] % 10) as u8));
+        }
+    }
+    true
+}
+
+/// `n` in decimal, appended without the formatting machinery.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&b| char::from(b)));
+}
+
+/// Drop the trailing zeros of the fraction in `s[start..]`, and its point if
+/// nothing is left after it.
+fn trim_fraction(s: &mut String, start: usize) {
+    if s[start..].contains('.') {
+        let keep = s[start..].trim_end_matches('0').trim_end_matches('.').len();
+        s.truncate(start + keep);
     }
 }
 
@@ -382,6 +538,61 @@ mod tests {
         }
     }
 
+    /// The integer fixed point prints what std's exact float formatting does:
+    /// ties, subnormals, integers, large values, and a spread of doubles.
+    #[test]
+    fn fixed_point_is_std_formatting() {
+        let mut vs = vec![
+            0.0,
+            0.5,
+            0.25,
+            0.125,
+            2.5,
+            1.125,
+            1.375,
+            10.25,
+            1000.5,
+            1001.5,
+            0.005,
+            0.015,
+            0.004999999999999999,
+            99.995,
+            99.985,
+            1e-300,
+            5e-324,
+            1e15,
+            1.8e16,
+            4.2e17,
+            123456789.125,
+            9007199254740993.0,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            // xorshift: doubles of every exponent from 2^-30 to 2^40.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits((1023 - 30 + x % 70) << 52 | (x >> 12) & ((1 << 52) - 1));
+            vs.push(v);
+            vs.push((v * 1000.0).round() / 1000.0);
+        }
+        for &v in &vs {
+            for d in 0..4 {
+                let mut s = String::new();
+                push_fixed_or_fmt(&mut s, v, d);
+                assert_eq!(s, format!("{v:.d$}"), "{v:e} with {d} decimals");
+            }
+        }
+        for v in [-1.5, -0.0, f64::NAN, f64::INFINITY, 1e30] {
+            assert!(!push_fixed(&mut String::new(), v, 2), "{v}");
+        }
+        assert!(!push_fixed(&mut String::new(), 1.0, 4));
+        let mut s = String::new();
+        push_u64(&mut s, u64::MAX);
+        push_u64(&mut s, 0);
+        assert_eq!(s, format!("{}0", u64::MAX));
+    }
+
     /// The fixed-point path prints what the general one does, where rounding
     /// carries too (9.996 -> 10, 999.96 -> 1e+03) and at the powers of ten.
     #[test]
@@ -392,12 +603,12 @@ mod tests {
             let exp: i32 = exp.parse().expect("a number");
             let mut out = if exp < -4 || exp >= p as i32 {
                 let mut m = mant.to_string();
-                trim_fraction(&mut m);
+                trim_fraction(&mut m, 0);
                 return format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
             } else {
                 format!("{v:.*}", (p as i32 - 1 - exp).max(0) as usize)
             };
-            trim_fraction(&mut out);
+            trim_fraction(&mut out, 0);
             out
         };
         let mut vs = vec![
@@ -411,6 +622,11 @@ mod tests {
         }
         assert_eq!(go_g(9.996, 3), "10");
         assert_eq!(go_g(999.96, 3), "1e+03");
+        // Ties round to even, as std and Go's strconv do.
+        assert_eq!(go_g(1.125, 3), "1.12");
+        assert_eq!(go_g(1.375, 3), "1.38");
+        assert_eq!(go_g(1000.5, 4), "1000");
+        assert_eq!(go_g(1001.5, 4), "1002");
         assert_eq!(go_g(1023.9, 4), "1024");
     }
 }
