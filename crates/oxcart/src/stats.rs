@@ -61,12 +61,14 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
         None | Some("") | Some("table") => DEFAULT_FORMAT,
         Some(f) => f,
     };
-    let formatter =
-        Formatter::new(fmt).with_context(|| format!("template parsing error: {fmt}"))?;
     // The default table is written straight through the tabwriter: the template
     // engine's rows of JSON values were a fifth of `stats --no-stream`'s
-    // instructions, for the same text (tested).
-    let default_table = fmt == DEFAULT_FORMAT;
+    // instructions, for the same text (tested), and its template is not parsed.
+    let formatter = if fmt == DEFAULT_FORMAT {
+        None
+    } else {
+        Some(Formatter::new(fmt).with_context(|| format!("template parsing error: {fmt}"))?)
+    };
     let mut host = e.stats_host()?;
     // Named containers are resolved once: a missing one is an error up front.
     let named: Vec<(String, StatsCtr)> = a
@@ -105,11 +107,12 @@ pub fn cmd_stats(e: &Engine, a: &StatsArgs) -> Result<()> {
             next.insert(c.id.clone(), s);
         }
         prev = next;
-        let text = if default_table {
-            default_table_text(&rows)
-        } else {
-            let rows: Vec<Value> = rows.iter().map(Row::json).collect();
-            formatter.render(&rows, &headers())?
+        let text = match &formatter {
+            None => default_table_text(&rows),
+            Some(f) => {
+                let rows: Vec<Value> = rows.iter().map(Row::json).collect();
+                f.render(&rows, &headers())?
+            }
         };
         let mut out = stdout.lock();
         if !a.no_stream {
