@@ -168,13 +168,19 @@ fn stats_shows_memory_a_container_allocated_in_dockers_columns() {
 /// trusted the wrong one: a live container whose monitor was SIGKILLed (files say
 /// started, the monitor is gone, the cgroup still holds `sleep`), one that exited
 /// (exit.json), a paused one (frozen processes still count), one on a bridge
-/// (its network counters read through its pid).
+/// (its network counters read through its pid), one under its own cgroup parent
+/// (its figures read there, not under the default parent).
 #[test]
 fn stats_lists_what_ps_calls_running() {
     let ox = new_ox().pulled();
     for name in ["orphaned", "paused", "plain"] {
         ox.detached(&["--name", name], &["sleep", "1000"]);
     }
+    let parent = format!("/oxcart-test-stats-{}", std::process::id());
+    ox.detached(
+        &["--name", "parented", "--cgroup-parent", &parent],
+        &["sleep", "1000"],
+    );
     // On the default bridge (`detached` gives `--network none`).
     ox.ok(&[
         "run",
@@ -221,7 +227,7 @@ fn stats_lists_what_ps_calls_running() {
         v
     };
     let running = names(&["ps", "--format", "{{.Names}}"]);
-    assert_eq!(running, ["bridged", "orphaned", "paused", "plain"]);
+    assert_eq!(running, ["bridged", "orphaned", "parented", "paused", "plain"]);
     assert_eq!(
         names(&["stats", "--no-stream", "--format", "{{.Name}}"]),
         running
@@ -233,7 +239,7 @@ fn stats_lists_what_ps_calls_running() {
         "--format",
         "{{.Name}} {{.PIDs}} {{.MemUsage}}",
     ]);
-    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(rows.len(), 6, "{rows:?}");
     for r in &rows {
         let zero = r.ends_with(" 0 0B / 0B");
         assert_eq!(zero, r.starts_with("exited "), "{rows:?}");
@@ -260,11 +266,29 @@ fn stats_lists_what_ps_calls_running() {
     let net: Vec<&str> = net.lines().collect();
     assert_ne!(net[0], "0B / 0B", "{net:?}");
     assert_eq!(net[1], "0B / 0B", "{net:?}");
+    // The same in a pass over every container.
+    let all = names(&["stats", "--no-stream", "--format", "{{.Name}} {{.NetIO}}"]);
+    for r in &all {
+        let zero = r.ends_with(" 0B / 0B");
+        assert_eq!(zero, !r.starts_with("bridged "), "{all:?}");
+    }
     ox.ok(&["unpause", "paused"]);
     ox.ok(&[
-        "rm", "-f", "orphaned", "paused", "plain", "bridged", "exited",
+        "rm", "-f", "orphaned", "paused", "plain", "bridged", "exited", "parented",
     ]);
     ox.assert_clean();
+    // The parent stays after its last container, as docker's does: this test made
+    // it, so it removes it (empty now) from every hierarchy.
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = h.path().join(parent.trim_start_matches('/'));
+        if p.exists() {
+            std::fs::remove_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+    }
 }
 
 #[test]
