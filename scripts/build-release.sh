@@ -23,8 +23,27 @@ export PATH="$HOME/.cargo/bin:$PATH"
 runtime=$(scripts/build-runtime.sh)
 dir=$(dirname "$runtime")
 triple=$(basename "$(dirname "$dir")")
-cargo build --release -p oxcart -p oxcart-monitor --target "$triple" \
-    --config "target.$triple.rustflags = [$(scripts/build-runtime.sh --rustflags)]" >&2
+flags="target.$triple.rustflags = [$(scripts/build-runtime.sh --rustflags)]"
+cargo build --release -p oxcart-monitor --target "$triple" --config "$flags" >&2
+# oxcart's everyday functions first in its text, together, in the order of
+# scripts/oxcart.symorder (lld's --symbol-ordering-file; scripts/symbol-order.sh says
+# how the list is made, docs/architecture.md why). lld warns of each listed name this
+# build does not have: their count says how stale the list is.
+order="$PWD/scripts/oxcart.symorder"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! cargo rustc --release -p oxcart --bin oxcart --target "$triple" --config "$flags" \
+    -- -C link-arg=-Wl,--symbol-ordering-file="$order" -W linker-messages 2>"$log"; then
+    cat "$log" >&2
+    exit 1
+fi
+listed=$(wc -l < "$order")
+missing=$(grep -c 'symbol ordering file: no such symbol' "$log" || true)
+placed=$((listed - missing))
+echo "build-release: $placed of $listed functions of scripts/oxcart.symorder placed first in oxcart" >&2
+if [ $((placed * 10)) -lt $((listed * 8)) ]; then
+    echo "build-release: warning: the list is stale; regenerate it: sudo scripts/symbol-order.sh" >&2
+fi
 for b in oxcart oxcart-monitor oxcart-runtime; do
     # RUSTFLAGS in the environment replaces config rustflags: make sure each really is.
     if readelf -lW "$dir/$b" | grep -q 'Requesting program interpreter'; then
