@@ -227,7 +227,10 @@ fn stats_lists_what_ps_calls_running() {
         v
     };
     let running = names(&["ps", "--format", "{{.Names}}"]);
-    assert_eq!(running, ["bridged", "orphaned", "parented", "paused", "plain"]);
+    assert_eq!(
+        running,
+        ["bridged", "orphaned", "parented", "paused", "plain"]
+    );
     assert_eq!(
         names(&["stats", "--no-stream", "--format", "{{.Name}}"]),
         running
