@@ -20,7 +20,7 @@
 use crate::error::{CgroupError, Result};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -115,18 +115,21 @@ impl DirCache {
 
 /// openat(2) `rel` below `dir` and read it whole, as a `seq_file`.
 fn openat_read(dir: &OwnedFd, mut rel: Vec<u8>) -> io::Result<String> {
-    if rel.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path contains a NUL byte",
-        ));
-    }
     rel.push(0);
-    // SAFETY: rel is NUL-terminated without interior NULs; the fd is owned below.
+    let rel = std::ffi::CStr::from_bytes_with_nul(&rel)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    crate::seqfile::read_to_string(open_below(dir.as_fd(), rel)?)
+}
+
+/// openat(2) `rel` below `dir`, read-only and close-on-exec: one lookup of a
+/// relative path where many files share a parent (here the cgroups' parents, in
+/// the engine the containers' directory).
+pub fn open_below(dir: BorrowedFd<'_>, rel: &std::ffi::CStr) -> io::Result<File> {
+    // SAFETY: rel is NUL-terminated; the fd is owned below.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
-            rel.as_ptr().cast(),
+            rel.as_ptr(),
             libc::O_RDONLY | libc::O_CLOEXEC,
         )
     };
@@ -134,7 +137,7 @@ fn openat_read(dir: &OwnedFd, mut rel: Vec<u8>) -> io::Result<String> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh fd we own.
-    crate::seqfile::read_to_string(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 impl CgroupError {

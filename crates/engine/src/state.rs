@@ -6,7 +6,7 @@
 use crate::error::{io_err, Result};
 use crate::record::{ExitInfo, MonitorInfo, Record};
 use crate::runtime::Runtime;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -186,20 +186,7 @@ fn c_name(name: &str) -> std::io::Result<std::ffi::CString> {
 /// The whole file `name` below `dir`, as `fs::read` would return it.
 fn read_at(dir: &OwnedFd, name: &str) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let c = c_name(name)?;
-    // SAFETY: c is NUL-terminated; the fd is owned below.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let f = oxcart_cgroups::dircache::open_below(dir.as_fd(), &c_name(name)?)?;
     // Through `take`: no size and position queries for these small files (state
     // files are a few hundred bytes; the buffer grows for a long health log).
     let mut b = Vec::with_capacity(1024);
@@ -229,20 +216,10 @@ fn read_json_below<T: serde::de::DeserializeOwned>(
     rel[..id.len()].copy_from_slice(id.as_bytes());
     rel[id.len()] = b'/';
     rel[id.len() + 1..len].copy_from_slice(name.as_bytes());
-    // SAFETY: rel is NUL-terminated (zeroed past `len`) without interior NULs;
-    // the fd is owned below.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            rel.as_ptr().cast(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // Zeroed past `len`, no NUL before it (checked above).
+    let rel = std::ffi::CStr::from_bytes_until_nul(&rel)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut f = oxcart_cgroups::dircache::open_below(dir.as_fd(), rel)?;
     let mut b = Vec::with_capacity(1024);
     let want = b.capacity();
     let n = loop {
