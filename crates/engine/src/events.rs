@@ -434,7 +434,22 @@ pub fn follow(
                 if !drain(&mut reader, &mut emit).map_err(io)? {
                     return Ok(());
                 }
-                reader = BufReader::new(open_or_create(&live_path).map_err(io)?);
+                let next = open_or_create(&live_path).map_err(io)?;
+                // Rotated twice since the last look (a burst of short commands within
+                // one poll): the file between is the rotated one now, unless that is
+                // the file just drained or the one opened as live. Three rotations
+                // within a poll lose the middle one: the journal keeps two files.
+                if let Ok(between) = File::open(dir.join(JOURNAL_OLD)) {
+                    let b = between.metadata().ok().map(|m| m.ino());
+                    let next_ino = next.metadata().ok().map(|m| m.ino());
+                    if b != Some(ino)
+                        && b != next_ino
+                        && !drain(&mut BufReader::new(between), &mut emit).map_err(io)?
+                    {
+                        return Ok(());
+                    }
+                }
+                reader = BufReader::new(next);
                 continue;
             }
             _ => {}
